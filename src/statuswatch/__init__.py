@@ -1,0 +1,14 @@
+"""statuswatch: streaming anomaly detection for HTTP status codes.
+
+Data flow (one module per stage)::
+
+    shell/sources   Kafka | file | list           (I/O)
+      core/decode   bytes -> columns               (pure)
+      core/window   event-time tumbling windows    (pure)
+      core/baseline expected share and volume      (pure, River)
+      core/score    count-aware significance       (pure)
+      core/decide   pending/firing/resolved        (pure)
+    shell/sinks     JSON lines, metrics            (I/O)
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,213 @@
+"""Configuration: YAML file, overridden by ``STATUSWATCH_*`` environment variables.
+
+Precedence is explicit: init arguments > environment > YAML > defaults.
+Nested keys use ``__`` in the environment, e.g. ``STATUSWATCH_WINDOW__SIZE_SECONDS=5``.
+Unknown keys are rejected; errors name the dotted key and never echo values
+(so secrets cannot leak through a validation message).
+
+>>> s = Settings()
+>>> s.window.size_seconds
+10.0
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from statuswatch.errors import ConfigError
+
+Dimension = Literal["service", "route", "app"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = Field("gateway-logs", min_length=1)
+    group_id: str = Field("statuswatch", min_length=1)
+    client_id: str = "statuswatch"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_batch_records: int = Field(5000, gt=0)
+    fetch_timeout_ms: int = Field(500, gt=0)
+    max_partition_fetch_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    session_timeout_ms: int = Field(30_000, gt=0)
+    security_protocol: Literal["PLAINTEXT"] = "PLAINTEXT"
+
+
+class FieldMap(_Strict):
+    """Dotted paths to the fields of a JSON log (formats ``json`` and ``nginx-json``)."""
+
+    timestamp: str = "time"
+    timestamp_unit: Literal["s", "ms", "us", "ns", "iso8601"] = "iso8601"
+    status: str = "status"
+    service: str | None = None
+    route: str | None = None
+    app: str | None = None
+
+
+class DecodeConfig(_Strict):
+    format: Literal["kong", "envoy", "nginx-json", "combined", "json"] = "kong"
+    fields: FieldMap = FieldMap()
+    max_record_bytes: int = Field(1_000_000, gt=0)
+    max_depth: int = Field(64, gt=0)
+
+
+class WindowConfig(_Strict):
+    size_seconds: float = Field(10.0, gt=0, le=3600)
+    allowed_lateness_seconds: float = Field(5.0, ge=0)
+    idle_timeout_seconds: float = Field(30.0, gt=0)
+
+    @property
+    def size_ms(self) -> int:
+        return round(self.size_seconds * 1000)
+
+    @property
+    def lateness_ms(self) -> int:
+        return round(self.allowed_lateness_seconds * 1000)
+
+
+class ScopesConfig(_Strict):
+    levels: list[list[Dimension]] = Field(
+        default_factory=lambda: [[], ["service"], ["service", "route"], ["app"]]
+    )
+    max_per_level: int = Field(500, gt=0)
+
+    @model_validator(mode="after")
+    def _fleet_first(self) -> ScopesConfig:
+        if not self.levels or self.levels[0] != []:
+            raise ValueError("the first level must be [] (the whole fleet)")
+        return self
+
+
+class BaselineConfig(_Strict):
+    half_life_windows: float = Field(90.0, gt=0)
+    warmup_windows: int = Field(30, ge=0)
+
+
+class DetectConfig(_Strict):
+    fire_score: float = Field(6.0, gt=0)
+    clear_score: float = Field(3.0, ge=0)
+    extreme_score: float = Field(20.0, gt=0)
+    k: int = Field(2, gt=0)
+    m: int = Field(3, gt=0)
+    min_excess_count: float = Field(10.0, ge=0)
+    min_share_ratio: float = Field(2.0, ge=1.0)
+    min_firing_windows: int = Field(3, ge=1)
+    clear_windows: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DetectConfig:
+        if self.k > self.m:
+            raise ValueError("k must be <= m")
+        if self.clear_score >= self.fire_score:
+            raise ValueError("clear_score must be below fire_score (hysteresis)")
+        return self
+
+
+class AlertsConfig(_Strict):
+    output: str = "-"
+
+
+class MetricsConfig(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)
+
+
+_yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "statuswatch_yaml_path", default=None
+)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping safely (``!!python/*`` tags are refused)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys")
+    return data
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ returns the whole mapping
+
+    def __call__(self) -> dict[str, Any]:
+        path = _yaml_path.get()
+        return read_yaml(path) if path is not None else {}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STATUSWATCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaConfig = KafkaConfig()
+    decode: DecodeConfig = DecodeConfig()
+    window: WindowConfig = WindowConfig()
+    scopes: ScopesConfig = ScopesConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    detect: DetectConfig = DetectConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, ``dotted.key: message``; input values are never shown."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (YAML) plus the environment; raise ``ConfigError``."""
+    token = _yaml_path.set(Path(path) if path is not None else None)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    finally:
+        _yaml_path.reset(token)

@@ -1,0 +1,68 @@
+"""Columnar batch types passed between the pure stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+#: Scope dimensions a decoder may fill, in canonical order.
+DIMENSIONS: Final = ("service", "route", "app")
+
+#: Bounded set of reasons a record is rejected (also metric label values).
+INVALID_REASONS: Final = (
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "too_deep",
+    "too_large",
+    "missing_field",
+    "wrong_type",
+    "status_out_of_range",
+    "bad_timestamp",
+    "unparseable_line",
+)
+
+MIN_STATUS: Final = 100
+MAX_STATUS: Final = 599
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRecord:
+    """A record the decoder rejected: its index in the input batch and why."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """The good records of one input batch, as columns.
+
+    ``index[i]`` is the position of good record ``i`` in the input batch, so the
+    shell can map it back to (topic, partition, offset).
+    ``dims[d][i]`` is the value of dimension ``d`` ("" when the log lacks it).
+    """
+
+    ts_ms: I64
+    status: I64
+    dims: dict[str, list[str]]
+    index: I64
+    invalid: list[InvalidRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.shape[0])
+
+    @staticmethod
+    def empty() -> DecodedBatch:
+        """A batch with no records.
+
+        >>> len(DecodedBatch.empty())
+        0
+        """
+        z = np.zeros(0, dtype=np.int64)
+        return DecodedBatch(z, z.copy(), {d: [] for d in DIMENSIONS}, z.copy(), [])
