@@ -1,0 +1,134 @@
+"""Command line: ``statuswatch run|backtest|simulate|check-config|demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from statuswatch import __version__
+from statuswatch.config import Settings, load_settings
+from statuswatch.errors import StatuswatchError
+
+log = logging.getLogger("statuswatch")
+
+FORMATS = ("kong", "envoy", "nginx-json", "combined", "json")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "format", None):
+        base = load_settings(args.config)
+        overrides["decode"] = base.decode.model_copy(update={"format": args.format})
+    return load_settings(args.config, **overrides)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(f"{args.config or '(defaults)'}: OK (format={settings.decode.format}, "
+          f"window={settings.window.size_seconds}s, topic={settings.kafka.topic})")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from statuswatch.core.detector import Detector
+    from statuswatch.shell.runtime import backtest
+    from statuswatch.shell.sinks import JsonLinesSink
+    from statuswatch.shell.sources import read_file_batches
+
+    settings = _settings(args)
+    detector = Detector(settings)
+    sink = JsonLinesSink(args.alerts_out)
+    try:
+        summary = backtest(detector, read_file_batches(args.input), sink)
+    finally:
+        sink.close()
+    text = json.dumps(summary.to_json(), indent=2)
+    if args.summary_out:
+        Path(args.summary_out).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text, file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from statuswatch.shell.app import run_forever
+
+    settings = _settings(args)
+    return asyncio.run(run_forever(settings, metrics_port=args.metrics_port))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from statuswatch.simulate.cli import run
+
+    return run(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from statuswatch.shell.demo import demo
+
+    return asyncio.run(demo(metrics_port=args.metrics_port, live_seconds=args.live_seconds))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="statuswatch",
+        description="Streaming anomaly detection for HTTP status codes in gateway access logs.",
+    )
+    parser.add_argument("--version", action="version", version=f"statuswatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="PATH", help="YAML config (default: built-in defaults)")
+
+    p = sub.add_parser("run", help="consume from Kafka and detect")
+    with_config(p)
+    p.add_argument("--format", choices=FORMATS, help="override decode.format")
+    p.add_argument("--metrics-port", type=int, help="override metrics.port")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backtest", help="run the pipeline over a file or stdin in event time")
+    with_config(p)
+    p.add_argument("input", metavar="PATH", help="log file, or - for stdin")
+    p.add_argument("--format", choices=FORMATS, help="override decode.format")
+    p.add_argument("--alerts-out", default="-", metavar="PATH", help="alerts as JSON lines (default stdout)")
+    p.add_argument("--summary-out", metavar="PATH", help="summary JSON (default stderr)")
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("simulate", help="produce synthetic gateway traffic with incidents")
+    from statuswatch.simulate.cli import configure_parser
+
+    configure_parser(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("check-config", help="validate a YAML config")
+    p.add_argument("--config", metavar="PATH", required=True, help="YAML config to check")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("demo", help="local broker + simulated 403 incident + detector, end to end")
+    p.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics (default 9464)")
+    p.add_argument("--live-seconds", type=float, default=90.0, help="seconds of live traffic")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING if not args.verbose else logging.DEBUG)
+    try:
+        return int(args.func(args))
+    except StatuswatchError as exc:
+        print(f"statuswatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

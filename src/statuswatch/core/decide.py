@@ -1,0 +1,190 @@
+"""Alert lifecycle: pending -> firing -> resolved, with k-of-m and hysteresis.
+
+One state machine per (scope row, code column, direction) that has evidence.
+A series fires when ``k`` of its last ``m`` windows are hits, or at once on
+extreme evidence; it resolves only after ``min_firing_windows`` and then
+``clear_windows`` consecutive windows below the (lower) clear score.
+
+Alert ids hash the scope, code, direction and the episode's first hit, so a
+replay of the same input yields the same ids and Alertmanager dedupes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Direction = Literal["up", "down"]
+State = Literal["pending", "firing"]
+Key = tuple[int, int, Direction]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What one window says about one series."""
+
+    hit: bool  # significant and past every gate
+    calm: bool  # below the clear score: counts towards resolving
+    extreme: bool  # so strong that one window is enough
+    score: float
+    observed_count: int
+    expected_count: float
+    observed_share: float
+    expected_share: float
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    id: str
+    state: Literal["firing", "resolved"]
+    code: int
+    direction: Direction
+    scope: dict[str, str]
+    window_start_ms: int
+    window_end_ms: int
+    episode_start_ms: int
+    evidence: Evidence
+    contributors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The alert as written to the JSON-lines sink (times in epoch seconds)."""
+        ev = self.evidence
+        return {
+            "id": self.id,
+            "state": self.state,
+            "code": self.code,
+            "direction": self.direction,
+            "scope": self.scope,
+            "window_start": self.window_start_ms / 1000,
+            "window_end": self.window_end_ms / 1000,
+            "episode_start": self.episode_start_ms / 1000,
+            "observed": {"share": round(ev.observed_share, 6), "count": ev.observed_count},
+            "expected": {
+                "share": round(ev.expected_share, 6),
+                "count": round(ev.expected_count, 3),
+            },
+            "total": ev.total,
+            "score": round(ev.score, 3),
+            "contributors": self.contributors,
+        }
+
+
+def alert_id(scope: dict[str, str], code: int, direction: str, episode_start_ms: int) -> str:
+    """Deterministic id of one alert episode.
+
+    >>> alert_id({"service": "a"}, 403, "up", 1000) == alert_id({"service": "a"}, 403, "up", 1000)
+    True
+    """
+    key = json.dumps([sorted(scope.items()), code, direction, episode_start_ms])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class _Series:
+    hits: deque[bool]
+    state: State = "pending"
+    episode_start_ms: int = 0
+    firing_windows: int = 0
+    calm_windows: int = 0
+    alert_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    k: int
+    m: int
+    min_firing_windows: int
+    clear_windows: int
+
+
+class AlertTracker:
+    """Steps every live series once per closed window and reports state changes."""
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+        self._series: dict[Key, _Series] = {}
+
+    def live_keys(self) -> set[Key]:
+        return set(self._series)
+
+    def firing_keys(self) -> set[Key]:
+        return {k for k, s in self._series.items() if s.state == "firing"}
+
+    def state_of(self, key: Key) -> State | None:
+        series = self._series.get(key)
+        return series.state if series else None
+
+    def step(
+        self,
+        key: Key,
+        evidence: Evidence,
+        *,
+        window_start_ms: int,
+        window_end_ms: int,
+        code: int,
+        scope: dict[str, str],
+    ) -> AlertEvent | None:
+        """Advance one series by one window; return an event on firing or resolving."""
+        lc = self.lifecycle
+        series = self._series.get(key)
+        if series is None:
+            if not evidence.hit:
+                return None
+            series = self._series[key] = _Series(
+                hits=deque(maxlen=lc.m), episode_start_ms=window_end_ms
+            )
+
+        def event(state: Literal["firing", "resolved"]) -> AlertEvent:
+            return AlertEvent(
+                series.alert_id, state, code, key[2], scope,
+                window_start_ms, window_end_ms, series.episode_start_ms, evidence,
+            )
+
+        if series.state == "pending":
+            series.hits.append(evidence.hit)
+            if evidence.extreme or sum(series.hits) >= lc.k:
+                series.state = "firing"
+                series.firing_windows = 1
+                series.alert_id = alert_id(scope, code, key[2], series.episode_start_ms)
+                return event("firing")
+            if not any(series.hits):
+                del self._series[key]
+            return None
+
+        series.firing_windows += 1
+        series.calm_windows = series.calm_windows + 1 if evidence.calm else 0
+        if series.calm_windows >= lc.clear_windows and series.firing_windows >= lc.min_firing_windows:
+            del self._series[key]
+            return event("resolved")
+        return None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "key": [r, c, d],
+                "hits": list(s.hits),
+                "state": s.state,
+                "episode_start_ms": s.episode_start_ms,
+                "firing_windows": s.firing_windows,
+                "calm_windows": s.calm_windows,
+                "alert_id": s.alert_id,
+            }
+            for (r, c, d), s in self._series.items()
+        ]
+
+    def restore(self, state: list[dict[str, Any]]) -> None:
+        self._series.clear()
+        for item in state:
+            r, c, d = item["key"]
+            self._series[(int(r), int(c), d)] = _Series(
+                hits=deque(item["hits"], maxlen=self.lifecycle.m),
+                state=item["state"],
+                episode_start_ms=int(item["episode_start_ms"]),
+                firing_windows=int(item["firing_windows"]),
+                calm_windows=int(item["calm_windows"]),
+                alert_id=item["alert_id"],
+            )

@@ -1,0 +1,157 @@
+"""Scope and status-code tables: map strings and codes to dense matrix indices.
+
+A *scope* is a set of dimension values, e.g. ``{"service": "email-api"}``;
+``{}`` is the whole fleet and is always row 0. Each configured level
+(``[]``, ``["service"]``, ...) may hold at most ``max_per_level`` scopes; the
+rest fold into one ``other`` scope per level, so memory and metric labels stay
+bounded whatever the input contains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from statuswatch.core.columns import I64, MAX_STATUS, MIN_STATUS
+
+OTHER = "other"
+
+
+class CodeTable:
+    """Dense column index for each status code seen, in order of first sight.
+
+    >>> t = CodeTable()
+    >>> t.columns(np.array([200, 403, 200])).tolist()
+    [0, 1, 0]
+    >>> t.codes
+    [200, 403]
+    """
+
+    def __init__(self) -> None:
+        self._col_of = np.full(MAX_STATUS + 1, -1, dtype=np.int64)
+        self.codes: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def columns(self, status: I64) -> I64:
+        cols = self._col_of[status]
+        missing = cols < 0
+        if missing.any():
+            for code in np.unique(status[missing]).tolist():
+                self._col_of[code] = len(self.codes)
+                self.codes.append(int(code))
+            cols = self._col_of[status]
+        return cols
+
+    def column(self, code: int) -> int:
+        """Column of ``code``, or -1 if never seen."""
+        if not MIN_STATUS <= code <= MAX_STATUS:
+            return -1
+        return int(self._col_of[code])
+
+    def restore(self, codes: Sequence[int]) -> None:
+        for code in codes:
+            self.columns(np.array([code], dtype=np.int64))
+
+
+class ScopeTable:
+    """Rows of the count matrix: one per scope, bounded per level.
+
+    >>> t = ScopeTable([[], ["service"]], max_per_level=1)
+    >>> rows = t.rows({"service": ["a", "b", "a", ""], "route": [""] * 4, "app": [""] * 4})
+    >>> rows.tolist()
+    [[0, 0, 0, 0], [1, 2, 1, -1]]
+    >>> [t.labels[r] for r in range(len(t))]
+    [{}, {'service': 'a'}, {'service': 'other'}]
+    """
+
+    def __init__(self, levels: Sequence[Sequence[str]], max_per_level: int) -> None:
+        self.levels = [tuple(level) for level in levels]
+        self.max_per_level = max_per_level
+        self.labels: list[dict[str, str]] = []
+        self.level_of_row: list[int] = []
+        self._row_of: dict[tuple[int, tuple[str, ...]], int] = {}
+        self._other_row: dict[int, int] = {}
+        self._per_level = [0] * len(self.levels)
+        #: scopes that could not get a row of their own, per level
+        self.folded = [0] * len(self.levels)
+        self._folded_keys: list[set[tuple[str, ...]]] = [set() for _ in self.levels]
+        for i, level in enumerate(self.levels):
+            if not level:
+                self._row(i, ())
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _new_row(self, level: int, label: dict[str, str]) -> int:
+        row = len(self.labels)
+        self.labels.append(label)
+        self.level_of_row.append(level)
+        return row
+
+    def _row(self, level: int, values: tuple[str, ...]) -> int:
+        key = (level, values)
+        row = self._row_of.get(key)
+        if row is not None:
+            return row
+        if self._per_level[level] < self.max_per_level:
+            self._per_level[level] += 1
+            row = self._new_row(level, dict(zip(self.levels[level], values, strict=True)))
+            self._row_of[key] = row
+            return row
+        # Fold: bounded memory and label sets matter more than naming a tail scope.
+        folded = self._folded_keys[level]
+        if len(folded) < 100_000 and values not in folded:
+            folded.add(values)
+            self.folded[level] = len(folded)
+        other = self._other_row.get(level)
+        if other is None:
+            other = self._new_row(level, dict.fromkeys(self.levels[level], OTHER))
+            self._other_row[level] = other
+        return other
+
+    def rows(self, dims: dict[str, list[str]]) -> I64:
+        """Row per (level, record); -1 where the record lacks a dimension of the level."""
+        n = len(next(iter(dims.values()))) if dims else 0
+        out = np.full((len(self.levels), n), -1, dtype=np.int64)
+        if n == 0:
+            return out
+        encoded: dict[str, tuple[list[str], I64]] = {}
+        for level_idx, level in enumerate(self.levels):
+            if not level:
+                out[level_idx] = self._row(level_idx, ())
+                continue
+            parts = []
+            for dim in level:
+                if dim not in encoded:
+                    uniq, inverse = np.unique(np.asarray(dims[dim], dtype=object), return_inverse=True)
+                    encoded[dim] = (uniq.tolist(), inverse.astype(np.int64))
+                parts.append(encoded[dim])
+            combo = np.zeros(n, dtype=np.int64)
+            for uniq_values, inverse in parts:
+                combo = combo * (len(uniq_values) + 1) + inverse
+            ucombo, cinv = np.unique(combo, return_inverse=True)
+            first = np.zeros(len(ucombo), dtype=np.int64)
+            first[cinv[::-1]] = np.arange(n - 1, -1, -1)  # first record holding each combo
+            row_for_combo = np.empty(len(ucombo), dtype=np.int64)
+            for j, rec in enumerate(first.tolist()):
+                values = tuple(uv[inv[rec]] for uv, inv in parts)
+                row_for_combo[j] = -1 if "" in values else self._row(level_idx, values)
+            out[level_idx] = row_for_combo[cinv]
+        return out
+
+    def restore(self, labels: Sequence[dict[str, str]], level_of_row: Sequence[int]) -> None:
+        """Rebuild rows in the same order as a snapshot took them."""
+        self.labels, self.level_of_row = [], []
+        self._row_of.clear()
+        self._other_row.clear()
+        self._per_level = [0] * len(self.levels)
+        for label, level in zip(labels, level_of_row, strict=True):
+            values = tuple(label[d] for d in self.levels[level])
+            if self.levels[level] and all(v == OTHER for v in values):
+                self._other_row[level] = self._new_row(level, dict(label))
+            else:
+                self._per_level[level] += 1
+                self._row_of[(level, values)] = self._new_row(level, dict(label))

@@ -1,0 +1,152 @@
+"""Prometheus metrics, collected from the detector at scrape time.
+
+A custom collector reads the detector's counters and its latest window, so the
+hot path never touches prometheus-client objects. Label values come only from
+closed sets: codes 100-599, capped scopes, and the fixed invalid reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from statuswatch.core.columns import INVALID_REASONS
+from statuswatch.core.detector import Detector
+
+
+def scope_label(scope: dict[str, str]) -> str:
+    """Stable label value of a scope.
+
+    >>> scope_label({})
+    'fleet'
+    >>> scope_label({"service": "a", "route": "b"})
+    'service=a,route=b'
+    """
+    return ",".join(f"{k}={v}" for k, v in scope.items()) or "fleet"
+
+
+@dataclass(slots=True)
+class RuntimeStatus:
+    """What the shell knows and the pure detector does not."""
+
+    consumer_lag: dict[int, int] = field(default_factory=dict)
+    ready: bool = False
+    last_processed_unix: float | None = None
+    commits: int = 0
+
+
+class DetectorCollector(Collector):
+    def __init__(self, detector: Detector, status: RuntimeStatus) -> None:
+        self.detector = detector
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        det, c = self.detector, self.detector.counters
+        yield _counter("statuswatch_records", "Records read (valid and invalid).", c.records)
+        invalid = CounterMetricFamily(
+            "statuswatch_invalid_records", "Records skipped, by reason.", labels=["reason"]
+        )
+        for reason in INVALID_REASONS:
+            invalid.add_metric([reason], c.invalid.get(reason, 0))
+        yield invalid
+        yield _counter("statuswatch_late_records", "Records later than the lateness.", c.late)
+        yield _counter("statuswatch_windows_closed", "Windows closed.", c.windows_closed)
+        yield _counter("statuswatch_alerts_fired", "Alerts that started firing.", c.alerts_fired)
+        requests = CounterMetricFamily(
+            "statuswatch_requests", "Requests decoded, by status code.", labels=["code"]
+        )
+        for code, n in sorted(c.codes.items()):
+            requests.add_metric([str(code)], n)
+        yield requests
+        last = GaugeMetricFamily(
+            "statuswatch_last_event_timestamp_seconds", "Event time of the newest record."
+        )
+        if c.last_event_ms is not None:
+            last.add_metric([], c.last_event_ms / 1000)
+        yield last
+        processed = GaugeMetricFamily(
+            "statuswatch_last_processed_timestamp_seconds", "Wall time of the last processed batch."
+        )
+        if self.status.last_processed_unix is not None:
+            processed.add_metric([], self.status.last_processed_unix)
+        yield processed
+        lag = GaugeMetricFamily(
+            "statuswatch_consumer_lag", "Records behind the high watermark.", labels=["partition"]
+        )
+        for partition, n in sorted(self.status.consumer_lag.items()):
+            lag.add_metric([str(partition)], n)
+        yield lag
+        yield _gauge("statuswatch_ready", "1 when consuming normally.", float(self.status.ready))
+        yield _gauge("statuswatch_scopes", "Scopes tracked (rows).", len(det.scopes))
+        folded = CounterMetricFamily(
+            "statuswatch_scopes_folded", "Scopes folded into 'other' by the cap.", labels=["level"]
+        )
+        for level, n in zip(det.scopes.levels, det.scopes.folded, strict=True):
+            folded.add_metric(["+".join(level) or "fleet"], n)
+        yield folded
+        yield from self._window_metrics()
+
+    def _window_metrics(self) -> Iterator[Metric]:
+        det = self.detector
+        labels = ["scope", "code"]
+        observed = GaugeMetricFamily(
+            "statuswatch_share_observed", "Share of the scope's requests in the last window.", labels=labels
+        )
+        expected = GaugeMetricFamily(
+            "statuswatch_share_expected", "Baseline share expected for the last window.", labels=labels
+        )
+        score = GaugeMetricFamily(
+            "statuswatch_anomaly_score", "-log10 tail probability of the last window.",
+            labels=[*labels, "direction"],
+        )
+        warming = GaugeMetricFamily(
+            "statuswatch_scope_warming_up", "1 while a scope has too little history.", labels=["scope"]
+        )
+        report = det.last_report
+        if report is not None:
+            rows, cols = report.scores.up.shape
+            nz = (report.scores.observed_share > 0) | (report.expected_share[:rows, :cols] > 0)
+            for r, c in zip(*np.nonzero(nz), strict=True):
+                lv = [scope_label(det.scopes.labels[r]), str(det.codes.codes[c])]
+                observed.add_metric(lv, float(report.scores.observed_share[r, c]))
+                expected.add_metric(lv, float(report.expected_share[r, c]))
+                score.add_metric([*lv, "up"], float(report.scores.up[r, c]))
+                score.add_metric([*lv, "down"], float(report.scores.down[r, c]))
+            for r in range(rows):
+                warming.add_metric([scope_label(det.scopes.labels[r])], float(not report.warm[r]))
+        yield observed
+        yield expected
+        yield score
+        yield warming
+        active = GaugeMetricFamily(
+            "statuswatch_alert_active", "1 while an alert fires.", labels=["scope", "code", "direction"]
+        )
+        for r, c, d in sorted(det.alerts.firing_keys()):
+            active.add_metric([scope_label(det.scopes.labels[r]), str(det.codes.codes[c]), d], 1.0)
+        yield active
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def build_registry(detector: Detector, status: RuntimeStatus) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DetectorCollector(detector, status))
+    return registry
+
+
+def serve(registry: CollectorRegistry, host: str, port: int) -> tuple[Any, int]:
+    """Serve ``/metrics``; return the server (``.shutdown()`` stops it) and its port."""
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server, int(server.server_port)
