@@ -49,6 +49,8 @@ class AlertEvent:
     episode_start_ms: int
     evidence: Evidence
     contributors: list[dict[str, Any]] = field(default_factory=list)
+    #: part of an ancestor scope's alert: shown as its contributor, never paged alone
+    quiet: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The alert as written to the JSON-lines sink (times in epoch seconds)."""
@@ -91,6 +93,7 @@ class _Series:
     firing_windows: int = 0
     calm_windows: int = 0
     alert_id: str = ""
+    quiet: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,7 @@ class AlertTracker:
             return AlertEvent(
                 series.alert_id, state, code, key[2], scope,
                 window_start_ms, window_end_ms, series.episode_start_ms, evidence,
+                quiet=series.quiet,
             )
 
         if series.state == "pending":
@@ -162,6 +166,12 @@ class AlertTracker:
             return event("resolved")
         return None
 
+    def silence(self, key: Key) -> None:
+        """Mark a firing series as covered by another alert: its resolve is quiet too."""
+        series = self._series.get(key)
+        if series is not None:
+            series.quiet = True
+
     def snapshot(self) -> list[dict[str, Any]]:
         return [
             {
@@ -172,6 +182,7 @@ class AlertTracker:
                 "firing_windows": s.firing_windows,
                 "calm_windows": s.calm_windows,
                 "alert_id": s.alert_id,
+                "quiet": s.quiet,
             }
             for (r, c, d), s in self._series.items()
         ]
@@ -187,4 +198,5 @@ class AlertTracker:
                 firing_windows=int(item["firing_windows"]),
                 calm_windows=int(item["calm_windows"]),
                 alert_id=item["alert_id"],
+                quiet=bool(item.get("quiet", False)),
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -158,7 +158,7 @@ class Detector:
         keys.update((int(r), int(c), "up") for r, c in zip(*np.nonzero(hit_up), strict=True))
         keys.update((int(r), int(c), "down") for r, c in zip(*np.nonzero(hit_down), strict=True))
 
-        events: list[AlertEvent] = []
+        stepped: list[tuple[Key, AlertEvent]] = []
         frozen = np.zeros((n_rows, n_cols), dtype=bool)
         for key in sorted(keys):
             row, col, direction = key
@@ -185,13 +185,72 @@ class Detector:
                 scope=self.scopes.labels[row],
             )
             if event is not None:
-                events.append(event)
+                stepped.append((key, event))
             if self.alerts.state_of(key) is not None or hit:
                 frozen[row, col] = True
 
+        events = self._group(stepped, scores, excess_up)
         self.baseline.learn(counts, frozen)
         self.last_report = WindowReport(window, expected, scores, warm)
         return events
+
+    def _group(
+        self, stepped: list[tuple[Key, AlertEvent]], scores: ShareScores, excess: F64
+    ) -> list[AlertEvent]:
+        """One incident, one page: fold alerts that another alert already explains.
+
+        * a child scope's alert on the same code and direction as a firing
+          ancestor scope becomes that ancestor's contributor;
+        * a share drop in a scope where another code's share is up is the
+          complement of that rise, not a second incident.
+        """
+        firing = self.alerts.firing_keys()
+        up_rows = {r for r, _, d in firing if d == "up"}
+        out: list[AlertEvent] = []
+        for (row, col, direction), event in stepped:
+            if event.state == "resolved":
+                if not event.quiet:
+                    out.append(event)
+                continue
+            covered = any((a, col, direction) in firing for a in self.scopes.ancestors(row))
+            complement = direction == "down" and row in up_rows
+            if covered or complement:
+                self.alerts.silence((row, col, direction))
+                continue
+            contributors = self._contributors(row, col, direction, scores, excess)
+            out.append(replace(event, contributors=contributors))
+        return out
+
+    def _contributors(
+        self, row: int, col: int, direction: Direction, scores: ShareScores, excess: F64,
+        per_level: int = 10,
+    ) -> list[dict[str, object]]:
+        """Top descendant scopes by excess count for one code, per scope level."""
+        d = self.settings.detect
+        sign = 1.0 if direction == "up" else -1.0
+        score = (scores.up if direction == "up" else scores.down)[:, col]
+        candidates = np.flatnonzero((score >= d.clear_score) & (sign * excess[:, col] > 0))
+        parent = self.scopes.labels[row].items()
+        by_level: dict[int, list[tuple[float, int]]] = {}
+        for r in candidates.tolist():
+            label = self.scopes.labels[r]
+            if r != row and len(label) > len(parent) and parent <= label.items():
+                level = self.scopes.level_of_row[r]
+                by_level.setdefault(level, []).append((sign * float(excess[r, col]), r))
+        out: list[dict[str, object]] = []
+        for level in sorted(by_level):
+            for exc, r in sorted(by_level[level], reverse=True)[:per_level]:
+                out.append({
+                    "scope": self.scopes.labels[r],
+                    "observed": {
+                        "share": round(float(scores.observed_share[r, col]), 6),
+                        "count": int(round(float(scores.expected_count[r, col]) + sign * exc)),
+                    },
+                    "expected": {"count": round(float(scores.expected_count[r, col]), 3)},
+                    "excess": round(sign * exc, 3),
+                    "score": round(float(score[r]), 3),
+                })
+        return out
 
     def active_alerts(self) -> set[tuple[int, Direction]]:
         """(code, direction) pairs with a firing alert in any scope."""

@@ -142,6 +142,23 @@ class ScopeTable:
             out[level_idx] = row_for_combo[cinv]
         return out
 
+    def ancestors(self, row: int) -> list[int]:
+        """Rows of the scopes that contain ``row``'s scope (fleet first).
+
+        >>> t = ScopeTable([[], ["service"], ["service", "route"]], max_per_level=5)
+        >>> _ = t.rows({"service": ["a"], "route": ["x"], "app": [""]})
+        >>> t.ancestors(2)
+        [0, 1]
+        """
+        label = self.labels[row]
+        out = []
+        for level_idx, level in enumerate(self.levels):
+            if len(level) < len(label) and set(level) <= set(label):
+                found = self._row_of.get((level_idx, tuple(label[d] for d in level)))
+                if found is not None:
+                    out.append(found)
+        return out
+
     def restore(self, labels: Sequence[dict[str, str]], level_of_row: Sequence[int]) -> None:
         """Rebuild rows in the same order as a snapshot took them."""
         self.labels, self.level_of_row = [], []
