@@ -1,0 +1,115 @@
+"""`statuswatch simulate` -> real Kafka -> `statuswatch run` -> alerts, /metrics, commits."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+START = 1_680_566_400  # 2023-04-04T00:00:00Z
+DURATION_S = 1_500
+ONSET_S = 1_200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def statuswatch(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "statuswatch", *args], **kwargs)  # type: ignore[call-overload]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return resp.read().decode()
+
+
+@pytest.mark.parametrize("topic", [3], indirect=True)
+async def test_run_detects_the_403_freeze_and_commits(kafka_broker, topic, tmp_path: Path):
+    produced = subprocess.run(
+        [sys.executable, "-m", "statuswatch", "simulate", "--kafka", kafka_broker.bootstrap_servers,
+         "--topic", topic, "--rate", "200", "--duration", str(DURATION_S), "--start", str(START),
+         "--seed", "4", "--apps", "100",
+         "--incident", f"freeze:start={ONSET_S},duration=300,fraction=0.5"],
+        capture_output=True, timeout=180, check=False,
+    )
+    assert produced.returncode == 0, produced.stderr.decode()
+
+    alerts_path, port = tmp_path / "alerts.jsonl", free_port()
+    group = f"sw-{topic}"
+    config = tmp_path / "sw.yaml"
+    config.write_text(
+        f"kafka:\n  bootstrap_servers: {kafka_broker.bootstrap_servers}\n  topic: {topic}\n"
+        f"  group_id: {group}\n"
+        "window:\n  idle_timeout_seconds: 2\n"
+        f"alerts:\n  output: {alerts_path}\n"
+        f"metrics:\n  port: {port}\n"
+    )
+    proc = statuswatch("run", "--config", str(config), stderr=subprocess.PIPE)
+    try:
+        def fleet_403() -> list[dict]:
+            if not alerts_path.exists():
+                return []
+            alerts = [json.loads(x) for x in alerts_path.read_text().splitlines()]
+            return [a for a in alerts if a["code"] == 403 and a["scope"] == {}
+                    and a["state"] == "firing"]
+
+        (alert,) = wait_for(fleet_403, 120, "the fleet-wide 403 alert")
+        assert alert["direction"] == "up"
+        assert 0 < alert["window_end"] - (START + ONSET_S) <= 20
+        assert alert["observed"]["share"] > 0.2
+        body = scrape(port)
+        assert 'statuswatch_alert_active{code="403",direction="up",scope="fleet"} 1.0' in body
+        assert "statuswatch_alerts_fired_total 1.0" in body
+
+        def metric(body: str, name: str) -> float:
+            return float(body.split(f"\n{name} ")[1].split()[0])
+
+        # Input went idle: every window closes by wall clock, then all is committable.
+        wait_for(lambda: metric(scrape(port), "statuswatch_windows_closed_total")
+                 >= DURATION_S // 10, 60, "all windows to close")
+        body = scrape(port)
+        assert metric(body, "statuswatch_records_total") > 0.9 * 200 * DURATION_S
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert b"stopped cleanly" in stderr
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_broker.bootstrap_servers, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(3)]
+        ends = await consumer.end_offsets(tps)
+        committed = {tp: await consumer.committed(tp) for tp in tps}
+    finally:
+        await consumer.stop()
+    # every window was closed and its alerts flushed, so every record is committed
+    assert committed == ends
