@@ -115,3 +115,20 @@ def test_multiple_scope_levels_count_each_record_once_per_level():
     w.add(np.array([1, 2, 3]), rows, np.array([0, 1, 1]), n_rows=3, n_cols=2)
     (win,) = w.close_all()
     assert win.counts.tolist() == [[1, 2], [1, 0], [0, 1]]
+
+
+def test_assigned_partition_holds_the_watermark_until_read_or_idle():
+    w = WindowCounter(SIZE, lateness_ms=0, idle_timeout_ms=5_000)
+    one = np.zeros((1, 1), np.int64)
+    w.assign([0, 1], now_ms=0)
+    w.add(np.array([9_100]), one, np.array([0]), n_rows=1, n_cols=1, partition=0, now_ms=0)
+    assert w.close_ready(now_ms=1_000) == []  # partition 1 not read yet
+    w.add(np.array([500]), one, np.array([0]), n_rows=1, n_cols=1, partition=1, now_ms=1_000)
+    closed = w.close_ready(now_ms=1_000)
+    assert [c.start_ms for c in closed] == [] and w.late_records == 0
+    w.add(np.array([9_000]), one, np.array([0]), n_rows=1, n_cols=1, partition=1, now_ms=2_000)
+    closed = w.close_ready(now_ms=2_000)
+    assert closed[0].start_ms == 0 and int(closed[0].counts.sum()) == 1
+    w.revoke([1])
+    w.add(np.array([20_000]), one, np.array([0]), n_rows=1, n_cols=1, partition=0, now_ms=3_000)
+    assert w.close_ready(now_ms=3_000)[-1].end_ms == 20_000

@@ -114,8 +114,12 @@ class AlertTracker:
     def live_keys(self) -> set[Key]:
         return set(self._series)
 
-    def firing_keys(self) -> set[Key]:
-        return {k for k, s in self._series.items() if s.state == "firing"}
+    def firing_keys(self, *, paged_only: bool = False) -> set[Key]:
+        """Series that fire; with ``paged_only``, not those folded into another alert."""
+        return {
+            k for k, s in self._series.items()
+            if s.state == "firing" and not (paged_only and s.quiet)
+        }
 
     def state_of(self, key: Key) -> State | None:
         series = self._series.get(key)

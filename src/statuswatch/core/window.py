@@ -15,6 +15,7 @@ its end; a record whose window has closed is *late*: counted, then dropped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,7 @@ class ClosedWindow:
 
 @dataclass(slots=True)
 class _PartitionClock:
-    max_ts_ms: int
+    max_ts_ms: int | None  # None: assigned, nothing read yet
     last_seen_now_ms: int
 
 
@@ -95,7 +96,8 @@ class WindowCounter:
         if clock is None:
             self._clocks[partition] = _PartitionClock(batch_max, now_ms)
         else:
-            clock.max_ts_ms = max(clock.max_ts_ms, batch_max)
+            prev = clock.max_ts_ms
+            clock.max_ts_ms = batch_max if prev is None else max(prev, batch_max)
             clock.last_seen_now_ms = now_ms
         on_time = np.ones(ts_ms.shape, dtype=bool)
         if self.next_start_ms is not None:
@@ -131,20 +133,35 @@ class WindowCounter:
                 window.min_offset[partition] = first if prev is None else min(prev, first)
         return late
 
+    def assign(self, partitions: Iterable[int], now_ms: int) -> None:
+        """Expect input from ``partitions``: each holds the watermark until it is
+        read from or has been idle for the idle timeout."""
+        for p in partitions:
+            self._clocks.setdefault(p, _PartitionClock(None, now_ms))
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Stop waiting for ``partitions`` (another consumer owns them now)."""
+        for p in partitions:
+            self._clocks.pop(p, None)
+
     def watermark_ms(self, now_ms: int) -> int | None:
         """Event time up to which all input is assumed complete, or None if unknown."""
-        if not self._clocks:
-            return None
         active = [
             c.max_ts_ms
             for c in self._clocks.values()
             if now_ms - c.last_seen_now_ms < self.idle_timeout_ms
         ]
+        if None in active:
+            return None  # an assigned partition has not been read yet
         if active:
-            return min(active) - self.lateness_ms
+            return min(t for t in active if t is not None) - self.lateness_ms
+        known = [c for c in self._clocks.values() if c.max_ts_ms is not None]
+        if not known:
+            return None
         # Every partition is idle: let event time follow the wall clock, so that
         # silence still closes (empty) windows and can be alerted on.
-        latest = max(self._clocks.values(), key=lambda c: c.max_ts_ms)
+        latest = max(known, key=lambda c: c.max_ts_ms or 0)
+        assert latest.max_ts_ms is not None
         return latest.max_ts_ms + (now_ms - latest.last_seen_now_ms) - self.lateness_ms
 
     def close_ready(self, now_ms: int) -> list[ClosedWindow]:

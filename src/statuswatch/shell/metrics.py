@@ -125,9 +125,11 @@ class DetectorCollector(Collector):
         yield score
         yield warming
         active = GaugeMetricFamily(
-            "statuswatch_alert_active", "1 while an alert fires.", labels=["scope", "code", "direction"]
+            "statuswatch_alert_active",
+            "1 while an alert fires (alerts folded into an ancestor's are not listed).",
+            labels=["scope", "code", "direction"],
         )
-        for r, c, d in sorted(det.alerts.firing_keys()):
+        for r, c, d in sorted(det.alerts.firing_keys(paged_only=True)):
             active.add_metric([scope_label(det.scopes.labels[r]), str(det.codes.codes[c]), d], 1.0)
         yield active
 

@@ -168,9 +168,13 @@ class KafkaRunner:
 
     async def _on_revoke(self, partitions: set[int]) -> None:
         await self._commit(sorted(partitions & set(self._consumed_next)))
+        self.detector.windows.revoke(partitions)
+
+    def _on_assign(self, partitions: set[int]) -> None:
+        self.detector.windows.assign(partitions, self.clock())
 
     async def run(self) -> None:
-        await self.source.start(on_revoke=self._on_revoke)
+        await self.source.start(on_revoke=self._on_revoke, on_assign=self._on_assign)
         lag_every_s, next_lag = 2.0, 0.0
         try:
             while not self._stop.is_set():

@@ -92,7 +92,7 @@ class KafkaSource:
         self._consumer: Any = None
         self.assigned: set[int] = set()
 
-    async def start(self, on_revoke: Any = None) -> None:
+    async def start(self, on_revoke: Any = None, on_assign: Any = None) -> None:
         from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 
         source = self
@@ -105,6 +105,8 @@ class KafkaSource:
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 source.assigned |= {tp.partition for tp in assigned}
+                if on_assign is not None:
+                    on_assign({tp.partition for tp in assigned})
                 log.info("assigned partitions %s", sorted(source.assigned))
 
         cfg = self.cfg

@@ -1,0 +1,461 @@
+"""``statuswatch simulate``: write simulated gateway logs to a file, stdout or Kafka.
+
+This is the I/O shell around :mod:`statuswatch.simulate.traffic` (records) and
+:mod:`statuswatch.simulate.encode` (bytes). Without ``--realtime`` the output is
+a pure function of the arguments and is written as fast as it can be produced;
+with ``--realtime`` event time starts at the wall clock and output is paced to it.
+
+Incidents are given as ``KIND:key=value,...`` (times in seconds from ``--start``):
+
+>>> inc = parse_incident("freeze:start=300,duration=600,fraction=0.5", 0, 1_800_000)
+>>> inc.kind, inc.start_ms, inc.end_ms, inc.fraction
+('freeze', 300000, 900000, 0.5)
+>>> parse_incident("outage", 0, 600_000).start_ms  # default: from mid-run to the end
+300000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final
+
+from statuswatch.errors import ConfigError, SinkError
+from statuswatch.simulate.encode import FORMATS, encode
+from statuswatch.simulate.traffic import INCIDENT_KINDS, Incident, SimSpec, generate
+
+#: Default start of event time: deterministic output unless ``--realtime``.
+DEFAULT_START: Final = "2023-04-04T00:00:00Z"
+DEFAULT_TOPIC: Final = "gateway-logs"
+#: Event time of an unbounded run (``--duration 0``): far enough to be "forever".
+_FOREVER_MS: Final = 100 * 365 * 86_400_000
+#: Kafka: sends in flight before we wait for their acknowledgements.
+_MAX_PENDING: Final = 20_000
+#: Records per chunk (on average) when not pacing to the wall clock.
+_CHUNK_RECORDS: Final = 20_000
+
+_INT_KEYS: Final = ("code",)
+_FLOAT_KEYS: Final = ("start", "end", "duration", "fraction", "factor")
+_STR_KEYS: Final = ("service", "route", "app", "name")
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Add the ``simulate`` options to ``p``."""
+    p.add_argument("--format", choices=FORMATS, default="kong", help="log format (default kong)")
+    p.add_argument(
+        "--rate", type=float, default=500.0, help="records per second, averaged (default 500)"
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=600.0,
+        help="seconds of event time to generate; 0 = no end (default 600)",
+    )
+    p.add_argument(
+        "--start",
+        default=None,
+        help=f"event time start, epoch seconds or ISO-8601 (default {DEFAULT_START})",
+    )
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--apps", type=int, default=200, help="number of client apps (default 200)")
+    p.add_argument(
+        "--diurnal",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="day/night and weekend traffic profile by UTC event time",
+    )
+    p.add_argument(
+        "--incident",
+        action="append",
+        default=[],
+        metavar="KIND:KEY=VALUE,...",
+        help=f"add an incident (repeatable); KIND is one of {', '.join(INCIDENT_KINDS)}; "
+        "keys: start, end, duration (seconds from --start), code, fraction, "
+        "factor, service, route, app, name",
+    )
+    p.add_argument(
+        "--freeze-403",
+        type=float,
+        metavar="FRACTION",
+        default=None,
+        help="shortcut: freeze FRACTION of the apps (403) from mid-run to the end",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help='write records to PATH, "-" for stdout (default "-")',
+    )
+    p.add_argument(
+        "--kafka",
+        default=None,
+        metavar="BOOTSTRAP",
+        help="produce to Kafka at BOOTSTRAP (host:port) instead of a file",
+    )
+    p.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Kafka topic (default {DEFAULT_TOPIC})")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="event time starts now and output is paced to the wall clock",
+    )
+    p.add_argument(
+        "--labels-out",
+        default=None,
+        metavar="PATH",
+        help="write the incident labels as a JSON list to PATH",
+    )
+
+
+# ------------------------------------------------------------------- pure parsing
+
+
+def parse_start(text: str) -> int:
+    """Epoch milliseconds of ``text``: epoch seconds or ISO-8601 (naive = UTC).
+
+    >>> parse_start("2023-04-04T00:00:00Z"), parse_start("1680566400.5")
+    (1680566400000, 1680566400500)
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(
+                f"simulate.start: {text!r} is neither epoch seconds nor ISO-8601"
+            ) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        seconds = dt.timestamp()
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError("simulate.start: must be at or after 1970-01-01")
+    return round(seconds * 1000)
+
+
+def parse_incident(text: str, run_start_ms: int, run_ms: int | None) -> Incident:
+    """Parse ``KIND[:key=value,...]``; times are seconds from the run start.
+
+    The incident runs from ``start`` (default: mid-run) for ``duration`` seconds
+    or until ``end`` (default: the end of the run). ``run_ms`` is ``None`` for an
+    unbounded run, where ``start`` and ``duration``/``end`` are required.
+
+    >>> parse_incident("spike:route=get-message,code=404,start=60,end=120", 1000, None)
+    Incident(kind='spike', start_ms=61000, end_ms=121000, code=404, fraction=None, \
+service=None, route='get-message', app=None, factor=None, name=None)
+    """
+    kind, _, rest = text.strip().partition(":")
+    kind = kind.strip()
+    where = f"--incident {text!r}"
+    if kind not in INCIDENT_KINDS:
+        raise ConfigError(
+            f"{where}: unknown kind {kind!r}; expected one of {', '.join(INCIDENT_KINDS)}"
+        )
+    values: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not value:
+            raise ConfigError(f"{where}: expected key=value, got {item!r}")
+        if key in values:
+            raise ConfigError(f"{where}: {key} given twice")
+        try:
+            if key in _INT_KEYS:
+                values[key] = int(value)
+            elif key in _FLOAT_KEYS:
+                number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError(value)
+                values[key] = number
+            elif key in _STR_KEYS:
+                values[key] = value
+            else:
+                raise ConfigError(f"{where}: unknown key {key!r}")
+        except ValueError:
+            raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
+    if "end" in values and "duration" in values:
+        raise ConfigError(f"{where}: give end or duration, not both")
+    if "start" in values:
+        start_s = values.pop("start")
+    elif run_ms is not None:
+        start_s = run_ms / 2000
+    else:
+        raise ConfigError(f"{where}: start= is required when --duration is 0")
+    if "end" in values:
+        end_s = values.pop("end")
+    elif "duration" in values:
+        end_s = start_s + values.pop("duration")
+    elif run_ms is not None:
+        end_s = run_ms / 1000
+    else:
+        raise ConfigError(f"{where}: duration= or end= is required when --duration is 0")
+    if not 0 <= start_s < end_s:
+        raise ConfigError(f"{where}: needs 0 <= start < end")
+    return Incident(
+        kind=kind,  # type: ignore[arg-type]  # checked against INCIDENT_KINDS above
+        start_ms=run_start_ms + round(start_s * 1000),
+        end_ms=run_start_ms + round(end_s * 1000),
+        **values,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run will do, decided from the arguments (and the clock if realtime)."""
+
+    spec: SimSpec
+    fmt: str
+    start_ms: int
+    end_ms: int
+    realtime: bool
+
+
+def plan(args: argparse.Namespace, now_ms: int | None = None) -> Plan:
+    """Turn the parsed arguments into a :class:`Plan`; ``now_ms`` is used by ``--realtime``."""
+    if args.realtime:
+        if args.start is not None:
+            raise ConfigError("simulate: --start and --realtime exclude each other")
+        if now_ms is None:
+            raise ConfigError("simulate: --realtime needs the current time")
+        start_ms = now_ms
+    else:
+        start_ms = parse_start(args.start if args.start is not None else DEFAULT_START)
+    if not (math.isfinite(args.duration) and args.duration >= 0):
+        raise ConfigError("simulate.duration: must be >= 0 seconds")
+    run_ms = round(args.duration * 1000) if args.duration > 0 else None
+    if run_ms == 0:
+        raise ConfigError("simulate.duration: must be at least 1 ms")
+    incidents = [parse_incident(text, start_ms, run_ms) for text in args.incident]
+    if args.freeze_403 is not None:
+        if run_ms is None:
+            raise ConfigError("simulate: --freeze-403 needs a --duration")
+        incidents.append(
+            Incident(
+                "freeze",
+                start_ms + run_ms // 2,
+                start_ms + run_ms,
+                code=403,
+                fraction=args.freeze_403,
+                name="freeze-403",
+            )
+        )
+    spec = SimSpec(
+        seed=args.seed,
+        rate=args.rate,
+        n_apps=args.apps,
+        diurnal=args.diurnal,
+        incidents=tuple(incidents),
+    )
+    end_ms = start_ms + (run_ms if run_ms is not None else _FOREVER_MS)
+    return Plan(
+        spec=spec, fmt=args.format, start_ms=start_ms, end_ms=end_ms, realtime=bool(args.realtime)
+    )
+
+
+# ----------------------------------------------------------------------- the shell
+
+#: Clock and sleeps, replaced in tests to run ``--realtime`` without waiting.
+_now: Callable[[], float] = time.time
+_monotonic: Callable[[], float] = time.monotonic
+_sleep: Callable[[float], None] = time.sleep
+_async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+class _Pacer:
+    """Maps event time to the wall clock: a chunk is released when it has happened."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.start_ms = start_ms
+        self.anchor = _monotonic()
+
+    def delay(self, event_ms: int) -> float:
+        return self.anchor + (event_ms - self.start_ms) / 1000 - _monotonic()
+
+    def wait(self, event_ms: int) -> None:
+        delay = self.delay(event_ms)
+        if delay > 0:
+            _sleep(delay)
+
+    async def async_wait(self, event_ms: int) -> None:
+        delay = self.delay(event_ms)
+        if delay > 0:
+            await _async_sleep(delay)
+
+
+def _batches(p: Plan) -> Iterator[tuple[int, list[bytes], list[int]]]:
+    """(chunk end, encoded records, app index of each record) for each chunk."""
+    # Realtime: release a chunk per second. Otherwise: ~20k records per chunk, which
+    # keeps memory bounded (a few MB) and the per-chunk overhead negligible.
+    chunk_ms = (
+        1000
+        if p.realtime
+        else max(1, min(5000, round(_CHUNK_RECORDS * 1000 / max(p.spec.rate, 1.0))))
+    )
+    for chunk in generate(p.spec, p.start_ms, p.end_ms, chunk_ms):
+        yield chunk.end_ms, encode(p.fmt, chunk, p.spec), chunk.app.tolist()
+
+
+def write_stream(p: Plan, out: IO[bytes]) -> int:
+    """Write every record of ``p`` to ``out``, one per line; return the count."""
+    pacer = _Pacer(p.start_ms) if p.realtime else None
+    count = 0
+    for end_ms, records, _ in _batches(p):
+        if pacer is not None:
+            pacer.wait(end_ms)
+        if records:
+            out.write(b"\n".join(records))
+            out.write(b"\n")
+            count += len(records)
+        if pacer is not None:
+            out.flush()
+    out.flush()
+    return count
+
+
+def _make_producer(bootstrap: str) -> Any:
+    """An aiokafka producer tuned for throughput (replaced by a fake in unit tests)."""
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415  (import only when producing)
+
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="statuswatch-simulate",
+        acks=1,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        max_request_size=1024 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+async def _settle(pending: list[asyncio.Future[Any]]) -> None:
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    pending.clear()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise SinkError(f"kafka: delivery failed: {result!r}") from result
+
+
+async def produce_kafka(p: Plan, bootstrap: str, topic: str) -> int:
+    """Produce every record of ``p`` to ``topic``, keyed by app id; return the count.
+
+    Records carry the broker-assigned (wall clock) Kafka timestamp, not the event
+    time: old event times would make the broker's retention delete them at once.
+    """
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    keys = [app.encode() for app in p.spec.apps]
+    producer = _make_producer(bootstrap)
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise SinkError(f"kafka: cannot connect to {bootstrap}: {exc}") from exc
+    pacer = _Pacer(p.start_ms) if p.realtime else None
+    pending: list[asyncio.Future[Any]] = []
+    count = 0
+    try:
+        for end_ms, records, apps in _batches(p):
+            if pacer is not None:
+                await pacer.async_wait(end_ms)
+            for value, app in zip(records, apps, strict=True):
+                pending.append(await producer.send(topic, value=value, key=keys[app]))
+                if len(pending) >= _MAX_PENDING:
+                    await _settle(pending)
+            count += len(records)
+            if pacer is not None:
+                await _settle(pending)
+        await _settle(pending)
+    except KafkaError as exc:
+        raise SinkError(f"kafka: producing to {topic!r} failed: {exc}") from exc
+    finally:
+        for fut in pending:  # only left on error: do not leave exceptions unretrieved
+            fut.cancel()
+        await producer.stop()
+    return count
+
+
+def write_labels(p: Plan, path: str) -> None:
+    """Write the incident labels of ``p`` as a JSON list."""
+    text = json.dumps(p.spec.labels(), indent=2) + "\n"
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SinkError(f"cannot write labels to {path}: {exc.strerror}") from exc
+
+
+def _write_output(p: Plan, path: str) -> None:
+    if path == "-":
+        stdout = sys.stdout.buffer
+        try:
+            write_stream(p, stdout)
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): stop quietly, like other tools.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return
+    try:
+        with open(path, "wb", buffering=1 << 20) as out:
+            write_stream(p, out)
+    except OSError as exc:
+        raise SinkError(f"cannot write to {path}: {exc.strerror}") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``statuswatch simulate``: 0 on success, 2 on bad arguments, 1 on I/O errors."""
+    try:
+        now_ms = round(_now() * 1000) if args.realtime else None
+        the_plan = plan(args, now_ms)
+        if args.kafka is not None and args.out is not None:
+            raise ConfigError("simulate: --out and --kafka exclude each other")
+    except ConfigError as exc:
+        print(f"statuswatch simulate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.labels_out is not None:
+            write_labels(the_plan, args.labels_out)
+        if args.kafka is not None:
+            asyncio.run(produce_kafka(the_plan, args.kafka, args.topic))
+        else:
+            _write_output(the_plan, args.out if args.out is not None else "-")
+    except SinkError as exc:
+        print(f"statuswatch simulate: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m statuswatch.simulate.cli``)."""
+    parser = argparse.ArgumentParser(
+        prog="statuswatch simulate", description="Write simulated API-gateway logs."
+    )
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
+
+__all__ = [
+    "DEFAULT_START",
+    "Plan",
+    "configure_parser",
+    "main",
+    "parse_incident",
+    "parse_start",
+    "plan",
+    "produce_kafka",
+    "run",
+    "write_labels",
+    "write_stream",
+]

@@ -1,0 +1,752 @@
+"""Simulated API-gateway traffic, generated as numpy columns (pure: no I/O, no clock).
+
+The model
+---------
+* A fleet of services (:data:`FLEET`), each with a few routes, and ``n_apps``
+  client apps (``app-0001`` ...) whose traffic weights follow a Zipf law
+  (``app-0001`` is the heaviest). Every app calls ``auth-api`` and a seeded
+  subset of the other services; the joint (app, service) table is fitted so
+  that app shares are exactly Zipf and service shares exactly ``ServiceDef.share``.
+* Each route has a baseline status mix (:attr:`SimSpec.route_mix`); a record's
+  status is drawn from it, so window shares carry multinomial noise.
+* Arrivals are Poisson per second with mean ``rate`` (times the diurnal factor
+  when ``diurnal`` is on: weekday peak at 16:00 UTC, night trough at 25% of the
+  peak at 04:00 UTC, weekends at 70%; normalised so that ``rate`` is the
+  weekly average). Milliseconds are spread uniformly within each second.
+* :class:`Incident` s change the status of in-scope records, or their volume,
+  between ``start_ms`` (inclusive) and ``end_ms`` (exclusive), exactly to the
+  millisecond. Status changes are applied in the order the incidents are listed,
+  so a later incident overrides an earlier one on the same record.
+
+Randomness comes from ``numpy.random.default_rng([seed, second])`` for each second
+of event time, so a second's records depend only on the spec and the second:
+the output does not depend on ``chunk_ms`` or on where a run starts or stops.
+
+>>> spec = SimSpec(seed=7, rate=100.0, n_apps=20)
+>>> chunks = list(generate(spec, 1_680_566_400_000, 1_680_566_405_000))
+>>> len(chunks), sum(len(c) for c in chunks) > 0
+(5, True)
+>>> spec.services[int(chunks[0].service[0])] in spec.services
+True
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from statuswatch.errors import ConfigError
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+F64 = npt.NDArray[np.float64]
+BoolArr = npt.NDArray[np.bool_]
+
+IncidentKind = Literal["freeze", "creep", "outage", "storm", "spike", "drop", "newcode"]
+INCIDENT_KINDS: Final[tuple[str, ...]] = get_args(IncidentKind)
+
+RouteKind = Literal["list", "get", "create", "update", "delete", "action", "token"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDef:
+    """One route of a service. ``path`` is the upstream path (``{id}`` is filled in)."""
+
+    name: str
+    method: str
+    path: str
+    weight: float
+    kind: RouteKind
+    ok: int = 200  # the success code
+    latency_ms: float = 60.0  # median upstream latency
+    size: int = 1200  # median response body size (bytes) on success
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDef:
+    """One upstream service behind the gateway."""
+
+    name: str
+    share: float  # share of all calls
+    port: int
+    base_path: str
+    routes: tuple[RouteDef, ...]
+
+
+#: The simulated fleet. Route names are unique across the fleet.
+FLEET: Final[tuple[ServiceDef, ...]] = (
+    ServiceDef(
+        "email-api",
+        0.32,
+        8080,
+        "/v3",
+        (
+            RouteDef("list-messages", "GET", "/v3/messages", 0.30, "list", 200, 70, 6000),
+            RouteDef("get-message", "GET", "/v3/messages/{id}", 0.25, "get", 200, 35, 2400),
+            RouteDef("send-message", "POST", "/v3/messages/send", 0.12, "action", 202, 240, 400),
+            RouteDef("list-threads", "GET", "/v3/threads", 0.15, "list", 200, 90, 5000),
+            RouteDef("update-message", "PUT", "/v3/messages/{id}", 0.13, "update", 200, 60, 900),
+            RouteDef("delete-message", "DELETE", "/v3/messages/{id}", 0.05, "delete", 204, 45, 0),
+        ),
+    ),
+    ServiceDef(
+        "calendar-api",
+        0.22,
+        8080,
+        "/v3",
+        (
+            RouteDef("list-events", "GET", "/v3/events", 0.35, "list", 200, 80, 5200),
+            RouteDef("get-event", "GET", "/v3/events/{id}", 0.20, "get", 200, 30, 1500),
+            RouteDef("create-event", "POST", "/v3/events", 0.12, "create", 201, 120, 1500),
+            RouteDef("update-event", "PUT", "/v3/events/{id}", 0.12, "update", 200, 100, 1500),
+            RouteDef("delete-event", "DELETE", "/v3/events/{id}", 0.05, "delete", 204, 50, 0),
+            RouteDef("free-busy", "POST", "/v3/calendars/free-busy", 0.16, "action", 200, 150, 900),
+        ),
+    ),
+    ServiceDef(
+        "contacts-api",
+        0.16,
+        8080,
+        "/v3",
+        (
+            RouteDef("list-contacts", "GET", "/v3/contacts", 0.45, "list", 200, 60, 7000),
+            RouteDef("get-contact", "GET", "/v3/contacts/{id}", 0.30, "get", 200, 25, 1100),
+            RouteDef("create-contact", "POST", "/v3/contacts", 0.10, "create", 201, 80, 1100),
+            RouteDef("update-contact", "PUT", "/v3/contacts/{id}", 0.15, "update", 200, 70, 1100),
+        ),
+    ),
+    ServiceDef(
+        "auth-api",
+        0.18,
+        9000,
+        "/oauth",
+        (
+            RouteDef("issue-token", "POST", "/oauth/token", 0.45, "token", 200, 40, 700),
+            RouteDef("introspect-token", "POST", "/oauth/introspect", 0.30, "action", 200, 12, 300),
+            RouteDef("get-userinfo", "GET", "/oauth/userinfo", 0.20, "get", 200, 20, 350),
+            RouteDef("revoke-token", "POST", "/oauth/revoke", 0.05, "action", 200, 15, 20),
+        ),
+    ),
+    ServiceDef(
+        "webhooks-api",
+        0.115,
+        8080,
+        "/v3",
+        (
+            RouteDef("list-webhooks", "GET", "/v3/webhooks", 0.40, "list", 200, 40, 2500),
+            RouteDef("get-webhook", "GET", "/v3/webhooks/{id}", 0.25, "get", 200, 20, 600),
+            RouteDef("create-webhook", "POST", "/v3/webhooks", 0.15, "create", 201, 90, 600),
+            RouteDef(
+                "rotate-secret",
+                "POST",
+                "/v3/webhooks/{id}/rotate-secret",
+                0.10,
+                "action",
+                200,
+                70,
+                200,
+            ),
+            RouteDef("delete-webhook", "DELETE", "/v3/webhooks/{id}", 0.10, "delete", 204, 40, 0),
+        ),
+    ),
+    ServiceDef(
+        "admin-api",
+        0.005,
+        8443,
+        "/admin",
+        (
+            RouteDef("list-apps", "GET", "/admin/apps", 0.50, "list", 200, 150, 9000),
+            RouteDef("update-app", "PATCH", "/admin/apps/{id}", 0.30, "update", 200, 200, 800),
+            RouteDef("get-audit-log", "GET", "/admin/audit-log", 0.20, "list", 200, 400, 12000),
+        ),
+    ),
+)
+
+#: Errors every route returns at a low rate (share of calls).
+_COMMON_ERRORS: Final[dict[int, float]] = {
+    400: 0.0015,
+    401: 0.005,
+    403: 0.003,
+    404: 0.010,
+    429: 0.005,
+    500: 0.002,
+    502: 0.0006,
+    503: 0.0004,
+    504: 0.0001,
+}
+
+#: Per route kind: overrides of the common errors and extra codes (share of calls).
+_KIND_ERRORS: Final[dict[str, dict[int, float]]] = {
+    "list": {404: 0.004, 304: 0.03},
+    "get": {404: 0.035, 304: 0.02},
+    "create": {404: 0.004, 409: 0.002, 422: 0.004, 400: 0.004},
+    "update": {404: 0.015, 409: 0.001, 422: 0.003, 400: 0.003},
+    "delete": {404: 0.025},
+    "action": {400: 0.003, 422: 0.001},
+    "token": {400: 0.010, 401: 0.015, 404: 0.0},
+}
+
+#: 5xx codes a ``creep`` raises (with these weights) when it names no code.
+CREEP_CODES: Final[tuple[int, ...]] = (500, 502, 503)
+_CREEP_CDF: Final = np.cumsum([0.6, 0.25, 0.15])
+
+#: Default parameters of each incident kind (code, fraction, factor).
+INCIDENT_DEFAULTS: Final[dict[str, tuple[int | None, float, float]]] = {
+    "freeze": (403, 0.5, 1.0),  # fraction of apps frozen; factor scales their volume
+    "creep": (None, 0.10, 1.0),  # final 5xx share of the service
+    "outage": (401, 0.3, 1.0),  # share of in-scope calls getting the code
+    "storm": (429, 0.9, 20.0),  # share of the app's calls getting 429; volume factor
+    "spike": (404, 0.4, 1.0),  # share of the route's calls getting the code
+    "drop": (None, 0.1, 1.0),  # volume falls to this fraction
+    "newcode": (418, 0.05, 1.0),  # share of the service's calls getting the new code
+}
+
+_ZIPF_EXPONENT: Final = 1.0
+_DIURNAL_TROUGH: Final = 0.25  # night trough relative to the weekday peak
+_DIURNAL_TROUGH_HOUR: Final = 4.0  # UTC
+_WEEKEND: Final = 0.7
+#: Mean of the raw weekly profile, so that the normalised profile averages 1.
+_DIURNAL_MEAN: Final = (_DIURNAL_TROUGH + 1.0) / 2.0 * (5.0 + 2.0 * _WEEKEND) / 7.0
+
+_TAG_FLEET: Final = 0x5EED_F1EE
+_TAG_INCIDENT: Final = 0x1C1D_E700
+
+
+def diurnal_factor(t_s: float) -> float:
+    """Traffic multiplier at epoch second ``t_s`` (weekly mean 1).
+
+    >>> round(diurnal_factor(16 * 3600) / diurnal_factor(4 * 3600), 3)  # a Thursday
+    4.0
+    >>> sat, thu = 2 * 86400 + 16 * 3600, 16 * 3600
+    >>> round(diurnal_factor(sat) / diurnal_factor(thu), 3)
+    0.7
+    """
+    hour = (t_s % 86400.0) / 3600.0
+    day = _DIURNAL_TROUGH + (1.0 - _DIURNAL_TROUGH) * 0.5 * (
+        1.0 - math.cos(2.0 * math.pi * (hour - _DIURNAL_TROUGH_HOUR) / 24.0)
+    )
+    weekday = (int(t_s // 86400) + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    if weekday >= 5:
+        day *= _WEEKEND
+    return day / _DIURNAL_MEAN
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A simulated incident, active on event times ``start_ms <= ts < end_ms``.
+
+    Unset parameters take the kind's default (:data:`INCIDENT_DEFAULTS`);
+    ``service``/``route``/``app`` narrow the scope where the kind allows it.
+
+    * ``freeze``: ``fraction`` of the apps (chosen by seed; or just ``app``) get ``code`` (403) on
+      every call; ``factor`` scales their volume (retries).
+    * ``creep``: the 5xx share of ``service`` rises linearly from its baseline to
+      ``fraction`` at ``end_ms`` (500/502/503, or only ``code`` when given).
+    * ``outage``: ``code`` (401) on ``fraction`` of the calls in scope (fleet by default).
+    * ``storm``: ``app``'s volume is multiplied by ``factor`` and ``fraction`` of
+      its calls get ``code`` (429).
+    * ``spike``: ``route`` gets ``code`` (404) on ``fraction`` of its calls.
+    * ``drop``: volume in scope (fleet by default) falls to ``fraction``.
+    * ``newcode``: a code absent from the baseline (418) on ``fraction`` of ``service``.
+    """
+
+    kind: IncidentKind
+    start_ms: int
+    end_ms: int
+    code: int | None = None
+    fraction: float | None = None
+    service: str | None = None
+    route: str | None = None
+    app: str | None = None
+    factor: float | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """An incident with defaults filled and names turned into indices."""
+
+    kind: str
+    start_ms: int
+    end_ms: int
+    code: int
+    fraction: float
+    factor: float
+    service: int  # -1: any
+    route: int  # -1: any
+    app: int  # -1: any
+    apps: BoolArr | None  # freeze: the frozen apps
+    raised: I64  # creep: the codes it raises
+    base: F64  # creep: baseline share of ``raised`` per route
+    label: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """The records with ``start_ms <= ts_ms < end_ms``, sorted by ``ts_ms``.
+
+    ``service``, ``route`` and ``app`` index :attr:`SimSpec.services`,
+    :attr:`SimSpec.routes` and :attr:`SimSpec.apps`. ``latency_ms`` is the
+    upstream latency (0 when the gateway answered itself), ``size`` the response
+    body size, ``rid`` 64 random bits per record (request ids, ids in paths).
+    """
+
+    start_ms: int
+    end_ms: int
+    ts_ms: I64
+    status: I64
+    service: I64
+    route: I64
+    app: I64
+    latency_ms: I64
+    size: I64
+    rid: U64
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.shape[0])
+
+
+_COLUMNS: Final = ("ts_ms", "status", "service", "route", "app", "latency_ms", "size", "rid")
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """What to simulate. Equal specs generate identical records.
+
+    >>> spec = SimSpec(n_apps=3)
+    >>> spec.apps
+    ('app-0001', 'app-0002', 'app-0003')
+    >>> spec.services[-1], spec.routes[0]
+    ('admin-api', 'list-messages')
+    """
+
+    seed: int = 1
+    rate: float = 500.0
+    n_apps: int = 200
+    diurnal: bool = False
+    incidents: tuple[Incident, ...] = ()
+
+    # Derived tables (filled in __post_init__).
+    services: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    routes: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    apps: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    #: service index of each route
+    route_service: I64 = field(init=False, compare=False, repr=False)
+    #: the route definitions, parallel to ``routes``
+    route_defs: tuple[RouteDef, ...] = field(init=False, compare=False, repr=False)
+    service_defs: tuple[ServiceDef, ...] = field(init=False, compare=False, repr=False)
+    #: every status code the simulation can emit, ascending
+    codes: tuple[int, ...] = field(init=False, compare=False, repr=False)
+    #: baseline status mix of each route: ``route_mix[r][code] = share``
+    route_mix: tuple[dict[int, float], ...] = field(init=False, compare=False, repr=False)
+    #: baseline share of all calls for each (app, route): shape (n_apps, n_routes), sums to 1
+    traffic_share: F64 = field(init=False, compare=False, repr=False)
+    _inc: tuple[_Resolved, ...] = field(init=False, compare=False, repr=False)
+    _t: _Tables = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "incidents", tuple(self.incidents))  # a list would make the spec unhashable
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ConfigError("simulate.seed: must be a non-negative integer")
+        if not (math.isfinite(self.rate) and self.rate >= 0):
+            raise ConfigError("simulate.rate: must be a finite number >= 0")
+        if not 1 <= self.n_apps <= 9999:
+            raise ConfigError("simulate.apps: must be between 1 and 9999")
+        fleet = FLEET
+        services = tuple(s.name for s in fleet)
+        route_defs = tuple(r for s in fleet for r in s.routes)
+        route_service = np.array([i for i, s in enumerate(fleet) for _ in s.routes], dtype=np.int64)
+        apps = tuple(f"app-{i:04d}" for i in range(1, self.n_apps + 1))
+        route_mix = tuple(_route_mix(svc.name, r) for svc in fleet for r in svc.routes)
+        share = _fit_traffic(self.seed, self.n_apps, fleet)
+        set_(self, "services", services)
+        set_(self, "routes", tuple(r.name for r in route_defs))
+        set_(self, "apps", apps)
+        set_(self, "route_service", route_service)
+        set_(self, "route_defs", route_defs)
+        set_(self, "service_defs", fleet)
+        set_(self, "route_mix", route_mix)
+        set_(self, "traffic_share", share)
+        resolved = tuple(_resolve(self, i, inc) for i, inc in enumerate(self.incidents))
+        baseline_codes = {c for m in route_mix for c in m}
+        codes = sorted(baseline_codes | {r.code for r in resolved if r.code > 0} | set(CREEP_CODES))
+        set_(self, "codes", tuple(codes))
+        set_(self, "_inc", resolved)
+        set_(self, "_t", _Tables.build(self))
+
+    def labels(self) -> list[dict[str, Any]]:
+        """The ground-truth label of each incident (see :func:`labels`)."""
+        return [copy.deepcopy(r.label) for r in self._inc]
+
+
+def labels(spec: SimSpec) -> list[dict[str, Any]]:
+    """One label per incident: ``name, kind, start, end`` (epoch seconds), ``code``
+    (``None`` for ``drop``), ``direction`` (``"up"``/``"down"``), ``scope``
+    (``{}`` for the fleet, else ``service``/``route``/``app`` keys) and, for
+    ``freeze``, ``apps`` (the frozen apps); ``creep`` also lists ``codes``.
+
+    >>> spec = SimSpec(n_apps=10, incidents=(Incident("outage", 60_000, 120_000),))
+    >>> labels(spec)[0]
+    {'name': 'outage-1', 'kind': 'outage', 'start': 60.0, 'end': 120.0, 'code': 401, \
+'direction': 'up', 'scope': {}, 'fraction': 0.3}
+    """
+    return spec.labels()
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _route_mix(service: str, route: RouteDef) -> dict[int, float]:
+    errors = dict(_COMMON_ERRORS)
+    errors.update(_KIND_ERRORS[route.kind])
+    if service == "admin-api":  # internal tool: few clients misbehave
+        errors[429] = 0.0005
+    mix = {code: share for code, share in errors.items() if share > 0}
+    mix[route.ok] = 1.0 - sum(mix.values())
+    return dict(sorted(mix.items()))
+
+
+def _fit_traffic(seed: int, n_apps: int, fleet: tuple[ServiceDef, ...]) -> F64:
+    """Joint (app, route) shares with Zipf app marginals and exact service shares."""
+    rng = np.random.default_rng([seed, _TAG_FLEET])
+    n_svc = len(fleet)
+    names = [s.name for s in fleet]
+    ranks = np.arange(1, n_apps + 1, dtype=np.float64)
+    app_w = ranks**-_ZIPF_EXPONENT
+    app_w /= app_w.sum()
+    svc_w = np.array([s.share for s in fleet])
+    svc_w /= svc_w.sum()
+    mask = np.zeros((n_apps, n_svc), dtype=bool)
+    mask[:, names.index("auth-api")] = True
+    product = [i for i, n in enumerate(names) if n not in ("auth-api", "admin-api")]
+    mask[:, product] = rng.random((n_apps, len(product))) < 0.55
+    none = ~mask[:, product].any(axis=1)
+    mask[none, np.array(product)[rng.integers(0, len(product), int(none.sum()))]] = True
+    heavy = max(1, n_apps // 20)  # the biggest customers use every product
+    mask[:heavy, product] = True
+    admin = names.index("admin-api")
+    mask[:, admin] = rng.random(n_apps) < 0.12
+    mask[rng.integers(0, n_apps), admin] = True
+    m = mask * rng.uniform(0.5, 1.5, mask.shape)
+    for _ in range(500):  # Sinkhorn: match app and service marginals
+        m *= (app_w / m.sum(axis=1))[:, None]
+        m *= svc_w / m.sum(axis=0)
+    m *= (app_w / m.sum(axis=1))[:, None]
+    cols = []
+    for s, svc in enumerate(fleet):
+        rw = np.array([r.weight for r in svc.routes])
+        cols.append(m[:, [s]] * (rw / rw.sum())[None, :])
+    share = np.concatenate(cols, axis=1)
+    return np.asarray(share / share.sum(), dtype=np.float64)
+
+
+def _resolve(spec: SimSpec, i: int, inc: Incident) -> _Resolved:
+    where = f"incident {i + 1} ({inc.kind})"
+    if inc.kind not in INCIDENT_KINDS:
+        raise ConfigError(f"{where}: unknown kind; expected one of {', '.join(INCIDENT_KINDS)}")
+    if not 0 <= inc.start_ms < inc.end_ms:
+        raise ConfigError(f"{where}: needs 0 <= start < end")
+    d_code, d_fraction, d_factor = INCIDENT_DEFAULTS[inc.kind]
+    fraction = d_fraction if inc.fraction is None else float(inc.fraction)
+    factor = d_factor if inc.factor is None else float(inc.factor)
+    code = d_code if inc.code is None else int(inc.code)
+    if code is not None and not 100 <= code <= 599:
+        raise ConfigError(f"{where}: code must be between 100 and 599")
+    if inc.kind == "drop":
+        if not 0.0 <= fraction <= 1.0:
+            raise ConfigError(f"{where}: fraction must be in [0, 1]")
+    elif not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"{where}: fraction must be in (0, 1]")
+    if not (math.isfinite(factor) and factor > 0):
+        raise ConfigError(f"{where}: factor must be > 0")
+    if inc.kind == "storm" and factor < 1.0:
+        raise ConfigError(f"{where}: factor must be >= 1")
+
+    def lookup(table: tuple[str, ...], name: str | None, what: str) -> int:
+        if name is None:
+            return -1
+        try:
+            return table.index(name)
+        except ValueError:
+            raise ConfigError(f"{where}: unknown {what} {name!r}") from None
+
+    svc = lookup(spec.services, inc.service, "service")
+    route = lookup(spec.routes, inc.route, "route")
+    app = lookup(spec.apps, inc.app, "app")
+    rng = np.random.default_rng([spec.seed, _TAG_INCIDENT, i])
+    if route >= 0:
+        rsvc = int(spec.route_service[route])
+        if svc >= 0 and svc != rsvc:
+            raise ConfigError(f"{where}: route {inc.route!r} is not a route of {inc.service!r}")
+        svc = rsvc
+    if inc.kind in ("creep", "newcode") and svc < 0:
+        svc = 0
+    if inc.kind == "spike" and route < 0:
+        first = int(np.flatnonzero(spec.route_service == max(svc, 0))[0])
+        route, svc = first, int(spec.route_service[first])
+    if inc.kind == "storm" and app < 0:
+        lo, hi = spec.n_apps // 20, max(spec.n_apps // 20 + 1, spec.n_apps // 2)
+        app = int(rng.integers(lo, hi))
+    apps_mask: BoolArr | None = None
+    if inc.kind == "freeze":
+        if app >= 0:  # freeze one named app
+            chosen = np.array([app])
+        else:
+            k = max(1, round(fraction * spec.n_apps))
+            chosen = np.sort(rng.choice(spec.n_apps, size=k, replace=False))
+        apps_mask = np.zeros(spec.n_apps, dtype=bool)
+        apps_mask[chosen] = True
+    if inc.kind == "newcode":
+        baseline = {c for m in spec.route_mix for c in m}
+        if code in baseline:
+            raise ConfigError(f"{where}: code {code} is part of the baseline; pick e.g. 418")
+    raised = np.array(CREEP_CODES if code is None else (code,), dtype=np.int64)
+    base = np.array([sum(m.get(int(c), 0.0) for c in raised) for m in spec.route_mix])
+    if inc.kind == "creep" and fraction <= base[spec.route_service == svc].max():
+        raise ConfigError(f"{where}: fraction must exceed the baseline share of the code(s)")
+
+    scope: dict[str, str] = {}
+    if svc >= 0:
+        scope["service"] = spec.services[svc]
+    if route >= 0:
+        scope["route"] = spec.routes[route]
+    if app >= 0:
+        scope["app"] = spec.apps[app]
+    label: dict[str, Any] = {
+        "name": inc.name or f"{inc.kind}-{i + 1}",
+        "kind": inc.kind,
+        "start": inc.start_ms / 1000,
+        "end": inc.end_ms / 1000,
+        "code": CREEP_CODES[0] if inc.kind == "creep" and code is None else code,
+        "direction": "down" if inc.kind == "drop" else "up",
+        "scope": scope,
+        "fraction": fraction,
+    }
+    if inc.kind == "storm" or (inc.kind == "freeze" and factor != 1.0):
+        label["factor"] = factor
+    if inc.kind == "creep":
+        label["codes"] = list(CREEP_CODES) if code is None else [code]
+    if apps_mask is not None:
+        label["apps"] = [spec.apps[j] for j in np.flatnonzero(apps_mask)]
+    return _Resolved(
+        kind=inc.kind,
+        start_ms=int(inc.start_ms),
+        end_ms=int(inc.end_ms),
+        code=-1 if code is None else code,
+        fraction=fraction,
+        factor=factor,
+        service=svc,
+        route=route,
+        app=app,
+        apps=apps_mask,
+        raised=raised,
+        base=base,
+        label=label,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """Precomputed sampling tables of a spec."""
+
+    cell_app: I64
+    cell_route: I64
+    cell_service: I64
+    cell_p: F64
+    cell_cdf: F64
+    codes: I64
+    code_cdf: F64  # per route, shifted by the route index: one monotone array
+    route_lat: F64
+    route_size: F64
+
+    @staticmethod
+    def build(spec: SimSpec) -> _Tables:
+        apps_idx, routes_idx = np.nonzero(spec.traffic_share > 0)
+        p = spec.traffic_share[apps_idx, routes_idx]
+        p = p / p.sum()
+        codes = np.array(spec.codes, dtype=np.int64)
+        n_routes = len(spec.routes)
+        table = np.zeros((n_routes, len(codes)))
+        for r, mix in enumerate(spec.route_mix):
+            for c, share in mix.items():
+                table[r, spec.codes.index(c)] = share
+        cdf = np.cumsum(table, axis=1)
+        cdf /= cdf[:, -1:]
+        cdf[:, -1] = 1.0
+        cdf += np.arange(n_routes)[:, None]
+        return _Tables(
+            cell_app=apps_idx.astype(np.int64),
+            cell_route=routes_idx.astype(np.int64),
+            cell_service=spec.route_service[routes_idx],
+            cell_p=p,
+            cell_cdf=_cdf(p),
+            codes=codes,
+            code_cdf=cdf.ravel(),
+            route_lat=np.array([r.latency_ms for r in spec.route_defs]),
+            route_size=np.array([float(r.size) for r in spec.route_defs]),
+        )
+
+
+def _cdf(w: F64) -> F64:
+    cdf = np.cumsum(w)
+    cdf /= cdf[-1]
+    cdf[-1] = 1.0
+    return cdf
+
+
+def _in_scope(inc: _Resolved, service: I64, route: I64, app: I64) -> BoolArr:
+    mask = np.ones(service.shape[0], dtype=bool)
+    if inc.route >= 0:
+        mask &= route == inc.route
+    elif inc.service >= 0:
+        mask &= service == inc.service
+    if inc.app >= 0:
+        mask &= app == inc.app
+    if inc.apps is not None:
+        mask &= inc.apps[app]
+    return mask
+
+
+def _volume_factor(inc: _Resolved) -> float:
+    if inc.kind == "drop":
+        return inc.fraction
+    if inc.kind in ("storm", "freeze"):
+        return inc.factor
+    return 1.0
+
+
+def _second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
+    """All records of epoch second ``sec`` as columns (depends only on spec and sec)."""
+    t = spec._t
+    t0 = sec * 1000
+    rng = np.random.default_rng([spec.seed, sec])
+    lam = spec.rate * (diurnal_factor(sec + 0.5) if spec.diurnal else 1.0)
+    vol = [
+        inc
+        for inc in spec._inc
+        if inc.start_ms < t0 + 1000 and inc.end_ms > t0 and _volume_factor(inc) != 1.0
+    ]
+    cdf = t.cell_cdf
+    ceiling: F64 | None = None
+    if vol:
+        # Sample at the highest volume any of these incidents reaches within the
+        # second, then thin each record to the volume in force at its millisecond.
+        ceiling = np.ones(t.cell_p.shape[0])
+        for inc in vol:
+            f = _volume_factor(inc)
+            if f > 1.0:
+                m = _in_scope(inc, t.cell_service, t.cell_route, t.cell_app)
+                ceiling[m] *= f
+        w = t.cell_p * ceiling
+        lam *= float(w.sum())
+        cdf = _cdf(w)
+    n = int(rng.poisson(lam))
+    cells = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), cdf.shape[0] - 1)
+    ts = t0 + np.sort(rng.integers(0, 1000, n, dtype=np.int64))
+    if ceiling is not None:
+        mult = np.ones(n)
+        for inc in vol:
+            active = (ts >= inc.start_ms) & (ts < inc.end_ms)
+            m = active & _in_scope(
+                inc, t.cell_service[cells], t.cell_route[cells], t.cell_app[cells]
+            )
+            mult[m] *= _volume_factor(inc)
+        keep = rng.random(n) * ceiling[cells] < mult
+        cells, ts = cells[keep], ts[keep]
+        n = int(cells.shape[0])
+    app = t.cell_app[cells]
+    route = t.cell_route[cells]
+    service = t.cell_service[cells]
+    idx = np.searchsorted(t.code_cdf, route + rng.random(n), side="right")
+    status = t.codes[np.minimum(idx - route * t.codes.shape[0], t.codes.shape[0] - 1)]
+    for inc in spec._inc:
+        if not (inc.start_ms < t0 + 1000 and inc.end_ms > t0) or inc.kind == "drop":
+            continue
+        m = (ts >= inc.start_ms) & (ts < inc.end_ms) & _in_scope(inc, service, route, app)
+        if inc.kind == "freeze":
+            status[m] = inc.code
+        elif inc.kind == "creep":
+            progress = (ts - inc.start_ms) / (inc.end_ms - inc.start_ms)
+            # target share b + (fraction - b) * progress: convert the other calls
+            b = inc.base[route]
+            q = np.clip((inc.fraction - b) * progress / (1.0 - b), 0.0, 1.0)
+            hit = m & ~np.isin(status, inc.raised) & (rng.random(n) < q)
+            k = int(hit.sum())
+            if inc.raised.shape[0] == 1:
+                status[hit] = inc.raised[0]
+            else:
+                pick = np.searchsorted(_CREEP_CDF, rng.random(k), side="right")
+                status[hit] = inc.raised[np.minimum(pick, inc.raised.shape[0] - 1)]
+        else:  # outage, storm, spike, newcode
+            status[m & (rng.random(n) < inc.fraction)] = inc.code
+    # Upstream latency (ms) and response size, shaped by the status.
+    lat = t.route_lat[route] * np.exp(0.5 * rng.standard_normal(n))
+    size = t.route_size[route] * np.exp(0.35 * rng.standard_normal(n))
+    err = status >= 400
+    size[err] = 60.0 + 90.0 * rng.random(int(err.sum()))
+    size[(status == 204) | (status == 304)] = 0.0
+    lat[status == 304] *= 0.5
+    lat[(status == 502) | (status == 503)] = 1.0 + 4.0 * rng.random(
+        int(((status == 502) | (status == 503)).sum())
+    )
+    lat[status == 504] = 60_000.0
+    lat[status == 429] = 0.0  # answered by the gateway's rate limiter
+    rid = rng.integers(0, np.iinfo(np.uint64).max, n, dtype=np.uint64, endpoint=True)
+    return {
+        "ts_ms": ts,
+        "status": status.astype(np.int64, copy=False),
+        "service": service,
+        "route": route,
+        "app": app,
+        "latency_ms": np.rint(lat).astype(np.int64),
+        "size": np.rint(size).astype(np.int64),
+        "rid": rid,
+    }
+
+
+def generate(spec: SimSpec, start_ms: int, end_ms: int, chunk_ms: int = 1000) -> Iterator[Chunk]:
+    """Yield the records of ``[start_ms, end_ms)`` as chunks of ``chunk_ms`` event time.
+
+    Chunks are ``[start_ms + k*chunk_ms, ...)``; an empty stretch yields an empty
+    chunk, so the caller can pace output on chunk boundaries.
+
+    >>> spec = SimSpec(rate=50.0, n_apps=5)
+    >>> a = list(generate(spec, 1_000_500, 1_004_000, chunk_ms=700))
+    >>> b = list(generate(spec, 1_000_500, 1_004_000, chunk_ms=2000))
+    >>> [c.start_ms for c in b]
+    [1000500, 1002500]
+    >>> bool((np.concatenate([c.ts_ms for c in a]) == np.concatenate([c.ts_ms for c in b])).all())
+    True
+    """
+    if chunk_ms <= 0:
+        raise ConfigError("simulate: chunk_ms must be > 0")
+    if not 0 <= start_ms <= end_ms:
+        raise ConfigError("simulate: needs 0 <= start_ms <= end_ms")
+    cached_sec = -1
+    cached: dict[str, npt.NDArray[Any]] = {}
+    c0 = start_ms
+    while c0 < end_ms:
+        c1 = min(c0 + chunk_ms, end_ms)
+        parts: list[dict[str, npt.NDArray[Any]]] = []
+        for sec in range(c0 // 1000, (c1 + 999) // 1000):
+            if sec != cached_sec:
+                cached, cached_sec = _second(spec, sec), sec
+            cols = cached
+            if sec * 1000 < c0 or (sec + 1) * 1000 > c1:
+                ts = cols["ts_ms"]
+                lo, hi = np.searchsorted(ts, [c0, c1], side="left")
+                cols = {k: v[lo:hi] for k, v in cols.items()}
+            parts.append(cols)
+        if len(parts) == 1:
+            merged = parts[0]
+        else:
+            merged = {k: np.concatenate([p[k] for p in parts]) for k in _COLUMNS}
+        yield Chunk(start_ms=c0, end_ms=c1, **merged)
+        c0 = c1
