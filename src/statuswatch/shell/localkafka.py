@@ -1,0 +1,817 @@
+"""A throwaway single-node Apache Kafka broker for the tests, the demo and CI.
+
+The broker jars come from Maven Central through Maven (``kafka_2.13`` and its
+runtime dependencies) and are cached per version. The broker runs in KRaft mode
+(one process is broker and controller) on free loopback ports, with its data
+in a temporary directory, under the machine's ``java``.
+
+Command line::
+
+    python -m statuswatch.shell.localkafka fetch   # cache the jars, print their dir
+    python -m statuswatch.shell.localkafka start   # run a broker until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import base64
+import concurrent.futures
+import contextlib
+import ctypes
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from statuswatch.errors import BrokerHarnessError
+
+__all__ = ["DEFAULT_KAFKA_VERSION", "LocalKafka", "default_cache_dir", "ensure_kafka_jars"]
+
+DEFAULT_KAFKA_VERSION = "3.9.1"
+HOST = "127.0.0.1"
+NODE_ID = 1
+
+_MARKER = ".complete"
+# Pinned so that a cold cache resolves the same plugin everywhere.
+_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+# The kafka_2.13 POM declares only slf4j-api: without a binding the broker logs
+# nothing at all (slf4j's NOP logger). Kafka 3.x's own distribution ships
+# slf4j-reload4j + reload4j (log4j 1.x API, configured by log4j.properties).
+_POM = """\
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.statuswatch</groupId>
+  <artifactId>kafka-broker-jars</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>1.7.36</version>
+    </dependency>
+    <dependency>
+      <groupId>ch.qos.reload4j</groupId>
+      <artifactId>reload4j</artifactId>
+      <version>1.2.25</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J = """\
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File={log_file}
+log4j.appender.file.Append=true
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+# One INFO line each for "started" and "shut down", so a log shows the broker's life.
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+"""
+
+# Small internal topics: the defaults (50 partitions each) make the first
+# consumer group or transaction on a fresh broker take seconds.
+# A short broker session: after a kill() the restarted broker is refused
+# (DUPLICATE_BROKER_REGISTRATION) until its previous session expires, and it
+# retries with exponential backoff: with the default 9 s a restart after a
+# kill took ~15 s, with 2.5 s it takes ~5 s. The price: a pause() longer than
+# ~2 s fences the broker, which unfences itself within a second of resume().
+_SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id={node_id}
+controller.quorum.voters={node_id}@{host}:{controller_port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={log_dirs}
+num.partitions=1
+default.replication.factor=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=2500
+"""
+
+_JVM_OPTIONS = (
+    "-Xms128m",
+    "-Xmx512m",
+    # A test broker on a small shared machine: the client compiler alone and a
+    # serial GC leave the CPUs to the tests and start about a second faster.
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+ExitOnOutOfMemoryError",
+    # No /tmp/hsperfdata_* file per broker.
+    "-XX:-UsePerfData",
+    "-Djava.awt.headless=true",
+)
+
+
+def default_cache_dir(version: str = DEFAULT_KAFKA_VERSION) -> Path:
+    """``$STATUSWATCH_CACHE/kafka-<version>``, else ``~/.cache/statuswatch/kafka-<version>``."""
+    root = os.environ.get("STATUSWATCH_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "statuswatch"
+    return base / f"kafka-{version}"
+
+
+def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | None = None) -> Path:
+    """Fetch the broker jars with Maven unless cached; return the directory holding them."""
+    cache = (cache_dir if cache_dir is not None else default_cache_dir(version)).absolute()
+    libs = cache / "libs"
+    if _cache_complete(cache, version):
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerHarnessError("cannot fetch the Kafka jars: Maven (mvn) is not on PATH")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BrokerHarnessError(f"cannot create cache dir {cache}: {exc.strerror}") from exc
+    with _file_lock(cache / ".lock"):
+        # Another process may have filled the cache while this one waited.
+        if _cache_complete(cache, version):
+            return libs
+        (cache / _MARKER).unlink(missing_ok=True)
+        shutil.rmtree(libs, ignore_errors=True)  # a partial copy from a failed run
+        (cache / "pom.xml").write_text(_POM.format(version=version), encoding="utf-8")
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "-f",
+            str(cache / "pom.xml"),
+            f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ]
+        try:
+            done = subprocess.run(
+                cmd,
+                cwd=cache,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BrokerHarnessError(f"Maven failed to fetch kafka_2.13:{version}: {exc}") from exc
+        if done.returncode != 0:
+            raise BrokerHarnessError(
+                f"Maven failed to fetch kafka_2.13:{version} (exit {done.returncode}):\n"
+                + _tail_text(done.stdout + done.stderr, 40)
+            )
+        jars = sorted(p.name for p in libs.glob("*.jar"))
+        if f"kafka_2.13-{version}.jar" not in jars:
+            raise BrokerHarnessError(f"Maven ran but {libs} has no kafka_2.13-{version}.jar")
+        # Written last: its presence means the copy is whole.
+        (cache / _MARKER).write_text(f"{version}\n" + "\n".join(jars) + "\n", encoding="utf-8")
+    return libs
+
+
+def _cache_complete(cache: Path, version: str) -> bool:
+    try:
+        lines = (cache / _MARKER).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    if not lines or lines[0] != version:
+        return False
+    return all((cache / "libs" / name).is_file() for name in lines[1:])
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerHarnessError("cannot start Kafka: java is not on PATH (and JAVA_HOME unset)")
+    return java
+
+
+def _free_ports(count: int) -> list[int]:
+    # All sockets stay bound until every port is picked, so the ports differ.
+    # The kernel may hand a port to someone else before the broker binds it;
+    # on loopback with ephemeral ports that race is rare enough for tests.
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((HOST, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+def _new_cluster_id() -> str:
+    """A Kafka ``Uuid`` string: 16 random bytes, URL-safe base64, unpadded.
+
+    >>> len(_new_cluster_id())
+    22
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):  # would read as an option on the command line
+            return cid
+
+
+def _tail_text(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _tail_file(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 256 * 1024))
+            data = fh.read()
+    except OSError:
+        return ""
+    # Java stack frames would push the one line that says what went wrong
+    # ("Caused by: ... Address already in use") out of a short tail.
+    kept = [
+        line
+        for line in data.decode("utf-8", "replace").splitlines()
+        if not line.startswith(("\tat ", "\t... "))
+    ]
+    return "\n".join(kept[-lines:])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    def preexec() -> None:
+        # Linux: the kernel SIGKILLs the broker when the process that forked it
+        # dies, even by SIGKILL, where atexit never runs.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+# --- a minimal Kafka protocol client -------------------------------------------------------
+# Sync and dependency-free, so start() can poll readiness from any thread, with
+# or without an event loop, and without a client library logging each refusal.
+
+
+class _ProtocolError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Metadata:
+    brokers: list[int]
+    # topic -> (error code, {partition: leader id})
+    topics: dict[str, tuple[int, dict[int, int]]] = field(default_factory=dict)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def _take(self, fmt: str) -> int:
+        try:
+            (value,) = struct.unpack_from(fmt, self._data, self._pos)
+        except struct.error as exc:
+            raise _ProtocolError("truncated response") from exc
+        self._pos += struct.calcsize(fmt)
+        return int(value)
+
+    def i8(self) -> int:
+        return self._take(">b")
+
+    def i16(self) -> int:
+        return self._take(">h")
+
+    def i32(self) -> int:
+        return self._take(">i")
+
+    def string(self) -> str | None:
+        n = self.i16()
+        if n < 0:
+            return None
+        raw = self._data[self._pos : self._pos + n]
+        if len(raw) != n:
+            raise _ProtocolError("truncated response")
+        self._pos += n
+        return raw.decode("utf-8", "replace")
+
+    def skip_i32_array(self) -> None:
+        for _ in range(max(0, self.i32())):
+            self.i32()
+
+
+def _enc_str(s: str) -> bytes:
+    raw = s.encode("utf-8")
+    return struct.pack(">h", len(raw)) + raw
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def _fetch_metadata(port: int, topics: Sequence[str], timeout: float) -> _Metadata:
+    """One Metadata v4 round trip (v4: can forbid auto-creating the topics asked about)."""
+    api_key, api_version, correlation_id = 3, 4, 1
+    body = struct.pack(">i", len(topics)) + b"".join(_enc_str(t) for t in topics)
+    body += b"\x00"  # allow_auto_topic_creation = false
+    request = struct.pack(">hhi", api_key, api_version, correlation_id)
+    request += _enc_str("statuswatch-localkafka") + body
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+        r = _Reader(_recv_exact(sock, size))
+    if r.i32() != correlation_id:
+        raise _ProtocolError("correlation id mismatch")
+    r.i32()  # throttle_time_ms
+    brokers = []
+    for _ in range(r.i32()):
+        brokers.append(r.i32())  # node_id
+        r.string()  # host
+        r.i32()  # port
+        r.string()  # rack
+    r.string()  # cluster_id
+    r.i32()  # controller_id
+    found: dict[str, tuple[int, dict[int, int]]] = {}
+    for _ in range(r.i32()):
+        error = r.i16()
+        name = r.string() or ""
+        r.i8()  # is_internal
+        leaders: dict[int, int] = {}
+        for _ in range(r.i32()):
+            r.i16()  # partition error
+            partition = r.i32()
+            leaders[partition] = r.i32()
+            r.skip_i32_array()  # replicas
+            r.skip_i32_array()  # isr
+        found[name] = (error, leaders)
+    return _Metadata(brokers, found)
+
+
+# Kafka error codes that a create_topic caller may meet.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+class LocalKafka:
+    """A single-node KRaft broker on 127.0.0.1, for tests and demos.
+
+    Ports are picked at construction, so ``bootstrap_servers`` is known before
+    ``start()``, and they stay the same across ``restart()``. ``data_dir``
+    defaults to a temporary directory that ``close()`` removes.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str = DEFAULT_KAFKA_VERSION,
+        cache_dir: Path | None = None,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        controller_port: int | None = None,
+        extra_properties: dict[str, str] | None = None,
+    ) -> None:
+        self.version = version
+        self._cache_dir = cache_dir
+        self._owns_data_dir = data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix="statuswatch-kafka-"))
+            if data_dir is None
+            else data_dir.absolute()
+        )
+        picked = _free_ports(2)
+        self.port = port if port is not None else picked[0]
+        self.controller_port = controller_port if controller_port is not None else picked[1]
+        self._extra = dict(extra_properties or {})
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._atexit_registered = False
+
+    # --- paths and state
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``"127.0.0.1:PORT"``."""
+        return f"{HOST}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's log4j log (WARN and above)."""
+        return self.data_dir / "broker.log"
+
+    @property
+    def console_file(self) -> Path:
+        """The JVM's stdout and stderr (crashes, JVM errors)."""
+        return self.data_dir / "console.log"
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker process is alive (it may be paused)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the broker log and of the JVM console."""
+        parts = []
+        for path in (self.log_file, self.console_file):
+            text = _tail_file(path, lines)
+            if text:
+                parts.append(f"--- {path.name} ---\n{text}")
+        return "\n".join(parts) or "(the broker wrote no log)"
+
+    # --- lifecycle
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Fetch the jars if needed, start the broker, wait until it serves metadata requests."""
+        if self.running:
+            raise BrokerHarnessError("the local Kafka broker is already running")
+        deadline = time.monotonic() + timeout
+        libs = ensure_kafka_jars(self.version, self._cache_dir)
+        java = _java()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        server_props = self._write_config()
+        classpath = str(libs / "*")
+        jvm = [java, *_JVM_OPTIONS, f"-Dlog4j.configuration={self._log4j_file.as_uri()}"]
+        if not (self._kraft_dir / "meta.properties").exists():
+            self._format_storage(jvm, classpath, server_props, deadline)
+
+        with self.console_file.open("ab") as console:
+            try:
+                self._proc = subprocess.Popen(
+                    [*jvm, "-cp", classpath, "kafka.Kafka", str(server_props)],
+                    cwd=self.data_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    # Own session and process group: signals go to the whole
+                    # group, and a Ctrl-C in the terminal does not reach it.
+                    start_new_session=True,
+                    # PDEATHSIG fires when the forking *thread* exits, so only
+                    # use it from the main thread, which lives as long as we do.
+                    preexec_fn=(  # noqa: PLW1509 - only prctl, no locks taken
+                        _die_with_parent(os.getpid())
+                        if threading.current_thread() is threading.main_thread()
+                        else None
+                    ),
+                )
+            except OSError as exc:
+                raise BrokerHarnessError(f"cannot run {java}: {exc.strerror}") from exc
+        if not self._atexit_registered:
+            atexit.register(self._stop_at_exit)
+            self._atexit_registered = True
+
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                self._proc = None
+                raise BrokerHarnessError(
+                    f"the Kafka broker exited with code {code} while starting\n{self.log_tail()}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                tail = self.log_tail()
+                self.kill()
+                raise BrokerHarnessError(
+                    f"the Kafka broker did not become ready within {timeout:g}s\n{tail}"
+                )
+            try:
+                meta = _fetch_metadata(self.port, [], timeout=min(2.0, remaining))
+            except (OSError, _ProtocolError):
+                meta = None
+            # Listed in the metadata means registered and unfenced: topics can
+            # be created and produced to.
+            if meta is not None and NODE_ID in meta.brokers:
+                return
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (a clean shutdown), then SIGKILL after ``timeout`` seconds."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._signal(signal.SIGCONT)  # a stopped JVM cannot act on SIGTERM
+        self._signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            proc.wait()
+        self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker: a crash, with no clean shutdown."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._signal(signal.SIGKILL)
+        proc.wait()
+        self._proc = None
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open, nothing is answered."""
+        self._require_running()
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused broker (SIGCONT)."""
+        self._require_running()
+        self._signal(signal.SIGCONT)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop cleanly, then start again with the same ports and data."""
+        self.stop()
+        self.start(timeout)
+
+    def close(self) -> None:
+        """Stop the broker and remove the data dir if this object created it."""
+        self.stop()
+        if self._atexit_registered:
+            atexit.unregister(self._stop_at_exit)
+            self._atexit_registered = False
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        if not self.running:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- topics
+
+    def create_topic(
+        self, name: str, partitions: int = 1, *, exist_ok: bool = False, timeout: float = 30.0
+    ) -> None:
+        """Create a topic and wait until every partition has a leader."""
+        # A thread of its own, so this works whether or not the caller's thread
+        # runs an event loop.
+        with concurrent.futures.ThreadPoolExecutor(1, "localkafka-topic") as pool:
+            pool.submit(
+                lambda: asyncio.run(
+                    self.acreate_topic(name, partitions, exist_ok=exist_ok, timeout=timeout)
+                )
+            ).result()
+
+    async def acreate_topic(
+        self, name: str, partitions: int = 1, *, exist_ok: bool = False, timeout: float = 30.0
+    ) -> None:
+        """Create a topic and wait until every partition has a leader."""
+        deadline = time.monotonic() + timeout
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id="statuswatch-localkafka",
+            request_timeout_ms=max(1, int(timeout * 1000)),
+        )
+        try:
+            await admin.start()
+            response = await admin.create_topics(
+                [NewTopic(name, partitions, 1)], timeout_ms=max(1, int(timeout * 1000))
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerHarnessError(f"cannot create topic {name!r}: {exc!r}") from exc
+        finally:
+            await admin.close()
+        for entry in response.topic_errors:
+            code = int(entry[1])
+            if code == 0 or (code == _TOPIC_ALREADY_EXISTS and exist_ok):
+                continue
+            message = entry[2] if len(entry) > 2 and entry[2] else f"error code {code}"
+            raise BrokerHarnessError(f"cannot create topic {entry[0]!r}: {message}")
+        await asyncio.to_thread(self._wait_for_leaders, name, deadline)
+
+    def _wait_for_leaders(self, name: str, deadline: float) -> None:
+        # CreateTopics answers once the controller has the topic; the broker's
+        # metadata cache (which producers and consumers read) follows shortly.
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerHarnessError(f"topic {name!r} has no leader for every partition")
+            try:
+                meta = _fetch_metadata(self.port, [name], timeout=min(2.0, remaining))
+            except (OSError, _ProtocolError):
+                meta = None
+            if meta is not None and name in meta.topics:
+                error, leaders = meta.topics[name]
+                if error == 0 and leaders and all(leader >= 0 for leader in leaders.values()):
+                    return
+            time.sleep(0.05)
+
+    # --- internals
+
+    @property
+    def _kraft_dir(self) -> Path:
+        return self.data_dir / "kraft"
+
+    @property
+    def _log4j_file(self) -> Path:
+        return self.data_dir / "log4j.properties"
+
+    def _write_config(self) -> Path:
+        props = _SERVER_PROPERTIES.format(
+            node_id=NODE_ID,
+            host=HOST,
+            port=self.port,
+            controller_port=self.controller_port,
+            log_dirs=self._kraft_dir,
+        )
+        props += "".join(f"{key}={value}\n" for key, value in self._extra.items())
+        path = self.data_dir / "server.properties"
+        path.write_text(props, encoding="utf-8")
+        self._log4j_file.write_text(_LOG4J.format(log_file=self.log_file), encoding="utf-8")
+        return path
+
+    def _format_storage(
+        self, jvm: list[str], classpath: str, server_props: Path, deadline: float
+    ) -> None:
+        # Kafka 3.9 StorageTool: `format --config FILE --cluster-id ID`; with a
+        # static controller.quorum.voters no --standalone/--initial-controllers.
+        cmd = [
+            *jvm,
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(server_props),
+            "--cluster-id",
+            _new_cluster_id(),
+            "--ignore-formatted",
+        ]
+        try:
+            done = subprocess.run(
+                cmd,
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=max(1.0, deadline - time.monotonic()),
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BrokerHarnessError(f"kafka StorageTool format failed: {exc}") from exc
+        if done.returncode != 0:
+            raise BrokerHarnessError(
+                f"kafka StorageTool format failed (exit {done.returncode}):\n"
+                + _tail_text(done.stdout + done.stderr, 40)
+            )
+
+    def _signal(self, sig: signal.Signals) -> None:
+        proc = self._proc
+        # poll() reaps an exited broker; until it is reaped its pid (and so its
+        # process group id) cannot be reused, so killpg cannot hit a stranger.
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def _require_running(self) -> None:
+        if not self.running:
+            raise BrokerHarnessError("the local Kafka broker is not running")
+
+    def _stop_at_exit(self) -> None:
+        self.stop(timeout=10.0)
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _parse_topic(spec: str) -> tuple[str, int]:
+    name, _, count = spec.partition(":")
+    try:
+        partitions = int(count) if count else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad partition count in {spec!r}") from None
+    if not name or partitions < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME:PARTITIONS, got {spec!r}")
+    return name, partitions
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m statuswatch.shell.localkafka",
+        description="Fetch and run a throwaway single-node Kafka broker on 127.0.0.1.",
+    )
+    parser.add_argument(
+        "--kafka-version", default=DEFAULT_KAFKA_VERSION, help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="jar cache (default: $STATUSWATCH_CACHE/kafka-VERSION, "
+        "else ~/.cache/statuswatch/kafka-VERSION)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="download the broker jars into the cache, print their dir")
+    start = sub.add_parser("start", help="run a broker until Ctrl-C or SIGTERM")
+    start.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        type=_parse_topic,
+        metavar="NAME[:PARTITIONS]",
+        help="create this topic once the broker is up (repeatable)",
+    )
+    start.add_argument("--port", type=int, help="broker port (default: a free one)")
+    start.add_argument("--timeout", type=float, default=120.0, help="start timeout, seconds")
+    return parser
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m statuswatch.shell.localkafka``."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "fetch":
+            print(ensure_kafka_jars(args.kafka_version, args.cache_dir), flush=True)
+            return 0
+        # SIGTERM (e.g. from a process manager) stops the broker cleanly, like Ctrl-C.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        broker = LocalKafka(version=args.kafka_version, cache_dir=args.cache_dir, port=args.port)
+        try:
+            broker.start(timeout=args.timeout)
+            for name, partitions in args.topic:
+                broker.create_topic(name, partitions)
+            print(broker.bootstrap_servers, flush=True)
+            print(
+                f"Kafka {args.kafka_version} up; data in {broker.data_dir}; Ctrl-C stops it",
+                file=sys.stderr,
+                flush=True,
+            )
+            while broker.running:
+                time.sleep(0.5)
+            print(f"the broker exited on its own\n{broker.log_tail()}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            broker.close()
+    except BrokerHarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

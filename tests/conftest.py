@@ -1,0 +1,47 @@
+"""Shared fixtures: one local Kafka broker per test session, a fresh topic per test."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from statuswatch.errors import BrokerHarnessError
+from statuswatch.shell.localkafka import LocalKafka
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[LocalKafka]:
+    """A single-node KRaft broker on 127.0.0.1, shared by the whole session.
+
+    A broker that cannot start fails the tests that need it: skipping would
+    let a broken harness pass CI.
+    """
+    broker = LocalKafka()
+    try:
+        # Generous: the first start on a cold machine also fetches the jars.
+        broker.start(timeout=300)
+    except BrokerHarnessError as exc:
+        broker.close()
+        pytest.fail(f"the local Kafka broker did not start:\n{exc}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture
+def topic(kafka_broker: LocalKafka, request: pytest.FixtureRequest) -> str:
+    """A new, uniquely named topic on ``kafka_broker``; 1 partition by default.
+
+    For more partitions parametrize indirectly::
+
+        @pytest.mark.parametrize("topic", [3], indirect=True)
+    """
+    partitions = int(getattr(request, "param", 1))
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name).strip("-")[:120]
+    name = f"{stem}-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(name, partitions)
+    return name
