@@ -94,7 +94,70 @@ class ScopesConfig(_Strict):
 
 class BaselineConfig(_Strict):
     half_life_windows: float = Field(90.0, gt=0)
+    volume_half_life_windows: float = Field(30.0, gt=0)
     warmup_windows: int = Field(30, ge=0)
+
+
+Preset = Literal["low", "medium", "high"]
+DirectionSetting = Literal["up", "down", "both"]
+
+#: Sensitivity presets: (fire_score, min_excess_count, min_share_ratio).
+PRESETS: dict[str, tuple[float, float, float]] = {
+    "high": (4.0, 5.0, 1.5),
+    "medium": (6.0, 10.0, 2.0),
+    "low": (9.0, 30.0, 3.0),
+}
+
+
+class Thresholds(_Strict):
+    """When a window is a hit. Unset keys come from the preset, then the defaults."""
+
+    preset: Preset | None = None
+    fire_score: float | None = Field(None, gt=0)
+    min_excess_count: float | None = Field(None, ge=0)
+    min_share_ratio: float | None = Field(None, ge=1.0)
+    direction: DirectionSetting | None = None
+    k: int | None = Field(None, gt=0)
+    m: int | None = Field(None, gt=0)
+
+
+class Rule(Thresholds):
+    """Per-rule settings; the first rule whose ``codes`` and ``scope`` match wins."""
+
+    name: str = Field(min_length=1)
+    codes: list[str] = Field(default_factory=lambda: ["all"])
+    scope: dict[str, str] = Field(default_factory=dict)
+    ignore: bool = False
+    shadow: bool = False
+
+    @model_validator(mode="after")
+    def _codes_valid(self) -> Rule:
+        for code in self.codes:
+            if code == "all":
+                continue
+            if len(code) == 3 and code[0] in "12345" and (code[1:].isdigit() or code[1:] == "xx"):
+                continue
+            raise ValueError(f"codes: {code!r} is not a status code (403), class (4xx) or 'all'")
+        for key in self.scope:
+            if key not in ("service", "route", "app"):
+                raise ValueError(f"scope: unknown dimension {key!r}")
+        return self
+
+
+class VolumeConfig(_Strict):
+    enabled: bool = True
+    direction: DirectionSetting = "down"
+    fire_score: float = Field(8.0, gt=0)
+    min_excess_count: float = Field(50.0, ge=0)
+    min_ratio: float = Field(2.0, ge=1.0)
+
+
+class BlastRadiusConfig(_Strict):
+    enabled: bool = True
+    level: list[Dimension] = Field(default_factory=lambda: ["app"])
+    scope_score: float = Field(3.0, gt=0)
+    min_fraction: float = Field(0.2, gt=0, le=1)
+    min_scopes: int = Field(5, ge=1)
 
 
 class DetectConfig(_Strict):
@@ -105,8 +168,12 @@ class DetectConfig(_Strict):
     m: int = Field(3, gt=0)
     min_excess_count: float = Field(10.0, ge=0)
     min_share_ratio: float = Field(2.0, ge=1.0)
+    direction: DirectionSetting = "both"
     min_firing_windows: int = Field(3, ge=1)
     clear_windows: int = Field(3, ge=1)
+    volume: VolumeConfig = VolumeConfig()
+    blast_radius: BlastRadiusConfig = BlastRadiusConfig()
+    rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> DetectConfig:
@@ -114,6 +181,13 @@ class DetectConfig(_Strict):
             raise ValueError("k must be <= m")
         if self.clear_score >= self.fire_score:
             raise ValueError("clear_score must be below fire_score (hysteresis)")
+        for rule in self.rules:
+            k, m = rule.k or self.k, rule.m or self.m
+            if k > m:
+                raise ValueError(f"rule {rule.name!r}: k must be <= m")
+            fire = rule.fire_score or PRESETS.get(rule.preset or "", (self.fire_score,))[0]
+            if fire <= self.clear_score:
+                raise ValueError(f"rule {rule.name!r}: fire_score must be above clear_score")
         return self
 
 

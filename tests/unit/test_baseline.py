@@ -1,4 +1,4 @@
-"""Baseline against a plain exponentially weighted mean."""
+"""Baseline against plain reference computations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statuswatch.core.baseline import ShareBaseline, fading_factor
+from statuswatch.core.baseline import DAY_MS, Baseline, fading_factor
+
+W = 10_000
+NO_PARENTS = np.array([-1, -1])
 
 
 def plain_ewmean(xs, alpha):
@@ -18,52 +21,98 @@ def plain_ewmean(xs, alpha):
     return mean
 
 
+def expect(b: Baseline, rows: int, cols: int, t: int = 0, parents=None):
+    parents = np.full(rows, -1) if parents is None else parents
+    return b.expect(rows, cols, window_start_ms=t, window_ms=W, parents=parents)
+
+
 @given(st.lists(st.tuples(st.integers(1, 500), st.integers(0, 500)), min_size=1, max_size=40))
 @settings(max_examples=100, deadline=None)
 def test_share_and_volume_follow_plain_ewmean_on_every_prefix(windows):
-    b = ShareBaseline(half_life_windows=5, warmup_windows=0)
-    alpha = fading_factor(5)
+    b = Baseline(share_half_life=5, volume_half_life=3, warmup_windows=0)
     for i, (ok, err) in enumerate(windows, 1):
-        b.learn(np.array([[ok, err]]))
+        b.learn(np.array([[ok, err]]), window_start_ms=i * W)
         prefix = windows[:i]
         shares = [e / (o + e) for o, e in prefix]
         # The error code's series starts at its first appearance, from a zero share.
         first = next((j for j, (_, e) in enumerate(prefix) if e), None)
+        e = expect(b, 1, 2)
         if first is not None:
             series = ([0.0] if first > 0 else []) + shares[first:]
-            assert np.isclose(b.expected_share(1, 2)[0, 1], plain_ewmean(series, alpha))
-        vol = plain_ewmean([o + e for o, e in prefix], alpha)
-        assert np.isclose(b.expected_volume(1)[0], vol)
+            assert np.isclose(e.share[0, 1], plain_ewmean(series, fading_factor(5)))
+        vol = plain_ewmean([o + e for o, e in prefix], fading_factor(3))
+        assert np.isclose(e.volume[0], vol)
+
+
+def test_dispersion_is_one_for_binomial_noise_and_larger_for_bursty_series():
+    rng = np.random.default_rng(0)
+    calm = Baseline(share_half_life=50, volume_half_life=10, warmup_windows=0)
+    bursty = Baseline(share_half_life=50, volume_half_life=10, warmup_windows=0)
+    for i in range(600):
+        n = 1000
+        x = rng.binomial(n, 0.05)
+        calm.learn(np.array([[n - x, x]]), window_start_ms=i * W)
+        p = rng.beta(2, 38)  # same mean share, but varying from window to window
+        y = rng.binomial(n, p)
+        bursty.learn(np.array([[n - y, y]]), window_start_ms=i * W)
+    assert 1.0 <= expect(calm, 1, 2).share_dispersion[0, 1] < 1.6
+    assert expect(bursty, 1, 2).share_dispersion[0, 1] > 5
 
 
 def test_frozen_series_do_not_learn():
-    b = ShareBaseline(half_life_windows=2, warmup_windows=0)
-    b.learn(np.array([[99, 1]]))
-    before = b.expected_share(1, 2).copy()
-    frozen = np.array([[False, True]])
-    for _ in range(10):
-        b.learn(np.array([[50, 50]]), frozen)
-    assert b.expected_share(1, 2)[0, 1] == before[0, 1]
-    assert b.expected_share(1, 2)[0, 0] != before[0, 0]
+    b = Baseline(share_half_life=2, volume_half_life=2, warmup_windows=0)
+    b.learn(np.array([[99, 1]]), window_start_ms=0)
+    before = expect(b, 1, 2)
+    for i in range(10):
+        b.learn(np.array([[5, 5]]), window_start_ms=i * W,
+                frozen_share=np.array([[False, True]]), frozen_volume=np.array([True]))
+    after = expect(b, 1, 2)
+    assert after.share[0, 1] == before.share[0, 1]
+    assert after.share[0, 0] != before.share[0, 0]
+    assert after.volume[0] == before.volume[0]
 
 
-def test_warmup_counts_windows_with_traffic():
-    b = ShareBaseline(half_life_windows=10, warmup_windows=3)
-    for counts in ([[5]], [[0]], [[5]], [[5]]):
-        b.learn(np.array(counts))
-    assert b.windows_seen(1).tolist() == [3]
-    assert b.warm(1).tolist() == [True]
+def test_silent_windows_teach_the_volume_but_not_the_shares():
+    b = Baseline(share_half_life=5, volume_half_life=1, warmup_windows=0)
+    b.learn(np.array([[90, 10]]), window_start_ms=0)
+    b.learn(np.array([[0, 0]]), window_start_ms=W)
+    e = expect(b, 1, 2)
+    assert e.volume[0] == 50.0
+    assert np.allclose(e.share[0], [0.9, 0.1])
+    assert e.windows_seen[0] == 1
+
+
+def test_cold_scope_starts_from_its_parent_share():
+    b = Baseline(share_half_life=5, volume_half_life=5, warmup_windows=10)
+    for i in range(20):
+        b.learn(np.array([[95, 5], [0, 0]]), window_start_ms=i * W)
+    b.learn(np.array([[95, 5], [1, 0]]), window_start_ms=20 * W)  # child: one request
+    e = expect(b, 2, 2, parents=np.array([-1, 0]))
+    assert e.warm.tolist() == [True, False]
+    # 1/10 of its own history (100 % code 0) and 9/10 of its parent's shares
+    assert np.allclose(e.share[1], 0.1 * np.array([1.0, 0.0]) + 0.9 * e.share[0])
+
+
+def test_volume_follows_the_learned_daily_profile_after_a_day():
+    b = Baseline(share_half_life=50, volume_half_life=30, warmup_windows=0)
+    profile = lambda t: 100 + 80 * np.sin(2 * np.pi * t / DAY_MS)  # noqa: E731
+    t = 2 * DAY_MS + DAY_MS // 8  # on the steep rising flank
+    for i in range(t // W):
+        b.learn(np.array([[round(profile(i * W))]]), window_start_ms=i * W)
+    plain = plain_ewmean([profile(t - j * W) for j in range(300, -1, -1)], fading_factor(30))
+    seasonal = expect(b, 1, 1, t=t).volume[0]
+    assert abs(seasonal - profile(t)) < abs(plain - profile(t))
 
 
 def test_snapshot_is_plain_json_and_restores_expectations():
-    b = ShareBaseline(half_life_windows=10, warmup_windows=0)
-    for i in range(5):
-        b.learn(np.array([[90 + i, 10], [5, 0]]))
+    b = Baseline(share_half_life=10, volume_half_life=5, warmup_windows=0)
+    for i in range(40):
+        b.learn(np.array([[90 + i, 10], [5, 0]]), window_start_ms=i * W)
     state = json.loads(json.dumps(b.snapshot()))
-    c = ShareBaseline(half_life_windows=10, warmup_windows=0)
+    c = Baseline(share_half_life=10, volume_half_life=5, warmup_windows=0)
     c.restore(state)
-    assert np.allclose(c.expected_share(2, 2), b.expected_share(2, 2))
-    assert np.allclose(c.expected_volume(2), b.expected_volume(2))
-    b.learn(np.array([[50, 50], [5, 0]]))
-    c.learn(np.array([[50, 50], [5, 0]]))
-    assert np.allclose(c.expected_share(2, 2), b.expected_share(2, 2))
+    for name in ("share", "share_dispersion", "volume", "volume_dispersion", "windows_seen"):
+        assert np.allclose(getattr(expect(c, 2, 2), name), getattr(expect(b, 2, 2), name)), name
+    b.learn(np.array([[50, 50], [5, 0]]), window_start_ms=41 * W)
+    c.learn(np.array([[50, 50], [5, 0]]), window_start_ms=41 * W)
+    assert np.allclose(expect(c, 2, 2).share, expect(b, 2, 2).share)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from statuswatch.core.decide import AlertTracker, Evidence, Lifecycle, alert_id
 
-KEY = (1, 2, "up")
+KEY = (1, 2, "up", "share")
 
 
 def ev(hit: bool, calm: bool | None = None, extreme: bool = False) -> Evidence:
@@ -68,7 +68,8 @@ def test_lifecycle_invariants(hits, k, extra):
 
 
 def test_ids_are_deterministic_per_episode():
-    a = alert_id({"app": "x"}, 403, "up", 10_000)
-    assert a == alert_id({"app": "x"}, 403, "up", 10_000)
-    assert a != alert_id({"app": "x"}, 403, "up", 20_000)
-    assert a != alert_id({"app": "x"}, 403, "down", 10_000)
+    a = alert_id({"app": "x"}, 403, "up", "share", 10_000)
+    assert a == alert_id({"app": "x"}, 403, "up", "share", 10_000)
+    assert a != alert_id({"app": "x"}, 403, "up", "share", 20_000)
+    assert a != alert_id({"app": "x"}, 403, "down", "share", 10_000)
+    assert a != alert_id({"app": "x"}, 403, "up", "volume", 10_000)

@@ -1,16 +1,32 @@
-"""Online expected share and volume per (scope, status code), kept with River.
+"""Online expectations per scope: each code's share, the scope's volume, and
+how noisy both are. Kept with River estimators, mirrored into numpy arrays so
+the score stage reads them vectorised.
 
-Each series is a ``river.stats.EWMean`` with a fading factor set by a half-life
-in windows: it follows slow drift (traffic mix changing over hours) yet forgets
-a one-off burst. The expected values are mirrored into numpy arrays so the
-score stage reads them vectorised.
+Why this model:
 
-Series that are part of an active anomaly are not taught (``frozen`` mask):
-otherwise a sustained incident would become "normal" in a few half-lives.
+* **Share** of each code is a ``river.stats.EWMean`` per (scope, code) with a
+  slow half-life (15 min by default): it follows the drift of the traffic mix
+  yet forgets a one-off burst. Shares are far steadier over the day than raw
+  volumes, so they need no seasonal term to stay quiet at night.
+* **Volume** of each scope is a fast ``EWMean`` (5 min): the recent level. A
+  drop of traffic is judged against what the last minutes looked like, which
+  already follows the day's curve, so the evening decline never pages while a
+  sudden fall does. After a full day (week) of history, the level is moved
+  along the learned hour-of-day (hour-of-week) profile, so the expected value
+  leads instead of lags on the steep parts of the curve.
+* **Dispersion**: real traffic is burstier than a binomial or Poisson draw (a
+  big client has a bad minute). An ``EWMean`` of the squared Pearson residuals
+  estimates the over-dispersion factor phi >= 1 per series; scores divide the
+  evidence by phi (a quasi-likelihood), so noisy scopes need more to page.
+* **Cold start**: a new scope starts from its parent's shares (an app from its
+  service, a route from its service, a service from the fleet), blending in
+  its own history as it accrues; it may not page until warm.
+* Series in an active anomaly are not taught (``frozen`` masks).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +38,12 @@ from statuswatch.core.columns import I64
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
+#: Dispersion is learned only from windows with at least this many expected events.
+MIN_EXPECTED_FOR_DISPERSION = 5.0
+MAX_DISPERSION = 50.0
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+
 
 def fading_factor(half_life_windows: float) -> float:
     """EWMean weight of the newest value so that old values halve every half-life.
@@ -32,107 +54,263 @@ def fading_factor(half_life_windows: float) -> float:
     return float(1.0 - 0.5 ** (1.0 / half_life_windows))
 
 
-class ShareBaseline:
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What the baseline expects of the next window, per row (and column)."""
+
+    share: F64  # (rows, cols)
+    share_dispersion: F64  # (rows, cols), >= 1
+    volume: F64  # (rows,)
+    volume_dispersion: F64  # (rows,), >= 1
+    windows_seen: I64  # (rows,)
+    warm: B  # (rows,)
+
+
+class _Series:
+    """A dict of River EWMeans with a dense numpy mirror of their values."""
+
+    def __init__(self, alpha: float, default: float) -> None:
+        self.alpha = alpha
+        self.default = default
+        self.models: dict[tuple[int, ...], stats.EWMean] = {}
+
+    def update(self, key: tuple[int, ...], value: float) -> float:
+        model = self.models.get(key)
+        if model is None:
+            model = self.models[key] = stats.EWMean(fading_factor=self.alpha)
+        model.update(value)
+        return float(model.get())
+
+    def snapshot(self) -> list[list[float]]:
+        return [[*key, float(m.get())] for key, m in self.models.items()]
+
+    def restore(self, items: list[list[float]], arity: int) -> list[tuple[tuple[int, ...], float]]:
+        self.models.clear()
+        out = []
+        for item in items:
+            key = tuple(int(k) for k in item[:arity])
+            out.append((key, self.update(key, float(item[arity]))))
+        return out
+
+
+class _Seasonal:
+    """Average volume per bucket of a period (hour of day, hour of week), per row."""
+
+    def __init__(self, period_ms: int, buckets: int, alpha: float) -> None:
+        self.period_ms = period_ms
+        self.buckets = buckets
+        self.series = _Series(alpha, 0.0)
+        self.first_ms: dict[int, int] = {}
+
+    def _position(self, t_ms: int) -> float:
+        return (t_ms % self.period_ms) / self.period_ms * self.buckets
+
+    def learn(self, row: int, t_ms: int, volume: float) -> None:
+        self.first_ms.setdefault(row, t_ms)
+        self.series.update((row, int(self._position(t_ms))), volume)
+
+    def value(self, row: int, t_ms: int) -> float | None:
+        """Profile at ``t_ms``, linear between bucket centres; None until a full period."""
+        first = self.first_ms.get(row)
+        if first is None or t_ms - first < self.period_ms:
+            return None
+        pos = self._position(t_ms) - 0.5
+        lo = int(np.floor(pos)) % self.buckets
+        hi = (lo + 1) % self.buckets
+        a, b = self.series.models.get((row, lo)), self.series.models.get((row, hi))
+        if a is None or b is None:
+            return None
+        frac = pos - np.floor(pos)
+        return float((1 - frac) * a.get() + frac * b.get())
+
+
+class Baseline:
     """Expected share per (row, col) and expected volume per row.
 
-    >>> b = ShareBaseline(half_life_windows=10, warmup_windows=1)
-    >>> b.learn(np.array([[90, 10]]))
-    >>> b.expected_share(1, 2).round(2).tolist()
-    [[0.9, 0.1]]
-    >>> b.warm(1).tolist()
-    [True]
+    >>> b = Baseline(share_half_life=10, volume_half_life=10, warmup_windows=1)
+    >>> b.learn(np.array([[90, 10]]), window_start_ms=0)
+    >>> e = b.expect(1, 2, window_start_ms=10_000, window_ms=10_000, parents=np.array([-1]))
+    >>> e.share.round(2).tolist(), e.volume.tolist(), e.warm.tolist()
+    ([[0.9, 0.1]], [100.0], [True])
     """
 
-    def __init__(self, half_life_windows: float, warmup_windows: int) -> None:
-        self.half_life_windows = half_life_windows
+    def __init__(
+        self,
+        share_half_life: float,
+        volume_half_life: float,
+        warmup_windows: int,
+        dispersion_half_life: float = 360.0,
+        seasonal_half_life_periods: float = 3.0,
+        window_ms: int = 10_000,
+    ) -> None:
+        self.share_half_life = share_half_life
+        self.volume_half_life = volume_half_life
         self.warmup_windows = warmup_windows
-        self._alpha = fading_factor(half_life_windows)
-        self._share: dict[tuple[int, int], stats.EWMean] = {}
-        self._volume: dict[int, stats.EWMean] = {}
+        self._share = _Series(fading_factor(share_half_life), 0.0)
+        self._share_disp = _Series(fading_factor(dispersion_half_life), 1.0)
+        self._volume = _Series(fading_factor(volume_half_life), 0.0)
+        self._volume_disp = _Series(fading_factor(dispersion_half_life), 1.0)
+        # A bucket of an hour sees 3600 s / window updates per period.
+        per_bucket = 3_600_000 / window_ms
+        seasonal_alpha = fading_factor(seasonal_half_life_periods * per_bucket)
+        self._daily = _Seasonal(DAY_MS, 24, seasonal_alpha)
+        self._weekly = _Seasonal(WEEK_MS, 168, seasonal_alpha)
         self._share_mean = np.zeros((0, 0))
+        self._share_phi = np.ones((0, 0))
         self._volume_mean = np.zeros(0)
-        self._windows_seen = np.zeros(0, np.int64)
+        self._volume_phi = np.ones(0)
+        self._seen = np.zeros(0, np.int64)
+        self._known: dict[int, set[int]] = {}  # columns with a share series, per row
+
+    # -- shapes ---------------------------------------------------------------
 
     def _fit(self, n_rows: int, n_cols: int) -> None:
         rows, cols = self._share_mean.shape
         if rows >= n_rows and cols >= n_cols:
             return
-        share = np.zeros((max(rows, n_rows), max(cols, n_cols)))
-        share[:rows, :cols] = self._share_mean
-        self._share_mean = share
-        volume = np.zeros(max(rows, n_rows))
-        volume[:rows] = self._volume_mean
-        self._volume_mean = volume
-        seen = np.zeros(max(rows, n_rows), np.int64)
-        seen[:rows] = self._windows_seen
-        self._windows_seen = seen
+        r, c = max(rows, n_rows), max(cols, n_cols)
 
-    def expected_share(self, n_rows: int, n_cols: int) -> F64:
-        self._fit(n_rows, n_cols)
-        return self._share_mean[:n_rows, :n_cols]
+        def grow(a: Any, shape: tuple[int, ...], fill: float) -> Any:
+            out = np.full(shape, fill, dtype=a.dtype)
+            out[tuple(slice(0, s) for s in a.shape)] = a
+            return out
 
-    def expected_volume(self, n_rows: int) -> F64:
-        self._fit(n_rows, 0)
-        return self._volume_mean[:n_rows]
+        self._share_mean = grow(self._share_mean, (r, c), 0.0)
+        self._share_phi = grow(self._share_phi, (r, c), 1.0)
+        self._volume_mean = grow(self._volume_mean, (r,), 0.0)
+        self._volume_phi = grow(self._volume_phi, (r,), 1.0)
+        self._seen = grow(self._seen, (r,), 0)
+
+    # -- read -----------------------------------------------------------------
 
     def windows_seen(self, n_rows: int) -> I64:
         self._fit(n_rows, 0)
-        return self._windows_seen[:n_rows]
+        return self._seen[:n_rows]
 
-    def warm(self, n_rows: int) -> B:
-        return self.windows_seen(n_rows) >= self.warmup_windows
+    def expect(
+        self, n_rows: int, n_cols: int, *, window_start_ms: int, window_ms: int, parents: I64
+    ) -> Expectation:
+        """Expectations for the window starting at ``window_start_ms``.
 
-    def learn(self, counts: I64, frozen: B | None = None) -> None:
-        """Teach one closed window; skip (row, col) series where ``frozen`` is True."""
+        ``parents[r]`` is the row a cold row ``r`` borrows shares from (-1: none);
+        parents must come before their children.
+        """
+        self._fit(n_rows, n_cols)
+        seen = self._seen[:n_rows].copy()
+        share = self._share_mean[:n_rows, :n_cols].copy()
+        weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
+        for r in np.flatnonzero((weight < 1.0) & (parents[:n_rows] >= 0)).tolist():
+            share[r] = weight[r] * share[r] + (1 - weight[r]) * share[parents[r]]
+        volume = self._volume_mean[:n_rows].copy()
+        lag_ms = round(self.volume_half_life * window_ms / np.log(2))  # mean age of an EWMean
+        for r in np.flatnonzero(seen >= 1).tolist():
+            volume[r] *= self._seasonal_ratio(r, window_start_ms, window_start_ms - lag_ms)
+        return Expectation(
+            share=share,
+            share_dispersion=self._share_phi[:n_rows, :n_cols].copy(),
+            volume=volume,
+            volume_dispersion=self._volume_phi[:n_rows].copy(),
+            windows_seen=seen,
+            warm=seen >= self.warmup_windows,
+        )
+
+    def _seasonal_ratio(self, row: int, now_ms: int, then_ms: int) -> float:
+        for profile in (self._weekly, self._daily):
+            now, then = profile.value(row, now_ms), profile.value(row, then_ms)
+            if now is not None and then is not None and then > 0:
+                return float(np.clip(now / then, 0.2, 5.0))
+        return 1.0
+
+    # -- learn ----------------------------------------------------------------
+
+    def learn(
+        self,
+        counts: I64,
+        *,
+        window_start_ms: int,
+        frozen_share: B | None = None,
+        frozen_volume: B | None = None,
+    ) -> None:
+        """Teach one closed window; frozen series keep their expectation."""
         n_rows, n_cols = counts.shape
         self._fit(n_rows, n_cols)
         totals = counts.sum(axis=1)
-        for row in np.flatnonzero(totals).tolist():
+        active = np.flatnonzero((totals > 0) | (self._seen[:n_rows] > 0)).tolist()
+        for row in active:
             total = int(totals[row])
-            self._windows_seen[row] += 1
-            vol = self._volume.get(row)
-            if vol is None:
-                vol = self._volume[row] = stats.EWMean(fading_factor=self._alpha)
-            vol.update(total)
-            self._volume_mean[row] = vol.get()
-            present = np.flatnonzero(counts[row]).tolist()
-            known = [c for c in range(n_cols) if (row, c) in self._share]
-            for col in set(present).union(known):
-                if frozen is not None and frozen[row, col]:
+            if frozen_volume is None or not frozen_volume[row]:
+                self._learn_volume(row, total, window_start_ms)
+            if total == 0:
+                continue
+            self._seen[row] += 1
+            known = self._known.setdefault(row, set())
+            known.update(np.flatnonzero(counts[row]).tolist())
+            for col in sorted(known):
+                if frozen_share is not None and frozen_share[row, col]:
                     continue
-                series = self._share.get((row, col))
-                if series is None:
-                    # A code's first appearance starts from zero share, not from its
-                    # first value, so one stray request does not look normal at once.
-                    series = self._share[(row, col)] = stats.EWMean(fading_factor=self._alpha)
-                    if self._windows_seen[row] > 1:
-                        series.update(0.0)
-                series.update(counts[row, col] / total)
-                self._share_mean[row, col] = series.get()
+                self._learn_share(row, col, int(counts[row, col]), total)
+
+    def _learn_share(self, row: int, col: int, count: int, total: int) -> None:
+        key = (row, col)
+        p = float(self._share_mean[row, col])
+        if key not in self._share.models and self._seen[row] > 1:
+            # A code's first appearance starts from a zero share, not from its
+            # first value, so one stray request does not look normal at once.
+            self._share.update(key, 0.0)
+        expected = total * p
+        if expected >= MIN_EXPECTED_FOR_DISPERSION and p < 1.0:
+            resid2 = (count - expected) ** 2 / (expected * (1.0 - p))
+            phi = self._share_disp.update(key, min(resid2, MAX_DISPERSION * 4))
+            self._share_phi[row, col] = float(np.clip(phi, 1.0, MAX_DISPERSION))
+        self._share_mean[row, col] = self._share.update(key, count / total)
+
+    def _learn_volume(self, row: int, total: int, window_start_ms: int) -> None:
+        expected = float(self._volume_mean[row])
+        if expected >= MIN_EXPECTED_FOR_DISPERSION:
+            resid2 = (total - expected) ** 2 / expected
+            phi = self._volume_disp.update((row,), min(resid2, MAX_DISPERSION * 4))
+            self._volume_phi[row] = float(np.clip(phi, 1.0, MAX_DISPERSION))
+        self._volume_mean[row] = self._volume.update((row,), float(total))
+        self._daily.learn(row, window_start_ms, float(total))
+        self._weekly.learn(row, window_start_ms, float(total))
+
+    # -- state ----------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Plain-JSON state."""
         return {
-            "share": [[r, c, s.get()] for (r, c), s in self._share.items()],
-            "volume": [[r, v.get()] for r, v in self._volume.items()],
-            "windows_seen": self._windows_seen.tolist(),
+            "share": self._share.snapshot(),
+            "share_dispersion": self._share_disp.snapshot(),
+            "volume": self._volume.snapshot(),
+            "volume_dispersion": self._volume_disp.snapshot(),
+            "daily": self._daily.series.snapshot(),
+            "weekly": self._weekly.series.snapshot(),
+            "seasonal_first_ms": [[r, t] for r, t in self._daily.first_ms.items()],
+            "windows_seen": self._seen.tolist(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         seen = state["windows_seen"]
-        self._share.clear()
-        self._volume.clear()
+        n_cols = 1 + max((int(item[1]) for item in state["share"]), default=-1)
         self._share_mean = np.zeros((0, 0))
+        self._share_phi = np.ones((0, 0))
         self._volume_mean = np.zeros(0)
-        self._windows_seen = np.zeros(0, np.int64)
-        n_cols = 1 + max((int(c) for _, c, _ in state["share"]), default=-1)
+        self._volume_phi = np.ones(0)
+        self._seen = np.zeros(0, np.int64)
         self._fit(len(seen), n_cols)
-        self._windows_seen[: len(seen)] = seen
-        for r, c, mean in state["share"]:
-            s = self._share[(int(r), int(c))] = stats.EWMean(fading_factor=self._alpha)
-            s.update(float(mean))
-            self._share_mean[r, c] = s.get()
-        for r, mean in state["volume"]:
-            v = self._volume[int(r)] = stats.EWMean(fading_factor=self._alpha)
-            v.update(float(mean))
-            self._volume_mean[r] = v.get()
+        self._seen[: len(seen)] = seen
+        self._known = {}
+        for (r, c), v in self._share.restore(state["share"], 2):
+            self._share_mean[r, c] = v
+            self._known.setdefault(r, set()).add(c)
+        for (r, c), v in self._share_disp.restore(state["share_dispersion"], 2):
+            self._share_phi[r, c] = np.clip(v, 1.0, MAX_DISPERSION)
+        for (r,), v in self._volume.restore(state["volume"], 1):
+            self._volume_mean[r] = v
+        for (r,), v in self._volume_disp.restore(state["volume_dispersion"], 1):
+            self._volume_phi[r] = np.clip(v, 1.0, MAX_DISPERSION)
+        self._daily.series.restore(state["daily"], 2)
+        self._weekly.series.restore(state["weekly"], 2)
+        firsts = {int(r): int(t) for r, t in state["seasonal_first_ms"]}
+        self._daily.first_ms = dict(firsts)
+        self._weekly.first_ms = dict(firsts)

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Direction = Literal["up", "down"]
+Signal = Literal["share", "volume", "blast_radius"]
 State = Literal["pending", "firing"]
-Key = tuple[int, int, Direction]
+#: (scope row, code column or -1 for volume, direction, signal)
+Key = tuple[int, int, Direction, Signal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,9 @@ class Evidence:
 class AlertEvent:
     id: str
     state: Literal["firing", "resolved"]
-    code: int
+    code: int  # 0 for volume alerts: all requests of the scope
     direction: Direction
+    signal: Signal
     scope: dict[str, str]
     window_start_ms: int
     window_end_ms: int
@@ -60,6 +63,7 @@ class AlertEvent:
             "state": self.state,
             "code": self.code,
             "direction": self.direction,
+            "signal": self.signal,
             "scope": self.scope,
             "window_start": self.window_start_ms / 1000,
             "window_end": self.window_end_ms / 1000,
@@ -75,13 +79,16 @@ class AlertEvent:
         }
 
 
-def alert_id(scope: dict[str, str], code: int, direction: str, episode_start_ms: int) -> str:
+def alert_id(
+    scope: dict[str, str], code: int, direction: str, signal: str, episode_start_ms: int
+) -> str:
     """Deterministic id of one alert episode.
 
-    >>> alert_id({"service": "a"}, 403, "up", 1000) == alert_id({"service": "a"}, 403, "up", 1000)
+    >>> a = alert_id({"service": "a"}, 403, "up", "share", 1000)
+    >>> a == alert_id({"service": "a"}, 403, "up", "share", 1000)
     True
     """
-    key = json.dumps([sorted(scope.items()), code, direction, episode_start_ms])
+    key = json.dumps([sorted(scope.items()), code, direction, signal, episode_start_ms])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -134,30 +141,37 @@ class AlertTracker:
         window_end_ms: int,
         code: int,
         scope: dict[str, str],
+        k: int | None = None,
+        m: int | None = None,
     ) -> AlertEvent | None:
-        """Advance one series by one window; return an event on firing or resolving."""
+        """Advance one series by one window; return an event on firing or resolving.
+
+        ``k`` and ``m`` override the tracker's lifecycle for this series (per rule).
+        """
         lc = self.lifecycle
+        k = k or lc.k
+        m = m or lc.m
         series = self._series.get(key)
         if series is None:
             if not evidence.hit:
                 return None
             series = self._series[key] = _Series(
-                hits=deque(maxlen=lc.m), episode_start_ms=window_end_ms
+                hits=deque(maxlen=m), episode_start_ms=window_end_ms
             )
 
         def event(state: Literal["firing", "resolved"]) -> AlertEvent:
             return AlertEvent(
-                series.alert_id, state, code, key[2], scope,
+                series.alert_id, state, code, key[2], key[3], scope,
                 window_start_ms, window_end_ms, series.episode_start_ms, evidence,
                 quiet=series.quiet,
             )
 
         if series.state == "pending":
             series.hits.append(evidence.hit)
-            if evidence.extreme or sum(series.hits) >= lc.k:
+            if evidence.extreme or sum(series.hits) >= k:
                 series.state = "firing"
                 series.firing_windows = 1
-                series.alert_id = alert_id(scope, code, key[2], series.episode_start_ms)
+                series.alert_id = alert_id(scope, code, key[2], key[3], series.episode_start_ms)
                 return event("firing")
             if not any(series.hits):
                 del self._series[key]
@@ -179,8 +193,9 @@ class AlertTracker:
     def snapshot(self) -> list[dict[str, Any]]:
         return [
             {
-                "key": [r, c, d],
+                "key": [r, c, d, sig],
                 "hits": list(s.hits),
+                "m": s.hits.maxlen,
                 "state": s.state,
                 "episode_start_ms": s.episode_start_ms,
                 "firing_windows": s.firing_windows,
@@ -188,15 +203,16 @@ class AlertTracker:
                 "alert_id": s.alert_id,
                 "quiet": s.quiet,
             }
-            for (r, c, d), s in self._series.items()
+            for (r, c, d, sig), s in self._series.items()
         ]
 
     def restore(self, state: list[dict[str, Any]]) -> None:
         self._series.clear()
         for item in state:
-            r, c, d = item["key"]
-            self._series[(int(r), int(c), d)] = _Series(
-                hits=deque(item["hits"], maxlen=self.lifecycle.m),
+            r, c, d, sig = item["key"]
+            hits = item["hits"]
+            self._series[(int(r), int(c), d, sig)] = _Series(
+                hits=deque(hits, maxlen=int(item["m"])),
                 state=item["state"],
                 episode_start_ms=int(item["episode_start_ms"]),
                 firing_windows=int(item["firing_windows"]),

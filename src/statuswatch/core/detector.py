@@ -3,6 +3,14 @@
 ``Detector`` owns the stages (scopes, windows, baseline, score, decide) and the
 counters the metrics endpoint shows. It never reads a clock: callers pass
 ``now_ms`` (wall time in the shell, event time in a backtest).
+
+Three signals are scored on every closed window:
+
+* **share** of each code in each scope (quasi-binomial), up and down;
+* **volume** of each scope (quasi-Poisson), down by default: traffic drops and
+  "input went silent";
+* **blast radius**: the fraction of active apps whose share of one code is
+  anomalous at once, which catches a freeze of many small apps.
 """
 
 from __future__ import annotations
@@ -10,17 +18,40 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from statuswatch.config import Settings
-from statuswatch.core.baseline import ShareBaseline
+from statuswatch.core.baseline import Baseline, Expectation
 from statuswatch.core.columns import I64, DecodedBatch
-from statuswatch.core.decide import AlertEvent, AlertTracker, Direction, Evidence, Key, Lifecycle
+from statuswatch.core.decide import (
+    AlertEvent,
+    AlertTracker,
+    Direction,
+    Evidence,
+    Key,
+    Lifecycle,
+    Signal,
+)
 from statuswatch.core.decode import Decoder, build_decoder
+from statuswatch.core.rules import RuleTable, resolve
 from statuswatch.core.scopes import CodeTable, ScopeTable
-from statuswatch.core.score import F64, ShareScores, score_shares, share_floor
+from statuswatch.core.score import (
+    F64,
+    ShareScores,
+    VolumeScores,
+    binomial_tails,
+    score_shares,
+    score_volume,
+    share_floor,
+)
 from statuswatch.core.window import ClosedWindow, WindowCounter
+
+#: Share of apps expected to look anomalous by chance at the blast-radius scope score.
+BLAST_NULL_FRACTION = 0.01
+#: Contributors listed per scope level in an alert.
+CONTRIBUTORS_PER_LEVEL = 10
 
 
 @dataclass(slots=True)
@@ -30,8 +61,11 @@ class Counters:
     late: int = 0
     windows_closed: int = 0
     alerts_fired: int = 0
+    first_event_ms: int | None = None
     last_event_ms: int | None = None
     codes: Counter[int] = field(default_factory=Counter)
+    #: alerts that shadow-mode rules would have fired, by rule name
+    shadow_fired: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +73,27 @@ class WindowReport:
     """The latest closed window as the metrics endpoint shows it."""
 
     window: ClosedWindow
-    expected_share: F64
-    scores: ShareScores
-    warm: np.ndarray
+    expectation: Expectation
+    shares: ShareScores
+    volume: VolumeScores
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
     batch: DecodedBatch
     events: list[AlertEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class _Hits:
+    """Per-window hit masks and scores of every signal."""
+
+    share_up: np.ndarray
+    share_down: np.ndarray
+    volume_up: np.ndarray
+    volume_down: np.ndarray
+    blast: dict[int, Evidence]  # code column -> evidence (hits only)
+    blast_rows: dict[int, list[int]]  # code column -> anomalous rows
 
 
 class Detector:
@@ -57,15 +103,21 @@ class Detector:
         self.codes = CodeTable()
         self.scopes = ScopeTable(settings.scopes.levels, settings.scopes.max_per_level)
         w = settings.window
-        self.windows = WindowCounter(
-            w.size_ms, w.lateness_ms, round(w.idle_timeout_seconds * 1000)
-        )
+        self.windows = WindowCounter(w.size_ms, w.lateness_ms, round(w.idle_timeout_seconds * 1000))
         b = settings.baseline
-        self.baseline = ShareBaseline(b.half_life_windows, b.warmup_windows)
+        self.baseline = Baseline(
+            b.half_life_windows, b.volume_half_life_windows, b.warmup_windows, window_ms=w.size_ms
+        )
         d = settings.detect
         self.alerts = AlertTracker(Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows))
         self.counters = Counters()
         self.last_report: WindowReport | None = None
+        self._rules: RuleTable | None = None
+        self._parents: I64 = np.zeros(0, np.int64)
+        blast_level = tuple(d.blast_radius.level)
+        self._blast_level = (
+            self.scopes.levels.index(blast_level) if blast_level in self.scopes.levels else -1
+        )
 
     # -- input ---------------------------------------------------------------
 
@@ -97,7 +149,8 @@ class Detector:
             return
         codes, freq = np.unique(batch.status, return_counts=True)
         c.codes.update(dict(zip(codes.tolist(), freq.tolist(), strict=True)))
-        last = int(batch.ts_ms.max())
+        first, last = int(batch.ts_ms.min()), int(batch.ts_ms.max())
+        c.first_event_ms = first if c.first_event_ms is None else min(c.first_event_ms, first)
         c.last_event_ms = last if c.last_event_ms is None else max(c.last_event_ms, last)
         cols = self.codes.columns(batch.status)
         rows = self.scopes.rows(batch.dims)
@@ -128,130 +181,241 @@ class Detector:
         self.counters.alerts_fired += sum(e.state == "firing" for e in events)
         return events
 
+    def _tables(self, n_rows: int, n_cols: int) -> tuple[RuleTable, I64]:
+        """Rule thresholds and parent rows, rebuilt only when the tables grow."""
+        rules = self._rules
+        if rules is None or rules.fire_score.shape != (n_rows, n_cols):
+            rules = self._rules = resolve(self.settings.detect, self.scopes.labels, self.codes.codes)
+        if len(self._parents) != n_rows:
+            self._parents = np.array(
+                [(self.scopes.ancestors(r) or [-1])[-1] for r in range(n_rows)], np.int64
+            )
+        return rules, self._parents
+
     def _evaluate_one(self, window: ClosedWindow) -> list[AlertEvent]:
-        d = self.settings.detect
         n_rows, n_cols = len(self.scopes), len(self.codes)
         counts = np.zeros((n_rows, n_cols), np.int64)
         counts[: window.counts.shape[0], : window.counts.shape[1]] = window.counts
         self.counters.windows_closed += 1
-
-        expected = self.baseline.expected_share(n_rows, n_cols).copy()
-        warm = self.baseline.warm(n_rows)
-        floor = share_floor(
-            self.baseline.expected_volume(n_rows),
-            self.baseline.windows_seen(n_rows),
-            self.baseline.half_life_windows,
+        rules, parents = self._tables(n_rows, n_cols)
+        exp = self.baseline.expect(
+            n_rows, n_cols, window_start_ms=window.start_ms,
+            window_ms=self.windows.size_ms, parents=parents,
         )
-        scores = score_shares(counts, expected, floor)
-        exp_count = scores.expected_count
-        excess_up = counts - exp_count
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio_up = np.where(exp_count > 0, counts / exp_count, np.inf)
-            ratio_down = np.where(counts > 0, exp_count / counts, np.inf)
-        gate = warm[:, None] & (scores.totals[:, None] > 0)
-        hit_up = gate & (scores.up >= d.fire_score) & (excess_up >= d.min_excess_count)
-        hit_up &= ratio_up >= d.min_share_ratio
-        hit_down = gate & (scores.down >= d.fire_score) & (-excess_up >= d.min_excess_count)
-        hit_down &= ratio_down >= d.min_share_ratio
+        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        shares = score_shares(counts, exp.share, floor, exp.share_dispersion)
+        volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
+        hits = self._hits(counts, exp, shares, volume, rules)
 
         keys: set[Key] = self.alerts.live_keys()
-        keys.update((int(r), int(c), "up") for r, c in zip(*np.nonzero(hit_up), strict=True))
-        keys.update((int(r), int(c), "down") for r, c in zip(*np.nonzero(hit_down), strict=True))
+        for mask, direction in ((hits.share_up, "up"), (hits.share_down, "down")):
+            keys.update((int(r), int(c), direction, "share") for r, c in zip(*np.nonzero(mask), strict=True))  # type: ignore[misc]
+        for mask, direction in ((hits.volume_up, "up"), (hits.volume_down, "down")):
+            keys.update((int(r), -1, direction, "volume") for r in np.flatnonzero(mask))  # type: ignore[misc]
+        keys.update((0, col, "up", "blast_radius") for col in hits.blast)
 
         stepped: list[tuple[Key, AlertEvent]] = []
-        frozen = np.zeros((n_rows, n_cols), dtype=bool)
+        frozen_share = np.zeros((n_rows, n_cols), dtype=bool)
+        frozen_volume = np.zeros(n_rows, dtype=bool)
         for key in sorted(keys):
-            row, col, direction = key
-            up = direction == "up"
-            score = float((scores.up if up else scores.down)[row, col])
-            hit = bool((hit_up if up else hit_down)[row, col])
-            evidence = Evidence(
-                hit=hit,
-                calm=score < d.clear_score,
-                extreme=hit and score >= d.extreme_score,
-                score=score,
-                observed_count=int(counts[row, col]),
-                expected_count=float(exp_count[row, col]),
-                observed_share=float(scores.observed_share[row, col]),
-                expected_share=float(expected[row, col]),
-                total=int(scores.totals[row]),
-            )
+            row, col, direction, signal = key
+            evidence = self._evidence(key, counts, exp, shares, volume, hits)
+            k = m = None
+            if signal == "share":
+                eff = rules.effective_of(row, col)
+                k, m = eff.k, eff.m
+            code = self.codes.codes[col] if col >= 0 else 0
             event = self.alerts.step(
-                key,
-                evidence,
-                window_start_ms=window.start_ms,
-                window_end_ms=window.end_ms,
-                code=self.codes.codes[col],
-                scope=self.scopes.labels[row],
+                key, evidence, window_start_ms=window.start_ms, window_end_ms=window.end_ms,
+                code=code, scope=self.scopes.labels[row], k=k, m=m,
             )
             if event is not None:
                 stepped.append((key, event))
-            if self.alerts.state_of(key) is not None or hit:
-                frozen[row, col] = True
+            live = self.alerts.state_of(key) is not None or evidence.hit
+            if live and signal == "share":
+                frozen_share[row, col] = True
+            elif live and signal == "volume":
+                frozen_volume[row] = True
 
-        events = self._group(stepped, scores, excess_up)
-        self.baseline.learn(counts, frozen)
-        self.last_report = WindowReport(window, expected, scores, warm)
+        events = self._group(stepped, counts, shares, volume, hits, rules)
+        self.baseline.learn(
+            counts, window_start_ms=window.start_ms,
+            frozen_share=frozen_share, frozen_volume=frozen_volume,
+        )
+        self.last_report = WindowReport(window, exp, shares, volume)
         return events
 
+    def _hits(
+        self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
+        rules: RuleTable,
+    ) -> _Hits:
+        d = self.settings.detect
+        excess = counts - shares.expected_count
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_up = np.where(shares.expected_count > 0, counts / shares.expected_count, np.inf)
+            ratio_down = np.where(counts > 0, shares.expected_count / counts, np.inf)
+        gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
+        share_up = gate & rules.up & (shares.up >= rules.fire_score)
+        share_up &= (excess >= rules.min_excess_count) & (ratio_up >= rules.min_share_ratio)
+        share_down = gate & rules.down & (shares.down >= rules.fire_score)
+        share_down &= (-excess >= rules.min_excess_count) & (ratio_down >= rules.min_share_ratio)
+
+        v = d.volume
+        v_excess = shares.totals - exp.volume
+        vgate = exp.warm & v.enabled
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v_ratio_down = np.where(shares.totals > 0, exp.volume / shares.totals, np.inf)
+            v_ratio_up = np.where(exp.volume > 0, shares.totals / exp.volume, np.inf)
+        volume_down = vgate & (v.direction in ("down", "both")) & (volume.down >= v.fire_score)
+        volume_down &= (-v_excess >= v.min_excess_count) & (v_ratio_down >= v.min_ratio)
+        volume_up = vgate & (v.direction in ("up", "both")) & (volume.up >= v.fire_score)
+        volume_up &= (v_excess >= v.min_excess_count) & (v_ratio_up >= v.min_ratio)
+
+        blast: dict[int, Evidence] = {}
+        blast_rows: dict[int, list[int]] = {}
+        br = d.blast_radius
+        if br.enabled and self._blast_level >= 0:
+            level_rows = np.flatnonzero(
+                (np.asarray(self.scopes.level_of_row) == self._blast_level) & (shares.totals > 0)
+            )
+            active = len(level_rows)
+            if active >= br.min_scopes:
+                odd = (shares.up[level_rows] >= br.scope_score) & (excess[level_rows] > 0)
+                odd &= ~rules.ignore[level_rows]
+                n_odd = odd.sum(axis=0)
+                for col in np.flatnonzero(
+                    (n_odd >= br.min_scopes) & (n_odd >= br.min_fraction * active)
+                ).tolist():
+                    k = float(n_odd[col])
+                    up, _ = binomial_tails(
+                        np.array([k]), np.array([float(active)]), np.array([BLAST_NULL_FRACTION])
+                    )
+                    score = float(np.clip(-np.log10(max(up[0], 1e-300)), 0, 300))
+                    blast[col] = Evidence(
+                        hit=score >= d.fire_score, calm=False, extreme=score >= d.extreme_score,
+                        score=score, observed_count=int(k),
+                        expected_count=BLAST_NULL_FRACTION * active,
+                        observed_share=k / active, expected_share=BLAST_NULL_FRACTION,
+                        total=active,
+                    )
+                    blast_rows[col] = level_rows[odd[:, col]].tolist()
+        return _Hits(share_up, share_down, volume_up, volume_down, blast, blast_rows)
+
+    def _evidence(
+        self, key: Key, counts: I64, exp: Expectation, shares: ShareScores,
+        volume: VolumeScores, hits: _Hits,
+    ) -> Evidence:
+        row, col, direction, signal = key
+        d = self.settings.detect
+        up = direction == "up"
+        if signal == "blast_radius":
+            found = hits.blast.get(col)
+            if found is not None:
+                return found
+            return Evidence(False, True, False, 0.0, 0, 0.0, 0.0, BLAST_NULL_FRACTION, 0)
+        if signal == "volume":
+            score = float((volume.up if up else volume.down)[row])
+            hit = bool((hits.volume_up if up else hits.volume_down)[row])
+            total = int(shares.totals[row])
+            return Evidence(
+                hit=hit, calm=score < d.clear_score, extreme=hit and score >= d.extreme_score,
+                score=score, observed_count=total, expected_count=float(exp.volume[row]),
+                observed_share=1.0 if total else 0.0, expected_share=1.0, total=total,
+            )
+        score = float((shares.up if up else shares.down)[row, col])
+        hit = bool((hits.share_up if up else hits.share_down)[row, col])
+        return Evidence(
+            hit=hit, calm=score < d.clear_score, extreme=hit and score >= d.extreme_score,
+            score=score, observed_count=int(counts[row, col]),
+            expected_count=float(shares.expected_count[row, col]),
+            observed_share=float(shares.observed_share[row, col]),
+            expected_share=float(exp.share[row, col]), total=int(shares.totals[row]),
+        )
+
     def _group(
-        self, stepped: list[tuple[Key, AlertEvent]], scores: ShareScores, excess: F64
+        self, stepped: list[tuple[Key, AlertEvent]], counts: I64, shares: ShareScores,
+        volume: VolumeScores, hits: _Hits, rules: RuleTable,
     ) -> list[AlertEvent]:
         """One incident, one page: fold alerts that another alert already explains.
 
-        * a child scope's alert on the same code and direction as a firing
-          ancestor scope becomes that ancestor's contributor;
+        * a child scope's alert on the same signal, code and direction as a
+          firing ancestor scope becomes that ancestor's contributor;
         * a share drop in a scope where another code's share is up is the
-          complement of that rise, not a second incident.
+          complement of that rise, not a second incident;
+        * a blast-radius alert on a code the fleet share alert already covers
+          adds nothing.
+
+        Shadow-mode rules count what they would have fired and page nothing.
         """
         firing = self.alerts.firing_keys()
-        up_rows = {r for r, _, d in firing if d == "up"}
+        up_rows = {r for r, _, d, s in firing if d == "up" and s == "share"}
         out: list[AlertEvent] = []
-        for (row, col, direction), event in stepped:
+        for key, event in stepped:
+            row, col, direction, signal = key
             if event.state == "resolved":
                 if not event.quiet:
                     out.append(event)
                 continue
-            covered = any((a, col, direction) in firing for a in self.scopes.ancestors(row))
-            complement = direction == "down" and row in up_rows
-            if covered or complement:
-                self.alerts.silence((row, col, direction))
+            ancestors = self.scopes.ancestors(row)
+            covered = any((a, col, direction, signal) in firing for a in ancestors)
+            complement = signal == "share" and direction == "down" and row in up_rows
+            if signal == "blast_radius":
+                covered = (0, col, "up", "share") in firing
+            shadow = signal == "share" and bool(rules.shadow[row, col])
+            if covered or complement or shadow:
+                self.alerts.silence(key)
+                if shadow and not (covered or complement):
+                    name = rules.rule_names[int(rules.rule_index[row, col])]
+                    self.counters.shadow_fired[name] += 1
                 continue
-            contributors = self._contributors(row, col, direction, scores, excess)
-            out.append(replace(event, contributors=contributors))
+            out.append(replace(event, contributors=self._contributors(
+                key, counts, shares, volume, hits)))
         return out
 
     def _contributors(
-        self, row: int, col: int, direction: Direction, scores: ShareScores, excess: F64,
-        per_level: int = 10,
-    ) -> list[dict[str, object]]:
-        """Top descendant scopes by excess count for one code, per scope level."""
+        self, key: Key, counts: I64, shares: ShareScores, volume: VolumeScores, hits: _Hits,
+    ) -> list[dict[str, Any]]:
+        """Top descendant scopes by excess count, per scope level."""
+        row, col, direction, signal = key
         d = self.settings.detect
         sign = 1.0 if direction == "up" else -1.0
-        score = (scores.up if direction == "up" else scores.down)[:, col]
-        candidates = np.flatnonzero((score >= d.clear_score) & (sign * excess[:, col] > 0))
+        if signal == "volume":
+            observed = shares.totals.astype(np.float64)
+            expected = volume.expected
+            score = volume.up if direction == "up" else volume.down
+        else:
+            observed = counts[:, col].astype(np.float64)
+            expected = shares.expected_count[:, col]
+            score = (shares.up if direction == "up" else shares.down)[:, col]
+        excess = sign * (observed - expected)
+        candidates = np.flatnonzero((score >= d.clear_score) & (excess > 0))
+        if signal == "blast_radius":
+            candidates = np.asarray(hits.blast_rows.get(col, []), np.int64)
         parent = self.scopes.labels[row].items()
         by_level: dict[int, list[tuple[float, int]]] = {}
         for r in candidates.tolist():
             label = self.scopes.labels[r]
             if r != row and len(label) > len(parent) and parent <= label.items():
                 level = self.scopes.level_of_row[r]
-                by_level.setdefault(level, []).append((sign * float(excess[r, col]), r))
-        out: list[dict[str, object]] = []
+                by_level.setdefault(level, []).append((float(excess[r]), r))
+        out: list[dict[str, Any]] = []
         for level in sorted(by_level):
-            for exc, r in sorted(by_level[level], reverse=True)[:per_level]:
-                out.append({
+            for exc, r in sorted(by_level[level], reverse=True)[:CONTRIBUTORS_PER_LEVEL]:
+                entry: dict[str, Any] = {
                     "scope": self.scopes.labels[r],
-                    "observed": {
-                        "share": round(float(scores.observed_share[r, col]), 6),
-                        "count": int(round(float(scores.expected_count[r, col]) + sign * exc)),
-                    },
-                    "expected": {"count": round(float(scores.expected_count[r, col]), 3)},
-                    "excess": round(sign * exc, 3),
+                    "observed": {"count": int(observed[r])},
+                    "expected": {"count": round(float(expected[r]), 3)},
+                    "excess": round(exc, 3),
                     "score": round(float(score[r]), 3),
-                })
+                }
+                if signal != "volume":
+                    entry["observed"]["share"] = round(float(shares.observed_share[r, col]), 6)
+                out.append(entry)
         return out
 
-    def active_alerts(self) -> set[tuple[int, Direction]]:
-        """(code, direction) pairs with a firing alert in any scope."""
-        return {(self.codes.codes[c], d) for _, c, d in self.alerts.firing_keys()}
+    def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
+        """(code, direction, signal) of paged alerts firing in any scope (code 0: volume)."""
+        return {
+            (self.codes.codes[c] if c >= 0 else 0, d, s)
+            for _, c, d, s in self.alerts.firing_keys(paged_only=True)
+        }

@@ -96,42 +96,65 @@ class DetectorCollector(Collector):
         det = self.detector
         labels = ["scope", "code"]
         observed = GaugeMetricFamily(
-            "statuswatch_share_observed", "Share of the scope's requests in the last window.", labels=labels
+            "statuswatch_share_observed", "Share of the scope's requests in the last window.",
+            labels=labels,
         )
         expected = GaugeMetricFamily(
-            "statuswatch_share_expected", "Baseline share expected for the last window.", labels=labels
+            "statuswatch_share_expected", "Baseline share expected for the last window.",
+            labels=labels,
         )
         score = GaugeMetricFamily(
-            "statuswatch_anomaly_score", "-log10 tail probability of the last window.",
+            "statuswatch_anomaly_score",
+            "-log10 tail probability of the last window (code=\"all\": the scope's volume).",
             labels=[*labels, "direction"],
         )
+        vol_observed = GaugeMetricFamily(
+            "statuswatch_volume_observed", "Requests of the scope in the last window.",
+            labels=["scope"],
+        )
+        vol_expected = GaugeMetricFamily(
+            "statuswatch_volume_expected", "Requests expected in the last window.", labels=["scope"]
+        )
         warming = GaugeMetricFamily(
-            "statuswatch_scope_warming_up", "1 while a scope has too little history.", labels=["scope"]
+            "statuswatch_scope_warming_up", "1 while a scope has too little history to alert.",
+            labels=["scope"],
         )
         report = det.last_report
         if report is not None:
-            rows, cols = report.scores.up.shape
-            nz = (report.scores.observed_share > 0) | (report.expected_share[:rows, :cols] > 0)
+            shares, exp = report.shares, report.expectation
+            rows, cols = shares.up.shape
+            nz = (shares.observed_share > 0) | (exp.share[:rows, :cols] > 0)
             for r, c in zip(*np.nonzero(nz), strict=True):
                 lv = [scope_label(det.scopes.labels[r]), str(det.codes.codes[c])]
-                observed.add_metric(lv, float(report.scores.observed_share[r, c]))
-                expected.add_metric(lv, float(report.expected_share[r, c]))
-                score.add_metric([*lv, "up"], float(report.scores.up[r, c]))
-                score.add_metric([*lv, "down"], float(report.scores.down[r, c]))
+                observed.add_metric(lv, float(shares.observed_share[r, c]))
+                expected.add_metric(lv, float(exp.share[r, c]))
+                score.add_metric([*lv, "up"], float(shares.up[r, c]))
+                score.add_metric([*lv, "down"], float(shares.down[r, c]))
             for r in range(rows):
-                warming.add_metric([scope_label(det.scopes.labels[r])], float(not report.warm[r]))
-        yield observed
-        yield expected
-        yield score
-        yield warming
+                scope = scope_label(det.scopes.labels[r])
+                warming.add_metric([scope], float(not exp.warm[r]))
+                vol_observed.add_metric([scope], float(shares.totals[r]))
+                vol_expected.add_metric([scope], float(report.volume.expected[r]))
+                score.add_metric([scope, "all", "up"], float(report.volume.up[r]))
+                score.add_metric([scope, "all", "down"], float(report.volume.down[r]))
+        yield from (observed, expected, score, vol_observed, vol_expected, warming)
         active = GaugeMetricFamily(
             "statuswatch_alert_active",
-            "1 while an alert fires (alerts folded into an ancestor's are not listed).",
-            labels=["scope", "code", "direction"],
+            "1 while an alert fires (alerts folded into another alert are not listed).",
+            labels=["scope", "code", "direction", "signal"],
         )
-        for r, c, d in sorted(det.alerts.firing_keys(paged_only=True)):
-            active.add_metric([scope_label(det.scopes.labels[r]), str(det.codes.codes[c]), d], 1.0)
+        for r, c, d, sig in sorted(det.alerts.firing_keys(paged_only=True)):
+            code = str(det.codes.codes[c]) if c >= 0 else "all"
+            active.add_metric([scope_label(det.scopes.labels[r]), code, d, sig], 1.0)
         yield active
+        shadow = CounterMetricFamily(
+            "statuswatch_shadow_alerts",
+            "Alerts that shadow-mode rules would have fired, by rule.", labels=["rule"],
+        )
+        for rule in det.settings.detect.rules:
+            if rule.shadow:
+                shadow.add_metric([rule.name], det.counters.shadow_fired.get(rule.name, 0))
+        yield shadow
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
