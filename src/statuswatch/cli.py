@@ -9,10 +9,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from statuswatch import __version__
 from statuswatch.config import Settings, load_settings
-from statuswatch.errors import StatuswatchError
+from statuswatch.errors import SourceError, StatuswatchError
+from statuswatch.evaluate import evaluate
+
+if TYPE_CHECKING:
+    from statuswatch.core.decide import AlertEvent
+    from statuswatch.shell.sinks import JsonLinesSink
 
 log = logging.getLogger("statuswatch")
 
@@ -34,6 +40,39 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+class _CollectingSink:
+    """Writes alerts through to ``inner`` and keeps their JSON for ``--labels``."""
+
+    def __init__(self, inner: JsonLinesSink) -> None:
+        self.inner = inner
+        self.alerts: list[dict[str, Any]] = []
+
+    def write(self, events: list[AlertEvent]) -> None:
+        self.inner.write(events)
+        self.alerts.extend(e.to_json() for e in events)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _read_labels(path: str) -> list[dict[str, Any]]:
+    """The incident labels of ``statuswatch simulate --labels-out``."""
+    try:
+        labels = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SourceError(f"cannot read labels {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise SourceError(f"labels {path}: not JSON: {exc}") from exc
+    if not (isinstance(labels, list) and all(
+        isinstance(x, dict) and {"start", "end", "direction"} <= x.keys() for x in labels
+    )):
+        raise SourceError(f"labels {path}: expected a JSON list of labels (start, end, ...)")
+    return labels
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from statuswatch.core.detector import Detector
     from statuswatch.shell.runtime import backtest
@@ -41,13 +80,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from statuswatch.shell.sources import read_file_batches
 
     settings = _settings(args)
+    labels = _read_labels(args.labels) if args.labels else None
     detector = Detector(settings)
-    sink = JsonLinesSink(args.alerts_out)
+    sink = _CollectingSink(JsonLinesSink(args.alerts_out))
     try:
         summary = backtest(detector, read_file_batches(args.input), sink)
     finally:
         sink.close()
-    text = json.dumps(summary.to_json(), indent=2)
+    result = summary.to_json()
+    if labels is not None:
+        c = detector.counters
+        first, last = c.first_event_ms, c.last_event_ms
+        span = (0.0, 0.0) if first is None or last is None else (first / 1000, last / 1000)
+        report = evaluate(sink.alerts, labels, *span)
+        print(report.format_table(), file=sys.stderr)
+        result["evaluation"] = report.to_json()
+    text = json.dumps(result, indent=2)
     if args.summary_out:
         Path(args.summary_out).write_text(text + "\n", encoding="utf-8")
     else:
@@ -96,8 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("input", metavar="PATH", help="log file, or - for stdin")
     p.add_argument("--format", choices=FORMATS, help="override decode.format")
-    p.add_argument("--alerts-out", default="-", metavar="PATH", help="alerts as JSON lines (default stdout)")
+    p.add_argument(
+        "--alerts-out", default="-", metavar="PATH", help="alerts as JSON lines (default stdout)"
+    )
     p.add_argument("--summary-out", metavar="PATH", help="summary JSON (default stderr)")
+    p.add_argument(
+        "--labels", metavar="PATH",
+        help="incident labels (simulate --labels-out): score the alerts against them",
+    )
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("simulate", help="produce synthetic gateway traffic with incidents")

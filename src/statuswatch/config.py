@@ -79,10 +79,11 @@ class WindowConfig(_Strict):
         return round(self.allowed_lateness_seconds * 1000)
 
 
+DEFAULT_LEVELS: list[list[Dimension]] = [[], ["service"], ["service", "route"], ["app"]]
+
+
 class ScopesConfig(_Strict):
-    levels: list[list[Dimension]] = Field(
-        default_factory=lambda: [[], ["service"], ["service", "route"], ["app"]]
-    )
+    levels: list[list[Dimension]] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
     max_per_level: int = Field(500, gt=0)
 
     @model_validator(mode="after")
@@ -152,9 +153,12 @@ class VolumeConfig(_Strict):
     min_ratio: float = Field(2.0, ge=1.0)
 
 
+_APP_LEVEL: list[Dimension] = ["app"]
+
+
 class BlastRadiusConfig(_Strict):
     enabled: bool = True
-    level: list[Dimension] = Field(default_factory=lambda: ["app"])
+    level: list[Dimension] = Field(default_factory=lambda: list(_APP_LEVEL))
     scope_score: float = Field(3.0, gt=0)
     min_fraction: float = Field(0.2, gt=0, le=1)
     min_scopes: int = Field(5, ge=1)

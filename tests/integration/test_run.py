@@ -81,11 +81,12 @@ async def test_run_detects_the_403_freeze_and_commits(kafka_broker, topic, tmp_p
         assert 0 < alert["window_end"] - (START + ONSET_S) <= 20
         assert alert["observed"]["share"] > 0.2
         body = scrape(port)
-        assert 'statuswatch_alert_active{code="403",direction="up",scope="fleet",signal="share"} 1.0' in body
+        active = 'statuswatch_alert_active{code="403",direction="up",scope="fleet",signal="share"}'
+        assert f"{active} 1.0" in body
         assert "statuswatch_alerts_fired_total 1.0" in body, alerts_path.read_text()
 
         def metric(body: str, name: str) -> float:
-            return float(body.split(f"\n{name} ")[1].split()[0])
+            return float(body.split(f"\n{name} ")[1].split(maxsplit=1)[0])
 
         # Input went idle: every window closes by wall clock, then all is committable.
         wait_for(lambda: metric(scrape(port), "statuswatch_windows_closed_total")

@@ -179,7 +179,8 @@ class AlertTracker:
 
         series.firing_windows += 1
         series.calm_windows = series.calm_windows + 1 if evidence.calm else 0
-        if series.calm_windows >= lc.clear_windows and series.firing_windows >= lc.min_firing_windows:
+        calm_enough = series.calm_windows >= lc.clear_windows
+        if calm_enough and series.firing_windows >= lc.min_firing_windows:
             del self._series[key]
             return event("resolved")
         return None

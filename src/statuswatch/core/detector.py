@@ -38,7 +38,6 @@ from statuswatch.core.decode import Decoder, build_decoder
 from statuswatch.core.rules import RuleTable, resolve
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.score import (
-    F64,
     ShareScores,
     VolumeScores,
     binomial_tails,
@@ -185,7 +184,8 @@ class Detector:
         """Rule thresholds and parent rows, rebuilt only when the tables grow."""
         rules = self._rules
         if rules is None or rules.fire_score.shape != (n_rows, n_cols):
-            rules = self._rules = resolve(self.settings.detect, self.scopes.labels, self.codes.codes)
+            rules = resolve(self.settings.detect, self.scopes.labels, self.codes.codes)
+            self._rules = rules
         if len(self._parents) != n_rows:
             self._parents = np.array(
                 [(self.scopes.ancestors(r) or [-1])[-1] for r in range(n_rows)], np.int64
@@ -208,17 +208,19 @@ class Detector:
         hits = self._hits(counts, exp, shares, volume, rules)
 
         keys: set[Key] = self.alerts.live_keys()
-        for mask, direction in ((hits.share_up, "up"), (hits.share_down, "down")):
-            keys.update((int(r), int(c), direction, "share") for r, c in zip(*np.nonzero(mask), strict=True))  # type: ignore[misc]
-        for mask, direction in ((hits.volume_up, "up"), (hits.volume_down, "down")):
-            keys.update((int(r), -1, direction, "volume") for r in np.flatnonzero(mask))  # type: ignore[misc]
+        for r, c in zip(*np.nonzero(hits.share_up), strict=True):
+            keys.add((int(r), int(c), "up", "share"))
+        for r, c in zip(*np.nonzero(hits.share_down), strict=True):
+            keys.add((int(r), int(c), "down", "share"))
+        keys.update((int(r), -1, "up", "volume") for r in np.flatnonzero(hits.volume_up))
+        keys.update((int(r), -1, "down", "volume") for r in np.flatnonzero(hits.volume_down))
         keys.update((0, col, "up", "blast_radius") for col in hits.blast)
 
         stepped: list[tuple[Key, AlertEvent]] = []
         frozen_share = np.zeros((n_rows, n_cols), dtype=bool)
         frozen_volume = np.zeros(n_rows, dtype=bool)
         for key in sorted(keys):
-            row, col, direction, signal = key
+            row, col, _, signal = key
             evidence = self._evidence(key, counts, exp, shares, volume, hits)
             k = m = None
             if signal == "share":

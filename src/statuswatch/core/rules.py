@@ -105,7 +105,7 @@ def resolve(cfg: DetectConfig, scopes: list[dict[str, str]], codes: list[int]) -
     table = [*per_rule, default]  # index -1 selects the defaults
 
     def pick(attr: str, dtype: type) -> npt.NDArray[np.generic]:
-        values = np.array([getattr(e, attr) for e in table], dtype=dtype)
+        values: npt.NDArray[np.generic] = np.array([getattr(e, attr) for e in table], dtype=dtype)
         return values[index]
 
     ignore = np.array([r.ignore for r in rules] + [False], dtype=bool)[index]

@@ -126,7 +126,8 @@ class ScopeTable:
             parts = []
             for dim in level:
                 if dim not in encoded:
-                    uniq, inverse = np.unique(np.asarray(dims[dim], dtype=object), return_inverse=True)
+                    values = np.asarray(dims[dim], dtype=object)
+                    uniq, inverse = np.unique(values, return_inverse=True)
                     encoded[dim] = (uniq.tolist(), inverse.astype(np.int64))
                 parts.append(encoded[dim])
             combo = np.zeros(n, dtype=np.int64)
@@ -137,8 +138,8 @@ class ScopeTable:
             first[cinv[::-1]] = np.arange(n - 1, -1, -1)  # first record holding each combo
             row_for_combo = np.empty(len(ucombo), dtype=np.int64)
             for j, rec in enumerate(first.tolist()):
-                values = tuple(uv[inv[rec]] for uv, inv in parts)
-                row_for_combo[j] = -1 if "" in values else self._row(level_idx, values)
+                key: tuple[str, ...] = tuple(str(uv[inv[rec]]) for uv, inv in parts)
+                row_for_combo[j] = -1 if "" in key else self._row(level_idx, key)
             out[level_idx] = row_for_combo[cinv]
         return out
 

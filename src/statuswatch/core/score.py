@@ -54,7 +54,8 @@ class VolumeScores:
 def _to_score(prob: F64) -> F64:
     with np.errstate(divide="ignore", invalid="ignore"):
         score = -np.log10(prob)
-    return np.clip(np.nan_to_num(score, nan=0.0, posinf=MAX_SCORE), 0.0, MAX_SCORE)
+    clipped: F64 = np.clip(np.nan_to_num(score, nan=0.0, posinf=MAX_SCORE), 0.0, MAX_SCORE)
+    return clipped
 
 
 def binomial_tails(x: F64, n: F64, p: F64) -> tuple[F64, F64]:

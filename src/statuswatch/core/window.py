@@ -208,7 +208,9 @@ class WindowCounter:
 
     def pending_min_offset(self, partition: int) -> int | None:
         """Smallest offset of ``partition`` still held in an open window."""
-        offsets = [w.min_offset[partition] for w in self._open.values() if partition in w.min_offset]
+        offsets = [
+            w.min_offset[partition] for w in self._open.values() if partition in w.min_offset
+        ]
         return min(offsets) if offsets else None
 
     @property

@@ -17,7 +17,6 @@ import sys
 import time
 import urllib.request
 
-
 from statuswatch.config import KafkaConfig, MetricsConfig, Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector

@@ -322,7 +322,7 @@ def write_stream(p: Plan, out: IO[bytes]) -> int:
 
 def _make_producer(bootstrap: str) -> Any:
     """An aiokafka producer tuned for throughput (replaced by a fake in unit tests)."""
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415  (import only when producing)
+    from aiokafka import AIOKafkaProducer
 
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -349,7 +349,7 @@ async def produce_kafka(p: Plan, bootstrap: str, topic: str) -> int:
     Records carry the broker-assigned (wall clock) Kafka timestamp, not the event
     time: old event times would make the broker's retention delete them at once.
     """
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
+    from aiokafka.errors import KafkaError
 
     keys = [app.encode() for app in p.spec.apps]
     producer = _make_producer(bootstrap)

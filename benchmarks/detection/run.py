@@ -1,0 +1,235 @@
+"""Detection benchmark: statuswatch and three reference detectors on one labelled day.
+
+    python benchmarks/detection/run.py [--hours 24] [--rate R] [--seed S] [--json PATH]
+
+Simulates ``--hours`` of diurnal gateway traffic (every service, the low-traffic
+``admin-api`` included) with eight incidents at spread-out times after a 2-hour
+warm-up, feeds the decoded columns straight to ``statuswatch.core.detector.Detector``
+(``count`` / ``close_ready`` / ``finish``: this measures detection, not parsing)
+and, in the same run, the same 10 s window counts to the reference detectors
+of ``references.py``. Every detector's alerts are scored by
+``statuswatch.evaluate.evaluate`` against the simulator's labels over
+``[start + warm-up, end]``; alerts of the warm-up are not scored (statuswatch's
+are counted and shown). Prints Markdown tables and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from references import HalfSpaceTreesDetector, Reference, StaticThreshold, ZScore  # noqa: E402
+
+from statuswatch.config import Settings  # noqa: E402
+from statuswatch.core.columns import DecodedBatch  # noqa: E402
+from statuswatch.core.detector import Detector  # noqa: E402
+from statuswatch.evaluate import Report, evaluate  # noqa: E402
+from statuswatch.simulate.traffic import Chunk, Incident, SimSpec, generate  # noqa: E402
+
+START = "2023-04-04T00:00:00+00:00"  # a Tuesday: a weekday profile
+WARMUP_H = 2.0
+CHUNK_MS = 60_000
+H = 3_600_000
+M = 60_000
+
+#: (hour, minutes, incident) on the 24-hour schedule; other lengths rescale after the warm-up.
+SCHEDULE: tuple[tuple[float, int, dict[str, Any]], ...] = (
+    (3.0, 20, {"kind": "freeze", "fraction": 0.1, "name": "freeze-403-10%-apps"}),
+    (6.0, 15, {"kind": "freeze", "fraction": 0.5, "name": "freeze-403-50%-apps"}),
+    (9.0, 30, {"kind": "creep", "service": "calendar-api", "name": "creep-5xx-calendar-api"}),
+    (12.0, 10, {"kind": "outage", "service": "auth-api", "name": "outage-401-auth-api"}),
+    (14.0, 15, {"kind": "storm", "name": "storm-429-one-app"}),
+    (16.5, 15, {"kind": "spike", "route": "create-event", "name": "spike-404-create-event"}),
+    (19.0, 10, {"kind": "drop", "fraction": 0.3, "name": "drop-fleet-to-30%"}),
+    (21.5, 20, {"kind": "newcode", "service": "webhooks-api", "name": "newcode-418-webhooks"}),
+)
+
+
+def incidents(start_ms: int, hours: float) -> tuple[Incident, ...]:
+    """The schedule, rescaled so that it fits ``hours`` after the warm-up."""
+    scale = (hours - WARMUP_H) / (24.0 - WARMUP_H)
+    out = []
+    for hour, minutes, kw in SCHEDULE:
+        t0 = start_ms + round((WARMUP_H + (hour - WARMUP_H) * scale) * H)
+        out.append(Incident(start_ms=t0, end_ms=t0 + round(minutes * M * min(1.0, scale)), **kw))
+    return tuple(out)
+
+
+def batches(spec: SimSpec, start_ms: int, end_ms: int) -> Iterator[tuple[Chunk, DecodedBatch]]:
+    """Simulator chunks and the same records as decoded columns (names via the spec tables)."""
+    services = np.array(spec.services, dtype=object)
+    routes = np.array(spec.routes, dtype=object)
+    apps = np.array(spec.apps, dtype=object)
+    for chunk in generate(spec, start_ms, end_ms, CHUNK_MS):
+        dims = {
+            "service": services[chunk.service].tolist(),
+            "route": routes[chunk.route].tolist(),
+            "app": apps[chunk.app].tolist(),
+        }
+        index = np.arange(len(chunk), dtype=np.int64)
+        yield chunk, DecodedBatch(chunk.ts_ms, chunk.status, dims, index)
+
+
+def window_counts(chunk: Chunk, size_ms: int, code_index: np.ndarray, n_services: int,
+                  n_codes: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(window start, counts[service, code]) for each window of a window-aligned chunk."""
+    n_win = (chunk.end_ms - chunk.start_ms) // size_ms
+    win = (chunk.ts_ms - chunk.start_ms) // size_ms
+    keys = (win * n_services + chunk.service) * n_codes + code_index[chunk.status]
+    counts = np.bincount(keys, minlength=n_win * n_services * n_codes)
+    counts = counts.reshape(n_win, n_services, n_codes)
+    for i in range(n_win):
+        yield chunk.start_ms + i * size_ms, counts[i]
+
+
+def run(hours: float, rate: float, seed: int) -> dict[str, Any]:
+    settings = Settings()
+    size_ms = settings.window.size_ms
+    start_ms = round(datetime.fromisoformat(START).timestamp() * 1000)
+    end_ms = start_ms + round(hours * H)
+    spec = SimSpec(seed=seed, rate=rate, diurnal=True, incidents=incidents(start_ms, hours))
+    labels = spec.labels()
+    warmup_windows = round(WARMUP_H * H / size_ms)
+    codes = spec.codes
+    code_index = np.full(600, -1, dtype=np.int64)
+    code_index[list(codes)] = np.arange(len(codes))
+    refs: list[Reference] = [
+        StaticThreshold(codes, spec.services, warmup_windows),
+        ZScore(codes, spec.services, warmup_windows),
+        HalfSpaceTreesDetector(codes, spec.services, warmup_windows, seed=seed),
+    ]
+    alerts: dict[str, list[dict[str, Any]]] = {"statuswatch": []} | {r.name: [] for r in refs}
+    timing = {"simulate": 0.0, "statuswatch": 0.0, "references": 0.0}
+    detector = Detector(settings)
+    records = 0
+    t_start = time.perf_counter()
+    t = t_start
+    for chunk, batch in batches(spec, start_ms, end_ms):
+        t1 = time.perf_counter()
+        timing["simulate"] += t1 - t
+        records += len(chunk)
+        if len(batch):
+            now_ms = int(batch.ts_ms.max())
+            detector.count(batch, now_ms=now_ms)
+            alerts["statuswatch"].extend(e.to_json() for e in detector.close_ready(now_ms))
+        t2 = time.perf_counter()
+        for w_start, counts in window_counts(chunk, size_ms, code_index, len(spec.services),
+                                             len(codes)):
+            for ref in refs:
+                alerts[ref.name].extend(ref.observe(w_start, w_start + size_ms, counts))
+        t = time.perf_counter()
+        timing["statuswatch"] += t2 - t1
+        timing["references"] += t - t2
+    t1 = time.perf_counter()
+    alerts["statuswatch"].extend(e.to_json() for e in detector.finish())
+    timing["statuswatch"] += time.perf_counter() - t1
+    wall = time.perf_counter() - t_start
+
+    eval_start_s = (start_ms + WARMUP_H * H) / 1000
+    reports: dict[str, Report] = {}
+    warmup_alerts: dict[str, list[dict[str, Any]]] = {}
+    for name, found in alerts.items():
+        scored = [a for a in found if a["window_end"] > eval_start_s]
+        warmup_alerts[name] = [
+            a for a in found if a["state"] == "firing" and a["window_end"] <= eval_start_s
+        ]
+        reports[name] = evaluate(scored, labels, eval_start_s, end_ms / 1000)
+    return {
+        "hours": hours, "rate": rate, "seed": seed, "records": records,
+        "windows": detector.counters.windows_closed, "wall_s": wall, "timing": timing,
+        "labels": labels, "reports": reports, "alerts": alerts, "warmup_alerts": warmup_alerts,
+    }
+
+
+def _fmt(x: float | None, spec: str = ".0f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _when(t_s: float) -> str:
+    return datetime.fromtimestamp(t_s, UTC).strftime("%H:%M:%S")
+
+
+def _scope(scope: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in scope.items()) or "fleet"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    reports: dict[str, Report] = result["reports"]
+    n = len(result["labels"])
+    lines = [
+        f"| detector | incidents caught (of {n}) | median delay (s) | max delay (s) "
+        "| false alarms per day | precision |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in reports.items():
+        d = r.delays
+        lines.append(
+            f"| {name} | {r.caught} | {_fmt(statistics.median(d) if d else None)} "
+            f"| {_fmt(max(d) if d else None)} | {_fmt(r.false_alarms_per_day, '.1f')} "
+            f"| {_fmt(r.precision, '.2f')} |"
+        )
+    lines += ["", "Detection delay per incident (s; `-` = missed):", ""]
+    lines.append("| incident | start (UTC) | min | " + " | ".join(reports) + " |")
+    lines.append("|---|---|---|" + "---|" * len(reports))
+    for i, label in enumerate(result["labels"]):
+        cells = [_fmt(r.labels[i].delay_s) for r in reports.values()]
+        minutes = (label["end"] - label["start"]) / 60
+        lines.append(
+            f"| {label['name']} | {_when(label['start'])} | {minutes:.0f} | "
+            + " | ".join(cells) + " |"
+        )
+    sw = reports["statuswatch"]
+    lines += ["", f"statuswatch false alarms ({len(sw.false_alarms)}):", ""]
+    for fa in sw.false_alarms:
+        lines.append(
+            f"- {_when(fa['window_end'])} {fa.get('signal', 'share')} {fa['code']} "
+            f"{fa['direction']} in {_scope(fa['scope'])} (score {fa.get('score')})"
+        )
+    warm = result["warmup_alerts"]["statuswatch"]
+    lines.append(f"\nstatuswatch alerts during the {WARMUP_H:g} h warm-up (not scored): "
+                 f"{len(warm)}")
+    for fa in warm:
+        lines.append(f"- {_when(fa['window_end'])} {fa.get('signal', 'share')} {fa['code']} "
+                     f"{fa['direction']} in {_scope(fa['scope'])}")
+    tm = result["timing"]
+    lines.append(
+        f"\n{result['hours']:g} h simulated, {result['records']:,} records "
+        f"({result['records'] / (result['hours'] * 3600):.0f}/s on average), "
+        f"{result['windows']} windows; wall time {result['wall_s']:.0f} s "
+        f"(simulate {tm['simulate']:.0f} s, statuswatch {tm['statuswatch']:.0f} s, "
+        f"references {tm['references']:.0f} s)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument("--rate", type=float, default=100.0,
+                   help="requests/s, weekly average of the diurnal profile (default 100)")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("--json", metavar="PATH", help="also write every alert and report as JSON")
+    args = p.parse_args(argv)
+    if args.hours < WARMUP_H + 1:
+        p.error(f"--hours must be at least {WARMUP_H + 1:g}")
+    result = run(args.hours, args.rate, args.seed)
+    print(markdown(result))
+    if args.json:
+        out = {**result, "reports": {k: r.to_json() for k, r in result["reports"].items()}}
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

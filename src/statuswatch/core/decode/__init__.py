@@ -1,0 +1,72 @@
+"""Decode stage: raw record values (bytes) -> ``DecodedBatch`` columns. Pure.
+
+One module per log format; ``build_decoder`` picks one by ``DecodeConfig.format``.
+
+>>> from statuswatch.config import DecodeConfig
+>>> d = build_decoder(DecodeConfig(format="kong"))
+>>> batch = d.decode([
+...     b'{"started_at": 1680600000123, "response": {"status": 200}, "service": {"name": "a"}}',
+...     b'{"started_at": 1680600000456, "response": {"status": 999}}',
+...     b'not json',
+... ])
+>>> batch.status.tolist(), batch.dims["service"], batch.index.tolist()
+([200], ['a'], [0])
+>>> [(r.index, r.reason) for r in batch.invalid]
+[(1, 'status_out_of_range'), (2, 'invalid_json')]
+"""
+
+from __future__ import annotations
+
+from statuswatch.config import DecodeConfig
+from statuswatch.core.decode.base import (
+    END_TS_MS,
+    MIN_TS_MS,
+    BaseDecoder,
+    Decoder,
+    JsonDecoder,
+    Parsed,
+)
+from statuswatch.core.decode.combined import CombinedDecoder
+from statuswatch.core.decode.envoy import EnvoyDecoder
+from statuswatch.core.decode.generic_json import GenericJsonDecoder
+from statuswatch.core.decode.kong import KongDecoder
+from statuswatch.core.decode.nginx_json import NginxJsonDecoder
+from statuswatch.errors import ConfigError
+
+__all__ = [
+    "DECODERS",
+    "END_TS_MS",
+    "MIN_TS_MS",
+    "BaseDecoder",
+    "CombinedDecoder",
+    "Decoder",
+    "EnvoyDecoder",
+    "GenericJsonDecoder",
+    "JsonDecoder",
+    "KongDecoder",
+    "NginxJsonDecoder",
+    "Parsed",
+    "build_decoder",
+]
+
+#: Decoder class per ``DecodeConfig.format``.
+DECODERS: dict[str, type[BaseDecoder]] = {
+    "kong": KongDecoder,
+    "envoy": EnvoyDecoder,
+    "nginx-json": NginxJsonDecoder,
+    "json": GenericJsonDecoder,
+    "combined": CombinedDecoder,
+}
+
+
+def build_decoder(cfg: DecodeConfig) -> Decoder:
+    """The decoder for ``cfg.format``; ``ConfigError`` for an unknown format.
+
+    >>> build_decoder(DecodeConfig(format="combined")).name
+    'combined'
+    """
+    try:
+        cls = DECODERS[cfg.format]
+    except KeyError:
+        raise ConfigError(f"decode.format: unknown format {cfg.format!r}") from None
+    return cls(cfg)

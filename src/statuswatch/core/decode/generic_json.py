@@ -1,0 +1,193 @@
+"""JSON logs with configurable fields: formats ``json`` and (via a subclass) ``nginx-json``.
+
+``decode.fields`` names each field by a dotted path (``"request.status"`` is
+``{"request": {"status": ...}}``)::
+
+    timestamp   required; timestamp_unit s | ms | us | ns (a JSON number) or
+                iso8601 (a string, naive means UTC)
+    status      required; an integer, an integral float or a digit string ("200")
+    service     optional str ("" when absent, null, or the field is not configured)
+    route       optional str
+    app         optional str
+
+A schema with exactly these paths is built once per decoder (``msgspec.defstruct``),
+so everything else in a record is skipped unparsed.
+
+>>> from statuswatch.config import DecodeConfig, FieldMap
+>>> fields = FieldMap(timestamp="ts", timestamp_unit="ms", status="http.status",
+...                   service="svc")
+>>> d = GenericJsonDecoder(DecodeConfig(format="json", fields=fields))
+>>> d.decode_one(b'{"ts": 1680600000123, "http": {"status": "404"}, "svc": "billing"}')
+Parsed(ts_ms=1680600000123, status=404, service='billing', route='', app='')
+>>> d.decode_one(b'{"ts": 1680600000123, "http": {"status": 404.5}}')
+Traceback (most recent call last):
+...
+statuswatch.errors.DecodeError: wrong_type
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgspec
+from msgspec import UNSET
+
+from statuswatch.config import DecodeConfig, FieldMap
+from statuswatch.core.decode.base import (
+    JsonDecoder,
+    Parsed,
+    dim_value,
+    epoch_to_ms,
+    fail,
+    iso_value,
+    status_value,
+)
+
+Getter = Callable[[Any], Any]
+
+
+@dataclass
+class _Node:
+    """One key of the path tree; ``leaf`` if some configured path ends here."""
+
+    leaf: bool = False
+    children: dict[str, _Node] = field(default_factory=dict)
+
+
+def _tree(paths: list[list[str]]) -> _Node:
+    """The keys of all paths as a tree; a path that is a prefix of another marks a leaf."""
+    root = _Node()
+    for path in paths:
+        node = root
+        for key in path:
+            node = node.children.setdefault(key, _Node())
+        node.leaf = True
+    return root
+
+
+#: A class attribute (not a decoded field) of every root schema: the value of a
+#: dimension that is not configured, so one ``attrgetter`` can read all five roles.
+_NOT_CONFIGURED = "not_configured_"
+
+
+def _struct(node: _Node, name: str, *, root: bool = True) -> type[msgspec.Struct]:
+    """A Struct with one field per child key: a nested Struct or, for a leaf, ``Any``.
+
+    A missing leaf is ``UNSET``; a missing inner object is an empty instance (so
+    its leaves read as ``UNSET``) and a ``null`` one is ``None``.
+    """
+    fields: list[tuple[str, Any, Any]] = []
+    rename: dict[str, str] = {}
+    for n, (key, child) in enumerate(node.children.items()):
+        attr = f"f{n}"
+        rename[attr] = key
+        if child.leaf:
+            fields.append((attr, Any, UNSET))
+        else:
+            sub = _struct(child, f"{name}_{n}", root=False)
+            fields.append((attr, sub | None, msgspec.field(default_factory=sub)))
+    namespace = {_NOT_CONFIGURED: None} if root else None
+    return msgspec.defstruct(name, fields, rename=rename, namespace=namespace, gc=False)
+
+
+def _attrs(root: _Node, path: list[str]) -> tuple[list[str], list[str]]:
+    """Attribute names along ``path`` in the schema, and the keys left below a leaf.
+
+    The keys left are non-empty only when a configured path runs through
+    another one's leaf (e.g. ``service="upstream"`` and ``route="upstream.name"``);
+    the leaf is then decoded as a whole and the rest looked up in it.
+    """
+    attrs: list[str] = []
+    node = root
+    for depth, key in enumerate(path):
+        attrs.append(f"f{list(node.children).index(key)}")
+        node = node.children[key]
+        if node.leaf:
+            return attrs, path[depth + 1 :]
+    raise AssertionError("a configured path ends in a leaf")
+
+
+def _getter(root: _Node, path: list[str] | None) -> Getter:
+    """A function from a decoded record to the value at ``path`` (``UNSET`` if absent).
+
+    Handles every case, including ``null`` inner objects; ``_fast_getter`` is
+    the quick path for records without those.
+    """
+    if path is None:
+        return operator.attrgetter(_NOT_CONFIGURED)
+    attrs, rest = _attrs(root, path)
+
+    def get(record: Any) -> Any:
+        obj = record
+        for attr in attrs:
+            if obj is None:
+                return UNSET
+            obj = getattr(obj, attr)
+        for key in rest:
+            if obj is None or obj is UNSET:
+                return UNSET
+            if type(obj) is not dict:
+                fail("wrong_type")
+            obj = obj.get(key, UNSET)
+        return obj
+
+    return get
+
+
+def _fast_getter(root: _Node, paths: list[list[str] | None]) -> Getter | None:
+    """One ``attrgetter`` for all paths; it raises ``AttributeError`` on a ``null``
+    inner object. ``None`` if some path runs through a leaf."""
+    dotted: list[str] = []
+    for path in paths:
+        if path is None:
+            dotted.append(_NOT_CONFIGURED)
+            continue
+        attrs, rest = _attrs(root, path)
+        if rest:
+            return None
+        dotted.append(".".join(attrs))
+    return operator.attrgetter(*dotted)
+
+
+class GenericJsonDecoder(JsonDecoder[msgspec.Struct]):
+    name = "json"
+    #: nginx-json quirks: numeric strings as timestamps, "-" as an empty value.
+    nginx_quirks: ClassVar[bool] = False
+
+    def __init__(self, cfg: DecodeConfig) -> None:
+        f: FieldMap = cfg.fields
+        paths = [
+            None if path is None else path.split(".")
+            for path in (f.timestamp, f.status, f.service, f.route, f.app)
+        ]
+        root = _tree([p for p in paths if p is not None])
+        super().__init__(cfg, _struct(root, "GenericJsonRecord"))
+        self.unit = f.timestamp_unit
+        getters = [_getter(root, p) for p in paths]
+        self._slow: Getter = lambda record: tuple(get(record) for get in getters)
+        self._fast: Getter = _fast_getter(root, paths) or self._slow
+
+    def extract(self, record: msgspec.Struct) -> Parsed:
+        try:
+            raw_ts, raw_status, service, route, app = self._fast(record)
+        except AttributeError:  # a null inner object
+            raw_ts, raw_status, service, route, app = self._slow(record)
+        quirks = self.nginx_quirks
+        if raw_ts is UNSET or raw_status is UNSET or (quirks and "-" in (raw_ts, raw_status)):
+            fail("missing_field")
+        status = status_value(raw_status)
+        if self.unit == "iso8601":
+            ts = iso_value(raw_ts)
+        else:
+            ts = epoch_to_ms(raw_ts, self.unit, digit_strings=quirks)
+        # a string is taken as it is (but for nginx's "-"); dim_value handles the rest
+        if type(service) is not str or (quirks and service == "-"):
+            service = dim_value(service, dash_is_empty=quirks)
+        if type(route) is not str or (quirks and route == "-"):
+            route = dim_value(route, dash_is_empty=quirks)
+        if type(app) is not str or (quirks and app == "-"):
+            app = dim_value(app, dash_is_empty=quirks)
+        return Parsed(ts, status, service, route, app)

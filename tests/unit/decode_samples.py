@@ -1,0 +1,213 @@
+"""Realistic log records for the decode tests and the decode benchmark.
+
+Each ``*_record`` function returns ``(value, expected)``: the raw bytes of one
+record (300-800 bytes, shaped like what the gateway really writes) and the
+``Parsed`` the decoder must return for it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from statuswatch.config import DecodeConfig, FieldMap
+from statuswatch.core.decode import Parsed
+
+BASE_MS = 1_680_600_000_000  # 2023-04-04T09:20:00Z
+
+SERVICES = ("billing", "orders", "users", "search", "catalog")
+STATUSES = (200,) * 20 + (201, 204, 301, 304, 400, 401, 403, 404, 429, 500, 502, 503, 504)
+AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0",
+    "curl/8.1.2",
+    "okhttp/4.12.0",
+    "python-requests/2.31.0",
+)
+BROWSERS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/17.1 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+)
+
+#: The configuration of each format for these samples.
+CONFIGS: dict[str, DecodeConfig] = {
+    "kong": DecodeConfig(format="kong"),
+    "envoy": DecodeConfig(format="envoy", fields=FieldMap(app="x_api_key_id")),
+    "nginx-json": DecodeConfig(
+        format="nginx-json",
+        fields=FieldMap(
+            timestamp="msec",
+            timestamp_unit="s",
+            status="status",
+            service="upstream_name",
+            route="location",
+            app="http_x_app",
+        ),
+    ),
+    "json": DecodeConfig(
+        format="json",
+        fields=FieldMap(
+            timestamp="timestamp",
+            timestamp_unit="iso8601",
+            status="http.response.status_code",
+            service="service.name",
+            route="http.route",
+            app="client.app",
+        ),
+    ),
+    "combined": DecodeConfig(format="combined"),
+}
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _iso(ms: int) -> str:
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def kong_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
+    ts = BASE_MS + i * 7 + rng.randrange(5)
+    status = rng.choice(STATUSES)
+    svc = rng.choice(SERVICES)
+    app = f"c0ffee00-0000-4000-8000-{rng.randrange(40):012d}"
+    rec = {
+        "request": {
+            "method": rng.choice(("GET", "POST")),
+            "uri": f"/{svc}/v1/items/{rng.randrange(10**6)}",
+            "size": rng.randrange(100, 900),
+            "headers": {"host": "api.example.com", "user-agent": rng.choice(AGENTS)},
+        },
+        "upstream_uri": f"/v1/items/{i}",
+        "response": {"status": status, "size": rng.randrange(200, 5000)},
+        "route": {"id": "b3c1f9a2-1234-4b7e-9d1e-3c0f7f1a2b3c", "name": f"{svc}-v1"},
+        "service": {"id": "5a8a7c1e-4c11-4e5b-8d42-0f6a2a9c0d11", "name": svc, "port": 80},
+        "consumer": {"id": app, "username": f"app-{i % 40}"},
+        "latencies": {"request": rng.randrange(1, 300), "kong": 1, "proxy": rng.randrange(290)},
+        "client_ip": f"10.0.{i % 256}.{rng.randrange(256)}",
+        "started_at": ts,
+    }
+    return _dumps(rec), Parsed(ts, status, svc, f"{svc}-v1", app)
+
+
+def envoy_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
+    ts = BASE_MS + i * 7 + rng.randrange(5)
+    status = rng.choice(STATUSES)
+    svc = rng.choice(SERVICES)
+    app = f"key-{rng.randrange(40)}"
+    rec = {
+        "start_time": _iso(ts),
+        "method": "GET",
+        "path": f"/{svc}/v1/items/{rng.randrange(10**6)}?page={i % 9}",
+        "protocol": "HTTP/1.1",
+        "response_code": status,
+        "response_flags": "-",
+        "bytes_received": 0,
+        "bytes_sent": rng.randrange(200, 5000),
+        "duration": rng.randrange(1, 300),
+        "upstream_service_time": str(rng.randrange(1, 290)),
+        "x_forwarded_for": f"203.0.113.{rng.randrange(256)}",
+        "user_agent": rng.choice(AGENTS),
+        "request_id": f"4f8a2c1e-9b3d-4e5f-a6b7-{rng.randrange(16**12):012x}",
+        "authority": "api.example.com",
+        "upstream_host": f"10.1.{rng.randrange(256)}.{rng.randrange(256)}:8080",
+        "upstream_cluster": svc,
+        "route_name": f"{svc}_route",
+        "x_api_key_id": app,
+    }
+    return _dumps(rec), Parsed(ts, status, svc, f"{svc}_route", app)
+
+
+def nginx_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
+    ts = BASE_MS + i * 7 + rng.randrange(5)
+    status = rng.choice(STATUSES)
+    svc = rng.choice(SERVICES)
+    app = rng.choice(("web", "ios", "android", "-"))
+    rec = {
+        "msec": f"{ts // 1000}.{ts % 1000:03d}",
+        "remote_addr": f"198.51.100.{rng.randrange(256)}",
+        "request_method": "GET",
+        "request_uri": f"/{svc}/v1/items/{rng.randrange(10**6)}",
+        "status": str(status),
+        "body_bytes_sent": str(rng.randrange(200, 5000)),
+        "request_time": f"0.{rng.randrange(1000):03d}",
+        "upstream_name": svc,
+        "upstream_addr": f"10.1.{rng.randrange(256)}.{rng.randrange(256)}:8080",
+        "upstream_status": str(status),
+        "upstream_response_time": f"0.{rng.randrange(1000):03d}",
+        "http_user_agent": rng.choice(AGENTS),
+        "http_referer": "-",
+        "location": f"/{svc}",
+        "http_x_app": app,
+    }
+    return _dumps(rec), Parsed(ts, status, svc, f"/{svc}", "" if app == "-" else app)
+
+
+def json_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
+    ts = BASE_MS + i * 7 + rng.randrange(5)
+    status = rng.choice(STATUSES)
+    svc = rng.choice(SERVICES)
+    app = f"app-{rng.randrange(40)}"
+    rec = {
+        "timestamp": _iso(ts),
+        "level": "info",
+        "message": "request completed",
+        "service": {"name": svc, "version": "1.4.2", "environment": "prod"},
+        "http": {
+            "request": {"method": "GET", "bytes": rng.randrange(1000)},
+            "response": {"status_code": status, "bytes": rng.randrange(200, 5000)},
+            "route": f"/{svc}/v1/items/{{id}}",
+            "version": "1.1",
+        },
+        "url": {"path": f"/{svc}/v1/items/{rng.randrange(10**6)}"},
+        "client": {"ip": f"192.0.2.{rng.randrange(256)}", "app": app},
+        "event": {"duration": rng.randrange(10**6, 10**8)},
+        "trace": {"id": f"{rng.randrange(16**32):032x}"},
+    }
+    return _dumps(rec), Parsed(ts, status, svc, f"/{svc}/v1/items/{{id}}", app)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def combined_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
+    ts = (BASE_MS + i * 7 + rng.randrange(5)) // 1000 * 1000
+    status = rng.choice(STATUSES)
+    svc = rng.choice(SERVICES)
+    offset_h = rng.choice((0, 2, -5))
+    local = datetime(1970, 1, 1) + timedelta(milliseconds=ts, hours=offset_h)
+    stamp = (
+        f"{local.day:02d}/{_MONTHS[local.month - 1]}/{local.year}:"
+        f"{local:%H:%M:%S} {'+' if offset_h >= 0 else '-'}{abs(offset_h):02d}00"
+    )
+    line = (
+        f"203.0.113.{rng.randrange(256)} - - [{stamp}] "
+        f'"GET /{svc}/v1/items/{rng.randrange(10**6)}?page={i % 9}&sort=desc HTTP/1.1" '
+        f"{status} {rng.randrange(200, 50000)} "
+        f'"https://www.example.com/{svc}/overview?ref=newsletter&utm_campaign=spring_sale" '
+        f'"{rng.choice(BROWSERS)}"'
+    )
+    return line.encode(), Parsed(ts, status, "", f"/{svc}", "")
+
+
+SAMPLERS: dict[str, Callable[[random.Random, int], tuple[bytes, Parsed]]] = {
+    "kong": kong_record,
+    "envoy": envoy_record,
+    "nginx-json": nginx_record,
+    "json": json_record,
+    "combined": combined_record,
+}
+
+
+def realistic_batch(fmt: str, n: int, seed: int = 0) -> tuple[list[bytes], list[Parsed]]:
+    """``n`` realistic records of format ``fmt`` and the records they decode to."""
+    rng = random.Random(seed)
+    pairs = [SAMPLERS[fmt](rng, i) for i in range(n)]
+    return [v for v, _ in pairs], [p for _, p in pairs]
