@@ -16,7 +16,7 @@ Three signals are scored on every closed window:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,6 +46,9 @@ from statuswatch.core.score import (
     share_floor,
 )
 from statuswatch.core.window import ClosedWindow, WindowCounter
+
+#: Version of the snapshot format; a snapshot of another version is refused.
+STATE_VERSION = 1
 
 #: Share of apps expected to look anomalous by chance at the blast-radius scope score.
 BLAST_NULL_FRACTION = 0.01
@@ -111,6 +114,8 @@ class Detector:
         self.alerts = AlertTracker(Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows))
         self.counters = Counters()
         self.last_report: WindowReport | None = None
+        #: called with every closed window (counts padded to the current tables)
+        self.window_listener: Callable[[ClosedWindow], None] | None = None
         self._rules: RuleTable | None = None
         self._parents: I64 = np.zeros(0, np.int64)
         blast_level = tuple(d.blast_radius.level)
@@ -197,6 +202,8 @@ class Detector:
         counts = np.zeros((n_rows, n_cols), np.int64)
         counts[: window.counts.shape[0], : window.counts.shape[1]] = window.counts
         self.counters.windows_closed += 1
+        if self.window_listener is not None:
+            self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
         rules, parents = self._tables(n_rows, n_cols)
         exp = self.baseline.expect(
             n_rows, n_cols, window_start_ms=window.start_ms,
@@ -414,6 +421,64 @@ class Detector:
                     entry["observed"]["share"] = round(float(shares.observed_share[r, col]), 6)
                 out.append(entry)
         return out
+
+    # -- state ----------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this detector is, as plain JSON."""
+        c = self.counters
+        return {
+            "version": STATE_VERSION,
+            "scope_levels": [list(level) for level in self.scopes.levels],
+            "codes": list(self.codes.codes),
+            "scopes": {
+                "labels": self.scopes.labels,
+                "level_of_row": self.scopes.level_of_row,
+                "folded": self.scopes.folded,
+            },
+            "windows": self.windows.snapshot(),
+            "baseline": self.baseline.snapshot(),
+            "alerts": self.alerts.snapshot(),
+            "counters": {
+                "records": c.records,
+                "invalid": dict(c.invalid),
+                "late": c.late,
+                "windows_closed": c.windows_closed,
+                "alerts_fired": c.alerts_fired,
+                "first_event_ms": c.first_event_ms,
+                "last_event_ms": c.last_event_ms,
+                "codes": {str(k): v for k, v in c.codes.items()},
+                "shadow_fired": dict(c.shadow_fired),
+            },
+        }
+
+    def restore(self, state: dict[str, Any], now_ms: int) -> None:
+        """Continue from :meth:`snapshot`; raises ``ValueError`` if it does not fit."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"snapshot version {state.get('version')!r} != {STATE_VERSION}")
+        levels = [list(level) for level in self.scopes.levels]
+        if state["scope_levels"] != levels:
+            raise ValueError(f"snapshot scope levels {state['scope_levels']} != config {levels}")
+        self.codes.restore(state["codes"])
+        self.scopes.restore(state["scopes"]["labels"], state["scopes"]["level_of_row"])
+        self.scopes.folded = [int(n) for n in state["scopes"]["folded"]]
+        self.windows.restore(state["windows"], now_ms)
+        self.baseline.restore(state["baseline"])
+        self.alerts.restore(state["alerts"])
+        sc = state["counters"]
+        self.counters = Counters(
+            records=int(sc["records"]),
+            invalid=Counter(sc["invalid"]),
+            late=int(sc["late"]),
+            windows_closed=int(sc["windows_closed"]),
+            alerts_fired=int(sc["alerts_fired"]),
+            first_event_ms=sc["first_event_ms"],
+            last_event_ms=sc["last_event_ms"],
+            codes=Counter({int(k): int(v) for k, v in sc["codes"].items()}),
+            shadow_fired=Counter(sc["shadow_fired"]),
+        )
+        self._rules = None
+        self._parents = np.zeros(0, np.int64)
 
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
         """(code, direction, signal) of paged alerts firing in any scope (code 0: volume)."""
