@@ -224,8 +224,8 @@ class HalfSpaceTreesDetector(Reference):
 
     def __init__(
         self, codes: tuple[int, ...], services: tuple[str, ...], warmup_windows: int, *,
-        quantile: float = 0.999, n_trees: int = 25, height: int = 8, window_size: int = 250,
-        seed: int = 42, attribution_half_life: float = 90.0,
+        quantile: float = 0.999, n_trees: int = 50, height: int = 6, window_size: int = 250,
+        seed: int = 42, clear_windows: int = 3, attribution_half_life: float = 90.0,
     ) -> None:
         super().__init__(codes, services, warmup_windows)
         if warmup_windows <= window_size:
@@ -239,6 +239,8 @@ class HalfSpaceTreesDetector(Reference):
         self.threshold = math.inf
         self.scores: list[float] = []
         self.firing: dict[str, Any] | None = None
+        self.clear_windows = clear_windows
+        self.calm = 0
         self.alpha = 1.0 - 0.5 ** (1.0 / attribution_half_life)
         self.ew_share: F64 | None = None
 
@@ -284,6 +286,7 @@ class HalfSpaceTreesDetector(Reference):
         self.model.learn_one(x)
         self.scores.append(score)
         above = score > self.threshold
+        self.calm = 0 if above else self.calm + 1
         out: list[dict[str, Any]] = []
         if above and self.firing is None:
             code, direction = self._attribute(share)
@@ -293,11 +296,11 @@ class HalfSpaceTreesDetector(Reference):
                 score=score,
             )
             out.append(self.firing)
-        elif not above and self.firing is not None:
+        elif self.firing is not None and self.calm >= self.clear_windows:
             f, self.firing = self.firing, None
             out.append({**f, "state": "resolved", "window_start": start_ms / 1000,
                         "window_end": end_ms / 1000, "score": round(score, 4)})
-        if not above:
+        if self.firing is None:
             self._attribution_learn(share)
         return out
 
@@ -309,7 +312,7 @@ class HalfSpaceTreesDetector(Reference):
 
     def _attribute(self, share: F64) -> tuple[int, str]:
         ref = self.ew_share if self.ew_share is not None else np.zeros_like(share)
-        eps = 1e-4
+        eps = 1e-3  # so that a rare code vanishing does not outweigh a common one soaring
         ratio = np.log((share + eps) / (ref + eps))
         c = int(np.argmax(np.abs(ratio)))
         return self.codes[c], "up" if ratio[c] > 0 else "down"

@@ -29,13 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from references import HalfSpaceTreesDetector, Reference, StaticThreshold, ZScore  # noqa: E402
+from references import HalfSpaceTreesDetector, Reference, StaticThreshold, ZScore
 
-from statuswatch.config import Settings  # noqa: E402
-from statuswatch.core.columns import DecodedBatch  # noqa: E402
-from statuswatch.core.detector import Detector  # noqa: E402
-from statuswatch.evaluate import Report, evaluate  # noqa: E402
-from statuswatch.simulate.traffic import Chunk, Incident, SimSpec, generate  # noqa: E402
+from statuswatch.config import Settings
+from statuswatch.core.columns import DecodedBatch
+from statuswatch.core.detector import Detector
+from statuswatch.evaluate import Report, evaluate
+from statuswatch.simulate.traffic import Chunk, Incident, SimSpec, generate
 
 START = "2023-04-04T00:00:00+00:00"  # a Tuesday: a weekday profile
 WARMUP_H = 2.0
@@ -109,7 +109,8 @@ def run(hours: float, rate: float, seed: int) -> dict[str, Any]:
         ZScore(codes, spec.services, warmup_windows),
         HalfSpaceTreesDetector(codes, spec.services, warmup_windows, seed=seed),
     ]
-    alerts: dict[str, list[dict[str, Any]]] = {"statuswatch": []} | {r.name: [] for r in refs}
+    alerts: dict[str, list[dict[str, Any]]] = {"statuswatch": []}
+    alerts.update((r.name, []) for r in refs)
     timing = {"simulate": 0.0, "statuswatch": 0.0, "references": 0.0}
     detector = Detector(settings)
     records = 0
@@ -180,7 +181,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_fmt(r.precision, '.2f')} |"
         )
     lines += ["", "Detection delay per incident (s; `-` = missed):", ""]
-    lines.append("| incident | start (UTC) | min | " + " | ".join(reports) + " |")
+    lines.append("| incident | start (UTC) | minutes | " + " | ".join(reports) + " |")
     lines.append("|---|---|---|" + "---|" * len(reports))
     for i, label in enumerate(result["labels"]):
         cells = [_fmt(r.labels[i].delay_s) for r in reports.values()]
@@ -216,8 +217,8 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
-    p.add_argument("--rate", type=float, default=100.0,
-                   help="requests/s, weekly average of the diurnal profile (default 100)")
+    p.add_argument("--rate", type=float, default=500.0,
+                   help="requests/s, weekly average of the diurnal profile (default 500)")
     p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     p.add_argument("--json", metavar="PATH", help="also write every alert and report as JSON")
     args = p.parse_args(argv)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -34,6 +34,81 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"]
+
+
+def _one_secret(value: SecretStr | None, file: Path | None, name: str, required: bool) -> None:
+    """Check that a secret is given at most (``required``: exactly) once; never show it."""
+    if value is not None and file is not None:
+        raise ValueError(f"set {name} or {name}_file, not both")
+    if required and value is None and file is None:
+        raise ValueError(f"{name} (or {name}_file) is required")
+    if file is not None and not file.is_file():
+        raise ValueError(f"{name}_file {file} is not a readable file")
+
+
+def _read_secret(value: SecretStr | None, file: Path | None) -> str | None:
+    """The secret in clear, from the value or the file (one trailing newline dropped)."""
+    if value is not None:
+        return value.get_secret_value()
+    if file is None:
+        return None
+    text = file.read_text(encoding="utf-8")
+    return text[:-1] if text.endswith("\n") else text
+
+
+class TlsConfig(_Strict):
+    """TLS towards the brokers (``security_protocol`` SSL or SASL_SSL).
+
+    Without ``ca_file`` the system's CA store verifies the brokers. ``cert_file`` and
+    ``key_file`` (PEM) are the client certificate for mutual TLS.
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_password: SecretStr | None = None
+    key_password_file: Path | None = None
+    check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TlsConfig:
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} {path} is not a readable file")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file")
+        _one_secret(self.key_password, self.key_password_file, "key_password", required=False)
+        return self
+
+    def key_password_value(self) -> str | None:
+        """The key password in clear (read from ``key_password_file`` if that is set)."""
+        return _read_secret(self.key_password, self.key_password_file)
+
+
+class SaslConfig(_Strict):
+    """SASL authentication (``security_protocol`` SASL_SSL or SASL_PLAINTEXT).
+
+    The password comes from ``password`` (YAML or ``STATUSWATCH_KAFKA__SASL__PASSWORD``)
+    or from ``password_file`` (e.g. a mounted secret), exactly one of the two.
+    """
+
+    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SaslConfig:
+        _one_secret(self.password, self.password_file, "password", required=True)
+        return self
+
+    def password_value(self) -> str:
+        """The password in clear (read from ``password_file`` if that is set)."""
+        return _read_secret(self.password, self.password_file) or ""
+
+
 class KafkaConfig(_Strict):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = Field("gateway-logs", min_length=1)
@@ -44,7 +119,25 @@ class KafkaConfig(_Strict):
     fetch_timeout_ms: int = Field(500, gt=0)
     max_partition_fetch_bytes: int = Field(4 * 1024 * 1024, gt=0)
     session_timeout_ms: int = Field(30_000, gt=0)
-    security_protocol: Literal["PLAINTEXT"] = "PLAINTEXT"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    tls: TlsConfig | None = None
+    sasl: SaslConfig | None = None
+    #: rejected records are produced here (original value, source position, reason); off if None
+    dead_letter_topic: str | None = Field(None, min_length=1)
+    dead_letter_max_bytes: int = Field(64 * 1024, gt=0)
+    dead_letter_max_in_flight: int = Field(1000, gt=0)
+    dead_letter_timeout_seconds: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> KafkaConfig:
+        sasl_protocol = self.security_protocol.startswith("SASL_")
+        if sasl_protocol and self.sasl is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs a sasl section")
+        if not sasl_protocol and self.sasl is not None:
+            raise ValueError("a sasl section needs security_protocol SASL_SSL or SASL_PLAINTEXT")
+        if self.tls is not None and not self.security_protocol.endswith("SSL"):
+            raise ValueError("a tls section needs security_protocol SSL or SASL_SSL")
+        return self
 
 
 class FieldMap(_Strict):
@@ -197,12 +290,36 @@ class DetectConfig(_Strict):
 
 class AlertsConfig(_Strict):
     output: str = "-"
+    windows_output: str | None = None
+
+
+class StateConfig(_Strict):
+    dir: str | None = None
+    interval_seconds: float = Field(10.0, gt=0)
+    keep: int = Field(3, ge=1)
 
 
 class MetricsConfig(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> MetricsConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        return self
+
+
+class HealthConfig(_Strict):
+    """When the process reports itself unready, unhealthy or stuck."""
+
+    broker_timeout_seconds: float = Field(10.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(10.0, gt=0)
+    stuck_timeout_seconds: float = Field(120.0, ge=0)
+    shutdown_timeout_seconds: float = Field(5.0, gt=0)
 
 
 _yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -254,7 +371,9 @@ class Settings(BaseSettings):
     baseline: BaselineConfig = BaselineConfig()
     detect: DetectConfig = DetectConfig()
     alerts: AlertsConfig = AlertsConfig()
+    state: StateConfig = StateConfig()
     metrics: MetricsConfig = MetricsConfig()
+    health: HealthConfig = HealthConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -8,8 +8,10 @@ Only ``state == "firing"`` alerts are pages. An alert *matches* a label when
 * its ``window_end`` lies in ``[label.start, label.end + grace_s]``, and
 * it is about the same thing:
 
-  - a share alert (``signal`` absent or ``"share"``) with the label's code
-    (or one of its ``codes``, for a 5xx creep) and the label's direction; or,
+  - a share alert (``signal`` absent or ``"share"``; any other signal but
+    ``"volume"``, e.g. ``"blast_radius"``, is matched the same way, by its code)
+    with the label's code (or one of its ``codes``, for a 5xx creep) and the
+    label's direction; or,
     for a label with direction ``"down"`` (a traffic drop), a share alert on a
     2xx code going down;
   - a volume alert (``signal == "volume"``) going down, for a ``"down"`` label

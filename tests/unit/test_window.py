@@ -132,3 +132,16 @@ def test_assigned_partition_holds_the_watermark_until_read_or_idle():
     w.revoke([1])
     w.add(np.array([20_000]), one, np.array([0]), n_rows=1, n_cols=1, partition=0, now_ms=3_000)
     assert w.close_ready(now_ms=3_000)[-1].end_ms == 20_000
+
+
+def test_revoke_drops_the_partition_share_of_open_windows():
+    w = WindowCounter(SIZE, lateness_ms=0)
+    one = np.zeros((1, 1), np.int64)
+    w.add(np.array([100]), one, np.array([0]), n_rows=1, n_cols=1, partition=0,
+          offsets=np.array([7]))
+    w.add(np.array([200, 300]), np.zeros((1, 2), np.int64), np.array([0, 0]), n_rows=1,
+          n_cols=1, partition=1, offsets=np.array([3, 4]))
+    w.revoke([1])
+    assert w.pending_min_offset(1) is None and w.pending_min_offset(0) == 7
+    (win,) = w.close_all()
+    assert win.counts.tolist() == [[1]]  # partition 1's two records went with it

@@ -17,6 +17,12 @@ from statuswatch.core.columns import I64, MAX_STATUS, MIN_STATUS
 
 OTHER = "other"
 
+#: Most distinct values of one dimension kept interned before the caches start afresh.
+INTERN_LIMIT = 1 << 17
+#: Bits per dimension id in a combined key (three dimensions fit in an int64).
+_ID_BITS = 20
+_UNKNOWN = -2
+
 
 class CodeTable:
     """Dense column index for each status code seen, in order of first sight.
@@ -78,6 +84,7 @@ class ScopeTable:
         #: scopes that could not get a row of their own, per level
         self.folded = [0] * len(self.levels)
         self._folded_keys: list[set[tuple[str, ...]]] = [set() for _ in self.levels]
+        self._reset_caches()
         for i, level in enumerate(self.levels):
             if not level:
                 self._row(i, ())
@@ -113,35 +120,101 @@ class ScopeTable:
         return other
 
     def rows(self, dims: dict[str, list[str]]) -> I64:
-        """Row per (level, record); -1 where the record lacks a dimension of the level."""
+        """Row per (level, record); -1 where the record lacks a dimension of the level.
+
+        Each dimension value is interned to a small integer id (a dict lookup per
+        record, no sort of strings); a level's row then comes from a lookup table
+        by id (one dimension) or from a dict keyed by the combined ids of its
+        unique combinations (several). The interning tables are caches of
+        ``_row``, bounded and rebuilt when full.
+        """
         n = len(next(iter(dims.values()))) if dims else 0
         out = np.full((len(self.levels), n), -1, dtype=np.int64)
         if n == 0:
             return out
-        encoded: dict[str, tuple[list[str], I64]] = {}
+        ids: dict[str, I64] = {}
         for level_idx, level in enumerate(self.levels):
             if not level:
                 out[level_idx] = self._row(level_idx, ())
                 continue
-            parts = []
             for dim in level:
-                if dim not in encoded:
-                    values = np.asarray(dims[dim], dtype=object)
-                    uniq, inverse = np.unique(values, return_inverse=True)
-                    encoded[dim] = (uniq.tolist(), inverse.astype(np.int64))
-                parts.append(encoded[dim])
-            combo = np.zeros(n, dtype=np.int64)
-            for uniq_values, inverse in parts:
-                combo = combo * (len(uniq_values) + 1) + inverse
-            ucombo, cinv = np.unique(combo, return_inverse=True)
-            first = np.zeros(len(ucombo), dtype=np.int64)
-            first[cinv[::-1]] = np.arange(n - 1, -1, -1)  # first record holding each combo
-            row_for_combo = np.empty(len(ucombo), dtype=np.int64)
-            for j, rec in enumerate(first.tolist()):
-                key: tuple[str, ...] = tuple(str(uv[inv[rec]]) for uv, inv in parts)
-                row_for_combo[j] = -1 if "" in key else self._row(level_idx, key)
-            out[level_idx] = row_for_combo[cinv]
+                if dim not in ids:
+                    ids[dim] = self._intern(dim, dims[dim])
+            if len(level) == 1:
+                out[level_idx] = self._rows_1d(level_idx, level[0], ids[level[0]])
+            else:
+                out[level_idx] = self._rows_nd(level_idx, level, [ids[d] for d in level])
         return out
+
+    # -- interning caches ------------------------------------------------------
+
+    def _reset_caches(self) -> None:
+        self._ids: dict[str, dict[str, int]] = {}
+        self._values: dict[str, list[str]] = {}
+        self._lut: dict[int, I64] = {}
+        self._combo_row: dict[int, dict[int, int]] = {}
+
+    def _intern(self, dim: str, values: list[str]) -> I64:
+        """The id of each value of ``dim`` ("" is id 0), interning new values."""
+        table = self._ids.get(dim)
+        if table is None:
+            table = self._ids[dim] = {"": 0}
+            self._values[dim] = [""]
+        try:
+            return np.fromiter(map(table.__getitem__, values), np.int64, len(values))
+        except KeyError:
+            pass
+        new = set(values).difference(table)
+        if len(table) + len(new) > INTERN_LIMIT:
+            self._reset_caches()  # bounded memory whatever the input: start afresh
+            return self._intern(dim, values)
+        known = self._values[dim]
+        for value in new:
+            table[value] = len(known)
+            known.append(value)
+        return np.fromiter(map(table.__getitem__, values), np.int64, len(values))
+
+    def _rows_1d(self, level_idx: int, dim: str, ids: I64) -> I64:
+        lut = self._lut.get(level_idx)
+        size = len(self._values[dim])
+        if lut is None or len(lut) < size:
+            grown = np.full(max(size, 64) * 2, _UNKNOWN, np.int64)
+            grown[0] = -1  # "": the record lacks the dimension
+            if lut is not None:
+                grown[: len(lut)] = lut
+            lut = self._lut[level_idx] = grown
+        rows = lut[ids]
+        missing = rows == _UNKNOWN
+        if missing.any():
+            values = self._values[dim]
+            for i in np.unique(ids[missing]).tolist():
+                lut[i] = self._row(level_idx, (values[i],))
+            rows = lut[ids]
+        return rows
+
+    def _rows_nd(self, level_idx: int, level: tuple[str, ...], ids: list[I64]) -> I64:
+        combo = ids[0]
+        for part in ids[1:]:
+            combo = (combo << _ID_BITS) | part
+        ucombo, inverse = np.unique(combo, return_inverse=True)
+        cache = self._combo_row.setdefault(level_idx, {})
+        keys = ucombo.tolist()
+        try:
+            found = np.fromiter(map(cache.__getitem__, keys), np.int64, len(keys))
+        except KeyError:
+            mask = (1 << _ID_BITS) - 1
+            tables = [self._values[d] for d in level]
+            for key in keys:
+                if key in cache:
+                    continue
+                vids = [(key >> (_ID_BITS * (len(level) - 1 - k))) & mask for k in range(len(level))]
+                if 0 in vids:  # some dimension is ""
+                    cache[key] = -1
+                else:
+                    values = tuple(t[v] for t, v in zip(tables, vids, strict=True))
+                    cache[key] = self._row(level_idx, values)
+            found = np.fromiter(map(cache.__getitem__, keys), np.int64, len(keys))
+        return found[inverse.reshape(-1)]
 
     def ancestors(self, row: int) -> list[int]:
         """Rows of the scopes that contain ``row``'s scope (fleet first).
@@ -162,6 +235,7 @@ class ScopeTable:
 
     def restore(self, labels: Sequence[dict[str, str]], level_of_row: Sequence[int]) -> None:
         """Rebuild rows in the same order as a snapshot took them."""
+        self._reset_caches()
         self.labels, self.level_of_row = [], []
         self._row_of.clear()
         self._other_row.clear()

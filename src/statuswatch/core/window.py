@@ -42,9 +42,22 @@ class _PartitionClock:
 
 @dataclass(slots=True)
 class _OpenWindow:
-    counts: I64
+    #: counts per source partition, so a partition handed to another consumer
+    #: can take its share of an open window with it
+    parts: dict[int, I64] = field(default_factory=dict)
     #: smallest source offset per partition of the records counted here
     min_offset: dict[int, int] = field(default_factory=dict)
+
+    def shape(self) -> tuple[int, int]:
+        rows = max((c.shape[0] for c in self.parts.values()), default=0)
+        cols = max((c.shape[1] for c in self.parts.values()), default=0)
+        return rows, cols
+
+    def total(self, shape: tuple[int, int]) -> I64:
+        out = np.zeros(shape, np.int64)
+        for c in self.parts.values():
+            out[: c.shape[0], : c.shape[1]] += c
+        return out
 
 
 def _grow(counts: I64, n_rows: int, n_cols: int) -> I64:
@@ -124,10 +137,13 @@ class WindowCounter:
         for i, start in enumerate(uniq_starts.tolist()):
             window = self._open.get(start)
             if window is None:
-                window = _OpenWindow(np.zeros((n_rows, n_cols), np.int64))
-                self._open[start] = window
-            window.counts = _grow(window.counts, n_rows, n_cols)
-            window.counts[:n_rows, :n_cols] += counts[i]
+                window = self._open[start] = _OpenWindow()
+            part = window.parts.get(partition)
+            part = _grow(part, n_rows, n_cols) if part is not None else np.zeros(
+                (n_rows, n_cols), np.int64
+            )
+            part[:n_rows, :n_cols] += counts[i]
+            window.parts[partition] = part
             if offsets is not None:
                 first = int(offsets[win_idx == i].min())
                 prev = window.min_offset.get(partition)
@@ -141,9 +157,19 @@ class WindowCounter:
             self._clocks.setdefault(p, _PartitionClock(None, now_ms))
 
     def revoke(self, partitions: Iterable[int]) -> None:
-        """Stop waiting for ``partitions`` (another consumer owns them now)."""
+        """Forget ``partitions``: their clocks, and their share of the open windows.
+
+        Whoever owns them next re-reads their records from before the earliest
+        open window (see :meth:`pending_min_offset`), so keeping those counts
+        here would count them twice.
+        """
         for p in partitions:
             self._clocks.pop(p, None)
+            for start, window in list(self._open.items()):
+                window.parts.pop(p, None)
+                window.min_offset.pop(p, None)
+                if not window.parts:
+                    del self._open[start]
 
     def watermark_ms(self, now_ms: int) -> int | None:
         """Event time up to which all input is assumed complete, or None if unknown."""
@@ -197,15 +223,14 @@ class WindowCounter:
                     break
                 counts = np.zeros(shape, np.int64)
             else:
-                counts = _grow(window.counts, *shape)
+                counts = window.total(shape)
             closed.append(ClosedWindow(start, start + self.size_ms, counts))
             self.next_start_ms = start + self.size_ms
         return closed
 
     def _shape(self) -> tuple[int, int]:
-        rows = max((w.counts.shape[0] for w in self._open.values()), default=0)
-        cols = max((w.counts.shape[1] for w in self._open.values()), default=0)
-        return rows, cols
+        shapes = [w.shape() for w in self._open.values()]
+        return max((s[0] for s in shapes), default=0), max((s[1] for s in shapes), default=0)
 
     def pending_min_offset(self, partition: int) -> int | None:
         """Smallest offset of ``partition`` still held in an open window."""
@@ -218,15 +243,29 @@ class WindowCounter:
     def open_windows(self) -> int:
         return len(self._open)
 
+    def forget_open(self) -> None:
+        """Drop open windows and partition clocks, keeping the closed-window frontier.
+
+        For a restart that re-reads the open windows' records from the source:
+        records of windows before ``next_start_ms`` then count as late.
+        """
+        self._open.clear()
+        self._clocks.clear()
+
     def snapshot(self) -> dict[str, Any]:
         """Plain-JSON state: open windows (sparse counts), partition clocks, progress."""
         windows = []
         for start, w in sorted(self._open.items()):
-            rows, cols = np.nonzero(w.counts)
+            parts = {}
+            for p, counts in w.parts.items():
+                rows, cols = np.nonzero(counts)
+                parts[str(p)] = {
+                    "shape": list(counts.shape),
+                    "cells": np.stack([rows, cols, counts[rows, cols]], axis=1).tolist(),
+                }
             windows.append({
                 "start_ms": start,
-                "shape": list(w.counts.shape),
-                "cells": np.stack([rows, cols, w.counts[rows, cols]], axis=1).tolist(),
+                "parts": parts,
                 "min_offset": {str(p): o for p, o in w.min_offset.items()},
             })
         return {
@@ -251,9 +290,12 @@ class WindowCounter:
         }
         self._open = {}
         for w in state["open"]:
-            counts = np.zeros(tuple(w["shape"]), np.int64)
-            cells = np.asarray(w["cells"], np.int64).reshape(-1, 3)
-            counts[cells[:, 0], cells[:, 1]] = cells[:, 2]
+            parts = {}
+            for p, part in w["parts"].items():
+                counts = np.zeros(tuple(part["shape"]), np.int64)
+                cells = np.asarray(part["cells"], np.int64).reshape(-1, 3)
+                counts[cells[:, 0], cells[:, 1]] = cells[:, 2]
+                parts[int(p)] = counts
             self._open[int(w["start_ms"])] = _OpenWindow(
-                counts, {int(p): int(o) for p, o in w["min_offset"].items()}
+                parts, {int(p): int(o) for p, o in w["min_offset"].items()}
             )

@@ -1,4 +1,4 @@
-"""Wiring for ``statuswatch run``: detector + Kafka + alert sink + /metrics."""
+"""Wiring for ``statuswatch run``: detector + Kafka + alert sink + /metrics, /ready, /healthz."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.shell.metrics import RuntimeStatus, build_registry, serve
 from statuswatch.shell.runtime import KafkaRunner, install_signal_handlers
-from statuswatch.shell.sinks import JsonLinesSink, describe
+from statuswatch.shell.sinks import JsonLinesSink, WindowsSink, describe
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +26,25 @@ async def run_forever(
     on_events: Callable[[list[AlertEvent]], None] | None = log_events,
     runner_hook: Callable[[KafkaRunner], None] | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM; return the exit code."""
+    """Run until SIGINT/SIGTERM (exit 0) or the stuck-consumer watchdog fires (exit 3)."""
     detector = Detector(settings)
     status = RuntimeStatus()
     server = None
     if settings.metrics.enabled:
-        port = settings.metrics.port if metrics_port is None else metrics_port
-        server, bound = serve(build_registry(detector, status), settings.metrics.host, port)
-        log.info("metrics on http://%s:%d/metrics", settings.metrics.host, bound)
+        m = settings.metrics
+        port = m.port if metrics_port is None else metrics_port
+        server, bound = serve(
+            build_registry(detector, status), m.host, port, status=status,
+            tls_cert_file=m.tls_cert_file, tls_key_file=m.tls_key_file,
+            heartbeat_timeout_s=settings.health.heartbeat_timeout_seconds,
+        )
+        scheme = "https" if m.tls_cert_file else "http"
+        log.info("metrics on %s://%s:%d/metrics (also /ready, /healthz)", scheme, m.host, bound)
     sink = JsonLinesSink(settings.alerts.output)
+    windows_sink = None
+    if settings.alerts.windows_output:
+        windows_sink = WindowsSink(settings.alerts.windows_output, detector)
+        detector.window_listener = windows_sink.write
     runner = KafkaRunner(settings, detector, sink, status, on_events=on_events)
     install_signal_handlers(runner.stop)
     if runner_hook is not None:
@@ -47,7 +57,12 @@ async def run_forever(
         await runner.run()
     finally:
         sink.close()
+        if windows_sink is not None:
+            windows_sink.close()
         if server is not None:
             server.shutdown()
+    if runner.exit_code:
+        log.error("stopped by the watchdog (exit %d)", runner.exit_code)
+        return runner.exit_code
     log.info("stopped cleanly")
     return 0

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -255,6 +255,15 @@ def _new_cluster_id() -> str:
             return cid
 
 
+def _properties_value(text: str) -> str:
+    r"""``text`` as one Java properties value: newlines and backslashes escaped.
+
+    >>> _properties_value("a\nb")
+    'a\\nb'
+    """
+    return text.strip().replace("\\", "\\\\").replace("\n", "\\n")
+
+
 def _tail_text(text: str, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
@@ -419,7 +428,19 @@ class LocalKafka:
         port: int | None = None,
         controller_port: int | None = None,
         extra_properties: dict[str, str] | None = None,
+        listeners: Mapping[str, str] | None = None,
+        tls_cert_chain: Path | None = None,
+        tls_key: Path | None = None,
+        scram_users: Sequence[tuple[str, str, str]] = (),
     ) -> None:
+        """``listeners`` adds listeners beside PLAINTEXT (which the harness itself uses):
+        name -> security protocol (``SSL``, ``SASL_SSL``, ``SASL_PLAINTEXT``), each on a
+        free port (``listener_port(name)``). ``tls_cert_chain`` and ``tls_key`` are the
+        broker's PEM certificate chain and unencrypted PKCS#8 key for the TLS listeners.
+        ``scram_users`` are ``(mechanism, user, password)`` credentials written into the
+        metadata at format time (``SCRAM-SHA-512`` or ``SCRAM-SHA-256``); the SASL
+        listeners then accept those mechanisms.
+        """
         self.version = version
         self._cache_dir = cache_dir
         self._owns_data_dir = data_dir is None
@@ -428,9 +449,19 @@ class LocalKafka:
             if data_dir is None
             else data_dir.absolute()
         )
-        picked = _free_ports(2)
+        extra_listeners = dict(listeners or {})
+        for name, protocol in extra_listeners.items():
+            if name in ("PLAINTEXT", "CONTROLLER") or not name.isidentifier():
+                raise BrokerHarnessError(f"bad listener name {name!r}")
+            if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT", "PLAINTEXT"):
+                raise BrokerHarnessError(f"bad security protocol {protocol!r} for {name}")
+        picked = _free_ports(2 + len(extra_listeners))
         self.port = port if port is not None else picked[0]
         self.controller_port = controller_port if controller_port is not None else picked[1]
+        self.listeners = extra_listeners
+        self.listener_ports = dict(zip(extra_listeners, picked[2:], strict=True))
+        self._tls = (tls_cert_chain, tls_key)
+        self._scram_users = list(scram_users)
         self._extra = dict(extra_properties or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self._atexit_registered = False
@@ -441,6 +472,14 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         """``"127.0.0.1:PORT"``."""
         return f"{HOST}:{self.port}"
+
+    def listener_port(self, name: str) -> int:
+        """The port of the extra listener ``name``."""
+        return self.listener_ports[name]
+
+    def listener_bootstrap(self, name: str) -> str:
+        """``"127.0.0.1:PORT"`` of the extra listener ``name``."""
+        return f"{HOST}:{self.listener_ports[name]}"
 
     @property
     def log_file(self) -> Path:
@@ -672,11 +711,44 @@ class LocalKafka:
             controller_port=self.controller_port,
             log_dirs=self._kraft_dir,
         )
+        props += self._listener_properties()
         props += "".join(f"{key}={value}\n" for key, value in self._extra.items())
         path = self.data_dir / "server.properties"
         path.write_text(props, encoding="utf-8")
         self._log4j_file.write_text(_LOG4J.format(log_file=self.log_file), encoding="utf-8")
         return path
+
+    def _listener_properties(self) -> str:
+        """Properties of the extra listeners; later lines override the template's."""
+        if not self.listeners:
+            return ""
+        extra = [f"{name}://{HOST}:{port}" for name, port in self.listener_ports.items()]
+        lines = [
+            f"listeners=PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port},"
+            + ",".join(extra),
+            f"advertised.listeners=PLAINTEXT://{HOST}:{self.port}," + ",".join(extra),
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+            + ",".join(f"{name}:{protocol}" for name, protocol in self.listeners.items()),
+        ]
+        chain, key = self._tls
+        if chain is not None and key is not None:
+            # PEM inline (Kafka >= 2.7): a properties value's \n escapes become newlines.
+            lines += [
+                "ssl.keystore.type=PEM",
+                "ssl.keystore.certificate.chain=" + _properties_value(chain.read_text()),
+                "ssl.keystore.key=" + _properties_value(key.read_text()),
+            ]
+        mechanisms = sorted({mech for mech, _, _ in self._scram_users})
+        if mechanisms:
+            lines.append("sasl.enabled.mechanisms=" + ",".join(mechanisms))
+            for name, protocol in self.listeners.items():
+                if protocol.startswith("SASL_"):
+                    for mech in mechanisms:
+                        lines.append(
+                            f"listener.name.{name.lower()}.{mech.lower()}.sasl.jaas.config="
+                            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                        )
+        return "".join(line + "\n" for line in lines)
 
     def _format_storage(
         self, jvm: list[str], classpath: str, server_props: Path, deadline: float
@@ -695,6 +767,8 @@ class LocalKafka:
             _new_cluster_id(),
             "--ignore-formatted",
         ]
+        for mech, user, password in self._scram_users:
+            cmd += ["--add-scram", f"{mech}=[name={user},password={password}]"]
         try:
             done = subprocess.run(
                 cmd,

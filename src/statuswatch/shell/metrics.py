@@ -7,15 +7,17 @@ closed sets: codes 100-599, capped scopes, and the fixed invalid reasons.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from statuswatch import __version__
 from statuswatch.core.columns import INVALID_REASONS
 from statuswatch.core.detector import Detector
 
@@ -39,6 +41,14 @@ class RuntimeStatus:
     ready: bool = False
     last_processed_unix: float | None = None
     commits: int = 0
+    last_snapshot_unix: float | None = None
+    # Health, set by the runtime's monitor task (shell/health.py).
+    not_ready_reason: str = "starting"
+    broker_up: bool = False
+    poll_failures: int = 0  # consecutive failed polls
+    last_heartbeat_monotonic: float = field(default_factory=time.monotonic)
+    event_loop_lag_seconds: float = 0.0
+    stalled_seconds: float = 0.0  # lag > 0 and no consumed progress for this long
 
 
 class DetectorCollector(Collector):
@@ -83,6 +93,7 @@ class DetectorCollector(Collector):
             lag.add_metric([str(partition)], n)
         yield lag
         yield _gauge("statuswatch_ready", "1 when consuming normally.", float(self.status.ready))
+        yield from self._health_metrics()
         yield _gauge("statuswatch_scopes", "Scopes tracked (rows).", len(det.scopes))
         folded = CounterMetricFamily(
             "statuswatch_scopes_folded", "Scopes folded into 'other' by the cap.", labels=["level"]
@@ -91,6 +102,33 @@ class DetectorCollector(Collector):
             folded.add_metric(["+".join(level) or "fleet"], n)
         yield folded
         yield from self._window_metrics()
+
+    def _health_metrics(self) -> Iterator[Metric]:
+        st = self.status
+        yield _gauge(
+            "statuswatch_broker_up",
+            "1 while the consumer gets fetch responses from the broker.", float(st.broker_up),
+        )
+        yield _gauge(
+            "statuswatch_event_loop_lag_seconds",
+            "Largest asyncio sleep overshoot over the last seconds.", st.event_loop_lag_seconds,
+        )
+        yield _gauge(
+            "statuswatch_consumer_stalled_seconds",
+            "How long lag has been > 0 with no consumed progress (the watchdog exits at "
+            "health.stuck_timeout_seconds).", st.stalled_seconds,
+        )
+        snapshot = GaugeMetricFamily(
+            "statuswatch_snapshot_age_seconds", "Seconds since the last durable state snapshot."
+        )
+        if st.last_snapshot_unix is not None:
+            snapshot.add_metric([], max(0.0, time.time() - st.last_snapshot_unix))
+        yield snapshot
+        build = GaugeMetricFamily(
+            "statuswatch_build_info", "Always 1; the version as a label.", labels=["version"]
+        )
+        build.add_metric([__version__], 1.0)
+        yield build
 
     def _window_metrics(self) -> Iterator[Metric]:
         det = self.detector
@@ -166,12 +204,40 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 
 def build_registry(detector: Detector, status: RuntimeStatus) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
+    registry = StatusRegistry(status)
     registry.register(DetectorCollector(detector, status))
     return registry
 
 
-def serve(registry: CollectorRegistry, host: str, port: int) -> tuple[Any, int]:
-    """Serve ``/metrics``; return the server (``.shutdown()`` stops it) and its port."""
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+class StatusRegistry(CollectorRegistry):
+    """A registry that also carries the runtime status, for ``/ready`` and ``/healthz``."""
+
+    def __init__(self, status: RuntimeStatus) -> None:
+        super().__init__(auto_describe=False)
+        self.status = status
+
+
+def serve(
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    *,
+    status: RuntimeStatus | None = None,
+    tls_cert_file: str | None = None,
+    tls_key_file: str | None = None,
+    heartbeat_timeout_s: float = 10.0,
+) -> tuple[Any, int]:
+    """Serve ``/metrics``, ``/ready`` and ``/healthz`` in a daemon thread.
+
+    Returns the server (``.shutdown()`` stops it and closes the socket) and its
+    port. ``status`` defaults to the one :func:`build_registry` attached.
+    """
+    from statuswatch.shell.http import start_server
+
+    if status is None:
+        status = getattr(registry, "status", None)
+    server = start_server(
+        registry, host, port, status=status, tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file, heartbeat_timeout_s=heartbeat_timeout_s,
+    )
     return server, int(server.server_port)

@@ -16,14 +16,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from statuswatch.config import Settings
+from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.errors import SourceError
+from statuswatch.shell.deadletter import DeadLetterQueue
+from statuswatch.shell.health import HealthMonitor, consumer_probe
 from statuswatch.shell.metrics import RuntimeStatus
 from statuswatch.shell.sources import KafkaSource, RawBatch
+from statuswatch.shell.state import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +50,21 @@ def escape(text: str, limit: int = 200) -> str:
     return text[:limit].encode("unicode_escape").decode("ascii")
 
 
-def process_batch(detector: Detector, batch: RawBatch, now_ms: int) -> list[AlertEvent]:
-    """Run one raw batch through the detector and log the records it rejected."""
+def process_batch(
+    detector: Detector,
+    batch: RawBatch,
+    now_ms: int,
+    on_invalid: Callable[[RawBatch, list[InvalidRecord]], None] | None = None,
+) -> list[AlertEvent]:
+    """Run one raw batch through the detector and log the records it rejected.
+
+    ``on_invalid`` (the dead-letter queue) gets the rejected records of the batch.
+    """
     result = detector.process(
         batch.values, now_ms=now_ms, partition=batch.partition, offsets=batch.offsets
     )
+    if on_invalid is not None and result.batch.invalid:
+        on_invalid(batch, result.batch.invalid)
     for bad in result.batch.invalid[:MAX_INVALID_LOGGED]:
         log.warning(
             "skipped record topic=%s partition=%d offset=%d reason=%s value=%s",
@@ -125,9 +140,41 @@ class KafkaRunner:
         self._stop = asyncio.Event()
         self._consumed_next: dict[int, int] = {}
         self._committed: dict[int, int] = {}
+        kafka = settings.kafka
+        self.dead_letters = DeadLetterQueue(kafka) if kafka.dead_letter_topic else None
+        self._on_invalid = None if self.dead_letters is None else self.dead_letters.submit
+        self.exit_code = 0  # non-zero once the stuck-consumer watchdog fired
+        self.monitor = HealthMonitor(
+            settings.health, self.status,
+            probe=lambda: consumer_probe(getattr(self.source, "_consumer", None)),
+            positions=lambda: self._consumed_next, on_stuck=self._on_stuck,
+        )
+        st = settings.state
+        self.store = SnapshotStore(Path(st.dir), st.keep) if st.dir else None
+        self._snapshot_every_ms = round(st.interval_seconds * 1000)
+        self._last_snapshot_ms = 0
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _on_stuck(self, message: str) -> None:
+        log.error("%s", message)
+        self.exit_code = 3
+        self.stop()
+
+    async def _until_stopped(self, aw: Any) -> bool:
+        """Await ``aw`` unless ``stop()`` comes first (then cancel it); True if it finished."""
+        task = asyncio.ensure_future(aw)
+        stopper = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return False
+        task.result()
+        return True
 
     def _emit(self, events: list[AlertEvent]) -> None:
         if events:
@@ -136,7 +183,13 @@ class KafkaRunner:
                 self.on_events(events)
 
     def commit_positions(self, partitions: Sequence[int] | None = None) -> dict[int, int]:
-        """Next offset to commit per partition: before any record still in an open window."""
+        """Next offset to commit per partition.
+
+        A commit never passes a record still held in an open window, so after a
+        crash, a stop or a rebalance that record is read again, by this instance
+        or by the partition's next owner; a revoked partition's share of the open
+        windows is dropped here (``WindowCounter.revoke``), so nothing counts twice.
+        """
         out: dict[int, int] = {}
         for p in partitions if partitions is not None else list(self._consumed_next):
             if p not in self._consumed_next:
@@ -152,6 +205,11 @@ class KafkaRunner:
         if not positions:
             return
         self.sink.flush()
+        if self.dead_letters is not None and not await self.dead_letters.flush():
+            # a committed record's dead letter must be safe: commit on a later poll
+            log.warning("%d dead letters not yet acknowledged: commit postponed",
+                        self.dead_letters.pending)
+            return
         from aiokafka.errors import CommitFailedError, KafkaError
 
         try:
@@ -166,18 +224,66 @@ class KafkaRunner:
         self._committed.update(positions)
         self.status.commits += 1
 
+    def checkpoint(self) -> None:
+        """Flush alerts, then persist state covering everything consumed so far.
+
+        Order matters (flush sinks, persist state, commit offsets): a crash
+        between any two steps re-reads input the state does not yet cover.
+        """
+        if self.store is None:
+            return
+        self.sink.flush()
+        self.store.write({"detector": self.detector.snapshot()})
+        self._last_snapshot_ms = self.clock()
+        self.status.last_snapshot_unix = self._last_snapshot_ms / 1000
+
+    def restore(self) -> None:
+        """Continue from the newest intact snapshot, if there is one.
+
+        Baselines, alert states, scopes and the closed-window frontier come back;
+        open windows are rebuilt by re-reading from the committed offsets, which
+        never pass a record of an open window. Records of windows that had
+        already closed are dropped as late, so nothing is counted twice, even if
+        another instance consumed a partition meanwhile.
+        """
+        if self.store is None:
+            return
+        state = self.store.load()
+        if state is None:
+            log.info("no snapshot in %s: starting fresh", self.store.directory)
+            return
+        self.detector.restore(state["detector"], self.clock())
+        self.detector.windows.forget_open()
+        log.info("restored snapshot from %s", self.store.directory)
+
     async def _on_revoke(self, partitions: set[int]) -> None:
+        self.checkpoint()
         await self._commit(sorted(partitions & set(self._consumed_next)))
         self.detector.windows.revoke(partitions)
+        for p in partitions:
+            self._consumed_next.pop(p, None)
+            self._committed.pop(p, None)
 
-    def _on_assign(self, partitions: set[int]) -> None:
+    async def _on_assign(self, partitions: set[int]) -> None:
         self.detector.windows.assign(partitions, self.clock())
 
     async def run(self) -> None:
-        await self.source.start(on_revoke=self._on_revoke, on_assign=self._on_assign)
+        self.restore()
+        if self.dead_letters is not None:
+            await self.dead_letters.start()
+        self.monitor.start()
+        try:
+            started = await self._until_stopped(
+                self.source.start(on_revoke=self._on_revoke, on_assign=self._on_assign)
+            )
+        except BaseException:
+            await self.monitor.stop()
+            if self.dead_letters is not None:
+                await self.dead_letters.stop(timeout=5.0)
+            raise
         lag_every_s, next_lag = 2.0, 0.0
         try:
-            while not self._stop.is_set():
+            while started and not self._stop.is_set():
                 poll = asyncio.ensure_future(self.source.poll())
                 stopper = asyncio.ensure_future(self._stop.wait())
                 done, _ = await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -190,28 +296,54 @@ class KafkaRunner:
                 try:
                     batches = poll.result()
                 except Exception as exc:  # noqa: BLE001 - a broker error must not kill the loop
-                    self.status.ready = False
+                    self.status.poll_failures += 1
                     log.warning("poll failed: %s", exc)
                     await asyncio.sleep(1.0)
                     continue
-                self.status.ready = True
+                self.status.poll_failures = 0
                 now = self.clock()
                 for batch in batches:
-                    self._emit(process_batch(self.detector, batch, now))
+                    self._emit(process_batch(self.detector, batch, now, self._on_invalid))
                     self._consumed_next[batch.partition] = int(batch.offsets[-1]) + 1
                     await asyncio.sleep(0)  # let heartbeats and scrapes through
+                    if self.dead_letters is not None:  # backpressure: bounded pending letters
+                        await self.dead_letters.wait_for_room(self._stop)
                 self._emit(self.detector.close_ready(now))
-                await self._commit()
+                if self.store is None:
+                    await self._until_stopped(self._commit())
+                elif now - self._last_snapshot_ms >= self._snapshot_every_ms:
+                    self.checkpoint()
+                    await self._until_stopped(self._commit())
                 self.status.last_processed_unix = now / 1000
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + lag_every_s
                     with contextlib.suppress(Exception):
-                        self.status.consumer_lag = await self.source.lag()
+                        self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
         finally:
+            await self.monitor.stop()
             self.status.ready = False
+            self.status.not_ready_reason = "stopping"
+            self.checkpoint()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._commit(), timeout=5.0)
-            await self.source.stop()
+            if self.dead_letters is not None:
+                await self.dead_letters.stop(timeout=5.0)
+            try:  # bounded: a broker that does not answer must not hold the shutdown
+                await asyncio.wait_for(
+                    self.source.stop(), self.settings.health.shutdown_timeout_seconds
+                )
+            except TimeoutError:
+                log.warning(
+                    "the Kafka consumer did not close within %gs; leaving it",
+                    self.settings.health.shutdown_timeout_seconds,
+                )
+            except asyncio.CancelledError:
+                # aiokafka's fetcher re-raises the cancellation of a fetch that was
+                # backing off after a broker error (aio-libs/aiokafka#647): not ours.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                log.warning("the Kafka consumer was interrupted while closing; leaving it")
 
 
 def install_signal_handlers(stop: Callable[[], None]) -> None:

@@ -7,7 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from statuswatch.core.decide import AlertEvent
+from statuswatch.core.detector import Detector
+from statuswatch.core.window import ClosedWindow
 from statuswatch.errors import SinkError
 
 
@@ -60,6 +64,34 @@ class JsonLinesSink:
     def close(self) -> None:
         if self._owned:
             self._stream.close()
+
+
+class WindowsSink:
+    """Audit log of closed windows: one JSON line per window with its non-zero counts.
+
+    Flushed per window, so what a snapshot covers is always on disk before it.
+    """
+
+    def __init__(self, path: str, detector: Detector) -> None:
+        try:
+            self._stream = Path(path).open("a", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise SinkError(f"cannot open windows output {path}: {exc.strerror}") from exc
+        self._detector = detector
+
+    def write(self, window: ClosedWindow) -> None:
+        rows, cols = np.nonzero(window.counts)
+        labels, codes = self._detector.scopes.labels, self._detector.codes.codes
+        cells = [
+            [labels[r], codes[c], int(window.counts[r, c])]
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+        ]
+        line = {"start": window.start_ms / 1000, "end": window.end_ms / 1000, "counts": cells}
+        self._stream.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def describe(event: AlertEvent) -> str:

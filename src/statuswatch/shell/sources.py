@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import ssl
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from statuswatch.config import KafkaConfig
+from statuswatch.config import KafkaConfig, TlsConfig
 from statuswatch.core.columns import I64
 from statuswatch.errors import SourceError
 
 log = logging.getLogger(__name__)
+
+#: Longest a consumer start (bootstrap, TLS and SASL handshakes) may take.
+START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,80 @@ class ListSource:
             await asyncio.sleep(0)
 
 
+def ssl_context(cfg: KafkaConfig) -> ssl.SSLContext:
+    """The client TLS context of ``cfg.tls`` (system CAs when no ``ca_file``)."""
+    from aiokafka.helpers import create_ssl_context
+
+    tls = cfg.tls or TlsConfig()
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=tls.ca_file,
+            certfile=tls.cert_file,
+            keyfile=tls.key_file,
+            password=tls.key_password_value,  # a callable: read only when needed
+        )
+    except (OSError, ssl.SSLError) as exc:
+        # The messages name files and OpenSSL reasons, never the key password.
+        raise SourceError(f"cannot set up TLS for Kafka: {exc}") from exc
+    context.check_hostname = tls.check_hostname
+    return context
+
+
+def security_kwargs(cfg: KafkaConfig) -> dict[str, Any]:
+    """The aiokafka client arguments for ``cfg.security_protocol``, ``tls`` and ``sasl``.
+
+    >>> security_kwargs(KafkaConfig())
+    {'security_protocol': 'PLAINTEXT'}
+    """
+    kwargs: dict[str, Any] = {"security_protocol": cfg.security_protocol}
+    if cfg.security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = ssl_context(cfg)
+    if cfg.sasl is not None:
+        try:
+            password = cfg.sasl.password_value()
+        except OSError as exc:
+            raise SourceError(
+                f"cannot read kafka.sasl.password_file {cfg.sasl.password_file}: {exc.strerror}"
+            ) from exc
+        kwargs.update(
+            sasl_mechanism=cfg.sasl.mechanism,
+            sasl_plain_username=cfg.sasl.username,
+            sasl_plain_password=password,
+        )
+    return kwargs
+
+
+async def diagnose_connection(
+    cfg: KafkaConfig, security: dict[str, Any], timeout: float = 10.0
+) -> str:
+    """Why one connection to the first bootstrap server fails ("" if it works).
+
+    aiokafka reports only "Unable to bootstrap" (and logs the cause); this
+    names the TLS or SASL reason (``certificate verify failed``,
+    ``SaslAuthenticationFailed``) for the error message. No secret is in it.
+    """
+    from aiokafka.conn import create_conn
+
+    first = cfg.bootstrap_servers.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(
+                host.strip("[]"), int(port), client_id=cfg.client_id,
+                request_timeout_ms=round(timeout * 1000), **security,
+            ),
+            timeout,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return f"TLS certificate verification failed: {exc.verify_message}"
+    except ssl.SSLError as exc:
+        return f"TLS handshake failed: {exc.reason or exc}"
+    except Exception as exc:  # noqa: BLE001 - a diagnosis: any failure is the answer
+        return f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+    conn.close()
+    return ""
+
+
 class KafkaSource:
     """An aiokafka consumer in a group, with manual commits only."""
 
@@ -106,10 +184,11 @@ class KafkaSource:
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 source.assigned |= {tp.partition for tp in assigned}
                 if on_assign is not None:
-                    on_assign({tp.partition for tp in assigned})
+                    await on_assign({tp.partition for tp in assigned})
                 log.info("assigned partitions %s", sorted(source.assigned))
 
         cfg = self.cfg
+        security = security_kwargs(cfg)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers,
             group_id=cfg.group_id,
@@ -118,13 +197,16 @@ class KafkaSource:
             auto_offset_reset=cfg.auto_offset_reset,
             max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
             session_timeout_ms=cfg.session_timeout_ms,
-            security_protocol=cfg.security_protocol,
+            **security,
         )
         try:
-            await self._consumer.start()
+            await asyncio.wait_for(self._consumer.start(), START_TIMEOUT_S)
         except Exception as exc:  # aiokafka raises many types; all mean "cannot start"
             await self._consumer.stop()
-            raise SourceError(f"cannot connect to Kafka at {cfg.bootstrap_servers}: {exc}") from exc
+            why = str(exc) or type(exc).__name__
+            if cfg.security_protocol != "PLAINTEXT":
+                why = await diagnose_connection(cfg, security) or why
+            raise SourceError(f"cannot connect to Kafka at {cfg.bootstrap_servers}: {why}") from exc
         self._consumer.subscribe([cfg.topic], listener=Listener())
 
     async def poll(self) -> list[RawBatch]:

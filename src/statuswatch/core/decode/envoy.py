@@ -23,13 +23,24 @@ statuswatch.errors.DecodeError: status_out_of_range
 
 from __future__ import annotations
 
-from typing import cast
+from operator import attrgetter
+from typing import Any, cast
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from statuswatch.config import DecodeConfig
-from statuswatch.core.decode.base import JsonDecoder, Parsed, check_status, fail, iso_to_ms
+from statuswatch.core.decode.base import (
+    FastColumns,
+    JsonDecoder,
+    Parsed,
+    check_status,
+    fail,
+    in_ranges,
+    int_column,
+    iso_column,
+    iso_to_ms,
+)
 from statuswatch.errors import ConfigError
 
 
@@ -70,6 +81,35 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
                     ),
                 )
         super().__init__(cfg, schema)
+
+    def init_fast(self) -> None:
+        # Strict: strings and an int, no nulls; defaults fail the checks (fast path in base).
+        fields: list[tuple[str, Any, Any]] = [
+            ("start_time", str, ""),
+            ("response_code", int, 0),
+            ("upstream_cluster", str, ""),
+            ("route_name", str, ""),
+        ]
+        rename = None
+        if self._app_attr == "app_":
+            fields.append(("app_", str, ""))
+            rename = {"app_": self.cfg.fields.app}
+        self.set_fast_schema(msgspec.defstruct("FastEnvoy", fields, rename=rename, gc=False))
+        names = ["start_time", "response_code", "upstream_cluster", "route_name"]
+        self._fast_getters = [attrgetter(name) for name in names]
+        self._fast_app = None if self._app_attr is None else attrgetter(self._app_attr)
+
+    def fast_columns(self, records: list[Any]) -> FastColumns:
+        start, code, service, route = (list(map(get, records)) for get in self._fast_getters)
+        app = [""] * len(records) if self._fast_app is None else list(map(self._fast_app, records))
+        ts, ok = iso_column(start)
+        status = int_column(code)
+        for column in (service, route, app):
+            if "-" in column:  # Envoy's "no value"
+                for i, v in enumerate(column):
+                    if v == "-":
+                        column[i] = ""
+        return FastColumns(ts, status, service, route, app, ok & in_ranges(ts, status))
 
     def extract(self, record: EnvoyRecord) -> Parsed:
         start, code = record.start_time, record.response_code

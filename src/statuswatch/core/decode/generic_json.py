@@ -33,15 +33,22 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import msgspec
+import numpy as np
 from msgspec import UNSET
 
 from statuswatch.config import DecodeConfig, FieldMap
+from statuswatch.core.columns import I64
 from statuswatch.core.decode.base import (
+    _MS_PER_UNIT,
+    FastColumns,
     JsonDecoder,
     Parsed,
     dim_value,
     epoch_to_ms,
     fail,
+    in_ranges,
+    int_column,
+    iso_column,
     iso_value,
     status_value,
 )
@@ -152,6 +159,45 @@ def _fast_getter(root: _Node, paths: list[list[str] | None]) -> Getter | None:
     return operator.attrgetter(*dotted)
 
 
+def _fast_struct(node: _Node, name: str, leaf_types: dict[tuple[str, ...], Any],
+                 prefix: tuple[str, ...] = ()) -> type[msgspec.Struct]:
+    """Like ``_struct`` (same attribute names), but strict: typed leaves with a default
+    that fails the fast path's checks, inner objects that must not be ``null``."""
+    fields: list[tuple[str, Any, Any]] = []
+    rename: dict[str, str] = {}
+    for n, (key, child) in enumerate(node.children.items()):
+        attr = f"f{n}"
+        rename[attr] = key
+        path = (*prefix, key)
+        if child.leaf:
+            typ = leaf_types[path]
+            fields.append((attr, typ, 0 if typ is int else ""))
+        else:
+            sub = _fast_struct(child, f"{name}_{n}", leaf_types, path)
+            fields.append((attr, sub, msgspec.field(default_factory=sub)))
+    return msgspec.defstruct(name, fields, rename=rename, gc=False)
+
+
+def _digit_status(texts: list[str]) -> tuple[I64, np.ndarray]:
+    """Three-digit status strings as ints; ``ok`` false for anything else."""
+    n = len(texts)
+    status = np.zeros(n, np.int64)
+    ok = np.zeros(n, bool)
+    lens = np.fromiter(map(len, texts), np.int64, n)
+    sel = np.flatnonzero(lens == 3)
+    if sel.size == 0:
+        return status, ok
+    chosen = texts if sel.size == n else [texts[i] for i in sel.tolist()]
+    try:
+        raw = "".join(chosen).encode("ascii")
+    except UnicodeEncodeError:
+        return status, ok
+    d = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int64) - 48
+    status[sel] = d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
+    ok[sel] = ((d >= 0) & (d <= 9)).all(axis=1)
+    return status, ok
+
+
 class GenericJsonDecoder(JsonDecoder[msgspec.Struct]):
     name = "json"
     #: nginx-json quirks: numeric strings as timestamps, "-" as an empty value.
@@ -169,6 +215,54 @@ class GenericJsonDecoder(JsonDecoder[msgspec.Struct]):
         getters = [_getter(root, p) for p in paths]
         self._slow: Getter = lambda record: tuple(get(record) for get in getters)
         self._fast: Getter = _fast_getter(root, paths) or self._slow
+        self._init_fast_path(root, paths)
+
+    def init_fast(self) -> None:
+        """Set up by ``_init_fast_path`` once the field map is known."""
+
+    def _init_fast_path(self, root: _Node, paths: list[list[str] | None]) -> None:
+        """A strict schema for the common shape: an epoch integer (not nginx's strings) or
+        an ISO string, an integer status (a string for nginx), string dimensions."""
+        quirks, unit = self.nginx_quirks, self.unit
+        configured = [tuple(p) for p in paths if p is not None]
+        if len(set(configured)) < len(configured) or (quirks and unit != "iso8601"):
+            return
+        if any(_attrs(root, list(p))[1] for p in configured):
+            return  # a path runs through another path's leaf
+        types: dict[tuple[str, ...], Any] = {p: str for p in configured}
+        types[configured[0]] = str if unit == "iso8601" else int  # timestamp
+        types[configured[1]] = str if quirks else int  # status
+        self.set_fast_schema(_fast_struct(root, "FastGenericJsonRecord", types))
+        self._fast_getters = [
+            None if p is None else operator.attrgetter(".".join(_attrs(root, p)[0]))
+            for p in paths
+        ]
+
+    def fast_columns(self, records: list[Any]) -> FastColumns:
+        n = len(records)
+        cols: list[list[Any]] = [
+            [""] * n if get is None else list(map(get, records)) for get in self._fast_getters
+        ]
+        raw_ts, raw_status, service, route, app = cols
+        if self.unit == "iso8601":
+            ts, ok = iso_column(raw_ts)
+        else:
+            num, den = _MS_PER_UNIT[self.unit]
+            values = int_column(raw_ts)
+            ok = np.abs(values) < (1 << 61) // num
+            ts = (2 * np.where(ok, values, 0) * num + den) // (2 * den)
+        if self.nginx_quirks:
+            status, good = _digit_status(raw_status)
+            ok &= good
+        else:
+            status = int_column(raw_status)
+        if self.nginx_quirks:
+            for column in (service, route, app):
+                if "-" in column:
+                    for i, v in enumerate(column):
+                        if v == "-":
+                            column[i] = ""
+        return FastColumns(ts, status, service, route, app, ok & in_ranges(ts, status))
 
     def extract(self, record: msgspec.Struct) -> Parsed:
         try:

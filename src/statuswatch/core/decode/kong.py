@@ -21,11 +21,23 @@ statuswatch.errors.DecodeError: wrong_type
 
 from __future__ import annotations
 
+from operator import attrgetter
+from typing import Any
+
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from statuswatch.config import DecodeConfig
-from statuswatch.core.decode.base import JsonDecoder, Parsed, check_status, check_ts_ms, fail
+from statuswatch.core.decode.base import (
+    FastColumns,
+    JsonDecoder,
+    Parsed,
+    check_status,
+    check_ts_ms,
+    fail,
+    in_ranges,
+    int_column,
+)
 
 
 class _Named(msgspec.Struct, gc=False):
@@ -51,8 +63,40 @@ class KongRecord(msgspec.Struct, gc=False):
     consumer: _Consumer | None = None
 
 
+# The fast path's strict schema: every field the common Kong record has, no nulls.
+# Defaults are values the range checks reject, so a record lacking a required
+# field is not vouched for and takes the full path (which names the reason).
+
+
+class _FastResponse(msgspec.Struct, gc=False):
+    status: int = 0
+
+
+class _FastNamed(msgspec.Struct, gc=False):
+    name: str = ""
+
+
+class _FastConsumer(msgspec.Struct, gc=False):
+    id: str = ""
+    username: str = ""
+
+
+class _FastKong(msgspec.Struct, gc=False):
+    started_at: int = 0
+    response: _FastResponse = msgspec.field(default_factory=_FastResponse)
+    service: _FastNamed = msgspec.field(default_factory=_FastNamed)
+    route: _FastNamed = msgspec.field(default_factory=_FastNamed)
+    consumer: _FastConsumer = msgspec.field(default_factory=_FastConsumer)
+
+
+_GETTERS = tuple(
+    map(attrgetter, ("started_at", "response.status", "service.name", "route.name", "consumer.id"))
+)
+
+
 class KongDecoder(JsonDecoder[KongRecord]):
     name = "kong"
+    fast_schema = _FastKong
 
     def __init__(self, cfg: DecodeConfig) -> None:
         super().__init__(cfg, KongRecord)
@@ -72,3 +116,17 @@ class KongDecoder(JsonDecoder[KongRecord]):
             (route.name or "") if route is not None else "",
             (consumer.id or consumer.username or "") if consumer is not None else "",
         )
+
+    def fast_columns(self, records: list[Any]) -> FastColumns:
+        if not records:
+            e = int_column([])
+            return FastColumns(e, e.copy(), [], [], [], e.astype(bool))
+        # one map per field: no per-record tuples (measured faster than one
+        # multi-field attrgetter and a transpose)
+        ts_l, st_l, service, route, app = (list(map(get, records)) for get in _GETTERS)
+        ts, status = int_column(ts_l), int_column(st_l)
+        if "" in app:  # consumer.id absent or empty: the username, as in extract()
+            for i, a in enumerate(app):
+                if not a:
+                    app[i] = records[i].consumer.username
+        return FastColumns(ts, status, service, route, app, in_ranges(ts, status))

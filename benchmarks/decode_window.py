@@ -1,0 +1,107 @@
+"""Decode + window throughput per format, against the naive pipeline and the floor.
+
+    python benchmarks/decode_window.py [--records N] [--repeat R] [--quick] [--formats kong,...]
+
+For each format, the same simulated records (``statuswatch.simulate``) go through:
+
+* **statuswatch**: the real path, ``decoder.decode -> ScopeTable.rows ->
+  CodeTable.columns -> WindowCounter.add``, in batches of 5,000 (the consumer's
+  default ``max_batch_records``);
+* **naive**: ``json.loads`` per record (a regex for ``combined``), a dict of
+  counts keyed (window, scope, code) and a River ``stats.EWMean`` update per record;
+* **floor**: ``for v in values: len(v)`` over the same bytes objects.
+
+Rates are records per CPU-second of this process (best of ``--repeat``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    FORMAT_CONFIGS,
+    NaivePipeline,
+    batches_of,
+    best_of,
+    fmt_rate,
+    machine,
+    records,
+    table,
+)
+
+from statuswatch.config import DEFAULT_LEVELS  # noqa: E402
+from statuswatch.core.decode import build_decoder  # noqa: E402
+from statuswatch.core.scopes import CodeTable, ScopeTable  # noqa: E402
+from statuswatch.core.window import WindowCounter  # noqa: E402
+
+BATCH = 5000
+
+
+def statuswatch_pass(fmt: str, values: list[bytes]) -> None:
+    decoder = build_decoder(FORMAT_CONFIGS[fmt])
+    scopes, codes = ScopeTable(DEFAULT_LEVELS, 500), CodeTable()
+    windows = WindowCounter(10_000, 5_000)
+    for part in batches_of(values, BATCH):
+        batch = decoder.decode(part)
+        rows = scopes.rows(batch.dims)
+        cols = codes.columns(batch.status)
+        windows.add(batch.ts_ms, rows, cols, n_rows=len(scopes), n_cols=len(codes))
+        windows.close_ready(0)
+
+
+def floor_pass(values: list[bytes]) -> None:
+    for v in values:
+        len(v)
+
+
+def naive_pass(fmt: str, values: list[bytes]) -> None:
+    naive = NaivePipeline(fmt)
+    for part in batches_of(values, BATCH):
+        naive.add(part)
+
+
+def run(formats: list[str], n: int, repeat: int) -> tuple[str, dict[str, float]]:
+    rows = []
+    figures: dict[str, float] = {}
+    for fmt in formats:
+        values = records(fmt, n)
+        size = sum(map(len, values)) / len(values)
+        sw = best_of(lambda: statuswatch_pass(fmt, values), repeat)  # noqa: B023
+        fl = best_of(lambda: floor_pass(values), repeat)  # noqa: B023
+        naive_n = values[: max(BATCH, n // 10)]  # the naive path is slow: a tenth is enough
+        nv = best_of(lambda: naive_pass(fmt, naive_n), max(1, repeat - 1))  # noqa: B023
+        sw_rate, fl_rate, nv_rate = n / sw.cpu_s, n / fl.cpu_s, len(naive_n) / nv.cpu_s
+        figures[fmt] = sw_rate
+        figures[f"{fmt}_vs_naive"] = sw_rate / nv_rate
+        rows.append((
+            fmt, f"{size:.0f}", fmt_rate(sw_rate), fmt_rate(nv_rate), f"{sw_rate / nv_rate:.1f}x",
+            fmt_rate(fl_rate), f"{sw_rate / fl_rate * 100:.1f}%", f"{n / sw.wall_s:,.0f}",
+        ))
+    out = table(
+        ("format", "bytes/rec", "statuswatch rec/s/core", "naive rec/s/core", "vs naive",
+         "floor rec/s/core", "of floor", "statuswatch rec/s wall"),
+        rows,
+    )
+    return out, figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--records", type=int, default=400_000)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--formats", default=",".join(FORMAT_CONFIGS))
+    p.add_argument("--quick", action="store_true", help="100,000 records, 3 repeats")
+    args = p.parse_args(argv)
+    n, repeat = (100_000, 3) if args.quick else (args.records, args.repeat)
+    out, _ = run(args.formats.split(","), n, repeat)
+    print(f"### decode + window ({n:,} records per format, batches of {BATCH}; {machine()})\n")
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

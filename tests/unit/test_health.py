@@ -1,0 +1,134 @@
+"""Readiness, liveness and the stuck-consumer watchdog, with the time passed in."""
+
+from __future__ import annotations
+
+import pytest
+
+from statuswatch.config import HealthConfig, Settings
+from statuswatch.core.detector import Detector
+from statuswatch.shell.health import (
+    BrokerProbe,
+    HealthMonitor,
+    Progress,
+    assess,
+    is_stuck,
+    liveness,
+    readiness,
+    track_progress,
+)
+from statuswatch.shell.metrics import RuntimeStatus
+from statuswatch.shell.runtime import KafkaRunner
+from statuswatch.shell.sinks import ListSink
+
+
+@pytest.mark.parametrize(
+    ("probe", "failures", "up", "ready", "reason"),
+    [
+        (BrokerProbe({0: 0.3, 1: 0.1}), 0, True, True, "consuming"),
+        (None, 0, False, False, "not connected"),
+        (BrokerProbe({0: 0.3}), 2, False, False, "2 consecutive polls failed"),
+        (BrokerProbe({}, coordinator_known=True), 0, True, False, "no partitions assigned"),
+        (BrokerProbe({}, coordinator_known=False), 0, False, False, "no partitions assigned"),
+        (BrokerProbe({0: 12.0, 1: 11.0}), 0, False, False, "partitions 0,1 for 12s"),
+        # one partition's leader is away: the broker answers, but we are partly blind
+        (BrokerProbe({0: 0.2, 1: 30.0}), 0, True, False, "partitions 1 for 30s"),
+        (BrokerProbe({0: 0.2, 1: None}), 0, True, False, "first fetch of partitions 1"),
+    ],
+)
+def test_assess(probe, failures, up, ready, reason):
+    verdict = assess(probe, failures, broker_timeout_s=10.0)
+    assert (verdict.broker_up, verdict.ready) == (up, ready)
+    assert reason in verdict.reason
+
+
+def observe(progress: Progress, now: float, position: int, lag: int, up: bool = True) -> Progress:
+    return track_progress(progress, now, {0: position}, {0: lag}, up)
+
+
+def test_watchdog_fires_after_the_timeout_of_lag_without_progress():
+    p = observe(Progress(), 0.0, 100, 50)  # the last progress seen
+    for t in range(1, 120):
+        p = observe(p, float(t), 100, 50)
+        assert not is_stuck(p, float(t), 120.0)
+    p = observe(p, 120.0, 100, 50)
+    assert p.stalled_for(120.0) == 120.0
+    assert is_stuck(p, 120.0, 120.0)
+
+
+def test_watchdog_progress_resets_the_clock():
+    p = observe(Progress(), 0.0, 100, 50)
+    p = observe(p, 100.0, 100, 50)
+    p = observe(p, 110.0, 101, 49)  # one record consumed
+    assert p.stalled_for(110.0) == 0.0
+    p = observe(p, 229.0, 101, 49)
+    assert not is_stuck(p, 229.0, 120.0)
+    assert is_stuck(observe(p, 230.0, 101, 49), 230.0, 120.0)
+
+
+def test_watchdog_no_lag_or_broker_down_is_not_stuck():
+    p = observe(Progress(), 0.0, 100, 0)
+    p = observe(p, 500.0, 100, 0)  # idle input: nothing to consume
+    assert not is_stuck(p, 500.0, 120.0)
+    q = observe(Progress(), 0.0, 100, 50, up=False)
+    q = observe(q, 500.0, 100, 50, up=False)  # outage: /ready reports it, a restart cannot help
+    assert not is_stuck(q, 500.0, 120.0)
+    assert not is_stuck(Progress({0: 1}, 0.0), 1e6, 0.0)  # 0 disables the watchdog
+
+
+def test_liveness_and_readiness_follow_the_heartbeat():
+    st = RuntimeStatus(last_heartbeat_monotonic=100.0)
+    assert liveness(st, 105.0, 10.0) == (True, "ok")
+    assert readiness(st, 105.0, 10.0) == (False, "starting")
+    st.ready = True
+    assert readiness(st, 105.0, 10.0) == (True, "ready")
+    alive, why = liveness(st, 111.0, 10.0)
+    assert not alive and "silent for 11.0s" in why
+    assert readiness(st, 111.0, 10.0)[0] is False  # a stalled loop cannot vouch for itself
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.ages: dict[int, float | None] = {0: 0.1}
+        self.position = 0
+        self.lag = 10
+
+
+def make_monitor(fake: FakeConsumer, stuck: list[str], timeout: float = 120.0):
+    status = RuntimeStatus()
+    monitor = HealthMonitor(
+        HealthConfig(stuck_timeout_seconds=timeout, broker_timeout_seconds=10.0), status,
+        probe=lambda: BrokerProbe(dict(fake.ages)),
+        positions=lambda: {0: fake.position},
+        on_stuck=stuck.append,
+    )
+    return monitor, status
+
+
+def test_monitor_sets_status_and_fires_the_watchdog_once():
+    fake, stuck = FakeConsumer(), []
+    monitor, status = make_monitor(fake, stuck)
+    status.consumer_lag = {0: 10}
+    monitor.tick(1.0, 0.002)
+    assert status.ready and status.broker_up and status.last_heartbeat_monotonic == 1.0
+    fake.ages = {0: 15.0}
+    monitor.tick(2.0, 0.8)
+    assert not status.ready and not status.broker_up
+    assert "no fetch response" in status.not_ready_reason
+    assert status.event_loop_lag_seconds == 0.8
+    fake.ages = {0: 0.2}  # back; the outage does not count as a stall
+    for t in range(3, 122):
+        monitor.tick(float(t), 0.0)
+    assert status.ready and status.stalled_seconds == 119.0 and not stuck
+    assert status.event_loop_lag_seconds == 0.0  # the 0.8 s sample left the window
+    monitor.tick(122.0, 0.0)
+    monitor.tick(123.0, 0.0)
+    assert len(stuck) == 1
+    assert "consumer stuck: lag 10 records and no consumed progress for 120s" in stuck[0]
+
+
+def test_runner_exits_non_zero_when_the_watchdog_fires():
+    settings = Settings()
+    runner = KafkaRunner(settings, Detector(settings), ListSink())
+    runner.monitor._on_stuck("consumer stuck: test")
+    assert runner.exit_code == 3
+    assert runner._stop.is_set()
