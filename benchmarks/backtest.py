@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import NaivePipeline, Timing, fmt_rate, kong_file, machine, table, timed  # noqa: E402
+from common import NaivePipeline, Timing, fmt_rate, kong_file, machine, table, timed
 
 BATCH = 8192
 

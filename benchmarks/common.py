@@ -131,7 +131,8 @@ def _naive_fields(fmt: str) -> Callable[[bytes], tuple[int, int, str, str, str]]
     if fmt == "json":
         def generic(v: bytes) -> tuple[int, int, str, str, str]:
             r = loads(v)
-            return r["ts"], r["status"], r.get("svc") or "", r.get("route") or "", r.get("app") or ""
+            return (r["ts"], r["status"], r.get("svc") or "", r.get("route") or "",
+                    r.get("app") or "")
         return generic
     if fmt == "combined":
         from datetime import datetime
@@ -227,5 +228,5 @@ def rss_mb() -> float:
 def machine() -> str:
     import platform
 
-    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, " \
-           f"load {os.getloadavg()[0]:.1f}"
+    return (f"{platform.python_implementation()} {platform.python_version()}, "
+            f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     FORMAT_CONFIGS,
     NaivePipeline,
     batches_of,
@@ -33,10 +33,10 @@ from common import (  # noqa: E402
     table,
 )
 
-from statuswatch.config import DEFAULT_LEVELS  # noqa: E402
-from statuswatch.core.decode import build_decoder  # noqa: E402
-from statuswatch.core.scopes import CodeTable, ScopeTable  # noqa: E402
-from statuswatch.core.window import WindowCounter  # noqa: E402
+from statuswatch.config import DEFAULT_LEVELS
+from statuswatch.core.decode import build_decoder
+from statuswatch.core.scopes import CodeTable, ScopeTable
+from statuswatch.core.window import WindowCounter
 
 BATCH = 5000
 

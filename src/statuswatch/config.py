@@ -190,6 +190,7 @@ class BaselineConfig(_Strict):
     half_life_windows: float = Field(90.0, gt=0)
     volume_half_life_windows: float = Field(30.0, gt=0)
     warmup_windows: int = Field(30, ge=0)
+    accept_after_windows: int = Field(360, ge=0)
 
 
 Preset = Literal["low", "medium", "high"]
@@ -268,6 +269,7 @@ class DetectConfig(_Strict):
     direction: DirectionSetting = "both"
     min_firing_windows: int = Field(3, ge=1)
     clear_windows: int = Field(3, ge=1)
+    long_windows: int = Field(6, ge=1)
     volume: VolumeConfig = VolumeConfig()
     blast_radius: BlastRadiusConfig = BlastRadiusConfig()
     rules: list[Rule] = Field(default_factory=list)

@@ -132,3 +132,25 @@ def test_runner_exits_non_zero_when_the_watchdog_fires():
     runner.monitor._on_stuck("consumer stuck: test")
     assert runner.exit_code == 3
     assert runner._stop.is_set()
+
+
+def test_repeated_kafka_errors_are_rate_limited():
+    import logging
+
+    from statuswatch.shell.app import RepeatFilter
+
+    now = [0.0]
+    flt = RepeatFilter(30.0, clock=lambda: now[0])
+
+    def rec(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, msg, (1,), None)
+
+    assert flt.filter(rec("Unable connect to node with id %s"))
+    for t in range(1, 30):
+        now[0] = float(t)
+        assert not flt.filter(rec("Unable connect to node with id %s"))
+    assert flt.filter(rec("Failed fetch messages from %s"))  # another message passes
+    now[0] = 30.0
+    again = rec("Unable connect to node with id %s")
+    assert flt.filter(again)
+    assert again.getMessage() == "Unable connect to node with id 1 (29 similar suppressed in 30s)"

@@ -152,5 +152,5 @@ def test_tls(tmp_path: Path):
 def test_tls_needs_cert_and_key(keys: dict[str, Any]):
     from statuswatch.config import load_settings
 
-    with pytest.raises(ConfigError, match="metrics: .*set together"):
+    with pytest.raises(ConfigError, match=r"metrics: .*set together"):
         load_settings(None, metrics=keys)

@@ -100,3 +100,32 @@ def test_json_lines_sink_writes_one_object_per_alert(freeze_run, tmp_path):
     required = {"id", "state", "code", "direction", "signal", "scope", "window_end", "observed",
                 "expected", "score"}
     assert all(required <= set(a) for a in lines)
+
+
+def sustained_shift(accept_after: int, acknowledge_at: int | None = None) -> list[dict]:
+    """A 403 level that rises and stays: when does it become the new normal?"""
+    onset = T0 + 20 * 60_000
+    shift = Incident("outage", onset, T0 + 120 * 60_000, code=403, fraction=0.3)
+    spec = SimSpec(seed=11, rate=100, n_apps=40, incidents=(shift,))
+    settings = Settings(baseline={"accept_after_windows": accept_after})
+    detector, sink = Detector(settings), ListSink()
+    for i, values in enumerate(traffic(spec, 80)):
+        if acknowledge_at is not None and i == acknowledge_at:
+            assert detector.acknowledge() >= 1
+        sink.write(detector.process(values, now_ms=detector.counters.last_event_ms or 0).events)
+    return [a for a in sink.alerts if a["code"] == 403 and a["scope"] == {}]
+
+
+def test_sustained_new_level_is_not_learned_silently_and_not_refused_forever():
+    never = sustained_shift(accept_after=0)
+    assert [a["state"] for a in never] == ["firing"]  # still firing an hour later
+    accepted = sustained_shift(accept_after=120)  # 20 minutes
+    assert [a["state"] for a in accepted] == ["firing", "resolved"]
+    resolved_after = accepted[1]["window_end"] - accepted[0]["window_end"]
+    assert 1200 <= resolved_after <= 2400
+
+
+def test_operator_acknowledgement_accepts_the_new_level():
+    acked = sustained_shift(accept_after=0, acknowledge_at=(20 + 10) * 12)  # 10 min in
+    assert [a["state"] for a in acked] == ["firing", "resolved"]
+    assert acked[1]["window_end"] - acked[0]["window_end"] < 1800

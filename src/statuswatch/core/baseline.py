@@ -197,7 +197,7 @@ class Baseline:
         """
         self._fit(n_rows, n_cols)
         seen = self._seen[:n_rows].copy()
-        share = self._share_mean[:n_rows, :n_cols].copy()
+        share = self._share_mean[:n_rows, :n_cols] / self._debias(seen)[:, None]
         weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
         for r in np.flatnonzero((weight < 1.0) & (parents[:n_rows] >= 0)).tolist():
             share[r] = weight[r] * share[r] + (1 - weight[r]) * share[parents[r]]
@@ -246,16 +246,28 @@ class Baseline:
             known = self._known.setdefault(row, set())
             known.update(np.flatnonzero(counts[row]).tolist())
             for col in sorted(known):
-                if frozen_share is not None and frozen_share[row, col]:
-                    continue
-                self._learn_share(row, col, int(counts[row, col]), total)
+                frozen = frozen_share is not None and bool(frozen_share[row, col])
+                self._learn_share(row, col, int(counts[row, col]), total, frozen=frozen)
 
-    def _learn_share(self, row: int, col: int, count: int, total: int) -> None:
+    def _debias(self, windows: int | I64) -> Any:
+        """Bias correction of an EW mean that started at 0: 1 - (1 - alpha)^windows."""
+        return 1.0 - (1.0 - self._share.alpha) ** np.maximum(windows, 1)
+
+    def _learn_share(
+        self, row: int, col: int, count: int, total: int, *, frozen: bool = False
+    ) -> None:
         key = (row, col)
-        p = float(self._share_mean[row, col])
-        if key not in self._share.models and self._seen[row] > 1:
-            # A code's first appearance starts from a zero share, not from its
-            # first value, so one stray request does not look normal at once.
+        p = float(self._share_mean[row, col] / self._debias(int(self._seen[row]) - 1))
+        if frozen:
+            # Teach the series its own expectation: the corrected mean stays p.
+            if key in self._share.models:
+                self._share_mean[row, col] = self._share.update(key, p)
+            return
+        if key not in self._share.models:
+            # Every share series starts at 0, as if tracked since the scope's first
+            # window: a code's first appearance then weighs as one window among the
+            # scope's history, and the bias correction in ``expect`` keeps a young
+            # scope's shares right (the bias-corrected EW mean, as in Adam).
             self._share.update(key, 0.0)
         expected = total * p
         if expected >= MIN_EXPECTED_FOR_DISPERSION and p < 1.0:
@@ -273,6 +285,19 @@ class Baseline:
         self._volume_mean[row] = self._volume.update((row,), float(total))
         self._daily.learn(row, window_start_ms, float(total))
         self._weekly.learn(row, window_start_ms, float(total))
+
+    def accept(self, row: int, counts: I64) -> None:
+        """Take ``counts`` (one scope's recent counts per code) as its new normal mix."""
+        total = int(counts.sum())
+        if total == 0:
+            return
+        self._fit(row + 1, len(counts))
+        known = self._known.setdefault(row, set())
+        known.update(np.flatnonzero(counts).tolist())
+        for col in sorted(known):
+            self._share.models.pop((row, col), None)
+            raw = counts[col] / total * self._debias(int(self._seen[row]))
+            self._share_mean[row, col] = self._share.update((row, col), raw)
 
     # -- state ----------------------------------------------------------------
 

@@ -185,6 +185,11 @@ class AlertTracker:
             return event("resolved")
         return None
 
+    def firing_windows(self, key: Key) -> int:
+        """How many windows ``key`` has been firing (0 if it is not)."""
+        series = self._series.get(key)
+        return series.firing_windows if series is not None and series.state == "firing" else 0
+
     def silence(self, key: Key) -> None:
         """Mark a firing series as covered by another alert: its resolve is quiet too."""
         series = self._series.get(key)

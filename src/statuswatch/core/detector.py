@@ -15,7 +15,7 @@ Three signals are scored on every closed window:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -52,6 +52,8 @@ STATE_VERSION = 1
 
 #: Share of apps expected to look anomalous by chance at the blast-radius scope score.
 BLAST_NULL_FRACTION = 0.01
+#: Expected count below which an elevated window still teaches the baseline.
+MIN_EXPECTED_TO_FREEZE = 10.0
 #: Contributors listed per scope level in an alert.
 CONTRIBUTORS_PER_LEVEL = 10
 
@@ -94,6 +96,8 @@ class _Hits:
     share_down: np.ndarray
     volume_up: np.ndarray
     volume_down: np.ndarray
+    long_up: np.ndarray  # scores of the summed last ``long_windows`` windows
+    long_down: np.ndarray
     blast: dict[int, Evidence]  # code column -> evidence (hits only)
     blast_rows: dict[int, list[int]]  # code column -> anomalous rows
 
@@ -116,6 +120,10 @@ class Detector:
         self.last_report: WindowReport | None = None
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
+        #: the last ``long_windows`` windows' counts, for slow, small, persistent excess
+        self._recent: deque[I64] = deque(maxlen=d.long_windows)
+        #: series an operator accepted as the new normal: they learn while firing
+        self._accepted: set[Key] = set()
         self._rules: RuleTable | None = None
         self._parents: I64 = np.zeros(0, np.int64)
         blast_level = tuple(d.blast_radius.level)
@@ -211,8 +219,13 @@ class Detector:
         )
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         shares = score_shares(counts, exp.share, floor, exp.share_dispersion)
+        self._recent.append(counts)
+        long_counts = np.zeros_like(counts)
+        for past in self._recent:
+            long_counts[: past.shape[0], : past.shape[1]] += past
+        long_shares = score_shares(long_counts, exp.share, floor, exp.share_dispersion)
         volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
-        hits = self._hits(counts, exp, shares, volume, rules)
+        hits = self._hits(counts, exp, shares, volume, rules, long_counts, long_shares)
 
         keys: set[Key] = self.alerts.live_keys()
         for r, c in zip(*np.nonzero(hits.share_up), strict=True):
@@ -241,10 +254,30 @@ class Detector:
             if event is not None:
                 stepped.append((key, event))
             live = self.alerts.state_of(key) is not None or evidence.hit
+            accept_after = self.settings.baseline.accept_after_windows
+            if key not in self._accepted and 0 < accept_after <= self.alerts.firing_windows(key):
+                self._accepted.add(key)
             if live and signal == "share":
                 frozen_share[row, col] = True
             elif live and signal == "volume":
                 frozen_volume[row] = True
+        # Elevated but not (yet) anomalous windows do not teach either: a slow
+        # creep would otherwise be learned before it is ever significant. Only
+        # where both tails can reach the clear score, or small counts would
+        # skew the baseline low.
+        d = self.settings.detect
+        excess = counts - shares.expected_count
+        warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
+        frozen_share |= warm & (shares.up >= d.clear_score) & (excess > 0)
+        frozen_share |= warm & (shares.down >= d.clear_score) & (excess < 0)
+        # Accepted levels (operator acknowledgement, or firing for accept_after
+        # windows) become the scope's normal now, in one step.
+        self._accepted = self._with_descendants(self._accepted) & self.alerts.live_keys()
+        for row in sorted({r for r, _, _, s in self._accepted if s == "share"}):
+            self.baseline.accept(row, long_counts[row])
+            frozen_share[row] = False
+        for row in sorted({r for r, _, _, s in self._accepted if s == "volume"}):
+            frozen_volume[row] = False
 
         events = self._group(stepped, counts, shares, volume, hits, rules)
         self.baseline.learn(
@@ -256,18 +289,17 @@ class Detector:
 
     def _hits(
         self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
-        rules: RuleTable,
+        rules: RuleTable, long_counts: I64, long_shares: ShareScores,
     ) -> _Hits:
         d = self.settings.detect
-        excess = counts - shares.expected_count
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio_up = np.where(shares.expected_count > 0, counts / shares.expected_count, np.inf)
-            ratio_down = np.where(counts > 0, shares.expected_count / counts, np.inf)
         gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
-        share_up = gate & rules.up & (shares.up >= rules.fire_score)
-        share_up &= (excess >= rules.min_excess_count) & (ratio_up >= rules.min_share_ratio)
-        share_down = gate & rules.down & (shares.down >= rules.fire_score)
-        share_down &= (-excess >= rules.min_excess_count) & (ratio_down >= rules.min_share_ratio)
+        share_up, share_down = self._share_hits(counts, shares, rules, gate)
+        # The long window sums the last minute: a small excess that persists adds
+        # up to significance. It counts only while the current window is elevated
+        # too, so one past burst does not keep producing hits.
+        long_up, long_down = self._share_hits(long_counts, long_shares, rules, gate)
+        share_up |= long_up & (shares.up >= d.clear_score)
+        share_down |= long_down & (shares.down >= d.clear_score)
 
         v = d.volume
         v_excess = shares.totals - exp.volume
@@ -289,7 +321,8 @@ class Detector:
             )
             active = len(level_rows)
             if active >= br.min_scopes:
-                odd = (shares.up[level_rows] >= br.scope_score) & (excess[level_rows] > 0)
+                excess = counts[level_rows] - shares.expected_count[level_rows]
+                odd = (shares.up[level_rows] >= br.scope_score) & (excess > 0)
                 odd &= ~rules.ignore[level_rows]
                 n_odd = odd.sum(axis=0)
                 for col in np.flatnonzero(
@@ -308,7 +341,24 @@ class Detector:
                         total=active,
                     )
                     blast_rows[col] = level_rows[odd[:, col]].tolist()
-        return _Hits(share_up, share_down, volume_up, volume_down, blast, blast_rows)
+        return _Hits(
+            share_up, share_down, volume_up, volume_down, long_shares.up, long_shares.down,
+            blast, blast_rows,
+        )
+
+    @staticmethod
+    def _share_hits(
+        counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        excess = counts - shares.expected_count
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_up = np.where(shares.expected_count > 0, counts / shares.expected_count, np.inf)
+            ratio_down = np.where(counts > 0, shares.expected_count / counts, np.inf)
+        up = gate & rules.up & (shares.up >= rules.fire_score)
+        up &= (excess >= rules.min_excess_count) & (ratio_up >= rules.min_share_ratio)
+        down = gate & rules.down & (shares.down >= rules.fire_score)
+        down &= (-excess >= rules.min_excess_count) & (ratio_down >= rules.min_share_ratio)
+        return up, down
 
     def _evidence(
         self, key: Key, counts: I64, exp: Expectation, shares: ShareScores,
@@ -331,10 +381,13 @@ class Detector:
                 score=score, observed_count=total, expected_count=float(exp.volume[row]),
                 observed_share=1.0 if total else 0.0, expected_share=1.0, total=total,
             )
-        score = float((shares.up if up else shares.down)[row, col])
+        short = float((shares.up if up else shares.down)[row, col])
         hit = bool((hits.share_up if up else hits.share_down)[row, col])
+        # A hit may come from the long window; report the evidence that made it.
+        long = float((hits.long_up if up else hits.long_down)[row, col])
+        score = max(short, long) if hit else short
         return Evidence(
-            hit=hit, calm=score < d.clear_score, extreme=hit and score >= d.extreme_score,
+            hit=hit, calm=short < d.clear_score, extreme=hit and short >= d.extreme_score,
             score=score, observed_count=int(counts[row, col]),
             expected_count=float(shares.expected_count[row, col]),
             observed_share=float(shares.observed_share[row, col]),
@@ -421,6 +474,31 @@ class Detector:
                     entry["observed"]["share"] = round(float(shares.observed_share[r, col]), 6)
                 out.append(entry)
         return out
+
+    def _with_descendants(self, keys: set[Key]) -> set[Key]:
+        """``keys`` plus the live series they cover: same code and direction below them."""
+        out = set(keys)
+        for key in self.alerts.live_keys() - keys:
+            r2, c2, d2, s2 = key
+            for r, c, d, s in keys:
+                same = c == c2 and d == d2
+                below = s2 == s and r in self.scopes.ancestors(r2)
+                blast = s2 == "blast_radius" and s == "share" and r == 0
+                if same and (below or blast):
+                    out.add(key)
+                    break
+        return out
+
+    def acknowledge(self) -> int:
+        """Accept every firing level as the new normal (operator acknowledgement).
+
+        Accepted series learn again while they fire, so the baseline moves to the
+        new level and the alert resolves; nothing is learned silently before.
+        Returns how many series were accepted.
+        """
+        firing = self.alerts.firing_keys()
+        self._accepted |= firing
+        return len(firing)
 
     # -- state ----------------------------------------------------------------
 

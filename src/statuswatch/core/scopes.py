@@ -207,7 +207,8 @@ class ScopeTable:
             for key in keys:
                 if key in cache:
                     continue
-                vids = [(key >> (_ID_BITS * (len(level) - 1 - k))) & mask for k in range(len(level))]
+                last = len(level) - 1
+                vids = [(key >> (_ID_BITS * (last - k))) & mask for k in range(len(level))]
                 if 0 in vids:  # some dimension is ""
                     cache[key] = -1
                 else:

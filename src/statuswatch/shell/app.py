@@ -3,16 +3,64 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from statuswatch.config import Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.shell.metrics import RuntimeStatus, build_registry, serve
-from statuswatch.shell.runtime import KafkaRunner, install_signal_handlers
+from statuswatch.shell.runtime import (
+    KafkaRunner,
+    install_acknowledge_handler,
+    install_signal_handlers,
+)
 from statuswatch.shell.sinks import JsonLinesSink, WindowsSink, describe
 
 log = logging.getLogger(__name__)
+
+
+#: aiokafka loggers that repeat one ERROR line many times a second while a broker is away.
+NOISY_LOGGERS = (
+    "aiokafka", "aiokafka.conn", "aiokafka.client",
+    "aiokafka.consumer.fetcher", "aiokafka.consumer.group_coordinator",
+)
+
+
+class RepeatFilter(logging.Filter):
+    """Let one record per (logger, level, message template) through every ``every_s``.
+
+    While the broker is down aiokafka logs each reconnect attempt (~70 lines/s); the
+    outage itself is reported by ``/ready`` and ``statuswatch_broker_up``. The first
+    line after a quiet spell says how many were dropped.
+    """
+
+    def __init__(self, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        last, dropped = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self.every_s:
+            self._seen[key] = (last, dropped + 1)
+            return False
+        if len(self._seen) > 1000:  # bounded: message templates are few
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if dropped:
+            record.msg = f"{record.msg} ({dropped} similar suppressed in {self.every_s:g}s)"
+        return True
+
+
+def quiet_repeats(every_s: float = 30.0) -> RepeatFilter:
+    flt = RepeatFilter(every_s)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).addFilter(flt)
+    return flt
 
 
 def log_events(events: list[AlertEvent]) -> None:
@@ -27,6 +75,7 @@ async def run_forever(
     runner_hook: Callable[[KafkaRunner], None] | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM (exit 0) or the stuck-consumer watchdog fires (exit 3)."""
+    quiet_repeats()
     detector = Detector(settings)
     status = RuntimeStatus()
     server = None
@@ -47,6 +96,7 @@ async def run_forever(
         detector.window_listener = windows_sink.write
     runner = KafkaRunner(settings, detector, sink, status, on_events=on_events)
     install_signal_handlers(runner.stop)
+    install_acknowledge_handler(detector)
     if runner_hook is not None:
         runner_hook(runner)
     log.info(

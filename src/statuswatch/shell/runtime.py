@@ -346,6 +346,15 @@ class KafkaRunner:
                 log.warning("the Kafka consumer was interrupted while closing; leaving it")
 
 
+def install_acknowledge_handler(detector: Detector) -> None:
+    """SIGUSR1: the operator accepts every firing level as the new normal."""
+
+    def acknowledge() -> None:
+        log.warning("SIGUSR1: %d firing series accepted as the new normal", detector.acknowledge())
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, acknowledge)
+
+
 def install_signal_handlers(stop: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,8 +7,10 @@ their offsets, so any log line about a record can name topic, partition, offset.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import logging
+import operator
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -40,12 +42,29 @@ class RawBatch:
 
 
 def _batches_of_lines(stream: BinaryIO, name: str, batch_size: int) -> Iterator[RawBatch]:
+    """Lines (without their trailing CR/LF) in batches of about ``batch_size * 512`` bytes.
+
+    Reads blocks and splits them in C (one ``split`` per block instead of a
+    Python call per line); the last, unterminated line of a block waits for the next.
+    """
     offset = 0
-    while True:
-        lines = stream.readlines(batch_size * 512) if batch_size else []
-        if not lines:
+    carry = b""
+    block_size = batch_size * 512
+    while block_size:
+        block = stream.read(block_size)
+        if not block:
+            if carry:
+                values = [carry.rstrip(b"\r")]
+                yield RawBatch(name, 0, np.array([offset], dtype=np.int64), values)
             return
-        values = [line.rstrip(b"\r\n") for line in lines]
+        if carry:
+            block = carry + block
+        values = block.split(b"\n")
+        carry = values.pop()
+        if not values:
+            continue  # a line longer than the block: read on
+        if b"\r" in block:
+            values = [v.rstrip(b"\r") for v in values]
         offsets = np.arange(offset, offset + len(values), dtype=np.int64)
         offset += len(values)
         yield RawBatch(name, 0, offsets, values)
@@ -162,6 +181,48 @@ async def diagnose_connection(
     return ""
 
 
+_OFFSET = operator.attrgetter("offset")
+_VALUE = operator.attrgetter("value")
+
+
+def aiokafka_has_c_extension() -> bool:
+    """Whether aiokafka decodes record batches with its compiled (Cython) extension.
+
+    Without it (``AIOKAFKA_NO_EXTENSIONS`` set, or a build without a C compiler)
+    aiokafka parses every record in pure Python, several times slower.
+    aiokafka >= 0.8 keeps the pure-Python classes next to the names it exports:
+    the extension loaded when the exported class is not the Python one.
+    """
+    try:
+        from aiokafka.record import default_records, memory_records
+    except ImportError:
+        return False
+    py_batch = getattr(default_records, "_DefaultRecordBatchPy", None)
+    py_memory = getattr(memory_records, "_MemoryRecordsPy", None)
+    if py_batch is not None and py_memory is not None:
+        return (
+            getattr(default_records, "DefaultRecordBatch", py_batch) is not py_batch
+            and getattr(memory_records, "MemoryRecords", py_memory) is not py_memory
+        )
+    try:  # another layout: the compiled module must at least import
+        importlib.import_module("aiokafka.record._crecords")
+    except ImportError:
+        return False
+    return True
+
+
+def warn_if_no_c_extension() -> bool:
+    """Log a loud warning if aiokafka runs without its C extension; return whether it has it."""
+    if aiokafka_has_c_extension():
+        return True
+    log.warning(
+        "!!! aiokafka is running WITHOUT its C extension (aiokafka.record._crecords): "
+        "records are parsed in pure Python and consuming is several times slower. "
+        "Unset AIOKAFKA_NO_EXTENSIONS or install a binary wheel of aiokafka. !!!"
+    )
+    return False
+
+
 class KafkaSource:
     """An aiokafka consumer in a group, with manual commits only."""
 
@@ -187,6 +248,7 @@ class KafkaSource:
                     await on_assign({tp.partition for tp in assigned})
                 log.info("assigned partitions %s", sorted(source.assigned))
 
+        warn_if_no_c_extension()
         cfg = self.cfg
         security = security_kwargs(cfg)
         self._consumer = AIOKafkaConsumer(
@@ -217,8 +279,10 @@ class KafkaSource:
         for tp, msgs in records.items():
             if not msgs:
                 continue
-            offsets = np.fromiter((m.offset for m in msgs), np.int64, len(msgs))
-            values = [m.value if m.value is not None else b"" for m in msgs]
+            offsets = np.fromiter(map(_OFFSET, msgs), np.int64, len(msgs))
+            values = list(map(_VALUE, msgs))
+            if None in values:  # a tombstone: an empty (invalid) record
+                values = [b"" if v is None else v for v in values]
             out.append(RawBatch(tp.topic, tp.partition, offsets, values))
         return out
 

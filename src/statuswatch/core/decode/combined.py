@@ -25,11 +25,10 @@ statuswatch.errors.DecodeError: unparseable_line
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
 from typing import Final
-
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -138,7 +137,8 @@ class CombinedDecoder(BaseDecoder):
         status: list[int] = []
         route: list[str] = []
         index: list[int] = []
-        add_ts, add_status, add_route, add_index = ts.append, status.append, route.append, index.append
+        add_ts, add_status = ts.append, status.append
+        add_route, add_index = route.append, index.append
         late_invalid = False
         for i in ok:
             m = match(values[i])
@@ -148,7 +148,7 @@ class CombinedDecoder(BaseDecoder):
                 continue
             stamp, segment, code = m.groups()
             st = int(code)  # three digits: only 000-099 and 600-999 are out of range
-            if not 100 <= st <= 599:  # noqa: PLR2004
+            if not 100 <= st <= 599:
                 invalid.append(InvalidRecord(i, "status_out_of_range"))
                 late_invalid = True
                 continue

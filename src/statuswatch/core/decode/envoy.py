@@ -90,10 +90,11 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
             ("upstream_cluster", str, ""),
             ("route_name", str, ""),
         ]
-        rename = None
-        if self._app_attr == "app_":
+        rename: dict[str, str] | None = None
+        key = self.cfg.fields.app
+        if self._app_attr == "app_" and key is not None:
             fields.append(("app_", str, ""))
-            rename = {"app_": self.cfg.fields.app}
+            rename = {"app_": key}
         self.set_fast_schema(msgspec.defstruct("FastEnvoy", fields, rename=rename, gc=False))
         names = ["start_time", "response_code", "upstream_cluster", "route_name"]
         self._fast_getters = [attrgetter(name) for name in names]

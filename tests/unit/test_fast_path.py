@@ -1,0 +1,214 @@
+"""The decoders' fast paths never change a result (hypothesis).
+
+The batch path (``decode``) of every format takes a fast path for the common
+record shape and falls back to the full decoder for anything else. Here random
+records, valid and broken in every way a field can be (absent, ``null``, of
+another type, out of range, an impossible date, nginx's ``"-"``, bytes cut or
+inserted), must decode in a batch exactly as ``decode_one`` decodes them one by
+one: same values, same reasons, same indices. Records start from what the
+simulator writes, so the fast paths are really taken.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from statuswatch.config import DecodeConfig, FieldMap
+from statuswatch.core.columns import DIMENSIONS, INVALID_REASONS
+from statuswatch.core.decode import Decoder, Parsed, build_decoder
+from statuswatch.errors import DecodeError
+from statuswatch.simulate import SimSpec, encode, generate
+from tests.unit.decode_samples import CONFIGS, realistic_batch
+
+SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+#: The formats as the simulator writes them (these configurations take the fast paths).
+SIM_CONFIGS: dict[str, DecodeConfig] = {
+    "kong": DecodeConfig(format="kong"),
+    "envoy": DecodeConfig(format="envoy", fields=FieldMap(app="x_app_id")),
+    "nginx-json": DecodeConfig(
+        format="nginx-json", fields=FieldMap(service="service", route="route", app="app")
+    ),
+    "json": DecodeConfig(
+        format="json",
+        fields=FieldMap(timestamp="ts", timestamp_unit="ms", status="status", service="svc",
+                        route="route", app="app"),
+    ),
+    "combined": DecodeConfig(format="combined"),
+}
+
+_SPEC = SimSpec(rate=300.0, n_apps=30)
+_CHUNK = next(generate(_SPEC, 1_680_566_400_000, 1_680_566_401_000))
+SIM_RECORDS: dict[str, list[bytes]] = {fmt: encode(fmt, _CHUNK, _SPEC)[:40] for fmt in SIM_CONFIGS}
+
+DECODERS: dict[str, tuple[Decoder, list[bytes]]] = {}
+for _fmt, _cfg in SIM_CONFIGS.items():
+    DECODERS[f"sim-{_fmt}"] = (build_decoder(_cfg), SIM_RECORDS[_fmt])
+for _fmt, _cfg in CONFIGS.items():
+    DECODERS[f"samples-{_fmt}"] = (build_decoder(_cfg), realistic_batch(_fmt, 40, seed=3)[0])
+DECODERS["kong-tight"] = (
+    build_decoder(DecodeConfig(format="kong", max_depth=3, max_record_bytes=740)),
+    SIM_RECORDS["kong"],
+)
+DECODERS["json-seconds"] = (
+    build_decoder(DecodeConfig(format="json", fields=FieldMap(
+        timestamp="ts", timestamp_unit="s", status="status", service="svc"))),
+    SIM_RECORDS["json"],
+)
+DECODERS["json-ns"] = (
+    build_decoder(DecodeConfig(format="json", fields=FieldMap(
+        timestamp="ts", timestamp_unit="ns", status="status", app="app"))),
+    SIM_RECORDS["json"],
+)
+
+#: Values a field may be replaced with: every type, both sides of every range.
+ODD_VALUES: list[Any] = [
+    None, "", "-", "abc", "200", "0200", "99", "600", "é", 200, 403, 200.0, 403.5, True, False,
+    [], {}, {"name": "x"}, [1], -1, 0, 99, 100, 599, 600, 2**63, 2**64 + 1, 10**30, -(2**63),
+    "2023-04-04T10:00:00.123Z", "2023-04-04T10:00:00.123+02:00", "2023-04-04T10:00:00.123-05:30",
+    "2023-02-29T00:00:00.000Z", "2024-02-29T00:00:00.000Z", "2023-04-31T00:00:00.000Z",
+    "2023-04-04T24:00:00.000Z", "2023-04-04T10:60:00.000Z", "2023-04-04T10:00:60.000Z",
+    "1999-12-31T23:59:59.999Z", "2200-12-31T23:59:59.999Z", "2201-01-01T00:00:00.000Z",
+    "2023-04-04T10:00:00.123+24:00", "2023-04-04 10:00:00.123Z", "2023-04-04T10:00:00.123",
+    "2023-04-04T10:00:00.1234Z", "\uff12\uff10\uff12\uff13-04-04T10:00:00.123Z",
+    "2023-13-04T10:00:00.000Z",
+    1_680_600_000_123, 1_680_600_000, 946_684_800_000, 946_684_799_999, 7_289_654_399_999,
+    7_289_654_400_000, 1_680_600_000.5, 1_680_600_000_123_456_789, "1680600000.123",
+]
+
+
+def _paths(obj: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            out.append((*prefix, key))
+            out += _paths(value, (*prefix, key))
+    return out
+
+
+def _set(obj: dict[str, Any], path: tuple[str, ...], value: Any, delete: bool) -> None:
+    for key in path[:-1]:
+        obj = obj.get(key)
+        if not isinstance(obj, dict):
+            return
+    if delete:
+        obj.pop(path[-1], None)
+    else:
+        obj[path[-1]] = value
+
+
+@st.composite
+def json_record(draw: st.DrawFn, base: bytes) -> bytes:
+    obj = json.loads(base)
+    paths = _paths(obj)
+    for _ in range(draw(st.integers(0, 3))):
+        path = draw(st.sampled_from(paths))
+        delete = draw(st.booleans()) and draw(st.booleans())
+        _set(obj, path, draw(st.sampled_from(ODD_VALUES)), delete)
+    if draw(st.integers(0, 9)) == 0:  # deep nesting somewhere
+        depth = draw(st.integers(1, 70))
+        obj["extra"] = json.loads("[" * depth + "]" * depth)
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=draw(st.booleans()))
+    value = text.encode()
+    return draw(_mutated(value))
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, value: bytes) -> bytes:
+    kind = draw(st.integers(0, 11))
+    if kind == 0 and value:  # cut
+        return value[: draw(st.integers(0, len(value) - 1))]
+    if kind == 1:  # insert a byte
+        at = draw(st.integers(0, len(value)))
+        return value[:at] + draw(st.sampled_from([b"{", b"}", b"[", b'"', b",", b"\n", b"\xff",
+                                                  b" ", b"\\", b"\x00"])) + value[at:]
+    if kind == 2:  # whitespace around
+        return b" \n" + value + b"\r\n"
+    if kind == 3:
+        return value + value  # two records in one
+    return value
+
+
+@st.composite
+def combined_line(draw: st.DrawFn, base: bytes) -> bytes:
+    line = base
+    if draw(st.booleans()):
+        old = draw(st.sampled_from([b"GET", b"HTTP/1.1", b" 200 ", b"+0000", b"Apr", b"2023",
+                                    b"[", b"]", b'"', b"/"]))
+        new = draw(st.sampled_from([b"", b"XX", b" 600 ", b" 099 ", b"+2400", b"Foo", b"1999",
+                                    b"31/Feb", b"\xff", b'\\"', b"//", b" 404 "]))
+        line = line.replace(old, new, 1)
+    return draw(_mutated(line))
+
+
+def outcomes_one(decoder: Decoder, values: list[bytes]) -> list[tuple[int, Parsed | str]]:
+    out: list[tuple[int, Parsed | str]] = []
+    for i, value in enumerate(values):
+        try:
+            out.append((i, decoder.decode_one(value)))
+        except DecodeError as exc:
+            assert exc.reason in INVALID_REASONS
+            out.append((i, exc.reason))
+    return out
+
+
+def outcomes_batch(decoder: Decoder, values: list[bytes]) -> list[tuple[int, Parsed | str]]:
+    batch = decoder.decode(values)
+    good: list[tuple[int, Parsed | str]] = [
+        (int(i), Parsed(int(t), int(s), *(batch.dims[d][k] for d in DIMENSIONS)))
+        for k, (i, t, s) in enumerate(zip(batch.index, batch.ts_ms, batch.status, strict=True))
+    ]
+    bad: list[tuple[int, Parsed | str]] = [(r.index, r.reason) for r in batch.invalid]
+    assert [i for i, _ in bad] == sorted(i for i, _ in bad), "invalid records out of order"
+    assert len(batch.ts_ms) == len(batch.status) == len(batch.index)
+    assert all(len(batch.dims[d]) == len(batch) for d in DIMENSIONS)
+    return sorted(good + bad, key=lambda x: x[0])
+
+
+@st.composite
+def batch_for(draw: st.DrawFn, name: str) -> list[bytes]:
+    decoder, bases = DECODERS[name]
+    make = combined_line if decoder.name == "combined" else json_record
+    values = []
+    for _ in range(draw(st.integers(1, 30))):
+        base = draw(st.sampled_from(bases))
+        values.append(base if draw(st.booleans()) else draw(make(base)))
+    return values
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+@SETTINGS
+@given(data=st.data())
+def test_fast_path_agrees_with_decode_one(name: str, data: st.DataObject) -> None:
+    decoder = DECODERS[name][0]
+    values = data.draw(batch_for(name))
+    assert outcomes_batch(decoder, values) == outcomes_one(decoder, values)
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+def test_the_fast_path_is_taken_and_exact_on_clean_records(name: str) -> None:
+    decoder, bases = DECODERS[name]
+    values = bases * 20  # several fast chunks
+    assert outcomes_batch(decoder, values) == outcomes_one(decoder, values)
+    if name not in ("json-seconds", "json-ns", "kong-tight"):  # ms timestamps; size limit
+        assert not decoder.decode(values).invalid
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+def test_large_batches_with_scattered_bad_records(name: str) -> None:
+    decoder, bases = DECODERS[name]
+    values = [bases[i % len(bases)] for i in range(2000)]
+    for i in range(0, 2000, 97):
+        values[i] = values[i][: len(values[i]) // 2]
+    values[5] = b""
+    values[1999] = b"\xff\xfe"
+    assert outcomes_batch(decoder, values) == outcomes_one(decoder, values)
