@@ -47,10 +47,10 @@ def test_restore_mid_stream_equals_uninterrupted_run(cut):
 
     assert part_windows == whole_windows
     assert part == whole
-    assert second.counters == Detector_counters_after(data)
+    assert second.counters == counters_after(data)
 
 
-def Detector_counters_after(data):  # noqa: N802 - reads as a phrase
+def counters_after(data):
     d = Detector(Settings())
     run(d, data, [])
     return d.counters

@@ -190,6 +190,20 @@ class AlertTracker:
         series = self._series.get(key)
         return series.firing_windows if series is not None and series.state == "firing" else 0
 
+    def page_now(
+        self, key: Key, evidence: Evidence, *, window_start_ms: int, window_end_ms: int,
+        code: int, scope: dict[str, str],
+    ) -> AlertEvent | None:
+        """Un-silence a firing series and return its (delayed) firing event."""
+        series = self._series.get(key)
+        if series is None or series.state != "firing":
+            return None
+        series.quiet = False
+        return AlertEvent(
+            series.alert_id, "firing", code, key[2], key[3], scope,
+            window_start_ms, window_end_ms, series.episode_start_ms, evidence,
+        )
+
     def silence(self, key: Key) -> None:
         """Mark a firing series as covered by another alert: its resolve is quiet too."""
         series = self._series.get(key)

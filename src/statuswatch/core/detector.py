@@ -124,6 +124,8 @@ class Detector:
         self._recent: deque[I64] = deque(maxlen=d.long_windows)
         #: series an operator accepted as the new normal: they learn while firing
         self._accepted: set[Key] = set()
+        #: child series held back while an ancestor is pending on the same code
+        self._held: set[Key] = set()
         self._rules: RuleTable | None = None
         self._parents: I64 = np.zeros(0, np.int64)
         blast_level = tuple(d.blast_radius.level)
@@ -279,7 +281,7 @@ class Detector:
         for row in sorted({r for r, _, _, s in self._accepted if s == "volume"}):
             frozen_volume[row] = False
 
-        events = self._group(stepped, counts, shares, volume, hits, rules)
+        events = self._group(window, stepped, counts, exp, shares, volume, hits, rules)
         self.baseline.learn(
             counts, window_start_ms=window.start_ms,
             frozen_share=frozen_share, frozen_volume=frozen_volume,
@@ -395,8 +397,9 @@ class Detector:
         )
 
     def _group(
-        self, stepped: list[tuple[Key, AlertEvent]], counts: I64, shares: ShareScores,
-        volume: VolumeScores, hits: _Hits, rules: RuleTable,
+        self, window: ClosedWindow, stepped: list[tuple[Key, AlertEvent]], counts: I64,
+        exp: Expectation, shares: ShareScores, volume: VolumeScores, hits: _Hits,
+        rules: RuleTable,
     ) -> list[AlertEvent]:
         """One incident, one page: fold alerts that another alert already explains.
 
@@ -405,13 +408,19 @@ class Detector:
         * a share drop in a scope where another code's share is up is the
           complement of that rise, not a second incident;
         * a blast-radius alert on a code the fleet share alert already covers
-          adds nothing.
+          adds nothing;
+        * a child that fires while an ancestor is still pending on the same
+          code and direction is held: it pages only if the ancestor does not
+          fire within its k-of-m windows.
 
         Shadow-mode rules count what they would have fired and page nothing.
         """
         firing = self.alerts.firing_keys()
+        pending = self.alerts.live_keys() - firing
         up_rows = {r for r, _, d, s in firing if d == "up" and s == "share"}
-        out: list[AlertEvent] = []
+        out: list[AlertEvent] = self._release_held(
+            window, firing, pending, counts, exp, shares, volume, hits
+        )
         for key, event in stepped:
             row, col, direction, signal = key
             if event.state == "resolved":
@@ -424,6 +433,12 @@ class Detector:
             if signal == "blast_radius":
                 covered = (0, col, "up", "share") in firing
             shadow = signal == "share" and bool(rules.shadow[row, col])
+            if not (covered or complement or shadow) and any(
+                (a, col, direction, signal) in pending for a in ancestors
+            ):
+                self.alerts.silence(key)
+                self._held.add(key)
+                continue
             if covered or complement or shadow:
                 self.alerts.silence(key)
                 if shadow and not (covered or complement):
@@ -432,6 +447,30 @@ class Detector:
                 continue
             out.append(replace(event, contributors=self._contributors(
                 key, counts, shares, volume, hits)))
+        return out
+
+    def _release_held(
+        self, window: ClosedWindow, firing: set[Key], pending: set[Key], counts: I64,
+        exp: Expectation, shares: ShareScores, volume: VolumeScores, hits: _Hits,
+    ) -> list[AlertEvent]:
+        out = []
+        for key in sorted(self._held):
+            row, col, direction, signal = key
+            family = [(a, col, direction, signal) for a in self.scopes.ancestors(row)]
+            if key not in firing or any(k in firing for k in family):
+                self._held.discard(key)  # resolved meanwhile, or now covered: stays quiet
+                continue
+            if any(k in pending for k in family):
+                continue
+            self._held.discard(key)
+            event = self.alerts.page_now(
+                key, self._evidence(key, counts, exp, shares, volume, hits),
+                window_start_ms=window.start_ms, window_end_ms=window.end_ms,
+                code=self.codes.codes[col] if col >= 0 else 0, scope=self.scopes.labels[row],
+            )
+            if event is not None:
+                out.append(replace(event, contributors=self._contributors(
+                    key, counts, shares, volume, hits)))
         return out
 
     def _contributors(
@@ -517,6 +556,13 @@ class Detector:
             "windows": self.windows.snapshot(),
             "baseline": self.baseline.snapshot(),
             "alerts": self.alerts.snapshot(),
+            "held": sorted(list(k) for k in self._held),
+            "accepted": sorted(list(k) for k in self._accepted),
+            "recent": [
+                {"shape": list(c.shape), "cells": np.stack(
+                    [*np.nonzero(c), c[np.nonzero(c)]], axis=1).tolist()}
+                for c in self._recent
+            ],
             "counters": {
                 "records": c.records,
                 "invalid": dict(c.invalid),
@@ -543,6 +589,14 @@ class Detector:
         self.windows.restore(state["windows"], now_ms)
         self.baseline.restore(state["baseline"])
         self.alerts.restore(state["alerts"])
+        self._held = {(int(r), int(c), d, s) for r, c, d, s in state["held"]}
+        self._accepted = {(int(r), int(c), d, s) for r, c, d, s in state["accepted"]}
+        self._recent.clear()
+        for item in state["recent"]:
+            recent = np.zeros(tuple(item["shape"]), np.int64)
+            cells = np.asarray(item["cells"], np.int64).reshape(-1, 3)
+            recent[cells[:, 0], cells[:, 1]] = cells[:, 2]
+            self._recent.append(recent)
         sc = state["counters"]
         self.counters = Counters(
             records=int(sc["records"]),
