@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from statuswatch.core.detector import Detector
 from statuswatch.shell.runtime import backtest
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import read_file_batches
+from tests.integration.support import free_port, metric
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -37,11 +36,6 @@ SIM_ARGS = ["--rate", str(RATE), "--duration", str(DURATION_S), "--start", str(S
 KILLS = 6
 WINDOW_S = 10
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def oracle_windows(path: Path) -> dict[float, Counter]:
@@ -66,17 +60,6 @@ def as_counters(lines: list[dict]) -> dict[float, Counter]:
                                    for s, code, n in w["counts"]})
     return out
 
-
-def metric(port: int, name: str) -> float | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            body = resp.read().decode()
-    except OSError:
-        return None
-    for line in body.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 @pytest.mark.parametrize("topic", [3], indirect=True)

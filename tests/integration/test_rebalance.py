@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from tests.integration.support import free_port, metric
 from tests.integration.test_crash_safety import oracle_windows
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -29,22 +28,6 @@ RATE = 150
 DURATION_S = 45
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            body = resp.read().decode()
-    except OSError:
-        return 0.0
-    for line in body.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 class Instance:
@@ -69,7 +52,7 @@ class Instance:
             )
 
     def records(self) -> float:
-        return metric(self.port, "statuswatch_records_total")
+        return metric(self.port, "statuswatch_records_total") or 0.0
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -128,7 +111,7 @@ async def test_instances_joining_and_leaving_count_every_record_once(
     assert await asyncio.to_thread(producer.wait, DURATION_S + 60) == 0
     records = tmp_path / "records.jsonl"
     total = await read_topic(bootstrap, topic, records)
-    closed = lambda i: metric(i.port, "statuswatch_windows_closed_total")  # noqa: E731
+    closed = lambda i: metric(i.port, "statuswatch_windows_closed_total") or 0.0  # noqa: E731
     # Input is idle now: the idle timeout closes every window by wall clock.
     last_window_end = max(json.loads(x)["started_at"] for x in
                           records.read_bytes().splitlines()) // 10_000 * 10 + 10

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tests.integration.support import free_port, sample, scrape, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -21,29 +20,11 @@ DURATION_S = 1_500
 ONSET_S = 1_200
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def statuswatch(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "statuswatch", *args], **kwargs)  # type: ignore[call-overload]
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        return resp.read().decode()
 
 
 @pytest.mark.parametrize("topic", [3], indirect=True)
@@ -85,16 +66,13 @@ async def test_run_detects_the_403_freeze_and_commits(kafka_broker, topic, tmp_p
         assert f"{active} 1.0" in body
         assert "statuswatch_alerts_fired_total 1.0" in body, alerts_path.read_text()
 
-        def metric(body: str, name: str) -> float:
-            return float(body.split(f"\n{name} ")[1].split(maxsplit=1)[0])
-
         # Input went idle: every window closes by wall clock, then all is committable.
-        wait_for(lambda: metric(scrape(port), "statuswatch_windows_closed_total")
+        wait_for(lambda: (sample(scrape(port), "statuswatch_windows_closed_total") or 0)
                  >= DURATION_S // 10, 60, "all windows to close")
         body = scrape(port)
-        assert metric(body, "statuswatch_records_total") > 0.9 * 200 * DURATION_S
+        assert (sample(body, "statuswatch_records_total") or 0) > 0.9 * 200 * DURATION_S
         # all three partitions hold the watermark from assignment on: nothing is late
-        assert metric(body, "statuswatch_late_records_total") == 0
+        assert sample(body, "statuswatch_late_records_total") == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from statuswatch.simulate import SimSpec, encode, generate
+from tests.integration.support import free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 START_MS = 1_680_566_400_000
 ASSIGNED = re.compile(r"assigned partitions \[([0-9, ]*)\]")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape_total(port: int, name: str) -> float:

@@ -1,0 +1,64 @@
+"""Helpers shared by the integration tests: ports, scraping /metrics, waiting."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    """A loopback port free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    """(status, body) of ``GET http://127.0.0.1:port/path``; (0, error) if unreachable."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def scrape(port: int) -> str:
+    code, body = get(port, "/metrics")
+    assert code == 200, f"/metrics answered {code}: {body[:200]}"
+    return body
+
+
+def sample(body: str, name: str) -> float | None:
+    """The value of the unlabelled sample ``name`` in a /metrics body."""
+    for line in body.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+def metric(port: int, name: str) -> float | None:
+    """The unlabelled sample ``name`` scraped from ``port``; None if unreachable."""
+    code, body = get(port, "/metrics")
+    return sample(body, name) if code == 200 else None
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str | Callable[[], str]
+) -> Any:
+    """The first truthy ``predicate()``; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout}s waiting for "
+                f"{what if isinstance(what, str) else what()}")
