@@ -427,15 +427,11 @@ class Detector:
                 if not event.quiet:
                     out.append(event)
                 continue
-            ancestors = self.scopes.ancestors(row)
-            covered = any((a, col, direction, signal) in firing for a in ancestors)
+            family = self._covering_keys(key)
+            covered = any(k in firing for k in family)
             complement = signal == "share" and direction == "down" and row in up_rows
-            if signal == "blast_radius":
-                covered = (0, col, "up", "share") in firing
             shadow = signal == "share" and bool(rules.shadow[row, col])
-            if not (covered or complement or shadow) and any(
-                (a, col, direction, signal) in pending for a in ancestors
-            ):
+            if not (covered or complement or shadow) and any(k in pending for k in family):
                 self.alerts.silence(key)
                 self._held.add(key)
                 continue
@@ -449,14 +445,25 @@ class Detector:
                 key, counts, shares, volume, hits)))
         return out
 
+    def _covering_keys(self, key: Key) -> list[Key]:
+        """Alerts that, when firing, make ``key`` their contributor rather than a page."""
+        row, col, direction, signal = key
+        if signal == "blast_radius":
+            return [(0, col, "up", "share")]
+        family: list[Key] = [(a, col, direction, signal) for a in self.scopes.ancestors(row)]
+        at_blast_level = self.scopes.level_of_row[row] == self._blast_level
+        if signal == "share" and direction == "up" and at_blast_level:
+            family.append((0, col, "up", "blast_radius"))
+        return family
+
     def _release_held(
         self, window: ClosedWindow, firing: set[Key], pending: set[Key], counts: I64,
         exp: Expectation, shares: ShareScores, volume: VolumeScores, hits: _Hits,
     ) -> list[AlertEvent]:
         out = []
         for key in sorted(self._held):
-            row, col, direction, signal = key
-            family = [(a, col, direction, signal) for a in self.scopes.ancestors(row)]
+            row, col, _, _ = key
+            family = self._covering_keys(key)
             if key not in firing or any(k in firing for k in family):
                 self._held.discard(key)  # resolved meanwhile, or now covered: stays quiet
                 continue
