@@ -597,6 +597,19 @@ class LocalKafka:
         """Freeze the broker (SIGSTOP): connections stay open, nothing is answered."""
         self._require_running()
         self._signal(signal.SIGSTOP)
+        # SIGSTOP is asynchronous: wait until the kernel shows the JVM stopped, so
+        # a caller's next request really meets a frozen broker.
+        assert self._proc is not None
+        stat = Path(f"/proc/{self._proc.pid}/stat")
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return
+            if state in ("T", "t"):
+                return
+            time.sleep(0.01)
 
     def resume(self) -> None:
         """Unfreeze a paused broker (SIGCONT)."""
