@@ -129,3 +129,34 @@ def test_operator_acknowledgement_accepts_the_new_level():
     acked = sustained_shift(accept_after=0, acknowledge_at=(20 + 10) * 12)  # 10 min in
     assert [a["state"] for a in acked] == ["firing", "resolved"]
     assert acked[1]["window_end"] - acked[0]["window_end"] < 1800
+
+
+def freeze_with_rules(rules: list[dict]) -> tuple[ListSink, Detector]:
+    sink, detector = ListSink(), Detector(Settings(detect={"rules": rules}))
+    backtest(detector, ListSource(traffic(freeze_spec(), 30)).batches(), sink)
+    return sink, detector
+
+
+def test_shadow_rule_counts_would_have_fired_without_paging():
+    from prometheus_client import generate_latest
+
+    from statuswatch.shell.metrics import RuntimeStatus, build_registry
+
+    sink, detector = freeze_with_rules([{"name": "try-4xx", "codes": ["4xx"], "shadow": True}])
+    assert [a for a in sink.alerts if a["code"] == 403] == []
+    assert detector.counters.shadow_fired["try-4xx"] >= 1
+    body = generate_latest(build_registry(detector, RuntimeStatus())).decode()
+    assert 'statuswatch_shadow_alerts_total{rule="try-4xx"} 1.0' in body
+
+
+def test_ignore_rule_and_class_match_silence_a_code_but_not_others():
+    sink, detector = freeze_with_rules([
+        {"name": "no-403", "codes": ["403"], "ignore": True},
+        {"name": "strict-5xx", "codes": ["5xx"], "preset": "low"},
+    ])
+    assert [a for a in sink.alerts if a["code"] == 403] == []
+    assert detector.counters.shadow_fired == {}
+    rules = detector._rules
+    assert rules is not None
+    col_500 = detector.codes.column(500)
+    assert col_500 >= 0 and rules.fire_score[0, col_500] == 9.0  # the "low" preset
