@@ -94,20 +94,42 @@ class _Series:
 
 
 class _Seasonal:
-    """Average volume per bucket of a period (hour of day, hour of week), per row."""
+    """Average volume per bucket of a period (hour of day, hour of week), per row.
+
+    Dense numpy arrays, allocated once per row: the profile's memory does not
+    grow as event time walks into new hours (one River object per bucket did).
+    The update is the same exponentially weighted mean as ``EWMean``.
+    """
 
     def __init__(self, period_ms: int, buckets: int, alpha: float) -> None:
         self.period_ms = period_ms
         self.buckets = buckets
-        self.series = _Series(alpha, 0.0)
+        self.alpha = alpha
+        self.values = np.zeros((0, buckets))
+        self.seen = np.zeros((0, buckets), dtype=bool)
         self.first_ms: dict[int, int] = {}
 
     def _position(self, t_ms: int) -> float:
         return (t_ms % self.period_ms) / self.period_ms * self.buckets
 
+    def _fit(self, row: int) -> None:
+        if row < self.values.shape[0]:
+            return
+        grow = max(row + 1, 2 * self.values.shape[0])
+        values = np.zeros((grow, self.buckets))
+        values[: self.values.shape[0]] = self.values
+        seen = np.zeros((grow, self.buckets), dtype=bool)
+        seen[: self.seen.shape[0]] = self.seen
+        self.values, self.seen = values, seen
+
     def learn(self, row: int, t_ms: int, volume: float) -> None:
+        self._fit(row)
         self.first_ms.setdefault(row, t_ms)
-        self.series.update((row, int(self._position(t_ms))), volume)
+        b = int(self._position(t_ms))
+        if self.seen[row, b]:
+            self.values[row, b] += self.alpha * (volume - self.values[row, b])
+        else:
+            self.values[row, b], self.seen[row, b] = volume, True
 
     def value(self, row: int, t_ms: int) -> float | None:
         """Profile at ``t_ms``, linear between bucket centres; None until a full period."""
@@ -117,11 +139,24 @@ class _Seasonal:
         pos = self._position(t_ms) - 0.5
         lo = int(np.floor(pos)) % self.buckets
         hi = (lo + 1) % self.buckets
-        a, b = self.series.models.get((row, lo)), self.series.models.get((row, hi))
-        if a is None or b is None:
+        if not (self.seen[row, lo] and self.seen[row, hi]):
             return None
         frac = pos - np.floor(pos)
-        return float((1 - frac) * a.get() + frac * b.get())
+        return float((1 - frac) * self.values[row, lo] + frac * self.values[row, hi])
+
+    def snapshot(self) -> list[list[float]]:
+        rows, buckets = np.nonzero(self.seen)
+        return [
+            [int(r), int(b), float(self.values[r, b])]
+            for r, b in zip(rows, buckets, strict=True)
+        ]
+
+    def restore(self, items: list[list[float]]) -> None:
+        self.values = np.zeros((0, self.buckets))
+        self.seen = np.zeros((0, self.buckets), dtype=bool)
+        for r, b, v in items:
+            self._fit(int(r))
+            self.values[int(r), int(b)], self.seen[int(r), int(b)] = v, True
 
 
 class Baseline:
@@ -308,8 +343,8 @@ class Baseline:
             "share_dispersion": self._share_disp.snapshot(),
             "volume": self._volume.snapshot(),
             "volume_dispersion": self._volume_disp.snapshot(),
-            "daily": self._daily.series.snapshot(),
-            "weekly": self._weekly.series.snapshot(),
+            "daily": self._daily.snapshot(),
+            "weekly": self._weekly.snapshot(),
             "seasonal_first_ms": [[r, t] for r, t in self._daily.first_ms.items()],
             "windows_seen": self._seen.tolist(),
         }
@@ -334,8 +369,8 @@ class Baseline:
             self._volume_mean[r] = v
         for (r,), v in self._volume_disp.restore(state["volume_dispersion"], 1):
             self._volume_phi[r] = np.clip(v, 1.0, MAX_DISPERSION)
-        self._daily.series.restore(state["daily"], 2)
-        self._weekly.series.restore(state["weekly"], 2)
+        self._daily.restore(state["daily"])
+        self._weekly.restore(state["weekly"])
         firsts = {int(r): int(t) for r, t in state["seasonal_first_ms"]}
         self._daily.first_ms = dict(firsts)
         self._weekly.first_ms = dict(firsts)

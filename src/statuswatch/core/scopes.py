@@ -84,6 +84,7 @@ class ScopeTable:
         #: scopes that could not get a row of their own, per level
         self.folded = [0] * len(self.levels)
         self._folded_keys: list[set[tuple[str, ...]]] = [set() for _ in self.levels]
+        self._generation = 0
         self._reset_caches()
         for i, level in enumerate(self.levels):
             if not level:
@@ -132,14 +133,16 @@ class ScopeTable:
         out = np.full((len(self.levels), n), -1, dtype=np.int64)
         if n == 0:
             return out
-        ids: dict[str, I64] = {}
+        needed = list(dict.fromkeys(dim for level in self.levels for dim in level))
+        while True:  # again if the caches started afresh meanwhile: ids of one generation
+            generation = self._generation
+            ids = {dim: self._intern(dim, dims[dim]) for dim in needed}
+            if generation == self._generation:
+                break
         for level_idx, level in enumerate(self.levels):
             if not level:
                 out[level_idx] = self._row(level_idx, ())
                 continue
-            for dim in level:
-                if dim not in ids:
-                    ids[dim] = self._intern(dim, dims[dim])
             if len(level) == 1:
                 out[level_idx] = self._rows_1d(level_idx, level[0], ids[level[0]])
             else:
@@ -149,6 +152,7 @@ class ScopeTable:
     # -- interning caches ------------------------------------------------------
 
     def _reset_caches(self) -> None:
+        self._generation += 1
         self._ids: dict[str, dict[str, int]] = {}
         self._values: dict[str, list[str]] = {}
         self._lut: dict[int, I64] = {}
@@ -165,7 +169,7 @@ class ScopeTable:
         except KeyError:
             pass
         new = set(values).difference(table)
-        if len(table) + len(new) > INTERN_LIMIT:
+        if len(table) + len(new) > INTERN_LIMIT and len(table) > 1:
             self._reset_caches()  # bounded memory whatever the input: start afresh
             return self._intern(dim, values)
         known = self._values[dim]

@@ -1,0 +1,36 @@
+"""ScopeTable's interning caches: bounded, and rows stay right when they start afresh."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from statuswatch.core.scopes import ScopeTable
+
+LEVELS = [[], ["service"], ["service", "route"], ["app"]]
+
+
+def dims(service, route, app):
+    return {"service": list(service), "route": list(route), "app": list(app)}
+
+
+def test_interning_caches_start_afresh_when_full_and_rows_stay_right(monkeypatch):
+    import statuswatch.core.scopes as scopes_module
+
+    monkeypatch.setattr(scopes_module, "INTERN_LIMIT", 8)
+    t = ScopeTable(LEVELS, max_per_level=1000)
+    oracle = ScopeTable(LEVELS, max_per_level=1000)
+    for start in range(0, 60, 6):
+        n = 9  # more distinct values in one batch than the limit, some seen before
+        service = [f"s{(start + i) % 13}" for i in range(n)]
+        route = [f"r{(start * 7 + i) % 11}" for i in range(n)]
+        app = [f"a{start + i}" if i % 4 else "" for i in range(n)]
+        got = t.rows(dims(service, route, app))
+        # the oracle sees one record at a time, so its caches never fill
+        want = np.concatenate(
+            [oracle.rows(dims([s], [r], [a])) for s, r, a in zip(service, route, app, strict=True)],
+            axis=1,
+        )
+        labels = lambda table, rows: [  # noqa: E731
+            [table.labels[r] if r >= 0 else None for r in level] for level in rows.tolist()
+        ]
+        assert labels(t, got) == labels(oracle, want)
