@@ -31,7 +31,10 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 
 def scrape(port: int) -> str:
+    """The /metrics body; ``OSError`` while nothing listens yet."""
     code, body = get(port, "/metrics")
+    if code == 0:
+        raise ConnectionError(body)
     assert code == 200, f"/metrics answered {code}: {body[:200]}"
     return body
 

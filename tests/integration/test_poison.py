@@ -28,7 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
 from statuswatch.simulate import SimSpec, encode, generate
-from tests.integration.test_run import free_port, scrape, statuswatch
+from tests.integration.support import free_port, scrape
+from tests.integration.test_run import statuswatch
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
