@@ -410,8 +410,9 @@ class Detector:
         * a blast-radius alert on a code the fleet share alert already covers
           adds nothing;
         * a child that fires while an ancestor is still pending on the same
-          code and direction is held: it pages only if the ancestor does not
-          fire within its k-of-m windows.
+          code and direction is held: it pages only if it is still firing when
+          the ancestor stops pending without firing (a one-window blip the
+          ancestors never confirm does not page).
 
         Shadow-mode rules count what they would have fired and page nothing.
         """
