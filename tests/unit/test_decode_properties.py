@@ -18,11 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statuswatch.config import DecodeConfig, FieldMap
-from statuswatch.core.columns import DIMENSIONS, INVALID_REASONS
 from statuswatch.core.decode import END_TS_MS, MIN_TS_MS, Decoder, Parsed, build_decoder
 from statuswatch.core.decode.base import json_depth
-from statuswatch.errors import DecodeError
-from tests.unit.decode_samples import CONFIGS
+from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes
 
 SETTINGS = settings(
     max_examples=150,
@@ -46,44 +44,6 @@ DECODERS.update(
         "combined-tight": build_decoder(DecodeConfig(format="combined", max_record_bytes=120)),
     }
 )
-
-
-def outcomes(decoder: Decoder, values: list[bytes]) -> list[tuple[int, Parsed | str]]:
-    """What ``decode_one`` says about each value: the record or the reason."""
-    out: list[tuple[int, Parsed | str]] = []
-    for i, value in enumerate(values):
-        try:
-            out.append((i, decoder.decode_one(value)))
-        except DecodeError as exc:
-            assert exc.reason in INVALID_REASONS
-            out.append((i, exc.reason))
-    return out
-
-
-def batch_outcomes(decoder: Decoder, values: list[bytes]) -> list[tuple[int, Parsed | str]]:
-    """What ``decode`` says about each value, checking the batch's shape on the way."""
-    batch = decoder.decode(values)
-    assert len(batch) + len(batch.invalid) == len(values)
-    assert batch.ts_ms.shape == batch.status.shape == batch.index.shape == (len(batch),)
-    assert all(len(batch.dims[d]) == len(batch) for d in DIMENSIONS)
-    assert set(batch.dims) == set(DIMENSIONS)
-    good = [
-        (int(i), Parsed(*r))
-        for i, *r in zip(
-            batch.index.tolist(),
-            batch.ts_ms.tolist(),
-            batch.status.tolist(),
-            *(batch.dims[d] for d in DIMENSIONS),
-            strict=True,
-        )
-    ]
-    bad: list[tuple[int, Parsed | str]] = [(r.index, r.reason) for r in batch.invalid]
-    assert [i for i, _ in good] == sorted(i for i, _ in good)
-    assert [i for i, _ in bad] == sorted(i for i, _ in bad)
-    for _, p in good:
-        assert MIN_TS_MS <= p.ts_ms < END_TS_MS
-        assert 100 <= p.status <= 599
-    return sorted(good + bad, key=lambda pair: pair[0])
 
 
 def assert_agree(decoder: Decoder, values: list[bytes]) -> list[tuple[int, Parsed | str]]:

@@ -19,11 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statuswatch.config import DecodeConfig, FieldMap
-from statuswatch.core.columns import DIMENSIONS, INVALID_REASONS
-from statuswatch.core.decode import Decoder, Parsed, build_decoder
-from statuswatch.errors import DecodeError
+from statuswatch.core.decode import Decoder, build_decoder
 from statuswatch.simulate import SimSpec, encode, generate
-from tests.unit.decode_samples import CONFIGS, realistic_batch
+from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes, realistic_batch
 
 SETTINGS = settings(
     max_examples=200,
@@ -150,30 +148,6 @@ def combined_line(draw: st.DrawFn, base: bytes) -> bytes:
     return draw(_mutated(line))
 
 
-def outcomes_one(decoder: Decoder, values: list[bytes]) -> list[tuple[int, Parsed | str]]:
-    out: list[tuple[int, Parsed | str]] = []
-    for i, value in enumerate(values):
-        try:
-            out.append((i, decoder.decode_one(value)))
-        except DecodeError as exc:
-            assert exc.reason in INVALID_REASONS
-            out.append((i, exc.reason))
-    return out
-
-
-def outcomes_batch(decoder: Decoder, values: list[bytes]) -> list[tuple[int, Parsed | str]]:
-    batch = decoder.decode(values)
-    good: list[tuple[int, Parsed | str]] = [
-        (int(i), Parsed(int(t), int(s), *(batch.dims[d][k] for d in DIMENSIONS)))
-        for k, (i, t, s) in enumerate(zip(batch.index, batch.ts_ms, batch.status, strict=True))
-    ]
-    bad: list[tuple[int, Parsed | str]] = [(r.index, r.reason) for r in batch.invalid]
-    assert [i for i, _ in bad] == sorted(i for i, _ in bad), "invalid records out of order"
-    assert len(batch.ts_ms) == len(batch.status) == len(batch.index)
-    assert all(len(batch.dims[d]) == len(batch) for d in DIMENSIONS)
-    return sorted(good + bad, key=lambda x: x[0])
-
-
 @st.composite
 def batch_for(draw: st.DrawFn, name: str) -> list[bytes]:
     decoder, bases = DECODERS[name]
@@ -191,14 +165,14 @@ def batch_for(draw: st.DrawFn, name: str) -> list[bytes]:
 def test_fast_path_agrees_with_decode_one(name: str, data: st.DataObject) -> None:
     decoder = DECODERS[name][0]
     values = data.draw(batch_for(name))
-    assert outcomes_batch(decoder, values) == outcomes_one(decoder, values)
+    assert batch_outcomes(decoder, values) == outcomes(decoder, values)
 
 
 @pytest.mark.parametrize("name", sorted(DECODERS))
 def test_the_fast_path_is_taken_and_exact_on_clean_records(name: str) -> None:
     decoder, bases = DECODERS[name]
     values = bases * 20  # several fast chunks
-    assert outcomes_batch(decoder, values) == outcomes_one(decoder, values)
+    assert batch_outcomes(decoder, values) == outcomes(decoder, values)
     if name not in ("json-seconds", "json-ns", "kong-tight"):  # ms timestamps; size limit
         assert not decoder.decode(values).invalid
 
@@ -211,4 +185,4 @@ def test_large_batches_with_scattered_bad_records(name: str) -> None:
         values[i] = values[i][: len(values[i]) // 2]
     values[5] = b""
     values[1999] = b"\xff\xfe"
-    assert outcomes_batch(decoder, values) == outcomes_one(decoder, values)
+    assert batch_outcomes(decoder, values) == outcomes(decoder, values)
