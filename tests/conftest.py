@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from statuswatch.errors import BrokerHarnessError
 from statuswatch.shell.localkafka import LocalKafka
+from tests.integration.support import running
 
 
 @pytest.fixture(scope="session")
@@ -19,17 +19,8 @@ def kafka_broker() -> Iterator[LocalKafka]:
     A broker that cannot start fails the tests that need it: skipping would
     let a broken harness pass CI.
     """
-    broker = LocalKafka()
-    try:
-        # Generous: the first start on a cold machine also fetches the jars.
-        broker.start(timeout=300)
-    except BrokerHarnessError as exc:
-        broker.close()
-        pytest.fail(f"the local Kafka broker did not start:\n{exc}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.close()
+    # Generous timeout: the first start on a cold machine also fetches the jars.
+    yield from running(LocalKafka(), "the local Kafka broker", timeout=300)
 
 
 @pytest.fixture

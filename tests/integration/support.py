@@ -6,10 +6,27 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from statuswatch.errors import BrokerHarnessError
+from statuswatch.shell.localkafka import LocalKafka
+
+
+def running(broker: LocalKafka, what: str, timeout: float = 300) -> Iterator[LocalKafka]:
+    """Start ``broker`` for a fixture, failing (never skipping) if it cannot start;
+    close it when the fixture ends."""
+    try:
+        broker.start(timeout=timeout)
+    except BrokerHarnessError as exc:
+        broker.close()
+        pytest.fail(f"{what} did not start:\n{exc}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.close()
 
 
 def free_port() -> int:

@@ -15,9 +15,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from statuswatch.config import KafkaConfig
-from statuswatch.errors import BrokerHarnessError, SourceError
+from statuswatch.errors import SourceError
 from statuswatch.shell.localkafka import LocalKafka
 from statuswatch.shell.sources import KafkaSource
+from tests.integration.support import running
 from tests.integration.tlscerts import CertSet, make_broker_certs, make_ca
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -40,15 +41,7 @@ def secure_broker(certs: CertSet) -> Iterator[LocalKafka]:
         tls_key=certs.key,
         scram_users=[("SCRAM-SHA-512", USER, PASSWORD)],
     )
-    try:
-        broker.start(timeout=300)
-    except BrokerHarnessError as exc:
-        broker.close()
-        pytest.fail(f"the TLS broker did not start:\n{exc}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.close()
+    yield from running(broker, "the TLS broker")
 
 
 async def produce(broker: LocalKafka, topic: str, n: int) -> None:

@@ -9,12 +9,11 @@ loaded 2-core CI machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from statuswatch.errors import BrokerHarnessError
 from statuswatch.shell.localkafka import LocalKafka
-from tests.integration.test_run import free_port
+from tests.integration.support import free_port, get, metric, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -41,17 +39,11 @@ BROKER_TIMEOUT_S = 5
 
 @pytest.fixture
 def broker() -> Iterator[LocalKafka]:
-    kafka = LocalKafka()
-    try:
-        kafka.start(timeout=180)
-        kafka.create_topic(TOPIC, PARTITIONS)
-    except BrokerHarnessError as exc:
-        kafka.close()
-        pytest.fail(f"the local Kafka broker did not start:\n{exc}", pytrace=False)
-    try:
-        yield kafka
-    finally:
-        kafka.close()
+    # closing(): the broker stops even if creating the topic fails
+    with contextlib.closing(running(LocalKafka(), "the local Kafka broker", timeout=180)) as up:
+        for kafka in up:
+            kafka.create_topic(TOPIC, PARTITIONS)
+            yield kafka
 
 
 def produce(broker: LocalKafka, start_offset_s: int, duration_s: int, seed: int) -> None:
@@ -87,27 +79,6 @@ def end_offsets(broker: LocalKafka) -> int:
 def committed_and_end(broker: LocalKafka, group: str) -> tuple[list[int], list[int]]:
     ends, committed = asyncio.run(_offsets(broker.bootstrap_servers, group))
     return committed, ends
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    """(status, body); (0, error) when the endpoint does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError as exc:
-        return 0, str(exc)
-
-
-def metric(port: int, name: str) -> float | None:
-    code, body = get(port, "/metrics")
-    if code != 200:
-        return None
-    for line in body.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    return None
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str | Callable[[], str]) -> float:
