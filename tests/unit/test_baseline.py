@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statuswatch.core.baseline import DAY_MS, Baseline, fading_factor
+from statuswatch.core.baseline import (
+    DAY_MS,
+    MAX_DISPERSION,
+    MIN_EXPECTED_FOR_DISPERSION,
+    Baseline,
+    fading_factor,
+)
 
 W = 10_000
 NO_PARENTS = np.array([-1, -1])
@@ -123,3 +130,82 @@ def test_snapshot_is_plain_json_and_restores_expectations():
     b.learn(np.array([[50, 50], [5, 0]]), window_start_ms=41 * W)
     c.learn(np.array([[50, 50], [5, 0]]), window_start_ms=41 * W)
     assert np.allclose(expect(c, 2, 2).share, expect(b, 2, 2).share)
+
+
+class RiverShareReference:
+    """The share model with one ``river.stats.EWMean`` per (row, col) series, written
+    record by record: the oracle for the vectorised ``_DenseEWMean`` matrices."""
+
+    def __init__(self, half_life: float, dispersion_half_life: float) -> None:
+        from river import stats
+
+        self.new = lambda hl: stats.EWMean(fading_factor=fading_factor(hl))
+        self.hl, self.dhl = half_life, dispersion_half_life
+        self.alpha = fading_factor(half_life)
+        self.mean: dict[tuple[int, int], object] = {}
+        self.disp: dict[tuple[int, int], object] = {}
+        self.known: dict[int, set[int]] = {}
+        self.seen: dict[int, int] = {}
+
+    def share(self, r: int, c: int, seen: int) -> float:
+        m = self.mean.get((r, c))
+        raw = m.get() if m is not None else 0.0
+        return raw / (1 - (1 - self.alpha) ** max(seen, 1))
+
+    def learn(self, counts: np.ndarray, frozen: np.ndarray) -> None:
+        for r, row in enumerate(counts):
+            total = int(row.sum())
+            if total == 0:
+                continue
+            self.seen[r] = self.seen.get(r, 0) + 1
+            known = self.known.setdefault(r, set())
+            known.update(np.flatnonzero(row).tolist())
+            for c in sorted(known):
+                p = self.share(r, c, self.seen[r] - 1)
+                if frozen[r, c]:
+                    if (r, c) in self.mean:
+                        self.mean[r, c].update(p)
+                    continue
+                if (r, c) not in self.mean:
+                    self.mean[r, c] = self.new(self.hl)
+                    self.mean[r, c].update(0.0)
+                expected = total * p
+                if expected >= MIN_EXPECTED_FOR_DISPERSION and p < 1.0:
+                    resid2 = (row[c] - expected) ** 2 / (expected * (1 - p))
+                    self.disp.setdefault((r, c), self.new(self.dhl)).update(
+                        min(resid2, MAX_DISPERSION * 4)
+                    )
+                self.mean[r, c].update(row[c] / total)
+
+    def phi(self, r: int, c: int) -> float:
+        d = self.disp.get((r, c))
+        return 1.0 if d is None else float(np.clip(d.get(), 1.0, MAX_DISPERSION))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 60), min_size=6, max_size=6),
+            st.lists(st.booleans(), min_size=6, max_size=6),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_vectorised_shares_equal_one_river_ewmean_per_series(windows):
+    """Oracle: the dense share and dispersion matrices equal a River EWMean per series,
+    frozen series and codes appearing late included."""
+    b = Baseline(share_half_life=4, volume_half_life=3, warmup_windows=0, dispersion_half_life=5)
+    ref = RiverShareReference(4, 5)
+    for i, (flat, frozen_flat) in enumerate(windows):
+        counts = np.array(flat, dtype=np.int64).reshape(2, 3)
+        frozen = np.array(frozen_flat).reshape(2, 3)
+        b.learn(counts, window_start_ms=i * W, frozen_share=frozen)
+        ref.learn(counts, frozen)
+    e = expect(b, 2, 3)
+    for r in range(2):
+        for c in range(3):
+            want = ref.share(r, c, ref.seen.get(r, 0))
+            assert e.share[r, c] == pytest.approx(want, rel=1e-9, abs=1e-12)
+            assert e.share_dispersion[r, c] == pytest.approx(ref.phi(r, c), rel=1e-9)

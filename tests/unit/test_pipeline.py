@@ -160,3 +160,50 @@ def test_ignore_rule_and_class_match_silence_a_code_but_not_others():
     assert rules is not None
     col_500 = detector.codes.column(500)
     assert col_500 >= 0 and rules.fire_score[0, col_500] == 9.0  # the "low" preset
+
+
+def test_capped_app_level_tracks_the_heaviest_apps_and_loses_no_record():
+    """With room for 8 of 60 apps, the rows go to the heaviest apps (top-K by volume,
+    whatever order they arrived in), and every closed window still adds up: the app
+    rows, 'other' included, sum to the fleet's records that carry an app."""
+    spec = SimSpec(seed=4, rate=200, n_apps=60)
+    batches = traffic(spec, 12)
+    per_app: dict[str, int] = {}
+    for batch in batches:
+        for value in batch:
+            app = json.loads(value)["consumer"]["id"]
+            per_app[app] = per_app.get(app, 0) + 1
+    detector = Detector(Settings(scopes={"max_per_level": 8}))
+    app_level = detector.scopes.levels.index(("app",))
+    sums: list[tuple[int, int]] = []
+
+    def check(window):
+        rows = [r for r, lvl in enumerate(detector.scopes.level_of_row) if lvl == app_level]
+        sums.append((int(window.counts[rows].sum()), int(window.counts[0].sum())))
+
+    detector.window_listener = check
+    backtest(detector, ListSource(batches).batches(), ListSink())
+    assert sums and all(apps == fleet for apps, fleet in sums)  # every record has an app
+    tracked = {
+        label["app"] for label, lvl in zip(detector.scopes.labels, detector.scopes.level_of_row,
+                                           strict=True)
+        if lvl == app_level and label["app"] != "other"
+    }
+    ranked = sorted(per_app, key=per_app.__getitem__, reverse=True)
+    assert len(tracked) == 8
+    assert set(ranked[:2]) <= tracked
+    lightest_tracked = min(per_app[a] for a in tracked)
+    heaviest_folded = max(per_app[a] for a in per_app if a not in tracked)
+    assert heaviest_folded <= 3 * lightest_tracked  # swaps stop within the 2x hysteresis
+    assert detector.scopes.recycled[app_level] >= 1  # arrival order alone did not decide
+    from prometheus_client import CollectorRegistry
+
+    from statuswatch.shell.metrics import RuntimeStatus, build_registry
+
+    registry: CollectorRegistry = build_registry(detector, RuntimeStatus())
+    assert registry.get_sample_value("statuswatch_scopes_cap") == 8
+    assert registry.get_sample_value(
+        "statuswatch_scopes_recycled_total", {"level": "app"}
+    ) == detector.scopes.recycled[app_level]
+    folded = registry.get_sample_value("statuswatch_scopes_folded_total", {"level": "app"})
+    assert 60 - 8 <= folded <= 60  # distinct apps that were in 'other' at some time

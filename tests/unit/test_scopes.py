@@ -57,3 +57,66 @@ def test_code_table_assigns_columns_in_order_of_first_sight():
     assert t.codes == [200, 503]
     assert t.column(404) == -1
     assert t.columns(np.array([404])).tolist() == [2]
+
+
+def feed(t: ScopeTable, volumes: dict[str, int]) -> None:
+    """One window's records: ``volumes[name]`` records of service ``name``."""
+    services = [name for name, n in volumes.items() for _ in range(n)]
+    n = len(services)
+    t.rows(dims(services, [""] * n, [""] * n))
+
+
+def test_top_k_by_volume_a_heavy_late_scope_takes_the_lightest_row():
+    t = ScopeTable([[], ["service"]], max_per_level=3)
+    volumes = {"a": 50, "b": 2, "c": 40}
+    feed(t, volumes)
+    late = {**volumes, "d": 30, "e": 1}  # d is heavy but came after the cap was full
+    swaps = []
+    for _ in range(30):
+        feed(t, late)
+        swaps += t.rebalance(alpha=0.2, protected=set())
+    tracked = {t.labels[r]["service"] for (lvl, _), r in t._row_of.items() if lvl == 1}
+    assert tracked == {"a", "c", "d"}  # the top 3 by volume
+    assert [(s.old, s.new) for s in swaps] == [({"service": "b"}, {"service": "d"})]
+    assert t.recycled == [0, 1]
+    # b's records now go to 'other'; d's to the row b had
+    rows = t.rows(dims(["b", "d"], ["", ""], ["", ""]))[1].tolist()
+    assert t.labels[rows[0]] == {"service": OTHER}
+    assert rows[1] == swaps[0].row and t.labels[rows[1]] == {"service": "d"}
+
+
+@given(
+    st.lists(st.dictionaries(st.sampled_from("abcdefghij"), st.integers(0, 40), min_size=1),
+             min_size=1, max_size=25),
+    st.sets(st.integers(1, 5)),
+)
+def test_rebalance_keeps_the_cap_never_moves_protected_rows_and_swaps_only_heavier(
+    windows, protected
+):
+    cap = 4
+    t = ScopeTable([[], ["service"]], max_per_level=cap)
+    for volumes in windows:
+        feed(t, volumes)
+        before = [dict(label) for label in t.labels]
+        for s in t.rebalance(alpha=0.5, protected=protected):
+            assert s.row not in protected
+            assert before[s.row] == s.old and t.labels[s.row] == s.new
+            assert s.old != {"service": OTHER} and s.new != {"service": OTHER}
+        assert sum(1 for (lvl, _) in t._row_of if lvl == 1) <= cap
+        names = [label["service"] for label in t.labels[1:] if label]
+        assert len(names) == len(set(names))  # a scope has one row at most
+        for (lvl, values), row in t._row_of.items():  # the index agrees with the labels
+            assert t.labels[row] == dict(zip(t.levels[lvl], values, strict=True))
+
+
+def test_fold_state_survives_a_snapshot_as_plain_json():
+    import json
+
+    t = ScopeTable([[], ["service"]], max_per_level=1)
+    feed(t, {"a": 1, "b": 5})
+    t.rebalance(alpha=0.5, protected={1})
+    state = json.loads(json.dumps(t.fold_state()))
+    u = ScopeTable([[], ["service"]], max_per_level=1)
+    u.restore(t.labels, t.level_of_row)
+    u.restore_fold_state(state)
+    assert u.fold_state() == t.fold_state()

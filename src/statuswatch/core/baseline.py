@@ -1,6 +1,14 @@
 """Online expectations per scope: each code's share, the scope's volume, and
-how noisy both are. Kept with River estimators, mirrored into numpy arrays so
-the score stage reads them vectorised.
+how noisy both are, kept as exponentially weighted means (River's ``EWMean``)
+and read by the score stage as numpy arrays.
+
+Where the state lives: the volume level of each scope is a ``river.stats.EWMean``
+(one per scope). The (scope x code) share and dispersion series are the same
+``EWMean`` update applied to whole numpy matrices at once (``_DenseEWMean``,
+checked against one River object per series in ``tests/unit/test_baseline.py``):
+at 10,000 scopes x 16 codes that is 160,000 series, which as River objects cost
+~300 bytes and a Python call each per window, and as matrix cells ~17 bytes and
+one numpy expression per window.
 
 Why this model:
 
@@ -66,31 +74,81 @@ class Expectation:
     warm: B  # (rows,)
 
 
-class _Series:
-    """A dict of River EWMeans with a dense numpy mirror of their values."""
+class _RiverSeries:
+    """One River ``EWMean`` per row (the volume level and its dispersion)."""
 
-    def __init__(self, alpha: float, default: float) -> None:
+    def __init__(self, alpha: float) -> None:
         self.alpha = alpha
-        self.default = default
-        self.models: dict[tuple[int, ...], stats.EWMean] = {}
+        self.models: dict[int, stats.EWMean] = {}
 
-    def update(self, key: tuple[int, ...], value: float) -> float:
-        model = self.models.get(key)
+    def update(self, row: int, value: float) -> float:
+        model = self.models.get(row)
         if model is None:
-            model = self.models[key] = stats.EWMean(fading_factor=self.alpha)
+            model = self.models[row] = stats.EWMean(fading_factor=self.alpha)
         model.update(value)
         return float(model.get())
 
     def snapshot(self) -> list[list[float]]:
-        return [[*key, float(m.get())] for key, m in self.models.items()]
+        return [[row, float(m.get())] for row, m in self.models.items()]
 
-    def restore(self, items: list[list[float]], arity: int) -> list[tuple[tuple[int, ...], float]]:
+    def restore(self, items: list[list[float]]) -> list[tuple[int, float]]:
         self.models.clear()
-        out = []
-        for item in items:
-            key = tuple(int(k) for k in item[:arity])
-            out.append((key, self.update(key, float(item[arity]))))
-        return out
+        return [(int(row), self.update(int(row), float(v))) for row, v in items]
+
+
+class _DenseEWMean:
+    """River's ``EWMean`` update for a whole (rows, cols) matrix of series at once.
+
+    A series' first value becomes its mean; later values move it by ``alpha``,
+    exactly as ``river.stats.EWMean`` does (``tests/unit/test_baseline.py``
+    checks the two against each other). One matrix instead of one River object
+    per (scope, code) keeps memory flat at ~17 bytes per series and the update
+    one numpy expression per closed window.
+    """
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.mean = np.zeros((0, 0))
+        self.started = np.zeros((0, 0), dtype=bool)
+
+    def fit(self, rows: int, cols: int) -> None:
+        self.mean = _grown(self.mean, (rows, cols), 0.0)
+        self.started = _grown(self.started, (rows, cols), False)
+
+    def update(self, rows: I64, cols: I64, values: F64) -> None:
+        """Teach ``values[i]`` to series ``(rows[i], cols[i])`` (pairs are distinct)."""
+        old = self.mean[rows, cols]
+        moved = old + self.alpha * (values - old)
+        self.mean[rows, cols] = np.where(self.started[rows, cols], moved, values)
+        self.started[rows, cols] = True
+
+    def snapshot(self) -> list[list[float]]:
+        rows, cols = np.nonzero(self.started)
+        values = self.mean[rows, cols].tolist()
+        return [[r, c, v] for r, c, v in zip(rows.tolist(), cols.tolist(), values, strict=True)]
+
+    def restore(self, items: list[list[float]]) -> None:
+        self.mean[:] = 0.0
+        self.started[:] = False
+        if items:
+            arr = np.array(items, dtype=np.float64).reshape(-1, 3)
+            rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+            self.mean[rows, cols] = arr[:, 2]
+            self.started[rows, cols] = True
+
+
+def _grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
+    """``a`` padded with ``fill`` to at least ``shape``; capacity doubles along rows so
+    that scopes appearing one by one do not copy the matrix every window."""
+    if all(s >= n for s, n in zip(a.shape, shape, strict=True)):
+        return a
+    target = (
+        max(shape[0], 2 * a.shape[0]),
+        *(max(s, n) for s, n in zip(a.shape[1:], shape[1:], strict=True)),
+    )
+    out = np.full(target, fill, dtype=a.dtype)
+    out[tuple(slice(0, s) for s in a.shape)] = a
+    return out
 
 
 class _Seasonal:
@@ -107,56 +165,53 @@ class _Seasonal:
         self.alpha = alpha
         self.values = np.zeros((0, buckets))
         self.seen = np.zeros((0, buckets), dtype=bool)
-        self.first_ms: dict[int, int] = {}
+        self.first_ms = np.zeros(0, dtype=np.int64)  # -1: never learned
 
     def _position(self, t_ms: int) -> float:
         return (t_ms % self.period_ms) / self.period_ms * self.buckets
 
-    def _fit(self, row: int) -> None:
-        if row < self.values.shape[0]:
-            return
-        grow = max(row + 1, 2 * self.values.shape[0])
-        values = np.zeros((grow, self.buckets))
-        values[: self.values.shape[0]] = self.values
-        seen = np.zeros((grow, self.buckets), dtype=bool)
-        seen[: self.seen.shape[0]] = self.seen
-        self.values, self.seen = values, seen
+    def fit(self, rows: int) -> None:
+        self.values = _grown(self.values, (rows, self.buckets), 0.0)
+        self.seen = _grown(self.seen, (rows, self.buckets), False)
+        self.first_ms = _grown(self.first_ms, (rows,), -1)
 
-    def learn(self, row: int, t_ms: int, volume: float) -> None:
-        self._fit(row)
-        self.first_ms.setdefault(row, t_ms)
+    def learn(self, rows: I64, t_ms: int, volume: F64) -> None:
+        self.fit(int(rows.max(initial=-1)) + 1)
+        self.first_ms[rows] = np.where(self.first_ms[rows] < 0, t_ms, self.first_ms[rows])
         b = int(self._position(t_ms))
-        if self.seen[row, b]:
-            self.values[row, b] += self.alpha * (volume - self.values[row, b])
-        else:
-            self.values[row, b], self.seen[row, b] = volume, True
+        old = self.values[rows, b]
+        self.values[rows, b] = np.where(
+            self.seen[rows, b], old + self.alpha * (volume - old), volume
+        )
+        self.seen[rows, b] = True
 
-    def value(self, row: int, t_ms: int) -> float | None:
-        """Profile at ``t_ms``, linear between bucket centres; None until a full period."""
-        first = self.first_ms.get(row)
-        if first is None or t_ms - first < self.period_ms:
-            return None
+    def value(self, rows: I64, t_ms: int) -> F64:
+        """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
+        self.fit(int(rows.max(initial=-1)) + 1)
         pos = self._position(t_ms) - 0.5
         lo = int(np.floor(pos)) % self.buckets
         hi = (lo + 1) % self.buckets
-        if not (self.seen[row, lo] and self.seen[row, hi]):
-            return None
         frac = pos - np.floor(pos)
-        return float((1 - frac) * self.values[row, lo] + frac * self.values[row, hi])
+        first = self.first_ms[rows]
+        ready = (first >= 0) & (t_ms - first >= self.period_ms)
+        ready &= self.seen[rows, lo] & self.seen[rows, hi]
+        out = (1 - frac) * self.values[rows, lo] + frac * self.values[rows, hi]
+        return np.where(ready, out, np.nan)
 
     def snapshot(self) -> list[list[float]]:
         rows, buckets = np.nonzero(self.seen)
-        return [
-            [int(r), int(b), float(self.values[r, b])]
-            for r, b in zip(rows, buckets, strict=True)
-        ]
+        values = self.values[rows, buckets].tolist()
+        return [[r, b, v] for r, b, v in zip(rows.tolist(), buckets.tolist(), values, strict=True)]
 
-    def restore(self, items: list[list[float]]) -> None:
+    def restore(self, items: list[list[float]], first_ms: dict[int, int]) -> None:
         self.values = np.zeros((0, self.buckets))
         self.seen = np.zeros((0, self.buckets), dtype=bool)
+        self.first_ms = np.zeros(0, dtype=np.int64)
+        self.fit(1 + max([int(r) for r, _, _ in items] + list(first_ms), default=-1))
         for r, b, v in items:
-            self._fit(int(r))
             self.values[int(r), int(b)], self.seen[int(r), int(b)] = v, True
+        for r, t in first_ms.items():
+            self.first_ms[r] = t
 
 
 class Baseline:
@@ -181,40 +236,34 @@ class Baseline:
         self.share_half_life = share_half_life
         self.volume_half_life = volume_half_life
         self.warmup_windows = warmup_windows
-        self._share = _Series(fading_factor(share_half_life), 0.0)
-        self._share_disp = _Series(fading_factor(dispersion_half_life), 1.0)
-        self._volume = _Series(fading_factor(volume_half_life), 0.0)
-        self._volume_disp = _Series(fading_factor(dispersion_half_life), 1.0)
+        self._share = _DenseEWMean(fading_factor(share_half_life))
+        self._share_disp = _DenseEWMean(fading_factor(dispersion_half_life))
+        self._volume = _RiverSeries(fading_factor(volume_half_life))
+        self._volume_disp = _RiverSeries(fading_factor(dispersion_half_life))
         # A bucket of an hour sees 3600 s / window updates per period.
         per_bucket = 3_600_000 / window_ms
         seasonal_alpha = fading_factor(seasonal_half_life_periods * per_bucket)
         self._daily = _Seasonal(DAY_MS, 24, seasonal_alpha)
         self._weekly = _Seasonal(WEEK_MS, 168, seasonal_alpha)
-        self._share_mean = np.zeros((0, 0))
-        self._share_phi = np.ones((0, 0))
         self._volume_mean = np.zeros(0)
         self._volume_phi = np.ones(0)
         self._seen = np.zeros(0, np.int64)
-        self._known: dict[int, set[int]] = {}  # columns with a share series, per row
+        self._known = np.zeros((0, 0), dtype=bool)  # columns with a share series, per row
 
     # -- shapes ---------------------------------------------------------------
 
     def _fit(self, n_rows: int, n_cols: int) -> None:
-        rows, cols = self._share_mean.shape
-        if rows >= n_rows and cols >= n_cols:
-            return
-        r, c = max(rows, n_rows), max(cols, n_cols)
+        self._share.fit(n_rows, n_cols)
+        self._share_disp.fit(n_rows, n_cols)
+        self._known = _grown(self._known, (n_rows, n_cols), False)
+        self._volume_mean = _grown(self._volume_mean, (n_rows,), 0.0)
+        self._volume_phi = _grown(self._volume_phi, (n_rows,), 1.0)
+        self._seen = _grown(self._seen, (n_rows,), 0)
 
-        def grow(a: Any, shape: tuple[int, ...], fill: float) -> Any:
-            out = np.full(shape, fill, dtype=a.dtype)
-            out[tuple(slice(0, s) for s in a.shape)] = a
-            return out
-
-        self._share_mean = grow(self._share_mean, (r, c), 0.0)
-        self._share_phi = grow(self._share_phi, (r, c), 1.0)
-        self._volume_mean = grow(self._volume_mean, (r,), 0.0)
-        self._volume_phi = grow(self._volume_phi, (r,), 1.0)
-        self._seen = grow(self._seen, (r,), 0)
+    def _share_phi(self, n_rows: int, n_cols: int) -> F64:
+        disp = self._share_disp
+        phi = np.clip(disp.mean[:n_rows, :n_cols], 1.0, MAX_DISPERSION)
+        return np.where(disp.started[:n_rows, :n_cols], phi, 1.0)
 
     # -- read -----------------------------------------------------------------
 
@@ -232,29 +281,36 @@ class Baseline:
         """
         self._fit(n_rows, n_cols)
         seen = self._seen[:n_rows].copy()
-        share = self._share_mean[:n_rows, :n_cols] / self._debias(seen)[:, None]
+        share = self._share.mean[:n_rows, :n_cols] / self._debias(seen)[:, None]
         weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
         for r in np.flatnonzero((weight < 1.0) & (parents[:n_rows] >= 0)).tolist():
             share[r] = weight[r] * share[r] + (1 - weight[r]) * share[parents[r]]
         volume = self._volume_mean[:n_rows].copy()
         lag_ms = round(self.volume_half_life * window_ms / np.log(2))  # mean age of an EWMean
-        for r in np.flatnonzero(seen >= 1).tolist():
-            volume[r] *= self._seasonal_ratio(r, window_start_ms, window_start_ms - lag_ms)
+        rows = np.flatnonzero(seen >= 1)
+        volume[rows] *= self._seasonal_ratio(rows, window_start_ms, window_start_ms - lag_ms)
         return Expectation(
             share=share,
-            share_dispersion=self._share_phi[:n_rows, :n_cols].copy(),
+            share_dispersion=self._share_phi(n_rows, n_cols),
             volume=volume,
             volume_dispersion=self._volume_phi[:n_rows].copy(),
             windows_seen=seen,
             warm=seen >= self.warmup_windows,
         )
 
-    def _seasonal_ratio(self, row: int, now_ms: int, then_ms: int) -> float:
+    def _seasonal_ratio(self, rows: I64, now_ms: int, then_ms: int) -> F64:
+        """How much the learned profile moves from ``then_ms`` to ``now_ms`` (1: no profile).
+
+        The weekly profile wins where it has a full week, else the daily one."""
+        ratio = np.ones(len(rows))
+        todo = np.ones(len(rows), dtype=bool)
         for profile in (self._weekly, self._daily):
-            now, then = profile.value(row, now_ms), profile.value(row, then_ms)
-            if now is not None and then is not None and then > 0:
-                return float(np.clip(now / then, 0.2, 5.0))
-        return 1.0
+            now, then = profile.value(rows, now_ms), profile.value(rows, then_ms)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                usable = todo & ~np.isnan(now) & ~np.isnan(then) & (then > 0)
+                ratio = np.where(usable, np.clip(now / then, 0.2, 5.0), ratio)
+            todo &= ~usable
+        return ratio
 
     # -- learn ----------------------------------------------------------------
 
@@ -270,56 +326,66 @@ class Baseline:
         n_rows, n_cols = counts.shape
         self._fit(n_rows, n_cols)
         totals = counts.sum(axis=1)
-        active = np.flatnonzero((totals > 0) | (self._seen[:n_rows] > 0)).tolist()
-        for row in active:
-            total = int(totals[row])
-            if frozen_volume is None or not frozen_volume[row]:
-                self._learn_volume(row, total, window_start_ms)
-            if total == 0:
-                continue
-            self._seen[row] += 1
-            known = self._known.setdefault(row, set())
-            known.update(np.flatnonzero(counts[row]).tolist())
-            for col in sorted(known):
-                frozen = frozen_share is not None and bool(frozen_share[row, col])
-                self._learn_share(row, col, int(counts[row, col]), total, frozen=frozen)
+        active = (totals > 0) | (self._seen[:n_rows] > 0)
+        learn_volume = active if frozen_volume is None else active & ~frozen_volume
+        self._learn_volume(np.flatnonzero(learn_volume), totals, window_start_ms)
+        rows = np.flatnonzero(totals > 0)
+        if len(rows) == 0:
+            return
+        self._seen[rows] += 1
+        self._known[rows, :n_cols] |= counts[rows] > 0
+        frozen = np.zeros((len(rows), n_cols), dtype=bool)
+        if frozen_share is not None:
+            frozen = frozen_share[rows][:, :n_cols]
+        self._learn_shares(rows, counts[rows], totals[rows], frozen)
 
     def _debias(self, windows: int | I64) -> Any:
         """Bias correction of an EW mean that started at 0: 1 - (1 - alpha)^windows."""
         return 1.0 - (1.0 - self._share.alpha) ** np.maximum(windows, 1)
 
-    def _learn_share(
-        self, row: int, col: int, count: int, total: int, *, frozen: bool = False
-    ) -> None:
-        key = (row, col)
-        p = float(self._share_mean[row, col] / self._debias(int(self._seen[row]) - 1))
-        if frozen:
-            # Teach the series its own expectation: the corrected mean stays p.
-            if key in self._share.models:
-                self._share_mean[row, col] = self._share.update(key, p)
-            return
-        if key not in self._share.models:
-            # Every share series starts at 0, as if tracked since the scope's first
-            # window: a code's first appearance then weighs as one window among the
-            # scope's history, and the bias correction in ``expect`` keeps a young
-            # scope's shares right (the bias-corrected EW mean, as in Adam).
-            self._share.update(key, 0.0)
-        expected = total * p
-        if expected >= MIN_EXPECTED_FOR_DISPERSION and p < 1.0:
-            resid2 = (count - expected) ** 2 / (expected * (1.0 - p))
-            phi = self._share_disp.update(key, min(resid2, MAX_DISPERSION * 4))
-            self._share_phi[row, col] = float(np.clip(phi, 1.0, MAX_DISPERSION))
-        self._share_mean[row, col] = self._share.update(key, count / total)
+    def _learn_shares(self, rows: I64, counts: I64, totals: I64, frozen: B) -> None:
+        """Every known series of ``rows``: frozen ones are taught their own expectation
+        (the corrected mean stays put), the others their share and dispersion."""
+        n_cols = counts.shape[1]
+        share = self._share
+        known = self._known[rows, :n_cols]
+        mean = share.mean[rows, :n_cols]
+        p = mean / self._debias(self._seen[rows] - 1)[:, None]
+        r_hold, c_hold = np.nonzero(known & frozen & share.started[rows, :n_cols])
+        held = p[r_hold, c_hold]
+        r_learn, c_learn = np.nonzero(known & ~frozen)
+        # Every share series starts at 0, as if tracked since the scope's first
+        # window: a code's first appearance then weighs as one window among the
+        # scope's history, and the bias correction in ``expect`` keeps a young
+        # scope's shares right (the bias-corrected EW mean, as in Adam).
+        rr = rows[r_learn]
+        share.started[rr, c_learn] = True
+        p_learn = p[r_learn, c_learn]
+        count = counts[r_learn, c_learn]
+        total = totals[r_learn]
+        expected = total * p_learn
+        disp = (expected >= MIN_EXPECTED_FOR_DISPERSION) & (p_learn < 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            resid2 = (count - expected) ** 2 / (expected * (1.0 - p_learn))
+        self._share_disp.update(
+            rr[disp], c_learn[disp], np.minimum(resid2[disp], MAX_DISPERSION * 4)
+        )
+        share.update(rr, c_learn, count / total)
+        share.update(rows[r_hold], c_hold, held)
 
-    def _learn_volume(self, row: int, total: int, window_start_ms: int) -> None:
-        expected = float(self._volume_mean[row])
-        if expected >= MIN_EXPECTED_FOR_DISPERSION:
-            resid2 = (total - expected) ** 2 / expected
-            phi = self._volume_disp.update((row,), min(resid2, MAX_DISPERSION * 4))
-            self._volume_phi[row] = float(np.clip(phi, 1.0, MAX_DISPERSION))
-        self._volume_mean[row] = self._volume.update((row,), float(total))
-        self._daily.learn(row, window_start_ms, float(total))
-        self._weekly.learn(row, window_start_ms, float(total))
+    def _learn_volume(self, rows: I64, totals: I64, window_start_ms: int) -> None:
+        expected = self._volume_mean[rows]
+        for row, total, exp in zip(
+            rows.tolist(), totals[rows].tolist(), expected.tolist(), strict=True
+        ):
+            if exp >= MIN_EXPECTED_FOR_DISPERSION:
+                resid2 = (total - exp) ** 2 / exp
+                phi = self._volume_disp.update(row, min(resid2, MAX_DISPERSION * 4))
+                self._volume_phi[row] = min(max(phi, 1.0), MAX_DISPERSION)
+            self._volume_mean[row] = self._volume.update(row, float(total))
+        volume = totals[rows].astype(np.float64)
+        self._daily.learn(rows, window_start_ms, volume)
+        self._weekly.learn(rows, window_start_ms, volume)
 
     def accept(self, row: int, counts: I64) -> None:
         """Take ``counts`` (one scope's recent counts per code) as its new normal mix."""
@@ -327,12 +393,34 @@ class Baseline:
         if total == 0:
             return
         self._fit(row + 1, len(counts))
-        known = self._known.setdefault(row, set())
-        known.update(np.flatnonzero(counts).tolist())
-        for col in sorted(known):
-            self._share.models.pop((row, col), None)
-            raw = counts[col] / total * self._debias(int(self._seen[row]))
-            self._share_mean[row, col] = self._share.update((row, col), raw)
+        self._known[row, : len(counts)] |= counts > 0
+        cols = np.flatnonzero(self._known[row, : len(counts)])
+        rows = np.full(len(cols), row)
+        self._share.started[rows, cols] = False  # a fresh series: its first value is its mean
+        raw = counts[cols] / total * self._debias(int(self._seen[row]))
+        self._share.update(rows, cols, raw)
+
+    def forget_rows(self, rows: list[int]) -> None:
+        """Start ``rows`` afresh: their scope changed (see ``ScopeTable.rebalance``)."""
+        if not rows:
+            return
+        self._fit(max(rows) + 1, 0)
+        idx = np.asarray(rows, np.int64)
+        for dense in (self._share, self._share_disp):
+            dense.mean[idx] = 0.0
+            dense.started[idx] = False
+        self._known[idx] = False
+        self._seen[idx] = 0
+        self._volume_mean[idx] = 0.0
+        self._volume_phi[idx] = 1.0
+        for row in rows:
+            self._volume.models.pop(row, None)
+            self._volume_disp.models.pop(row, None)
+        for profile in (self._daily, self._weekly):
+            profile.fit(max(rows) + 1)
+            profile.values[idx] = 0.0
+            profile.seen[idx] = False
+            profile.first_ms[idx] = -1
 
     # -- state ----------------------------------------------------------------
 
@@ -345,32 +433,30 @@ class Baseline:
             "volume_dispersion": self._volume_disp.snapshot(),
             "daily": self._daily.snapshot(),
             "weekly": self._weekly.snapshot(),
-            "seasonal_first_ms": [[r, t] for r, t in self._daily.first_ms.items()],
+            "seasonal_first_ms": [
+                [r, t] for r, t in enumerate(self._daily.first_ms.tolist()) if t >= 0
+            ],
             "windows_seen": self._seen.tolist(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         seen = state["windows_seen"]
         n_cols = 1 + max((int(item[1]) for item in state["share"]), default=-1)
-        self._share_mean = np.zeros((0, 0))
-        self._share_phi = np.ones((0, 0))
+        self._share = _DenseEWMean(self._share.alpha)
+        self._share_disp = _DenseEWMean(self._share_disp.alpha)
+        self._known = np.zeros((0, 0), dtype=bool)
         self._volume_mean = np.zeros(0)
         self._volume_phi = np.ones(0)
         self._seen = np.zeros(0, np.int64)
         self._fit(len(seen), n_cols)
         self._seen[: len(seen)] = seen
-        self._known = {}
-        for (r, c), v in self._share.restore(state["share"], 2):
-            self._share_mean[r, c] = v
-            self._known.setdefault(r, set()).add(c)
-        for (r, c), v in self._share_disp.restore(state["share_dispersion"], 2):
-            self._share_phi[r, c] = np.clip(v, 1.0, MAX_DISPERSION)
-        for (r,), v in self._volume.restore(state["volume"], 1):
+        self._share.restore(state["share"])
+        self._share_disp.restore(state["share_dispersion"])
+        self._known[:] = self._share.started
+        for r, v in self._volume.restore(state["volume"]):
             self._volume_mean[r] = v
-        for (r,), v in self._volume_disp.restore(state["volume_dispersion"], 1):
-            self._volume_phi[r] = np.clip(v, 1.0, MAX_DISPERSION)
-        self._daily.restore(state["daily"])
-        self._weekly.restore(state["weekly"])
+        for r, v in self._volume_disp.restore(state["volume_dispersion"]):
+            self._volume_phi[r] = min(max(v, 1.0), MAX_DISPERSION)
         firsts = {int(r): int(t) for r, t in state["seasonal_first_ms"]}
-        self._daily.first_ms = dict(firsts)
-        self._weekly.first_ms = dict(firsts)
+        self._daily.restore(state["daily"], firsts)
+        self._weekly.restore(state["weekly"], firsts)

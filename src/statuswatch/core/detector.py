@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from statuswatch.config import Settings
-from statuswatch.core.baseline import Baseline, Expectation
+from statuswatch.core.baseline import Baseline, Expectation, fading_factor
 from statuswatch.core.columns import I64, DecodedBatch
 from statuswatch.core.decide import (
     AlertEvent,
@@ -48,7 +48,7 @@ from statuswatch.core.score import (
 from statuswatch.core.window import ClosedWindow, WindowCounter
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: scopes carry the folded scopes' rates (top-K by volume)
 
 #: Share of apps expected to look anomalous by chance at the blast-radius scope score.
 BLAST_NULL_FRACTION = 0.01
@@ -287,7 +287,26 @@ class Detector:
             frozen_share=frozen_share, frozen_volume=frozen_volume,
         )
         self.last_report = WindowReport(window, exp, shares, volume)
+        self._rebalance_scopes()
         return events
+
+    def _rebalance_scopes(self) -> None:
+        """Keep the heaviest scopes in rows of their own (top-K by volume per level)."""
+        protected = {key[0] for key in self.alerts.live_keys() | self._held | self._accepted}
+        recycled = self.scopes.rebalance(
+            fading_factor(self.settings.baseline.volume_half_life_windows), protected
+        )
+        if not recycled:
+            return
+        rows = [r.row for r in recycled]
+        self.baseline.forget_rows(rows)
+        for r in recycled:
+            self.windows.move_row(r.row, r.other)
+            for past in self._recent:
+                if r.row < past.shape[0]:
+                    past[r.row] = 0
+        self._rules = None
+        self._parents = np.zeros(0, np.int64)
 
     def _hits(
         self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
@@ -560,6 +579,7 @@ class Detector:
                 "labels": self.scopes.labels,
                 "level_of_row": self.scopes.level_of_row,
                 "folded": self.scopes.folded,
+                "fold": self.scopes.fold_state(),
             },
             "windows": self.windows.snapshot(),
             "baseline": self.baseline.snapshot(),
@@ -594,6 +614,7 @@ class Detector:
         self.codes.restore(state["codes"])
         self.scopes.restore(state["scopes"]["labels"], state["scopes"]["level_of_row"])
         self.scopes.folded = [int(n) for n in state["scopes"]["folded"]]
+        self.scopes.restore_fold_state(state["scopes"]["fold"])
         self.windows.restore(state["windows"], now_ms)
         self.baseline.restore(state["baseline"])
         self.alerts.restore(state["alerts"])

@@ -5,17 +5,36 @@ A *scope* is a set of dimension values, e.g. ``{"service": "email-api"}``;
 (``[]``, ``["service"]``, ...) may hold at most ``max_per_level`` scopes; the
 rest fold into one ``other`` scope per level, so memory and metric labels stay
 bounded whatever the input contains.
+
+Which scopes keep a row is decided by volume, not by who came first: the
+table counts the traffic of the folded scopes it has seen (the heaviest few
+thousand per level), and ``rebalance`` swaps a folded scope in when its
+rate is well above the lightest tracked scope's, recycling that scope's row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from statuswatch.core.columns import I64, MAX_STATUS, MIN_STATUS
 
 OTHER = "other"
+
+#: A folded scope takes a tracked scope's row when its rate is this many times larger:
+#: hysteresis, so two scopes of similar volume do not swap back and forth.
+SWAP_RATIO = 2.0
+#: Fewest records per window a folded scope needs to be swapped in at all.
+MIN_SWAP_RATE = 1.0
+#: Most rows recycled per level and call of ``rebalance``: a burst of new scopes
+#: changes the table gradually.
+MAX_SWAPS_PER_CALL = 20
+#: Folded scopes whose rate is remembered per level (the heaviest are kept).
+MAX_CANDIDATES = 2_000
 
 #: Most distinct values of one dimension kept interned before the caches start afresh.
 INTERN_LIMIT = 1 << 17
@@ -62,6 +81,17 @@ class CodeTable:
             self.columns(np.array([code], dtype=np.int64))
 
 
+@dataclass(frozen=True, slots=True)
+class Recycled:
+    """A row handed from a light tracked scope to a heavier folded one."""
+
+    row: int
+    level: int
+    old: dict[str, str]
+    new: dict[str, str]
+    other: int  # the level's fold row, where the old scope's records go from now on
+
+
 class ScopeTable:
     """Rows of the count matrix: one per scope, bounded per level.
 
@@ -84,6 +114,15 @@ class ScopeTable:
         #: scopes that could not get a row of their own, per level
         self.folded = [0] * len(self.levels)
         self._folded_keys: list[set[tuple[str, ...]]] = [set() for _ in self.levels]
+        #: per level, folded scope -> records since the last ``rebalance``
+        self._fold_pending: list[dict[tuple[str, ...], int]] = [{} for _ in self.levels]
+        #: per level, folded scope -> exponentially weighted records per window
+        self._fold_rate: list[dict[tuple[str, ...], float]] = [{} for _ in self.levels]
+        #: per row, records since the last ``rebalance`` and their weighted rate per call
+        self._row_pending = np.zeros(0, np.int64)
+        self._row_rate = np.zeros(0)
+        #: rows handed from one scope to another, per level
+        self.recycled = [0] * len(self.levels)
         self._generation = 0
         self._reset_caches()
         for i, level in enumerate(self.levels):
@@ -147,7 +186,124 @@ class ScopeTable:
                 out[level_idx] = self._rows_1d(level_idx, level[0], ids[level[0]])
             else:
                 out[level_idx] = self._rows_nd(level_idx, level, [ids[d] for d in level])
+            other = self._other_row.get(level_idx)
+            if other is not None:
+                self._count_folded(level_idx, level, ids, out[level_idx] == other)
+        flat = out.reshape(-1)
+        seen = np.bincount(flat[flat >= 0], minlength=len(self.labels))
+        if len(self._row_pending) < len(seen):
+            self._row_pending = np.pad(self._row_pending, (0, len(seen) - len(self._row_pending)))
+        self._row_pending[: len(seen)] += seen
         return out
+
+    # -- top-K by volume ---------------------------------------------------------
+
+    def _count_folded(
+        self, level_idx: int, level: tuple[str, ...], ids: dict[str, I64],
+        folded: npt.NDArray[np.bool_],
+    ) -> None:
+        """Add the records of folded scopes to their pending counts."""
+        if not folded.any():
+            return
+        cols = np.stack([ids[d][folded] for d in level], axis=1)
+        uniq, freq = np.unique(cols, axis=0, return_counts=True)
+        pending = self._fold_pending[level_idx]
+        tables = [self._values[d] for d in level]
+        for key_ids, n in zip(uniq.tolist(), freq.tolist(), strict=True):
+            values = tuple(t[i] for t, i in zip(tables, key_ids, strict=True))
+            pending[values] = pending.get(values, 0) + n
+
+    def rebalance(self, alpha: float, protected: set[int]) -> list[Recycled]:
+        """Fold light scopes and give their rows to heavier folded ones.
+
+        Call once per closed window. Every scope's rate, tracked or folded, is
+        the exponentially weighted mean (weight ``alpha``) of its records
+        between calls. Rows in ``protected`` (an alert is live on them) keep
+        their scope. Returns the recycled rows: the caller resets their state.
+
+        >>> t = ScopeTable([[], ["service"]], max_per_level=1)
+        >>> _ = t.rows({"service": ["a"] + ["b"] * 9, "route": [""] * 10, "app": [""] * 10})
+        >>> [(r.row, r.old, r.new) for r in t.rebalance(1.0, set())]
+        [(1, {'service': 'a'}, {'service': 'b'})]
+        >>> t.rows({"service": ["a", "b"], "route": [""] * 2, "app": [""] * 2}).tolist()
+        [[0, 0], [2, 1]]
+        """
+        n = len(self.labels)
+        if len(self._row_rate) < n:
+            self._row_rate = np.pad(self._row_rate, (0, n - len(self._row_rate)))
+        if len(self._row_pending) < n:
+            self._row_pending = np.pad(self._row_pending, (0, n - len(self._row_pending)))
+        self._row_rate += alpha * (self._row_pending - self._row_rate)
+        self._row_pending[:] = 0
+        out: list[Recycled] = []
+        for level_idx, level in enumerate(self.levels):
+            rates = self._fold_rate[level_idx]
+            pending = self._fold_pending[level_idx]
+            if not rates and not pending:
+                continue
+            for key in rates.keys() - pending.keys():
+                rates[key] *= 1.0 - alpha
+            for key, n in pending.items():
+                old = rates.get(key)
+                rates[key] = n if old is None else old + alpha * (n - old)
+            pending.clear()
+            if len(rates) > MAX_CANDIDATES:
+                keep = sorted(rates.items(), key=lambda kv: -kv[1])[: MAX_CANDIDATES // 2]
+                rates.clear()
+                rates.update(keep)
+            out += self._swap(level_idx, level, protected)
+        if out:
+            self._reset_caches()  # the lookup tables still map the old scopes to the rows
+        return out
+
+    def _swap(
+        self, level_idx: int, level: tuple[str, ...], protected: set[int]
+    ) -> list[Recycled]:
+        rates = self._fold_rate[level_idx]
+        other = self._other_row.get(level_idx)
+        if other is None:
+            return []
+        best = sorted(rates.items(), key=lambda kv: -kv[1])[:MAX_SWAPS_PER_CALL]
+        tracked = [
+            (float(self._row_rate[row]), row, values)
+            for (lvl, values), row in self._row_of.items()
+            if lvl == level_idx and row not in protected
+        ]
+        tracked.sort()
+        out = []
+        for (values, rate), (tracked_rate, row, old_values) in zip(best, tracked, strict=False):
+            if rate < MIN_SWAP_RATE or rate <= SWAP_RATIO * tracked_rate:
+                break
+            del self._row_of[(level_idx, old_values)]
+            del rates[values]
+            rates[old_values] = tracked_rate
+            self._row_rate[row] = rate
+            self._row_of[(level_idx, values)] = row
+            old_label = self.labels[row]
+            self.labels[row] = dict(zip(level, values, strict=True))
+            self.recycled[level_idx] += 1
+            out.append(Recycled(row, level_idx, old_label, self.labels[row], other))
+        return out
+
+    def fold_state(self) -> dict[str, Any]:
+        """The folded scopes' rates and pending counts, as plain JSON."""
+        return {
+            "rates": [[[*k, v] for k, v in r.items()] for r in self._fold_rate],
+            "pending": [[[*k, v] for k, v in p.items()] for p in self._fold_pending],
+            "row_rate": self._row_rate.tolist(),
+            "row_pending": self._row_pending.tolist(),
+            "recycled": list(self.recycled),
+        }
+
+    def restore_fold_state(self, state: dict[str, Any]) -> None:
+        for target, items in ((self._fold_rate, state["rates"]),
+                              (self._fold_pending, state["pending"])):
+            for level_idx, entries in enumerate(items):
+                target[level_idx].clear()
+                target[level_idx].update((tuple(e[:-1]), e[-1]) for e in entries)
+        self._row_rate = np.array(state["row_rate"], dtype=np.float64)
+        self._row_pending = np.array(state["row_pending"], dtype=np.int64)
+        self.recycled = [int(n) for n in state["recycled"]]
 
     # -- interning caches ------------------------------------------------------
 
@@ -168,7 +324,7 @@ class ScopeTable:
             return np.fromiter(map(table.__getitem__, values), np.int64, len(values))
         except KeyError:
             pass
-        new = set(values).difference(table)
+        new = [v for v in dict.fromkeys(values) if v not in table]  # first-seen order
         if len(table) + len(new) > INTERN_LIMIT and len(table) > 1:
             self._reset_caches()  # bounded memory whatever the input: start afresh
             return self._intern(dim, values)

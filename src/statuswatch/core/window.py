@@ -191,6 +191,24 @@ class WindowCounter:
         assert latest.max_ts_ms is not None
         return latest.max_ts_ms + (now_ms - latest.last_seen_now_ms) - self.lateness_ms
 
+    def move_row(self, src: int, dst: int) -> None:
+        """Count row ``src``'s records in the open windows as ``dst``'s (a scope folded
+        into ``other`` takes its open counts with it).
+
+        >>> w = WindowCounter(10, 0)
+        >>> _ = w.add(np.array([1, 2]), np.array([[0, 1]]), np.array([0, 0]), n_rows=2, n_cols=1)
+        >>> w.move_row(1, 0)
+        >>> w.close_all()[0].counts.tolist()
+        [[2], [0]]
+        """
+        for window in self._open.values():
+            for partition, counts in window.parts.items():
+                if counts.shape[0] <= src:
+                    continue
+                grown = window.parts[partition] = _grow(counts, dst + 1, counts.shape[1])
+                grown[dst] += grown[src]
+                grown[src] = 0
+
     def close_ready(self, now_ms: int) -> list[ClosedWindow]:
         """Close, in order, every window whose end the watermark has passed."""
         watermark = self.watermark_ms(now_ms)

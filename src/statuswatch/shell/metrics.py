@@ -98,9 +98,23 @@ class DetectorCollector(Collector):
         folded = CounterMetricFamily(
             "statuswatch_scopes_folded", "Scopes folded into 'other' by the cap.", labels=["level"]
         )
-        for level, n in zip(det.scopes.levels, det.scopes.folded, strict=True):
-            folded.add_metric(["+".join(level) or "fleet"], n)
+        recycled = CounterMetricFamily(
+            "statuswatch_scopes_recycled",
+            "Rows handed from a light tracked scope to a heavier folded one (top-K by volume).",
+            labels=["level"],
+        )
+        for level, n_folded, n_recycled in zip(
+            det.scopes.levels, det.scopes.folded, det.scopes.recycled, strict=True
+        ):
+            name = "+".join(level) or "fleet"
+            folded.add_metric([name], n_folded)
+            recycled.add_metric([name], n_recycled)
         yield folded
+        yield recycled
+        yield _gauge(
+            "statuswatch_scopes_cap", "Most scopes tracked per level (scopes.max_per_level).",
+            det.scopes.max_per_level,
+        )
         yield from self._window_metrics()
 
     def _health_metrics(self) -> Iterator[Metric]:
