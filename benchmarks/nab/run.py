@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -45,6 +46,7 @@ from scoring import (
 
 import statuswatch.core.baseline as baseline_module
 from statuswatch.core.baseline import Baseline
+from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.score import score_volume
 
 DEFAULT_MAX_DISPERSION = baseline_module.MAX_DISPERSION
@@ -82,6 +84,16 @@ class Variant:
     * ``max_dispersion``: the cap on the learned over-dispersion phi (module constant
       ``MAX_DISPERSION`` = 50 in core/baseline.py; would need a key such as
       ``baseline.max_dispersion``).
+    * ``calibration``: pass each direction's score through its own
+      ``statuswatch.core.calibrate.ScoreCalibrator`` (one row per scope, fed warm windows
+      only) before the cooldown: ``detect.volume.calibration`` (``true`` | ``false``). Its
+      parameters would be ``detect.volume.calibration_window`` (``calibration_window``:
+      short-term average, windows), ``detect.volume.calibration_half_life_windows``
+      (``calibration_half_life``: long-run mean/variance), ``detect.volume.calibration_min_std``
+      (``calibration_min_std``), ``detect.volume.calibration_warmup_windows``
+      (``calibration_warmup``: calibrated scores are 0 before) and
+      ``detect.volume.calibration_freeze_score`` (``calibration_freeze``: do not learn a window
+      whose calibrated score is at least this; 0 disables).
     """
 
     name: str
@@ -94,6 +106,12 @@ class Variant:
     cooldown: int = 0
     min_ratio: float = 1.0
     max_dispersion: float = 50.0
+    calibration: bool = False
+    calibration_window: int = 1
+    calibration_half_life: float = 10_000.0
+    calibration_min_std: float = 0.3
+    calibration_warmup: int = 300
+    calibration_freeze: float = 0.0
 
 
 VARIANTS = {
@@ -106,6 +124,11 @@ VARIANTS = {
                 max_dispersion=1e6, volume_half_life=6, cooldown=288),
         Variant("tuned: uncapped dispersion, half-life 12, cooldown 288",
                 max_dispersion=1e6, volume_half_life=12, cooldown=288),
+        Variant("calibrated: uncapped dispersion, half-life 6, cooldown 288",
+                max_dispersion=1e6, volume_half_life=6, cooldown=288, calibration=True),
+        Variant("calibrated, direction up: uncapped dispersion, half-life 6, cooldown 288",
+                max_dispersion=1e6, volume_half_life=6, cooldown=288, calibration=True,
+                direction="up"),
     ]
 }
 
@@ -131,8 +154,12 @@ def load_corpus() -> list[Series]:
     return out
 
 
-def raw_scores(s: Series, v: Variant) -> tuple[F64, F64, F64]:
-    """Online up/down -log10 p per row, and the expected volume, from statuswatch's Baseline."""
+Raw = tuple[F64, F64, F64, npt.NDArray[np.bool_]]
+
+
+def raw_scores(s: Series, v: Variant) -> Raw:
+    """Online up/down -log10 p per row, the expected volume and the warm mask, from
+    statuswatch's Baseline."""
     b = Baseline(
         share_half_life=90.0, volume_half_life=v.volume_half_life, warmup_windows=v.warmup,
         dispersion_half_life=v.dispersion_half_life, window_ms=s.window_ms,
@@ -143,38 +170,65 @@ def raw_scores(s: Series, v: Variant) -> tuple[F64, F64, F64]:
     parents = np.array([-1])
     n = len(s.values)
     up, down, exp = np.zeros(n), np.zeros(n), np.zeros(n)
+    warm = np.zeros(n, dtype=bool)
     counts = np.rint(np.maximum(s.values, 0)).astype(np.int64)
     for i, t in enumerate(s.t_ms):
         e = b.expect(1, 1, window_start_ms=t, window_ms=s.window_ms, parents=parents)
         c = counts[i : i + 1].reshape(1, 1)
         vs = score_volume(c.sum(axis=1), e.volume, e.volume_dispersion)
         if e.warm[0]:
-            up[i], down[i] = vs.up[0], vs.down[0]
+            up[i], down[i], warm[i] = vs.up[0], vs.down[0], True
         exp[i] = e.volume[0]
         live = v.freeze > 0 and max(up[i], down[i]) >= v.freeze
         b.learn(c, window_start_ms=t, frozen_volume=np.array([live]))
     baseline_module.MAX_DISPERSION = DEFAULT_MAX_DISPERSION
-    return up, down, exp
+    return up, down, exp, warm
 
 
-def anomaly_scores(s: Series, v: Variant, up: F64, down: F64, exp: F64) -> F64:
-    """Per-row anomaly score in [0, 1]: s / (s + 10) of the chosen direction's -log10 p.
-
-    Any strictly increasing map gives the same sweep; this one keeps large scores apart
-    (1 - 10**-s rounds everything above ~16 to 1.0, a tie the sweep cannot split)."""
+def direction_scores(s: Series, v: Variant, up: F64, down: F64, exp: F64) -> list[F64]:
+    """The chosen direction(s)' -log10 p per row, after ``min_ratio``."""
     obs = np.maximum(s.values, 0)
     if v.min_ratio > 1.0:
         with np.errstate(divide="ignore", invalid="ignore"):
             up = np.where(obs >= v.min_ratio * exp, up, 0.0)
             down = np.where(exp >= v.min_ratio * obs, down, 0.0)
-    if v.direction == "up":
-        score = up
-    elif v.direction == "down":
-        score = down
-    else:
-        score = np.maximum(up, down)
+    return {"up": [up], "down": [down]}.get(v.direction, [up, down])
+
+
+def calibrate_corpus(v: Variant, scores: Sequence[Sequence[F64]],
+                     warm: Sequence[npt.NDArray[np.bool_]]) -> list[list[F64]]:
+    """Each direction through its own ScoreCalibrator, all series at once (one row each, as
+    the live detector would hold one row per scope); a series' non-warm rows are not fed."""
+    n_rows = max(len(w) for w in warm)
+    active = np.zeros((n_rows, len(warm)), dtype=bool)
+    for j, w in enumerate(warm):
+        active[: len(w), j] = w
+    out: list[list[F64]] = [[] for _ in scores]
+    for d in range(len(scores[0])):
+        raw = np.zeros((n_rows, len(warm)))
+        for j, per_dir in enumerate(scores):
+            raw[: len(per_dir[d]), j] = per_dir[d]
+        cal = ScoreCalibrator(
+            short_window=v.calibration_window, long_half_life=v.calibration_half_life,
+            warmup=v.calibration_warmup, min_std=v.calibration_min_std,
+            freeze_score=v.calibration_freeze,
+        )
+        calibrated = np.zeros_like(raw)
+        for i in range(n_rows):
+            calibrated[i] = cal.update(raw[i], active=active[i])
+        for j, w in enumerate(warm):
+            out[j].append(calibrated[: len(w), j])
+    return out
+
+
+def anomaly_scores(v: Variant, per_direction: Sequence[F64]) -> F64:
+    """Per-row anomaly score in [0, 1]: s / (s + 10) of the directions' max (-log10 p, or its
+    calibration), after the cooldown.
+
+    Any strictly increasing map gives the same sweep; this one keeps large scores apart
+    (1 - 10**-s rounds everything above ~16 to 1.0, a tie the sweep cannot split)."""
+    score = np.maximum.reduce(list(per_direction))
     if v.cooldown > 0:
-        score = score.copy()
         out = np.zeros_like(score)
         recent = -math.inf
         quiet = 0
@@ -185,28 +239,43 @@ def anomaly_scores(s: Series, v: Variant, up: F64, down: F64, exp: F64) -> F64:
             else:
                 quiet += 1
         score = out
-    return score / (score + 10.0)
+    mapped: F64 = score / (score + 10.0)
+    return mapped
 
 
-def evaluate(corpus: Sequence[Series], v: Variant, cache: dict[tuple, tuple[F64, F64, F64]]
-             ) -> dict[str, dict[str, float]]:
-    profiles = load_profiles()
+def corpus_scores(corpus: Sequence[Series], v: Variant, cache: dict[tuple, Raw]) -> list[F64]:
+    """Per-series anomaly scores of variant ``v`` (the baseline runs are cached by key)."""
     key_fields = (v.volume_half_life, v.warmup, v.dispersion_half_life, v.seasonal, v.freeze,
                   v.max_dispersion)
-    anomalies = []
+    raws = []
     for s in corpus:
         key = (s.name, *key_fields)
         if key not in cache:
             cache[key] = raw_scores(s, v)
-        anomalies.append(anomaly_scores(s, v, *cache[key]))
-    files = [s.labels for s in corpus]
+        raws.append(cache[key])
+    scores = [direction_scores(s, v, *r[:3]) for s, r in zip(corpus, raws, strict=True)]
+    if v.calibration:
+        scores = calibrate_corpus(v, scores, [r[3] for r in raws])
+    return [anomaly_scores(v, per_dir) for per_dir in scores]
+
+
+def score_corpus(files: Sequence[LabelledFile], anomalies: Sequence[F64],
+                 thresholds: dict[str, float] | None = None) -> dict[str, dict[str, float]]:
+    """NAB scores per profile at the swept threshold (or at ``thresholds[profile]``)."""
+    profiles = load_profiles()
     out = {}
     for prof in PROFILE_NAMES:
         cm = profiles[prof]
-        threshold, raw = sweep(files, anomalies, cm).best()
+        if thresholds is None:
+            threshold, raw = sweep(files, anomalies, cm).best()
+        else:
+            threshold = thresholds[prof]
         per_file = [score_file(lf, a, threshold, cm)
                     for lf, a in zip(files, anomalies, strict=True)]
-        assert abs(sum(f.score for f in per_file) - raw) < 1e-6
+        if thresholds is None:
+            assert abs(sum(f.score for f in per_file) - raw) < 1e-6
+        else:
+            raw = sum(f.score for f in per_file)
         null, perfect = null_score(files, cm), perfect_score(files, cm)
         out[prof] = {
             "threshold": threshold, "raw": raw,
@@ -218,6 +287,11 @@ def evaluate(corpus: Sequence[Series], v: Variant, cache: dict[tuple, tuple[F64,
             ),
         }
     return out
+
+
+def evaluate(corpus: Sequence[Series], v: Variant, cache: dict[tuple, Raw]
+             ) -> dict[str, dict[str, float]]:
+    return score_corpus([s.labels for s in corpus], corpus_scores(corpus, v, cache))
 
 
 def references(corpus: Sequence[Series]) -> dict[str, dict[str, float]]:
@@ -260,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_windows = sum(s.labels.n_windows for s in corpus)
     print(f"{len(corpus)} NAB files, {sum(len(s.values) for s in corpus)} rows, "
           f"{n_windows} anomaly windows")
-    cache: dict[tuple, tuple[F64, F64, F64]] = {}
+    cache: dict[tuple, Raw] = {}
     results = {}
     for name in args.variant or list(VARIANTS):
         v = VARIANTS[name]

@@ -7,11 +7,17 @@ another type, out of range, an impossible date, nginx's ``"-"``, bytes cut or
 inserted), must decode in a batch exactly as ``decode_one`` decodes them one by
 one: same values, same reasons, same indices. Records start from what the
 simulator writes, so the fast paths are really taken.
+
+Every case runs on both fast paths of the JSON formats: the C scanner
+(``_jsonscan``, which CI builds: its cases fail if it is missing) and the
+msgspec fast path (the fallback without the extension).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statuswatch.config import DecodeConfig, FieldMap
-from statuswatch.core.decode import Decoder, build_decoder
+from statuswatch.core.decode import Decoder, JsonDecoder, Parsed, base, build_decoder
 from statuswatch.simulate import SimSpec, encode, generate
 from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes, realistic_batch
 
@@ -68,6 +74,28 @@ DECODERS["json-ns"] = (
     SIM_RECORDS["json"],
 )
 
+#: The cases without any fast path (text lines; nginx-json with a numeric ``$msec``).
+NO_FAST_PATH = {"sim-combined", "samples-combined", "samples-nginx-json"}
+
+PATHS = ["native", "msgspec"]
+
+
+@contextmanager
+def fast_path(decoder: Decoder, path: str) -> Iterator[None]:
+    """Run ``decoder``'s batches on fast path ``path`` ("native" or "msgspec")."""
+    if path == "native":
+        assert base.NATIVE_SCANNER is not None, (
+            "the C extension statuswatch.core.decode._jsonscan is not built "
+            "(pip install -e . builds it; it needs a C compiler)"
+        )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(base, "NATIVE_SCAN", path == "native")
+        if isinstance(decoder, JsonDecoder):
+            assert decoder.fast_path in (path, "none")
+            decoder._skip_fast = 0  # a batch of mostly bad records before must not rest the path
+        yield
+
+
 #: Values a field may be replaced with: every type, both sides of every range.
 ODD_VALUES: list[Any] = [
     None, "", "-", "abc", "200", "0200", "99", "600", "é", 200, 403, 200.0, 403.5, True, False,
@@ -81,6 +109,14 @@ ODD_VALUES: list[Any] = [
     "2023-13-04T10:00:00.000Z",
     1_680_600_000_123, 1_680_600_000, 946_684_800_000, 946_684_799_999, 7_289_654_399_999,
     7_289_654_400_000, 1_680_600_000.5, 1_680_600_000_123_456_789, "1680600000.123",
+    'a"b', "a\\b", "\x00", "\x1f", "\u2028", "\U0001f600", 2**63 - 1, 2**63, -(2**63) - 1,
+]
+
+#: JSON texts of values (not all valid): escapes, surrogates, numbers at the grammar's edges.
+RAW_VALUES: list[str] = [
+    '"\\ud800"', '"\\udc00"', '"\\ud83d\\ude00"', '"\\ud83d\\u0041"', '"\\u00e9\\n\\/"',
+    '"\\x"', '"\\u12"', "1e400", "-0", "1E+2", "-1.5e-3", "01", "1.", ".5", "-", "+1",
+    "[1,[2,{}]]", "[1,]", "{,}", '{"a":1,}', "tru", "nulll", '"\t"', "[" * 64 + "]" * 64,
 ]
 
 
@@ -95,9 +131,10 @@ def _paths(obj: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
 
 def _set(obj: dict[str, Any], path: tuple[str, ...], value: Any, delete: bool) -> None:
     for key in path[:-1]:
-        obj = obj.get(key)
-        if not isinstance(obj, dict):
+        inner = obj.get(key)
+        if not isinstance(inner, dict):
             return
+        obj = inner
     if delete:
         obj.pop(path[-1], None)
     else:
@@ -115,7 +152,24 @@ def json_record(draw: st.DrawFn, base: bytes) -> bytes:
     if draw(st.integers(0, 9)) == 0:  # deep nesting somewhere
         depth = draw(st.integers(1, 70))
         obj["extra"] = json.loads("[" * depth + "]" * depth)
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=draw(st.booleans()))
+    ascii_only = draw(st.booleans())
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only)
+    kind = draw(st.integers(0, 9))
+    if kind == 0 and obj:  # a key twice, the first one with an odd value
+        key = draw(st.sampled_from(paths))[0]
+        pair = json.dumps({key: draw(st.sampled_from(ODD_VALUES))}, separators=(",", ":"))
+        text = pair[:-1] + "," + text[1:]
+    elif kind == 1 and obj:  # a key spelled with an escape
+        key = draw(st.sampled_from(paths))[-1]
+        if key:
+            quoted = json.dumps(key) + ":"
+            text = text.replace(quoted, f'"\\u{ord(key[0]):04x}{quoted[2:]}', 1)
+    elif kind == 2:  # whitespace between the tokens
+        text = json.dumps(obj, indent=draw(st.sampled_from(["", " ", "\t", " \r"])),
+                          ensure_ascii=ascii_only)
+    elif kind == 3 and obj:  # a skipped value the scanner must parse right
+        fragment = draw(st.sampled_from(RAW_VALUES))
+        text = text[:-1] + ',"extra2":' + fragment + "}"
     value = text.encode()
     return draw(_mutated(value))
 
@@ -159,30 +213,51 @@ def batch_for(draw: st.DrawFn, name: str) -> list[bytes]:
     return values
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(DECODERS))
 @SETTINGS
 @given(data=st.data())
-def test_fast_path_agrees_with_decode_one(name: str, data: st.DataObject) -> None:
+def test_fast_path_agrees_with_decode_one(name: str, path: str, data: st.DataObject) -> None:
     decoder = DECODERS[name][0]
     values = data.draw(batch_for(name))
-    assert batch_outcomes(decoder, values) == outcomes(decoder, values)
+    with fast_path(decoder, path):
+        assert batch_outcomes(decoder, values) == outcomes(decoder, values)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(DECODERS))
-def test_the_fast_path_is_taken_and_exact_on_clean_records(name: str) -> None:
+def test_the_fast_path_is_taken_and_exact_on_clean_records(name: str, path: str) -> None:
     decoder, bases = DECODERS[name]
     values = bases * 20  # several fast chunks
-    assert batch_outcomes(decoder, values) == outcomes(decoder, values)
-    if name not in ("json-seconds", "json-ns", "kong-tight"):  # ms timestamps; size limit
+    with fast_path(decoder, path):
+        assert getattr(decoder, "fast_path", "none") == ("none" if name in NO_FAST_PATH else path)
+        assert batch_outcomes(decoder, values) == outcomes(decoder, values)
+        if name in ("json-seconds", "json-ns", "kong-tight"):  # ms timestamps; size limit
+            return
         assert not decoder.decode(values).invalid
+        if isinstance(decoder, JsonDecoder) and name not in NO_FAST_PATH:
+            # the fast path vouches for every one of them: the full decoder is not called
+            full = decoder._full
+            calls: list[bytes] = []
+
+            def counting(value: bytes) -> Parsed | str:
+                calls.append(value)
+                return full(value)
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(decoder, "_full", counting)
+                decoder.decode(values)
+            assert not calls
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(DECODERS))
-def test_large_batches_with_scattered_bad_records(name: str) -> None:
+def test_large_batches_with_scattered_bad_records(name: str, path: str) -> None:
     decoder, bases = DECODERS[name]
     values = [bases[i % len(bases)] for i in range(2000)]
     for i in range(0, 2000, 97):
         values[i] = values[i][: len(values[i]) // 2]
     values[5] = b""
     values[1999] = b"\xff\xfe"
-    assert batch_outcomes(decoder, values) == outcomes(decoder, values)
+    with fast_path(decoder, path):
+        assert batch_outcomes(decoder, values) == outcomes(decoder, values)

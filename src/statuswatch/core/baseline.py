@@ -138,12 +138,13 @@ class _DenseEWMean:
 
 
 def _grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
-    """``a`` padded with ``fill`` to at least ``shape``; capacity doubles along rows so
-    that scopes appearing one by one do not copy the matrix every window."""
+    """``a`` padded with ``fill`` to at least ``shape``; capacity grows by a quarter
+    along rows, so scopes appearing one by one do not copy the matrix every window
+    and at most a fifth of it is slack."""
     if all(s >= n for s, n in zip(a.shape, shape, strict=True)):
         return a
     target = (
-        max(shape[0], 2 * a.shape[0]),
+        max(shape[0], a.shape[0] + a.shape[0] // 4),
         *(max(s, n) for s, n in zip(a.shape[1:], shape[1:], strict=True)),
     )
     out = np.full(target, fill, dtype=a.dtype)
@@ -156,14 +157,16 @@ class _Seasonal:
 
     Dense numpy arrays, allocated once per row: the profile's memory does not
     grow as event time walks into new hours (one River object per bucket did).
-    The update is the same exponentially weighted mean as ``EWMean``.
+    The update is the same exponentially weighted mean as ``EWMean``. Values are
+    float32 (a volume to 7 digits is plenty for a ratio between two hours): the
+    weekly profile is the biggest per-scope state, 168 buckets.
     """
 
     def __init__(self, period_ms: int, buckets: int, alpha: float) -> None:
         self.period_ms = period_ms
         self.buckets = buckets
         self.alpha = alpha
-        self.values = np.zeros((0, buckets))
+        self.values = np.zeros((0, buckets), dtype=np.float32)
         self.seen = np.zeros((0, buckets), dtype=bool)
         self.first_ms = np.zeros(0, dtype=np.int64)  # -1: never learned
 
@@ -195,7 +198,8 @@ class _Seasonal:
         first = self.first_ms[rows]
         ready = (first >= 0) & (t_ms - first >= self.period_ms)
         ready &= self.seen[rows, lo] & self.seen[rows, hi]
-        out = (1 - frac) * self.values[rows, lo] + frac * self.values[rows, hi]
+        lo_v, hi_v = self.values[rows, lo].astype(np.float64), self.values[rows, hi]
+        out = (1 - frac) * lo_v + frac * hi_v
         return np.where(ready, out, np.nan)
 
     def snapshot(self) -> list[list[float]]:
@@ -204,7 +208,7 @@ class _Seasonal:
         return [[r, b, v] for r, b, v in zip(rows.tolist(), buckets.tolist(), values, strict=True)]
 
     def restore(self, items: list[list[float]], first_ms: dict[int, int]) -> None:
-        self.values = np.zeros((0, self.buckets))
+        self.values = np.zeros((0, self.buckets), dtype=np.float32)
         self.seen = np.zeros((0, self.buckets), dtype=bool)
         self.first_ms = np.zeros(0, dtype=np.int64)
         self.fit(1 + max([int(r) for r, _, _ in items] + list(first_ms), default=-1))

@@ -26,11 +26,12 @@ unparseable_line     a text line that does not match the log format
 from __future__ import annotations
 
 import math
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Generic, NamedTuple, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, NoReturn, Protocol, TypeVar
 
 import msgspec
 import numpy as np
@@ -47,6 +48,9 @@ from statuswatch.core.columns import (
     InvalidRecord,
 )
 from statuswatch.errors import DecodeError
+
+if TYPE_CHECKING:
+    from statuswatch.core.decode._jsonscan import Scanner
 
 #: 2000-01-01T00:00:00Z: earlier event times are rejected as ``bad_timestamp``.
 MIN_TS_MS: Final = 946_684_800_000
@@ -540,6 +544,31 @@ def in_ranges(ts_ms: I64, status: I64) -> npt.NDArray[np.bool_]:
 #: Records decoded per msgspec call on the fast path before falling back record by record.
 FAST_CHUNK: Final = 256
 
+
+def _native_scanner() -> type[Scanner] | None:
+    """The C scanner (``_jsonscan.c``), or ``None`` if the optional extension is not built."""
+    try:
+        from statuswatch.core.decode._jsonscan import Scanner
+    except ImportError:
+        return None
+    return Scanner
+
+
+#: The C scanner's class; ``None`` when the optional extension is not built.
+NATIVE_SCANNER: Final = _native_scanner()
+#: Whether the JSON decoders' fast path runs on the C scanner (read at every
+#: ``decode``). False when the extension is missing or the environment sets
+#: ``STATUSWATCH_NATIVE_SCAN=0``: the msgspec fast path then runs, with the same results.
+NATIVE_SCAN: bool = NATIVE_SCANNER is not None and os.environ.get("STATUSWATCH_NATIVE_SCAN") != "0"
+#: The deepest nesting the C scanner vouches for, whatever ``max_depth`` allows:
+#: deeper records take the full decoder. Well below msgspec's recursion limit,
+#: so that msgspec decodes every record the scanner vouches for.
+NATIVE_MAX_DEPTH: Final = 128
+
+#: A field of the C scanner: its key path from the top-level object and its kind
+#: (``_jsonscan``: "i" int64, "S" str, "s" optional str, "d" "-" as "", "f" fallback).
+NativeField = tuple[Sequence[str], str]
+
 _DAYS_BEFORE_MONTH: Final = np.array(
     [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334], np.int64
 )
@@ -631,6 +660,14 @@ class JsonDecoder(BaseDecoder, Generic[S]):
     (Decoding the batch as one JSON array was measured slower: building the
     array copies the batch, and records that are not complete JSON values
     could merge across their boundaries.)
+
+    When the optional C extension is built, a subclass's ``set_native`` fields
+    take the place of the strict schema: the C scanner (``_jsonscan.c``)
+    validates each whole record as JSON, checks its size, UTF-8 and depth itself
+    (so ``precheck_batch`` is skipped) and reads the fields of the whole batch
+    into int64 and str columns, which ``native_columns`` checks like
+    ``fast_columns``. Records it does not vouch for take ``precheck`` and the full
+    decoder, as above (``NATIVE_SCAN`` says which fast path runs).
     """
 
     #: The strict schema of the fast path (None: no fast path).
@@ -643,6 +680,7 @@ class JsonDecoder(BaseDecoder, Generic[S]):
         self._decoder: msgspec.json.Decoder[S] = msgspec.json.Decoder(schema)
         self._fast_decoder: msgspec.json.Decoder[Any] | None = None
         self._fast_default: Any = None
+        self._scanner: Scanner | None = None
         self._skip_fast = 0
         self.init_fast()
 
@@ -655,12 +693,38 @@ class JsonDecoder(BaseDecoder, Generic[S]):
         self._fast_decoder = msgspec.json.Decoder(schema)
         self._fast_default = schema()  # its defaults fail the fast path's checks
 
+    def set_native(self, fields: Sequence[NativeField]) -> None:
+        """Set up the C scanner's fast path (if the extension is built) for ``fields``.
+
+        ``native_columns`` gets the int fields as the rows of one int64 array
+        and the str fields as lists, each in the order of ``fields``.
+        """
+        if NATIVE_SCANNER is None:
+            return
+        paths = tuple(tuple(key.encode() for key in path) for path, _ in fields)
+        kinds = "".join(kind for _, kind in fields).encode("ascii")
+        depth = min(self.max_depth, NATIVE_MAX_DEPTH)
+        self._scanner = NATIVE_SCANNER(paths, kinds, depth, self.max_bytes)
+
+    @property
+    def fast_path(self) -> str:
+        """The fast path ``decode`` takes: ``"native"`` (C scanner), ``"msgspec"`` or ``"none"``."""
+        if self._scanner is not None and NATIVE_SCAN:
+            return "native"
+        return "none" if self._fast_decoder is None else "msgspec"
+
     @abstractmethod
     def extract(self, record: S) -> Parsed:
         """Required fields, types and ranges of one decoded record."""
 
     def fast_columns(self, records: list[Any]) -> FastColumns:
         """The fields of a batch of ``fast_schema`` records and which of them are good."""
+        raise NotImplementedError
+
+    def native_columns(
+        self, ints: npt.NDArray[np.int64], strs: list[list[str]], ok: npt.NDArray[np.bool_]
+    ) -> FastColumns:
+        """``fast_columns`` for what the C scanner read (``ok``: the records it vouched for)."""
         raise NotImplementedError
 
     def decode_one(self, value: bytes) -> Parsed:
@@ -683,9 +747,13 @@ class JsonDecoder(BaseDecoder, Generic[S]):
             return json_failure(value, exc)
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
-        if self._fast_decoder is None or self._skip_fast > 0:
+        native = NATIVE_SCAN and self._scanner is not None
+        if self._skip_fast > 0 or not (native or self._fast_decoder is not None):
             self._skip_fast = max(0, self._skip_fast - 1)
             return self._decode_slow(values)
+        if native:
+            return self._decode_native(values)
+        assert self._fast_decoder is not None
         ok, bad = precheck_batch(values, self.max_bytes, self.max_depth)
         todo = values if not bad else [values[i] for i in ok]
         m = len(todo)
@@ -703,8 +771,32 @@ class JsonDecoder(BaseDecoder, Generic[S]):
                         records.append(default)
             else:
                 records += decoded
-        fc = self.fast_columns(records)
+        return self._complete(values, todo, ok, bad, self.fast_columns(records))
+
+    def _decode_native(self, values: Sequence[bytes]) -> DecodedBatch:
+        """The fast path on the C scanner: no Python work per record it vouches for."""
+        scanner = self._scanner
+        assert scanner is not None
+        n = len(values)
+        ints = np.empty((scanner.n_ints, n), np.int64)
+        ok = np.empty(n, np.bool_)
+        strs = scanner.scan(values, ints, ok)
+        return self._complete(values, values, None, {}, self.native_columns(ints, strs, ok))
+
+    def _complete(
+        self,
+        values: Sequence[bytes],
+        todo: Sequence[bytes],
+        ok: list[int] | None,
+        bad: dict[int, str],
+        fc: FastColumns,
+    ) -> DecodedBatch:
+        """The batch from a fast path's columns of ``todo``: the records it did not vouch
+        for go through the full decoder. ``todo[j]`` is ``values[ok[j]]``; ``ok`` is
+        ``None`` when ``todo`` is all of ``values``, not prechecked (the C scanner's
+        case), and ``bad`` holds the reasons of the values that failed ``precheck``."""
         ts, status, service, route, app, keep = fc
+        m = len(todo)
         slow = np.flatnonzero(~keep).tolist()
         invalid = [InvalidRecord(i, reason) for i, reason in bad.items()]
         if len(slow) > m // 2 and m >= 64:
@@ -712,14 +804,22 @@ class JsonDecoder(BaseDecoder, Generic[S]):
         if slow:
             keep = keep.copy()
             service, route, app = list(service), list(route), list(app)
+            max_bytes, max_depth = self.max_bytes, self.max_depth
             for j in slow:
-                out = self._full(todo[j])
+                value = todo[j]
+                out: Parsed | str | None = None
+                if ok is None:
+                    out = precheck(value, max_bytes, max_depth)
+                if out is None:
+                    out = self._full(value)
                 if isinstance(out, str):
-                    invalid.append(InvalidRecord(ok[j], out))
+                    invalid.append(InvalidRecord(j if ok is None else ok[j], out))
                     continue
                 keep[j] = True
                 ts[j], status[j], service[j], route[j], app[j] = out
-        index = np.arange(len(values), dtype=np.int64) if not bad else np.array(ok, np.int64)
+        index = np.arange(len(values), dtype=np.int64) if ok is None or not bad else np.array(
+            ok, np.int64
+        )
         if len(invalid) > len(bad):  # some records failed the full decoder too
             invalid.sort(key=lambda r: r.index)
             ts, status, index = ts[keep], status[keep], index[keep]

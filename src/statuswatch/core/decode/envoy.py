@@ -27,6 +27,8 @@ from operator import attrgetter
 from typing import Any, cast
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 from msgspec import UNSET, UnsetType
 
 from statuswatch.config import DecodeConfig
@@ -99,6 +101,17 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
         names = ["start_time", "response_code", "upstream_cluster", "route_name"]
         self._fast_getters = [attrgetter(name) for name in names]
         self._fast_app = None if self._app_attr is None else attrgetter(self._app_attr)
+        # The C scanner: "-" is read as "" ("d"); the app is a column of its own only
+        # when it is not one of the dimension fields.
+        native: list[tuple[tuple[str, ...], str]] = [
+            (("start_time",), "S"),
+            (("response_code",), "i"),
+            (("upstream_cluster",), "d"),
+            (("route_name",), "d"),
+        ]
+        if self._app_attr == "app_" and key is not None:
+            native.append(((key,), "d"))
+        self.set_native(native)
 
     def fast_columns(self, records: list[Any]) -> FastColumns:
         start, code, service, route = (list(map(get, records)) for get in self._fast_getters)
@@ -111,6 +124,20 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
                     if v == "-":
                         column[i] = ""
         return FastColumns(ts, status, service, route, app, ok & in_ranges(ts, status))
+
+    def native_columns(
+        self, ints: npt.NDArray[np.int64], strs: list[list[str]], ok: npt.NDArray[np.bool_]
+    ) -> FastColumns:
+        start, service, route, *rest = strs
+        if rest:
+            app = rest[0]
+        elif self._app_attr is None:
+            app = [""] * len(start)
+        else:
+            app = list(service if self._app_attr == "upstream_cluster" else route)
+        ts, good = iso_column(start)
+        status = ints[0]
+        return FastColumns(ts, status, service, route, app, ok & good & in_ranges(ts, status))
 
     def extract(self, record: EnvoyRecord) -> Parsed:
         start, code = record.start_time, record.response_code

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 from msgspec import UNSET
 
 from statuswatch.config import DecodeConfig, FieldMap
@@ -237,6 +238,12 @@ class GenericJsonDecoder(JsonDecoder[msgspec.Struct]):
             None if p is None else operator.attrgetter(".".join(_attrs(root, p)[0]))
             for p in paths
         ]
+        # The C scanner: the same types; nginx's "-" is read as "" ("d") by it.
+        dim_kind = "d" if quirks else "s"
+        kinds = ["S" if unit == "iso8601" else "i", "S" if quirks else "i"] + [dim_kind] * 3
+        self._native_kinds = kinds
+        self._native_roles = [role for role, p in enumerate(paths) if p is not None]
+        self.set_native([(paths[role] or [], kinds[role]) for role in self._native_roles])
 
     def fast_columns(self, records: list[Any]) -> FastColumns:
         n = len(records)
@@ -244,24 +251,57 @@ class GenericJsonDecoder(JsonDecoder[msgspec.Struct]):
             [""] * n if get is None else list(map(get, records)) for get in self._fast_getters
         ]
         raw_ts, raw_status, service, route, app = cols
-        if self.unit == "iso8601":
-            ts, ok = iso_column(raw_ts)
-        else:
-            num, den = _MS_PER_UNIT[self.unit]
-            values = int_column(raw_ts)
-            ok = np.abs(values) < (1 << 61) // num
-            ts = (2 * np.where(ok, values, 0) * num + den) // (2 * den)
-        if self.nginx_quirks:
-            status, good = _digit_status(raw_status)
-            ok &= good
-        else:
-            status = int_column(raw_status)
         if self.nginx_quirks:
             for column in (service, route, app):
                 if "-" in column:
                     for i, v in enumerate(column):
                         if v == "-":
                             column[i] = ""
+        ts_ints = None if self.unit == "iso8601" else int_column(raw_ts)
+        status_ints = None if self.nginx_quirks else int_column(raw_status)
+        ok = np.ones(n, np.bool_)
+        return self._columns(raw_ts, ts_ints, raw_status, status_ints, service, route, app, ok)
+
+    def native_columns(
+        self, ints: npt.NDArray[np.int64], strs: list[list[str]], ok: npt.NDArray[np.bool_]
+    ) -> FastColumns:
+        n = len(ok)
+        int_cols, str_cols = iter(ints), iter(strs)
+        cols: list[Any] = [None] * 5  # per role; None: not configured
+        for role in self._native_roles:  # in the order set_native got them
+            cols[role] = next(int_cols) if self._native_kinds[role] == "i" else next(str_cols)
+        raw_ts, raw_status, *dims = cols
+        service, route, app = ([""] * n if c is None else c for c in dims)
+        ts_ints = None if self.unit == "iso8601" else raw_ts
+        status_ints = None if self.nginx_quirks else raw_status
+        return self._columns(raw_ts, ts_ints, raw_status, status_ints, service, route, app, ok)
+
+    def _columns(
+        self,
+        raw_ts: Any,
+        ts_ints: I64 | None,
+        raw_status: Any,
+        status_ints: I64 | None,
+        service: list[str],
+        route: list[str],
+        app: list[str],
+        ok: npt.NDArray[np.bool_],
+    ) -> FastColumns:
+        """The fast paths' common part: timestamps in ms, statuses, the range checks."""
+        if ts_ints is None:
+            ts, good = iso_column(raw_ts)
+            ok = ok & good
+        else:
+            num, den = _MS_PER_UNIT[self.unit]
+            limit = (1 << 61) // num
+            in_int = (ts_ints > -limit) & (ts_ints < limit)
+            ok = ok & in_int
+            ts = (2 * np.where(in_int, ts_ints, 0) * num + den) // (2 * den)
+        if status_ints is None:
+            status, good = _digit_status(raw_status)
+            ok &= good
+        else:
+            status = status_ints
         return FastColumns(ts, status, service, route, app, ok & in_ranges(ts, status))
 
     def extract(self, record: msgspec.Struct) -> Parsed:

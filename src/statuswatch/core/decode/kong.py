@@ -25,6 +25,8 @@ from operator import attrgetter
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 from msgspec import UNSET, UnsetType
 
 from statuswatch.config import DecodeConfig
@@ -93,6 +95,16 @@ _GETTERS = tuple(
     map(attrgetter, ("started_at", "response.status", "service.name", "route.name", "consumer.id"))
 )
 
+# The same fields for the C scanner; "f": consumer.username where consumer.id is "".
+_NATIVE_FIELDS = (
+    (("started_at",), "i"),
+    (("response", "status"), "i"),
+    (("service", "name"), "s"),
+    (("route", "name"), "s"),
+    (("consumer", "id"), "s"),
+    (("consumer", "username"), "f"),
+)
+
 
 class KongDecoder(JsonDecoder[KongRecord]):
     name = "kong"
@@ -100,6 +112,10 @@ class KongDecoder(JsonDecoder[KongRecord]):
 
     def __init__(self, cfg: DecodeConfig) -> None:
         super().__init__(cfg, KongRecord)
+
+    def init_fast(self) -> None:
+        super().init_fast()
+        self.set_native(_NATIVE_FIELDS)
 
     def extract(self, record: KongRecord) -> Parsed:
         ts = record.started_at
@@ -130,3 +146,10 @@ class KongDecoder(JsonDecoder[KongRecord]):
                 if not a:
                     app[i] = records[i].consumer.username
         return FastColumns(ts, status, service, route, app, in_ranges(ts, status))
+
+    def native_columns(
+        self, ints: npt.NDArray[np.int64], strs: list[list[str]], ok: npt.NDArray[np.bool_]
+    ) -> FastColumns:
+        ts, status = ints
+        service, route, app = strs
+        return FastColumns(ts, status, service, route, app, ok & in_ranges(ts, status))
