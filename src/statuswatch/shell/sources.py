@@ -279,7 +279,11 @@ class KafkaSource:
         for tp, msgs in records.items():
             if not msgs:
                 continue
-            offsets = np.fromiter(map(_OFFSET, msgs), np.int64, len(msgs))
+            first, last = msgs[0].offset, msgs[-1].offset
+            if last - first + 1 == len(msgs):  # the usual case: no gaps (compaction, markers)
+                offsets = np.arange(first, last + 1, dtype=np.int64)
+            else:
+                offsets = np.fromiter(map(_OFFSET, msgs), np.int64, len(msgs))
             values = list(map(_VALUE, msgs))
             if None in values:  # a tombstone: an empty (invalid) record
                 values = [b"" if v is None else v for v in values]
