@@ -155,10 +155,10 @@ def json_record(draw: st.DrawFn, base: bytes) -> bytes:
     ascii_only = draw(st.booleans())
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only)
     kind = draw(st.integers(0, 9))
-    if kind == 0 and obj:  # a key twice, the first one with an odd value
+    if kind == 0 and obj:  # a key twice, one of them with an odd value
         key = draw(st.sampled_from(paths))[0]
         pair = json.dumps({key: draw(st.sampled_from(ODD_VALUES))}, separators=(",", ":"))
-        text = pair[:-1] + "," + text[1:]
+        text = pair[:-1] + "," + text[1:] if draw(st.booleans()) else text[:-1] + "," + pair[1:]
     elif kind == 1 and obj:  # a key spelled with an escape
         key = draw(st.sampled_from(paths))[-1]
         if key:
@@ -248,6 +248,47 @@ def test_the_fast_path_is_taken_and_exact_on_clean_records(name: str, path: str)
                 mp.setattr(decoder, "_full", counting)
                 decoder.decode(values)
             assert not calls
+
+
+_SENTINEL = "@@inner@@"
+
+
+def _tricky_keys(base: bytes) -> list[bytes]:
+    """``base`` with each key spelled with an escape, and with each key of the top-level
+    object and of the objects in it twice (before and after, with other values)."""
+    obj = json.loads(base)
+    text = json.dumps(obj, separators=(",", ":"))
+    out: list[str] = []
+    for path in _paths(obj):
+        quoted = json.dumps(path[-1]) + ":"
+        if path[-1]:
+            out += [text.replace(quoted, f'"\\u{ord(path[-1][0]):04x}{quoted[2:]}', 1)]
+
+    def twice(obj_text: str, key: str, value: Any) -> list[str]:
+        pair = json.dumps({key: value}, separators=(",", ":"))
+        return [pair[:-1] + "," + obj_text[1:], obj_text[:-1] + "," + pair[1:]]
+
+    for key, value in obj.items():
+        for other in ({}, None, {"x": 1}, "zz", 12345, value):
+            out += twice(text, key, other)
+        if isinstance(value, dict) and value:
+            outer = json.dumps({**obj, key: _SENTINEL}, separators=(",", ":"))
+            inner = json.dumps(value, separators=(",", ":"))
+            for key2, value2 in value.items():
+                for other in ({}, None, "zz", 12345, value2):
+                    out += [outer.replace(f'"{_SENTINEL}"', v) for v in twice(inner, key2, other)]
+    return [v.encode() for v in out]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name", sorted(DECODERS))
+def test_duplicate_and_escaped_keys(name: str, path: str) -> None:
+    decoder, bases = DECODERS[name]
+    if decoder.name == "combined":
+        return
+    values = [v for base in bases[:3] for v in _tricky_keys(base)]
+    with fast_path(decoder, path):
+        assert batch_outcomes(decoder, values) == outcomes(decoder, values)
 
 
 @pytest.mark.parametrize("path", PATHS)
