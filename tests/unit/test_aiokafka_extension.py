@@ -63,3 +63,30 @@ def test_file_lines_split_like_readlines(data: bytes, block: int) -> None:
     expected = [line.rstrip(b"\r\n") for line in io.BytesIO(data).readlines()]
     assert values == expected
     assert offsets == list(range(len(expected)))
+
+
+@pytest.mark.parametrize(("fmt", "native", "warned"), [
+    ("kong", True, False), ("kong", False, True), ("json", False, True),
+    ("combined", False, False),  # no JSON fast path to miss
+])
+def test_start_up_warns_when_the_c_scanner_is_missing(
+    fmt: str, native: bool, warned: bool, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from statuswatch.config import Settings
+    from statuswatch.core.decode import base
+    from statuswatch.core.detector import Detector
+    from statuswatch.shell.app import warn_if_no_native_scan
+
+    monkeypatch.setattr(base, "NATIVE_SCAN", native)
+    detector = Detector(Settings(decode={"format": fmt}))
+    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.app"):
+        assert warn_if_no_native_scan(detector) is not warned
+    assert any("C scanner" in r.getMessage() for r in caplog.records) is warned
+
+
+def test_the_installed_package_has_its_c_scanner() -> None:
+    # CI builds it from setup.py: a silent fall-back to the msgspec path must fail here.
+    from statuswatch.core.decode import base
+
+    assert base.NATIVE_SCANNER is not None

@@ -63,6 +63,18 @@ def quiet_repeats(every_s: float = 30.0) -> RepeatFilter:
     return flt
 
 
+def warn_if_no_native_scan(detector: Detector) -> bool:
+    """Log a loud warning if a JSON format runs without statuswatch's C scanner."""
+    if detector.decoder.fast_path != "msgspec":
+        return True  # the C scanner, or a format without a JSON fast path (combined)
+    log.warning(
+        "!!! statuswatch's C scanner (statuswatch.core.decode._jsonscan) is not built: "
+        "%s records are decoded on the msgspec fast path, about 3x slower. "
+        "Reinstall with a C compiler present (pip install -e .). !!!", detector.decoder.name,
+    )
+    return False
+
+
 def log_events(events: list[AlertEvent]) -> None:
     for event in events:
         log.warning("%s", describe(event))
@@ -77,6 +89,7 @@ async def run_forever(
     """Run until SIGINT/SIGTERM (exit 0) or the stuck-consumer watchdog fires (exit 3)."""
     quiet_repeats()
     detector = Detector(settings)
+    warn_if_no_native_scan(detector)
     status = RuntimeStatus()
     server = None
     if settings.metrics.enabled:

@@ -26,7 +26,6 @@ unparseable_line     a text line that does not match the log format
 from __future__ import annotations
 
 import math
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -74,6 +73,12 @@ class Decoder(Protocol):
     """Turns raw record values into columns. Pure: no I/O, no clock."""
 
     name: str
+
+    @property
+    def fast_path(self) -> str:
+        """The batch fast path ``decode`` takes: ``"native"`` (the C scanner),
+        ``"msgspec"``, or ``"none"`` (record by record)."""
+        ...
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         """Decode a whole batch; bad records end up in ``.invalid``, never raised."""
@@ -474,6 +479,10 @@ class BaseDecoder(ABC):
         self.cfg = cfg
         self.max_bytes = cfg.max_record_bytes
 
+    @property
+    def fast_path(self) -> str:
+        return "none"
+
     @abstractmethod
     def decode_one(self, value: bytes) -> Parsed:
         """Decode one record or raise ``DecodeError``."""
@@ -557,9 +566,9 @@ def _native_scanner() -> type[Scanner] | None:
 #: The C scanner's class; ``None`` when the optional extension is not built.
 NATIVE_SCANNER: Final = _native_scanner()
 #: Whether the JSON decoders' fast path runs on the C scanner (read at every
-#: ``decode``). False when the extension is missing or the environment sets
-#: ``STATUSWATCH_NATIVE_SCAN=0``: the msgspec fast path then runs, with the same results.
-NATIVE_SCAN: bool = NATIVE_SCANNER is not None and os.environ.get("STATUSWATCH_NATIVE_SCAN") != "0"
+#: ``decode``). False when the extension is missing (or a test or benchmark sets
+#: it): the msgspec fast path then runs, with the same results.
+NATIVE_SCAN: bool = NATIVE_SCANNER is not None
 #: The deepest nesting the C scanner vouches for, whatever ``max_depth`` allows:
 #: deeper records take the full decoder. Well below msgspec's recursion limit,
 #: so that msgspec decodes every record the scanner vouches for.
