@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     n, repeat = (100_000, 3) if args.quick else (args.records, args.repeat)
     out, _ = run(args.formats.split(","), n, repeat)
-    print(f"### decode + window ({n:,} records per format, batches of {BATCH}; {machine()})\n")
+    formats = args.formats.split(",")
+    paths = ", ".join(f"{f} {build_decoder(FORMAT_CONFIGS[f]).fast_path}" for f in formats)
+    print(f"### decode + window ({n:,} records per format, batches of {BATCH}; "
+          f"fast path: {paths}; {machine()})\n")
     print(out)
     return 0
 

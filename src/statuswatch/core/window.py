@@ -124,7 +124,17 @@ class WindowCounter:
                 offsets = offsets[on_time]
         if starts.size == 0:
             return late
-        uniq_starts, win_idx = np.unique(starts, return_inverse=True)
+        # A batch spans a few windows: index them by offset from the first, no sort.
+        first_start = int(starts.min())
+        offset = (starts - first_start) // self.size_ms
+        span = int(offset.max()) + 1
+        if span <= 4 * len(starts):
+            present = np.flatnonzero(np.bincount(offset, minlength=span))
+            lookup = np.zeros(span, np.int64)
+            lookup[present] = np.arange(len(present))
+            uniq_starts, win_idx = first_start + present * self.size_ms, lookup[offset]
+        else:  # records scattered over a long time: too sparse for a lookup table
+            uniq_starts, win_idx = np.unique(starts, return_inverse=True)
         n_levels = rows.shape[0]
         flat_win = np.tile(win_idx, n_levels)
         flat_rows = rows.reshape(-1)
