@@ -1,6 +1,7 @@
 """Parameter experiments for the volume model on NAB (see README.md): one line per variant.
 
-    .venv/bin/python benchmarks/nab/experiments.py [--grid base|calibration|all] [--cv] [--ceiling]
+    .venv/bin/python benchmarks/nab/experiments.py \
+        [--grid base|calibration|calibration50|all|none] [--cv] [--ceiling]
 
 ``--grid``: the one-at-a-time grids (standard | reward_low_FP | reward_low_FN, then the
 windows hit and FP rows at the standard threshold). ``--cv``: leave-one-file-out check of

@@ -86,14 +86,14 @@ class Variant:
       ``baseline.max_dispersion``).
     * ``calibration``: pass each direction's score through its own
       ``statuswatch.core.calibrate.ScoreCalibrator`` (one row per scope, fed warm windows
-      only) before the cooldown: ``detect.volume.calibration`` (``true`` | ``false``). Its
-      parameters would be ``detect.volume.calibration_window`` (``calibration_window``:
-      short-term average, windows), ``detect.volume.calibration_half_life_windows``
+      only) before the cooldown: ``detect.volume.calibration`` (``true`` | ``false``), as the
+      live ``Detector`` does. Its keys: ``detect.volume.calibration_half_life_windows``
       (``calibration_half_life``: long-run mean/variance), ``detect.volume.calibration_min_std``
       (``calibration_min_std``), ``detect.volume.calibration_warmup_windows``
-      (``calibration_warmup``: calibrated scores are 0 before) and
-      ``detect.volume.calibration_freeze_score`` (``calibration_freeze``: do not learn a window
-      whose calibrated score is at least this; 0 disables).
+      (``calibration_warmup``: calibrated scores are 0 before). ``calibration_window``
+      (short-term average) and ``calibration_freeze`` (do not learn a window whose calibrated
+      score is at least this) are experiment-only: the grid found 1 and off best, which is
+      what the live detector uses.
     """
 
     name: str
@@ -109,7 +109,7 @@ class Variant:
     calibration: bool = False
     calibration_window: int = 1
     calibration_half_life: float = 10_000.0
-    calibration_min_std: float = 0.3
+    calibration_min_std: float = 0.3  # 2.0 with the default dispersion cap (the chosen one)
     calibration_warmup: int = 300
     calibration_freeze: float = 0.0
 
@@ -124,11 +124,14 @@ VARIANTS = {
                 max_dispersion=1e6, volume_half_life=6, cooldown=288),
         Variant("tuned: uncapped dispersion, half-life 12, cooldown 288",
                 max_dispersion=1e6, volume_half_life=12, cooldown=288),
-        Variant("calibrated: uncapped dispersion, half-life 6, cooldown 288",
-                max_dispersion=1e6, volume_half_life=6, cooldown=288, calibration=True),
         Variant("calibrated, direction up: uncapped dispersion, half-life 6, cooldown 288",
                 max_dispersion=1e6, volume_half_life=6, cooldown=288, calibration=True,
                 direction="up"),
+        Variant("calibrated: defaults + calibration",
+                calibration=True, calibration_min_std=2.0),
+        Variant("calibrated, direction up: half-life 6, cooldown 288, calibration min_std 2",
+                volume_half_life=6, cooldown=288, calibration=True, direction="up",
+                calibration_min_std=2.0),
     ]
 }
 

@@ -245,6 +245,11 @@ class VolumeConfig(_Strict):
     fire_score: float = Field(8.0, gt=0)
     min_excess_count: float = Field(50.0, ge=0)
     min_ratio: float = Field(2.0, ge=1.0)
+    #: score each scope's volume against its own history of scores (core/calibrate.py)
+    calibration: bool = False
+    calibration_half_life_windows: float = Field(10_000.0, gt=0)
+    calibration_min_std: float = Field(2.0, gt=0)
+    calibration_warmup_windows: int = Field(300, ge=0)
 
 
 _APP_LEVEL: list[Dimension] = ["app"]

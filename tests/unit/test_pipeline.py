@@ -207,3 +207,30 @@ def test_capped_app_level_tracks_the_heaviest_apps_and_loses_no_record():
     ) == detector.scopes.recycled[app_level]
     folded = registry.get_sample_value("statuswatch_scopes_folded_total", {"level": "app"})
     assert 60 - 8 <= folded <= 60  # distinct apps that were in 'other' at some time
+
+
+def calibrated_drop_run(warmup: int) -> tuple[list[dict], Detector]:
+    """Fleet traffic falls to 30 % at minute 20, with ``detect.volume.calibration`` on."""
+    drop = Incident("drop", ONSET, ONSET + 5 * 60_000, fraction=0.3)
+    spec = SimSpec(seed=8, rate=300, n_apps=40, incidents=(drop,))
+    settings = Settings(detect={"volume": {
+        "calibration": True, "calibration_warmup_windows": warmup, "calibration_min_std": 1.0,
+    }})
+    detector, sink = Detector(settings), ListSink()
+    backtest(detector, ListSource(traffic(spec, 30)).batches(), sink)
+    return [a for a in sink.alerts if a["signal"] == "volume"], detector
+
+
+def test_calibrated_volume_scores_gate_the_volume_alerts():
+    alerts, detector = calibrated_drop_run(warmup=30)
+    firing = [a for a in alerts if a["state"] == "firing"]
+    assert [(a["direction"], a["scope"]) for a in firing] == [("down", {})]
+    assert firing[0]["window_end"] * 1000 - ONSET <= 3 * WINDOW_MS
+    # calibrated scores are 0 until a scope has the warm-up's worth of score history
+    never_warm, _ = calibrated_drop_run(warmup=100_000)
+    assert never_warm == []
+    # the calibrators' state is part of the plain-JSON snapshot
+    state = json.loads(json.dumps(detector.snapshot()))
+    again = Detector(detector.settings)
+    again.restore(state, now_ms=0)
+    assert again.snapshot()["calibrators"] == state["calibrators"]

@@ -24,6 +24,7 @@ import numpy as np
 
 from statuswatch.config import Settings
 from statuswatch.core.baseline import Baseline, Expectation, fading_factor
+from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.columns import I64, DecodedBatch
 from statuswatch.core.decide import (
     AlertEvent,
@@ -115,6 +116,17 @@ class Detector:
             b.half_life_windows, b.volume_half_life_windows, b.warmup_windows, window_ms=w.size_ms
         )
         d = settings.detect
+        v = d.volume
+        #: volume scores against each scope's own score history, up and down (opt-in)
+        self._calibrators: dict[str, ScoreCalibrator] = {}
+        if v.calibration:
+            self._calibrators = {
+                direction: ScoreCalibrator(
+                    long_half_life=v.calibration_half_life_windows,
+                    warmup=v.calibration_warmup_windows, min_std=v.calibration_min_std,
+                )
+                for direction in ("up", "down")
+            }
         self.alerts = AlertTracker(Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows))
         self.counters = Counters()
         self.last_report: WindowReport | None = None
@@ -226,7 +238,8 @@ class Detector:
         for past in self._recent:
             long_counts[: past.shape[0], : past.shape[1]] += past
         long_shares = score_shares(long_counts, exp.share, floor, exp.share_dispersion)
-        volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
+        raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
+        volume = self._calibrated(raw_volume, exp)
         hits = self._hits(counts, exp, shares, volume, rules, long_counts, long_shares)
 
         keys: set[Key] = self.alerts.live_keys()
@@ -290,6 +303,21 @@ class Detector:
         self._rebalance_scopes()
         return events
 
+    def _calibrated(self, volume: VolumeScores, exp: Expectation) -> VolumeScores:
+        """With ``detect.volume.calibration``: each warm scope's volume score, up and
+        down, replaced by how unusual it is among that scope's own past scores."""
+        if not self._calibrators:
+            return volume
+        live = {(r, d) for r, _, d, s in self.alerts.live_keys() if s == "volume"}
+        out = {}
+        for direction, raw in (("up", volume.up), ("down", volume.down)):
+            frozen = np.zeros(len(raw), dtype=bool)
+            frozen[[r for r, d in live if d == direction and r < len(raw)]] = True
+            out[direction] = self._calibrators[direction].update(
+                raw, frozen=frozen, active=exp.warm
+            )
+        return VolumeScores(out["up"], out["down"], volume.expected)
+
     def _rebalance_scopes(self) -> None:
         """Keep the heaviest scopes in rows of their own (top-K by volume per level)."""
         protected = {key[0] for key in self.alerts.live_keys() | self._held | self._accepted}
@@ -300,6 +328,8 @@ class Detector:
             return
         rows = [r.row for r in recycled]
         self.baseline.forget_rows(rows)
+        for calibrator in self._calibrators.values():
+            calibrator.forget_rows(rows)
         for r in recycled:
             self.windows.move_row(r.row, r.other)
             for past in self._recent:
@@ -583,6 +613,7 @@ class Detector:
             },
             "windows": self.windows.snapshot(),
             "baseline": self.baseline.snapshot(),
+            "calibrators": {d: c.snapshot() for d, c in self._calibrators.items()},
             "alerts": self.alerts.snapshot(),
             "held": sorted(list(k) for k in self._held),
             "accepted": sorted(list(k) for k in self._accepted),
@@ -617,6 +648,9 @@ class Detector:
         self.scopes.restore_fold_state(state["scopes"]["fold"])
         self.windows.restore(state["windows"], now_ms)
         self.baseline.restore(state["baseline"])
+        for direction, calibrator in self._calibrators.items():
+            if direction in state["calibrators"]:
+                calibrator.restore(state["calibrators"][direction])
         self.alerts.restore(state["alerts"])
         self._held = {(int(r), int(c), d, s) for r, c, d, s in state["held"]}
         self._accepted = {(int(r), int(c), d, s) for r, c, d, s in state["accepted"]}
