@@ -340,6 +340,24 @@ static const uint8_t *parse_int(const uint8_t *p, const uint8_t *end, int64_t *o
 static const uint8_t *scan_object(Rec *r, const uint8_t *p, int node);
 static const uint8_t *skip_array(Rec *r, const uint8_t *p);
 
+/* After an array element or an object member: ',' gives the next one's first byte
+ * (*done = 0), `close` the byte after the container (*done = 1); anything else fails. */
+static inline const uint8_t *after_item(Rec *r, const uint8_t *p, uint8_t close, int *done) {
+    const uint8_t *end = r->end;
+    p = skip_ws(p, end);
+    if (p >= end) return NULL;
+    if (*p == ',') {
+        *done = 0;
+        return skip_ws(p + 1, end);
+    }
+    if (*p == close) {
+        r->depth--;
+        *done = 1;
+        return p + 1;
+    }
+    return NULL;
+}
+
 static const uint8_t *skip_value(Rec *r, const uint8_t *p) {
     const uint8_t *end = r->end;
     int fl;
@@ -374,19 +392,11 @@ static const uint8_t *skip_array(Rec *r, const uint8_t *p) {
         return p + 1;
     }
     for (;;) {
+        int done;
         p = skip_value(r, p);
         if (p == NULL) return NULL;
-        p = skip_ws(p, end);
-        if (p >= end) return NULL;
-        if (*p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (*p == ']') {
-            r->depth--;
-            return p + 1;
-        }
-        return NULL;
+        p = after_item(r, p, ']', &done);
+        if (p == NULL || done) return p;
     }
 }
 
@@ -453,7 +463,7 @@ static const uint8_t *scan_object(Rec *r, const uint8_t *p, int node) {
     }
     for (;;) {
         const uint8_t *key;
-        int fl;
+        int fl, done;
         if (p >= end || *p != '"') return NULL;
         key = p + 1;
         p = scan_string(key, end, &fl);
@@ -486,17 +496,8 @@ static const uint8_t *scan_object(Rec *r, const uint8_t *p, int node) {
             p = skip_value(r, skip_ws(p + 1, end));
         }
         if (p == NULL) return NULL;
-        p = skip_ws(p, end);
-        if (p >= end) return NULL;
-        if (*p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (*p == '}') {
-            r->depth--;
-            return p + 1;
-        }
-        return NULL;
+        p = after_item(r, p, '}', &done);
+        if (p == NULL || done) return p;
     }
 }
 
