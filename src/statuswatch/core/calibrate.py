@@ -58,6 +58,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from statuswatch.core.baseline import fading_factor
+
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -105,7 +107,7 @@ class ScoreCalibrator:
         self.min_std = min_std
         self.freeze_score = freeze_score
         self.max_score = max_score
-        self.alpha = float(1.0 - 0.5 ** (1.0 / long_half_life))
+        self.alpha = fading_factor(long_half_life)
         self._recent = np.zeros((0, short_window))  # ring buffer of raw scores
         self._pushed = np.zeros(0, np.int64)  # raw scores pushed into the ring
         self._learned = np.zeros(0, np.int64)  # averages learned into mu / var
