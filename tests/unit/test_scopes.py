@@ -120,3 +120,22 @@ def test_fold_state_survives_a_snapshot_as_plain_json():
     u.restore(t.labels, t.level_of_row)
     u.restore_fold_state(state)
     assert u.fold_state() == t.fold_state()
+
+
+@given(st.lists(
+    st.lists(st.tuples(st.sampled_from(["", "a", "b", "c", "d", "e"]),
+                       st.text(alphabet="xyz", max_size=3)), min_size=1, max_size=40),
+    min_size=1, max_size=8,
+))
+def test_multi_dimension_rows_match_the_labels_across_batches(batches):
+    """The service+route level's dense row table, rebuilt as new values appear, always
+    gives each record the row labelled with its own values (or -1 if one is empty)."""
+    t = ScopeTable(LEVELS, max_per_level=1_000)
+    for batch in batches:
+        services, routes = zip(*batch, strict=True)
+        rows = t.rows(dims(services, routes, [""] * len(batch)))[2].tolist()
+        for service, route, row in zip(services, routes, rows, strict=True):
+            if not service or not route:
+                assert row == -1
+            else:
+                assert t.labels[row] == {"service": service, "route": route}

@@ -38,6 +38,8 @@ MAX_CANDIDATES = 2_000
 
 #: Most distinct values of one dimension kept interned before the caches start afresh.
 INTERN_LIMIT = 1 << 17
+#: Largest dense row table of a multi-dimension level (entries), e.g. 1,024 services x 1,024 routes.
+DENSE_COMBOS = 1 << 20
 #: Bits per dimension id in a combined key (three dimensions fit in an int64).
 _ID_BITS = 20
 _UNKNOWN = -2
@@ -313,6 +315,8 @@ class ScopeTable:
         self._values: dict[str, list[str]] = {}
         self._lut: dict[int, I64] = {}
         self._combo_row: dict[int, dict[int, int]] = {}
+        #: per multi-dimension level: (capacity per dimension, dense row table)
+        self._combo_lut: dict[int, tuple[tuple[int, ...], I64]] = {}
 
     def _intern(self, dim: str, values: list[str]) -> I64:
         """The id of each value of ``dim`` ("" is id 0), interning new values."""
@@ -353,6 +357,30 @@ class ScopeTable:
         return rows
 
     def _rows_nd(self, level_idx: int, level: tuple[str, ...], ids: list[I64]) -> I64:
+        """Rows of a level of several dimensions: a dense table indexed by the ids
+        (no sort) while the combinations fit, else ``np.unique`` of combined keys."""
+        caps = tuple(1 << max(len(self._values[d]) - 1, 1).bit_length() for d in level)
+        if np.prod(caps) <= DENSE_COMBOS:
+            held = self._combo_lut.get(level_idx)
+            if held is None or held[0] != caps:
+                held = self._combo_lut[level_idx] = (
+                    caps, np.full(int(np.prod(caps)), _UNKNOWN, np.int64)
+                )
+            lut = held[1]
+            flat = ids[0]
+            for part, cap in zip(ids[1:], caps[1:], strict=True):
+                flat = flat * cap + part
+            rows = lut[flat]
+            missing = rows == _UNKNOWN
+            if missing.any():
+                first = np.unique(flat[missing], return_index=True)[1]
+                where = np.flatnonzero(missing)[first]
+                lut[flat[where]] = self._rows_by_key(level_idx, level, [i[where] for i in ids])
+                rows = lut[flat]
+            return rows
+        return self._rows_by_key(level_idx, level, ids)
+
+    def _rows_by_key(self, level_idx: int, level: tuple[str, ...], ids: list[I64]) -> I64:
         combo = ids[0]
         for part in ids[1:]:
             combo = (combo << _ID_BITS) | part
