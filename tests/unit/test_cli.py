@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,13 @@ def test_docker_compose_is_consistent():
     targets = prom["scrape_configs"][0]["static_configs"][0]["targets"]
     assert targets == ["statuswatch:9464"]
     assert "9464:9464" in services["statuswatch"]["ports"]
+
+
+def test_blas_stays_single_threaded_unless_the_user_says_otherwise(monkeypatch):
+    from statuswatch.cli import single_threaded_math
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    single_threaded_math()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "4"
