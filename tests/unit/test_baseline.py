@@ -209,3 +209,11 @@ def test_vectorised_shares_equal_one_river_ewmean_per_series(windows):
             want = ref.share(r, c, ref.seen.get(r, 0))
             assert e.share[r, c] == pytest.approx(want, rel=1e-9, abs=1e-12)
             assert e.share_dispersion[r, c] == pytest.approx(ref.phi(r, c), rel=1e-9)
+
+
+def test_new_codes_widen_the_matrices_without_growing_their_rows():
+    b = Baseline(share_half_life=5, volume_half_life=3, warmup_windows=0)
+    for codes in range(1, 31):  # one more status code each window, 1,000 scopes
+        b.learn(np.ones((1000, codes), np.int64), window_start_ms=codes * W)
+    assert b._share.mean.shape == (1000, 30)
+    assert b._known.shape == (1000, 30)

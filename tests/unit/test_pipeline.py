@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from statuswatch.config import Settings
@@ -234,3 +235,35 @@ def test_calibrated_volume_scores_gate_the_volume_alerts():
     again = Detector(detector.settings)
     again.restore(state, now_ms=0)
     assert again.snapshot()["calibrators"] == state["calibrators"]
+
+
+def test_rows_recycled_after_windows_closed_together_keep_their_counts():
+    """Windows closed in one call are all evaluated with the rows they were counted in;
+    the top-K swap comes after them."""
+    from statuswatch.core.columns import DecodedBatch
+
+    def batch(t_ms: int, services: list[str]) -> DecodedBatch:
+        n = len(services)
+        return DecodedBatch(np.full(n, t_ms, np.int64), np.full(n, 200, np.int64),
+                            {"service": services, "route": [""] * n, "app": [""] * n},
+                            np.arange(n, dtype=np.int64))
+
+    detector = Detector(Settings(
+        scopes={"levels": [[], ["service"]], "max_per_level": 1},
+        baseline={"volume_half_life_windows": 0.01},  # rates follow the last window
+        window={"allowed_lateness_seconds": 0},
+    ))
+    seen: list[dict[str, int]] = []
+
+    def record(window):
+        labels = detector.scopes.labels
+        seen.append({labels[r].get("service", "fleet"): int(window.counts[r].sum())
+                     for r in range(window.counts.shape[0])})
+
+    detector.window_listener = record
+    detector.count(batch(1, ["a"] + ["b"] * 30), now_ms=0)  # a has the row, b folds
+    detector.count(batch(WINDOW_MS + 1, ["a"] * 7), now_ms=0)
+    detector.count(batch(3 * WINDOW_MS, ["a"]), now_ms=0)  # closes both windows at once
+    detector.close_ready(now_ms=0)
+    assert seen[:2] == [{"fleet": 31, "a": 1, "other": 30}, {"fleet": 7, "a": 7, "other": 0}]
+    assert detector.scopes.recycled == [0, 1]  # then b, the heavier, took a's row

@@ -139,3 +139,22 @@ def test_multi_dimension_rows_match_the_labels_across_batches(batches):
                 assert row == -1
             else:
                 assert t.labels[row] == {"service": service, "route": route}
+
+
+def test_a_one_off_burst_does_not_evict_a_steady_scope():
+    t = ScopeTable([[], ["service"]], max_per_level=1)
+    for _ in range(200):
+        feed(t, {"steady": 10})
+        assert t.rebalance(alpha=0.023, protected=set()) == []
+    feed(t, {"steady": 10, "junk": 25})  # one window of a scanner's junk service
+    assert t.rebalance(alpha=0.023, protected=set()) == []
+
+
+def test_new_multi_dimension_scopes_take_rows_in_order_of_first_sight():
+    # "a" is interned first (its record lacks a route), so (a, q) has the smaller ids;
+    # yet (b, q), seen first, gets the only free row
+    t = ScopeTable([[], ["service", "route"]], max_per_level=1)
+    rows = t.rows(dims(["a", "b", "a"], ["", "q", "q"], [""] * 3))[1].tolist()
+    assert rows[0] == -1
+    assert t.labels[rows[1]] == {"service": "b", "route": "q"}
+    assert t.labels[rows[2]] == {"service": OTHER, "route": OTHER}

@@ -143,8 +143,9 @@ def _grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
     and at most a fifth of it is slack."""
     if all(s >= n for s, n in zip(a.shape, shape, strict=True)):
         return a
+    rows = a.shape[0] if a.shape[0] >= shape[0] else max(shape[0], a.shape[0] + a.shape[0] // 4)
     target = (
-        max(shape[0], a.shape[0] + a.shape[0] // 4),
+        rows,
         *(max(s, n) for s, n in zip(a.shape[1:], shape[1:], strict=True)),
     )
     out = np.full(target, fill, dtype=a.dtype)

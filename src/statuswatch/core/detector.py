@@ -204,6 +204,8 @@ class Detector:
         events: list[AlertEvent] = []
         for window in closed:
             events.extend(self._evaluate_one(window))
+        if closed:  # after every window of the call: each was counted with the old rows
+            self._rebalance_scopes(len(closed))
         self.counters.alerts_fired += sum(e.state == "firing" for e in events)
         return events
 
@@ -300,7 +302,6 @@ class Detector:
             frozen_share=frozen_share, frozen_volume=frozen_volume,
         )
         self.last_report = WindowReport(window, exp, shares, volume)
-        self._rebalance_scopes()
         return events
 
     def _calibrated(self, volume: VolumeScores, exp: Expectation) -> VolumeScores:
@@ -318,12 +319,11 @@ class Detector:
             )
         return VolumeScores(out["up"], out["down"], volume.expected)
 
-    def _rebalance_scopes(self) -> None:
+    def _rebalance_scopes(self, windows: int) -> None:
         """Keep the heaviest scopes in rows of their own (top-K by volume per level)."""
         protected = {key[0] for key in self.alerts.live_keys() | self._held | self._accepted}
-        recycled = self.scopes.rebalance(
-            fading_factor(self.settings.baseline.volume_half_life_windows), protected
-        )
+        alpha = fading_factor(self.settings.baseline.volume_half_life_windows)
+        recycled = self.scopes.rebalance(1.0 - (1.0 - alpha) ** windows, protected)
         if not recycled:
             return
         rows = [r.row for r in recycled]
@@ -461,7 +461,10 @@ class Detector:
         * a child that fires while an ancestor is still pending on the same
           code and direction is held: it pages only if it is still firing when
           the ancestor stops pending without firing (a one-window blip the
-          ancestors never confirm does not page).
+          ancestors never confirm does not page);
+        * a share alert in a scope of another level (an app) while a share alert
+          on the same code and direction fires elsewhere (a route) with at least
+          as many excess requests: the app's excess is, or could be, the route's.
 
         Shadow-mode rules count what they would have fired and page nothing.
         """
@@ -478,7 +481,9 @@ class Detector:
                     out.append(event)
                 continue
             family = self._covering_keys(key)
-            covered = any(k in firing for k in family)
+            covered = any(k in firing for k in family) or self._explained_elsewhere(
+                key, firing, counts, shares
+            )
             complement = signal == "share" and direction == "down" and row in up_rows
             shadow = signal == "share" and bool(rules.shadow[row, col])
             if not (covered or complement or shadow) and any(k in pending for k in family):
@@ -494,6 +499,28 @@ class Detector:
             out.append(replace(event, contributors=self._contributors(
                 key, counts, shares, volume, hits)))
         return out
+
+    def _explained_elsewhere(
+        self, key: Key, firing: set[Key], counts: I64, shares: ShareScores
+    ) -> bool:
+        """A firing share alert on this code and direction, in a scope of another level
+        that neither contains nor is contained in this one (a route for an app), carries
+        more excess requests (ties: the earlier level): the levels cut the same traffic
+        different ways. A strict order, so of such alerts the largest always pages."""
+        row, col, direction, signal = key
+        if signal != "share":
+            return False
+        sign = 1.0 if direction == "up" else -1.0
+        excess = sign * (counts[:, col] - shares.expected_count[:, col])
+        level = self.scopes.level_of_row
+        family = set(self.scopes.ancestors(row))
+        mine = (excess[row], -level[row])
+        return any(
+            c == col and d == direction and s == "share" and level[r] != level[row]
+            and r not in family and row not in self.scopes.ancestors(r)
+            and r < len(excess) and (excess[r], -level[r]) > mine
+            for r, c, d, s in firing
+        )
 
     def _covering_keys(self, key: Key) -> list[Key]:
         """Alerts that, when firing, make ``key`` their contributor rather than a page."""

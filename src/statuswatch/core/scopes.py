@@ -246,8 +246,8 @@ class ScopeTable:
             for key in rates.keys() - pending.keys():
                 rates[key] *= 1.0 - alpha
             for key, n in pending.items():
-                old = rates.get(key)
-                rates[key] = n if old is None else old + alpha * (n - old)
+                # from 0, as tracked rows' rates start: a one-off burst does not evict
+                rates[key] = rates.get(key, 0.0) + alpha * (n - rates.get(key, 0.0))
             pending.clear()
             if len(rates) > MAX_CANDIDATES:
                 keep = sorted(rates.items(), key=lambda kv: -kv[1])[: MAX_CANDIDATES // 2]
@@ -286,6 +286,13 @@ class ScopeTable:
             self.recycled[level_idx] += 1
             out.append(Recycled(row, level_idx, old_label, self.labels[row], other))
         return out
+
+    def forget_pending(self) -> None:
+        """Drop the records counted since the last ``rebalance``: they are about to be
+        read again (a restart re-reads from the oldest open window)."""
+        self._row_pending[:] = 0
+        for pending in self._fold_pending:
+            pending.clear()
 
     def fold_state(self) -> dict[str, Any]:
         """The folded scopes' rates and pending counts, as plain JSON."""
@@ -374,7 +381,7 @@ class ScopeTable:
             missing = rows == _UNKNOWN
             if missing.any():
                 first = np.unique(flat[missing], return_index=True)[1]
-                where = np.flatnonzero(missing)[first]
+                where = np.sort(np.flatnonzero(missing)[first])  # in order of first sight
                 lut[flat[where]] = self._rows_by_key(level_idx, level, [i[where] for i in ids])
                 rows = lut[flat]
             return rows
@@ -384,15 +391,16 @@ class ScopeTable:
         combo = ids[0]
         for part in ids[1:]:
             combo = (combo << _ID_BITS) | part
-        ucombo, inverse = np.unique(combo, return_inverse=True)
+        ucombo, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
         cache = self._combo_row.setdefault(level_idx, {})
         keys = ucombo.tolist()
+        arrival = [keys[i] for i in np.argsort(first, kind="stable").tolist()]
         try:
             found = np.fromiter(map(cache.__getitem__, keys), np.int64, len(keys))
         except KeyError:
             mask = (1 << _ID_BITS) - 1
             tables = [self._values[d] for d in level]
-            for key in keys:
+            for key in arrival:  # new scopes take rows in order of first sight
                 if key in cache:
                     continue
                 last = len(level) - 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 from collections import Counter
@@ -159,7 +160,7 @@ class KafkaRunner:
         self.store = SnapshotStore(Path(st.dir), st.keep) if st.dir else None
         self._snapshot_every_ms = round(st.interval_seconds * 1000)
         self._last_snapshot_ms = 0
-        self._last_commit_ms = 0
+        self._last_commit = -math.inf  # time.monotonic() of the last throttled commit
 
     def stop(self) -> None:
         self._stop.set()
@@ -261,6 +262,7 @@ class KafkaRunner:
             return
         self.detector.restore(state["detector"], self.clock())
         self.detector.windows.forget_open()
+        self.detector.scopes.forget_pending()
         log.info("restored snapshot from %s", self.store.directory)
 
     async def _on_revoke(self, partitions: set[int]) -> None:
@@ -317,8 +319,8 @@ class KafkaRunner:
                         await self.dead_letters.wait_for_room(self._stop)
                 self._emit(self.detector.close_ready(now))
                 if self.store is None:
-                    if now - self._last_commit_ms >= COMMIT_EVERY_MS:
-                        self._last_commit_ms = now
+                    if time.monotonic() - self._last_commit >= COMMIT_EVERY_MS / 1000:
+                        self._last_commit = time.monotonic()
                         await self._until_stopped(self._commit())
                 elif now - self._last_snapshot_ms >= self._snapshot_every_ms:
                     self.checkpoint()
