@@ -70,3 +70,36 @@ def test_a_child_no_ancestor_confirms_pages_at_once():
     assert [(a["code"], a["scope"], a["window_start"] * 1000) for a in firing] == [
         (404, {"service": "api", "route": "small"}, 40 * W)
     ]
+
+
+def cross_level_window(t: int, rng: np.random.Generator, spike: float) -> DecodedBatch:
+    """A big route used by ten apps, a small route used by apps x and y."""
+    apps = [f"a{i}" for i in range(10) for _ in range(5_000)] + ["x"] * 100 + ["y"] * 100
+    routes = ["big"] * 50_000 + ["small"] * 200
+    status = rng.choice([200, 404], size=len(routes), p=[0.98, 0.02])
+    if spike:
+        small = np.arange(50_000, 50_200)
+        status[small[rng.random(200) < spike]] = 404
+    n = len(routes)
+    return DecodedBatch(np.full(n, t + 1, np.int64), status.astype(np.int64),
+                        {"service": ["api"] * n, "route": routes, "app": apps},
+                        np.arange(n, dtype=np.int64))
+
+
+def test_an_app_alert_the_routes_alert_explains_pages_once():
+    # The small route's 404s come from apps x and y: the route, x and y all fire (on
+    # different levels, none an ancestor of another); the route carries the most excess
+    # and pages, x and y are folded into it instead of paging twice more.
+    settings = Settings(
+        scopes={"levels": [[], ["service", "route"], ["app"]], "max_per_level": 20}
+    )
+    detector = Detector(settings)
+    rng = np.random.default_rng(3)
+    alerts = []
+    for i in range(45):
+        detector.count(cross_level_window(i * W, rng, 0.6 if i >= 40 else 0.0), now_ms=0)
+        alerts += [e.to_json() for e in detector.close_ready(now_ms=0)]
+    firing = [(a["code"], a["scope"]) for a in alerts if a["state"] == "firing"]
+    assert firing == [(404, {"service": "api", "route": "small"})]
+    live = {detector.scopes.labels[r].get("app") for r, _, _, _ in detector.alerts.firing_keys()}
+    assert {"x", "y"} <= live  # they fire, folded: not paged
