@@ -59,3 +59,21 @@ async def test_commit_failed_after_rebalance_is_logged_not_fatal(caplog):
     assert runner._committed == {}
     assert "commit failed after a rebalance" in caplog.text
     assert np.all([r.levelno < logging.ERROR for r in caplog.records])
+
+
+def test_a_snapshot_that_does_not_fit_is_refused_and_the_run_starts_fresh(tmp_path, caplog):
+    from statuswatch.shell.state import SnapshotStore
+
+    settings = Settings(state={"dir": str(tmp_path)})
+    old = Detector(settings)
+    old.counters.records = 123
+    SnapshotStore(tmp_path, 3).write({"detector": {**old.snapshot(), "version": 1}})
+    detector = Detector(settings)
+    runner = KafkaRunner(settings, detector, ListSink())
+    with caplog.at_level(logging.ERROR):
+        runner.restore()  # an upgrade's old snapshot: no crash loop
+    assert "does not fit this version or configuration" in caplog.text
+    assert detector.counters.records == 0
+    SnapshotStore(tmp_path, 3).write({"detector": old.snapshot()})
+    runner.restore()  # a fitting one is used
+    assert detector.counters.records == 123

@@ -260,6 +260,16 @@ class KafkaRunner:
         if state is None:
             log.info("no snapshot in %s: starting fresh", self.store.directory)
             return
+        try:  # on a scratch detector first: a refused snapshot leaves the live one untouched
+            Detector(self.settings, self.detector.decoder).restore(
+                state["detector"], self.clock()
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "the snapshot in %s does not fit this version or configuration (%s): "
+                "starting fresh; newer snapshots will replace it", self.store.directory, exc,
+            )
+            return
         self.detector.restore(state["detector"], self.clock())
         self.detector.windows.forget_open()
         self.detector.scopes.forget_pending()
