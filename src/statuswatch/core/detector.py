@@ -49,7 +49,7 @@ from statuswatch.core.score import (
 from statuswatch.core.window import ClosedWindow, WindowCounter
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 2  # 2: scopes carry the folded scopes' rates (top-K by volume)
+STATE_VERSION = 2  # 2: folded scopes' rates (top-K by volume), volume calibrators
 
 #: Share of apps expected to look anomalous by chance at the blast-radius scope score.
 BLAST_NULL_FRACTION = 0.01
@@ -463,8 +463,8 @@ class Detector:
           the ancestor stops pending without firing (a one-window blip the
           ancestors never confirm does not page);
         * a share alert in a scope of another level (an app) while a share alert
-          on the same code and direction fires elsewhere (a route) with at least
-          as many excess requests: the app's excess is, or could be, the route's.
+          on the same code and direction fires elsewhere (a route) with more
+          excess requests: the app's excess is, or could be, the route's.
 
         Shadow-mode rules count what they would have fired and page nothing.
         """
