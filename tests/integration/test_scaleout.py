@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from statuswatch.simulate import SimSpec, encode, generate
-from tests.integration.support import free_port
+from tests.integration.support import free_port, scrape, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -30,8 +29,8 @@ ASSIGNED = re.compile(r"assigned partitions \[([0-9, ]*)\]")
 
 
 def scrape_total(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        body = resp.read().decode()
+    """The sum of every sample of ``name``, labelled or not."""
+    body = scrape(port)
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()
@@ -45,16 +44,6 @@ def assignment(log: Path) -> set[int] | None:
     if not found:
         return None
     return {int(p) for p in found[-1].split(",") if p.strip()}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 async def produce(bootstrap: str, topic: str) -> int:

@@ -112,6 +112,16 @@ def test_realistic_batch_decodes_exactly(fmt: str) -> None:
     assert batch.ts_ms.dtype == np.int64 and batch.status.dtype == np.int64
 
 
+def with_overrides(rec: dict[str, object], over: dict[str, object]) -> bytes:
+    """``rec`` as JSON with ``over`` applied: a value replaces the key's, ``...`` drops it."""
+    for key, value in over.items():
+        if value is ...:
+            rec.pop(key, None)
+        else:
+            rec[key] = value
+    return dumps(rec)
+
+
 # -- kong -----------------------------------------------------------------------
 
 KONG = KongDecoder(DecodeConfig(format="kong"))
@@ -127,12 +137,7 @@ def kong(**over: object) -> bytes:
         "started_at": TS,
         "latencies": {"request": 12},
     }
-    for key, value in over.items():
-        if value is ...:
-            rec.pop(key, None)
-        else:
-            rec[key] = value
-    return dumps(rec)
+    return with_overrides(rec, over)
 
 
 def test_kong_good() -> None:
@@ -278,12 +283,7 @@ def envoy(**over: object) -> bytes:
         "x_app": "shop",
         "duration": 3,
     }
-    for key, value in over.items():
-        if value is ...:
-            rec.pop(key, None)
-        else:
-            rec[key] = value
-    return dumps(rec)
+    return with_overrides(rec, over)
 
 
 def test_envoy_good() -> None:
@@ -364,12 +364,7 @@ def generic(**over: object) -> bytes:
         "client": {"app": {"id": "shop", "v": 2}, "ip": "1.2.3.4"},
         "msg": "done",
     }
-    for key, value in over.items():
-        if value is ...:
-            rec.pop(key, None)
-        else:
-            rec[key] = value
-    return dumps(rec)
+    return with_overrides(rec, over)
 
 
 def test_generic_good() -> None:

@@ -18,7 +18,8 @@ from statuswatch import __version__
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
 from statuswatch.errors import ConfigError
-from statuswatch.shell.metrics import RuntimeStatus, build_registry, serve
+from statuswatch.shell.http import serve
+from statuswatch.shell.metrics import RuntimeStatus, build_registry
 
 
 def get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str, str]:

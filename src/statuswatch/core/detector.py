@@ -173,8 +173,9 @@ class Detector:
         c.invalid.update(r.reason for r in batch.invalid)
         if len(batch) == 0:
             return
-        codes, freq = np.unique(batch.status, return_counts=True)
-        c.codes.update(dict(zip(codes.tolist(), freq.tolist(), strict=True)))
+        freq = np.bincount(batch.status)  # statuses are 100..599: no sort per batch
+        codes = np.flatnonzero(freq)
+        c.codes.update(dict(zip(codes.tolist(), freq[codes].tolist(), strict=True)))
         first, last = int(batch.ts_ms.min()), int(batch.ts_ms.max())
         c.first_event_ms = first if c.first_event_ms is None else min(c.first_event_ms, first)
         c.last_event_ms = last if c.last_event_ms is None else max(c.last_event_ms, last)

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from statuswatch.config import Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
-from statuswatch.shell.metrics import RuntimeStatus, build_registry, serve
+from statuswatch.shell.http import serve
+from statuswatch.shell.metrics import RuntimeStatus, build_registry
 from statuswatch.shell.runtime import (
     KafkaRunner,
     install_acknowledge_handler,

@@ -132,7 +132,7 @@ def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return ctx
 
 
-def start_server(
+def serve(
     registry: CollectorRegistry,
     host: str,
     port: int,
@@ -141,8 +141,12 @@ def start_server(
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
     heartbeat_timeout_s: float = 10.0,
-) -> EndpointServer:
-    """Bind ``host:port`` (0 picks a free port) and serve in a daemon thread."""
+) -> tuple[EndpointServer, int]:
+    """Serve ``/metrics``, ``/ready`` and ``/healthz`` on ``host:port`` (0 picks a free
+    port) in a daemon thread; returns the server (``.shutdown()`` stops it and closes
+    the socket) and its port. ``status`` defaults to the one ``build_registry`` attached."""
+    if status is None:
+        status = getattr(registry, "status", None)
     tls = None
     if tls_cert_file is not None or tls_key_file is not None:
         if tls_cert_file is None or tls_key_file is None:
@@ -154,4 +158,4 @@ def start_server(
         name="statuswatch-http", daemon=True,
     )
     thread.start()
-    return server
+    return server, int(server.server_port)

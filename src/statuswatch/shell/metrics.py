@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -229,29 +228,3 @@ class StatusRegistry(CollectorRegistry):
     def __init__(self, status: RuntimeStatus) -> None:
         super().__init__(auto_describe=False)
         self.status = status
-
-
-def serve(
-    registry: CollectorRegistry,
-    host: str,
-    port: int,
-    *,
-    status: RuntimeStatus | None = None,
-    tls_cert_file: str | None = None,
-    tls_key_file: str | None = None,
-    heartbeat_timeout_s: float = 10.0,
-) -> tuple[Any, int]:
-    """Serve ``/metrics``, ``/ready`` and ``/healthz`` in a daemon thread.
-
-    Returns the server (``.shutdown()`` stops it and closes the socket) and its
-    port. ``status`` defaults to the one :func:`build_registry` attached.
-    """
-    from statuswatch.shell.http import start_server
-
-    if status is None:
-        status = getattr(registry, "status", None)
-    server = start_server(
-        registry, host, port, status=status, tls_cert_file=tls_cert_file,
-        tls_key_file=tls_key_file, heartbeat_timeout_s=heartbeat_timeout_s,
-    )
-    return server, int(server.server_port)
