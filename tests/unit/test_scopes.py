@@ -86,7 +86,8 @@ def test_top_k_by_volume_a_heavy_late_scope_takes_the_lightest_row():
 
 
 @given(
-    st.lists(st.dictionaries(st.sampled_from("abcdefghij"), st.integers(0, 40), min_size=1),
+    st.lists(st.dictionaries(st.sampled_from([*"abcdefghij", OTHER]), st.integers(0, 40),
+                             min_size=1),
              min_size=1, max_size=25),
     st.sets(st.integers(1, 5)),
 )
@@ -104,7 +105,7 @@ def test_rebalance_keeps_the_cap_never_moves_protected_rows_and_swaps_only_heavi
             assert s.old != {"service": OTHER} and s.new != {"service": OTHER}
         assert sum(1 for (lvl, _) in t._row_of if lvl == 1) <= cap
         names = [label["service"] for label in t.labels[1:] if label]
-        assert len(names) == len(set(names))  # a scope has one row at most
+        assert len(names) == len(set(names))  # a scope has one row at most, "other" included
         for (lvl, values), row in t._row_of.items():  # the index agrees with the labels
             assert t.labels[row] == dict(zip(t.levels[lvl], values, strict=True))
 
@@ -123,8 +124,9 @@ def test_fold_state_survives_a_snapshot_as_plain_json():
 
 
 @given(st.lists(
-    st.lists(st.tuples(st.sampled_from(["", "a", "b", "c", "d", "e"]),
-                       st.text(alphabet="xyz", max_size=3)), min_size=1, max_size=40),
+    st.lists(st.tuples(st.sampled_from(["", "a", "b", "c", "d", "e", OTHER]),
+                       st.one_of(st.text(alphabet="xyz", max_size=3), st.just(OTHER))),
+             min_size=1, max_size=40),
     min_size=1, max_size=8,
 ))
 def test_multi_dimension_rows_match_the_labels_across_batches(batches):
@@ -139,6 +141,8 @@ def test_multi_dimension_rows_match_the_labels_across_batches(batches):
                 assert row == -1
             else:
                 assert t.labels[row] == {"service": service, "route": route}
+        labels = [tuple(sorted(label.items())) for label in t.labels]
+        assert len(labels) == len(set(labels))  # one row per label set, "other" included
 
 
 def test_a_one_off_burst_does_not_evict_a_steady_scope():
@@ -158,3 +162,19 @@ def test_new_multi_dimension_scopes_take_rows_in_order_of_first_sight():
     assert rows[0] == -1
     assert t.labels[rows[1]] == {"service": "b", "route": "q"}
     assert t.labels[rows[2]] == {"service": OTHER, "route": OTHER}
+
+
+def test_a_scope_named_other_shares_the_fold_row_and_survives_restore():
+    """Its label would collide with the fold row's (duplicate metric series), and a
+    restore would take it for the fold row."""
+    t = ScopeTable([[], ["service"]], max_per_level=5)
+    rows = t.rows(dims([OTHER, "a", OTHER], [""] * 3, [""] * 3))[1].tolist()
+    assert rows[0] == rows[2] != rows[1]
+    assert t.labels[rows[0]] == {"service": OTHER}
+    for _ in range(3):  # heavy, yet never handed a row of its own
+        t.rows(dims([OTHER] * 50, [""] * 50, [""] * 50))
+        assert t.rebalance(alpha=1.0, protected=set()) == []
+    u = ScopeTable([[], ["service"]], max_per_level=5)
+    u.restore(t.labels, t.level_of_row)
+    assert u.rows(dims([OTHER, "a", "b"], [""] * 3, [""] * 3))[1].tolist() == [
+        rows[0], rows[1], len(t.labels)]

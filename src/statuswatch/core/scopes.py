@@ -45,6 +45,15 @@ _ID_BITS = 20
 _UNKNOWN = -2
 
 
+def _is_other(values: tuple[str, ...]) -> bool:
+    """Whether a scope's values name the fold row (every dimension is ``other``).
+
+    >>> _is_other(("other",)), _is_other(("other", "x")), _is_other(())
+    (True, False, False)
+    """
+    return bool(values) and all(v == OTHER for v in values)
+
+
 class CodeTable:
     """Dense column index for each status code seen, in order of first sight.
 
@@ -145,6 +154,10 @@ class ScopeTable:
         row = self._row_of.get(key)
         if row is not None:
             return row
+        if _is_other(values):
+            # A scope literally named "other" shares the fold row, which carries that
+            # label: two rows with one label set would be duplicate metric series.
+            return self._fold_row(level)
         if self._per_level[level] < self.max_per_level:
             self._per_level[level] += 1
             row = self._new_row(level, dict(zip(self.levels[level], values, strict=True)))
@@ -155,6 +168,9 @@ class ScopeTable:
         if len(folded) < 100_000 and values not in folded:
             folded.add(values)
             self.folded[level] = len(folded)
+        return self._fold_row(level)
+
+    def _fold_row(self, level: int) -> int:
         other = self._other_row.get(level)
         if other is None:
             other = self._new_row(level, dict.fromkeys(self.levels[level], OTHER))
@@ -213,7 +229,8 @@ class ScopeTable:
         tables = [self._values[d] for d in level]
         for key_ids, n in zip(uniq.tolist(), freq.tolist(), strict=True):
             values = tuple(t[i] for t, i in zip(tables, key_ids, strict=True))
-            pending[values] = pending.get(values, 0) + n
+            if not _is_other(values):  # "other" itself is never a candidate for a row
+                pending[values] = pending.get(values, 0) + n
 
     def rebalance(self, alpha: float, protected: set[int]) -> list[Recycled]:
         """Fold light scopes and give their rows to heavier folded ones.
@@ -439,7 +456,7 @@ class ScopeTable:
         self._per_level = [0] * len(self.levels)
         for label, level in zip(labels, level_of_row, strict=True):
             values = tuple(label[d] for d in self.levels[level])
-            if self.levels[level] and all(v == OTHER for v in values):
+            if _is_other(values):
                 self._other_row[level] = self._new_row(level, dict(label))
             else:
                 self._per_level[level] += 1
