@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -275,9 +283,21 @@ class DetectConfig(_Strict):
     min_firing_windows: int = Field(3, ge=1)
     clear_windows: int = Field(3, ge=1)
     long_windows: int = Field(6, ge=1)
+    #: status classes also scored as one series each (the class's summed share)
+    classes: list[str] = Field(default_factory=lambda: ["4xx", "5xx"])
     volume: VolumeConfig = VolumeConfig()
     blast_radius: BlastRadiusConfig = BlastRadiusConfig()
     rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("classes")
+    @classmethod
+    def _classes_valid(cls, classes: list[str]) -> list[str]:
+        for c in classes:
+            if len(c) != 3 or c[0] not in "12345" or c[1:] != "xx":
+                raise ValueError(f"{c!r} is not a status class (1xx .. 5xx)")
+        if len(set(classes)) != len(classes):
+            raise ValueError("a class is listed twice")
+        return classes
 
     @model_validator(mode="after")
     def _consistent(self) -> DetectConfig:

@@ -70,7 +70,18 @@ def scope_compatible(alert_scope: Mapping[str, str], label_scope: Mapping[str, s
 
 
 def _is_2xx(code: object) -> bool:
-    return isinstance(code, int) and 200 <= code <= 299
+    return (isinstance(code, int) and 200 <= code <= 299) or code == "2xx"
+
+
+def _code_covers(alert_code: object, code: int) -> bool:
+    """An alert's code names ``code``: the code itself, or its class's series ("5xx").
+
+    >>> _code_covers("5xx", 503), _code_covers(503, 503), _code_covers("4xx", 503)
+    (True, True, False)
+    """
+    if isinstance(alert_code, str) and alert_code.endswith("xx"):
+        return alert_code[0] == str(code // 100)
+    return alert_code == code
 
 
 def _label_codes(label: Mapping[str, Any]) -> set[int]:
@@ -91,7 +102,8 @@ def _same_thing(alert: Mapping[str, Any], label: Mapping[str, Any]) -> bool:
         return direction == "up" and isinstance(factor, float | int) and factor > 1
     if label_direction == "down":
         return direction == "down" and _is_2xx(alert.get("code"))
-    return direction == label_direction and alert.get("code") in _label_codes(label)
+    code = alert.get("code")
+    return direction == label_direction and any(_code_covers(code, c) for c in _label_codes(label))
 
 
 def matches(alert: Mapping[str, Any], label: Mapping[str, Any], grace_s: float = 60.0) -> bool:

@@ -38,6 +38,8 @@ def test_every_documented_key_has_a_comment():
         ("decode: {format: xml}", "decode.format", "kong"),
         ("scopes: {levels: [[service]]}", "scopes", "fleet"),
         ("metrics: {port: 70000}", "metrics.port", "65535"),
+        ("detect: {classes: [6xx]}", "detect.classes", "1xx .. 5xx"),
+        ("detect: {classes: [5xx, 5xx]}", "detect.classes", "listed twice"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, key, problem):

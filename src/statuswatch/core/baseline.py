@@ -326,11 +326,13 @@ class Baseline:
         window_start_ms: int,
         frozen_share: B | None = None,
         frozen_volume: B | None = None,
+        totals: I64 | None = None,
     ) -> None:
-        """Teach one closed window; frozen series keep their expectation."""
+        """Teach one closed window; frozen series keep their expectation. ``totals``
+        (each row's requests) when the columns are not disjoint."""
         n_rows, n_cols = counts.shape
         self._fit(n_rows, n_cols)
-        totals = counts.sum(axis=1)
+        totals = counts.sum(axis=1) if totals is None else totals
         active = (totals > 0) | (self._seen[:n_rows] > 0)
         learn_volume = active if frozen_volume is None else active & ~frozen_volume
         self._learn_volume(np.flatnonzero(learn_volume), totals, window_start_ms)
@@ -392,9 +394,10 @@ class Baseline:
         self._daily.learn(rows, window_start_ms, volume)
         self._weekly.learn(rows, window_start_ms, volume)
 
-    def accept(self, row: int, counts: I64) -> None:
-        """Take ``counts`` (one scope's recent counts per code) as its new normal mix."""
-        total = int(counts.sum())
+    def accept(self, row: int, counts: I64, total: int | None = None) -> None:
+        """Take ``counts`` (one scope's recent counts per code, ``total`` requests) as
+        its new normal mix."""
+        total = int(counts.sum()) if total is None else total
         if total == 0:
             return
         self._fit(row + 1, len(counts))

@@ -28,6 +28,18 @@ INVALID_REASONS: Final = (
 MIN_STATUS: Final = 100
 MAX_STATUS: Final = 599
 
+
+def code_label(code: int) -> str:
+    """How a code column is named in metrics and alerts: 0 is a volume series (all
+    requests), 1..5 a status class's summed series, anything else a status code.
+
+    >>> code_label(403), code_label(5), code_label(0)
+    ('403', '5xx', 'all')
+    """
+    if code == 0:
+        return "all"
+    return f"{code}xx" if code < MIN_STATUS else str(code)
+
 I64 = npt.NDArray[np.int64]
 
 

@@ -17,6 +17,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from statuswatch.core.columns import MIN_STATUS, code_label
+
 Direction = Literal["up", "down"]
 Signal = Literal["share", "volume", "blast_radius"]
 State = Literal["pending", "firing"]
@@ -43,7 +45,7 @@ class Evidence:
 class AlertEvent:
     id: str
     state: Literal["firing", "resolved"]
-    code: int  # 0 for volume alerts: all requests of the scope
+    code: int  # 0 for volume alerts (all requests), 1..5 for a class's summed series
     direction: Direction
     signal: Signal
     scope: dict[str, str]
@@ -61,7 +63,7 @@ class AlertEvent:
         return {
             "id": self.id,
             "state": self.state,
-            "code": self.code,
+            "code": code_label(self.code) if 0 < self.code < MIN_STATUS else self.code,
             "direction": self.direction,
             "signal": self.signal,
             "scope": self.scope,

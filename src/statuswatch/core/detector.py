@@ -49,7 +49,7 @@ from statuswatch.core.score import (
 from statuswatch.core.window import ClosedWindow, WindowCounter
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 2  # 2: folded scopes' rates (top-K by volume), volume calibrators
+STATE_VERSION = 3  # 2: folded scopes' rates, volume calibrators; 3: status-class columns
 
 #: Share of apps expected to look anomalous by chance at the blast-radius scope score.
 BLAST_NULL_FRACTION = 0.01
@@ -57,6 +57,8 @@ BLAST_NULL_FRACTION = 0.01
 MIN_EXPECTED_TO_FREEZE = 10.0
 #: Contributors listed per scope level in an alert.
 CONTRIBUTORS_PER_LEVEL = 10
+#: Share of a status class's excess one of its codes must carry to page instead of it.
+DOMINANT_SHARE = 0.5
 
 
 @dataclass(slots=True)
@@ -107,7 +109,7 @@ class Detector:
     def __init__(self, settings: Settings, decoder: Decoder | None = None) -> None:
         self.settings = settings
         self.decoder = decoder if decoder is not None else build_decoder(settings.decode)
-        self.codes = CodeTable()
+        self.codes = CodeTable(classes=[int(c[0]) for c in settings.detect.classes])
         self.scopes = ScopeTable(settings.scopes.levels, settings.scopes.max_per_level)
         w = settings.window
         self.windows = WindowCounter(w.size_ms, w.lateness_ms, round(w.idle_timeout_seconds * 1000))
@@ -229,18 +231,25 @@ class Detector:
         self.counters.windows_closed += 1
         if self.window_listener is not None:
             self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
+        totals = counts.sum(axis=1)  # before the class columns repeat some counts
+        for class_col, members in self.codes.class_members():
+            counts[:, class_col] = counts[:, members].sum(axis=1)
+        paged_before = self.alerts.firing_keys(paged_only=True)
         rules, parents = self._tables(n_rows, n_cols)
         exp = self.baseline.expect(
             n_rows, n_cols, window_start_ms=window.start_ms,
             window_ms=self.windows.size_ms, parents=parents,
         )
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
-        shares = score_shares(counts, exp.share, floor, exp.share_dispersion)
+        shares = score_shares(counts, exp.share, floor, exp.share_dispersion, totals)
         self._recent.append(counts)
         long_counts = np.zeros_like(counts)
         for past in self._recent:
             long_counts[: past.shape[0], : past.shape[1]] += past
-        long_shares = score_shares(long_counts, exp.share, floor, exp.share_dispersion)
+        long_totals = self._totals(long_counts)
+        long_shares = score_shares(
+            long_counts, exp.share, floor, exp.share_dispersion, long_totals
+        )
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
         hits = self._hits(counts, exp, shares, volume, rules, long_counts, long_shares)
@@ -292,18 +301,26 @@ class Detector:
         # windows) become the scope's normal now, in one step.
         self._accepted = self._with_descendants(self._accepted) & self.alerts.live_keys()
         for row in sorted({r for r, _, _, s in self._accepted if s == "share"}):
-            self.baseline.accept(row, long_counts[row])
+            self.baseline.accept(row, long_counts[row], int(long_totals[row]))
             frozen_share[row] = False
         for row in sorted({r for r, _, _, s in self._accepted if s == "volume"}):
             frozen_volume[row] = False
 
-        events = self._group(window, stepped, counts, exp, shares, volume, hits, rules)
+        events = self._group(
+            window, stepped, counts, exp, shares, volume, hits, rules, paged_before
+        )
         self.baseline.learn(
             counts, window_start_ms=window.start_ms,
-            frozen_share=frozen_share, frozen_volume=frozen_volume,
+            frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
         )
         self.last_report = WindowReport(window, exp, shares, volume)
         return events
+
+    def _totals(self, counts: I64) -> I64:
+        """Requests per row: the sum over code columns, the class columns left out."""
+        classes = [col for col, _ in self.codes.class_members()]
+        out: I64 = counts.sum(axis=1) - counts[:, classes].sum(axis=1)
+        return out
 
     def _calibrated(self, volume: VolumeScores, exp: Expectation) -> VolumeScores:
         """With ``detect.volume.calibration``: each warm scope's volume score, up and
@@ -449,7 +466,7 @@ class Detector:
     def _group(
         self, window: ClosedWindow, stepped: list[tuple[Key, AlertEvent]], counts: I64,
         exp: Expectation, shares: ShareScores, volume: VolumeScores, hits: _Hits,
-        rules: RuleTable,
+        rules: RuleTable, paged_before: set[Key],
     ) -> list[AlertEvent]:
         """One incident, one page: fold alerts that another alert already explains.
 
@@ -465,7 +482,11 @@ class Detector:
           ancestors never confirm does not page);
         * a share alert in a scope of another level (an app) while a share alert
           on the same code and direction fires elsewhere (a route) with more
-          excess requests: the app's excess is, or could be, the route's.
+          excess requests: the app's excess is, or could be, the route's;
+        * a status class's alert (5xx) while one of its codes' alerts (503) in
+          the same scope fires: the code says more (held while the code is
+          pending); and a code's alert once its class's alert has paged in an
+          earlier window (a creep over 500/502/503 pages once, as 5xx).
 
         Shadow-mode rules count what they would have fired and page nothing.
         """
@@ -473,7 +494,7 @@ class Detector:
         pending = self.alerts.live_keys() - firing
         up_rows = {r for r, _, d, s in firing if d == "up" and s == "share"}
         out: list[AlertEvent] = self._release_held(
-            window, firing, pending, counts, exp, shares, volume, hits
+            window, firing, pending, counts, exp, shares, volume, hits, paged_before
         )
         for key, event in stepped:
             row, col, direction, signal = key
@@ -481,7 +502,7 @@ class Detector:
                 if not event.quiet:
                     out.append(event)
                 continue
-            family = self._covering_keys(key)
+            family = self._covering_keys(key, paged_before, counts, shares)
             covered = any(k in firing for k in family) or self._explained_elsewhere(
                 key, firing, counts, shares
             )
@@ -523,25 +544,58 @@ class Detector:
             for r, c, d, s in firing
         )
 
-    def _covering_keys(self, key: Key) -> list[Key]:
+    def _covering_keys(
+        self, key: Key, paged_before: set[Key], counts: I64, shares: ShareScores
+    ) -> list[Key]:
         """Alerts that, when firing, make ``key`` their contributor rather than a page."""
         row, col, direction, signal = key
         if signal == "blast_radius":
-            return [(0, col, "up", "share")]
-        family: list[Key] = [(a, col, direction, signal) for a in self.scopes.ancestors(row)]
-        at_blast_level = self.scopes.level_of_row[row] == self._blast_level
-        if signal == "share" and direction == "up" and at_blast_level:
-            family.append((0, col, "up", "blast_radius"))
+            family: list[Key] = [(0, col, "up", "share")]
+        else:
+            family = [(a, col, direction, signal) for a in self.scopes.ancestors(row)]
+            at_blast_level = self.scopes.level_of_row[row] == self._blast_level
+            if signal == "share" and direction == "up" and at_blast_level:
+                family.append((0, col, "up", "blast_radius"))
+        if signal != "volume":
+            family += self._class_family(key, paged_before, counts, shares)
         return family
+
+    def _class_family(
+        self, key: Key, paged_before: set[Key], counts: I64, shares: ShareScores
+    ) -> list[Key]:
+        """Between a status class's series (5xx) and its codes' (500, 503) in one scope,
+        the one that says most pages: a code that carries at least half of the class's
+        excess requests covers the class; otherwise the class covers its codes (a rise
+        spread over several codes). Whichever paged in an earlier window keeps covering
+        the other, so an episode pages once."""
+        row, col, direction, signal = key
+        sign = 1.0 if direction == "up" else -1.0
+
+        def excess(c: int) -> float:
+            return sign * float(counts[row, c] - shares.expected_count[row, c])
+
+        if self.codes.is_class(col):
+            members = dict(self.codes.class_members()).get(col, np.zeros(0, np.int64))
+            keys = [(row, int(m), direction, signal) for m in members.tolist()]
+            return [k for k in keys
+                    if k in paged_before or excess(k[1]) >= DOMINANT_SHARE * excess(col)]
+        class_col = self.codes.class_of(col)
+        if class_col < 0:
+            return []
+        covering = (row, class_col, direction, signal)
+        if covering in paged_before or excess(col) < DOMINANT_SHARE * excess(class_col):
+            return [covering]
+        return []
 
     def _release_held(
         self, window: ClosedWindow, firing: set[Key], pending: set[Key], counts: I64,
         exp: Expectation, shares: ShareScores, volume: VolumeScores, hits: _Hits,
+        paged_before: set[Key],
     ) -> list[AlertEvent]:
         out = []
         for key in sorted(self._held):
             row, col, _, _ = key
-            family = self._covering_keys(key)
+            family = self._covering_keys(key, paged_before, counts, shares)
             if key not in firing or any(k in firing for k in family):
                 self._held.discard(key)  # resolved meanwhile, or now covered: stays quiet
                 continue

@@ -22,21 +22,26 @@ import numpy as np
 import numpy.typing as npt
 
 from statuswatch.config import PRESETS, DetectConfig, Rule, Thresholds
-from statuswatch.core.columns import I64
+from statuswatch.core.columns import I64, MIN_STATUS
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 
 def code_matches(pattern: str, code: int) -> bool:
-    """
+    """Whether a rule's code pattern covers a column's code (1..5: a class's summed
+    series, which class patterns and "all" cover, exact codes do not).
+
     >>> code_matches("4xx", 403), code_matches("403", 404), code_matches("all", 200)
+    (True, False, True)
+    >>> code_matches("5xx", 5), code_matches("503", 5), code_matches("all", 5)
     (True, False, True)
     """
     if pattern == "all":
         return True
+    digit = code if code < MIN_STATUS else code // 100
     if pattern.endswith("xx"):
-        return code // 100 == int(pattern[0])
+        return digit == int(pattern[0])
     return code == int(pattern)
 
 

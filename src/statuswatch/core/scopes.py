@@ -57,16 +57,55 @@ def _is_other(values: tuple[str, ...]) -> bool:
 class CodeTable:
     """Dense column index for each status code seen, in order of first sight.
 
-    >>> t = CodeTable()
-    >>> t.columns(np.array([200, 403, 200])).tolist()
-    [0, 1, 0]
-    >>> t.codes
-    [200, 403]
+    ``classes`` (1..5 for 1xx..5xx) take the first columns: each holds its class's
+    summed counts (``class_members`` says which columns add up to it), so a rise
+    spread over 500, 502 and 503 is one series too.
+
+    >>> t = CodeTable(classes=[5])
+    >>> t.columns(np.array([200, 503, 200, 500])).tolist()
+    [1, 3, 1, 2]
+    >>> t.codes, [(c, m.tolist()) for c, m in t.class_members()]
+    ([5, 200, 500, 503], [(0, [2, 3])])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, classes: Sequence[int] = ()) -> None:
         self._col_of = np.full(MAX_STATUS + 1, -1, dtype=np.int64)
         self.codes: list[int] = []
+        for digit in classes:
+            if not 1 <= digit <= 5 or self._col_of[digit] >= 0:
+                raise ValueError(f"status class {digit}xx: 1..5, once each")
+            self._col_of[digit] = len(self.codes)
+            self.codes.append(int(digit))
+        self.classes = list(classes)
+        self._members: list[tuple[int, I64]] = []
+        self._members_for = -1  # len(codes) when _members was built
+
+    def class_members(self) -> list[tuple[int, I64]]:
+        """(class column, columns of the codes in that class) for each class."""
+        if self._members_for != len(self.codes):
+            digits = np.array([c // 100 for c in self.codes], dtype=np.int64)
+            self._members = [
+                (int(self._col_of[d]), np.flatnonzero(digits == d)) for d in self.classes
+            ]
+            self._members_for = len(self.codes)
+        return self._members
+
+    def class_of(self, col: int) -> int:
+        """The class column ``col``'s code belongs to (-1: none, or ``col`` is a class).
+
+        >>> t = CodeTable(classes=[4])
+        >>> t.codes[t.columns(np.array([403]))[0]], t.codes[t.columns(np.array([200]))[0]]
+        (403, 200)
+        >>> t.class_of(1), t.class_of(2), t.class_of(0)
+        (0, -1, -1)
+        """
+        code = self.codes[col]
+        if code < MIN_STATUS:
+            return -1
+        return int(self._col_of[code // 100])
+
+    def is_class(self, col: int) -> bool:
+        return self.codes[col] < MIN_STATUS
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -88,7 +127,11 @@ class CodeTable:
         return int(self._col_of[code])
 
     def restore(self, codes: Sequence[int]) -> None:
-        for code in codes:
+        """Take a snapshot's columns; its classes must be this table's."""
+        classes = [int(c) for c in codes if int(c) < MIN_STATUS]
+        if classes != self.classes or list(codes[: len(classes)]) != classes:
+            raise ValueError(f"snapshot status classes {classes} != config {self.classes}")
+        for code in codes[len(classes):]:
             self.columns(np.array([code], dtype=np.int64))
 
 

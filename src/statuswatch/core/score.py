@@ -98,10 +98,12 @@ def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
 
 
 def score_shares(
-    counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None
+    counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None,
+    totals: I64 | None = None,
 ) -> ShareScores:
-    """Quasi-binomial tail scores for every (row, col) of one window."""
-    totals = counts.sum(axis=1)
+    """Quasi-binomial tail scores for every (row, col) of one window; ``totals`` (each
+    row's requests) when the columns are not disjoint (a status class's summed column)."""
+    totals = counts.sum(axis=1) if totals is None else totals
     n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
     p = expected_share if floor is None else np.maximum(expected_share, floor[:, None])
     p = np.clip(p, 1e-12, 1.0 - 1e-12)

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from statuswatch import __version__
-from statuswatch.core.columns import INVALID_REASONS
+from statuswatch.core.columns import INVALID_REASONS, code_label
 from statuswatch.core.detector import Detector
 
 
@@ -176,7 +176,7 @@ class DetectorCollector(Collector):
             rows, cols = shares.up.shape
             nz = (shares.observed_share > 0) | (exp.share[:rows, :cols] > 0)
             for r, c in zip(*np.nonzero(nz), strict=True):
-                lv = [scope_label(det.scopes.labels[r]), str(det.codes.codes[c])]
+                lv = [scope_label(det.scopes.labels[r]), code_label(det.codes.codes[c])]
                 observed.add_metric(lv, float(shares.observed_share[r, c]))
                 expected.add_metric(lv, float(exp.share[r, c]))
                 score.add_metric([*lv, "up"], float(shares.up[r, c]))
@@ -195,7 +195,7 @@ class DetectorCollector(Collector):
             labels=["scope", "code", "direction", "signal"],
         )
         for r, c, d, sig in sorted(det.alerts.firing_keys(paged_only=True)):
-            code = str(det.codes.codes[c]) if c >= 0 else "all"
+            code = code_label(det.codes.codes[c] if c >= 0 else 0)
             active.add_metric([scope_label(det.scopes.labels[r]), code, d, sig], 1.0)
         yield active
         shadow = CounterMetricFamily(

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from statuswatch.core.columns import code_label
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.core.window import ClosedWindow
@@ -99,7 +100,7 @@ def describe(event: AlertEvent) -> str:
     scope = ",".join(f"{k}={v}" for k, v in event.scope.items()) or "fleet"
     ev = event.evidence
     return (
-        f"[{event.state.upper()}] {event.code} {event.direction} in {scope}: "
+        f"[{event.state.upper()}] {code_label(event.code)} {event.direction} in {scope}: "
         f"share {ev.observed_share:.2%} vs expected {ev.expected_share:.2%} "
         f"({ev.observed_count}/{ev.total} requests, score {ev.score:.1f}) "
         f"window ending {event.window_end_ms / 1000:.0f}"
