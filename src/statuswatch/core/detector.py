@@ -231,9 +231,9 @@ class Detector:
         self.counters.windows_closed += 1
         if self.window_listener is not None:
             self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
-        totals = counts.sum(axis=1)  # before the class columns repeat some counts
         for class_col, members in self.codes.class_members():
             counts[:, class_col] = counts[:, members].sum(axis=1)
+        totals = self._totals(counts)
         paged_before = self.alerts.firing_keys(paged_only=True)
         rules, parents = self._tables(n_rows, n_cols)
         exp = self.baseline.expect(
@@ -483,10 +483,11 @@ class Detector:
         * a share alert in a scope of another level (an app) while a share alert
           on the same code and direction fires elsewhere (a route) with more
           excess requests: the app's excess is, or could be, the route's;
-        * a status class's alert (5xx) while one of its codes' alerts (503) in
-          the same scope fires: the code says more (held while the code is
-          pending); and a code's alert once its class's alert has paged in an
-          earlier window (a creep over 500/502/503 pages once, as 5xx).
+        * between a status class's alert (5xx) and its codes' (503) in one
+          scope: a code carrying at least half of the class's excess pages and
+          the class does not; otherwise the class pages (a creep over
+          500/502/503) and its codes do not; whichever paged first keeps
+          covering the other for the episode.
 
         Shadow-mode rules count what they would have fired and page nothing.
         """
