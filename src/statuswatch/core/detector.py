@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from statuswatch.config import Settings
 from statuswatch.core.baseline import Baseline, Expectation, fading_factor
@@ -135,7 +136,7 @@ class Detector:
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
         #: the last ``long_windows`` windows' counts, for slow, small, persistent excess
-        self._recent: deque[I64] = deque(maxlen=d.long_windows)
+        self._recent: deque[npt.NDArray[np.int32]] = deque(maxlen=d.long_windows)
         #: series an operator accepted as the new normal: they learn while firing
         self._accepted: set[Key] = set()
         #: child series held back while an ancestor is pending on the same code
@@ -242,7 +243,7 @@ class Detector:
         )
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         shares = score_shares(counts, exp.share, floor, exp.share_dispersion, totals)
-        self._recent.append(counts)
+        self._recent.append(counts.astype(np.int32))  # half the memory; a window's count fits
         long_counts = np.zeros_like(counts)
         for past in self._recent:
             long_counts[: past.shape[0], : past.shape[1]] += past
@@ -739,7 +740,7 @@ class Detector:
         self._accepted = {(int(r), int(c), d, s) for r, c, d, s in state["accepted"]}
         self._recent.clear()
         for item in state["recent"]:
-            recent = np.zeros(tuple(item["shape"]), np.int64)
+            recent = np.zeros(tuple(item["shape"]), np.int32)
             cells = np.asarray(item["cells"], np.int64).reshape(-1, 3)
             recent[cells[:, 0], cells[:, 1]] = cells[:, 2]
             self._recent.append(recent)
