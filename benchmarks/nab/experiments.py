@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from run import VARIANTS, Raw, Series, Variant, corpus_scores, load_corpus, scor
 from scoring import (
     F64,
     PROFILE_NAMES,
+    CostMatrix,
+    LabelledFile,
     load_profiles,
     normalized,
     null_score,
@@ -152,18 +155,25 @@ def leave_one_file_out(corpus: Sequence[Series], pool: Sequence[Variant], memo: 
     out = {}
     for prof in PROFILE_NAMES:
         cm = profiles[prof]
-        total = 0.0
-        for k in range(len(files)):
-            train = [i for i in range(len(files)) if i != k]
-            best = max(
-                ((sweep([files[i] for i in train], [a[i] for i in train], cm).best(), v)
-                 for v, a in scores.items()),
-                key=lambda t: t[0][1],
-            )
-            (threshold, _), v = best
-            total += score_file(files[k], scores[v][k], threshold, cm).score
+        total = held_out_raw(files, scores, cm)
         out[prof] = normalized(total, null_score(files, cm), perfect_score(files, cm))
     return out
+
+
+def held_out_raw(files: Sequence[LabelledFile], options: Mapping[Any, Sequence[F64]],
+                 cm: CostMatrix) -> float:
+    """Summed raw score of each file at the option and threshold that score best on the
+    other files (the first option wins ties)."""
+    total = 0.0
+    for k in range(len(files)):
+        train = [i for i in range(len(files)) if i != k]
+        (threshold, _), choice = max(
+            ((sweep([files[i] for i in train], [a[i] for i in train], cm).best(), key)
+             for key, a in options.items()),
+            key=lambda t: t[0][1],
+        )
+        total += score_file(files[k], options[choice][k], threshold, cm).score
+    return total
 
 
 def ceiling(corpus: Sequence[Series], v: Variant, scores: Scores) -> None:

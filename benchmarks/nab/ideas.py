@@ -29,7 +29,8 @@ from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import VARIANTS, Series, Variant, load_corpus
+from experiments import held_out_raw
+from run import VARIANTS, Series, Variant, cooldown, load_corpus, to_unit
 from scoring import (
     F64,
     NAB_DIR,
@@ -131,17 +132,6 @@ def empirical_rank(x: F64, warm: npt.NDArray[np.bool_], warmup: int = 300) -> F6
     return out
 
 
-def cooldown(score: F64, n: int) -> F64:
-    """run.py's cooldown: for n rows after a reported row only a stronger one is reported."""
-    out, recent, quiet = np.zeros_like(score), -math.inf, 0
-    for i, x in enumerate(score):
-        if x > recent or quiet >= n:
-            out[i], recent, quiet = x, x, 0
-        else:
-            quiet += 1
-    return out
-
-
 def pages(score: F64, fire: float, hold: int) -> F64:
     """Binary pages: a row at or above ``fire``, then nothing for ``hold`` rows."""
     out, last = np.zeros_like(score), -(10**9)
@@ -155,10 +145,6 @@ def largest_in(score: F64, n: int) -> F64:
     """Only rows scoring above every one of the previous n rows."""
     prev = sliding_window_view(np.concatenate([np.zeros(n), score])[:-1], n).max(axis=1)
     return np.where(score > prev, score, 0.0)
-
-
-def to_unit(score: F64) -> F64:
-    return score / (score + 10.0)
 
 
 class Board:
@@ -192,14 +178,9 @@ class Board:
                   + " | ".join(cells) + " |")
 
     def leave_one_out(self, label: str, options: dict[float, Sequence[F64]]) -> None:
-        cm, files, total = self.profiles["standard"], self.files, 0.0
-        for k in range(len(files)):
-            rest = [i for i in range(len(files)) if i != k]
-            (threshold, _), choice = max(
-                ((sweep([files[i] for i in rest], [a[i] for i in rest], cm).best(), f)
-                 for f, a in options.items()), key=lambda t: t[0][1])
-            total += score_file(files[k], options[choice][k], threshold, cm).score
-        print(f"{normalized(total, null_score(files, cm), perfect_score(files, cm)):5.1f}"
+        cm = self.profiles["standard"]
+        total = held_out_raw(self.files, options, cm)
+        print(f"{normalized(total, null_score(self.files, cm), perfect_score(self.files, cm)):5.1f}"
               f" standard, leave-one-file-out: {label}", flush=True)
 
 

@@ -224,26 +224,34 @@ def calibrate_corpus(v: Variant, scores: Sequence[Sequence[F64]],
     return out
 
 
-def anomaly_scores(v: Variant, per_direction: Sequence[F64]) -> F64:
-    """Per-row anomaly score in [0, 1]: s / (s + 10) of the directions' max (-log10 p, or its
-    calibration), after the cooldown.
+def cooldown(score: F64, n: int) -> F64:
+    """For ``n`` rows after a reported row only a stronger one is reported (0: off)."""
+    if n <= 0:
+        return score
+    out = np.zeros_like(score)
+    recent = -math.inf
+    quiet = 0
+    for i, x in enumerate(score):
+        if x > recent or quiet >= n:
+            out[i] = x
+            recent, quiet = x, 0
+        else:
+            quiet += 1
+    return out
 
-    Any strictly increasing map gives the same sweep; this one keeps large scores apart
-    (1 - 10**-s rounds everything above ~16 to 1.0, a tie the sweep cannot split)."""
-    score = np.maximum.reduce(list(per_direction))
-    if v.cooldown > 0:
-        out = np.zeros_like(score)
-        recent = -math.inf
-        quiet = 0
-        for i, x in enumerate(score):
-            if x > recent or quiet >= v.cooldown:
-                out[i] = x
-                recent, quiet = x, 0
-            else:
-                quiet += 1
-        score = out
+
+def to_unit(score: F64) -> F64:
+    """s / (s + 10): any strictly increasing map gives the same sweep; this one keeps
+    large scores apart (1 - 10**-s rounds everything above ~16 to 1.0, a tie the sweep
+    cannot split)."""
     mapped: F64 = score / (score + 10.0)
     return mapped
+
+
+def anomaly_scores(v: Variant, per_direction: Sequence[F64]) -> F64:
+    """Per-row anomaly score in [0, 1]: ``to_unit`` of the directions' max (-log10 p, or
+    its calibration), after the cooldown."""
+    return to_unit(cooldown(np.maximum.reduce(list(per_direction)), v.cooldown))
 
 
 def corpus_scores(corpus: Sequence[Series], v: Variant, cache: dict[tuple, Raw]) -> list[F64]:

@@ -47,6 +47,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from statuswatch.core.rules import code_matches
+
 __all__ = ["LabelResult", "Report", "evaluate", "matches", "scope_compatible"]
 
 #: Fields of an alert kept in the report's list of false alarms.
@@ -79,8 +81,8 @@ def _code_covers(alert_code: object, code: int) -> bool:
     >>> _code_covers("5xx", 503), _code_covers(503, 503), _code_covers("4xx", 503)
     (True, True, False)
     """
-    if isinstance(alert_code, str) and alert_code.endswith("xx"):
-        return alert_code[0] == str(code // 100)
+    if isinstance(alert_code, str):
+        return code_matches(alert_code, code)
     return alert_code == code
 
 
