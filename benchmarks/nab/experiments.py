@@ -1,7 +1,7 @@
 """Parameter experiments for the volume model on NAB (see README.md): one line per variant.
 
     .venv/bin/python benchmarks/nab/experiments.py \
-        [--grid base|calibration|calibration50|all|none] [--cv] [--ceiling]
+        [--grid base|calibration|calibration50|range|all|none] [--cv] [--ceiling]
 
 ``--grid``: the one-at-a-time grids (standard | reward_low_FP | reward_low_FN, then the
 windows hit and FP rows at the standard threshold). ``--cv``: leave-one-file-out check of
@@ -115,6 +115,15 @@ GRID_CAL50_2 = [
     replace(CAL50_2, calibration_freeze=10.0),
 ]
 
+#: The range gate (``min_excess_of_range``) around the chosen variant, with the two knobs
+#: it interacts with (calibration floor, cooldown); 0 is the causal variant itself.
+GRID_RANGE = [
+    replace(CAL50_2, calibration_min_std=m, cooldown=c, min_excess_of_range=f)
+    for m in (0.5, 1.0, 2.0, 3.0)
+    for c in (144, 288, 576)
+    for f in (0.0, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12)
+]
+
 
 def label(v: Variant) -> str:
     ref = CAL if v.calibration else BASE
@@ -195,24 +204,26 @@ def ceiling(corpus: Sequence[Series], v: Variant, scores: Scores) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--grid", default="all",
-                    choices=["base", "calibration", "calibration50", "all", "none"])
+                    choices=["base", "calibration", "calibration50", "range", "all", "none"])
     ap.add_argument("--cv", action="store_true")
     ap.add_argument("--ceiling", action="store_true")
     args = ap.parse_args(argv)
     corpus = load_corpus()
     scores = Scores(corpus)
     grids = {"base": GRID_1 + GRID, "calibration": GRID_CAL + GRID_CAL50 + GRID_CAL50_2,
-             "calibration50": GRID_CAL50_2}
-    for name in ("base", "calibration", "calibration50"):
+             "calibration50": GRID_CAL50_2, "range": GRID_RANGE}
+    for name, grid in grids.items():
         if args.grid == name or (args.grid == "all" and name != "calibration50"):
-            run_grid(corpus, grids[name], scores)
+            run_grid(corpus, grid, scores)
     if args.ceiling:
         for v in (B2, CAL, CAL50, CAL50_2):
             ceiling(corpus, v, scores)
     if args.cv:
         calibrated = GRID_CAL + GRID_CAL50 + GRID_CAL50_2
         for name, pool in (("uncalibrated (GRID)", GRID), ("calibrated", calibrated),
-                           ("both", GRID + calibrated)):
+                           ("both", GRID + calibrated),
+                           ("range gate (GRID_RANGE)", GRID_RANGE),
+                           ("all three", GRID + calibrated + GRID_RANGE)):
             r = leave_one_file_out(corpus, pool, scores)
             print(f"leave-one-file-out, pool {name}: "
                   + " | ".join(f"{r[p]:.1f}" for p in PROFILE_NAMES), flush=True)

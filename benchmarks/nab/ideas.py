@@ -48,7 +48,7 @@ from statuswatch.core.baseline import MIN_EXPECTED_FOR_DISPERSION, Baseline, fad
 from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.score import MAX_SCORE, score_volume
 
-CHOSEN = VARIANTS["calibrated, direction up: half-life 6, cooldown 288, calibration min_std 2"]
+CAUSAL = VARIANTS["calibrated, direction up: half-life 6, cooldown 288, calibration min_std 2"]
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Trace:
     warm: npt.NDArray[np.bool_]
 
 
-def trace(s: Series, v: Variant = CHOSEN, excess_half_life: float = 360.0) -> Trace:
+def trace(s: Series, v: Variant = CAUSAL, excess_half_life: float = 360.0) -> Trace:
     b = Baseline(share_half_life=90.0, volume_half_life=v.volume_half_life,
                  warmup_windows=v.warmup, dispersion_half_life=v.dispersion_half_life,
                  window_ms=s.window_ms)
@@ -109,8 +109,8 @@ def calibrate(raw: Sequence[F64], warm: Sequence[npt.NDArray[np.bool_]], min_std
     winsorises what the calibrator learns (it still scores the raw value)."""
     out = []
     for x, w in zip(raw, warm, strict=True):
-        cal = ScoreCalibrator(min_std=min_std, long_half_life=CHOSEN.calibration_half_life,
-                              warmup=CHOSEN.calibration_warmup)
+        cal = ScoreCalibrator(min_std=min_std, long_half_life=CAUSAL.calibration_half_life,
+                              warmup=CAUSAL.calibration_warmup)
         y = np.zeros_like(x)
         for i in np.flatnonzero(w):
             above = learn_cap is not None and x[i] > learn_cap
@@ -190,8 +190,8 @@ def main() -> None:
     traces = [trace(s) for s in corpus]
     warm = [t.warm for t in traces]
     qp = [quasi_poisson_up(t) for t in traces]
-    chosen = calibrate(qp, warm, CHOSEN.calibration_min_std)
-    hold = CHOSEN.cooldown
+    chosen = calibrate(qp, warm, CAUSAL.calibration_min_std)
+    hold = CAUSAL.cooldown
 
     def rows(label: str, calibrated: Sequence[F64], post: Callable[[F64], F64] = to_unit
              ) -> list[F64]:

@@ -81,6 +81,13 @@ class Variant:
       hysteresis and ``detect.m``).
     * ``min_ratio``: ``detect.volume.min_ratio``: rows whose observed/expected (or
       expected/observed, down) ratio is below this score 0.
+    * ``min_excess_of_range``: ``detect.volume.min_excess_count`` set to this fraction of
+      the file's value range, ``inputMax - inputMin``: rows whose excess over (up) or
+      shortfall under (down) the expected volume is smaller score 0 (0 disables). NAB's
+      rules forbid look-ahead and per-file tuning with one exception, the range of each
+      file's values, which NAB's detector base class hands every detector at start (HTM
+      sizes its encoder with it, ARTime normalises by it). One fraction for all files; in
+      a deployment the SRE sets the count from the traffic they know.
     * ``max_dispersion``: the cap on the learned over-dispersion phi (module constant
       ``MAX_DISPERSION`` = 50 in core/baseline.py; would need a key such as
       ``baseline.max_dispersion``).
@@ -105,6 +112,7 @@ class Variant:
     freeze: float = 0.0
     cooldown: int = 0
     min_ratio: float = 1.0
+    min_excess_of_range: float = 0.0
     max_dispersion: float = 50.0
     calibration: bool = False
     calibration_window: int = 1
@@ -113,6 +121,15 @@ class Variant:
     calibration_warmup: int = 300
     calibration_freeze: float = 0.0
 
+
+#: The chosen variant: the calibrated one below it, with ``detect.volume.min_excess_count``
+#: at a tenth of each file's value range (the one thing NAB lets a detector know ahead).
+CHOSEN = Variant(
+    "calibrated, direction up: half-life 6, cooldown 288, calibration min_std 2, "
+    "min_excess_count 0.1 x range",
+    volume_half_life=6, cooldown=288, calibration=True, direction="up",
+    calibration_min_std=2.0, min_excess_of_range=0.1,
+)
 
 VARIANTS = {
     v.name: v
@@ -132,6 +149,7 @@ VARIANTS = {
         Variant("calibrated, direction up: half-life 6, cooldown 288, calibration min_std 2",
                 volume_half_life=6, cooldown=288, calibration=True, direction="up",
                 calibration_min_std=2.0),
+        CHOSEN,
     ]
 }
 
@@ -188,14 +206,31 @@ def raw_scores(s: Series, v: Variant) -> Raw:
     return up, down, exp, warm
 
 
-def direction_scores(s: Series, v: Variant, up: F64, down: F64, exp: F64) -> list[F64]:
-    """The chosen direction(s)' -log10 p per row, after ``min_ratio``."""
-    obs = np.maximum(s.values, 0)
-    if v.min_ratio > 1.0:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            up = np.where(obs >= v.min_ratio * exp, up, 0.0)
-            down = np.where(exp >= v.min_ratio * obs, down, 0.0)
+def value_range(s: Series) -> float:
+    """NAB's ``inputMax - inputMin`` of the whole file (nab/detectors/base.py)."""
+    return float(s.values.max() - s.values.min())
+
+
+def direction_scores(v: Variant, up: F64, down: F64) -> list[F64]:
+    """The chosen direction(s)' -log10 p per row."""
     return {"up": [up], "down": [down]}.get(v.direction, [up, down])
+
+
+def volume_gates(s: Series, v: Variant, per_direction: Sequence[F64], exp: F64) -> list[F64]:
+    """The live detector's volume gates on (calibrated) scores, as in ``Detector._hits``:
+    rows below ``min_ratio`` or ``min_excess_of_range`` score 0."""
+    obs = np.maximum(s.values, 0)
+    up_ok = np.ones(len(obs), dtype=bool)
+    down_ok = np.ones(len(obs), dtype=bool)
+    if v.min_ratio > 1.0:
+        up_ok &= obs >= v.min_ratio * exp
+        down_ok &= exp >= v.min_ratio * obs
+    if v.min_excess_of_range > 0:
+        min_excess = v.min_excess_of_range * value_range(s)
+        up_ok &= obs - exp >= min_excess
+        down_ok &= exp - obs >= min_excess
+    oks = {"up": [up_ok], "down": [down_ok]}.get(v.direction, [up_ok, down_ok])
+    return [np.where(ok, x, 0.0) for ok, x in zip(oks, per_direction, strict=True)]
 
 
 def calibrate_corpus(v: Variant, scores: Sequence[Sequence[F64]],
@@ -254,20 +289,27 @@ def anomaly_scores(v: Variant, per_direction: Sequence[F64]) -> F64:
     return to_unit(cooldown(np.maximum.reduce(list(per_direction)), v.cooldown))
 
 
+def baseline_key(s: Series, v: Variant) -> tuple:
+    """The cache key of ``raw_scores(s, v)``: the series and the fields the baseline reads."""
+    return (s.name, v.volume_half_life, v.warmup, v.dispersion_half_life, v.seasonal, v.freeze,
+            v.max_dispersion)
+
+
 def corpus_scores(corpus: Sequence[Series], v: Variant, cache: dict[tuple, Raw]) -> list[F64]:
     """Per-series anomaly scores of variant ``v`` (the baseline runs are cached by key)."""
-    key_fields = (v.volume_half_life, v.warmup, v.dispersion_half_life, v.seasonal, v.freeze,
-                  v.max_dispersion)
     raws = []
     for s in corpus:
-        key = (s.name, *key_fields)
+        key = baseline_key(s, v)
         if key not in cache:
             cache[key] = raw_scores(s, v)
         raws.append(cache[key])
-    scores = [direction_scores(s, v, *r[:3]) for s, r in zip(corpus, raws, strict=True)]
+    scores = [direction_scores(v, r[0], r[1]) for r in raws]
     if v.calibration:
+        # The calibrator learns every warm window's score; the gates act after it, when
+        # hits are decided (Detector._calibrated, then Detector._hits).
         scores = calibrate_corpus(v, scores, [r[3] for r in raws])
-    return [anomaly_scores(v, per_dir) for per_dir in scores]
+    return [anomaly_scores(v, volume_gates(s, v, per_dir, r[2]))
+            for s, r, per_dir in zip(corpus, raws, scores, strict=True)]
 
 
 def score_corpus(files: Sequence[LabelledFile], anomalies: Sequence[F64],

@@ -210,16 +210,34 @@ def test_capped_app_level_tracks_the_heaviest_apps_and_loses_no_record():
     assert 60 - 8 <= folded <= 60  # distinct apps that were in 'other' at some time
 
 
-def calibrated_drop_run(warmup: int) -> tuple[list[dict], Detector]:
-    """Fleet traffic falls to 30 % at minute 20, with ``detect.volume.calibration`` on."""
+def drop_run(volume: dict[str, object]) -> tuple[list[dict], Detector]:
+    """Fleet traffic (300 requests/s, 3,000 a window) falls to 30 % at minute 20; the
+    volume alerts under these ``detect.volume`` settings."""
     drop = Incident("drop", ONSET, ONSET + 5 * 60_000, fraction=0.3)
     spec = SimSpec(seed=8, rate=300, n_apps=40, incidents=(drop,))
-    settings = Settings(detect={"volume": {
-        "calibration": True, "calibration_warmup_windows": warmup, "calibration_min_std": 1.0,
-    }})
-    detector, sink = Detector(settings), ListSink()
+    detector, sink = Detector(Settings(detect={"volume": volume})), ListSink()
     backtest(detector, ListSource(traffic(spec, 30)).batches(), sink)
     return [a for a in sink.alerts if a["signal"] == "volume"], detector
+
+
+def calibrated_drop_run(warmup: int) -> tuple[list[dict], Detector]:
+    """The drop with ``detect.volume.calibration`` on."""
+    return drop_run({
+        "calibration": True, "calibration_warmup_windows": warmup, "calibration_min_std": 1.0,
+    })
+
+
+def test_volume_alerts_need_min_excess_count():
+    """``detect.volume.min_excess_count`` is an absolute floor on the shortfall (or
+    excess): the fleet's ~2,100 missing requests a window page above a floor of 1,000 and
+    not under one of 5,000 (NAB's chosen variant sets it from each file's value range)."""
+    alerts, _ = drop_run({"min_excess_count": 1000})
+    firing = [a for a in alerts if a["state"] == "firing"]
+    assert [(a["direction"], a["scope"]) for a in firing] == [("down", {})]
+    assert firing[0]["expected"]["count"] - firing[0]["observed"]["count"] >= 1000
+    assert firing[0]["window_end"] * 1000 - ONSET <= 3 * WINDOW_MS
+    high_floor, _ = drop_run({"min_excess_count": 5000})
+    assert high_floor == []
 
 
 def test_calibrated_volume_scores_gate_the_volume_alerts():
