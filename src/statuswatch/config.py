@@ -224,14 +224,29 @@ class Thresholds(_Strict):
     m: int | None = Field(None, gt=0)
 
 
+class VolumeThresholds(_Strict):
+    """A rule's volume hit settings; unset keys come from ``detect.volume``."""
+
+    fire_score: float | None = Field(None, gt=0)
+    min_excess_count: float | None = Field(None, ge=0)
+    min_ratio: float | None = Field(None, ge=1.0)
+    direction: DirectionSetting | None = None
+
+
 class Rule(Thresholds):
-    """Per-rule settings; the first rule whose ``codes`` and ``scope`` match wins."""
+    """Per-rule settings; the first rule whose ``codes`` and ``scope`` match wins.
+
+    A scope's volume is the series of all its codes together: the first rule whose
+    scope matches and whose ``codes`` include ``all`` decides it (``ignore``, ``shadow``
+    and the ``volume`` keys; the share keys above do not apply to it).
+    """
 
     name: str = Field(min_length=1)
     codes: list[str] = Field(default_factory=lambda: ["all"])
     scope: dict[str, str] = Field(default_factory=dict)
     ignore: bool = False
     shadow: bool = False
+    volume: VolumeThresholds | None = None
 
     @model_validator(mode="after")
     def _codes_valid(self) -> Rule:
@@ -244,6 +259,11 @@ class Rule(Thresholds):
         for key in self.scope:
             if key not in ("service", "route", "app"):
                 raise ValueError(f"scope: unknown dimension {key!r}")
+        if self.volume is not None and "all" not in self.codes:
+            raise ValueError(
+                "volume: a scope's volume counts every code, so a rule with volume keys "
+                "needs 'all' among its codes"
+            )
         return self
 
 

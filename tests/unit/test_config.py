@@ -40,6 +40,12 @@ def test_every_documented_key_has_a_comment():
         ("metrics: {port: 70000}", "metrics.port", "65535"),
         ("detect: {classes: [6xx]}", "detect.classes", "1xx .. 5xx"),
         ("detect: {classes: [5xx, 5xx]}", "detect.classes", "listed twice"),
+        ("detect: {rules: [{name: r, codes: ['5xx'], volume: {min_excess_count: 9}}]}",
+         "detect.rules.0", "needs 'all' among its codes"),
+        ("detect: {rules: [{name: r, volume: {min_ratio: 0.5}}]}",
+         "detect.rules.0.volume.min_ratio", "greater than or equal to 1"),
+        ("detect: {rules: [{name: r, volume: {fire_scor: 9}}]}",
+         "detect.rules.0.volume.fire_scor", "unknown key"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, key, problem):

@@ -210,12 +210,14 @@ def test_capped_app_level_tracks_the_heaviest_apps_and_loses_no_record():
     assert 60 - 8 <= folded <= 60  # distinct apps that were in 'other' at some time
 
 
-def drop_run(volume: dict[str, object]) -> tuple[list[dict], Detector]:
+def drop_run(volume: dict[str, object], rules: list[dict] | None = None
+             ) -> tuple[list[dict], Detector]:
     """Fleet traffic (300 requests/s, 3,000 a window) falls to 30 % at minute 20; the
-    volume alerts under these ``detect.volume`` settings."""
+    volume alerts under these ``detect.volume`` settings and ``detect.rules``."""
     drop = Incident("drop", ONSET, ONSET + 5 * 60_000, fraction=0.3)
     spec = SimSpec(seed=8, rate=300, n_apps=40, incidents=(drop,))
-    detector, sink = Detector(Settings(detect={"volume": volume})), ListSink()
+    settings = Settings(detect={"volume": volume, "rules": rules or []})
+    detector, sink = Detector(settings), ListSink()
     backtest(detector, ListSource(traffic(spec, 30)).batches(), sink)
     return [a for a in sink.alerts if a["signal"] == "volume"], detector
 
@@ -238,6 +240,33 @@ def test_volume_alerts_need_min_excess_count():
     assert firing[0]["window_end"] * 1000 - ONSET <= 3 * WINDOW_MS
     high_floor, _ = drop_run({"min_excess_count": 5000})
     assert high_floor == []
+
+
+def firing_volume(alerts: list[dict]) -> list[tuple[str, dict]]:
+    return [(a["direction"], a["scope"]) for a in alerts if a["state"] == "firing"]
+
+
+def test_rules_that_cover_all_codes_decide_a_scopes_volume():
+    """The volume series is every code together: a rule whose codes include ``all``
+    decides it (its ``volume`` keys, ``ignore``, ``shadow``), the first match wins, and a
+    rule on single codes or another scope leaves it alone."""
+    fleet_drop = [("down", {})]
+    per_scope_floor = {"name": "email-floor", "scope": {"service": "email-api"},
+                       "volume": {"min_excess_count": 5000}}
+    assert firing_volume(drop_run({}, [per_scope_floor])[0]) == fleet_drop
+    assert firing_volume(drop_run({}, [{"name": "mute-403", "codes": ["403"],
+                                        "ignore": True}])[0]) == fleet_drop
+    floor = {"name": "floor", "volume": {"min_excess_count": 5000}}
+    assert drop_run({}, [floor])[0] == []
+    assert drop_run({}, [{"name": "mute", "ignore": True}])[0] == []
+    assert drop_run({}, [{"name": "ups-only", "volume": {"direction": "up"}}])[0] == []
+    # first match wins: the unmuted rule before the muting one
+    keep = {"name": "keep", "volume": {"min_excess_count": 100}}
+    assert firing_volume(drop_run({}, [keep, {"name": "mute", "ignore": True}])[0]) == \
+        fleet_drop
+    alerts, detector = drop_run({}, [{"name": "try-volume", "shadow": True}])
+    assert alerts == []
+    assert detector.counters.shadow_fired["try-volume"] >= 1
 
 
 def test_calibrated_volume_scores_gate_the_volume_alerts():

@@ -371,15 +371,15 @@ class Detector:
         share_up |= long_up & (shares.up >= d.clear_score)
         share_down |= long_down & (shares.down >= d.clear_score)
 
-        v = d.volume
+        v = rules.volume  # detect.volume, or per scope the rule that covers "all"
         v_excess = shares.totals - exp.volume
-        vgate = exp.warm & v.enabled
+        vgate = exp.warm & d.volume.enabled & ~v.ignore
         with np.errstate(divide="ignore", invalid="ignore"):
             v_ratio_down = np.where(shares.totals > 0, exp.volume / shares.totals, np.inf)
             v_ratio_up = np.where(exp.volume > 0, shares.totals / exp.volume, np.inf)
-        volume_down = vgate & (v.direction in ("down", "both")) & (volume.down >= v.fire_score)
+        volume_down = vgate & v.down & (volume.down >= v.fire_score)
         volume_down &= (-v_excess >= v.min_excess_count) & (v_ratio_down >= v.min_ratio)
-        volume_up = vgate & (v.direction in ("up", "both")) & (volume.up >= v.fire_score)
+        volume_up = vgate & v.up & (volume.up >= v.fire_score)
         volume_up &= (v_excess >= v.min_excess_count) & (v_ratio_up >= v.min_ratio)
 
         blast: dict[int, Evidence] = {}
@@ -509,16 +509,16 @@ class Detector:
                 key, firing, counts, shares
             )
             complement = signal == "share" and direction == "down" and row in up_rows
-            shadow = signal == "share" and bool(rules.shadow[row, col])
+            shadow_rule = rules.shadow_rule(row, col, signal)
+            shadow = shadow_rule is not None
             if not (covered or complement or shadow) and any(k in pending for k in family):
                 self.alerts.silence(key)
                 self._held.add(key)
                 continue
             if covered or complement or shadow:
                 self.alerts.silence(key)
-                if shadow and not (covered or complement):
-                    name = rules.rule_names[int(rules.rule_index[row, col])]
-                    self.counters.shadow_fired[name] += 1
+                if shadow_rule is not None and not (covered or complement):
+                    self.counters.shadow_fired[shadow_rule] += 1
                 continue
             out.append(replace(event, contributors=self._contributors(
                 key, counts, shares, volume, hits)))
