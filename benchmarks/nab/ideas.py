@@ -1,4 +1,4 @@
-"""Ideas tried on top of the chosen NAB variant, one row each (see README.md, "Ideas").
+"""Ideas tried on top of the causal NAB variant, one row each (see README.md, "Ideas").
 
     .venv/bin/python benchmarks/nab/ideas.py          # ~6 min, one core
 
@@ -31,7 +31,16 @@ from scipy import special
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from experiments import held_out_raw
-from run import VARIANTS, Series, Variant, cooldown, load_corpus, to_unit, value_range
+from run import (
+    VARIANTS,
+    Series,
+    Variant,
+    cooldown,
+    counts_of,
+    load_corpus,
+    to_unit,
+    value_range,
+)
 from scoring import (
     F64,
     NAB_DIR,
@@ -47,7 +56,7 @@ from scoring import (
 
 from statuswatch.core.baseline import MIN_EXPECTED_FOR_DISPERSION, Baseline, fading_factor
 from statuswatch.core.calibrate import ScoreCalibrator
-from statuswatch.core.score import MAX_SCORE, score_volume
+from statuswatch.core.score import MAX_SCORE, excess_gates, score_volume
 
 CAUSAL = VARIANTS["calibrated, direction up: half-life 6, cooldown 288, calibration min_std 2"]
 
@@ -68,7 +77,7 @@ def trace(s: Series, v: Variant = CAUSAL, excess_half_life: float = 360.0) -> Tr
                  warmup_windows=v.warmup, dispersion_half_life=v.dispersion_half_life,
                  window_ms=s.window_ms)
     n = len(s.values)
-    counts = np.rint(np.maximum(s.values, 0))
+    counts = counts_of(s).astype(np.float64)
     exp, phi, excess = np.zeros(n), np.ones(n), np.zeros(n)
     warm = np.zeros(n, dtype=bool)
     alpha, a = fading_factor(excess_half_life), math.nan
@@ -191,7 +200,7 @@ def main() -> None:
     traces = [trace(s) for s in corpus]
     warm = [t.warm for t in traces]
     qp = [quasi_poisson_up(t) for t in traces]
-    chosen = calibrate(qp, warm, CAUSAL.calibration_min_std)
+    causal = calibrate(qp, warm, CAUSAL.calibration_min_std)
     hold = CAUSAL.cooldown
 
     def rows(label: str, calibrated: Sequence[F64], post: Callable[[F64], F64] = to_unit
@@ -200,18 +209,18 @@ def main() -> None:
         board.row(label, out)
         return out
 
-    board.per_file([to_unit(cooldown(c, hold)) for c in chosen], ["numenta", "ARTime"])
-    rows("chosen variant (run.py)", chosen)
+    board.per_file([to_unit(cooldown(c, hold)) for c in causal], ["numenta", "ARTime"])
+    rows("causal variant (run.py)", causal)
     nb = [negative_binomial_up(t) for t in traces]
     for ms in (0.3, 1.0, 2.0):
         rows(f"negative binomial volume score (var = mu + a mu^2), min_std {ms}",
              calibrate(nb, warm, ms))
-        rows(f"max(chosen, negative binomial calibrated at min_std {ms})",
-             [np.maximum(a, b) for a, b in zip(chosen, calibrate(nb, warm, ms), strict=True)])
+        rows(f"max(causal, negative binomial calibrated at min_std {ms})",
+             [np.maximum(a, b) for a, b in zip(causal, calibrate(nb, warm, ms), strict=True)])
     for k in (6, 12, 24):
         multi = calibrate([quasi_poisson_up(t, k) for t in traces], warm, 4.0)
-        rows(f"max(chosen, sum of the last {k} windows, calibrated at min_std 4)",
-             [np.maximum(a, b) for a, b in zip(chosen, multi, strict=True)])
+        rows(f"max(causal, sum of the last {k} windows, calibrated at min_std 4)",
+             [np.maximum(a, b) for a, b in zip(causal, multi, strict=True)])
     for cap in (20.0, 100.0):
         rows(f"calibrator learns scores capped at {cap:g}", calibrate(qp, warm, 2.0, cap))
     ranks = [empirical_rank(x, w) for x, w in zip(qp, warm, strict=True)]
@@ -219,10 +228,10 @@ def main() -> None:
               [to_unit(cooldown(r, hold)) for r in ranks])
     for fire, h in ((2.9, 144), (2.9, 288), (4.5, 288)):
         board.row(f"binary pages: calibrated >= {fire}, then silent for {h} rows",
-                  [pages(c, fire, h) for c in chosen])
+                  [pages(c, fire, h) for c in causal])
     for n in (144, 288, 576):
         board.row(f"only the largest calibrated score of the last {n} rows (no cooldown)",
-                  [to_unit(largest_in(c, n)) for c in chosen])
+                  [to_unit(largest_in(c, n)) for c in causal])
     for name, scale in (
         ("causal: fraction of the largest value seen so far",
          lambda s: np.maximum.accumulate(np.concatenate([[0.0], s.values[:-1]]))),
@@ -231,8 +240,9 @@ def main() -> None:
     ):
         options = {}
         for f in (0.05, 0.07, 0.1, 0.12, 0.15, 0.2):
-            gated = [np.where(t.counts - t.expected >= f * np.maximum(scale(s), 1e-9), c, 0.0)
-                     for s, t, c in zip(corpus, traces, chosen, strict=True)]
+            gated = [np.where(excess_gates(t.counts, t.expected, f * np.maximum(scale(s), 1e-9),
+                                           1.0)[0], c, 0.0)
+                     for s, t, c in zip(corpus, traces, causal, strict=True)]
             options[f] = rows(f"excess gate, {name} {f:g}", gated)
         board.leave_one_out(f"excess gate, {name}", options)
 

@@ -47,7 +47,7 @@ from scoring import (
 import statuswatch.core.baseline as baseline_module
 from statuswatch.core.baseline import Baseline
 from statuswatch.core.calibrate import ScoreCalibrator
-from statuswatch.core.score import score_volume
+from statuswatch.core.score import excess_gates, score_volume
 
 DEFAULT_MAX_DISPERSION = baseline_module.MAX_DISPERSION
 
@@ -192,7 +192,7 @@ def raw_scores(s: Series, v: Variant) -> Raw:
     n = len(s.values)
     up, down, exp = np.zeros(n), np.zeros(n), np.zeros(n)
     warm = np.zeros(n, dtype=bool)
-    counts = np.rint(np.maximum(s.values, 0)).astype(np.int64)
+    counts = counts_of(s)
     for i, t in enumerate(s.t_ms):
         e = b.expect(1, 1, window_start_ms=t, window_ms=s.window_ms, parents=parents)
         c = counts[i : i + 1].reshape(1, 1)
@@ -216,19 +216,18 @@ def direction_scores(v: Variant, up: F64, down: F64) -> list[F64]:
     return {"up": [up], "down": [down]}.get(v.direction, [up, down])
 
 
+def counts_of(s: Series) -> npt.NDArray[np.int64]:
+    """The window counts the baseline sees: the file's values rounded, at least 0."""
+    return np.rint(np.maximum(s.values, 0)).astype(np.int64)
+
+
 def volume_gates(s: Series, v: Variant, per_direction: Sequence[F64], exp: F64) -> list[F64]:
-    """The live detector's volume gates on (calibrated) scores, as in ``Detector._hits``:
-    rows below ``min_ratio`` or ``min_excess_of_range`` score 0."""
-    obs = np.maximum(s.values, 0)
-    up_ok = np.ones(len(obs), dtype=bool)
-    down_ok = np.ones(len(obs), dtype=bool)
-    if v.min_ratio > 1.0:
-        up_ok &= obs >= v.min_ratio * exp
-        down_ok &= exp >= v.min_ratio * obs
-    if v.min_excess_of_range > 0:
-        min_excess = v.min_excess_of_range * value_range(s)
-        up_ok &= obs - exp >= min_excess
-        down_ok &= exp - obs >= min_excess
+    """The live detector's volume gates (``excess_gates``, as in ``Detector._hits``) on
+    the (calibrated) scores: rows below ``min_ratio`` or ``min_excess_of_range`` score 0."""
+    if v.min_ratio <= 1.0 and v.min_excess_of_range <= 0:
+        return list(per_direction)
+    up_ok, down_ok = excess_gates(counts_of(s), exp, v.min_excess_of_range * value_range(s),
+                                  v.min_ratio)
     oks = {"up": [up_ok], "down": [down_ok]}.get(v.direction, [up_ok, down_ok])
     return [np.where(ok, x, 0.0) for ok, x in zip(oks, per_direction, strict=True)]
 
@@ -305,8 +304,9 @@ def corpus_scores(corpus: Sequence[Series], v: Variant, cache: dict[tuple, Raw])
         raws.append(cache[key])
     scores = [direction_scores(v, r[0], r[1]) for r in raws]
     if v.calibration:
-        # The calibrator learns every warm window's score; the gates act after it, when
-        # hits are decided (Detector._calibrated, then Detector._hits).
+        # The gates act after the calibrator, when hits are decided (Detector._calibrated,
+        # then Detector._hits): they do not change what it learns. (The live detector also
+        # skips rows with a live volume alert; see ``freeze`` / ``calibration_freeze``.)
         scores = calibrate_corpus(v, scores, [r[3] for r in raws])
     return [anomaly_scores(v, volume_gates(s, v, per_dir, r[2]))
             for s, r, per_dir in zip(corpus, raws, scores, strict=True)]

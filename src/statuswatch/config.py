@@ -236,9 +236,10 @@ class VolumeThresholds(_Strict):
 class Rule(Thresholds):
     """Per-rule settings; the first rule whose ``codes`` and ``scope`` match wins.
 
-    A scope's volume is the series of all its codes together: the first rule whose
-    scope matches and whose ``codes`` include ``all`` decides it (``ignore``, ``shadow``
-    and the ``volume`` keys; the share keys above do not apply to it).
+    A scope's volume is the series of all its codes together. It is decided by the
+    first rule whose scope matches, whose ``codes`` include ``all`` and which sets
+    ``volume``, ``ignore`` or ``shadow``; the share keys above do not apply to it. A rule
+    that sets only ``volume`` leaves the share series to later rules.
     """
 
     name: str = Field(min_length=1)

@@ -267,6 +267,16 @@ def test_rules_that_cover_all_codes_decide_a_scopes_volume():
     alerts, detector = drop_run({}, [{"name": "try-volume", "shadow": True}])
     assert alerts == []
     assert detector.counters.shadow_fired["try-volume"] >= 1
+    # a rule on one service decides that service's volume; muting the rest leaves it alone
+    email = {"name": "email", "scope": {"service": "email-api"},
+             "volume": {"min_excess_count": 100}}
+    email_drop = [("down", {"service": "email-api"})]
+    assert firing_volume(drop_run({}, [email, {"name": "mute-rest", "ignore": True}])[0]) == \
+        email_drop
+    # a fleet alert in shadow mode does not cover the service's real page
+    alerts, detector = drop_run({}, [email, {"name": "try-rest", "shadow": True}])
+    assert firing_volume(alerts) == email_drop
+    assert detector.counters.shadow_fired["try-rest"] >= 1
 
 
 def test_calibrated_volume_scores_gate_the_volume_alerts():

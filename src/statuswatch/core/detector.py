@@ -43,6 +43,7 @@ from statuswatch.core.score import (
     ShareScores,
     VolumeScores,
     binomial_tails,
+    excess_gates,
     score_shares,
     score_volume,
     share_floor,
@@ -371,16 +372,12 @@ class Detector:
         share_up |= long_up & (shares.up >= d.clear_score)
         share_down |= long_down & (shares.down >= d.clear_score)
 
-        v = rules.volume  # detect.volume, or per scope the rule that covers "all"
-        v_excess = shares.totals - exp.volume
+        v = rules.volume  # detect.volume, or per scope the rule that decides its volume
         vgate = exp.warm & d.volume.enabled & ~v.ignore
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v_ratio_down = np.where(shares.totals > 0, exp.volume / shares.totals, np.inf)
-            v_ratio_up = np.where(exp.volume > 0, shares.totals / exp.volume, np.inf)
-        volume_down = vgate & v.down & (volume.down >= v.fire_score)
-        volume_down &= (-v_excess >= v.min_excess_count) & (v_ratio_down >= v.min_ratio)
-        volume_up = vgate & v.up & (volume.up >= v.fire_score)
-        volume_up &= (v_excess >= v.min_excess_count) & (v_ratio_up >= v.min_ratio)
+        big_up, big_down = excess_gates(shares.totals, exp.volume, v.min_excess_count,
+                                        v.min_ratio)
+        volume_up = vgate & v.up & (volume.up >= v.fire_score) & big_up
+        volume_down = vgate & v.down & (volume.down >= v.fire_score) & big_down
 
         blast: dict[int, Evidence] = {}
         blast_rows: dict[int, list[int]] = {}
@@ -420,14 +417,10 @@ class Detector:
     def _share_hits(
         counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        excess = counts - shares.expected_count
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio_up = np.where(shares.expected_count > 0, counts / shares.expected_count, np.inf)
-            ratio_down = np.where(counts > 0, shares.expected_count / counts, np.inf)
-        up = gate & rules.up & (shares.up >= rules.fire_score)
-        up &= (excess >= rules.min_excess_count) & (ratio_up >= rules.min_share_ratio)
-        down = gate & rules.down & (shares.down >= rules.fire_score)
-        down &= (-excess >= rules.min_excess_count) & (ratio_down >= rules.min_share_ratio)
+        big_up, big_down = excess_gates(counts, shares.expected_count, rules.min_excess_count,
+                                        rules.min_share_ratio)
+        up = gate & rules.up & (shares.up >= rules.fire_score) & big_up
+        down = gate & rules.down & (shares.down >= rules.fire_score) & big_down
         return up, down
 
     def _evidence(
@@ -490,11 +483,18 @@ class Detector:
           500/502/503) and its codes do not; whichever paged first keeps
           covering the other for the episode.
 
-        Shadow-mode rules count what they would have fired and page nothing.
+        Shadow-mode rules count what they would have fired and page nothing. A series
+        in shadow mode neither covers nor holds another scope's or code's alert (that
+        one's own rule says to page); a share rise still explains the drop of the other
+        codes in its scope, shadow or not.
         """
-        firing = self.alerts.firing_keys()
-        pending = self.alerts.live_keys() - firing
-        up_rows = {r for r, _, d, s in firing if d == "up" and s == "share"}
+        def real(k: Key) -> bool:
+            return rules.shadow_rule(k[0], k[1], k[3]) is None
+
+        every_firing = self.alerts.firing_keys()
+        firing = {k for k in every_firing if real(k)}
+        pending = {k for k in self.alerts.live_keys() - every_firing if real(k)}
+        up_rows = {r for r, _, d, s in every_firing if d == "up" and s == "share"}
         out: list[AlertEvent] = self._release_held(
             window, firing, pending, counts, exp, shares, volume, hits, paged_before
         )
@@ -504,13 +504,15 @@ class Detector:
                 if not event.quiet:
                     out.append(event)
                 continue
-            family = self._covering_keys(key, paged_before, counts, shares)
-            covered = any(k in firing for k in family) or self._explained_elsewhere(
-                key, firing, counts, shares
-            )
-            complement = signal == "share" and direction == "down" and row in up_rows
             shadow_rule = rules.shadow_rule(row, col, signal)
             shadow = shadow_rule is not None
+            # what would have paged is counted as if shadow mode were off
+            cover = every_firing if shadow else firing
+            family = self._covering_keys(key, paged_before, counts, shares)
+            covered = any(k in cover for k in family) or self._explained_elsewhere(
+                key, cover, counts, shares
+            )
+            complement = signal == "share" and direction == "down" and row in up_rows
             if not (covered or complement or shadow) and any(k in pending for k in family):
                 self.alerts.silence(key)
                 self._held.add(key)

@@ -107,6 +107,18 @@ class VolumeRules:
     rule_index: I64  # -1: the defaults
 
 
+def per_rule(values: list[object], default: object, index: I64,
+             dtype: type | None = None) -> npt.NDArray[np.generic]:
+    """Each series' value from its rule (``index`` -1: ``default``)."""
+    table: npt.NDArray[np.generic] = np.array([*values, default], dtype=dtype)
+    return table[index]
+
+
+def pick_flag(rules: list[Rule], attr: str, index: I64) -> B:
+    """A rule flag (``ignore``, ``shadow``) per series; False where no rule decides."""
+    return per_rule([getattr(r, attr) for r in rules], False, index, bool).astype(bool)
+
+
 def volume_rules(
     rules: list[Rule], index: I64, defaults: VolumeConfig
 ) -> VolumeRules:
@@ -119,27 +131,50 @@ def volume_rules(
     >>> v.min_excess_count.tolist(), v.up.tolist(), v.down.tolist()
     ([50.0, 500.0], [False, True], [True, True])
     """
-    table = [r.volume or _NO_VOLUME_KEYS for r in rules] + [_NO_VOLUME_KEYS]
+    keys = [r.volume or VolumeThresholds() for r in rules]
 
     def pick(attr: str) -> F64:
-        values = [getattr(t, attr) for t in table]
         fallback = getattr(defaults, attr)
-        return np.array([fallback if x is None else x for x in values], np.float64)[index]
+        values = [fallback if getattr(k, attr) is None else getattr(k, attr) for k in keys]
+        return per_rule(values, fallback, index, np.float64).astype(np.float64)
 
-    direction = np.array([t.direction or defaults.direction for t in table])[index]
+    direction = per_rule([k.direction or defaults.direction for k in keys],
+                         defaults.direction, index)
     return VolumeRules(
         fire_score=pick("fire_score"),
         min_excess_count=pick("min_excess_count"),
         min_ratio=pick("min_ratio"),
         up=np.isin(direction, ("up", "both")),
         down=np.isin(direction, ("down", "both")),
-        ignore=np.array([r.ignore for r in rules] + [False], dtype=bool)[index],
-        shadow=np.array([r.shadow for r in rules] + [False], dtype=bool)[index],
+        ignore=pick_flag(rules, "ignore", index),
+        shadow=pick_flag(rules, "shadow", index),
         rule_index=index,
     )
 
 
-_NO_VOLUME_KEYS = VolumeThresholds()
+#: Rule keys about share series; a rule that sets only ``volume`` leaves them alone.
+SHARE_KEYS = frozenset(
+    {"preset", "fire_score", "min_excess_count", "min_share_ratio", "direction", "k", "m"}
+)
+
+
+def decides_shares(rule: Rule) -> bool:
+    """Whether a rule takes the share series it matches (a volume-only rule does not,
+    so it cannot shadow a later rule about codes)."""
+    return rule.volume is None or rule.ignore or rule.shadow or bool(
+        rule.model_fields_set & SHARE_KEYS
+    )
+
+
+def decides_volume(rule: Rule) -> bool:
+    """Whether a rule takes the volume of the scopes it matches: its codes include
+    ``all`` and it says something about volume (``volume`` keys, ``ignore``, ``shadow``),
+    so a rule about share thresholds cannot shadow a later volume rule.
+
+    >>> decides_volume(Rule(name="a", ignore=True)), decides_volume(Rule(name="b", preset="low"))
+    (True, False)
+    """
+    return "all" in rule.codes and (rule.volume is not None or rule.ignore or rule.shadow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +195,9 @@ class RuleTable:
         return self.lifecycles[int(self.rule_index[row, col])]
 
     def shadow_rule(self, row: int, col: int, signal: str) -> str | None:
-        """The shadow-mode rule deciding a share (``col``) or volume series, if any."""
-        if signal == "share" and self.shadow[row, col]:
+        """The shadow-mode rule deciding a share (``col``) or volume series, if any; a
+        blast-radius alert (row 0) follows the fleet's rule for its code."""
+        if signal in ("share", "blast_radius") and self.shadow[row, col]:
             return self.rule_names[int(self.rule_index[row, col])]
         if signal == "volume" and self.volume.shadow[row]:
             return self.rule_names[int(self.volume.rule_index[row])]
@@ -171,37 +207,36 @@ class RuleTable:
 def resolve(cfg: DetectConfig, scopes: list[dict[str, str]], codes: list[int]) -> RuleTable:
     """Thresholds for every (scope, code) series, and for every scope's volume."""
     n_rows, n_cols = len(scopes), len(codes)
-    default = effective(Thresholds(), cfg)
     rules: list[Rule] = list(cfg.rules)
-    per_rule = [effective(r, cfg) for r in rules]
-    # One more column, code 0: the volume series, which only "all" covers.
-    series = [*codes, VOLUME_CODE]
+    # One more column, code 0: the volume series.
     with_volume = np.full((n_rows, n_cols + 1), -1, np.int64)
     for i, rule in enumerate(rules):
         rows = np.array([scope_matches(rule.scope, s) for s in scopes], dtype=bool)
-        cols = np.array([any(code_matches(p, c) for p in rule.codes) for c in series],
-                        dtype=bool)
+        cols = np.array(
+            [decides_shares(rule) and any(code_matches(p, c) for p in rule.codes)
+             for c in codes] + [decides_volume(rule)],
+            dtype=bool,
+        )
         free = (with_volume == -1) & rows[:, None] & cols[None, :]
         with_volume[free] = i
     index = with_volume[:, :n_cols]
-    table = [*per_rule, default]  # index -1 selects the defaults
+    per_rule_effective = [effective(r, cfg) for r in rules]
+    default = effective(Thresholds(), cfg)
 
     def pick(attr: str, dtype: type) -> npt.NDArray[np.generic]:
-        values: npt.NDArray[np.generic] = np.array([getattr(e, attr) for e in table], dtype=dtype)
-        return values[index]
+        values = [getattr(e, attr) for e in per_rule_effective]
+        return per_rule(values, getattr(default, attr), index, dtype)
 
-    ignore = np.array([r.ignore for r in rules] + [False], dtype=bool)[index]
-    shadow = np.array([r.shadow for r in rules] + [False], dtype=bool)[index]
     return RuleTable(
         fire_score=pick("fire_score", np.float64).astype(np.float64),
         min_excess_count=pick("min_excess_count", np.float64).astype(np.float64),
         min_share_ratio=pick("min_share_ratio", np.float64).astype(np.float64),
         up=pick("up", bool).astype(bool),
         down=pick("down", bool).astype(bool),
-        ignore=ignore,
-        shadow=shadow,
+        ignore=pick_flag(rules, "ignore", index),
+        shadow=pick_flag(rules, "shadow", index),
         rule_index=index,
         rule_names=[r.name for r in rules],
-        lifecycles=table,
+        lifecycles=[*per_rule_effective, default],  # index -1 selects the defaults
         volume=volume_rules(rules, with_volume[:, n_cols], cfg.volume),
     )

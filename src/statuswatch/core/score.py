@@ -123,3 +123,22 @@ def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> V
     return VolumeScores(
         np.where(known, _to_score(up), 0.0), np.where(known, _to_score(down), 0.0), expected
     )
+
+
+def excess_gates(
+    observed: I64 | F64, expected: F64, min_excess: F64 | float, min_ratio: F64 | float
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Where a rise (up) or a fall (down) is large enough to count, whatever its score:
+    at least ``min_excess`` requests and a ratio of at least ``min_ratio``.
+
+    >>> up, down = excess_gates(np.array([30, 12, 2]), np.full(3, 10.0), 5, 2.0)
+    >>> up.tolist(), down.tolist()
+    ([True, False, False], [False, False, True])
+    """
+    excess = observed - expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_up = np.where(expected > 0, observed / expected, np.inf)
+        ratio_down = np.where(observed > 0, expected / observed, np.inf)
+    up = (excess >= min_excess) & (ratio_up >= min_ratio)
+    down = (-excess >= min_excess) & (ratio_down >= min_ratio)
+    return up, down
