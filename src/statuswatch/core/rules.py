@@ -4,7 +4,9 @@ Rules come from YAML (``detect.rules``); the first rule whose codes and scope
 match a series decides its thresholds, and the ``detect`` defaults apply to the
 rest. Codes match exactly (``403``), by class (``4xx``) or all (``all``); a
 rule's scope matches every scope whose labels include the rule's items. A scope's
-volume is one more series, code 0, which only ``all`` covers (``VolumeRules``).
+volume is one more series, code 0, decided by the first matching rule that covers
+``all`` and sets ``volume``, ``ignore`` or ``shadow`` (``decides_volume``,
+``VolumeRules``).
 
 >>> from statuswatch.config import DetectConfig, Rule
 >>> cfg = DetectConfig(rules=[Rule(name="quiet-404", codes=["404"], preset="low")])
@@ -94,8 +96,8 @@ def effective(t: Thresholds, defaults: DetectConfig) -> Effective:
 
 @dataclass(frozen=True, slots=True)
 class VolumeRules:
-    """Per scope row: the volume hit settings of the first rule whose scope matches and
-    whose codes include ``all`` (``detect.volume`` where none does)."""
+    """Per scope row: the volume hit settings of the first matching rule that decides
+    volume (``decides_volume``; ``detect.volume`` where none does)."""
 
     fire_score: F64
     min_excess_count: F64
