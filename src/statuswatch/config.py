@@ -239,7 +239,8 @@ class Rule(Thresholds):
     A scope's volume is the series of all its codes together. It is decided by the
     first rule whose scope matches, whose ``codes`` include ``all`` and which sets
     ``volume``, ``ignore`` or ``shadow``; the share keys above do not apply to it. A rule
-    that sets only ``volume`` leaves the share series to later rules.
+    with ``volume`` keys leaves the share series to later rules unless it also sets a
+    share key (``ignore`` and ``shadow`` then act on its volume only).
     """
 
     name: str = Field(min_length=1)

@@ -150,6 +150,14 @@ def test_shadow_rule_counts_would_have_fired_without_paging():
     assert 'statuswatch_shadow_alerts_total{rule="try-4xx"} 1.0' in body
 
 
+def test_shadowed_code_still_covers_its_class_in_its_scope():
+    """Shadowing 403 alone: the freeze pages neither as 403 nor as its class, 4xx (one
+    incident in one scope), and the shadow rule counts the one page it would have sent."""
+    sink, detector = freeze_with_rules([{"name": "try-403", "codes": ["403"], "shadow": True}])
+    assert [(a["code"], a["signal"]) for a in sink.alerts if a["state"] == "firing"] == []
+    assert detector.counters.shadow_fired == {"try-403": 1}
+
+
 def test_ignore_rule_and_class_match_silence_a_code_but_not_others():
     sink, detector = freeze_with_rules([
         {"name": "no-403", "codes": ["403"], "ignore": True},

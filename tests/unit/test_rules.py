@@ -63,3 +63,18 @@ def test_new_scope_rows_get_their_rules() -> None:
     after = resolve(cfg, [*SCOPES, {"service": "late"}], CODES)
     assert before.volume.fire_score.tolist() == [8.0] * 3
     assert after.volume.fire_score.tolist() == [8.0, 8.0, 8.0, 12.0]
+
+
+def test_volume_rule_with_shadow_or_null_share_keys_leaves_share_series_alone() -> None:
+    """``shadow`` on a volume rule shadows the volume only; a share key given as null
+    (YAML ``preset: null``) is unset, as in ``effective``."""
+    cfg = DetectConfig(rules=[
+        Rule(name="try-volume", volume=VolumeThresholds(min_excess_count=10), shadow=True),
+        Rule(name="null-preset", volume=VolumeThresholds(fire_score=9), preset=None),
+        Rule(name="quiet", preset="low"),
+    ])
+    t = resolve(cfg, SCOPES, CODES)
+    assert t.rule_index.tolist() == [[2, 2, 2]] * 3
+    assert not t.shadow.any()
+    assert t.volume.rule_index.tolist() == [0, 0, 0]
+    assert t.volume.shadow.all()

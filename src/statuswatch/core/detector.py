@@ -107,6 +107,12 @@ class _Hits:
     blast_rows: dict[int, list[int]]  # code column -> anomalous rows
 
 
+def _fires_over(key: Key, row: int, firing: set[Key], every_firing: set[Key]) -> bool:
+    """Whether ``key`` fires for covering a series of ``row``: a shadow-mode series (in
+    ``every_firing`` only) covers only within its own scope."""
+    return key in (every_firing if key[0] == row else firing)
+
+
 class Detector:
     def __init__(self, settings: Settings, decoder: Decoder | None = None) -> None:
         self.settings = settings
@@ -484,9 +490,9 @@ class Detector:
           covering the other for the episode.
 
         Shadow-mode rules count what they would have fired and page nothing. A series
-        in shadow mode neither covers nor holds another scope's or code's alert (that
-        one's own rule says to page); a share rise still explains the drop of the other
-        codes in its scope, shadow or not.
+        in shadow mode neither covers nor holds another scope's alert (that one's own
+        rule says to page); in its own scope it still covers its class or codes and
+        explains the drop of the other codes, shadow or not.
         """
         def real(k: Key) -> bool:
             return rules.shadow_rule(k[0], k[1], k[3]) is None
@@ -496,7 +502,8 @@ class Detector:
         pending = {k for k in self.alerts.live_keys() - every_firing if real(k)}
         up_rows = {r for r, _, d, s in every_firing if d == "up" and s == "share"}
         out: list[AlertEvent] = self._release_held(
-            window, firing, pending, counts, exp, shares, volume, hits, paged_before
+            window, firing, every_firing, pending, counts, exp, shares, volume, hits,
+            paged_before,
         )
         for key, event in stepped:
             row, col, direction, signal = key
@@ -506,12 +513,13 @@ class Detector:
                 continue
             shadow_rule = rules.shadow_rule(row, col, signal)
             shadow = shadow_rule is not None
-            # what would have paged is counted as if shadow mode were off
+            # What would have paged is counted as if shadow mode were off. In one scope a
+            # code and its class (and the fleet and its blast radius) are one incident:
+            # a shadow series still covers those, like a rise covers the scope's drops.
             cover = every_firing if shadow else firing
             family = self._covering_keys(key, paged_before, counts, shares)
-            covered = any(k in cover for k in family) or self._explained_elsewhere(
-                key, cover, counts, shares
-            )
+            covered = any(_fires_over(k, row, cover, every_firing) for k in family) or \
+                self._explained_elsewhere(key, cover, counts, shares)
             complement = signal == "share" and direction == "down" and row in up_rows
             if not (covered or complement or shadow) and any(k in pending for k in family):
                 self.alerts.silence(key)
@@ -592,15 +600,16 @@ class Detector:
         return []
 
     def _release_held(
-        self, window: ClosedWindow, firing: set[Key], pending: set[Key], counts: I64,
-        exp: Expectation, shares: ShareScores, volume: VolumeScores, hits: _Hits,
-        paged_before: set[Key],
+        self, window: ClosedWindow, firing: set[Key], every_firing: set[Key],
+        pending: set[Key], counts: I64, exp: Expectation, shares: ShareScores,
+        volume: VolumeScores, hits: _Hits, paged_before: set[Key],
     ) -> list[AlertEvent]:
         out = []
         for key in sorted(self._held):
             row, col, _, _ = key
             family = self._covering_keys(key, paged_before, counts, shares)
-            if key not in firing or any(k in firing for k in family):
+            if key not in firing or any(_fires_over(k, row, firing, every_firing)
+                                        for k in family):
                 self._held.discard(key)  # resolved meanwhile, or now covered: stays quiet
                 continue
             if any(k in pending for k in family):

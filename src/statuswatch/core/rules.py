@@ -161,11 +161,19 @@ SHARE_KEYS = frozenset(
 
 
 def decides_shares(rule: Rule) -> bool:
-    """Whether a rule takes the share series it matches (a volume-only rule does not,
-    so it cannot shadow a later rule about codes)."""
-    return rule.volume is None or rule.ignore or rule.shadow or bool(
-        rule.model_fields_set & SHARE_KEYS
-    )
+    """Whether a rule takes the share series it matches: a rule with ``volume`` keys
+    does only if it also sets a share key, so a volume rule (shadow or ignore included)
+    cannot shadow a later rule about codes.
+
+    >>> from statuswatch.config import VolumeThresholds
+    >>> volume = VolumeThresholds(min_excess_count=10)
+    >>> decides_shares(Rule(name="a", volume=volume, shadow=True))
+    False
+    >>> decides_shares(Rule(name="b", volume=volume, preset="low")), decides_shares(
+    ...     Rule(name="c", shadow=True))
+    (True, True)
+    """
+    return rule.volume is None or any(getattr(rule, key) is not None for key in SHARE_KEYS)
 
 
 def decides_volume(rule: Rule) -> bool:
