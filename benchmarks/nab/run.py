@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -211,8 +212,9 @@ def value_range(s: Series) -> float:
     return float(s.values.max() - s.values.min())
 
 
-def direction_scores(v: Variant, up: F64, down: F64) -> list[F64]:
-    """The chosen direction(s)' -log10 p per row."""
+def direction_scores(v: Variant, up: npt.NDArray[Any], down: npt.NDArray[Any]
+                     ) -> list[npt.NDArray[Any]]:
+    """The chosen direction(s)' arrays (-log10 p per row, or gate masks)."""
     return {"up": [up], "down": [down]}.get(v.direction, [up, down])
 
 
@@ -228,7 +230,7 @@ def volume_gates(s: Series, v: Variant, per_direction: Sequence[F64], exp: F64) 
         return list(per_direction)
     up_ok, down_ok = excess_gates(counts_of(s), exp, v.min_excess_of_range * value_range(s),
                                   v.min_ratio)
-    oks = {"up": [up_ok], "down": [down_ok]}.get(v.direction, [up_ok, down_ok])
+    oks = direction_scores(v, up_ok, down_ok)
     return [np.where(ok, x, 0.0) for ok, x in zip(oks, per_direction, strict=True)]
 
 

@@ -27,16 +27,18 @@ INVALID_REASONS: Final = (
 
 MIN_STATUS: Final = 100
 MAX_STATUS: Final = 599
+#: The code of a scope's volume series (all its requests; its alerts have column -1).
+VOLUME_CODE: Final = 0
 
 
 def code_label(code: int) -> str:
     """How a code column is named in metrics and alerts: 0 is a volume series (all
     requests), 1..5 a status class's summed series, anything else a status code.
 
-    >>> code_label(403), code_label(5), code_label(0)
+    >>> code_label(403), code_label(5), code_label(VOLUME_CODE)
     ('403', '5xx', 'all')
     """
-    if code == 0:
+    if code == VOLUME_CODE:
         return "all"
     return f"{code}xx" if code < MIN_STATUS else str(code)
 

@@ -281,7 +281,7 @@ class Detector:
             if signal == "share":
                 eff = rules.effective_of(row, col)
                 k, m = eff.k, eff.m
-            code = self.codes.codes[col] if col >= 0 else 0
+            code = self.codes.code_at(col)
             event = self.alerts.step(
                 key, evidence, window_start_ms=window.start_ms, window_end_ms=window.end_ms,
                 code=code, scope=self.scopes.labels[row], k=k, m=m,
@@ -618,7 +618,7 @@ class Detector:
             event = self.alerts.page_now(
                 key, self._evidence(key, counts, exp, shares, volume, hits),
                 window_start_ms=window.start_ms, window_end_ms=window.end_ms,
-                code=self.codes.codes[col] if col >= 0 else 0, scope=self.scopes.labels[row],
+                code=self.codes.code_at(col), scope=self.scopes.labels[row],
             )
             if event is not None:
                 out.append(replace(event, contributors=self._contributors(
@@ -773,6 +773,6 @@ class Detector:
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
         """(code, direction, signal) of paged alerts firing in any scope (code 0: volume)."""
         return {
-            (self.codes.codes[c] if c >= 0 else 0, d, s)
+            (self.codes.code_at(c), d, s)
             for _, c, d, s in self.alerts.firing_keys(paged_only=True)
         }

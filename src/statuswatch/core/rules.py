@@ -38,10 +38,6 @@ F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 
-#: The column code of a scope's volume (all codes together; alerts say ``"code": 0``).
-VOLUME_CODE = 0
-
-
 def code_matches(pattern: str, code: int) -> bool:
     """Whether a rule's code pattern covers a column's code (1..5: a class's summed
     series, which class patterns and "all" cover, exact codes do not).
@@ -50,6 +46,7 @@ def code_matches(pattern: str, code: int) -> bool:
     (True, False, True)
     >>> code_matches("5xx", 5), code_matches("503", 5), code_matches("all", 5)
     (True, False, True)
+    >>> from statuswatch.core.columns import VOLUME_CODE
     >>> code_matches("all", VOLUME_CODE), code_matches("4xx", VOLUME_CODE)
     (True, False)
     """

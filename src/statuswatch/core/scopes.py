@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from statuswatch.core.columns import I64, MAX_STATUS, MIN_STATUS
+from statuswatch.core.columns import I64, MAX_STATUS, MIN_STATUS, VOLUME_CODE
 
 OTHER = "other"
 
@@ -119,6 +119,10 @@ class CodeTable:
                 self.codes.append(int(code))
             cols = self._col_of[status]
         return cols
+
+    def code_at(self, col: int) -> int:
+        """The code of column ``col``; ``VOLUME_CODE`` for -1, a volume alert's column."""
+        return self.codes[col] if col >= 0 else VOLUME_CODE
 
     def column(self, code: int) -> int:
         """Column of ``code``, or -1 if never seen."""

@@ -195,7 +195,7 @@ class DetectorCollector(Collector):
             labels=["scope", "code", "direction", "signal"],
         )
         for r, c, d, sig in sorted(det.alerts.firing_keys(paged_only=True)):
-            code = code_label(det.codes.codes[c] if c >= 0 else 0)
+            code = code_label(det.codes.code_at(c))
             active.add_metric([scope_label(det.scopes.labels[r]), code, d, sig], 1.0)
         yield active
         shadow = CounterMetricFamily(
