@@ -77,3 +77,35 @@ def test_a_snapshot_that_does_not_fit_is_refused_and_the_run_starts_fresh(tmp_pa
     SnapshotStore(tmp_path, 3).write({"detector": old.snapshot()})
     runner.restore()  # a fitting one is used
     assert detector.counters.records == 123
+
+
+async def test_rereads_are_counted_apart_from_late_records_and_survive_a_restart(tmp_path):
+    from statuswatch.shell.sources import RawBatch
+
+    settings = Settings(state={"dir": str(tmp_path)}, window={"allowed_lateness_seconds": 0})
+    spec = SimSpec(seed=4, rate=50)
+    values = [v for chunk in generate(spec, T0, T0 + 60_000, 10_000)
+              for v in encode("kong", chunk, spec)]
+    half, end = len(values) // 2, len(values)
+
+    def take(runner: KafkaRunner, first: int, last: int, now_ms: int) -> None:
+        offsets = np.arange(first, last, dtype=np.int64)
+        runner.take(RawBatch("logs", 0, offsets, values[first:last]), now_ms)
+
+    runner = KafkaRunner(settings, Detector(settings), ListSink())
+    runner.source = FailingSource()  # type: ignore[assignment]
+    take(runner, 0, half, T0 + 30_000)
+    assert runner.detector.counters.windows_closed >= 2
+    await runner._on_revoke({0})  # the session expired: the commit fails, the group rebalances
+    take(runner, 0, end, T0 + 60_000)  # assigned again: re-read from the last commit (none)
+    assert runner.status.records_reread == half
+    assert runner.detector.counters.late == 0  # closed windows had counted them: not late
+    runner.detector.close_ready(T0 + 10 * 60_000)  # input idle: every window closes
+    runner.checkpoint()
+
+    restarted = KafkaRunner(settings, Detector(settings), ListSink())
+    restarted.restore()
+    take(restarted, end - 30, end, T0 + 11 * 60_000)  # a restart re-reads past the commit
+    assert restarted.status.records_reread == half + 30
+    assert restarted.detector.counters.late == 0
+    assert restarted.detector.counters.records - restarted.status.records_reread == end

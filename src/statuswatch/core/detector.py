@@ -164,10 +164,16 @@ class Detector:
         now_ms: int,
         partition: int = 0,
         offsets: I64 | None = None,
+        seen_below: int | None = None,
     ) -> StepResult:
-        """Decode and count one batch, then close every window that is ready."""
+        """Decode and count one batch, then close every window that is ready.
+
+        ``seen_below``: records at offsets below it are re-reads (see WindowCounter.add).
+        """
         batch = self.decoder.decode(values)
-        self.count(batch, now_ms=now_ms, partition=partition, offsets=offsets)
+        self.count(
+            batch, now_ms=now_ms, partition=partition, offsets=offsets, seen_below=seen_below
+        )
         return StepResult(batch, self.close_ready(now_ms))
 
     def count(
@@ -177,6 +183,7 @@ class Detector:
         now_ms: int,
         partition: int = 0,
         offsets: I64 | None = None,
+        seen_below: int | None = None,
     ) -> None:
         c = self.counters
         c.records += len(batch) + len(batch.invalid)
@@ -200,6 +207,7 @@ class Detector:
             partition=partition,
             offsets=None if offsets is None else offsets[batch.index],
             now_ms=now_ms,
+            seen_below=seen_below,
         )
 
     def close_ready(self, now_ms: int) -> list[AlertEvent]:

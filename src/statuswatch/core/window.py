@@ -97,10 +97,14 @@ class WindowCounter:
         partition: int = 0,
         offsets: I64 | None = None,
         now_ms: int = 0,
+        seen_below: int | None = None,
     ) -> int:
         """Count one batch. ``rows`` has one line per scope level (-1 = not counted).
 
         Returns how many records were late (their window had already closed).
+        Records at ``offsets`` below ``seen_below`` were read before (Kafka
+        re-delivers after a rebalance or restart): their closed window already
+        counted them, so they are dropped without counting as late.
         """
         if ts_ms.size == 0:
             return 0
@@ -116,12 +120,15 @@ class WindowCounter:
         on_time = np.ones(ts_ms.shape, dtype=bool)
         if self.next_start_ms is not None:
             on_time = starts >= self.next_start_ms
-        late = int(ts_ms.size - np.count_nonzero(on_time))
-        self.late_records += late
-        if late:
+        dropped = int(ts_ms.size - np.count_nonzero(on_time))
+        late = dropped
+        if dropped:
+            if seen_below is not None and offsets is not None:
+                late -= int(np.count_nonzero(~on_time & (offsets < seen_below)))
             starts, rows, cols = starts[on_time], rows[:, on_time], cols[on_time]
             if offsets is not None:
                 offsets = offsets[on_time]
+        self.late_records += late
         if starts.size == 0:
             return late
         # A batch spans a few windows: index them by offset from the first, no sort.

@@ -40,6 +40,7 @@ class RuntimeStatus:
     ready: bool = False
     last_processed_unix: float | None = None
     commits: int = 0
+    records_reread: int = 0  # read again after a rebalance, failed commit or restart
     last_snapshot_unix: float | None = None
     # Health, set by the runtime's monitor task (shell/health.py).
     not_ready_reason: str = "starting"
@@ -58,6 +59,12 @@ class DetectorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         det, c = self.detector, self.detector.counters
         yield _counter("statuswatch_records", "Records read (valid and invalid).", c.records)
+        yield _counter(
+            "statuswatch_records_reread",
+            "Records read again after a rebalance, a failed commit or a restart "
+            "(Kafka delivers at least once); windows do not count them twice.",
+            self.status.records_reread,
+        )
         invalid = CounterMetricFamily(
             "statuswatch_invalid_records", "Records skipped, by reason.", labels=["reason"]
         )

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from statuswatch.config import Settings
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decide import AlertEvent
@@ -56,13 +58,16 @@ def process_batch(
     batch: RawBatch,
     now_ms: int,
     on_invalid: Callable[[RawBatch, list[InvalidRecord]], None] | None = None,
+    seen_below: int | None = None,
 ) -> list[AlertEvent]:
     """Run one raw batch through the detector and log the records it rejected.
 
-    ``on_invalid`` (the dead-letter queue) gets the rejected records of the batch.
+    ``on_invalid`` (the dead-letter queue) gets the rejected records of the batch;
+    records at offsets below ``seen_below`` are re-reads (see WindowCounter.add).
     """
     result = detector.process(
-        batch.values, now_ms=now_ms, partition=batch.partition, offsets=batch.offsets
+        batch.values, now_ms=now_ms, partition=batch.partition, offsets=batch.offsets,
+        seen_below=seen_below,
     )
     if on_invalid is not None and result.batch.invalid:
         on_invalid(batch, result.batch.invalid)
@@ -146,6 +151,9 @@ class KafkaRunner:
         self.source = KafkaSource(settings.kafka)
         self._stop = asyncio.Event()
         self._consumed_next: dict[int, int] = {}
+        #: per partition, the offset after the last record ever processed; kept across
+        #: revocations and in the snapshot, so re-reads are recognised
+        self._read_through: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         kafka = settings.kafka
         self.dead_letters = DeadLetterQueue(kafka) if kafka.dead_letter_topic else None
@@ -189,6 +197,23 @@ class KafkaRunner:
             self.sink.write(events)
             if self.on_events is not None:
                 self.on_events(events)
+
+    def take(self, batch: RawBatch, now_ms: int) -> None:
+        """Process one polled batch and note how far its partition has been read.
+
+        Kafka delivers at least once: after a rebalance, a failed commit or a
+        restart, records up to the last commit are read again. Those count in
+        ``records_reread`` (the windows do not count them twice, see
+        ``commit_positions``), so ``records - records_reread`` is what was read once.
+        """
+        p = batch.partition
+        read_through = self._read_through.get(p)
+        if read_through is not None and int(batch.offsets[0]) < read_through:
+            self.status.records_reread += int(np.count_nonzero(batch.offsets < read_through))
+        self._emit(process_batch(self.detector, batch, now_ms, self._on_invalid, read_through))
+        end = int(batch.offsets[-1]) + 1
+        self._consumed_next[p] = end
+        self._read_through[p] = end if read_through is None else max(read_through, end)
 
     def commit_positions(self, partitions: Sequence[int] | None = None) -> dict[int, int]:
         """Next offset to commit per partition.
@@ -241,7 +266,13 @@ class KafkaRunner:
         if self.store is None:
             return
         self.sink.flush()
-        self.store.write({"detector": self.detector.snapshot()})
+        self.store.write({
+            "detector": self.detector.snapshot(),
+            "consumer": {
+                "read_through": {str(p): o for p, o in sorted(self._read_through.items())},
+                "records_reread": self.status.records_reread,
+            },
+        })
         self._last_snapshot_ms = self.clock()
         self.status.last_snapshot_unix = self._last_snapshot_ms / 1000
 
@@ -264,6 +295,9 @@ class KafkaRunner:
             Detector(self.settings, self.detector.decoder).restore(
                 state["detector"], self.clock()
             )
+            consumer = state.get("consumer", {})  # absent in snapshots written before it was
+            read_through = {int(p): int(o) for p, o in consumer.get("read_through", {}).items()}
+            reread = int(consumer.get("records_reread", 0))
         except (ValueError, KeyError, TypeError) as exc:
             log.error(
                 "the snapshot in %s does not fit this version or configuration (%s): "
@@ -271,6 +305,7 @@ class KafkaRunner:
             )
             return
         self.detector.restore(state["detector"], self.clock())
+        self._read_through, self.status.records_reread = read_through, reread
         self.detector.windows.forget_open()
         self.detector.scopes.forget_pending()
         log.info("restored snapshot from %s", self.store.directory)
@@ -322,8 +357,7 @@ class KafkaRunner:
                 self.status.poll_failures = 0
                 now = self.clock()
                 for batch in batches:
-                    self._emit(process_batch(self.detector, batch, now, self._on_invalid))
-                    self._consumed_next[batch.partition] = int(batch.offsets[-1]) + 1
+                    self.take(batch, now)
                     await asyncio.sleep(0)  # let heartbeats and scrapes through
                     if self.dead_letters is not None:  # backpressure: bounded pending letters
                         await self.dead_letters.wait_for_room(self._stop)
