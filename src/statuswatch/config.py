@@ -327,6 +327,8 @@ class DetectConfig(_Strict):
             raise ValueError("k must be <= m")
         if self.clear_score >= self.fire_score:
             raise ValueError("clear_score must be below fire_score (hysteresis)")
+        if self.volume.fire_score <= self.clear_score:
+            raise ValueError("volume.fire_score must be above clear_score (hysteresis)")
         for rule in self.rules:
             k, m = rule.k or self.k, rule.m or self.m
             if k > m:
@@ -334,6 +336,11 @@ class DetectConfig(_Strict):
             fire = rule.fire_score or PRESETS.get(rule.preset or "", (self.fire_score,))[0]
             if fire <= self.clear_score:
                 raise ValueError(f"rule {rule.name!r}: fire_score must be above clear_score")
+            vol = rule.volume.fire_score if rule.volume is not None else None
+            if vol is not None and vol <= self.clear_score:
+                raise ValueError(
+                    f"rule {rule.name!r}: volume.fire_score must be above clear_score"
+                )
         return self
 
 
