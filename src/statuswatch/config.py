@@ -225,12 +225,15 @@ class Thresholds(_Strict):
 
 
 class VolumeThresholds(_Strict):
-    """A rule's volume hit settings; unset keys come from ``detect.volume``."""
+    """A rule's volume settings; unset keys come from ``detect.volume`` (``k``/``m``:
+    hits in the last m windows needed to fire, from ``detect.k``/``m``)."""
 
     fire_score: float | None = Field(None, gt=0)
     min_excess_count: float | None = Field(None, ge=0)
     min_ratio: float | None = Field(None, ge=1.0)
     direction: DirectionSetting | None = None
+    k: int | None = Field(None, gt=0)
+    m: int | None = Field(None, gt=0)
 
 
 class Rule(Thresholds):
@@ -336,11 +339,15 @@ class DetectConfig(_Strict):
             fire = rule.fire_score or PRESETS.get(rule.preset or "", (self.fire_score,))[0]
             if fire <= self.clear_score:
                 raise ValueError(f"rule {rule.name!r}: fire_score must be above clear_score")
-            vol = rule.volume.fire_score if rule.volume is not None else None
-            if vol is not None and vol <= self.clear_score:
+            if rule.volume is None:
+                continue
+            vol = rule.volume
+            if vol.fire_score is not None and vol.fire_score <= self.clear_score:
                 raise ValueError(
                     f"rule {rule.name!r}: volume.fire_score must be above clear_score"
                 )
+            if (vol.k or self.k) > (vol.m or self.m):
+                raise ValueError(f"rule {rule.name!r}: volume.k must be <= volume.m")
         return self
 
 

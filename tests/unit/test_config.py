@@ -38,6 +38,8 @@ def test_every_documented_key_has_a_comment():
         ("detect: {volume: {fire_score: 2}}", "detect", "volume.fire_score must be above"),
         ("detect: {rules: [{name: r, volume: {fire_score: 3}}]}", "detect",
          "rule 'r': volume.fire_score must be above clear_score"),
+        ("detect: {rules: [{name: r, volume: {k: 4}}]}", "detect",
+         "rule 'r': volume.k must be <= volume.m"),
         ("decode: {format: xml}", "decode.format", "kong"),
         ("scopes: {levels: [[service]]}", "scopes", "fleet"),
         ("metrics: {port: 70000}", "metrics.port", "65535"),

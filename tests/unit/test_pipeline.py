@@ -218,13 +218,14 @@ def test_capped_app_level_tracks_the_heaviest_apps_and_loses_no_record():
     assert 60 - 8 <= folded <= 60  # distinct apps that were in 'other' at some time
 
 
-def drop_run(volume: dict[str, object], rules: list[dict] | None = None
-             ) -> tuple[list[dict], Detector]:
+def drop_run(volume: dict[str, object], rules: list[dict] | None = None,
+             **detect: object) -> tuple[list[dict], Detector]:
     """Fleet traffic (300 requests/s, 3,000 a window) falls to 30 % at minute 20; the
-    volume alerts under these ``detect.volume`` settings and ``detect.rules``."""
+    volume alerts under these ``detect.volume`` settings, ``detect.rules`` and other
+    ``detect`` keys."""
     drop = Incident("drop", ONSET, ONSET + 5 * 60_000, fraction=0.3)
     spec = SimSpec(seed=8, rate=300, n_apps=40, incidents=(drop,))
-    settings = Settings(detect={"volume": volume, "rules": rules or []})
+    settings = Settings(detect={"volume": volume, "rules": rules or [], **detect})
     detector, sink = Detector(settings), ListSink()
     backtest(detector, ListSource(traffic(spec, 30)).batches(), sink)
     return [a for a in sink.alerts if a["signal"] == "volume"], detector
@@ -285,6 +286,22 @@ def test_rules_that_cover_all_codes_decide_a_scopes_volume():
     alerts, detector = drop_run({}, [email, {"name": "try-rest", "shadow": True}])
     assert firing_volume(alerts) == email_drop
     assert detector.counters.shadow_fired["try-rest"] >= 1
+
+
+def test_a_volume_rule_sets_how_many_windows_must_hit():
+    """``k`` of ``m`` in a rule's ``volume`` keys: the drop (a hit every window) fires
+    on its 2nd window by default (k 2 of m 3), on its 6th under ``k: 6, m: 6``; the
+    extreme-score fast path is raised out of reach so only k of m decides."""
+    def first_firing_window(rules: list[dict]) -> int:
+        alerts, _ = drop_run({}, rules, extreme_score=10_000)
+        firing = [a for a in alerts if a["state"] == "firing" and a["scope"] == {}]
+        return (firing[0]["window_end"] * 1000 - ONSET) // WINDOW_MS
+
+    patient = {"name": "patient", "volume": {"k": 6, "m": 6}}
+    assert first_firing_window([]) == 2
+    assert first_firing_window([patient]) == 6
+    # the rule's share keys k/m are about codes' shares, not volume
+    assert first_firing_window([{"name": "shares", "k": 6, "m": 6}]) == 2
 
 
 def test_calibrated_volume_scores_gate_the_volume_alerts():

@@ -289,6 +289,8 @@ class Detector:
             if signal == "share":
                 eff = rules.effective_of(row, col)
                 k, m = eff.k, eff.m
+            elif signal == "volume":
+                k, m = int(rules.volume.k[row]), int(rules.volume.m[row])
             code = self.codes.code_at(col)
             event = self.alerts.step(
                 key, evidence, window_start_ms=window.start_ms, window_end_ms=window.end_ms,

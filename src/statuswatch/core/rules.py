@@ -29,7 +29,6 @@ from statuswatch.config import (
     DetectConfig,
     Rule,
     Thresholds,
-    VolumeConfig,
     VolumeThresholds,
 )
 from statuswatch.core.columns import I64, MIN_STATUS
@@ -103,6 +102,8 @@ class VolumeRules:
     down: B
     ignore: B
     shadow: B
+    k: I64
+    m: I64
     rule_index: I64  # -1: the defaults
 
 
@@ -118,18 +119,18 @@ def pick_flag(rules: list[Rule], attr: str, index: I64) -> B:
     return per_rule([getattr(r, attr) for r in rules], False, index, bool).astype(bool)
 
 
-def volume_rules(
-    rules: list[Rule], index: I64, defaults: VolumeConfig
-) -> VolumeRules:
-    """``index``: each row's rule for the volume series (-1: none).
+def volume_rules(rules: list[Rule], index: I64, cfg: DetectConfig) -> VolumeRules:
+    """``index``: each row's rule for the volume series (-1: none). Unset keys come
+    from ``detect.volume``, and ``k``/``m`` from ``detect.k``/``m``.
 
-    >>> from statuswatch.config import VolumeConfig, VolumeThresholds
+    >>> from statuswatch.config import DetectConfig, VolumeThresholds
     >>> quiet = Rule(name="quiet", scope={"service": "a"}, volume=VolumeThresholds(
-    ...     min_excess_count=500, direction="both"))
-    >>> v = volume_rules([quiet], np.array([-1, 0]), VolumeConfig())
-    >>> v.min_excess_count.tolist(), v.up.tolist(), v.down.tolist()
-    ([50.0, 500.0], [False, True], [True, True])
+    ...     min_excess_count=500, direction="both", k=5, m=6))
+    >>> v = volume_rules([quiet], np.array([-1, 0]), DetectConfig())
+    >>> v.min_excess_count.tolist(), v.up.tolist(), v.down.tolist(), v.k.tolist()
+    ([50.0, 500.0], [False, True], [True, True], [2, 5])
     """
+    defaults = cfg.volume
     keys = [r.volume or VolumeThresholds() for r in rules]
 
     def pick(attr: str) -> F64:
@@ -147,6 +148,8 @@ def volume_rules(
         down=np.isin(direction, ("down", "both")),
         ignore=pick_flag(rules, "ignore", index),
         shadow=pick_flag(rules, "shadow", index),
+        k=per_rule([k.k or cfg.k for k in keys], cfg.k, index, np.int64).astype(np.int64),
+        m=per_rule([k.m or cfg.m for k in keys], cfg.m, index, np.int64).astype(np.int64),
         rule_index=index,
     )
 
@@ -245,5 +248,5 @@ def resolve(cfg: DetectConfig, scopes: list[dict[str, str]], codes: list[int]) -
         rule_index=index,
         rule_names=[r.name for r in rules],
         lifecycles=[*per_rule_effective, default],  # index -1 selects the defaults
-        volume=volume_rules(rules, with_volume[:, n_cols], cfg.volume),
+        volume=volume_rules(rules, with_volume[:, n_cols], cfg),
     )
