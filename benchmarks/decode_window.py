@@ -9,7 +9,9 @@ For each format, the same simulated records (``statuswatch.simulate``) go throug
   default ``max_batch_records``);
 * **naive**: ``json.loads`` per record (a regex for ``combined``), a dict of
   counts keyed (window, scope, code) and a River ``stats.EWMean`` update per record;
-* **floor**: ``for v in values: len(v)`` over the same bytes objects.
+* **floor**: ``for v in values: len(v)`` over the same bytes objects;
+* **simulator**: ``statuswatch simulate``'s generate + encode of those records (it must
+  outrun the detector, or the demo and the benchmarks would measure the simulator).
 
 Rates are records per CPU-second of this process (best of ``--repeat``).
 """
@@ -69,21 +71,26 @@ def run(formats: list[str], n: int, repeat: int) -> tuple[str, dict[str, float]]
     figures: dict[str, float] = {}
     for fmt in formats:
         values = records(fmt, n)
+        sim = best_of(lambda: records(fmt, n), 1)  # noqa: B023
         size = sum(map(len, values)) / len(values)
         sw = best_of(lambda: statuswatch_pass(fmt, values), repeat)  # noqa: B023
         fl = best_of(lambda: floor_pass(values), repeat)  # noqa: B023
         naive_n = values[: max(BATCH, n // 10)]  # the naive path is slow: a tenth is enough
         nv = best_of(lambda: naive_pass(fmt, naive_n), max(1, repeat - 1))  # noqa: B023
         sw_rate, fl_rate, nv_rate = n / sw.cpu_s, n / fl.cpu_s, len(naive_n) / nv.cpu_s
+        sim_rate = n / sim.cpu_s
         figures[fmt] = sw_rate
         figures[f"{fmt}_vs_naive"] = sw_rate / nv_rate
+        figures[f"{fmt}_simulator"] = sim_rate
         rows.append((
             fmt, f"{size:.0f}", fmt_rate(sw_rate), fmt_rate(nv_rate), f"{sw_rate / nv_rate:.1f}x",
             fmt_rate(fl_rate), f"{sw_rate / fl_rate * 100:.1f}%", f"{n / sw.wall_s:,.0f}",
+            fmt_rate(sim_rate), f"{sim_rate / sw_rate:.2f}x",
         ))
     out = table(
         ("format", "bytes/rec", "statuswatch rec/s/core", "naive rec/s/core", "vs naive",
-         "floor rec/s/core", "of floor", "statuswatch rec/s wall"),
+         "floor rec/s/core", "of floor", "statuswatch rec/s wall", "simulator rec/s/core",
+         "simulator vs statuswatch"),
         rows,
     )
     return out, figures

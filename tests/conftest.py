@@ -7,9 +7,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from statuswatch.shell.localkafka import LocalKafka
 from tests.integration.support import running
+
+# No per-example deadline: the machine is shared (a broker's JVM runs beside the unit
+# tests), and a slow example is not a wrong one. Speed is measured in benchmarks/.
+settings.register_profile("statuswatch", deadline=None)
+settings.load_profile("statuswatch")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,35 @@ from statuswatch.core.window import ClosedWindow
 from statuswatch.errors import SinkError
 
 
+def open_lines_for_append(path: str, what: str) -> TextIO:
+    """Open a JSON-lines file for appending, first ending a line a crash cut short.
+
+    A ``kill -9`` mid-write can leave half a line; without the newline the next
+    run's first line would be glued to it and both would be unreadable.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = p.write_text('{"a":1}\\n{"b":')
+    >>> with open_lines_for_append(str(p), "test") as out:
+    ...     _ = out.write('{"c":3}\\n')
+    >>> p.read_text().splitlines()
+    ['{"a":1}', '{"b":', '{"c":3}']
+    """
+    file = Path(path)
+    try:
+        torn = False
+        if file.exists() and file.stat().st_size > 0:
+            with file.open("rb") as existing:
+                existing.seek(-1, 2)
+                torn = existing.read(1) != b"\n"
+        stream = file.open("a", encoding="utf-8")
+        if torn:
+            stream.write("\n")
+    except OSError as exc:
+        raise SinkError(f"cannot open {what} {path}: {exc.strerror}") from exc
+    return stream
+
+
 class ListSink:
     """Keeps alert objects in memory, for tests."""
 
@@ -41,10 +70,7 @@ class JsonLinesSink:
             if target == "-":
                 self._stream: TextIO = sys.stdout
             else:
-                try:
-                    self._stream = Path(target).open("a", encoding="utf-8")  # noqa: SIM115
-                except OSError as exc:
-                    raise SinkError(f"cannot open alerts output {target}: {exc.strerror}") from exc
+                self._stream = open_lines_for_append(target, "alerts output")
                 self._owned = True
         else:
             self._stream = target
@@ -74,10 +100,7 @@ class WindowsSink:
     """
 
     def __init__(self, path: str, detector: Detector) -> None:
-        try:
-            self._stream = Path(path).open("a", encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise SinkError(f"cannot open windows output {path}: {exc.strerror}") from exc
+        self._stream = open_lines_for_append(path, "windows output")
         self._detector = detector
 
     def write(self, window: ClosedWindow) -> None:
