@@ -70,6 +70,17 @@ def metric(port: int, name: str) -> float | None:
     return sample(body, name) if code == 200 else None
 
 
+def records_read_once(port: int) -> float | None:
+    """``statuswatch_records_total`` less the re-reads (Kafka delivers at least once),
+    from one scrape; None if unreachable."""
+    code, body = get(port, "/metrics")
+    if code != 200:
+        return None
+    read, reread = sample(body, "statuswatch_records_total"), sample(
+        body, "statuswatch_records_reread_total")
+    return None if read is None or reread is None else read - reread
+
+
 def wait_for(
     predicate: Callable[[], Any], timeout: float, what: str | Callable[[], str]
 ) -> Any:

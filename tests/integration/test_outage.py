@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from statuswatch.shell.localkafka import LocalKafka
-from tests.integration.support import free_port, get, metric, running
+from tests.integration.support import free_port, get, metric, records_read_once, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -118,10 +118,7 @@ class Run:
         return self.stderr_path.read_text(errors="replace")[-3000:]
 
     def records(self) -> float | None:
-        """Records read once: re-reads (Kafka delivers at least once) taken out."""
-        read = metric(self.port, "statuswatch_records_total")
-        reread = metric(self.port, "statuswatch_records_reread_total")
-        return None if read is None or reread is None else read - reread
+        return records_read_once(self.port)
 
     def full_log(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -216,7 +213,8 @@ def test_broker_paused_30s_is_reported_then_recovered_without_loss(broker, tmp_p
         print(f"pause: /ready 503 after {seen['ready_503']:.1f}s, ready again "
               f"{recovered:.1f}s after resume")
         assert time.monotonic() - t_resume <= READY_AFTER_RESUME_S
-        assert metric(run.port, "statuswatch_broker_up") == 1
+        # a rebalance on the broker's return may briefly leave no coordinator: wait
+        wait_for(lambda: metric(run.port, "statuswatch_broker_up") == 1, 10, "broker_up 1")
         finish(run, broker, produced, "pause")
         rebalanced = run.full_log().count("assigned partitions") > 1
         print(f"pause: rebalanced after the broker's return: {rebalanced}")

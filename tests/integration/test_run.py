@@ -44,7 +44,7 @@ async def test_run_detects_the_403_freeze_and_commits(kafka_broker, topic, tmp_p
     config.write_text(
         f"kafka:\n  bootstrap_servers: {kafka_broker.bootstrap_servers}\n  topic: {topic}\n"
         f"  group_id: {group}\n"
-        "window:\n  idle_timeout_seconds: 2\n"
+        "window:\n  idle_timeout_seconds: 10\n"
         f"alerts:\n  output: {alerts_path}\n"
         f"metrics:\n  port: {port}\n"
     )

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from statuswatch.simulate import SimSpec, encode, generate
-from tests.integration.support import free_port, scrape, wait_for
+from tests.integration.support import free_port, records_read_once, scrape, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -97,12 +97,12 @@ async def test_two_processes_share_the_partitions_and_count_each_record_once(
         assert sent > 10_000
 
         def counted() -> list[float] | None:
-            totals = [scrape_total(p, "statuswatch_records_total") for p in ports]
+            totals = [records_read_once(p) or 0.0 for p in ports]
             return totals if sum(totals) >= sent else None
 
         totals = wait_for(counted, 120, f"{sent} records counted across both processes")
         time.sleep(2.0)  # nothing more arrives: counted once, not more
-        totals = [scrape_total(p, "statuswatch_records_total") for p in ports]
+        totals = [records_read_once(p) or 0.0 for p in ports]
         assert sum(totals) == sent, totals
         assert all(t > 0 for t in totals), totals
         assert split(), "the assignment changed while counting"
