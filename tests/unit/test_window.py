@@ -164,22 +164,3 @@ def test_rereads_after_a_rebalance_count_once_and_are_not_late():
     assert w.late_records == 1
     closed += w.close_all()
     assert [int(c.counts.sum()) for c in closed] == [2, 1, 1]  # each record counted once
-
-
-def test_a_backlogged_partition_holds_the_watermark_however_long_unread():
-    """Idle means nothing to read: a partition with consumer lag is catching up, and
-    its records must not turn late because another partition ran ahead meanwhile."""
-    w = WindowCounter(SIZE, lateness_ms=0, idle_timeout_ms=5_000)
-    one = np.zeros((1, 1), np.int64)
-    w.add(np.array([100]), one, np.array([0]), n_rows=1, n_cols=1, partition=0, now_ms=0)
-    w.backlogged = frozenset({0})
-    w.add(np.array([9_100]), one, np.array([0]), n_rows=1, n_cols=1, partition=1, now_ms=60_000)
-    assert w.close_ready(now_ms=60_000) == []  # partition 0 still holds at 100
-    assert w.add(np.array([800]), one, np.array([0]), n_rows=1, n_cols=1, partition=0,
-                 now_ms=61_000) == 0  # its backlog arrives: on time
-    w.backlogged = frozenset()
-    closed = w.close_ready(now_ms=70_000)  # caught up and idle again: it stops holding
-    assert int(closed[0].counts.sum()) == 2
-    w.backlogged = frozenset({0, 1})
-    w.revoke([1])  # a revoked partition's backlog is its next owner's
-    assert w.backlogged == frozenset({0})

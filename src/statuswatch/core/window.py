@@ -82,10 +82,6 @@ class WindowCounter:
         #: start of the first window not yet closed (None until the first record)
         self.next_start_ms: int | None = None
         self.late_records = 0
-        #: partitions with records waiting in the broker (consumer lag, set by the shell):
-        #: they hold the watermark however long ago they were last read, so catching up
-        #: after a restart or a slow fetch never makes their records late
-        self.backlogged: frozenset[int] = frozenset()
 
     def window_start(self, ts_ms: I64) -> I64:
         return (ts_ms // self.size_ms) * self.size_ms
@@ -184,7 +180,6 @@ class WindowCounter:
         open window (see :meth:`pending_min_offset`), so keeping those counts
         here would count them twice.
         """
-        self.backlogged -= set(partitions)
         for p in partitions:
             self._clocks.pop(p, None)
             for start, window in list(self._open.items()):
@@ -197,8 +192,8 @@ class WindowCounter:
         """Event time up to which all input is assumed complete, or None if unknown."""
         active = [
             c.max_ts_ms
-            for p, c in self._clocks.items()
-            if now_ms - c.last_seen_now_ms < self.idle_timeout_ms or p in self.backlogged
+            for c in self._clocks.values()
+            if now_ms - c.last_seen_now_ms < self.idle_timeout_ms
         ]
         if None in active:
             return None  # an assigned partition has not been read yet

@@ -374,9 +374,6 @@ class KafkaRunner:
                     next_lag = time.monotonic() + lag_every_s
                     with contextlib.suppress(Exception):
                         self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
-                        self.detector.windows.backlogged = frozenset(
-                            p for p, n in self.status.consumer_lag.items() if n > 0
-                        )
         finally:
             await self.monitor.stop()
             self.status.ready = False
