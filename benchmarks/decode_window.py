@@ -10,8 +10,8 @@ For each format, the same simulated records (``statuswatch.simulate``) go throug
 * **naive**: ``json.loads`` per record (a regex for ``combined``), a dict of
   counts keyed (window, scope, code) and a River ``stats.EWMean`` update per record;
 * **floor**: ``for v in values: len(v)`` over the same bytes objects;
-* **simulator**: ``statuswatch simulate``'s generate + encode of those records (it must
-  outrun the detector, or the demo and the benchmarks would measure the simulator).
+* **simulator**: ``statuswatch simulate``'s generate + encode of those records (slower than
+  the detector: benchmarks generate their input before timing, the demo paces it).
 
 Rates are records per CPU-second of this process (best of ``--repeat``).
 """

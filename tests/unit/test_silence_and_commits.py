@@ -109,3 +109,45 @@ async def test_rereads_are_counted_apart_from_late_records_and_survive_a_restart
     assert restarted.status.records_reread == half + 30
     assert restarted.detector.counters.late == 0
     assert restarted.detector.counters.records - restarted.status.records_reread == end
+    # offsets of another topic mean nothing: a run on a new topic keeps only the detector
+    moved = Settings(state={"dir": str(tmp_path)}, window={"allowed_lateness_seconds": 0},
+                     kafka={"topic": "elsewhere"})
+    elsewhere = KafkaRunner(moved, Detector(moved), ListSink())
+    elsewhere.restore()
+    assert elsewhere.detector.counters.records == restarted.detector.counters.records - 30
+    assert elsewhere.status.records_reread == 0 and elsewhere.accounted_through(0) is None
+
+
+async def test_records_dropped_with_a_revoked_partition_are_late_when_read_again():
+    """A revocation drops the partition's share of the open windows. If they close
+    before it comes back, its re-read records of those windows were never counted:
+    they are late (seen in the metric), not skipped as re-reads. Those of windows
+    closed before the revocation are skipped, not late."""
+    from statuswatch.shell.sources import RawBatch
+
+    settings = Settings(window={"allowed_lateness_seconds": 0})
+    runner = KafkaRunner(settings, Detector(settings), ListSink())
+    runner.source = FailingSource()  # type: ignore[assignment]
+
+    def windows_of(seed: int, n: int) -> list[list[bytes]]:  # one list per 10 s window
+        spec = SimSpec(seed=seed, rate=50)
+        return [encode("kong", c, spec) for c in generate(spec, T0, T0 + n * 10_000, 10_000)]
+
+    def take(partition: int, values: list[bytes], first: int, now_ms: int) -> None:
+        offsets = np.arange(first, first + len(values), dtype=np.int64)
+        runner.take(RawBatch("logs", partition, offsets, values), now_ms)
+
+    p0, p1 = windows_of(1, 4), windows_of(2, 6)
+    p0_first_30s = [v for w in p0[:3] for v in w]
+    await runner._on_assign({0, 1})
+    take(0, p0_first_30s, 0, T0 + 30_000)
+    take(1, [v for w in p1[:3] for v in w], 0, T0 + 30_000)
+    assert runner.detector.windows.next_start_ms == T0 + 20_000  # [20 s, 30 s) is open
+    assert runner.detector.counters.late == 0
+    await runner._on_revoke({0})
+    take(1, [v for w in p1[3:] for v in w], len(p1[0]) + len(p1[1]) + len(p1[2]), T0 + 60_000)
+    assert runner.detector.windows.next_start_ms >= T0 + 40_000  # closed without p0's share
+    await runner._on_assign({0})
+    take(0, [v for w in p0 for v in w], 0, T0 + 61_000)  # re-read from offset 0
+    assert runner.status.records_reread == len(p0_first_30s)
+    assert runner.detector.counters.late == len(p0[2]) + len(p0[3])

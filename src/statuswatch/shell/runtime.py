@@ -154,6 +154,9 @@ class KafkaRunner:
         #: per partition, the offset after the last record ever processed; kept across
         #: revocations and in the snapshot, so re-reads are recognised
         self._read_through: dict[int, int] = {}
+        #: per partition not read since it was (re)assigned or restored: offsets below
+        #: this are counted in closed windows (see ``accounted_through``)
+        self._accounted: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         kafka = settings.kafka
         self.dead_letters = DeadLetterQueue(kafka) if kafka.dead_letter_topic else None
@@ -210,10 +213,25 @@ class KafkaRunner:
         read_through = self._read_through.get(p)
         if read_through is not None and int(batch.offsets[0]) < read_through:
             self.status.records_reread += int(np.count_nonzero(batch.offsets < read_through))
-        self._emit(process_batch(self.detector, batch, now_ms, self._on_invalid, read_through))
+        self._emit(process_batch(
+            self.detector, batch, now_ms, self._on_invalid, self.accounted_through(p)
+        ))
         end = int(batch.offsets[-1]) + 1
         self._consumed_next[p] = end
         self._read_through[p] = end if read_through is None else max(read_through, end)
+
+    def accounted_through(self, partition: int) -> int | None:
+        """Offset below which ``partition``'s records are counted in closed windows.
+
+        A re-read record below it is skipped without counting as late. Not the
+        read-through offset: a revocation drops the partition's share of the open
+        windows, so a record read before it but re-read after its window closed
+        was never counted, and is late.
+        """
+        if partition in self._consumed_next:
+            pending = self.detector.windows.pending_min_offset(partition)
+            return self._consumed_next[partition] if pending is None else pending
+        return self._accounted.get(partition)
 
     def commit_positions(self, partitions: Sequence[int] | None = None) -> dict[int, int]:
         """Next offset to commit per partition.
@@ -269,7 +287,11 @@ class KafkaRunner:
         self.store.write({
             "detector": self.detector.snapshot(),
             "consumer": {
+                "topic": self.settings.kafka.topic,
                 "read_through": {str(p): o for p, o in sorted(self._read_through.items())},
+                # open windows are not in the snapshot: what closed ones account for
+                "accounted": {str(p): o for p in sorted({*self._accounted, *self._consumed_next})
+                              if (o := self.accounted_through(p)) is not None},
                 "records_reread": self.status.records_reread,
             },
         })
@@ -296,7 +318,10 @@ class KafkaRunner:
                 state["detector"], self.clock()
             )
             consumer = state.get("consumer", {})  # absent in snapshots written before it was
+            if consumer.get("topic") != self.settings.kafka.topic:
+                consumer = {}  # offsets of another topic mean nothing here
             read_through = {int(p): int(o) for p, o in consumer.get("read_through", {}).items()}
+            accounted = {int(p): int(o) for p, o in consumer.get("accounted", {}).items()}
             reread = int(consumer.get("records_reread", 0))
         except (ValueError, KeyError, TypeError) as exc:
             log.error(
@@ -305,7 +330,8 @@ class KafkaRunner:
             )
             return
         self.detector.restore(state["detector"], self.clock())
-        self._read_through, self.status.records_reread = read_through, reread
+        self._read_through, self._accounted = read_through, accounted
+        self.status.records_reread = reread
         self.detector.windows.forget_open()
         self.detector.scopes.forget_pending()
         log.info("restored snapshot from %s", self.store.directory)
@@ -313,6 +339,10 @@ class KafkaRunner:
     async def _on_revoke(self, partitions: set[int]) -> None:
         self.checkpoint()
         await self._commit(sorted(partitions & set(self._consumed_next)))
+        for p in partitions:
+            accounted = self.accounted_through(p)
+            if accounted is not None:
+                self._accounted[p] = accounted
         self.detector.windows.revoke(partitions)
         for p in partitions:
             self._consumed_next.pop(p, None)

@@ -31,12 +31,15 @@ def open_lines_for_append(path: str, what: str) -> TextIO:
     ['{"a":1}', '{"b":', '{"c":3}']
     """
     file = Path(path)
-    try:
-        torn = False
-        if file.exists() and file.stat().st_size > 0:
+    torn = False
+    try:  # best effort: a write-only file is still appended to
+        if file.stat().st_size > 0:
             with file.open("rb") as existing:
                 existing.seek(-1, 2)
                 torn = existing.read(1) != b"\n"
+    except OSError:
+        pass
+    try:
         stream = file.open("a", encoding="utf-8")
         if torn:
             stream.write("\n")
