@@ -133,23 +133,23 @@ def volume_rules(rules: list[Rule], index: I64, cfg: DetectConfig) -> VolumeRule
     defaults = cfg.volume
     keys = [r.volume or VolumeThresholds() for r in rules]
 
-    def pick(attr: str) -> F64:
-        fallback = getattr(defaults, attr)
+    def pick(attr: str, fallback: object, dtype: type | None) -> npt.NDArray[np.generic]:
         values = [fallback if getattr(k, attr) is None else getattr(k, attr) for k in keys]
-        return per_rule(values, fallback, index, np.float64).astype(np.float64)
+        return per_rule(values, fallback, index, dtype)
 
-    direction = per_rule([k.direction or defaults.direction for k in keys],
-                         defaults.direction, index)
+    direction = pick("direction", defaults.direction, None)
     return VolumeRules(
-        fire_score=pick("fire_score"),
-        min_excess_count=pick("min_excess_count"),
-        min_ratio=pick("min_ratio"),
+        fire_score=pick("fire_score", defaults.fire_score, np.float64).astype(np.float64),
+        min_excess_count=pick(
+            "min_excess_count", defaults.min_excess_count, np.float64
+        ).astype(np.float64),
+        min_ratio=pick("min_ratio", defaults.min_ratio, np.float64).astype(np.float64),
         up=np.isin(direction, ("up", "both")),
         down=np.isin(direction, ("down", "both")),
         ignore=pick_flag(rules, "ignore", index),
         shadow=pick_flag(rules, "shadow", index),
-        k=per_rule([k.k or cfg.k for k in keys], cfg.k, index, np.int64).astype(np.int64),
-        m=per_rule([k.m or cfg.m for k in keys], cfg.m, index, np.int64).astype(np.int64),
+        k=pick("k", cfg.k, np.int64).astype(np.int64),
+        m=pick("m", cfg.m, np.int64).astype(np.int64),
         rule_index=index,
     )
 
