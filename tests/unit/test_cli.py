@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.data import APACHE_CODES, APACHE_LOG
+
 REPO = Path(__file__).resolve().parents[2]
-APACHE = REPO.parent / "shared" / "data" / "public" / "apache" / "apache_logs"
 
 
 def sw(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -41,15 +42,13 @@ def test_check_config_accepts_the_default_and_names_a_bad_key(tmp_path):
 
 
 def test_backtest_apache_log_counts_every_code_exactly(tmp_path):
-    assert APACHE.exists(), f"missing shared data at {APACHE}"
     summary = tmp_path / "s.json"
-    result = sw("backtest", "--format", "combined", "--summary-out", str(summary), str(APACHE))
+    result = sw("backtest", "--format", "combined", "--summary-out", str(summary), str(APACHE_LOG))
     assert result.returncode == 0, result.stderr
     s = json.loads(summary.read_text())
     assert s["records"] == 10_000
     assert s["invalid"] == 0
-    assert s["codes"] == {"200": 9126, "304": 445, "404": 213, "301": 164, "206": 45,
-                          "500": 3, "416": 2, "403": 2}
+    assert s["codes"] == {str(code): n for code, n in APACHE_CODES.items()}
     assert s["windows"] > 0
 
 

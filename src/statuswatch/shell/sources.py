@@ -7,6 +7,7 @@ their offsets, so any log line about a record can name topic, partition, offset.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import importlib
 import io
 import logging
@@ -16,7 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,7 +42,11 @@ class RawBatch:
         return len(self.values)
 
 
-def _batches_of_lines(stream: BinaryIO, name: str, batch_size: int) -> Iterator[RawBatch]:
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _batches_of_lines(stream: _Readable, name: str, batch_size: int) -> Iterator[RawBatch]:
     """Lines (without their trailing CR/LF) in batches of about ``batch_size * 512`` bytes.
 
     Reads blocks and splits them in C (one ``split`` per block instead of a
@@ -70,16 +75,28 @@ def _batches_of_lines(stream: BinaryIO, name: str, batch_size: int) -> Iterator[
         yield RawBatch(name, 0, offsets, values)
 
 
+#: The first two bytes of every gzip member (RFC 1952).
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_file_batches(path: str, batch_size: int = 8192) -> Iterator[RawBatch]:
-    """Lines of a file (``-`` for stdin) as batches; a line's offset is its number."""
+    """Lines of a file (``-`` for stdin) as batches; a line's offset is its number.
+
+    A gzip file (rotated logs usually are) is read through ``gzip``, recognised by
+    its magic bytes, whatever its name.
+    """
     if path == "-":
         yield from _batches_of_lines(sys.stdin.buffer, "stdin", batch_size)
         return
     try:
-        with Path(path).open("rb", buffering=io.DEFAULT_BUFFER_SIZE * 16) as stream:
+        with Path(path).open("rb", buffering=io.DEFAULT_BUFFER_SIZE * 16) as raw:
+            compressed = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             yield from _batches_of_lines(stream, path, batch_size)
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+    except (OSError, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SourceError(f"cannot read {path}: {reason}") from exc
 
 
 class ListSource:
