@@ -1,6 +1,6 @@
 """End-to-end backtest of a file of Kong records: ``statuswatch backtest`` vs the naive pipeline.
 
-    python benchmarks/backtest.py [--records 1500000] [--repeat 2] [--quick]
+    python -m benchmarks.backtest [--records 1500000] [--repeat 2] [--quick]
 
 Generates (once, cached in ``~/.cache/statuswatch/bench`` or ``$STATUSWATCH_BENCH_CACHE``)
 a file of simulated Kong records, one per line (2,500 requests/s of event time,
@@ -26,9 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import NaivePipeline, Timing, fmt_rate, kong_file, machine, table, timed
+from benchmarks.common import NaivePipeline, Timing, fmt_rate, kong_file, machine, table, timed
 
 BATCH = 8192
 

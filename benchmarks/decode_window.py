@@ -1,6 +1,6 @@
 """Decode + window throughput per format, against the naive pipeline and the floor.
 
-    python benchmarks/decode_window.py [--records N] [--repeat R] [--quick] [--formats kong,...]
+    python -m benchmarks.decode_window [--records N] [--repeat R] [--quick] [--formats kong,...]
 
 For each format, the same simulated records (``statuswatch.simulate``) go through:
 
@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
+from benchmarks.common import (
     FORMAT_CONFIGS,
     NaivePipeline,
     batches_of,
@@ -34,7 +31,6 @@ from common import (
     records,
     table,
 )
-
 from statuswatch.config import DEFAULT_LEVELS
 from statuswatch.core.decode import build_decoder
 from statuswatch.core.scopes import CodeTable, ScopeTable

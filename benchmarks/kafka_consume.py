@@ -1,6 +1,6 @@
 """Through Kafka: the real ``KafkaRunner`` against raw aiokafka consumption of the same topic.
 
-    python benchmarks/kafka_consume.py [--records 1500000] [--repeat 2] [--sweep] [--quick]
+    python -m benchmarks.kafka_consume [--records 1500000] [--repeat 2] [--sweep] [--quick]
 
 Starts a local single-node KRaft broker (``statuswatch.shell.localkafka``), produces
 ``--records`` simulated Kong records to a 3-partition topic, then alternates, each
@@ -24,13 +24,9 @@ import logging
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import fmt_rate, machine, table
-
+from benchmarks.common import fmt_rate, machine, table
 from statuswatch.config import KafkaConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.shell.localkafka import LocalKafka

@@ -1,6 +1,6 @@
 """Detection latency: from the produce time of an incident's first record to its alert.
 
-    python benchmarks/latency.py [--rate 2000] [--lateness 0] [--window 10] [--quick]
+    python -m benchmarks.latency [--rate 2000] [--lateness 0] [--window 10] [--quick]
 
 Starts a local broker and a 3-partition topic; produces six minutes of normal
 Kong history (event time before now, as fast as it goes: the baselines warm
@@ -24,13 +24,9 @@ import logging
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import machine, table
-
+from benchmarks.common import machine, table
 from statuswatch.config import KafkaConfig, Settings, WindowConfig
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector

@@ -1,6 +1,6 @@
 """Run every performance benchmark, one after the other, and print their tables.
 
-    python benchmarks/run_all.py [--quick] [--only decode_window,backtest,...] [--soak-minutes M]
+    python -m benchmarks.run_all [--quick] [--only decode_window,backtest,...] [--soak-minutes M]
 
 Each benchmark runs in its own interpreter (a clean heap for the RSS figures)
 and prints one Markdown table comparing statuswatch with references measured
@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+#: The repository root: each benchmark runs as ``python -m benchmarks.NAME`` from there.
+REPO = Path(__file__).resolve().parents[1]
 
 #: (script, extra arguments of a full run)
 BENCHMARKS: dict[str, list[str]] = {
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             extra += ["--minutes", str(args.soak_minutes)]
         print(f"\n<!-- {name} -->", flush=True)
         t0 = time.monotonic()
-        done = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *extra], check=False)
+        done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *extra], cwd=REPO,
+                              check=False)
         print(f"\n<!-- {name}: {time.monotonic() - t0:.0f} s, exit {done.returncode} -->",
               flush=True)
         if done.returncode:

@@ -1,6 +1,6 @@
 """Scale of state: memory per tracked series and RSS over a soak at 10,000 scopes.
 
-    python benchmarks/soak.py [--minutes 10] [--quick] [--apps 9999] [--rate 20000]
+    python -m benchmarks.soak [--minutes 10] [--quick] [--apps 9999] [--rate 20000]
 
 Simulated traffic of ``--apps`` apps (the simulator's maximum, 9,999, plus the
 fleet, 6 services and 29 routes: about 10,035 scopes; ``scopes.max_per_level``
@@ -31,12 +31,8 @@ import gc
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import START_MS, fmt_rate, machine, rss_mb, table
-
+from benchmarks.common import START_MS, fmt_rate, machine, rss_mb, table
 from statuswatch.config import ScopesConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.simulate import SimSpec, encode, generate

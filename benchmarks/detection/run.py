@@ -1,6 +1,6 @@
 """Detection benchmark: statuswatch and three reference detectors on one labelled day.
 
-    python benchmarks/detection/run.py [--hours 24] [--rate R] [--seed S] [--json PATH]
+    python -m benchmarks.detection.run [--hours 24] [--rate R] [--seed S] [--json PATH]
 
 Simulates ``--hours`` of diurnal gateway traffic (every service, the low-traffic
 ``admin-api`` included) with eight incidents at spread-out times after a 2-hour
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from references import HalfSpaceTreesDetector, Reference, StaticThreshold, ZScore
-
+from benchmarks.detection.references import (
+    HalfSpaceTreesDetector,
+    Reference,
+    StaticThreshold,
+    ZScore,
+)
 from statuswatch.config import Settings
 from statuswatch.core.columns import DecodedBatch
 from statuswatch.core.detector import Detector

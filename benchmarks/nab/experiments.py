@@ -1,6 +1,6 @@
 """Parameter experiments for the volume model on NAB (see README.md): one line per variant.
 
-    .venv/bin/python benchmarks/nab/experiments.py \
+    .venv/bin/python -m benchmarks.nab.experiments \
         [--grid base|calibration|calibration50|range|all|none] [--cv] [--ceiling]
 
 ``--grid``: the one-at-a-time grids (standard | reward_low_FP | reward_low_FN, then the
@@ -14,18 +14,22 @@ chosen variant.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from run import VARIANTS, Raw, Series, Variant, corpus_scores, load_corpus, score_corpus
-from scoring import (
+from benchmarks.nab.run import (
+    VARIANTS,
+    Raw,
+    Series,
+    Variant,
+    corpus_scores,
+    load_corpus,
+    score_corpus,
+)
+from benchmarks.nab.scoring import (
     F64,
     PROFILE_NAMES,
     CostMatrix,

@@ -1,6 +1,6 @@
 """Ideas tried on top of the causal NAB variant, one row each (see README.md, "Ideas").
 
-    .venv/bin/python benchmarks/nab/ideas.py          # ~6 min, one core
+    .venv/bin/python -m benchmarks.nab.ideas          # ~6 min, one core
 
 Every idea starts from the causal variant of run.py (calibrated, direction up, volume
 half-life 6, cooldown 288, calibration min_std 2: 67.7 standard) and changes one thing.
@@ -18,20 +18,16 @@ normalises by them). run.py's chosen variant adopted that gate at 0.1
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from experiments import held_out_raw
-from run import (
+from benchmarks.nab.experiments import held_out_raw
+from benchmarks.nab.run import (
     VARIANTS,
     Series,
     Variant,
@@ -41,7 +37,7 @@ from run import (
     to_unit,
     value_range,
 )
-from scoring import (
+from benchmarks.nab.scoring import (
     F64,
     NAB_DIR,
     PROFILE_NAMES,
@@ -53,7 +49,6 @@ from scoring import (
     score_file,
     sweep,
 )
-
 from statuswatch.core.baseline import MIN_EXPECTED_FOR_DISPERSION, Baseline, fading_factor
 from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.score import MAX_SCORE, excess_gates, score_volume

@@ -1,8 +1,8 @@
 """statuswatch's volume model on the NAB count series, scored the NAB way.
 
-    .venv/bin/python benchmarks/nab/run.py [--variant NAME ...] [--json PATH]
+    .venv/bin/python -m benchmarks.nab.run [--variant NAME ...] [--json PATH] [--nab-dir DIR]
 
-Each NAB file present under /work/shared/data/public/nab/data is one scope. Its rows are
+Each NAB count series vendored under benchmarks/nab/data/series is one scope. Its rows are
 fed in time order, one row per window (value = the window's request count, timestamp =
 window start, ``window_ms`` = the file's median step). Before a window is learned, the
 baseline's expectation for it is scored with ``score_volume`` (quasi-Poisson, -log10 p,
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -27,9 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from scoring import (
+import statuswatch.core.baseline as baseline_module
+from benchmarks.nab.scoring import (
     F64,
     NAB_DIR,
     PROFILE_NAMES,
@@ -42,10 +40,9 @@ from scoring import (
     null_score,
     perfect_score,
     score_file,
+    series_files,
     sweep,
 )
-
-import statuswatch.core.baseline as baseline_module
 from statuswatch.core.baseline import Baseline
 from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.score import excess_gates, score_volume
@@ -164,11 +161,10 @@ class Series:
     window_ms: int
 
 
-def load_corpus() -> list[Series]:
-    windows = load_windows()
+def load_corpus(nab_dir: Path = NAB_DIR) -> list[Series]:
+    windows = load_windows(nab_dir / "labels" / "combined_windows.json")
     out = []
-    for path in sorted((NAB_DIR / "data").glob("*/*.csv")):
-        name = f"{path.parent.name}/{path.name}"
+    for name, path in series_files(nab_dir):
         ts, values = load_data(path)
         t_ms = (ts.astype("datetime64[ms]").astype(np.int64)).tolist()
         step = int(np.median(np.diff(t_ms)))
@@ -349,7 +345,8 @@ def evaluate(corpus: Sequence[Series], v: Variant, cache: dict[tuple, Raw]
     return score_corpus([s.labels for s in corpus], corpus_scores(corpus, v, cache))
 
 
-def references(corpus: Sequence[Series]) -> dict[str, dict[str, float]]:
+def references(corpus: Sequence[Series], nab_dir: Path = NAB_DIR
+               ) -> dict[str, dict[str, float]]:
     """Published detectors' per-file raw scores, summed and normalised over these files."""
     profiles = load_profiles()
     files = [s.labels for s in corpus]
@@ -357,7 +354,7 @@ def references(corpus: Sequence[Series]) -> dict[str, dict[str, float]]:
     for prefix, _ in REFERENCES:
         out[prefix] = {}
         for prof in PROFILE_NAMES:
-            rows = load_results(NAB_DIR / "results" / f"{prefix}_{prof}_scores.csv")
+            rows = load_results(nab_dir / "results" / f"{prefix}_{prof}_scores.csv")
             raw = sum(float(rows[s.name]["Score"]) for s in corpus)
             cm = profiles[prof]
             out[prefix][prof] = normalized(raw, null_score(files, cm), perfect_score(files, cm))
@@ -383,9 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--variant", action="append", choices=sorted(VARIANTS),
                     help="variants to run (default: all)")
     ap.add_argument("--json", type=Path, help="write the full results here")
+    ap.add_argument("--nab-dir", type=Path, default=NAB_DIR,
+                    help="NAB data laid out as benchmarks/nab/data (default: that folder)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    corpus = load_corpus()
+    corpus = load_corpus(args.nab_dir)
     n_windows = sum(s.labels.n_windows for s in corpus)
     print(f"{len(corpus)} NAB files, {sum(len(s.values) for s in corpus)} rows, "
           f"{n_windows} anomaly windows")
@@ -399,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{p} {r[p]['normalized']:.1f} (thr {r[p]['threshold']:.4f}, "
             f"{r[p]['windows_detected']}/{n_windows} windows, {r[p]['fp']} FP rows)"
             for p in PROFILE_NAMES), flush=True)
-    refs = references(corpus)
+    refs = references(corpus, args.nab_dir)
     print()
     print(table(results, refs))
     print(f"\n{time.perf_counter() - t0:.0f} s")

@@ -30,9 +30,10 @@ The sweep is vectorised: scores at every distinct threshold in O(n log n).
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,8 @@ I64 = npt.NDArray[np.int64]
 
 PROBATION_PERCENT = 0.15
 PROFILE_NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
-NAB_DIR = Path("/work/shared/data/public/nab")
+#: The vendored NAB subset (see data/SOURCES.md): series/, labels/, results/, profiles.json.
+NAB_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +244,15 @@ def normalized(raw: float, null: float, perfect: float) -> float:
     return 100.0 * (raw - null) / (perfect - null)
 
 
+def series_files(nab_dir: Path = NAB_DIR) -> Iterator[tuple[str, Path]]:
+    """Each count series as (NAB's file name, e.g. ``realTweets/Twitter_volume_FB.csv``,
+    its gzip-compressed path), in name order."""
+    for path in sorted((nab_dir / "series").glob("*/*.csv.gz")):
+        yield f"{path.parent.name}/{path.name.removesuffix('.gz')}", path
+
+
 def load_data(path: Path) -> tuple[npt.NDArray[np.datetime64], F64]:
-    with path.open() as f:
+    with gzip.open(path, "rt") as f:
         rows = list(csv.DictReader(f))
     return parse_time(r["timestamp"] for r in rows), np.array([float(r["value"]) for r in rows])
 

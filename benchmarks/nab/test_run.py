@@ -1,17 +1,13 @@
-"""benchmarks/nab/run.py: the volume gates act like the live detector's, after calibration."""
+"""benchmarks.nab.run: the volume gates act like the live detector's, after calibration."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "nab"))
-
-from run import (
+from benchmarks.nab.run import (
     CHOSEN,
     Raw,
     Series,
@@ -22,7 +18,7 @@ from run import (
     value_range,
     volume_gates,
 )
-from scoring import LabelledFile
+from benchmarks.nab.scoring import LabelledFile
 
 STEP_MS = 300_000
 

@@ -1,18 +1,14 @@
-"""benchmarks/nab/scoring.py against NAB's published numbers and hand-worked cases."""
+"""benchmarks.nab.scoring against NAB's published numbers and hand-worked cases."""
 
 from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "nab"))
-
-from scoring import (
+from benchmarks.nab.scoring import (
     MAX_TP,
     NAB_DIR,
     PROFILE_NAMES,
@@ -28,10 +24,9 @@ from scoring import (
     probation_length,
     scaled_sigmoid,
     score_file,
+    series_files,
     sweep,
 )
-
-pytestmark = pytest.mark.skipif(not NAB_DIR.is_dir(), reason="NAB data not on this machine")
 
 #: Detectors of the published scoreboard (results/<name>_<profile>_scores.csv).
 SCOREBOARD = ["ARTime", "numenta", "contextOSE", "knncad", "twitterADVec", "windowedGaussian",
@@ -42,8 +37,7 @@ SCOREBOARD = ["ARTime", "numenta", "contextOSE", "knncad", "twitterADVec", "wind
 def corpus() -> dict[str, LabelledFile]:
     windows = load_windows()
     out = {}
-    for path in sorted((NAB_DIR / "data").glob("*/*.csv")):
-        name = f"{path.parent.name}/{path.name}"
+    for name, path in series_files():
         ts, _ = load_data(path)
         out[name] = LabelledFile.build(name, ts, windows[name])
     return out

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "detection" / "references.py"
+from benchmarks.detection import references as refs
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("detection_references", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-refs = _load()
 CODES = (200, 403, 404, 500)
 SERVICES = ("a", "b")
 WARMUP = 300

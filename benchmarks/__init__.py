@@ -1,0 +1,1 @@
+"""Benchmarks of statuswatch; run each as ``python -m benchmarks.NAME`` from the repository root."""

@@ -1,0 +1,1 @@
+"""Detection quality on simulated incidents, against reference detectors."""

@@ -1,0 +1,1 @@
+"""statuswatch's volume model on the Numenta Anomaly Benchmark's count series."""
