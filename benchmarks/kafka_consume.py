@@ -2,7 +2,7 @@
 
     python -m benchmarks.kafka_consume [--records 1500000] [--repeat 2] [--sweep] [--quick]
 
-Starts a local single-node KRaft broker (``statuswatch.shell.localkafka``), produces
+Starts a local single-node KRaft broker (``statuswatch.localbroker``), produces
 ``--records`` simulated Kong records to a 3-partition topic, then alternates, each
 pass in a new consumer group reading the topic from the start:
 
@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks.common import fmt_rate, machine, table
 from statuswatch.config import KafkaConfig, Settings
 from statuswatch.core.detector import Detector
-from statuswatch.shell.localkafka import LocalKafka
+from statuswatch.localbroker import LocalKafka
 from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.shell.sources import aiokafka_has_c_extension
 from statuswatch.simulate.cli import Plan, produce_kafka

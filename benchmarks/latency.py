@@ -30,7 +30,7 @@ from benchmarks.common import machine, table
 from statuswatch.config import KafkaConfig, Settings, WindowConfig
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
-from statuswatch.shell.localkafka import LocalKafka
+from statuswatch.localbroker import LocalKafka
 from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.simulate import encode, generate
 from statuswatch.simulate.cli import Plan, _make_producer, produce_kafka

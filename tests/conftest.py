@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from statuswatch.shell.localkafka import LocalKafka
+from statuswatch.localbroker import LocalKafka
 from tests.integration.support import running
 
 # No per-example deadline: the machine is shared (a broker's JVM runs beside the unit

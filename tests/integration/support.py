@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from statuswatch.errors import BrokerHarnessError
-from statuswatch.shell.localkafka import LocalKafka
+from statuswatch.localbroker import LocalKafka
 
 
 def running(broker: LocalKafka, what: str, timeout: float = 300) -> Iterator[LocalKafka]:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from statuswatch.shell.localkafka import LocalKafka
+from statuswatch.localbroker import LocalKafka
 from tests.integration.support import free_port, get, metric, records_read_once, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

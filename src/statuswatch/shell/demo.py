@@ -20,8 +20,8 @@ import urllib.request
 from statuswatch.config import KafkaConfig, MetricsConfig, Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
+from statuswatch.localbroker import LocalKafka
 from statuswatch.shell.http import serve
-from statuswatch.shell.localkafka import LocalKafka
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
 from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.shell.sinks import ListSink, describe

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from statuswatch import localbroker
 from statuswatch.errors import BrokerHarnessError
-from statuswatch.shell import localkafka
-from statuswatch.shell.localkafka import LocalKafka
+from statuswatch.localbroker import LocalKafka
 
 pytestmark = pytest.mark.broker
 
@@ -148,7 +148,7 @@ def test_cached_jars_do_not_run_maven(
         raise AssertionError("Maven ran although the jar cache is complete")
 
     monkeypatch.setattr(subprocess, "run", no_maven)
-    libs = localkafka.ensure_kafka_jars(kafka_broker.version)
+    libs = localbroker.ensure_kafka_jars(kafka_broker.version)
     assert isinstance(libs, Path)
     assert (libs / f"kafka_2.13-{kafka_broker.version}.jar").is_file()
 

@@ -7,8 +7,8 @@ in a temporary directory, under the machine's ``java``.
 
 Command line::
 
-    python -m statuswatch.shell.localkafka fetch   # cache the jars, print their dir
-    python -m statuswatch.shell.localkafka start   # run a broker until Ctrl-C
+    python -m statuswatch.localbroker fetch   # cache the jars, print their dir
+    python -m statuswatch.localbroker start   # run a broker until Ctrl-C
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ __all__ = ["DEFAULT_KAFKA_VERSION", "LocalKafka", "default_cache_dir", "ensure_k
 DEFAULT_KAFKA_VERSION = "3.9.1"
 HOST = "127.0.0.1"
 NODE_ID = 1
+CLIENT_ID = "statuswatch-localbroker"
 
 _MARKER = ".complete"
 # Pinned so that a cold cache resolves the same plugin everywhere.
@@ -301,13 +301,7 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-# --- a minimal Kafka protocol client -------------------------------------------------------
-# Sync and dependency-free, so start() can poll readiness from any thread, with
-# or without an event loop, and without a client library logging each refusal.
-
-
-class _ProtocolError(Exception):
-    pass
+# --- metadata, through aiokafka's admin client -----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -317,94 +311,54 @@ class _Metadata:
     topics: dict[str, tuple[int, dict[int, int]]] = field(default_factory=dict)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
+def _port_open(port: int, timeout: float) -> bool:
+    # A plain connect first: the admin client logs every refused connection as an error.
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
-    def _take(self, fmt: str) -> int:
+
+async def _ametadata(bootstrap: str, topics: Sequence[str], timeout: float) -> _Metadata:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id=CLIENT_ID,
+        request_timeout_ms=max(1, int(timeout * 1000)),
+    )
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        described = await admin.describe_topics(list(topics)) if topics else []
+    finally:
+        await admin.close()
+    found = {
+        str(t["topic"]): (
+            int(t["error_code"]),
+            {int(p["partition"]): int(p["leader"]) for p in t["partitions"]},
+        )
+        for t in described
+    }
+    return _Metadata([int(b["node_id"]) for b in cluster["brokers"]], found)
+
+
+def _fetch_metadata(port: int, topics: Sequence[str], timeout: float) -> _Metadata | None:
+    """The broker list and the topics' leaders, or None while the broker cannot answer.
+
+    Runs its own event loop in a worker thread, so it serves callers with or
+    without a running loop.
+    """
+    if not _port_open(port, timeout):
+        return None
+    with concurrent.futures.ThreadPoolExecutor(1, "localbroker-metadata") as pool:
+        future = pool.submit(
+            lambda: asyncio.run(
+                asyncio.wait_for(_ametadata(f"{HOST}:{port}", topics, timeout), timeout)
+            )
+        )
         try:
-            (value,) = struct.unpack_from(fmt, self._data, self._pos)
-        except struct.error as exc:
-            raise _ProtocolError("truncated response") from exc
-        self._pos += struct.calcsize(fmt)
-        return int(value)
-
-    def i8(self) -> int:
-        return self._take(">b")
-
-    def i16(self) -> int:
-        return self._take(">h")
-
-    def i32(self) -> int:
-        return self._take(">i")
-
-    def string(self) -> str | None:
-        n = self.i16()
-        if n < 0:
+            return future.result()
+        except (KafkaError, OSError, TimeoutError):
             return None
-        raw = self._data[self._pos : self._pos + n]
-        if len(raw) != n:
-            raise _ProtocolError("truncated response")
-        self._pos += n
-        return raw.decode("utf-8", "replace")
-
-    def skip_i32_array(self) -> None:
-        for _ in range(max(0, self.i32())):
-            self.i32()
-
-
-def _enc_str(s: str) -> bytes:
-    raw = s.encode("utf-8")
-    return struct.pack(">h", len(raw)) + raw
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("broker closed the connection")
-        buf += chunk
-    return bytes(buf)
-
-
-def _fetch_metadata(port: int, topics: Sequence[str], timeout: float) -> _Metadata:
-    """One Metadata v4 round trip (v4: can forbid auto-creating the topics asked about)."""
-    api_key, api_version, correlation_id = 3, 4, 1
-    body = struct.pack(">i", len(topics)) + b"".join(_enc_str(t) for t in topics)
-    body += b"\x00"  # allow_auto_topic_creation = false
-    request = struct.pack(">hhi", api_key, api_version, correlation_id)
-    request += _enc_str("statuswatch-localkafka") + body
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(request)) + request)
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        r = _Reader(_recv_exact(sock, size))
-    if r.i32() != correlation_id:
-        raise _ProtocolError("correlation id mismatch")
-    r.i32()  # throttle_time_ms
-    brokers = []
-    for _ in range(r.i32()):
-        brokers.append(r.i32())  # node_id
-        r.string()  # host
-        r.i32()  # port
-        r.string()  # rack
-    r.string()  # cluster_id
-    r.i32()  # controller_id
-    found: dict[str, tuple[int, dict[int, int]]] = {}
-    for _ in range(r.i32()):
-        error = r.i16()
-        name = r.string() or ""
-        r.i8()  # is_internal
-        leaders: dict[int, int] = {}
-        for _ in range(r.i32()):
-            r.i16()  # partition error
-            partition = r.i32()
-            leaders[partition] = r.i32()
-            r.skip_i32_array()  # replicas
-            r.skip_i32_array()  # isr
-        found[name] = (error, leaders)
-    return _Metadata(brokers, found)
 
 
 # Kafka error codes that a create_topic caller may meet.
@@ -560,10 +514,7 @@ class LocalKafka:
                 raise BrokerHarnessError(
                     f"the Kafka broker did not become ready within {timeout:g}s\n{tail}"
                 )
-            try:
-                meta = _fetch_metadata(self.port, [], timeout=min(2.0, remaining))
-            except (OSError, _ProtocolError):
-                meta = None
+            meta = _fetch_metadata(self.port, [], timeout=min(2.0, remaining))
             # Listed in the metadata means registered and unfenced: topics can
             # be created and produced to.
             if meta is not None and NODE_ID in meta.brokers:
@@ -655,7 +606,7 @@ class LocalKafka:
         """Create a topic and wait until every partition has a leader."""
         # A thread of its own, so this works whether or not the caller's thread
         # runs an event loop.
-        with concurrent.futures.ThreadPoolExecutor(1, "localkafka-topic") as pool:
+        with concurrent.futures.ThreadPoolExecutor(1, "localbroker-topic") as pool:
             pool.submit(
                 lambda: asyncio.run(
                     self.acreate_topic(name, partitions, exist_ok=exist_ok, timeout=timeout)
@@ -669,7 +620,7 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers,
-            client_id="statuswatch-localkafka",
+            client_id=CLIENT_ID,
             request_timeout_ms=max(1, int(timeout * 1000)),
         )
         try:
@@ -696,10 +647,7 @@ class LocalKafka:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BrokerHarnessError(f"topic {name!r} has no leader for every partition")
-            try:
-                meta = _fetch_metadata(self.port, [name], timeout=min(2.0, remaining))
-            except (OSError, _ProtocolError):
-                meta = None
+            meta = _fetch_metadata(self.port, [name], timeout=min(2.0, remaining))
             if meta is not None and name in meta.topics:
                 error, leaders = meta.topics[name]
                 if error == 0 and leaders and all(leader >= 0 for leader in leaders.values()):
@@ -835,7 +783,7 @@ def _parse_topic(spec: str) -> tuple[str, int]:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m statuswatch.shell.localkafka",
+        prog="python -m statuswatch.localbroker",
         description="Fetch and run a throwaway single-node Kafka broker on 127.0.0.1.",
     )
     parser.add_argument(
@@ -868,7 +816,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m statuswatch.shell.localkafka``."""
+    """Entry point of ``python -m statuswatch.localbroker``."""
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "fetch":
