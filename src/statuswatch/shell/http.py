@@ -27,6 +27,9 @@ from statuswatch.shell.metrics import RuntimeStatus
 
 log = logging.getLogger(__name__)
 
+#: The paths the metrics listener serves.
+ENDPOINTS = ("/metrics", "/ready", "/healthz")
+
 #: Seconds a client may take to send its request (and to finish the TLS handshake).
 CLIENT_TIMEOUT_SECONDS = 10.0
 
@@ -105,7 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ok, why = liveness(status, now, srv.heartbeat_timeout_s)
             self._send(200 if ok else 503, (why + "\n").encode(), head)
         elif path == "/":
-            self._send(200, b"statuswatch: /metrics /ready /healthz\n", head)
+            self._send(200, f"statuswatch: {' '.join(ENDPOINTS)}\n".encode(), head)
         else:
             self._send(404, b"not found\n", head)
 
