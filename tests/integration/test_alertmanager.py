@@ -36,12 +36,27 @@ INCIDENT_S = 300
 GENERATOR = "http://statuswatch.example:9464"
 
 
-def freeze_traffic(end_s: int) -> Iterator[RawBatch]:
-    """Simulated Kong logs, 10 s per batch: half the apps frozen on 403 from ONSET_S
-    for INCIDENT_S seconds."""
-    incident = Incident("freeze", START_MS + ONSET_S * 1000,
-                        START_MS + (ONSET_S + INCIDENT_S) * 1000, fraction=0.5)
-    spec = SimSpec(seed=4, rate=200.0, n_apps=100, incidents=(incident,))
+FLEET = SimSpec(n_apps=100)
+
+
+def at(offset_s: int) -> int:
+    return START_MS + offset_s * 1000
+
+
+#: Half the apps frozen on 403 (one fleet-wide alert with the apps as contributors).
+FREEZE = (Incident("freeze", at(ONSET_S), at(ONSET_S + INCIDENT_S), fraction=0.5),)
+#: Three incidents paging separately: 401s fleet-wide, an app's 429 storm, a service's
+#: volume drop.
+THREE = (
+    Incident("outage", at(ONSET_S), at(ONSET_S + INCIDENT_S)),
+    Incident("storm", at(ONSET_S + 30), at(ONSET_S + INCIDENT_S), app=FLEET.apps[7]),
+    Incident("drop", at(ONSET_S + 90), at(ONSET_S + INCIDENT_S), service=FLEET.services[3]),
+)
+
+
+def traffic(end_s: int, incidents: tuple[Incident, ...] = FREEZE) -> Iterator[RawBatch]:
+    """Simulated Kong logs, 10 s per batch."""
+    spec = SimSpec(seed=4, rate=200.0, n_apps=100, incidents=incidents)
     offset = 0
     for chunk in generate(spec, START_MS, START_MS + end_s * 1000, chunk_ms=10_000):
         values = encode("kong", chunk, spec)
@@ -106,7 +121,7 @@ async def test_alert_fires_and_resolves_in_alertmanager(
     detector = Detector(settings)
     await delivery.start()
     try:
-        batches = freeze_traffic(ONSET_S + INCIDENT_S + 600)
+        batches = traffic(ONSET_S + INCIDENT_S + 600)
         for batch in batches:
             feed(detector, delivery, batch)
             if any(a["code"] == 403 and a["scope"] == {} for a in firing(lines)):
@@ -164,7 +179,7 @@ async def test_alerts_arrive_after_alertmanager_was_down_30s(
     detector = Detector(settings)
     await delivery.start()
     try:
-        batches = freeze_traffic(ONSET_S + INCIDENT_S)
+        batches = traffic(ONSET_S + INCIDENT_S, THREE)
         for batch in batches:  # calm traffic, up to the onset
             feed(detector, delivery, batch)
             if detector.counters.last_event_ms >= START_MS + (ONSET_S - 10) * 1000:
@@ -174,7 +189,8 @@ async def test_alerts_arrive_after_alertmanager_was_down_30s(
         down_at = time.monotonic()
         for batch in batches:  # the incident, while Alertmanager is away
             feed(detector, delivery, batch)
-        assert firing(lines)
+        signals = {(a["code"], a["signal"], json.dumps(a["scope"])) for a in firing(lines)}
+        assert len(signals) == 3, signals
         await asyncio.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
         during = deliveries(delivery)
         assert during[("statuswatch_alert_deliveries_total", "failed")] >= len(firing(lines))
@@ -184,6 +200,10 @@ async def test_alerts_arrive_after_alertmanager_was_down_30s(
         wanted = {a["id"] for a in firing(lines)}
         await eventually(lambda: wanted <= set(by_alert_id(alertmanager.alerts())), 60,
                          f"all {len(wanted)} alerts in Alertmanager")
+        (volume,) = [a for a in firing(lines) if a["signal"] == "volume"]
+        labels = by_alert_id(alertmanager.alerts())[volume["id"]]["labels"]
+        assert (labels["code"], labels["direction"], labels["service"]) == \
+            ("all", "down", FLEET.services[3])
         after = deliveries(delivery)
         assert after[("statuswatch_alert_deliveries_total", "delivered")] == len(lines.alerts)
         assert after[("statuswatch_alert_deliveries_total", "expired")] == 0
