@@ -13,6 +13,7 @@ Unknown keys are rejected; errors name the dotted key and never echo values
 from __future__ import annotations
 
 import contextvars
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -416,7 +417,8 @@ class HttpAuthConfig(_Strict):
 
 
 def _http_url(url: str) -> str:
-    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL")
     return url
 
