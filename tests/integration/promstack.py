@@ -127,10 +127,11 @@ class LocalAlertmanager(_Server):
 
     name = "alertmanager"
 
-    def __init__(self, receiver_url: str) -> None:
+    def __init__(self, receiver_url: str, resolve_timeout: str = "5m") -> None:
         super().__init__()
         self.binary = _binary(ALERTMANAGER_BIN, "prometheus-alertmanager")
         config = {
+            "global": {"resolve_timeout": resolve_timeout},
             "route": {
                 "receiver": "test", "group_by": ["..."],
                 "group_wait": "0s", "group_interval": "1s", "repeat_interval": "1h",

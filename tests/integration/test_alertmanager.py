@@ -214,6 +214,39 @@ async def test_alerts_arrive_after_alertmanager_was_down_30s(
         await delivery.stop(5.0)
 
 
+async def test_resends_keep_a_long_incident_open_past_resolve_timeout(
+    notifications: Notifications,
+) -> None:
+    """Alertmanager ends an alert nobody re-sends after its resolve_timeout (2 s here);
+    statuswatch's re-sends keep it open as long as it fires."""
+    alertmanager = LocalAlertmanager(notifications.url, resolve_timeout="2s")
+    try:
+        alertmanager.start()
+        lines = ListSink()
+        delivery = AlertDelivery(
+            settings_for(alertmanager, resend_interval_seconds=0.5), lines, external_url=GENERATOR)
+        detector = Detector(settings_for(alertmanager))
+        await delivery.start()
+        try:
+            for batch in traffic(ONSET_S + 60):
+                feed(detector, delivery, batch)
+            (alert,) = firing(lines)
+
+            def active() -> bool:
+                return alert["id"] in by_alert_id(alertmanager.alerts())
+
+            await eventually(active, 30, "the alert in Alertmanager")
+            for _ in range(16):  # 8 s, four resolve timeouts: open all along
+                await asyncio.sleep(0.5)
+                assert await asyncio.to_thread(active)
+        finally:
+            await delivery.stop(5.0)
+        # Without the re-sends, the same alert times out there.
+        await eventually(lambda: not active(), 30, "Alertmanager to time the alert out")
+    finally:
+        alertmanager.close()
+
+
 @pytest.mark.broker
 @pytest.mark.slow
 async def test_statuswatch_prometheus_alertmanager_chain(
