@@ -37,13 +37,21 @@ async def consume_all(bootstrap: str, topic: str, n: int) -> list[Any]:
         await consumer.stop()
 
 
-async def test_alerts_are_produced_keyed_by_id(kafka_broker: Any, topic: str) -> None:
-    # The sink names its cluster explicitly (as for another cluster than the input's).
-    settings = Settings(
-        kafka={"bootstrap_servers": "127.0.0.1:1"},  # the input's: must not be used
-        alerts={"sinks": [{"type": "kafka", "name": "bus", "topic": topic,
-                           "cluster": {"bootstrap_servers": kafka_broker.bootstrap_servers}}]},
-    )
+@pytest.mark.parametrize("own_cluster", [True, False], ids=["own-cluster", "input-cluster"])
+async def test_alerts_are_produced_keyed_by_id(
+    kafka_broker: Any, topic: str, own_cluster: bool
+) -> None:
+    if own_cluster:  # as for another cluster than the input's, which must not be used
+        settings = Settings(
+            kafka={"bootstrap_servers": "127.0.0.1:1"},
+            alerts={"sinks": [{"type": "kafka", "name": "bus", "topic": topic,
+                               "cluster": {"bootstrap_servers": kafka_broker.bootstrap_servers}}]},
+        )
+    else:
+        settings = Settings(
+            kafka={"bootstrap_servers": kafka_broker.bootstrap_servers},
+            alerts={"sinks": [{"type": "kafka", "name": "bus", "topic": topic}]},
+        )
     lines = ListSink()
     delivery = AlertDelivery(settings, lines)
     (worker,) = delivery.workers
