@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 from statuswatch.localbroker import LocalKafka
-from tests.integration.promstack import LocalAlertmanager, Notifications
+from tests.integration.promstack import LocalAlertmanager, Notifications, alertmanager_or_fail
 from tests.integration.support import running
 
 # No per-example deadline: the machine is shared (a broker's JVM runs beside the unit
@@ -58,9 +58,8 @@ def alertmanager(notifications: Notifications) -> Iterator[LocalAlertmanager]:
     """A real Alertmanager (Debian's ``prometheus-alertmanager``) on a free loopback port
     with a temporary data directory, notifying ``notifications``; it fails the test if
     it cannot start."""
-    server = LocalAlertmanager(notifications.url)
+    server = alertmanager_or_fail(notifications.url)
     try:
-        server.start()
         yield server
     finally:
         server.close()

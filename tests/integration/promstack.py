@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import tempfile
 import threading
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,23 +19,30 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.support import free_port
+from statuswatch.errors import HarnessError
+from statuswatch.localalertmanager import LocalAlertmanager, LocalServer
 
-ALERTMANAGER_BIN = "prometheus-alertmanager"  # Debian's name for alertmanager
-PROMETHEUS_BIN = "prometheus"
-
-
-def _binary(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (Debian package {package!r}; .ci/run installs it)",
-                    pytrace=False)
-    return path
+__all__ = ["LocalAlertmanager", "LocalPrometheus", "Notifications", "started"]
 
 
-def http_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.loads(resp.read())
+def started(server: LocalServer) -> LocalServer:
+    """``server``, started; the test fails (never skips) if it cannot start."""
+    try:
+        server.start()
+    except HarnessError as exc:
+        server.close()
+        pytest.fail(str(exc), pytrace=False)
+    return server
+
+
+def alertmanager_or_fail(receiver_url: str, resolve_timeout: str = "5m") -> LocalAlertmanager:
+    """A started Alertmanager notifying ``receiver_url``; fails the test if it cannot."""
+    try:
+        server = LocalAlertmanager(receiver_url, resolve_timeout)
+    except HarnessError as exc:
+        pytest.fail(f"{exc}; .ci/run installs it", pytrace=False)
+    started(server)
+    return server
 
 
 class Notifications:
@@ -73,91 +76,7 @@ class Notifications:
         self.server.server_close()
 
 
-class _Server:
-    name = "server"
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix=f"statuswatch-{self.name}-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = self.dir / "server.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def start(self, timeout: float = 60.0) -> None:
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        log = self.log_path.read_text(errors="replace")[-3000:]
-        self.stop()
-        pytest.fail(f"{self.name} did not start on port {self.port}:\n{log}", pytrace=False)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class LocalAlertmanager(_Server):
-    """Alertmanager with one webhook receiver, grouping by alert and notifying at once."""
-
-    name = "alertmanager"
-
-    def __init__(self, receiver_url: str, resolve_timeout: str = "5m") -> None:
-        super().__init__()
-        self.binary = _binary(ALERTMANAGER_BIN, "prometheus-alertmanager")
-        config = {
-            "global": {"resolve_timeout": resolve_timeout},
-            "route": {
-                "receiver": "test", "group_by": ["..."],
-                "group_wait": "0s", "group_interval": "1s", "repeat_interval": "1h",
-            },
-            "receivers": [{
-                "name": "test",
-                "webhook_configs": [{"url": receiver_url, "send_resolved": True}],
-            }],
-        }
-        self.config = self.dir / "alertmanager.yml"
-        self.config.write_text(yaml.safe_dump(config))
-
-    def command(self) -> list[str]:
-        return [
-            self.binary, f"--config.file={self.config}", f"--storage.path={self.dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
-            "--log.level=warn",
-        ]
-
-    def alerts(self) -> list[dict[str, Any]]:
-        """``GET /api/v2/alerts``: the alerts active now (resolved ones are not listed)."""
-        result: list[dict[str, Any]] = http_json(f"{self.url}/api/v2/alerts")
-        return result
-
-
-class LocalPrometheus(_Server):
+class LocalPrometheus(LocalServer):
     """Prometheus scraping one target as job ``statuswatch``, with rules, alerting to
     one Alertmanager; short intervals so a test sees an alert within seconds."""
 
@@ -165,7 +84,11 @@ class LocalPrometheus(_Server):
 
     def __init__(self, target: str, rule_file: Path, alertmanager: str) -> None:
         super().__init__()
-        self.binary = _binary(PROMETHEUS_BIN, "prometheus")
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("prometheus is not installed (Debian package 'prometheus'; .ci/run "
+                        "installs it)", pytrace=False)
+        self.binary = binary
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(rule_file)],
@@ -186,6 +109,6 @@ class LocalPrometheus(_Server):
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         q = urllib.parse.quote(expr)
-        result: list[dict[str, Any]] = http_json(f"{self.url}/api/v1/query?query={q}")["data"][
-            "result"]
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?query={q}", timeout=5) as resp:
+            result: list[dict[str, Any]] = json.loads(resp.read())["data"]["result"]
         return result

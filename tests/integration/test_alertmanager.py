@@ -24,7 +24,13 @@ from statuswatch.shell.runtime import process_batch
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import RawBatch
 from statuswatch.simulate import Incident, SimSpec, encode, generate
-from tests.integration.promstack import LocalAlertmanager, LocalPrometheus, Notifications
+from tests.integration.promstack import (
+    LocalAlertmanager,
+    LocalPrometheus,
+    Notifications,
+    alertmanager_or_fail,
+    started,
+)
 from tests.integration.support import free_port, get, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +203,7 @@ async def test_alerts_arrive_after_alertmanager_was_down_30s(
         assert during[("statuswatch_alert_deliveries_total", "failed")] >= len(firing(lines))
         assert during[("statuswatch_alert_queue", "")] == len(lines.alerts)
 
-        await asyncio.to_thread(alertmanager.start)
+        await asyncio.to_thread(started, alertmanager)
         wanted = {a["id"] for a in firing(lines)}
         await eventually(lambda: wanted <= set(by_alert_id(alertmanager.alerts())), 60,
                          f"all {len(wanted)} alerts in Alertmanager")
@@ -219,9 +225,8 @@ async def test_resends_keep_a_long_incident_open_past_resolve_timeout(
 ) -> None:
     """Alertmanager ends an alert nobody re-sends after its resolve_timeout (2 s here);
     statuswatch's re-sends keep it open as long as it fires."""
-    alertmanager = LocalAlertmanager(notifications.url, resolve_timeout="2s")
+    alertmanager = alertmanager_or_fail(notifications.url, resolve_timeout="2s")
     try:
-        alertmanager.start()
         lines = ListSink()
         delivery = AlertDelivery(
             settings_for(alertmanager, resend_interval_seconds=0.5), lines, external_url=GENERATOR)
@@ -280,7 +285,7 @@ async def test_statuswatch_prometheus_alertmanager_chain(
                             stderr=subprocess.PIPE)
     prometheus = LocalPrometheus(f"127.0.0.1:{port}", RULES, f"127.0.0.1:{alertmanager.port}")
     try:
-        prometheus.start()
+        started(prometheus)
 
         def fleet_403() -> list[dict[str, Any]]:
             if not alerts_path.exists():
