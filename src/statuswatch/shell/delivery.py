@@ -63,8 +63,9 @@ log = logging.getLogger(__name__)
 ALERTNAME = "StatusCodeAnomaly"
 #: Delivery outcomes, the ``result`` label of ``statuswatch_alert_deliveries_total``.
 RESULTS = ("delivered", "failed", "rejected", "dropped", "expired")
-#: Contributors named in an Alertmanager description.
-DESCRIBED_CONTRIBUTORS = 5
+#: Contributors named in an Alertmanager description, per scope level (services,
+#: routes, apps): the frozen apps matter as much as the services they call.
+DESCRIBED_PER_LEVEL = 3
 #: Most bytes of an HTTP answer read (only its status matters).
 MAX_RESPONSE_BYTES = 64 * 1024
 SIGNATURE_HEADER = "X-Statuswatch-Signature"
@@ -128,15 +129,33 @@ def description(alert: dict[str, Any]) -> str:
         f"({obs['count']} of {alert['total']} requests, {exp['count']:g} expected; "
         f"score {alert['score']:.1f}, signal {alert['signal']})."
     )
-    top = alert.get("contributors") or []
+    top = top_contributors(alert.get("contributors") or [])
     if top:
         named = "; ".join(
             f"{_scope_text(c['scope'])} {c['observed']['count']} observed vs "
             f"{c['expected']['count']:g} expected"
-            for c in top[:DESCRIBED_CONTRIBUTORS]
+            for c in top
         )
         text += f" Top contributors: {named}."
     return text
+
+
+def top_contributors(contributors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first ``DESCRIBED_PER_LEVEL`` contributors of each scope level (the detector
+    lists them by level, largest excess first).
+
+    >>> c = [{"scope": {"service": s}} for s in "abcd"] + [{"scope": {"app": "x"}}]
+    >>> [next(iter(x["scope"].values())) for x in top_contributors(c)]
+    ['a', 'b', 'c', 'x']
+    """
+    per_level: Counter[tuple[str, ...]] = Counter()
+    out = []
+    for contributor in contributors:
+        level = tuple(contributor["scope"])
+        per_level[level] += 1
+        if per_level[level] <= DESCRIBED_PER_LEVEL:
+            out.append(contributor)
+    return out
 
 
 def alertmanager_alert(
