@@ -135,6 +135,7 @@ async def test_alert_fires_and_resolves_in_alertmanager(
                 break
         (alert,) = [a for a in firing(lines) if a["code"] == 403 and a["scope"] == {}]
         assert alert["contributors"], alert
+        assert alert["id"] in detector.alerts.firing_ids()  # what prunes restored alerts
 
         def in_alertmanager() -> dict[str, Any] | None:
             return by_alert_id(alertmanager.alerts()).get(alert["id"])
@@ -161,6 +162,7 @@ async def test_alert_fires_and_resolves_in_alertmanager(
             feed(detector, delivery, batch)
         delivery.write(detector.finish())
         assert any(a["id"] == alert["id"] and a["state"] == "resolved" for a in lines.alerts)
+        assert alert["id"] not in detector.alerts.firing_ids()
         await eventually(lambda: in_alertmanager() is None, 30, "the alert to resolve")
         await eventually(
             lambda: any(a["status"] == "resolved" and a["annotations"]["alert_id"] == alert["id"]

@@ -356,3 +356,28 @@ def test_get_alerts_serves_the_firing_alerts_as_json_lines_objects() -> None:
 def test_no_sinks_means_no_workers_and_no_resends() -> None:
     delivery = AlertDelivery(Settings(), ListSink())
     assert delivery.workers == [] and delivery.generator_url() == "http://127.0.0.1:9464/alerts"
+
+
+async def test_firing_alerts_survive_a_restart_until_they_stop_firing(
+    tmp_path: Path, receiver: Receiver,
+) -> None:
+    state = {"dir": str(tmp_path / "state")}
+    sink = {"type": "alertmanager", "urls": [receiver.url]}
+    before, lines = delivery_with(sink, state=state)
+    before.write([event(id_="a"), event(id_="b", code=404), event(id_="c", code=502)])
+    before.write([event("resolved", id_="c")])
+
+    # A new process on the same state: /alerts has them at once; the re-sends go on for
+    # the one the restored detector still fires and forget the other.
+    after, _ = delivery_with(sink, state=state)
+    assert sorted(after.firing.alerts(), key=lambda a: a["id"]) == lines.alerts[:2]
+    after.still_firing = lambda: {"a"}
+    await after.start()
+    try:
+        after.resend_firing()
+        await settle(after)
+    finally:
+        await after.stop(1.0)
+    ((_, body),) = receiver.requests
+    assert [a["annotations"]["alert_id"] for a in json.loads(body)] == ["a"]
+    assert [a["id"] for a in delivery_with(sink, state=state)[0].firing.alerts()] == ["a"]

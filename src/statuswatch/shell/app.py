@@ -95,7 +95,7 @@ async def run_forever(
     status = RuntimeStatus()
     server = None
     sink = JsonLinesSink(settings.alerts.output)
-    delivery = AlertDelivery(settings, sink)
+    delivery = AlertDelivery(settings, sink, still_firing=detector.alerts.firing_ids)
     if settings.metrics.enabled:
         m = settings.metrics
         port = m.port if metrics_port is None else metrics_port

@@ -33,6 +33,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -57,6 +58,7 @@ from statuswatch.core.decide import AlertEvent
 from statuswatch.core.rules import severity_of
 from statuswatch.errors import SinkError
 from statuswatch.shell.sources import client_tls_context, security_kwargs
+from statuswatch.shell.state import SnapshotError, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -544,6 +546,14 @@ class FiringAlerts:
         self._lock = threading.Lock()
         self._by_id: dict[str, tuple[dict[str, Any], str]] = {}
 
+    def keep_only(self, ids: set[str]) -> int:
+        """Forget the alerts whose id is not in ``ids``; how many were forgotten."""
+        with self._lock:
+            stale = [i for i in self._by_id if i not in ids]
+            for i in stale:
+                del self._by_id[i]
+        return len(stale)
+
     def update(self, alert: dict[str, Any], severity: str) -> None:
         with self._lock:
             if alert["state"] == "firing":
@@ -581,16 +591,27 @@ def default_external_url(host: str, port: int) -> str:
 class AlertDelivery:
     """The runner's sink: JSON lines first, then ``/alerts`` and every configured sink.
 
-    ``write`` never blocks; ``start`` and ``stop`` run the sinks' tasks.
+    ``write`` never blocks; ``start`` and ``stop`` run the sinks' tasks. With
+    ``state.dir`` the firing alerts are kept in ``<state.dir>/alerts`` (written when
+    alerts change), so after a restart ``/alerts`` and the re-sends to Alertmanager go
+    on for an incident that still fires; ``still_firing`` (the detector's firing alert
+    ids, after its own restore) prunes those that no longer do at each re-send.
     """
 
     def __init__(
         self, settings: Settings, lines: LineSink, external_url: str | None = None,
         workers: list[SinkWorker] | None = None,
+        still_firing: Callable[[], set[str]] | None = None,
     ) -> None:
         self.lines = lines
         self.rules: list[Rule] = list(settings.detect.rules)
         self.firing = FiringAlerts()
+        self.still_firing = still_firing
+        self.store = (
+            SnapshotStore(Path(settings.state.dir) / "alerts", keep=2)
+            if settings.state.dir else None
+        )
+        self._load_firing()
         m = settings.metrics
         self.external_url = (
             settings.alerts.external_url or external_url or default_external_url(m.host, m.port)
@@ -616,12 +637,36 @@ class AlertDelivery:
             self.firing.update(alert, severity)
             for worker in self.workers:
                 worker.submit(alert, severity)
+        if events:
+            self._save_firing()
+
+    def _load_firing(self) -> None:
+        if self.store is None:
+            return
+        try:
+            state = self.store.load()
+        except SnapshotError as exc:
+            log.error("firing alerts not restored: %s", exc)
+            return
+        for alert, severity in (state or {}).get("firing", []):
+            self.firing.update(alert, severity)
+
+    def _save_firing(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.write({"firing": [[a, s] for a, s in self.firing.items()]})
+        except OSError as exc:  # the alerts went out; only a restart would forget them
+            log.error("cannot save the firing alerts in %s: %s", self.store.directory,
+                      exc.strerror)
 
     def flush(self) -> None:
         self.lines.flush()
 
     def resend_firing(self) -> None:
         """Queue every firing alert again for the sinks that re-send (Alertmanager)."""
+        if self.still_firing is not None and self.firing.keep_only(self.still_firing()):
+            self._save_firing()
         items = self.firing.items()
         for worker in self.workers:
             if worker.resends:
