@@ -372,7 +372,9 @@ class WebhookTransport:
         pass
 
 
-def _make_producer(connection: KafkaConnection, timeout_s: float) -> Any:
+def _make_producer(
+    connection: KafkaConnection, security: dict[str, Any], timeout_s: float
+) -> Any:
     from aiokafka import AIOKafkaProducer
 
     return AIOKafkaProducer(
@@ -381,7 +383,7 @@ def _make_producer(connection: KafkaConnection, timeout_s: float) -> Any:
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=max(1000, round(timeout_s * 1000)),
-        **security_kwargs(connection),
+        **security,
     )
 
 
@@ -394,11 +396,14 @@ class KafkaTransport:
     def __init__(self, cfg: KafkaSinkConfig, connection: KafkaConnection) -> None:
         self.cfg = cfg
         self.connection = connection
+        # TLS files and the SASL secret are read now: a mistake there fails at start,
+        # not as retries until every alert expires.
+        self.security = security_kwargs(connection)
         self._producer: Any = None
 
     async def send(self, batch: Sequence[Pending]) -> None:
         if self._producer is None:
-            producer = _make_producer(self.connection, self.cfg.timeout_seconds)
+            producer = _make_producer(self.connection, self.security, self.cfg.timeout_seconds)
             try:
                 await producer.start()
             except BaseException:
