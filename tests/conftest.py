@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 from statuswatch.localbroker import LocalKafka
+from tests.integration.promstack import LocalAlertmanager, Notifications, alertmanager_or_fail
 from tests.integration.support import running
 
 # No per-example deadline: the machine is shared (a broker's JVM runs beside the unit
@@ -42,3 +43,23 @@ def topic(kafka_broker: LocalKafka, request: pytest.FixtureRequest) -> str:
     name = f"{stem}-{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topic(name, partitions)
     return name
+
+
+@pytest.fixture
+def notifications() -> Iterator[Notifications]:
+    """A webhook receiver standing in for the pager Alertmanager notifies."""
+    receiver = Notifications()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def alertmanager(notifications: Notifications) -> Iterator[LocalAlertmanager]:
+    """A real Alertmanager (Debian's ``prometheus-alertmanager``) on a free loopback port
+    with a temporary data directory, notifying ``notifications``; it fails the test if
+    it cannot start."""
+    server = alertmanager_or_fail(notifications.url)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -13,8 +13,9 @@ Unknown keys are rejected; errors name the dotted key and never echo values
 from __future__ import annotations
 
 import contextvars
+import urllib.parse
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -117,27 +118,17 @@ class SaslConfig(_Strict):
         return _read_secret(self.password, self.password_file) or ""
 
 
-class KafkaConfig(_Strict):
+class KafkaConnection(_Strict):
+    """How to reach a Kafka cluster: servers, client id, TLS and SASL."""
+
     bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = Field("gateway-logs", min_length=1)
-    group_id: str = Field("statuswatch", min_length=1)
     client_id: str = "statuswatch"
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_batch_records: int = Field(5000, gt=0)
-    fetch_timeout_ms: int = Field(500, gt=0)
-    max_partition_fetch_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    session_timeout_ms: int = Field(30_000, gt=0)
     security_protocol: SecurityProtocol = "PLAINTEXT"
     tls: TlsConfig | None = None
     sasl: SaslConfig | None = None
-    #: rejected records are produced here (original value, source position, reason); off if None
-    dead_letter_topic: str | None = Field(None, min_length=1)
-    dead_letter_max_bytes: int = Field(64 * 1024, gt=0)
-    dead_letter_max_in_flight: int = Field(1000, gt=0)
-    dead_letter_timeout_seconds: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
-    def _security_consistent(self) -> KafkaConfig:
+    def _security_consistent(self) -> KafkaConnection:
         sasl_protocol = self.security_protocol.startswith("SASL_")
         if sasl_protocol and self.sasl is None:
             raise ValueError(f"security_protocol {self.security_protocol} needs a sasl section")
@@ -146,6 +137,21 @@ class KafkaConfig(_Strict):
         if self.tls is not None and not self.security_protocol.endswith("SSL"):
             raise ValueError("a tls section needs security_protocol SSL or SASL_SSL")
         return self
+
+
+class KafkaConfig(KafkaConnection):
+    topic: str = Field("gateway-logs", min_length=1)
+    group_id: str = Field("statuswatch", min_length=1)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_batch_records: int = Field(5000, gt=0)
+    fetch_timeout_ms: int = Field(500, gt=0)
+    max_partition_fetch_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    session_timeout_ms: int = Field(30_000, gt=0)
+    #: rejected records are produced here (original value, source position, reason); off if None
+    dead_letter_topic: str | None = Field(None, min_length=1)
+    dead_letter_max_bytes: int = Field(64 * 1024, gt=0)
+    dead_letter_max_in_flight: int = Field(1000, gt=0)
+    dead_letter_timeout_seconds: float = Field(10.0, gt=0)
 
 
 class FieldMap(_Strict):
@@ -236,6 +242,11 @@ class VolumeThresholds(_Strict):
     m: int | None = Field(None, gt=0)
 
 
+#: Severity of an alert no rule names one for; a label value, so a plain word.
+DEFAULT_SEVERITY = "page"
+SEVERITY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
 class Rule(Thresholds):
     """Per-rule settings; the first rule whose ``codes`` and ``scope`` match wins.
 
@@ -252,6 +263,8 @@ class Rule(Thresholds):
     ignore: bool = False
     shadow: bool = False
     volume: VolumeThresholds | None = None
+    #: the ``severity`` label of this rule's alerts in Alertmanager
+    severity: str = Field(DEFAULT_SEVERITY, pattern=SEVERITY_PATTERN)
 
     @model_validator(mode="after")
     def _codes_valid(self) -> Rule:
@@ -351,9 +364,153 @@ class DetectConfig(_Strict):
         return self
 
 
+class DeliveryConfig(_Strict):
+    """How one sink delivers: a bounded queue, retries with backoff, a deadline.
+
+    The consume loop only enqueues; a full queue drops its oldest alert (counted and
+    logged). A failed attempt is retried after ``backoff_initial_seconds``, doubling up
+    to ``backoff_max_seconds``, with full jitter, until ``deadline_seconds`` after the
+    alert was enqueued; then it is counted as expired and logged.
+    """
+
+    name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    queue_size: int = Field(1000, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+    deadline_seconds: float = Field(300.0, gt=0)
+    backoff_initial_seconds: float = Field(0.5, gt=0)
+    backoff_max_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> DeliveryConfig:
+        if self.backoff_max_seconds < self.backoff_initial_seconds:
+            raise ValueError("backoff_max_seconds must be >= backoff_initial_seconds")
+        return self
+
+
+class HttpAuthConfig(_Strict):
+    """Basic auth (``username`` + ``password``) or a bearer token; secrets inline or in files."""
+
+    username: str | None = Field(None, min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpAuthConfig:
+        _one_secret(self.password, self.password_file, "password", required=False)
+        _one_secret(self.bearer_token, self.bearer_token_file, "bearer_token", required=False)
+        basic = self.username is not None
+        has_password = self.password is not None or self.password_file is not None
+        if basic != has_password:
+            raise ValueError("basic auth needs both username and password (or password_file)")
+        has_token = self.bearer_token is not None or self.bearer_token_file is not None
+        if basic and has_token:
+            raise ValueError("set basic auth (username, password) or bearer_token, not both")
+        return self
+
+    def password_value(self) -> str | None:
+        return _read_secret(self.password, self.password_file)
+
+    def bearer_token_value(self) -> str | None:
+        return _read_secret(self.bearer_token, self.bearer_token_file)
+
+
+def _http_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return url
+
+
+class AlertmanagerSinkConfig(DeliveryConfig):
+    """Alertmanager's API v2: every alert is POSTed to each URL (a cluster's members)."""
+
+    type: Literal["alertmanager"]
+    urls: list[str] = Field(min_length=1)
+    auth: HttpAuthConfig | None = None
+    tls: TlsConfig | None = None
+    #: firing alerts are sent again this often; keep it well below Alertmanager's
+    #: resolve_timeout (default 5m), or a long incident resolves itself there
+    resend_interval_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls_valid(cls, urls: list[str]) -> list[str]:
+        return [_http_url(u).rstrip("/") for u in urls]
+
+
+class WebhookSinkConfig(DeliveryConfig):
+    """The alert JSON POSTed to ``url``, optionally signed with HMAC-SHA256."""
+
+    type: Literal["webhook"]
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: HttpAuthConfig | None = None
+    tls: TlsConfig | None = None
+    hmac_secret: SecretStr | None = None
+    hmac_secret_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_valid(cls, url: str) -> str:
+        return _http_url(url)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WebhookSinkConfig:
+        _one_secret(self.hmac_secret, self.hmac_secret_file, "hmac_secret", required=False)
+        return self
+
+    def hmac_secret_value(self) -> str | None:
+        return _read_secret(self.hmac_secret, self.hmac_secret_file)
+
+
+class KafkaSinkConfig(DeliveryConfig):
+    """The alert JSON, keyed by alert id, produced idempotently (``acks=all``) to ``topic``.
+
+    ``cluster`` is another cluster's connection; without it, that of the ``kafka`` section.
+    """
+
+    type: Literal["kafka"]
+    topic: str = Field(min_length=1)
+    cluster: KafkaConnection | None = None
+
+
+SinkConfig = Annotated[
+    AlertmanagerSinkConfig | WebhookSinkConfig | KafkaSinkConfig, Field(discriminator="type")
+]
+
+
 class AlertsConfig(_Strict):
     output: str = "-"
     windows_output: str | None = None
+    #: where alerts are delivered besides ``output``; any number, each with its own queue
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    #: the metrics listener's URL as people reach it (generatorURL links to its /alerts);
+    #: by default http://<metrics.host>:<metrics.port>
+    external_url: str | None = None
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url_valid(cls, url: str | None) -> str | None:
+        return None if url is None else _http_url(url).rstrip("/")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> AlertsConfig:
+        names = [sink_name(s, i) for i, s in enumerate(self.sinks)]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two sinks are named {name!r}; give them distinct names")
+        return self
+
+
+def sink_name(sink: DeliveryConfig, index: int) -> str:
+    """A sink's name in metrics and logs: its ``name``, else its type and position.
+
+    >>> sink_name(WebhookSinkConfig(type="webhook", url="http://hook"), 2)
+    'webhook-2'
+    """
+    return sink.name or f"{getattr(sink, 'type', 'sink')}-{index}"
 
 
 class StateConfig(_Strict):

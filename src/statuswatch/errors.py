@@ -49,3 +49,7 @@ class SinkError(StatuswatchError):
 
 class BrokerHarnessError(StatuswatchError):
     """The local Kafka broker could not be fetched, started or stopped."""
+
+
+class HarnessError(StatuswatchError):
+    """A local server for the demo or the tests (Alertmanager, Prometheus) did not start."""

@@ -39,15 +39,16 @@ def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def make_broker_certs(directory: Path) -> CertSet:
-    """A CA and a broker certificate for 127.0.0.1 / localhost signed by it."""
+def make_broker_certs(directory: Path, usage: str = "serverAuth") -> CertSet:
+    """A CA and a broker certificate for 127.0.0.1 / localhost signed by it
+    (``usage``: its extended key usage; ``clientAuth`` for a client certificate)."""
     ca, ca_key = make_ca(directory, "test-ca")
     key, csr, cert = directory / "broker.key", directory / "broker.csr", directory / "broker.pem"
     ext = directory / "broker.ext"
     ext.write_text(
         "basicConstraints=critical,CA:FALSE\n"
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
+        f"extendedKeyUsage={usage}\n"
         "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
         "subjectKeyIdentifier=hash\n"
         "authorityKeyIdentifier=keyid,issuer\n"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from statuswatch.config import DetectConfig, Rule, VolumeThresholds
-from statuswatch.core.rules import resolve
+from statuswatch.core.columns import VOLUME_CODE
+from statuswatch.core.rules import resolve, severity_of
 
 SCOPES = [{}, {"service": "checkout"}, {"service": "search"}]
 CODES = [4, 200, 403]  # the 4xx class column, then two codes
@@ -78,3 +82,33 @@ def test_volume_rule_with_shadow_or_null_share_keys_leaves_share_series_alone() 
     assert not t.shadow.any()
     assert t.volume.rule_index.tolist() == [0, 0, 0]
     assert t.volume.shadow.all()
+
+
+_rule = st.builds(
+    lambda i, codes, scope, volume, flag, severity: Rule(
+        name=f"r{i}", codes=codes, scope=scope, severity=severity,
+        volume=VolumeThresholds(min_ratio=3) if volume and "all" in codes else None,
+        **({flag: True} if flag else {}),
+    ),
+    st.integers(0, 99),
+    st.lists(st.sampled_from(["all", "4xx", "403", "200", "5xx"]), min_size=1, max_size=2),
+    st.sampled_from([{}, {"service": "checkout"}, {"service": "search"}]),
+    st.booleans(),
+    st.sampled_from([None, "ignore", "shadow"]),
+    st.sampled_from(["page", "ticket", "info"]),
+)
+
+
+@given(st.lists(_rule, max_size=5))
+def test_severity_follows_the_rule_resolve_picks(rules: list[Rule]) -> None:
+    """An alert's severity is that of the rule deciding its series' thresholds, for
+    share series and for volume, ``page`` where no rule decides."""
+    t = resolve(DetectConfig(rules=rules), SCOPES, CODES)
+    for row, scope in enumerate(SCOPES):
+        for col, code in enumerate(CODES):
+            index = int(t.rule_index[row, col])
+            want = rules[index].severity if index >= 0 else "page"
+            assert severity_of(rules, scope, code, "share") == want
+        index = int(t.volume.rule_index[row])
+        want = rules[index].severity if index >= 0 else "page"
+        assert severity_of(rules, scope, VOLUME_CODE, "volume") == want

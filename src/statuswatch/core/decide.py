@@ -130,6 +130,10 @@ class AlertTracker:
             if s.state == "firing" and not (paged_only and s.quiet)
         }
 
+    def firing_ids(self) -> set[str]:
+        """Alert ids of the series firing now (folded ones included)."""
+        return {s.alert_id for s in self._series.values() if s.state == "firing"}
+
     def state_of(self, key: Key) -> State | None:
         series = self._series.get(key)
         return series.state if series else None

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from statuswatch.config import (
+    DEFAULT_SEVERITY,
     PRESETS,
     DetectConfig,
     Rule,
@@ -250,3 +251,30 @@ def resolve(cfg: DetectConfig, scopes: list[dict[str, str]], codes: list[int]) -
         lifecycles=[*per_rule_effective, default],  # index -1 selects the defaults
         volume=volume_rules(rules, with_volume[:, n_cols], cfg),
     )
+
+
+def severity_of(rules: list[Rule], scope: dict[str, str], code: int, signal: str) -> str:
+    """The severity of an alert: that of the rule deciding its series (as ``resolve``
+    picks it: a volume series by ``decides_volume``, a share or blast-radius series by
+    ``decides_shares``), ``page`` where no rule does.
+
+    >>> from statuswatch.config import VolumeThresholds
+    >>> rules = [Rule(name="auth", codes=["401"], scope={"service": "auth"}, severity="ticket"),
+    ...          Rule(name="vol", volume=VolumeThresholds(min_ratio=3), severity="info")]
+    >>> severity_of(rules, {"service": "auth"}, 401, "share")
+    'ticket'
+    >>> severity_of(rules, {"service": "auth"}, 500, "share")
+    'page'
+    >>> from statuswatch.core.columns import VOLUME_CODE
+    >>> severity_of(rules, {}, VOLUME_CODE, "volume")
+    'info'
+    """
+    for rule in rules:
+        if not scope_matches(rule.scope, scope):
+            continue
+        if signal == "volume":
+            if decides_volume(rule):
+                return rule.severity
+        elif decides_shares(rule) and any(code_matches(p, code) for p in rule.codes):
+            return rule.severity
+    return DEFAULT_SEVERITY

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from statuswatch.config import Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
+from statuswatch.shell.delivery import AlertDelivery, DeliveryCollector, default_external_url
 from statuswatch.shell.http import serve
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
 from statuswatch.shell.runtime import (
@@ -93,22 +94,30 @@ async def run_forever(
     warn_if_no_native_scan(detector)
     status = RuntimeStatus()
     server = None
+    sink = JsonLinesSink(settings.alerts.output)
+    delivery = AlertDelivery(settings, sink, still_firing=detector.alerts.firing_ids)
     if settings.metrics.enabled:
         m = settings.metrics
         port = m.port if metrics_port is None else metrics_port
+        registry = build_registry(detector, status)
+        registry.register(DeliveryCollector(delivery))
         server, bound = serve(
-            build_registry(detector, status), m.host, port, status=status,
+            registry, m.host, port, status=status,
             tls_cert_file=m.tls_cert_file, tls_key_file=m.tls_key_file,
             heartbeat_timeout_s=settings.health.heartbeat_timeout_seconds,
+            alerts=delivery.firing.alerts,
         )
         scheme = "https" if m.tls_cert_file else "http"
-        log.info("metrics on %s://%s:%d/metrics (also /ready, /healthz)", scheme, m.host, bound)
-    sink = JsonLinesSink(settings.alerts.output)
+        if settings.alerts.external_url is None:
+            delivery.external_url = default_external_url(m.host, bound).replace(
+                "http://", f"{scheme}://", 1)
+        log.info("metrics on %s://%s:%d/metrics (also /ready, /healthz, /alerts)",
+                 scheme, m.host, bound)
     windows_sink = None
     if settings.alerts.windows_output:
         windows_sink = WindowsSink(settings.alerts.windows_output, detector)
         detector.window_listener = windows_sink.write
-    runner = KafkaRunner(settings, detector, sink, status, on_events=on_events)
+    runner = KafkaRunner(settings, detector, delivery, status, on_events=on_events)
     install_signal_handlers(runner.stop)
     install_acknowledge_handler(detector)
     if runner_hook is not None:
@@ -117,9 +126,11 @@ async def run_forever(
         "consuming topic %s from %s as group %s",
         settings.kafka.topic, settings.kafka.bootstrap_servers, settings.kafka.group_id,
     )
+    await delivery.start()
     try:
         await runner.run()
     finally:
+        await delivery.stop(settings.health.shutdown_timeout_seconds)
         sink.close()
         if windows_sink is not None:
             windows_sink.close()

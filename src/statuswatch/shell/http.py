@@ -7,15 +7,20 @@ for the asyncio loop and a stalled loop is still reported (``/healthz`` 503).
   (Prometheus text, or OpenMetrics).
 - ``GET /ready``: 200 ``ready`` while consuming normally, else 503 and the reason.
 - ``GET /healthz``: 200 ``ok`` while the event loop beats, else 503.
+- ``GET /alerts``: the alerts firing now, a JSON array of the objects the JSON-lines
+  output writes (``?id=`` picks one alert; Alertmanager's ``generatorURL`` links there).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import ssl
 import threading
 import time
+import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,7 +33,7 @@ from statuswatch.shell.metrics import RuntimeStatus
 log = logging.getLogger(__name__)
 
 #: The paths the metrics listener serves.
-ENDPOINTS = ("/metrics", "/ready", "/healthz")
+ENDPOINTS = ("/metrics", "/ready", "/healthz", "/alerts")
 
 #: Seconds a client may take to send its request (and to finish the TLS handshake).
 CLIENT_TIMEOUT_SECONDS = 10.0
@@ -44,8 +49,10 @@ class EndpointServer(ThreadingHTTPServer):
         status: RuntimeStatus | None,
         heartbeat_timeout_s: float,
         tls: ssl.SSLContext | None,
+        alerts: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.registry = registry
+        self.alerts = alerts
         self.status = status
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.tls = tls
@@ -107,6 +114,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 ok, why = liveness(status, now, srv.heartbeat_timeout_s)
             self._send(200 if ok else 503, (why + "\n").encode(), head)
+        elif path == "/alerts" and srv.alerts is not None:
+            query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            alerts = srv.alerts()
+            if "id" in query:
+                alerts = [a for a in alerts if a.get("id") in query["id"]]
+            body = json.dumps(alerts, separators=(",", ":")).encode() + b"\n"
+            self._send(200, body, head, "application/json")
         elif path == "/":
             self._send(200, f"statuswatch: {' '.join(ENDPOINTS)}\n".encode(), head)
         else:
@@ -144,10 +158,12 @@ def serve(
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
     heartbeat_timeout_s: float = 10.0,
+    alerts: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> tuple[EndpointServer, int]:
     """Serve ``/metrics``, ``/ready`` and ``/healthz`` on ``host:port`` (0 picks a free
     port) in a daemon thread; returns the server (``.shutdown()`` stops it and closes
-    the socket) and its port. ``status`` defaults to the one ``build_registry`` attached."""
+    the socket) and its port. ``status`` defaults to the one ``build_registry`` attached;
+    ``alerts`` (the firing alerts) is served on ``/alerts``."""
     if status is None:
         status = getattr(registry, "status", None)
     tls = None
@@ -155,7 +171,7 @@ def serve(
         if tls_cert_file is None or tls_key_file is None:
             raise ValueError("TLS needs both a certificate and a key file")
         tls = tls_context(tls_cert_file, tls_key_file)
-    server = EndpointServer((host, port), registry, status, heartbeat_timeout_s, tls)
+    server = EndpointServer((host, port), registry, status, heartbeat_timeout_s, tls, alerts)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2},
         name="statuswatch-http", daemon=True,

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from statuswatch.config import KafkaConfig, TlsConfig
+from statuswatch.config import KafkaConfig, KafkaConnection, TlsConfig
 from statuswatch.core.columns import I64
-from statuswatch.errors import SourceError
+from statuswatch.errors import SourceError, StatuswatchError
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +124,14 @@ class ListSource:
             await asyncio.sleep(0)
 
 
-def ssl_context(cfg: KafkaConfig) -> ssl.SSLContext:
-    """The client TLS context of ``cfg.tls`` (system CAs when no ``ca_file``)."""
+def client_tls_context(
+    tls: TlsConfig | None, what: str, error: type[StatuswatchError] = SourceError
+) -> ssl.SSLContext:
+    """A client TLS context from ``tls`` (system CAs when no ``ca_file``); ``error``
+    (naming ``what``) if the files do not load."""
     from aiokafka.helpers import create_ssl_context
 
-    tls = cfg.tls or TlsConfig()
+    tls = tls or TlsConfig()
     try:
         context: ssl.SSLContext = create_ssl_context(
             cafile=tls.ca_file,
@@ -138,12 +141,17 @@ def ssl_context(cfg: KafkaConfig) -> ssl.SSLContext:
         )
     except (OSError, ssl.SSLError) as exc:
         # The messages name files and OpenSSL reasons, never the key password.
-        raise SourceError(f"cannot set up TLS for Kafka: {exc}") from exc
+        raise error(f"cannot set up TLS for {what}: {exc}") from exc
     context.check_hostname = tls.check_hostname
     return context
 
 
-def security_kwargs(cfg: KafkaConfig) -> dict[str, Any]:
+def ssl_context(cfg: KafkaConnection) -> ssl.SSLContext:
+    """The client TLS context of ``cfg.tls`` (system CAs when no ``ca_file``)."""
+    return client_tls_context(cfg.tls, "Kafka")
+
+
+def security_kwargs(cfg: KafkaConnection) -> dict[str, Any]:
     """The aiokafka client arguments for ``cfg.security_protocol``, ``tls`` and ``sasl``.
 
     >>> security_kwargs(KafkaConfig())
