@@ -148,11 +148,21 @@ class KafkaConfig(_Strict):
         return self
 
 
-class FieldMap(_Strict):
-    """Dotted paths to the fields of a JSON log (formats ``json`` and ``nginx-json``)."""
+TimestampUnit = Literal["s", "ms", "us", "ns", "iso8601", "clf"]
 
-    timestamp: str = "time"
-    timestamp_unit: Literal["s", "ms", "us", "ns", "iso8601"] = "iso8601"
+
+class FieldMap(_Strict):
+    """Dotted paths to the fields of a JSON log (formats ``json`` and ``nginx-json``).
+
+    ``timestamp`` unset: ``time`` for ``json``; for ``nginx-json`` the first of
+    ``msec``, ``time_iso8601``, ``time_local`` and ``time`` a record has.
+    ``timestamp_unit`` unset: ``iso8601``, but for ``nginx-json`` the unit of a
+    named nginx variable (``msec``: s, ``time_local``: clf). ``clf`` is the
+    common log format's ``dd/Mon/yyyy:HH:MM:SS +zzzz``.
+    """
+
+    timestamp: str | None = Field(None, min_length=1)
+    timestamp_unit: TimestampUnit | None = None
     status: str = "status"
     service: str | None = None
     route: str | None = None

@@ -441,6 +441,90 @@ def test_nginx_quirks() -> None:
         assert reason_of(nginx, bad) == reason, bad
 
 
+# What ``log_format main escape=json '{...}'`` writes: every value a string, "" for an
+# unset variable, quotes, backslashes and control characters escaped, UTF-8 as is.
+NGINX_LINES = [
+    # '"time_iso8601":"$time_iso8601"', a user agent with a quote and a backslash
+    (rb'{"time_iso8601":"2026-12-06T05:30:01+00:00","remote_addr":"203.0.113.9",'
+     rb'"request":"GET /api/v1/search?q=%22a%22 HTTP/1.1","status":"403",'
+     rb'"body_bytes_sent":"153","request_time":"0.000","http_referer":"",'
+     rb'"http_user_agent":"Mozilla/5.0 \"curious\" bot\\1.0","upstream_addr":"",'
+     rb'"upstream_name":"search"}',
+     Parsed(1_796_535_001_000, 403, "search", "", "")),
+    # '"time_local":"$time_local"', a non-ASCII path, a control character escaped
+    ('{"time_local":"06/Dec/2026:06:30:01 +0100","remote_addr":"198.51.100.7",'
+     '"request_uri":"/caf\u00e9/men\u00fc\\u0009x","status":"200","upstream_name":"shop",'
+     '"http_user_agent":"curl/8.5.0"}'.encode(),
+     Parsed(1_796_535_001_000, 200, "shop", "", "")),
+    # '"msec":"$msec"', the status of a request the upstream never answered
+    (rb'{"msec":"1796535001.250","status":"502","upstream_name":"-",'
+     rb'"upstream_status":"","request":"POST /pay HTTP/2.0"}',
+     Parsed(1_796_535_001_250, 502, "", "", "")),
+    # all three: $msec wins (millisecond resolution)
+    (rb'{"time_local":"06/Dec/2026:05:30:01 +0000","time_iso8601":"2026-12-06T05:30:01+00:00",'
+     rb'"msec":"1796535001.999","status":"404","upstream_name":"search"}',
+     Parsed(1_796_535_001_999, 404, "search", "", "")),
+    # an unset $msec ("") falls through to the next field
+    (rb'{"msec":"","time_iso8601":"2026-12-06T05:30:01+00:00","status":"301"}',
+     Parsed(1_796_535_001_000, 301, "", "", "")),
+]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "msgspec"])
+def test_nginx_default_fields_decode_real_escape_json_lines(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from statuswatch.core.decode import base
+
+    monkeypatch.setattr(base, "NATIVE_SCAN", native and base.NATIVE_SCANNER is not None)
+    d = build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(service="upstream_name")))
+    values = [line for line, _ in NGINX_LINES]
+    want = [parsed for _, parsed in NGINX_LINES]
+    assert [d.decode_one(v) for v in values] == want
+    batch = d.decode(values * 30)  # large enough for the fast path
+    assert batch.invalid == [] and rows(batch) == want * 30
+    assert d.fast_path == ("native" if native and base.NATIVE_SCANNER else "msgspec")
+
+
+def test_nginx_default_fields_name_the_missing_ones() -> None:
+    d = build_decoder(DecodeConfig(format="nginx-json"))
+    with pytest.raises(DecodeError) as info:
+        d.decode_one(b'{"timestamp":"2026-12-06T05:30:01+00:00","status":"200"}')
+    assert info.value.reason == "missing_field"
+    assert info.value.detail == "msec/time_iso8601/time_local/time"
+    for bad, reason in [
+        (b'{"time_local":"06/Dec/2026:05:30:01","status":"200"}', "bad_timestamp"),
+        (b'{"time_local":"2026-12-06T05:30:01+00:00","status":"200"}', "bad_timestamp"),
+        (b'{"time_iso8601":"06/Dec/2026:05:30:01 +0000","status":"200"}', "bad_timestamp"),
+        (b'{"msec":"-","time_local":"-","status":"200"}', "missing_field"),
+        (b'{"msec":[1796535001.25],"status":"200"}', "wrong_type"),
+        (b'{"time_local":"06/Dec/2026:05:30:01 +0000","status":""}', "missing_field"),
+    ]:
+        assert reason_of(d, bad) == reason, bad
+    # unquoted in log_format: a JSON number, fine too
+    assert d.decode_one(b'{"msec":1796535001.25,"status":200}').ts_ms == 1_796_535_001_250
+
+
+def test_nginx_time_field_units_follow_the_variable() -> None:
+    for name, value in [("time_local", "06/Dec/2026:05:30:01 +0000"), ("msec", "1796535001.000"),
+                        ("time_iso8601", "2026-12-06T05:30:01+00:00")]:
+        d = build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(timestamp=name)))
+        assert d.decode_one(dumps({name: value, "status": "200"})).ts_ms == 1_796_535_001_000
+    with pytest.raises(ConfigError, match=r"decode\.fields\.timestamp_unit"):
+        build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(timestamp_unit="s")))
+
+
+def test_clf_unit_for_json() -> None:
+    fields = FieldMap(timestamp="t", timestamp_unit="clf", status="s")
+    d = GenericJsonDecoder(DecodeConfig(format="json", fields=fields))
+    assert d.decode_one(dumps({"t": "04/Apr/2023:11:20:00 +0200", "s": 200})).ts_ms == (
+        TS // 1000 * 1000
+    )
+    assert reason_of(d, dumps({"t": TS, "s": 200})) == "wrong_type"
+    assert reason_of(d, dumps({"t": "31/Apr/2023:11:20:00 +0200", "s": 200})) == "bad_timestamp"
+    assert reason_of(d, dumps({"t": "04/Apr/2023:11:20:00 +0200 ", "s": 200})) == "bad_timestamp"
+
+
 @pytest.mark.parametrize(
     ("unit", "value", "ms"),
     [

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
 from functools import lru_cache
 from typing import Final
 
@@ -37,12 +36,11 @@ from statuswatch.core.decode.base import (
     BaseDecoder,
     Parsed,
     check_status,
-    check_ts_ms,
+    clf_time_ms,
     fail,
     precheck,
     precheck_batch,
 )
-from statuswatch.errors import DecodeError
 
 _LINE: Final = re.compile(
     rb"""
@@ -58,52 +56,6 @@ _LINE: Final = re.compile(
     """,
     re.VERBOSE,
 )
-
-_TIME: Final = re.compile(
-    rb"([0-9]{2})/([A-Z][a-z]{2})/([0-9]{4})"  # 17/May/2015
-    rb":([0-9]{2}):([0-9]{2}):([0-9]{2})"  # :10:05:03
-    rb" ([+-])([0-9]{2})([0-9]{2})"  # +0000
-)
-_MONTHS: Final = {
-    m.encode(): n
-    for n, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
-
-
-@lru_cache(maxsize=4096)
-def clf_time_ms(text: bytes) -> int | None:
-    """Milliseconds since the epoch of a log timestamp, ``None`` if malformed or out of range.
-
-    Pure, so memoised: log lines arrive roughly in time order and share seconds.
-
-    >>> clf_time_ms(b"17/May/2015:10:05:03 +0000")
-    1431857103000
-    >>> clf_time_ms(b"17/May/2015:03:05:03 -0700")
-    1431857103000
-    >>> clf_time_ms(b"31/Feb/2015:10:05:03 +0000") is None
-    True
-    """
-    m = _TIME.fullmatch(text)
-    if m is None:
-        return None
-    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
-    month = _MONTHS.get(mon)
-    h, mi, s, zh, zm = int(hh), int(mm), int(ss), int(oh), int(om)
-    if month is None or h > 23 or mi > 59 or s > 59 or zh > 23 or zm > 59:
-        return None
-    try:
-        days = date(int(year), month, int(day)).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        return None
-    offset = (zh * 3600 + zm * 60) * (1 if sign == b"+" else -1)
-    try:
-        return check_ts_ms((days * 86400 + h * 3600 + mi * 60 + s - offset) * 1000)
-    except DecodeError:
-        return None
-
 
 @lru_cache(maxsize=4096)
 def _route(segment: bytes) -> str:
