@@ -681,8 +681,8 @@ def _same_width(texts: Sequence[str], width: int) -> tuple[I64, npt.NDArray[np.i
 
 
 def _digits_ok(d: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    in_range: npt.NDArray[np.bool_] = (d >= 0) & (d <= 9)
-    return in_range.all(axis=1)
+    bad = (d < 0) | (d > 9)
+    return np.count_nonzero(bad, axis=1) == 0
 
 
 def _offset_minutes(
