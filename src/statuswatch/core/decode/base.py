@@ -682,7 +682,7 @@ def _same_width(texts: Sequence[str], width: int) -> tuple[I64, npt.NDArray[np.i
 
 def _digits_ok(d: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     bad = (d < 0) | (d > 9)
-    return np.count_nonzero(bad, axis=1) == 0
+    return np.asarray(np.count_nonzero(bad, axis=1) == 0, dtype=np.bool_)
 
 
 def _offset_minutes(
