@@ -266,11 +266,13 @@ class Rule(Thresholds):
     @model_validator(mode="after")
     def _codes_valid(self) -> Rule:
         for code in self.codes:
-            if code == "all":
+            if code in ("all", "0"):  # 0: no response was sent
                 continue
             if len(code) == 3 and code[0] in "12345" and (code[1:].isdigit() or code[1:] == "xx"):
                 continue
-            raise ValueError(f"codes: {code!r} is not a status code (403), class (4xx) or 'all'")
+            raise ValueError(
+                f"codes: {code!r} is not a status code (403, 0), class (4xx) or 'all'"
+            )
         for key in self.scope:
             if key not in ("service", "route", "app"):
                 raise ValueError(f"scope: unknown dimension {key!r}")

@@ -309,7 +309,8 @@ def test_envoy_app_field_may_reuse_a_dimension_field() -> None:
     [
         (envoy(start_time=...), "missing_field"),
         (envoy(response_code=...), "missing_field"),
-        (envoy(response_code=0), "status_out_of_range"),  # Envoy's "no response"
+        (envoy(response_code=-1), "status_out_of_range"),
+        (envoy(response_code=99), "status_out_of_range"),
         (envoy(response_code=999), "status_out_of_range"),
         (envoy(response_code="503"), "wrong_type"),
         (envoy(response_code=True), "wrong_type"),
@@ -581,6 +582,40 @@ def test_generic_path_through_another_paths_leaf() -> None:
     ) == ("status_out_of_range")
 
 
+# -- no response ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("decoder", "value"),
+    [
+        (ENVOY, envoy(response_code=0)),  # a reset or a disconnect: Envoy sent nothing
+        (build_decoder(DecodeConfig(format="nginx-json")),
+         b'{"time_iso8601":"2023-04-04T09:20:00+00:00","status":"000"}'),
+        (build_decoder(DecodeConfig(format="nginx-json")),
+         b'{"time_iso8601":"2023-04-04T09:20:00+00:00","status":"0"}'),
+        (GENERIC, generic(http={"status": 0})),
+        (KONG, kong(response={"status": 0})),
+        (CombinedDecoder(DecodeConfig(format="combined")),
+         b'1.2.3.4 - - [04/Apr/2023:09:20:00 +0000] "GET / HTTP/1.1" 000 0 "-" "-"'),
+        (CombinedDecoder(DecodeConfig(format="combined")),
+         b'1.2.3.4 - - [04/Apr/2023:09:20:00 +0000] "GET / HTTP/1.1" - - "-" "-"'),
+    ],
+)
+def test_no_response_is_code_zero_in_every_format(decoder: Decoder, value: bytes) -> None:
+    assert decoder.decode_one(value).status == 0
+    batch = decoder.decode([value] * 100)  # the fast paths too
+    assert batch.invalid == [] and batch.status.tolist() == [0] * 100
+
+
+def test_no_status_at_all_is_still_a_missing_field() -> None:
+    assert reason_of(KONG, kong(response={})) == "missing_field"
+    assert reason_of(ENVOY, envoy(response_code=...)) == "missing_field"
+    nginx = build_decoder(DecodeConfig(format="nginx-json"))
+    for status in (b'"-"', b'""'):
+        value = b'{"time_iso8601":"2023-04-04T09:20:00+00:00","status":' + status + b"}"
+        assert reason_of(nginx, value) == "missing_field"
+
+
 # -- combined -------------------------------------------------------------------
 
 COMBINED = CombinedDecoder(DecodeConfig(format="combined"))
@@ -647,7 +682,8 @@ def test_combined_routes(request_line: str, route: str) -> None:
         (LINE + b"\nsecond line", "unparseable_line"),
         (b"\n" + LINE, "unparseable_line"),
         (LINE.replace(b" 200 ", b" 999 "), "status_out_of_range"),
-        (LINE.replace(b" 200 ", b" 000 "), "status_out_of_range"),
+        (LINE.replace(b" 200 ", b" 001 "), "status_out_of_range"),
+        (LINE.replace(b" 200 ", b" -- "), "unparseable_line"),
         (LINE.replace(b" 200 ", b" 099 "), "status_out_of_range"),
         (clf(stamp="32/May/2015:10:05:03 +0000"), "bad_timestamp"),
         (clf(stamp="29/Feb/2015:10:05:03 +0000"), "bad_timestamp"),

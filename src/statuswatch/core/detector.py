@@ -781,7 +781,7 @@ class Detector:
         self._parents = np.zeros(0, np.int64)
 
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
-        """(code, direction, signal) of paged alerts firing in any scope (code 0: volume)."""
+        """(code, direction, signal) of paged alerts firing in any scope (VOLUME_CODE: volume)."""
         return {
             (self.codes.code_at(c), d, s)
             for _, c, d, s in self.alerts.firing_keys(paged_only=True)

@@ -17,7 +17,7 @@ invalid_json         not JSON at all
 not_an_object        JSON, but not an object at the top
 missing_field        a required field (timestamp, status) is absent
 wrong_type           a field has the wrong JSON type (``"abc"``, ``[]``, ``true``)
-status_out_of_range  status is not in 100-599
+status_out_of_range  status is not in 100-599 (nor 0, no response)
 bad_timestamp        unparseable, or before 2000-01-01 / from 2201-01-01 on
 unparseable_line     a text line that does not match the log format
 ==================== ==============================================================
@@ -44,6 +44,7 @@ from statuswatch.core.columns import (
     INVALID_REASONS,
     MAX_STATUS,
     MIN_STATUS,
+    NO_RESPONSE,
     DecodedBatch,
     InvalidRecord,
 )
@@ -109,16 +110,16 @@ def fail(reason: str, detail: str = "") -> NoReturn:
 
 
 def check_status(status: int) -> int:
-    """Return ``status`` if it is an HTTP status code (100-599).
+    """Return ``status`` if it is an HTTP status code (100-599) or 0 (no response sent).
 
-    >>> check_status(503)
-    503
+    >>> check_status(503), check_status(0)
+    (503, 0)
     >>> check_status(999)
     Traceback (most recent call last):
     ...
     statuswatch.errors.DecodeError: status_out_of_range
     """
-    if MIN_STATUS <= status <= MAX_STATUS:
+    if MIN_STATUS <= status <= MAX_STATUS or status == NO_RESPONSE:
         return status
     fail("status_out_of_range")
 
@@ -143,8 +144,8 @@ def status_value(value: object) -> int:
 
     Booleans, fractions, other strings, lists and objects are ``wrong_type``.
 
-    >>> status_value("404"), status_value(200.0)
-    (404, 200)
+    >>> status_value("404"), status_value(200.0), status_value("000")
+    (404, 200, 0)
     >>> status_value("abc")
     Traceback (most recent call last):
     ...
@@ -608,24 +609,27 @@ class FastColumns(NamedTuple):
 
 
 def int_column(values: Sequence[object]) -> I64:
-    """``values`` (Python ints) as int64; values out of int64 become 0 (fails every range check).
+    """``values`` (Python ints) as int64; values out of int64 become -1 (fails every
+    range check).
 
     >>> int_column([1, 2**70, -3]).tolist()
-    [1, 0, -3]
+    [1, -1, -3]
     """
     try:
         return np.fromiter(values, np.int64, len(values))
     except (OverflowError, TypeError, ValueError):
         return np.array(
-            [v if type(v) is int and -(2**62) < v < 2**62 else 0 for v in values], np.int64
+            [v if type(v) is int and -(2**62) < v < 2**62 else -1 for v in values], np.int64
         )
 
 
 def in_ranges(ts_ms: I64, status: I64) -> npt.NDArray[np.bool_]:
-    """Which records have a status in 100-599 and a timestamp in the accepted years."""
-    return (
-        (status >= MIN_STATUS) & (status <= MAX_STATUS) & (ts_ms >= MIN_TS_MS) & (ts_ms < END_TS_MS)
+    """Which records have a status in 100-599 (or 0) and a timestamp in the accepted years."""
+    ok: npt.NDArray[np.bool_] = (
+        (((status >= MIN_STATUS) & (status <= MAX_STATUS)) | (status == NO_RESPONSE))
+        & (ts_ms >= MIN_TS_MS) & (ts_ms < END_TS_MS)
     )
+    return ok
 
 
 #: Records decoded per msgspec call on the fast path before falling back record by record.

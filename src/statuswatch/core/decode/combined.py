@@ -5,10 +5,11 @@
     1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET /presentations/x HTTP/1.1" 200 20 "-" "curl"
 
 One compiled regex per line. The timestamp's zone offset is honoured; the
-status must be three digits; anything after the size field (referer, agent,
-extra fields) is allowed and ignored; trailing CR/LF is ignored. Dimensions:
-service ``""``, route the first segment of the request path (``"/presentations"``;
-``""`` for ``/``, a query on ``/``, or a malformed request line), app ``""``.
+status must be three digits (``000`` or ``-``: no response was sent, code 0);
+anything after the size field (referer, agent, extra fields) is allowed and
+ignored; trailing CR/LF is ignored. Dimensions: service ``""``, route the first
+segment of the request path (``"/presentations"``; ``""`` for ``/``, a query on
+``/``, or a malformed request line), app ``""``.
 
 >>> from statuswatch.config import DecodeConfig
 >>> d = CombinedDecoder(DecodeConfig(format="combined"))
@@ -31,7 +32,7 @@ from typing import Final
 
 import numpy as np
 
-from statuswatch.core.columns import DecodedBatch, InvalidRecord
+from statuswatch.core.columns import NO_RESPONSE, DecodedBatch, InvalidRecord
 from statuswatch.core.decode.base import (
     BaseDecoder,
     Parsed,
@@ -50,7 +51,7 @@ _LINE: Final = re.compile(
         [A-Za-z]++\ (?:/([^/?\#\s"]*+)[^\s"]*+|[^\s"]*+)(?:\ HTTP/[0-9.]++)?+  # well formed
         |[^"\\]*+(?:\\.[^"\\]*+)*+          # or anything (escaped quotes allowed)
     )"[ ]
-    ([0-9]{3})\ (?:[0-9]++|-)               # status, size
+    ([0-9]{3}|-)\ (?:[0-9]++|-)             # status ("-": none), size
     (?:\ [^\n]*+)?                          # referer, agent, anything else
     [\r\n]*+\Z                              # trailing CR/LF
     """,
@@ -73,7 +74,7 @@ class CombinedDecoder(BaseDecoder):
         if m is None:
             fail("unparseable_line")
         stamp, segment, code = m.groups()
-        status = check_status(int(code))
+        status = check_status(NO_RESPONSE if code == b"-" else int(code))
         ts = clf_time_ms(stamp)
         if ts is None:
             fail("bad_timestamp")
@@ -99,8 +100,9 @@ class CombinedDecoder(BaseDecoder):
                 late_invalid = True
                 continue
             stamp, segment, code = m.groups()
-            st = int(code)  # three digits: only 000-099 and 600-999 are out of range
-            if not 100 <= st <= 599:
+            # three digits or "-": only 001-099 and 600-999 are out of range
+            st = NO_RESPONSE if code == b"-" else int(code)
+            if not (100 <= st <= 599 or st == NO_RESPONSE):
                 invalid.append(InvalidRecord(i, "status_out_of_range"))
                 late_invalid = True
                 continue

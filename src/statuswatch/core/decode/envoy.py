@@ -3,7 +3,7 @@
 Fields used (everything else is skipped unparsed)::
 
     start_time        ISO-8601 str, e.g. "2023-04-04T10:00:00.123Z"   required
-    response_code     int (Envoy writes 0 when there was no response) required
+    response_code     int; 0: no response was sent (a reset, a disconnect)  required
     upstream_cluster  str                                              service
     route_name        str                                              route
     <fields.app>      str, the top-level key named by decode.fields.app app ("" if unset)
@@ -15,10 +15,8 @@ Dimensions that are absent, ``null`` or ``"-"`` (Envoy's "no value") are ``""``.
 >>> d.decode_one(b'{"start_time": "2023-04-04T10:00:00.123Z", "response_code": 503,'
 ...              b' "upstream_cluster": "billing", "route_name": "-", "x_app": "shop"}')
 Parsed(ts_ms=1680602400123, status=503, service='billing', route='', app='shop')
->>> d.decode_one(b'{"start_time": "2023-04-04T10:00:00.123Z", "response_code": 0}')
-Traceback (most recent call last):
-...
-statuswatch.errors.DecodeError: status_out_of_range
+>>> d.decode_one(b'{"start_time": "2023-04-04T10:00:00.123Z", "response_code": 0}').status
+0
 """
 
 from __future__ import annotations
@@ -88,7 +86,7 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
         # Strict: strings and an int, no nulls; defaults fail the checks (fast path in base).
         fields: list[tuple[str, Any, Any]] = [
             ("start_time", str, ""),
-            ("response_code", int, 0),
+            ("response_code", int, -1),
             ("upstream_cluster", str, ""),
             ("route_name", str, ""),
         ]

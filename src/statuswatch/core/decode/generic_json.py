@@ -174,7 +174,7 @@ def _fast_struct(node: _Node, name: str, leaf_types: dict[tuple[str, ...], Any],
         path = (*prefix, key)
         if child.leaf:
             typ = leaf_types[path]
-            fields.append((attr, typ, 0 if typ is int else ""))
+            fields.append((attr, typ, -1 if typ is int else ""))
         else:
             sub = _fast_struct(child, f"{name}_{n}", leaf_types, path)
             fields.append((attr, sub, msgspec.field(default_factory=sub)))

@@ -71,7 +71,7 @@ class KongRecord(msgspec.Struct, gc=False):
 
 
 class _FastResponse(msgspec.Struct, gc=False):
-    status: int = 0
+    status: int = -1
 
 
 class _FastNamed(msgspec.Struct, gc=False):
@@ -84,7 +84,7 @@ class _FastConsumer(msgspec.Struct, gc=False):
 
 
 class _FastKong(msgspec.Struct, gc=False):
-    started_at: int = 0
+    started_at: int = -1
     response: _FastResponse = msgspec.field(default_factory=_FastResponse)
     service: _FastNamed = msgspec.field(default_factory=_FastNamed)
     route: _FastNamed = msgspec.field(default_factory=_FastNamed)
