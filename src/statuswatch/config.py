@@ -169,11 +169,22 @@ class FieldMap(_Strict):
     app: str | None = None
 
 
+class MostlyInvalidConfig(_Strict):
+    """When the input counts as mostly invalid: at least ``share`` of at least
+    ``min_records`` records in the last ``window_seconds`` were rejected."""
+
+    share: float = Field(0.5, gt=0, le=1)
+    min_records: int = Field(100, ge=1)
+    window_seconds: float = Field(60.0, ge=1, le=3600)
+
+
 class DecodeConfig(_Strict):
     format: Literal["kong", "envoy", "nginx-json", "combined", "json"] = "kong"
     fields: FieldMap = FieldMap()
     max_record_bytes: int = Field(1_000_000, gt=0)
     max_depth: int = Field(64, gt=0)
+    #: /ready 503, an ERROR line, StatuswatchInputMostlyInvalid; volume drops suppressed
+    mostly_invalid: MostlyInvalidConfig = MostlyInvalidConfig()
 
 
 class WindowConfig(_Strict):

@@ -87,7 +87,12 @@ class Decoder(Protocol):
         ...
 
     def decode_one(self, value: bytes) -> Parsed:
-        """Decode one record or raise ``DecodeError`` with a reason from ``INVALID_REASONS``."""
+        """Decode one record or raise ``DecodeError`` with a reason from ``INVALID_REASONS``
+        (and, where one field is to blame, its path as the ``detail``)."""
+        ...
+
+    def config_key(self, field: str) -> str | None:
+        """The configuration key naming ``field`` (a ``DecodeError.detail``), if any."""
         ...
 
 
@@ -109,7 +114,7 @@ def fail(reason: str, detail: str = "") -> NoReturn:
 # -- field checks -------------------------------------------------------------
 
 
-def check_status(status: int) -> int:
+def check_status(status: int, field: str = "") -> int:
     """Return ``status`` if it is an HTTP status code (100-599) or 0 (no response sent).
 
     >>> check_status(503), check_status(0)
@@ -121,10 +126,10 @@ def check_status(status: int) -> int:
     """
     if MIN_STATUS <= status <= MAX_STATUS or status == NO_RESPONSE:
         return status
-    fail("status_out_of_range")
+    fail("status_out_of_range", field)
 
 
-def check_ts_ms(ts_ms: int) -> int:
+def check_ts_ms(ts_ms: int, field: str = "") -> int:
     """Return ``ts_ms`` if it lies in the years 2000-2200 (UTC).
 
     >>> check_ts_ms(1_680_600_000_123)
@@ -136,7 +141,7 @@ def check_ts_ms(ts_ms: int) -> int:
     """
     if MIN_TS_MS <= ts_ms < END_TS_MS:
         return ts_ms
-    fail("bad_timestamp")
+    fail("bad_timestamp", field)
 
 
 def status_value(value: object) -> int:
@@ -504,6 +509,19 @@ def json_failure(value: bytes, exc: Exception) -> str:
     return "wrong_type"
 
 
+_ERROR_PATH: Final = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def error_path(exc: Exception) -> str:
+    """The dotted path of the field a msgspec ``ValidationError`` names ("" if none).
+
+    >>> error_path(msgspec.ValidationError("Expected `int`, got `str` - at `$.response.status`"))
+    'response.status'
+    """
+    m = _ERROR_PATH.search(str(exc))
+    return "" if m is None else m.group(1)
+
+
 # -- building batches ---------------------------------------------------------
 
 
@@ -565,6 +583,10 @@ class BaseDecoder(ABC):
     @abstractmethod
     def decode_one(self, value: bytes) -> Parsed:
         """Decode one record or raise ``DecodeError``."""
+
+    def config_key(self, field: str) -> str | None:
+        """The configuration key naming ``field`` (a ``DecodeError.detail``), if any."""
+        return None
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         cols = Columns()
@@ -931,8 +953,11 @@ class JsonDecoder(BaseDecoder, Generic[S]):
         try:
             record = self._decoder.decode(value)
         except JSON_ERRORS as exc:
-            fail(json_failure(value, exc))
-        return self.extract(record)
+            reason = json_failure(value, exc)
+            detail = error_path(exc) if reason == "wrong_type" else ""
+        else:
+            return self.extract(record)
+        fail(reason, detail)  # outside the handler: no chained msgspec traceback
 
     def _full(self, value: bytes) -> Parsed | str:
         """``decode_one`` for a value that passed ``precheck``: the record or the reason."""

@@ -74,10 +74,10 @@ class CombinedDecoder(BaseDecoder):
         if m is None:
             fail("unparseable_line")
         stamp, segment, code = m.groups()
-        status = check_status(NO_RESPONSE if code == b"-" else int(code))
+        status = check_status(NO_RESPONSE if code == b"-" else int(code), "status")
         ts = clf_time_ms(stamp)
         if ts is None:
-            fail("bad_timestamp")
+            fail("bad_timestamp", "time")
         return Parsed(ts, status, "", _route(segment) if segment else "", "")
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:

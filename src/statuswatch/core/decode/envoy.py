@@ -41,7 +41,7 @@ from statuswatch.core.decode.base import (
     iso_column,
     iso_to_ms,
 )
-from statuswatch.errors import ConfigError
+from statuswatch.errors import ConfigError, DecodeError
 
 
 class EnvoyRecord(msgspec.Struct, gc=False):
@@ -137,15 +137,24 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
         status = ints[0]
         return FastColumns(ts, status, service, route, app, ok & good & in_ranges(ts, status))
 
+    def config_key(self, field: str) -> str | None:
+        return "decode.fields.app" if field == self.cfg.fields.app else None
+
     def extract(self, record: EnvoyRecord) -> Parsed:
         start, code = record.start_time, record.response_code
-        if start is UNSET or code is UNSET:
-            fail("missing_field")
-        check_status(code)
+        if start is UNSET:
+            fail("missing_field", "start_time")
+        if code is UNSET:
+            fail("missing_field", "response_code")
+        check_status(code, "response_code")
         service, route = record.upstream_cluster, record.route_name
         app = getattr(record, self._app_attr) if self._app_attr is not None else None
+        try:
+            ts = iso_to_ms(start)
+        except DecodeError as exc:
+            raise DecodeError(exc.reason, "start_time") from None
         return Parsed(
-            iso_to_ms(start),
+            ts,
             code,
             "" if service is None or service == "-" else service,
             "" if route is None or route == "-" else route,

@@ -13,7 +13,7 @@
 A schema with exactly these paths is built once per decoder (``msgspec.defstruct``),
 so everything else in a record is skipped unparsed.
 
->>> from statuswatch.config import DecodeConfig, FieldMap, TimestampUnit
+>>> from statuswatch.config import DecodeConfig, FieldMap
 >>> fields = FieldMap(timestamp="ts", timestamp_unit="ms", status="http.status",
 ...                   service="svc")
 >>> d = GenericJsonDecoder(DecodeConfig(format="json", fields=fields))
@@ -22,7 +22,7 @@ Parsed(ts_ms=1680600000123, status=404, service='billing', route='', app='')
 >>> d.decode_one(b'{"ts": 1680600000123, "http": {"status": 404.5}}')
 Traceback (most recent call last):
 ...
-statuswatch.errors.DecodeError: wrong_type
+statuswatch.errors.DecodeError: wrong_type: http.status
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from statuswatch.core.decode.base import (
     status_value,
     timestamp_value,
 )
-from statuswatch.errors import ConfigError
+from statuswatch.errors import ConfigError, DecodeError
 
 Getter = Callable[[Any], Any]
 
@@ -394,6 +394,22 @@ class GenericJsonDecoder(JsonDecoder[msgspec.Struct]):
                 break
         return ts, ok
 
+    def config_key(self, field: str) -> str | None:
+        """``decode.fields.<role>`` of a field path (or of the timestamp fields together).
+
+        >>> d = GenericJsonDecoder(DecodeConfig(format="json", fields=FieldMap(app="client")))
+        >>> d.config_key("time"), d.config_key("client"), d.config_key("other")
+        ('decode.fields.timestamp', 'decode.fields.app', None)
+        """
+        if field in self.ts_names or field == "/".join(self.ts_names):
+            return "decode.fields.timestamp"
+        f = self.cfg.fields
+        for role, path in (("status", self.status_name), ("service", f.service),
+                           ("route", f.route), ("app", f.app)):
+            if field == path:
+                return f"decode.fields.{role}"
+        return None
+
     def extract(self, record: msgspec.Struct) -> Parsed:
         try:
             values = self._fast(record)
@@ -401,19 +417,25 @@ class GenericJsonDecoder(JsonDecoder[msgspec.Struct]):
             values = self._slow(record)
         k, quirks = self._n_ts, self.nginx_quirks
         raw_status, service, route, app = values[k:]
-        raw_ts, unit = UNSET, self.unit
+        raw_ts, chosen = UNSET, 0
         for j in range(k):
             value = values[j]
             if value is UNSET or (quirks and value in ("-", "")):
                 continue
-            raw_ts, unit = value, self.ts_units[j]
+            raw_ts, chosen = value, j
             break
         if raw_ts is UNSET:
             fail("missing_field", "/".join(self.ts_names))
         if raw_status is UNSET or (quirks and raw_status in ("-", "")):
             fail("missing_field", self.status_name)
-        status = status_value(raw_status)
-        ts = timestamp_value(raw_ts, unit, digit_strings=quirks)
+        try:
+            status = status_value(raw_status)
+        except DecodeError as exc:
+            raise DecodeError(exc.reason, self.status_name) from None
+        try:
+            ts = timestamp_value(raw_ts, self.ts_units[chosen], digit_strings=quirks)
+        except DecodeError as exc:
+            raise DecodeError(exc.reason, self.ts_names[chosen]) from None
         # a string is taken as it is (but for nginx's "-"); dim_value handles the rest
         if type(service) is not str or (quirks and service == "-"):
             service = dim_value(service, dash_is_empty=quirks)
