@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from statuswatch.config import MostlyInvalidConfig
+from statuswatch.config import DecodeConfig, MostlyInvalidConfig
 from statuswatch.core.columns import InvalidRecord
+from statuswatch.core.decode import Decoder
 
 #: Width of one bucket of the sliding window (the window slides by it).
 BUCKET_MS: Final = 1_000
@@ -131,4 +132,79 @@ class RejectTracker:
         return RejectedInput(
             records, rejected, top, None if top is None else self._samples.get(top),
             share, span, mostly,
+        )
+
+
+#: What to do about a reason when no configured field is to blame.
+_REASON_HINTS: Final = {
+    "too_large": "raise decode.max_record_bytes if such records are expected",
+    "too_deep": "raise decode.max_depth if such records are expected",
+}
+
+
+def hint(reason: str | None, field: str, key: str | None, fmt: str) -> str:
+    """What to check for the top reason, naming the configuration key.
+
+    >>> hint("missing_field", "time", "decode.fields.timestamp", "nginx-json")[:27]
+    'set decode.fields.timestamp'
+    >>> hint("invalid_json", "", None, "kong")
+    'check decode.format (now kong): the records are not in that format'
+    """
+    if reason in _REASON_HINTS:
+        return _REASON_HINTS[reason]
+    if key == "decode.fields.timestamp":
+        if reason in ("bad_timestamp", "wrong_type"):
+            return "check decode.fields.timestamp_unit (s, ms, us, ns, iso8601, clf)"
+        return (
+            "set decode.fields.timestamp (and decode.fields.timestamp_unit) to the field "
+            "that holds the request time"
+        )
+    if key is not None:
+        return f"set {key} to the field that holds it"
+    return f"check decode.format (now {fmt}): the records are not in that format"
+
+
+@dataclass(frozen=True, slots=True)
+class InputVerdict:
+    """``RejectedInput`` with what it means for an operator."""
+
+    rejected: RejectedInput
+    #: the field the top reason concerns ("" unknown) and its configuration key
+    field: str
+    key: str | None
+    hint: str
+    window_seconds: float
+
+    @property
+    def mostly_invalid(self) -> bool:
+        return self.rejected.mostly_invalid
+
+    @staticmethod
+    def of(
+        rejected: RejectedInput, field: str, decoder: Decoder, cfg: DecodeConfig
+    ) -> InputVerdict:
+        key = decoder.config_key(field) if field else None
+        return InputVerdict(
+            rejected, field, key, hint(rejected.top_reason, field, key, cfg.format),
+            cfg.mostly_invalid.window_seconds,
+        )
+
+    def message(self) -> str:
+        """One line: how much was rejected, the top reason, the field, the hint.
+
+        >>> from statuswatch.config import DecodeConfig
+        >>> r = RejectedInput(1200, 1200, "missing_field", None, 1.0, 60_000, True)
+        >>> print(InputVerdict(r, "time", "decode.fields.timestamp", "set it", 60.0).message())
+        ... # doctest: +NORMALIZE_WHITESPACE
+        input mostly invalid: 100% of 1200 records in the last 60s rejected, top reason
+        missing_field (field time, decode.fields.timestamp); hint: set it
+        """
+        r = self.rejected
+        field = ""
+        if self.field:
+            field = f" (field {self.field}" + (f", {self.key})" if self.key else ")")
+        return (
+            f"input mostly invalid: {r.share:.0%} of {r.records} records in the last "
+            f"{self.window_seconds:g}s rejected, top reason {r.top_reason}{field}; "
+            f"hint: {self.hint}"
         )
