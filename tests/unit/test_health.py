@@ -205,8 +205,8 @@ def test_mostly_invalid_input_is_reported_on_ready_metrics_and_once_in_the_log(c
         nonlocal offset
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now_ms[0] // 1000))
         values = [f'{{"{time_key}":"{stamp}","status":"200"}}'.encode()] * 50
-        runner.take(RawBatch(settings.kafka.topic, 0, np.arange(offset, offset + 50, dtype=np.int64), values),
-                    now_ms[0])
+        offsets = np.arange(offset, offset + 50, dtype=np.int64)
+        runner.take(RawBatch(settings.kafka.topic, 0, offsets, values), now_ms[0])
         offset += 50
         now_ms[0] += 1000
         runner.monitor.tick(time.monotonic(), 0.0)
@@ -236,7 +236,8 @@ def test_mostly_invalid_input_is_reported_on_ready_metrics_and_once_in_the_log(c
     assert _gauge(metrics, "statuswatch_input_rejected_ratio") == pytest.approx(1500 / 1750)
     assert len(errors) == 1, [r.getMessage() for r in errors]
     line = errors[0].getMessage()
-    assert "set decode.fields.timestamp" in line and "topic=gateway-logs partition=0 offset=" in line
+    assert "set decode.fields.timestamp" in line
+    assert "topic=gateway-logs partition=0 offset=" in line
     assert code_after == 200
     assert _gauge(metrics_after, "statuswatch_input_mostly_invalid") == 0.0
     assert _gauge(metrics_after, "statuswatch_input_rejected_ratio") == 0.0
