@@ -66,6 +66,7 @@ def test_a_renamed_field_pages_as_invalid_input_not_as_a_traffic_drop() -> None:
     reference = Detector(Settings(decode=DecodeConfig(mostly_invalid=OFF)))
     blind = replay(reference, 900, traffic, renamed_from=600, renamed={"a", "b"})
     assert {} in volume_drops(blind)  # without the check: "traffic fell" in the fleet
+    assert {e.to_json()["code"] for e in blind if e.signal == "volume"} == {"all"}
 
     detector = Detector(Settings())
     events = replay(detector, 900, traffic, renamed_from=600, renamed={"a", "b"})
