@@ -212,6 +212,8 @@ NGINX_TIME_FIELDS: tuple[tuple[str, TimestampUnit], ...] = (
     ("time", "iso8601"),
 )
 
+_NGINX_UNITS: dict[str, TimestampUnit] = dict(NGINX_TIME_FIELDS)
+
 
 def timestamp_fields(fields: FieldMap, nginx: bool) -> list[tuple[str, TimestampUnit]]:
     """The timestamp fields to look in, in order, each with its unit.
@@ -225,9 +227,8 @@ def timestamp_fields(fields: FieldMap, nginx: bool) -> list[tuple[str, Timestamp
     """
     if fields.timestamp is not None:
         unit = fields.timestamp_unit
-        if unit is None:
-            unit = dict(NGINX_TIME_FIELDS[:3]).get(fields.timestamp, "iso8601") if nginx else (
-                "iso8601")
+        if unit is None:  # an nginx variable brings its unit
+            unit = _NGINX_UNITS.get(fields.timestamp, "iso8601") if nginx else "iso8601"
         return [(fields.timestamp, unit)]
     if not nginx:
         return [("time", fields.timestamp_unit or "iso8601")]
