@@ -154,15 +154,34 @@ class KafkaConfig(KafkaConnection):
     dead_letter_timeout_seconds: float = Field(10.0, gt=0)
 
 
-class FieldMap(_Strict):
-    """Dotted paths to the fields of a JSON log (formats ``json`` and ``nginx-json``)."""
+TimestampUnit = Literal["s", "ms", "us", "ns", "iso8601", "clf"]
 
-    timestamp: str = "time"
-    timestamp_unit: Literal["s", "ms", "us", "ns", "iso8601"] = "iso8601"
+
+class FieldMap(_Strict):
+    """Dotted paths to the fields of a JSON log (formats ``json`` and ``nginx-json``).
+
+    ``timestamp`` unset: ``time`` for ``json``; for ``nginx-json`` the first of
+    ``msec``, ``time_iso8601``, ``time_local`` and ``time`` a record has.
+    ``timestamp_unit`` unset: ``iso8601``, but for ``nginx-json`` the unit of a
+    named nginx variable (``msec``: s, ``time_local``: clf). ``clf`` is the
+    common log format's ``dd/Mon/yyyy:HH:MM:SS +zzzz``.
+    """
+
+    timestamp: str | None = Field(None, min_length=1)
+    timestamp_unit: TimestampUnit | None = None
     status: str = "status"
     service: str | None = None
     route: str | None = None
     app: str | None = None
+
+
+class MostlyInvalidConfig(_Strict):
+    """When the input counts as mostly invalid: at least ``share`` of at least
+    ``min_records`` records in the last ``window_seconds`` were rejected."""
+
+    share: float = Field(0.5, gt=0, le=1)
+    min_records: int = Field(100, ge=1)
+    window_seconds: float = Field(60.0, ge=1, le=3600)
 
 
 class DecodeConfig(_Strict):
@@ -170,6 +189,8 @@ class DecodeConfig(_Strict):
     fields: FieldMap = FieldMap()
     max_record_bytes: int = Field(1_000_000, gt=0)
     max_depth: int = Field(64, gt=0)
+    #: /ready 503, an ERROR line, StatuswatchInputMostlyInvalid; volume drops suppressed
+    mostly_invalid: MostlyInvalidConfig = MostlyInvalidConfig()
 
 
 class WindowConfig(_Strict):
@@ -269,11 +290,13 @@ class Rule(Thresholds):
     @model_validator(mode="after")
     def _codes_valid(self) -> Rule:
         for code in self.codes:
-            if code == "all":
+            if code in ("all", "0"):  # 0: no response was sent
                 continue
             if len(code) == 3 and code[0] in "12345" and (code[1:].isdigit() or code[1:] == "xx"):
                 continue
-            raise ValueError(f"codes: {code!r} is not a status code (403), class (4xx) or 'all'")
+            raise ValueError(
+                f"codes: {code!r} is not a status code (403, 0), class (4xx) or 'all'"
+            )
         for key in self.scope:
             if key not in ("service", "route", "app"):
                 raise ValueError(f"scope: unknown dimension {key!r}")

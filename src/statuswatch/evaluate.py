@@ -112,7 +112,7 @@ def matches(alert: Mapping[str, Any], label: Mapping[str, Any], grace_s: float =
     """Whether a firing ``alert`` is a page for the incident ``label``.
 
     >>> drop = {"start": 0.0, "end": 600.0, "code": None, "direction": "down", "scope": {}}
-    >>> vol = {"state": "firing", "signal": "volume", "code": 0, "direction": "down",
+    >>> vol = {"state": "firing", "signal": "volume", "code": "all", "direction": "down",
     ...        "scope": {"service": "email-api"}, "window_end": 30.0}
     >>> matches(vol, drop), matches({**vol, "window_end": 661.0}, drop)
     (True, False)

@@ -309,7 +309,8 @@ def test_envoy_app_field_may_reuse_a_dimension_field() -> None:
     [
         (envoy(start_time=...), "missing_field"),
         (envoy(response_code=...), "missing_field"),
-        (envoy(response_code=0), "status_out_of_range"),  # Envoy's "no response"
+        (envoy(response_code=-1), "status_out_of_range"),
+        (envoy(response_code=99), "status_out_of_range"),
         (envoy(response_code=999), "status_out_of_range"),
         (envoy(response_code="503"), "wrong_type"),
         (envoy(response_code=True), "wrong_type"),
@@ -441,6 +442,90 @@ def test_nginx_quirks() -> None:
         assert reason_of(nginx, bad) == reason, bad
 
 
+# What ``log_format main escape=json '{...}'`` writes: every value a string, "" for an
+# unset variable, quotes, backslashes and control characters escaped, UTF-8 as is.
+NGINX_LINES = [
+    # '"time_iso8601":"$time_iso8601"', a user agent with a quote and a backslash
+    (rb'{"time_iso8601":"2026-12-06T05:30:01+00:00","remote_addr":"203.0.113.9",'
+     rb'"request":"GET /api/v1/search?q=%22a%22 HTTP/1.1","status":"403",'
+     rb'"body_bytes_sent":"153","request_time":"0.000","http_referer":"",'
+     rb'"http_user_agent":"Mozilla/5.0 \"curious\" bot\\1.0","upstream_addr":"",'
+     rb'"upstream_name":"search"}',
+     Parsed(1_796_535_001_000, 403, "search", "", "")),
+    # '"time_local":"$time_local"', a non-ASCII path, a control character escaped
+    ('{"time_local":"06/Dec/2026:06:30:01 +0100","remote_addr":"198.51.100.7",'
+     '"request_uri":"/caf\u00e9/men\u00fc\\u0009x","status":"200","upstream_name":"shop",'
+     '"http_user_agent":"curl/8.5.0"}'.encode(),
+     Parsed(1_796_535_001_000, 200, "shop", "", "")),
+    # '"msec":"$msec"', the status of a request the upstream never answered
+    (rb'{"msec":"1796535001.250","status":"502","upstream_name":"-",'
+     rb'"upstream_status":"","request":"POST /pay HTTP/2.0"}',
+     Parsed(1_796_535_001_250, 502, "", "", "")),
+    # all three: $msec wins (millisecond resolution)
+    (rb'{"time_local":"06/Dec/2026:05:30:01 +0000","time_iso8601":"2026-12-06T05:30:01+00:00",'
+     rb'"msec":"1796535001.999","status":"404","upstream_name":"search"}',
+     Parsed(1_796_535_001_999, 404, "search", "", "")),
+    # an unset $msec ("") falls through to the next field
+    (rb'{"msec":"","time_iso8601":"2026-12-06T05:30:01+00:00","status":"301"}',
+     Parsed(1_796_535_001_000, 301, "", "", "")),
+]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "msgspec"])
+def test_nginx_default_fields_decode_real_escape_json_lines(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from statuswatch.core.decode import base
+
+    monkeypatch.setattr(base, "NATIVE_SCAN", native and base.NATIVE_SCANNER is not None)
+    d = build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(service="upstream_name")))
+    values = [line for line, _ in NGINX_LINES]
+    want = [parsed for _, parsed in NGINX_LINES]
+    assert [d.decode_one(v) for v in values] == want
+    batch = d.decode(values * 30)  # large enough for the fast path
+    assert batch.invalid == [] and rows(batch) == want * 30
+    assert d.fast_path == ("native" if native and base.NATIVE_SCANNER else "msgspec")
+
+
+def test_nginx_default_fields_name_the_missing_ones() -> None:
+    d = build_decoder(DecodeConfig(format="nginx-json"))
+    with pytest.raises(DecodeError) as info:
+        d.decode_one(b'{"timestamp":"2026-12-06T05:30:01+00:00","status":"200"}')
+    assert info.value.reason == "missing_field"
+    assert info.value.detail == "msec/time_iso8601/time_local/time"
+    for bad, reason in [
+        (b'{"time_local":"06/Dec/2026:05:30:01","status":"200"}', "bad_timestamp"),
+        (b'{"time_local":"2026-12-06T05:30:01+00:00","status":"200"}', "bad_timestamp"),
+        (b'{"time_iso8601":"06/Dec/2026:05:30:01 +0000","status":"200"}', "bad_timestamp"),
+        (b'{"msec":"-","time_local":"-","status":"200"}', "missing_field"),
+        (b'{"msec":[1796535001.25],"status":"200"}', "wrong_type"),
+        (b'{"time_local":"06/Dec/2026:05:30:01 +0000","status":""}', "missing_field"),
+    ]:
+        assert reason_of(d, bad) == reason, bad
+    # unquoted in log_format: a JSON number, fine too
+    assert d.decode_one(b'{"msec":1796535001.25,"status":200}').ts_ms == 1_796_535_001_250
+
+
+def test_nginx_time_field_units_follow_the_variable() -> None:
+    for name, value in [("time_local", "06/Dec/2026:05:30:01 +0000"), ("msec", "1796535001.000"),
+                        ("time_iso8601", "2026-12-06T05:30:01+00:00")]:
+        d = build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(timestamp=name)))
+        assert d.decode_one(dumps({name: value, "status": "200"})).ts_ms == 1_796_535_001_000
+    with pytest.raises(ConfigError, match=r"decode\.fields\.timestamp_unit"):
+        build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(timestamp_unit="s")))
+
+
+def test_clf_unit_for_json() -> None:
+    fields = FieldMap(timestamp="t", timestamp_unit="clf", status="s")
+    d = GenericJsonDecoder(DecodeConfig(format="json", fields=fields))
+    assert d.decode_one(dumps({"t": "04/Apr/2023:11:20:00 +0200", "s": 200})).ts_ms == (
+        TS // 1000 * 1000
+    )
+    assert reason_of(d, dumps({"t": TS, "s": 200})) == "wrong_type"
+    assert reason_of(d, dumps({"t": "31/Apr/2023:11:20:00 +0200", "s": 200})) == "bad_timestamp"
+    assert reason_of(d, dumps({"t": "04/Apr/2023:11:20:00 +0200 ", "s": 200})) == "bad_timestamp"
+
+
 @pytest.mark.parametrize(
     ("unit", "value", "ms"),
     [
@@ -495,6 +580,40 @@ def test_generic_path_through_another_paths_leaf() -> None:
     assert reason_of(
         GenericJsonDecoder(DecodeConfig(format="json", fields=same)), dumps({"t": TS})
     ) == ("status_out_of_range")
+
+
+# -- no response ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("decoder", "value"),
+    [
+        (ENVOY, envoy(response_code=0)),  # a reset or a disconnect: Envoy sent nothing
+        (build_decoder(DecodeConfig(format="nginx-json")),
+         b'{"time_iso8601":"2023-04-04T09:20:00+00:00","status":"000"}'),
+        (build_decoder(DecodeConfig(format="nginx-json")),
+         b'{"time_iso8601":"2023-04-04T09:20:00+00:00","status":"0"}'),
+        (GENERIC, generic(http={"status": 0})),
+        (KONG, kong(response={"status": 0})),
+        (CombinedDecoder(DecodeConfig(format="combined")),
+         b'1.2.3.4 - - [04/Apr/2023:09:20:00 +0000] "GET / HTTP/1.1" 000 0 "-" "-"'),
+        (CombinedDecoder(DecodeConfig(format="combined")),
+         b'1.2.3.4 - - [04/Apr/2023:09:20:00 +0000] "GET / HTTP/1.1" - - "-" "-"'),
+    ],
+)
+def test_no_response_is_code_zero_in_every_format(decoder: Decoder, value: bytes) -> None:
+    assert decoder.decode_one(value).status == 0
+    batch = decoder.decode([value] * 100)  # the fast paths too
+    assert batch.invalid == [] and batch.status.tolist() == [0] * 100
+
+
+def test_no_status_at_all_is_still_a_missing_field() -> None:
+    assert reason_of(KONG, kong(response={})) == "missing_field"
+    assert reason_of(ENVOY, envoy(response_code=...)) == "missing_field"
+    nginx = build_decoder(DecodeConfig(format="nginx-json"))
+    for status in (b'"-"', b'""'):
+        value = b'{"time_iso8601":"2023-04-04T09:20:00+00:00","status":' + status + b"}"
+        assert reason_of(nginx, value) == "missing_field"
 
 
 # -- combined -------------------------------------------------------------------
@@ -563,7 +682,8 @@ def test_combined_routes(request_line: str, route: str) -> None:
         (LINE + b"\nsecond line", "unparseable_line"),
         (b"\n" + LINE, "unparseable_line"),
         (LINE.replace(b" 200 ", b" 999 "), "status_out_of_range"),
-        (LINE.replace(b" 200 ", b" 000 "), "status_out_of_range"),
+        (LINE.replace(b" 200 ", b" 001 "), "status_out_of_range"),
+        (LINE.replace(b" 200 ", b" -- "), "unparseable_line"),
         (LINE.replace(b" 200 ", b" 099 "), "status_out_of_range"),
         (clf(stamp="32/May/2015:10:05:03 +0000"), "bad_timestamp"),
         (clf(stamp="29/Feb/2015:10:05:03 +0000"), "bad_timestamp"),

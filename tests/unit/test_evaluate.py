@@ -61,8 +61,8 @@ def test_a_creep_label_matches_any_of_its_codes():
 
 def test_a_drop_matches_volume_down_or_2xx_down_share_alerts():
     lab = label(kind="drop", code=None, direction="down")
-    assert matches(alert(signal="volume", code=0, direction="down"), lab)
-    assert not matches(alert(signal="volume", code=0, direction="up"), lab)
+    assert matches(alert(signal="volume", code="all", direction="down"), lab)
+    assert not matches(alert(signal="volume", code="all", direction="up"), lab)
     assert matches(alert(code=200, direction="down"), lab)
     assert matches(alert(code=204, direction="down"), lab)
     assert not matches(alert(code=404, direction="down"), lab)
@@ -71,8 +71,8 @@ def test_a_drop_matches_volume_down_or_2xx_down_share_alerts():
 
 def test_volume_up_matches_a_label_whose_volume_rose():
     storm = label(kind="storm", code=429, scope={"app": "app-0042"}, factor=20.0)
-    assert matches(alert(signal="volume", code=0, scope={"app": "app-0042"}), storm)
-    assert not matches(alert(signal="volume", code=0), label())  # freeze without retries
+    assert matches(alert(signal="volume", code="all", scope={"app": "app-0042"}), storm)
+    assert not matches(alert(signal="volume", code="all"), label())  # freeze without retries
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_false_alarms_precision_recall_and_rate():
         alert(id="hit", window_end=1010.0),
         alert(id="fa1", window_end=3000.0),
         alert(id="fa2", code=500, window_end=1020.0),
-        alert(id="fa3", signal="volume", code=0, direction="down", window_end=1020.0),
+        alert(id="fa3", signal="volume", code="all", direction="down", window_end=1020.0),
     ]
     r = evaluate(alerts, labels, 0.0, 2 * DAY)
     assert [x.caught for x in r.labels] == [True, False]
@@ -128,7 +128,7 @@ def test_false_alarms_precision_recall_and_rate():
     assert r.precision == 0.25 and r.recall == 0.5
     j = r.to_json()
     assert j["caught"] == 1 and j["false_alarms"] == 3 and j["labels"][0]["delay_s"] == 10.0
-    assert j["false_alarm_alerts"][2] == {"id": "fa3", "signal": "volume", "code": 0,
+    assert j["false_alarm_alerts"][2] == {"id": "fa3", "signal": "volume", "code": "all",
                                           "direction": "down", "scope": {}, "window_end": 1020.0}
 
 

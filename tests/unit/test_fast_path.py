@@ -74,8 +74,29 @@ DECODERS["json-ns"] = (
     SIM_RECORDS["json"],
 )
 
-#: The cases without any fast path (text lines; nginx-json with a numeric ``$msec``).
-NO_FAST_PATH = {"sim-combined", "samples-combined", "samples-nginx-json"}
+_NGINX_TIMES = [
+    b'{"time_local":"04/Apr/2023:00:00:00 +0000","status":"200","upstream_name":"a"}',
+    b'{"time_iso8601":"2023-04-04T02:00:00+02:00","status":"503","upstream_name":"b"}',
+    b'{"msec":"1680566400.123","status":"404","upstream_name":"-"}',
+    b'{"msec":"","time_local":"04/Apr/2023:01:00:00 +0100","time_iso8601":"-","status":"200"}',
+    b'{"time":"2023-04-04T00:00:00.5Z","time_local":"04/Apr/2023:00:00:00 +0000","status":"000"}',
+]
+DECODERS["nginx-default-times"] = (
+    build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(service="upstream_name"))),
+    _NGINX_TIMES * 8,
+)
+DECODERS["nginx-time-local"] = (
+    build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(timestamp="time_local"))),
+    _NGINX_TIMES[:1] * 40,
+)
+DECODERS["json-clf"] = (
+    build_decoder(DecodeConfig(format="json", fields=FieldMap(
+        timestamp="time_local", timestamp_unit="clf", status="status"))),
+    [v.replace(b'"status":"200"', b'"status":200') for v in _NGINX_TIMES[:1]] * 40,
+)
+
+#: The cases without any fast path (text lines).
+NO_FAST_PATH = {"sim-combined", "samples-combined"}
 
 PATHS = ["native", "msgspec"]
 
@@ -110,6 +131,12 @@ ODD_VALUES: list[Any] = [
     1_680_600_000_123, 1_680_600_000, 946_684_800_000, 946_684_799_999, 7_289_654_399_999,
     7_289_654_400_000, 1_680_600_000.5, 1_680_600_000_123_456_789, "1680600000.123",
     'a"b', "a\\b", "\x00", "\x1f", "\u2028", "\U0001f600", 2**63 - 1, 2**63, -(2**63) - 1,
+    # common-log-format times, nginx's $msec and $time_iso8601, no-response statuses
+    "04/Apr/2023:00:00:00 +0000", "04/Apr/2023:02:00:00 +0200", "31/Feb/2023:00:00:00 +0000",
+    "04/Apr/2023:24:00:00 +0000", "04/apr/2023:00:00:00 +0000", "04/Apr/2023:00:00:00 +2400",
+    "04/Apr/2023:00:00:00", "04/Apr/1999:00:00:00 +0000", "1680566400.123", "1680566400.1234",
+    "0680566400.123", "1680566400,123", "2023-04-04T02:00:00+02:00", "2023-04-04T00:00:00Z",
+    "2023-04-04T00:00:00+24:00", "000", "0", "00",
 ]
 
 #: JSON texts of values (not all valid): escapes, surrogates, numbers at the grammar's edges.

@@ -154,3 +154,91 @@ def test_repeated_kafka_errors_are_rate_limited():
     again = rec("Unable connect to node with id %s")
     assert flt.filter(again)
     assert again.getMessage() == "Unable connect to node with id 1 (29 similar suppressed in 30s)"
+
+
+# -- mostly invalid input, seen over HTTP -----------------------------------------
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _gauge(body: str, name: str) -> float:
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not on /metrics")
+
+
+def test_mostly_invalid_input_is_reported_on_ready_metrics_and_once_in_the_log(caplog):
+    """A gateway upgrade renames the time field: every record is rejected. The runner's
+    own monitor turns /ready 503 naming the reason, the field and the key to set; the
+    metrics say so; one ERROR line (with a record's position), not one per batch."""
+    import logging
+    import time
+
+    import numpy as np
+
+    from statuswatch.config import DecodeConfig
+    from statuswatch.shell.http import serve
+    from statuswatch.shell.metrics import build_registry
+    from statuswatch.shell.sources import RawBatch
+
+    settings = Settings(decode=DecodeConfig(format="nginx-json"))
+    detector = Detector(settings)
+    status = RuntimeStatus()
+    now_ms = [1_796_515_200_000]
+    runner = KafkaRunner(settings, detector, ListSink(), status, clock=lambda: now_ms[0])
+    runner.monitor._probe = lambda: BrokerProbe({0: 0.1})  # a healthy broker
+    server, port = serve(build_registry(detector, status), "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{port}"
+    offset = 0
+
+    def second(time_key: str) -> None:
+        nonlocal offset
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now_ms[0] // 1000))
+        values = [f'{{"{time_key}":"{stamp}","status":"200"}}'.encode()] * 50
+        offsets = np.arange(offset, offset + 50, dtype=np.int64)
+        runner.take(RawBatch(settings.kafka.topic, 0, offsets, values), now_ms[0])
+        offset += 50
+        now_ms[0] += 1000
+        runner.monitor.tick(time.monotonic(), 0.0)
+
+    try:
+        with caplog.at_level(logging.INFO, logger="statuswatch"):
+            for _ in range(5):
+                second("time_iso8601")
+            assert _get(base + "/ready") == (200, "ready\n")
+            for _ in range(30):  # the upgrade: "@timestamp" instead of "time_iso8601"
+                second("@timestamp")
+            code, reason = _get(base + "/ready")
+            metrics = _get(base + "/metrics")[1]
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+            for _ in range(61):  # fixed: a minute of good records
+                second("time_iso8601")
+            code_after = _get(base + "/ready")[0]
+            metrics_after = _get(base + "/metrics")[1]
+    finally:
+        server.shutdown()
+
+    assert code == 503
+    assert "input mostly invalid" in reason and "missing_field" in reason
+    assert "field msec/time_iso8601/time_local/time, decode.fields.timestamp" in reason
+    assert "set decode.fields.timestamp" in reason
+    assert _gauge(metrics, "statuswatch_input_mostly_invalid") == 1.0
+    assert _gauge(metrics, "statuswatch_input_rejected_ratio") == pytest.approx(1500 / 1750)
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    line = errors[0].getMessage()
+    assert "set decode.fields.timestamp" in line
+    assert "topic=gateway-logs partition=0 offset=" in line
+    assert code_after == 200
+    assert _gauge(metrics_after, "statuswatch_input_mostly_invalid") == 0.0
+    assert _gauge(metrics_after, "statuswatch_input_rejected_ratio") == 0.0
+    assert any("input valid again" in r.getMessage() for r in caplog.records)

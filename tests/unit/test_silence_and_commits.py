@@ -30,8 +30,8 @@ def test_input_going_silent_raises_a_volume_alert_by_wall_clock():
     for now in range(end, end + 120_000, 5_000):  # two silent minutes, no records at all
         events += detector.close_ready(now_ms=now)
     firing = [e for e in events if e.state == "firing"]
-    assert [(e.signal, e.direction, e.scope, e.code) for e in firing] == [
-        ("volume", "down", {}, 0)
+    assert [(e.signal, e.direction, e.scope, e.to_json()["code"]) for e in firing] == [
+        ("volume", "down", {}, "all")
     ]
     assert firing[0].evidence.observed_count == 0
     assert firing[0].window_end_ms - end <= 60_000  # within a minute of the silence

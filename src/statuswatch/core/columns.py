@@ -27,20 +27,44 @@ INVALID_REASONS: Final = (
 
 MIN_STATUS: Final = 100
 MAX_STATUS: Final = 599
+#: The outcome of a request that got no response at all (a reset, a disconnect):
+#: Envoy's ``response_code`` 0, nginx's ``000``, a ``-`` status in a combined log.
+#: Counted as a code of its own, like any status.
+NO_RESPONSE: Final = 0
 #: The code of a scope's volume series (all its requests; its alerts have column -1).
-VOLUME_CODE: Final = 0
+#: Not a status: it must not collide with ``NO_RESPONSE`` or a class (1..5).
+VOLUME_CODE: Final = -1
+
+
+def is_class(code: int) -> bool:
+    """Whether a code column is a status class's summed series (1..5 for 1xx..5xx).
+
+    >>> is_class(5), is_class(NO_RESPONSE), is_class(503), is_class(VOLUME_CODE)
+    (True, False, False, False)
+    """
+    return 0 < code < MIN_STATUS
+
+
+def is_status(code: int) -> bool:
+    """Whether ``code`` is an outcome a record may carry: 100-599, or ``NO_RESPONSE``.
+
+    >>> is_status(0), is_status(99), is_status(599), is_status(600)
+    (True, False, True, False)
+    """
+    return code == NO_RESPONSE or MIN_STATUS <= code <= MAX_STATUS
 
 
 def code_label(code: int) -> str:
-    """How a code column is named in metrics and alerts: 0 is a volume series (all
-    requests), 1..5 a status class's summed series, anything else a status code.
+    """How a code column is named in metrics and alerts: ``all`` for a volume series
+    (all requests), ``5xx`` for a status class's summed series, else the code itself
+    (``0``: no response).
 
-    >>> code_label(403), code_label(5), code_label(VOLUME_CODE)
-    ('403', '5xx', 'all')
+    >>> code_label(403), code_label(5), code_label(VOLUME_CODE), code_label(NO_RESPONSE)
+    ('403', '5xx', 'all', '0')
     """
     if code == VOLUME_CODE:
         return "all"
-    return f"{code}xx" if code < MIN_STATUS else str(code)
+    return f"{code}xx" if is_class(code) else str(code)
 
 I64 = npt.NDArray[np.int64]
 

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from statuswatch.core.columns import MIN_STATUS, code_label
+from statuswatch.core.columns import code_label, is_status
 
 Direction = Literal["up", "down"]
 Signal = Literal["share", "volume", "blast_radius"]
@@ -45,7 +45,7 @@ class Evidence:
 class AlertEvent:
     id: str
     state: Literal["firing", "resolved"]
-    code: int  # 0 for volume alerts (all requests), 1..5 for a class's summed series
+    code: int  # VOLUME_CODE for volume alerts (all requests), 1..5 a class's summed series
     direction: Direction
     signal: Signal
     scope: dict[str, str]
@@ -63,7 +63,8 @@ class AlertEvent:
         return {
             "id": self.id,
             "state": self.state,
-            "code": code_label(self.code) if 0 < self.code < MIN_STATUS else self.code,
+            # "all" (volume), "5xx" (a class), or the code as a number (0: no response)
+            "code": self.code if is_status(self.code) else code_label(self.code),
             "direction": self.direction,
             "signal": self.signal,
             "scope": self.scope,

@@ -37,6 +37,7 @@ from statuswatch.core.decide import (
     Signal,
 )
 from statuswatch.core.decode import Decoder, build_decoder
+from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.score import (
@@ -49,6 +50,9 @@ from statuswatch.core.score import (
     share_floor,
 )
 from statuswatch.core.window import ClosedWindow, WindowCounter
+from statuswatch.errors import DecodeError
+
+B = npt.NDArray[np.bool_]
 
 #: Version of the snapshot format; a snapshot of another version is refused.
 STATE_VERSION = 3  # 2: folded scopes' rates, volume calibrators; 3: status-class columns
@@ -139,6 +143,11 @@ class Detector:
             }
         self.alerts = AlertTracker(Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows))
         self.counters = Counters()
+        #: the rejected share of the input over the last minute (decode.mostly_invalid)
+        self.rejects = RejectTracker(settings.decode.mostly_invalid)
+        #: ``rejects`` as of the last ``close_ready``: which volume drops it explains
+        self._rejected_now: RejectedInput | None = None
+        self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
         self.last_report: WindowReport | None = None
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
@@ -171,10 +180,31 @@ class Detector:
         ``seen_below``: records at offsets below it are re-reads (see WindowCounter.add).
         """
         batch = self.decoder.decode(values)
+        self.rejects.add(
+            now_ms, len(values), batch.invalid, values, partition,
+            None if offsets is None or not batch.invalid else offsets.tolist(),
+        )
         self.count(
             batch, now_ms=now_ms, partition=partition, offsets=offsets, seen_below=seen_below
         )
         return StepResult(batch, self.close_ready(now_ms))
+
+    def input_verdict(self, now_ms: int) -> InputVerdict:
+        """Is the input mostly invalid at ``now_ms``? With the top reason, the field it
+        concerns (from re-decoding one record rejected for it) and a hint."""
+        rejected = self.rejects.assess(now_ms)
+        field = ""
+        sample = rejected.sample
+        if rejected.mostly_invalid and sample is not None:
+            if self._explained is None or self._explained[0] is not sample.value:
+                try:
+                    self.decoder.decode_one(sample.value)
+                except DecodeError as exc:
+                    self._explained = (sample.value, exc.detail)
+                else:  # accepted now: rejected for a reason decode_one does not see
+                    self._explained = (sample.value, "")
+            field = self._explained[1]
+        return InputVerdict.of(rejected, field, self.decoder, self.settings.decode)
 
     def count(
         self,
@@ -211,6 +241,7 @@ class Detector:
         )
 
     def close_ready(self, now_ms: int) -> list[AlertEvent]:
+        self._rejected_now = self.rejects.assess(now_ms)
         return self._evaluate(self.windows.close_ready(now_ms))
 
     def finish(self) -> list[AlertEvent]:
@@ -268,7 +299,10 @@ class Detector:
         )
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
-        hits = self._hits(counts, exp, shares, volume, rules, long_counts, long_shares)
+        rejected_drop = self._drops_of_rejected_records(shares.totals, exp.volume)
+        hits = self._hits(
+            counts, exp, shares, volume, rules, long_counts, long_shares, rejected_drop
+        )
 
         keys: set[Key] = self.alerts.live_keys()
         for r, c in zip(*np.nonzero(hits.share_up), strict=True):
@@ -323,6 +357,8 @@ class Detector:
             frozen_share[row] = False
         for row in sorted({r for r, _, _, s in self._accepted if s == "volume"}):
             frozen_volume[row] = False
+        # Records that are being rejected did arrive: not a volume to learn.
+        frozen_volume |= rejected_drop
 
         events = self._group(
             window, stepped, counts, exp, shares, volume, hits, rules, paged_before
@@ -333,6 +369,22 @@ class Detector:
         )
         self.last_report = WindowReport(window, exp, shares, volume)
         return events
+
+    def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
+        """The scopes whose missing volume the rejected records can explain, while the
+        input is mostly invalid (``decode.mostly_invalid``): their volume drops are not
+        hits, so the page is the invalid input, not "traffic fell".
+
+        Rejected records carry no scope, so any scope whose deficit (expected minus
+        seen) is at most twice the records rejected per window is covered, the fleet
+        first of all; a scope that lost more than all rejected records still pages.
+        """
+        rejected = self._rejected_now
+        if rejected is None or not rejected.mostly_invalid:
+            return np.zeros(len(totals), dtype=bool)
+        deficit = expected[: len(totals)] - totals
+        explained: B = deficit <= 2.0 * rejected.rejected_per(self.windows.size_ms)
+        return explained
 
     def _totals(self, counts: I64) -> I64:
         """Requests per row: the sum over code columns, the class columns left out."""
@@ -376,7 +428,7 @@ class Detector:
 
     def _hits(
         self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
-        rules: RuleTable, long_counts: I64, long_shares: ShareScores,
+        rules: RuleTable, long_counts: I64, long_shares: ShareScores, rejected_drop: B,
     ) -> _Hits:
         d = self.settings.detect
         gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
@@ -393,7 +445,7 @@ class Detector:
         big_up, big_down = excess_gates(shares.totals, exp.volume, v.min_excess_count,
                                         v.min_ratio)
         volume_up = vgate & v.up & (volume.up >= v.fire_score) & big_up
-        volume_down = vgate & v.down & (volume.down >= v.fire_score) & big_down
+        volume_down = vgate & v.down & (volume.down >= v.fire_score) & big_down & ~rejected_drop
 
         blast: dict[int, Evidence] = {}
         blast_rows: dict[int, list[int]] = {}
@@ -781,7 +833,7 @@ class Detector:
         self._parents = np.zeros(0, np.int64)
 
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
-        """(code, direction, signal) of paged alerts firing in any scope (code 0: volume)."""
+        """(code, direction, signal) of paged alerts firing in any scope (VOLUME_CODE: volume)."""
         return {
             (self.codes.code_at(c), d, s)
             for _, c, d, s in self.alerts.firing_keys(paged_only=True)

@@ -4,7 +4,7 @@ Rules come from YAML (``detect.rules``); the first rule whose codes and scope
 match a series decides its thresholds, and the ``detect`` defaults apply to the
 rest. Codes match exactly (``403``), by class (``4xx``) or all (``all``); a
 rule's scope matches every scope whose labels include the rule's items. A scope's
-volume is one more series, code 0, decided by the first matching rule that covers
+volume is one more series (``VOLUME_CODE``), decided by the first matching rule that covers
 ``all`` and sets ``volume``, ``ignore`` or ``shadow`` (``decides_volume``,
 ``VolumeRules``).
 
@@ -32,7 +32,7 @@ from statuswatch.config import (
     Thresholds,
     VolumeThresholds,
 )
-from statuswatch.core.columns import I64, MIN_STATUS
+from statuswatch.core.columns import I64, is_class
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -49,10 +49,12 @@ def code_matches(pattern: str, code: int) -> bool:
     >>> from statuswatch.core.columns import VOLUME_CODE
     >>> code_matches("all", VOLUME_CODE), code_matches("4xx", VOLUME_CODE)
     (True, False)
+    >>> code_matches("0", 0), code_matches("all", 0), code_matches("5xx", 0)
+    (True, True, False)
     """
     if pattern == "all":
         return True
-    digit = code if code < MIN_STATUS else code // 100
+    digit = code if is_class(code) else code // 100
     if pattern.endswith("xx"):
         return digit == int(pattern[0])
     return code == int(pattern)
@@ -219,7 +221,7 @@ def resolve(cfg: DetectConfig, scopes: list[dict[str, str]], codes: list[int]) -
     """Thresholds for every (scope, code) series, and for every scope's volume."""
     n_rows, n_cols = len(scopes), len(codes)
     rules: list[Rule] = list(cfg.rules)
-    # One more column, code 0: the volume series.
+    # One more column: the volume series.
     with_volume = np.full((n_rows, n_cols + 1), -1, np.int64)
     for i, rule in enumerate(rules):
         rows = np.array([scope_matches(rule.scope, s) for s in scopes], dtype=bool)

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from statuswatch.core.columns import I64, MAX_STATUS, MIN_STATUS, VOLUME_CODE
+from statuswatch.core.columns import (
+    I64,
+    MAX_STATUS,
+    MIN_STATUS,
+    VOLUME_CODE,
+    is_class,
+    is_status,
+)
 
 OTHER = "other"
 
@@ -98,14 +105,16 @@ class CodeTable:
         (403, 200)
         >>> t.class_of(1), t.class_of(2), t.class_of(0)
         (0, -1, -1)
+        >>> t.class_of(t.columns(np.array([0]))[0])  # no response: in no class
+        -1
         """
         code = self.codes[col]
-        if code < MIN_STATUS:
+        if code < MIN_STATUS:  # a class, or no response (in no class)
             return -1
         return int(self._col_of[code // 100])
 
     def is_class(self, col: int) -> bool:
-        return self.codes[col] < MIN_STATUS
+        return is_class(self.codes[col])
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -126,13 +135,13 @@ class CodeTable:
 
     def column(self, code: int) -> int:
         """Column of ``code``, or -1 if never seen."""
-        if not MIN_STATUS <= code <= MAX_STATUS:
+        if not is_status(code):
             return -1
         return int(self._col_of[code])
 
     def restore(self, codes: Sequence[int]) -> None:
         """Take a snapshot's columns; its classes must be this table's."""
-        classes = [int(c) for c in codes if int(c) < MIN_STATUS]
+        classes = [int(c) for c in codes if is_class(int(c))]
         if classes != self.classes or list(codes[: len(classes)]) != classes:
             raise ValueError(f"snapshot status classes {classes} != config {self.classes}")
         for code in codes[len(classes):]:

@@ -53,7 +53,7 @@ from statuswatch.config import (
     WebhookSinkConfig,
     sink_name,
 )
-from statuswatch.core.columns import VOLUME_CODE, code_label
+from statuswatch.core.columns import NO_RESPONSE, VOLUME_CODE, code_label
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.rules import severity_of
 from statuswatch.errors import SinkError
@@ -63,6 +63,8 @@ from statuswatch.shell.state import SnapshotError, SnapshotStore
 log = logging.getLogger(__name__)
 
 ALERTNAME = "StatusCodeAnomaly"
+#: How a volume series' code reads in an alert.
+VOLUME_LABEL = code_label(VOLUME_CODE)
 #: Delivery outcomes, the ``result`` label of ``statuswatch_alert_deliveries_total``.
 RESULTS = ("delivered", "failed", "rejected", "dropped", "expired")
 #: Contributors named in an Alertmanager description, per scope level (services,
@@ -90,8 +92,8 @@ def iso_time(epoch_s: float) -> str:
 
 
 def _code_text(alert: dict[str, Any]) -> str:
-    code = alert["code"]
-    return code_label(code) if isinstance(code, int) and code == VOLUME_CODE else str(code)
+    # The JSON carries a status as a number, a volume or class series by its label.
+    return str(alert["code"])
 
 
 def _scope_text(scope: dict[str, str]) -> str:
@@ -103,11 +105,15 @@ def summary(alert: dict[str, Any]) -> str:
 
     >>> summary({"code": 403, "direction": "up", "scope": {"service": "auth"}})
     'HTTP 403 share rose in service=auth'
-    >>> summary({"code": 0, "direction": "down", "scope": {}})
+    >>> summary({"code": "all", "direction": "down", "scope": {}})
     'Request volume fell in fleet'
+    >>> summary({"code": 0, "direction": "up", "scope": {}})
+    'HTTP 0 (no response) share rose in fleet'
     """
     code = _code_text(alert)
-    what = "Request volume" if code == "all" else f"HTTP {code} share"
+    what = "Request volume" if code == VOLUME_LABEL else f"HTTP {code} share"
+    if code == str(NO_RESPONSE):
+        what = f"HTTP {code} (no response) share"
     moved = "rose" if alert["direction"] == "up" else "fell"
     return f"{what} {moved} in {_scope_text(alert['scope'])}"
 

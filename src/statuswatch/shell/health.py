@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statuswatch.config import HealthConfig
+from statuswatch.core.rejects import InputVerdict
 from statuswatch.shell.metrics import RuntimeStatus
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,8 @@ class HealthMonitor:
         positions: Callable[[], Mapping[int, int]],
         on_stuck: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        input_check: Callable[[], InputVerdict] | None = None,
+        topic: str = "",
     ) -> None:
         self.cfg = cfg
         self.status = status
@@ -210,6 +213,10 @@ class HealthMonitor:
         self._unready_since: float | None = None
         self._stuck_reported = False
         self._task: asyncio.Task[None] | None = None
+        #: is the input mostly invalid (decode.mostly_invalid)? ``topic`` for the log line
+        self._input_check = input_check
+        self._topic = topic
+        self._input_reported = False
 
     def start(self) -> None:
         if self._task is None:
@@ -242,6 +249,7 @@ class HealthMonitor:
         st.event_loop_lag_seconds = max(lag for _, lag in self._lags)
 
         verdict = assess(self._probe(), st.poll_failures, self.cfg.broker_timeout_seconds)
+        verdict = self._with_input(verdict)
         if st.ready and not verdict.ready:
             self._unready_since = now
             log.warning("not ready: %s", verdict.reason)
@@ -268,3 +276,30 @@ class HealthMonitor:
                 f"{st.stalled_seconds:.0f}s (health.stuck_timeout_seconds="
                 f"{self.cfg.stuck_timeout_seconds:g}); exiting so that a supervisor restarts it"
             )
+
+    def _with_input(self, verdict: Assessment) -> Assessment:
+        """``verdict``, unready while the input is mostly invalid; one ERROR line when that
+        starts (with a rejected record's position), one INFO line when it ends."""
+        if self._input_check is None:
+            return verdict
+        check = self._input_check()
+        st = self.status
+        st.input_rejected_ratio = check.rejected.share
+        st.input_mostly_invalid = check.mostly_invalid
+        if check.mostly_invalid and not self._input_reported:
+            self._input_reported = True
+            sample = check.rejected.sample
+            where = ""
+            if sample is not None:
+                offset = "?" if sample.offset is None else str(sample.offset)
+                where = f" (e.g. topic={self._topic} partition={sample.partition} offset={offset})"
+            log.error("%s%s", check.message(), where)
+        elif not check.mostly_invalid and self._input_reported:
+            self._input_reported = False
+            log.info(
+                "input valid again: %.0f%% of %d records in the last %gs rejected",
+                100 * check.rejected.share, check.rejected.records, check.window_seconds,
+            )
+        if check.mostly_invalid and verdict.ready:
+            return Assessment(verdict.broker_up, False, check.message())
+        return verdict

@@ -49,6 +49,9 @@ class RuntimeStatus:
     last_heartbeat_monotonic: float = field(default_factory=time.monotonic)
     event_loop_lag_seconds: float = 0.0
     stalled_seconds: float = 0.0  # lag > 0 and no consumed progress for this long
+    # The rejected share of the input (decode.mostly_invalid), set by the monitor task.
+    input_rejected_ratio: float = 0.0
+    input_mostly_invalid: bool = False
 
 
 class DetectorCollector(Collector):
@@ -100,6 +103,7 @@ class DetectorCollector(Collector):
         yield lag
         yield _gauge("statuswatch_ready", "1 when consuming normally.", float(self.status.ready))
         yield from self._health_metrics()
+        yield from self._input_metrics()
         yield _gauge("statuswatch_scopes", "Scopes tracked (rows).", len(det.scopes))
         folded = CounterMetricFamily(
             "statuswatch_scopes_folded", "Scopes folded into 'other' by the cap.", labels=["level"]
@@ -149,6 +153,21 @@ class DetectorCollector(Collector):
         )
         build.add_metric([__version__], 1.0)
         yield build
+
+    def _input_metrics(self) -> Iterator[Metric]:
+        st = self.status
+        yield _gauge(
+            "statuswatch_input_rejected_ratio",
+            "Share of the records read in the last decode.mostly_invalid.window_seconds "
+            "that were rejected (statuswatch_invalid_records_total has the reasons).",
+            st.input_rejected_ratio,
+        )
+        yield _gauge(
+            "statuswatch_input_mostly_invalid",
+            "1 while at least decode.mostly_invalid.share of at least .min_records records "
+            "were rejected: /ready says why, volume drops it explains do not page.",
+            float(st.input_mostly_invalid),
+        )
 
     def _window_metrics(self) -> Iterator[Metric]:
         det = self.detector

@@ -166,6 +166,8 @@ class KafkaRunner:
             settings.health, self.status,
             probe=lambda: consumer_probe(getattr(self.source, "_consumer", None)),
             positions=lambda: self._consumed_next, on_stuck=self._on_stuck,
+            input_check=lambda: self.detector.input_verdict(self.clock()),
+            topic=settings.kafka.topic,
         )
         st = settings.state
         self.store = SnapshotStore(Path(st.dir), st.keep) if st.dir else None

@@ -17,7 +17,7 @@ invalid_json         not JSON at all
 not_an_object        JSON, but not an object at the top
 missing_field        a required field (timestamp, status) is absent
 wrong_type           a field has the wrong JSON type (``"abc"``, ``[]``, ``true``)
-status_out_of_range  status is not in 100-599
+status_out_of_range  status is not in 100-599 (nor 0, no response)
 bad_timestamp        unparseable, or before 2000-01-01 / from 2201-01-01 on
 unparseable_line     a text line that does not match the log format
 ==================== ==============================================================
@@ -29,7 +29,8 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, NoReturn, Protocol, TypeVar
 
 import msgspec
@@ -43,6 +44,7 @@ from statuswatch.core.columns import (
     INVALID_REASONS,
     MAX_STATUS,
     MIN_STATUS,
+    NO_RESPONSE,
     DecodedBatch,
     InvalidRecord,
 )
@@ -85,7 +87,12 @@ class Decoder(Protocol):
         ...
 
     def decode_one(self, value: bytes) -> Parsed:
-        """Decode one record or raise ``DecodeError`` with a reason from ``INVALID_REASONS``."""
+        """Decode one record or raise ``DecodeError`` with a reason from ``INVALID_REASONS``
+        (and, where one field is to blame, its path as the ``detail``)."""
+        ...
+
+    def config_key(self, field: str) -> str | None:
+        """The configuration key naming ``field`` (a ``DecodeError.detail``), if any."""
         ...
 
 
@@ -107,22 +114,22 @@ def fail(reason: str, detail: str = "") -> NoReturn:
 # -- field checks -------------------------------------------------------------
 
 
-def check_status(status: int) -> int:
-    """Return ``status`` if it is an HTTP status code (100-599).
+def check_status(status: int, field: str = "") -> int:
+    """Return ``status`` if it is an HTTP status code (100-599) or 0 (no response sent).
 
-    >>> check_status(503)
-    503
+    >>> check_status(503), check_status(0)
+    (503, 0)
     >>> check_status(999)
     Traceback (most recent call last):
     ...
     statuswatch.errors.DecodeError: status_out_of_range
     """
-    if MIN_STATUS <= status <= MAX_STATUS:
+    if MIN_STATUS <= status <= MAX_STATUS or status == NO_RESPONSE:
         return status
-    fail("status_out_of_range")
+    fail("status_out_of_range", field)
 
 
-def check_ts_ms(ts_ms: int) -> int:
+def check_ts_ms(ts_ms: int, field: str = "") -> int:
     """Return ``ts_ms`` if it lies in the years 2000-2200 (UTC).
 
     >>> check_ts_ms(1_680_600_000_123)
@@ -134,7 +141,7 @@ def check_ts_ms(ts_ms: int) -> int:
     """
     if MIN_TS_MS <= ts_ms < END_TS_MS:
         return ts_ms
-    fail("bad_timestamp")
+    fail("bad_timestamp", field)
 
 
 def status_value(value: object) -> int:
@@ -142,8 +149,8 @@ def status_value(value: object) -> int:
 
     Booleans, fractions, other strings, lists and objects are ``wrong_type``.
 
-    >>> status_value("404"), status_value(200.0)
-    (404, 200)
+    >>> status_value("404"), status_value(200.0), status_value("000")
+    (404, 200, 0)
     >>> status_value("abc")
     Traceback (most recent call last):
     ...
@@ -267,6 +274,83 @@ def iso_value(value: object) -> int:
     if type(value) is not str:
         fail("wrong_type")
     return iso_to_ms(value)
+
+
+MONTH_NAMES: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                      "Nov", "Dec")
+_CLF_TIME: Final = re.compile(
+    rb"([0-9]{2})/([A-Z][a-z]{2})/([0-9]{4})"  # 17/May/2015
+    rb":([0-9]{2}):([0-9]{2}):([0-9]{2})"  # :10:05:03
+    rb" ([+-])([0-9]{2})([0-9]{2})"  # +0000
+)
+_MONTH_NUMBER: Final = {m.encode(): n for n, m in enumerate(MONTH_NAMES, 1)}
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=4096)
+def clf_time_ms(text: bytes) -> int | None:
+    """Milliseconds since the epoch of a common-log-format time, ``None`` if malformed
+    or out of range (Apache's ``%t``, nginx's ``$time_local``).
+
+    Pure, so memoised: log lines arrive roughly in time order and share seconds.
+
+    >>> clf_time_ms(b"17/May/2015:10:05:03 +0000")
+    1431857103000
+    >>> clf_time_ms(b"17/May/2015:03:05:03 -0700")
+    1431857103000
+    >>> clf_time_ms(b"31/Feb/2015:10:05:03 +0000") is None
+    True
+    """
+    m = _CLF_TIME.fullmatch(text)
+    if m is None:
+        return None
+    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+    month = _MONTH_NUMBER.get(mon)
+    h, mi, s, zh, zm = int(hh), int(mm), int(ss), int(oh), int(om)
+    if month is None or h > 23 or mi > 59 or s > 59 or zh > 23 or zm > 59:
+        return None
+    try:
+        days = date(int(year), month, int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+    ms = (days * 86400 + h * 3600 + mi * 60 + s - (zh * 3600 + zm * 60) * (
+        1 if sign == b"+" else -1)) * 1000
+    return ms if MIN_TS_MS <= ms < END_TS_MS else None
+
+
+def clf_value(value: object) -> int:
+    """Milliseconds since the epoch from a JSON string in the common log format's time
+    (``timestamp_unit: clf``); other JSON types are ``wrong_type``.
+
+    >>> clf_value("06/Dec/2026:05:30:01 +0000")
+    1796535001000
+    >>> clf_value("2026-12-06T05:30:01+00:00")
+    Traceback (most recent call last):
+    ...
+    statuswatch.errors.DecodeError: bad_timestamp
+    """
+    if type(value) is not str:
+        fail("wrong_type")
+    try:
+        ms = clf_time_ms(value.encode("ascii"))
+    except UnicodeEncodeError:
+        ms = None
+    if ms is None:
+        fail("bad_timestamp")
+    return ms
+
+
+def timestamp_value(value: object, unit: str, *, digit_strings: bool = False) -> int:
+    """Milliseconds since the epoch from a JSON value in ``unit`` (a ``timestamp_unit``).
+
+    >>> timestamp_value("2023-04-04T10:00:00.123Z", "iso8601"), timestamp_value(1680600000, "s")
+    (1680602400123, 1680600000000)
+    """
+    if unit == "iso8601":
+        return iso_value(value)
+    if unit == "clf":
+        return clf_value(value)
+    return epoch_to_ms(value, unit, digit_strings=digit_strings)
 
 
 # -- whole-record checks ------------------------------------------------------
@@ -425,6 +509,19 @@ def json_failure(value: bytes, exc: Exception) -> str:
     return "wrong_type"
 
 
+_ERROR_PATH: Final = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def error_path(exc: Exception) -> str:
+    """The dotted path of the field a msgspec ``ValidationError`` names ("" if none).
+
+    >>> error_path(msgspec.ValidationError("Expected `int`, got `str` - at `$.response.status`"))
+    'response.status'
+    """
+    m = _ERROR_PATH.search(str(exc))
+    return "" if m is None else m.group(1)
+
+
 # -- building batches ---------------------------------------------------------
 
 
@@ -487,6 +584,10 @@ class BaseDecoder(ABC):
     def decode_one(self, value: bytes) -> Parsed:
         """Decode one record or raise ``DecodeError``."""
 
+    def config_key(self, field: str) -> str | None:
+        """The configuration key naming ``field`` (a ``DecodeError.detail``), if any."""
+        return None
+
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         cols = Columns()
         one = self.decode_one
@@ -530,24 +631,27 @@ class FastColumns(NamedTuple):
 
 
 def int_column(values: Sequence[object]) -> I64:
-    """``values`` (Python ints) as int64; values out of int64 become 0 (fails every range check).
+    """``values`` (Python ints) as int64; values out of int64 become -1 (fails every
+    range check).
 
     >>> int_column([1, 2**70, -3]).tolist()
-    [1, 0, -3]
+    [1, -1, -3]
     """
     try:
         return np.fromiter(values, np.int64, len(values))
     except (OverflowError, TypeError, ValueError):
         return np.array(
-            [v if type(v) is int and -(2**62) < v < 2**62 else 0 for v in values], np.int64
+            [v if type(v) is int and -(2**62) < v < 2**62 else -1 for v in values], np.int64
         )
 
 
 def in_ranges(ts_ms: I64, status: I64) -> npt.NDArray[np.bool_]:
-    """Which records have a status in 100-599 and a timestamp in the accepted years."""
-    return (
-        (status >= MIN_STATUS) & (status <= MAX_STATUS) & (ts_ms >= MIN_TS_MS) & (ts_ms < END_TS_MS)
+    """Which records have a status in 100-599 (or 0) and a timestamp in the accepted years."""
+    ok: npt.NDArray[np.bool_] = (
+        (((status >= MIN_STATUS) & (status <= MAX_STATUS)) | (status == NO_RESPONSE))
+        & (ts_ms >= MIN_TS_MS) & (ts_ms < END_TS_MS)
     )
+    return ok
 
 
 #: Records decoded per msgspec call on the fast path before falling back record by record.
@@ -582,71 +686,177 @@ _DAYS_BEFORE_MONTH: Final = np.array(
     [0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334], np.int64
 )
 _DAYS_IN_MONTH: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
-_DIGIT_POS_Z: Final = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22])
+_DATE_TIME_DIGITS: Final = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+#: ISO-8601 layouts ``iso_column`` parses, by length: (has ``.mmm``, ends in ``Z``).
+_ISO_LAYOUTS: Final = {20: (False, True), 24: (True, True), 25: (False, False), 29: (True, False)}
+
+
+def _same_width(texts: Sequence[str], width: int) -> tuple[I64, npt.NDArray[np.int64] | None]:
+    """The indices of the ``texts`` of length ``width`` and their ASCII bytes as
+    int64 rows (``None`` if there are none, or one is not ASCII)."""
+    lens = np.fromiter(map(len, texts), np.int64, len(texts))
+    sel = np.flatnonzero(lens == width)
+    if sel.size == 0:
+        return sel, None
+    chosen = texts if sel.size == len(texts) else [texts[i] for i in sel.tolist()]
+    try:
+        raw = "".join(chosen).encode("ascii")
+    except UnicodeEncodeError:
+        return sel, None
+    return sel, np.frombuffer(raw, np.uint8).reshape(-1, width).astype(np.int64)
+
+
+def _digits_ok(d: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    bad = (d < 0) | (d > 9)
+    return np.asarray(np.count_nonzero(bad, axis=1) == 0, dtype=np.bool_)
+
+
+def _offset_minutes(
+    sign: npt.NDArray[np.int64], od: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """A zone offset ``+HHMM`` from its sign byte and four digit values; ``ok``."""
+    oh, om = od[:, 0] * 10 + od[:, 1], od[:, 2] * 10 + od[:, 3]
+    good = _digits_ok(od) & ((sign == 43) | (sign == 45)) & (oh <= 23) & (om <= 59)  # + -
+    return np.where(sign == 43, 1, -1) * (oh * 60 + om), good
+
+
+def _civil_ms(
+    year: I64, month: I64, day: I64, hms: tuple[I64, I64, I64], frac: I64 | int, off_min: I64
+) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """Milliseconds since the epoch of local civil times with a zone offset (minutes),
+    and which are real dates and times within the accepted years."""
+    hh, mi, ss = hms
+    good = (month >= 1) & (month <= 12) & (hh <= 23) & (mi <= 59) & (ss <= 59)
+    month_c = np.clip(month, 1, 12)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    dim = _DAYS_IN_MONTH[month_c] + ((month_c == 2) & leap)
+    good &= (day >= 1) & (day <= dim) & (year >= 1)
+    y1 = year - 1
+    days = (
+        y1 * 365 + y1 // 4 - y1 // 100 + y1 // 400
+        + _DAYS_BEFORE_MONTH[month_c] + ((month_c > 2) & leap) + day - 719_163
+    )  # fmt: skip
+    value = ((days * 86_400 + hh * 3600 + mi * 60 + ss) - off_min * 60) * 1000 + frac
+    good &= (value >= MIN_TS_MS) & (value < END_TS_MS)
+    return value, good
 
 
 def iso_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bool_]]:
     """Vectorised ``iso_to_ms`` for the common layouts; ``ok`` false where it cannot vouch.
 
-    Parses ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (24 characters) and
-    ``YYYY-MM-DDTHH:MM:SS.mmm+HH:MM`` (29); anything else, impossible dates and
-    out-of-range results get ``ok`` false (the caller falls back to ``iso_to_ms``).
+    Parses ``YYYY-MM-DDTHH:MM:SS[.mmm]Z`` (20 or 24 characters) and
+    ``YYYY-MM-DDTHH:MM:SS[.mmm]+HH:MM`` (25, nginx's ``$time_iso8601``, or 29);
+    anything else, impossible dates and out-of-range results get ``ok`` false
+    (the caller falls back to ``iso_to_ms``).
 
     >>> ms, ok = iso_column(["2023-04-04T10:00:00.123Z", "2023-04-04T12:00:00.123+02:00",
-    ...                      "2023-02-29T10:00:00.000Z", "yesterday"])
-    >>> ms[:2].tolist(), ok.tolist()
-    ([1680602400123, 1680602400123], [True, True, False, False])
+    ...                      "2023-04-04T12:00:00+02:00", "2023-02-29T10:00:00.000Z",
+    ...                      "yesterday"])
+    >>> ms[:3].tolist(), ok.tolist()
+    ([1680602400123, 1680602400123, 1680602400000], [True, True, True, False, False])
     """
     n = len(texts)
     ms = np.zeros(n, np.int64)
     ok = np.zeros(n, bool)
     if n == 0:
         return ms, ok
-    lens = np.fromiter(map(len, texts), np.int64, n)
-    for width in (24, 29):
-        sel = np.flatnonzero(lens == width)
-        if sel.size == 0:
+    for width, (has_frac, zulu) in _ISO_LAYOUTS.items():
+        sel, b = _same_width(texts, width)
+        if b is None:
             continue
-        chosen = texts if sel.size == n else [texts[i] for i in sel.tolist()]
-        try:
-            raw = "".join(chosen).encode("ascii")
-        except UnicodeEncodeError:
-            continue
-        b = np.frombuffer(raw, np.uint8).reshape(-1, width).astype(np.int64)
         d = b - 48
-        digits = d[:, _DIGIT_POS_Z]
-        good = ((digits >= 0) & (digits <= 9)).all(axis=1)
+        good = _digits_ok(d[:, _DATE_TIME_DIGITS])
         good &= (b[:, 4] == 45) & (b[:, 7] == 45) & (b[:, 10] == 84)  # - - T
-        good &= (b[:, 13] == 58) & (b[:, 16] == 58) & (b[:, 19] == 46)  # : : .
-        off_min = np.zeros(len(b), np.int64)
-        if width == 24:
-            good &= b[:, 23] == 90  # Z
+        good &= (b[:, 13] == 58) & (b[:, 16] == 58)  # : :
+        frac: I64 | int = 0
+        zone = 19
+        if has_frac:
+            good &= (b[:, 19] == 46) & _digits_ok(d[:, 20:23])  # .
+            frac = d[:, 20] * 100 + d[:, 21] * 10 + d[:, 22]
+            zone = 23
+        if zulu:
+            good &= b[:, zone] == 90  # Z
+            off_min = np.zeros(len(b), np.int64)
         else:
-            od = d[:, [24, 25, 27, 28]]
-            good &= ((od >= 0) & (od <= 9)).all(axis=1) & (b[:, 26] == 58)
-            good &= (b[:, 23] == 43) | (b[:, 23] == 45)  # + -
-            oh, om = od[:, 0] * 10 + od[:, 1], od[:, 2] * 10 + od[:, 3]
-            good &= (oh <= 23) & (om <= 59)
-            off_min = np.where(b[:, 23] == 43, 1, -1) * (oh * 60 + om)
+            good &= b[:, zone + 3] == 58  # :
+            off_min, off_ok = _offset_minutes(
+                b[:, zone], d[:, [zone + 1, zone + 2, zone + 4, zone + 5]]
+            )
+            good &= off_ok
         year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
         month = d[:, 5] * 10 + d[:, 6]
         day = d[:, 8] * 10 + d[:, 9]
-        hh, mi, ss = d[:, 11] * 10 + d[:, 12], d[:, 14] * 10 + d[:, 15], d[:, 17] * 10 + d[:, 18]
-        frac = d[:, 20] * 100 + d[:, 21] * 10 + d[:, 22]
-        good &= (month >= 1) & (month <= 12) & (hh <= 23) & (mi <= 59) & (ss <= 59)
-        month_c = np.clip(month, 1, 12)
-        leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-        dim = _DAYS_IN_MONTH[month_c] + ((month_c == 2) & leap)
-        good &= (day >= 1) & (day <= dim) & (year >= 1)
-        y1 = year - 1
-        days = (
-            y1 * 365 + y1 // 4 - y1 // 100 + y1 // 400
-            + _DAYS_BEFORE_MONTH[month_c] + ((month_c > 2) & leap) + day - 719_163
-        )  # fmt: skip
-        value = ((days * 86_400 + hh * 3600 + mi * 60 + ss) - off_min * 60) * 1000 + frac
-        good &= (value >= MIN_TS_MS) & (value < END_TS_MS)
+        hms = (d[:, 11] * 10 + d[:, 12], d[:, 14] * 10 + d[:, 15], d[:, 17] * 10 + d[:, 18])
+        value, in_range = _civil_ms(year, month, day, hms, frac, off_min)
         ms[sel] = value
-        ok[sel] = good
+        ok[sel] = good & in_range
+    return ms, ok
+
+
+#: The three letters of each month name as one number (``ord`` big-endian), sorted.
+_MONTH_KEYS: Final = np.array(
+    sorted((a << 16) | (b << 8) | c for a, b, c in (m.encode() for m in MONTH_NAMES)), np.int64
+)
+_MONTH_OF_KEY: Final = np.array(
+    [
+        MONTH_NAMES.index(bytes(((k >> 16) & 255, (k >> 8) & 255, k & 255)).decode()) + 1
+        for k in _MONTH_KEYS.tolist()
+    ],
+    np.int64,
+)
+_CLF_DIGITS: Final = [0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19]
+
+
+def clf_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """Vectorised ``clf_to_ms``; ``ok`` false where it cannot vouch.
+
+    >>> ms, ok = clf_column(["06/Dec/2026:05:30:01 +0000", "06/Dec/2026:06:30:01 +0100",
+    ...                      "31/Feb/2026:05:30:01 +0000", "06/Dez/2026:05:30:01 +0000"])
+    >>> ms[:2].tolist(), ok.tolist()
+    ([1796535001000, 1796535001000], [True, True, False, False])
+    """
+    n = len(texts)
+    ms = np.zeros(n, np.int64)
+    ok = np.zeros(n, bool)
+    sel, b = _same_width(texts, 26)
+    if b is None:
+        return ms, ok
+    d = b - 48
+    good = _digits_ok(d[:, _CLF_DIGITS])
+    good &= (b[:, 2] == 47) & (b[:, 6] == 47) & (b[:, 11] == 58)  # / / :
+    good &= (b[:, 14] == 58) & (b[:, 17] == 58) & (b[:, 20] == 32)  # : : space
+    key = (b[:, 3] << 16) | (b[:, 4] << 8) | b[:, 5]
+    at = np.minimum(np.searchsorted(_MONTH_KEYS, key), len(_MONTH_KEYS) - 1)
+    good &= _MONTH_KEYS[at] == key
+    off_min, off_ok = _offset_minutes(b[:, 21], d[:, 22:26])
+    year = d[:, 7] * 1000 + d[:, 8] * 100 + d[:, 9] * 10 + d[:, 10]
+    day = d[:, 0] * 10 + d[:, 1]
+    hms = (d[:, 12] * 10 + d[:, 13], d[:, 15] * 10 + d[:, 16], d[:, 18] * 10 + d[:, 19])
+    value, in_range = _civil_ms(year, _MONTH_OF_KEY[at], day, hms, 0, off_min)
+    ms[sel] = value
+    ok[sel] = good & off_ok & in_range
+    return ms, ok
+
+
+def decimal_seconds_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """Vectorised ``epoch_to_ms(text, "s", digit_strings=True)`` for nginx's ``$msec``
+    (``"1680600000.123"``: ten digits, a dot, three); ``ok`` false for anything else.
+
+    >>> ms, ok = decimal_seconds_column(["1680600000.123", "1680600000.1234", "168060000a.123"])
+    >>> ms[0].item(), ok.tolist()
+    (1680600000123, [True, False, False])
+    """
+    n = len(texts)
+    ms = np.zeros(n, np.int64)
+    ok = np.zeros(n, bool)
+    sel, b = _same_width(texts, 14)
+    if b is None:
+        return ms, ok
+    d = b - 48
+    digits = d[:, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]]
+    value = (digits * (10 ** np.arange(12, -1, -1, dtype=np.int64))).sum(axis=1)
+    ms[sel] = value
+    ok[sel] = _digits_ok(digits) & (b[:, 10] == 46) & (value >= MIN_TS_MS) & (value < END_TS_MS)
     return ms, ok
 
 
@@ -743,8 +953,11 @@ class JsonDecoder(BaseDecoder, Generic[S]):
         try:
             record = self._decoder.decode(value)
         except JSON_ERRORS as exc:
-            fail(json_failure(value, exc))
-        return self.extract(record)
+            reason = json_failure(value, exc)
+            detail = error_path(exc) if reason == "wrong_type" else ""
+        else:
+            return self.extract(record)
+        fail(reason, detail)  # outside the handler: no chained msgspec traceback
 
     def _full(self, value: bytes) -> Parsed | str:
         """``decode_one`` for a value that passed ``precheck``: the record or the reason."""

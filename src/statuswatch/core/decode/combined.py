@@ -5,10 +5,11 @@
     1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET /presentations/x HTTP/1.1" 200 20 "-" "curl"
 
 One compiled regex per line. The timestamp's zone offset is honoured; the
-status must be three digits; anything after the size field (referer, agent,
-extra fields) is allowed and ignored; trailing CR/LF is ignored. Dimensions:
-service ``""``, route the first segment of the request path (``"/presentations"``;
-``""`` for ``/``, a query on ``/``, or a malformed request line), app ``""``.
+status must be three digits (``000`` or ``-``: no response was sent, code 0);
+anything after the size field (referer, agent, extra fields) is allowed and
+ignored; trailing CR/LF is ignored. Dimensions: service ``""``, route the first
+segment of the request path (``"/presentations"``; ``""`` for ``/``, a query on
+``/``, or a malformed request line), app ``""``.
 
 >>> from statuswatch.config import DecodeConfig
 >>> d = CombinedDecoder(DecodeConfig(format="combined"))
@@ -26,23 +27,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
 from functools import lru_cache
 from typing import Final
 
 import numpy as np
 
-from statuswatch.core.columns import DecodedBatch, InvalidRecord
+from statuswatch.core.columns import NO_RESPONSE, DecodedBatch, InvalidRecord
 from statuswatch.core.decode.base import (
     BaseDecoder,
     Parsed,
     check_status,
-    check_ts_ms,
+    clf_time_ms,
     fail,
     precheck,
     precheck_batch,
 )
-from statuswatch.errors import DecodeError
 
 _LINE: Final = re.compile(
     rb"""
@@ -52,58 +51,12 @@ _LINE: Final = re.compile(
         [A-Za-z]++\ (?:/([^/?\#\s"]*+)[^\s"]*+|[^\s"]*+)(?:\ HTTP/[0-9.]++)?+  # well formed
         |[^"\\]*+(?:\\.[^"\\]*+)*+          # or anything (escaped quotes allowed)
     )"[ ]
-    ([0-9]{3})\ (?:[0-9]++|-)               # status, size
+    ([0-9]{3}|-)\ (?:[0-9]++|-)             # status ("-": none), size
     (?:\ [^\n]*+)?                          # referer, agent, anything else
     [\r\n]*+\Z                              # trailing CR/LF
     """,
     re.VERBOSE,
 )
-
-_TIME: Final = re.compile(
-    rb"([0-9]{2})/([A-Z][a-z]{2})/([0-9]{4})"  # 17/May/2015
-    rb":([0-9]{2}):([0-9]{2}):([0-9]{2})"  # :10:05:03
-    rb" ([+-])([0-9]{2})([0-9]{2})"  # +0000
-)
-_MONTHS: Final = {
-    m.encode(): n
-    for n, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
-
-
-@lru_cache(maxsize=4096)
-def clf_time_ms(text: bytes) -> int | None:
-    """Milliseconds since the epoch of a log timestamp, ``None`` if malformed or out of range.
-
-    Pure, so memoised: log lines arrive roughly in time order and share seconds.
-
-    >>> clf_time_ms(b"17/May/2015:10:05:03 +0000")
-    1431857103000
-    >>> clf_time_ms(b"17/May/2015:03:05:03 -0700")
-    1431857103000
-    >>> clf_time_ms(b"31/Feb/2015:10:05:03 +0000") is None
-    True
-    """
-    m = _TIME.fullmatch(text)
-    if m is None:
-        return None
-    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
-    month = _MONTHS.get(mon)
-    h, mi, s, zh, zm = int(hh), int(mm), int(ss), int(oh), int(om)
-    if month is None or h > 23 or mi > 59 or s > 59 or zh > 23 or zm > 59:
-        return None
-    try:
-        days = date(int(year), month, int(day)).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        return None
-    offset = (zh * 3600 + zm * 60) * (1 if sign == b"+" else -1)
-    try:
-        return check_ts_ms((days * 86400 + h * 3600 + mi * 60 + s - offset) * 1000)
-    except DecodeError:
-        return None
-
 
 @lru_cache(maxsize=4096)
 def _route(segment: bytes) -> str:
@@ -121,10 +74,10 @@ class CombinedDecoder(BaseDecoder):
         if m is None:
             fail("unparseable_line")
         stamp, segment, code = m.groups()
-        status = check_status(int(code))
+        status = check_status(NO_RESPONSE if code == b"-" else int(code), "status")
         ts = clf_time_ms(stamp)
         if ts is None:
-            fail("bad_timestamp")
+            fail("bad_timestamp", "time")
         return Parsed(ts, status, "", _route(segment) if segment else "", "")
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
@@ -147,8 +100,9 @@ class CombinedDecoder(BaseDecoder):
                 late_invalid = True
                 continue
             stamp, segment, code = m.groups()
-            st = int(code)  # three digits: only 000-099 and 600-999 are out of range
-            if not 100 <= st <= 599:
+            # three digits or "-": only 001-099 and 600-999 are out of range
+            st = NO_RESPONSE if code == b"-" else int(code)
+            if not (100 <= st <= 599 or st == NO_RESPONSE):
                 invalid.append(InvalidRecord(i, "status_out_of_range"))
                 late_invalid = True
                 continue

@@ -3,7 +3,7 @@
 Fields used (everything else is skipped unparsed)::
 
     start_time        ISO-8601 str, e.g. "2023-04-04T10:00:00.123Z"   required
-    response_code     int (Envoy writes 0 when there was no response) required
+    response_code     int; 0: no response was sent (a reset, a disconnect)  required
     upstream_cluster  str                                              service
     route_name        str                                              route
     <fields.app>      str, the top-level key named by decode.fields.app app ("" if unset)
@@ -15,10 +15,8 @@ Dimensions that are absent, ``null`` or ``"-"`` (Envoy's "no value") are ``""``.
 >>> d.decode_one(b'{"start_time": "2023-04-04T10:00:00.123Z", "response_code": 503,'
 ...              b' "upstream_cluster": "billing", "route_name": "-", "x_app": "shop"}')
 Parsed(ts_ms=1680602400123, status=503, service='billing', route='', app='shop')
->>> d.decode_one(b'{"start_time": "2023-04-04T10:00:00.123Z", "response_code": 0}')
-Traceback (most recent call last):
-...
-statuswatch.errors.DecodeError: status_out_of_range
+>>> d.decode_one(b'{"start_time": "2023-04-04T10:00:00.123Z", "response_code": 0}').status
+0
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ from statuswatch.core.decode.base import (
     iso_column,
     iso_to_ms,
 )
-from statuswatch.errors import ConfigError
+from statuswatch.errors import ConfigError, DecodeError
 
 
 class EnvoyRecord(msgspec.Struct, gc=False):
@@ -88,7 +86,7 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
         # Strict: strings and an int, no nulls; defaults fail the checks (fast path in base).
         fields: list[tuple[str, Any, Any]] = [
             ("start_time", str, ""),
-            ("response_code", int, 0),
+            ("response_code", int, -1),
             ("upstream_cluster", str, ""),
             ("route_name", str, ""),
         ]
@@ -139,15 +137,24 @@ class EnvoyDecoder(JsonDecoder[EnvoyRecord]):
         status = ints[0]
         return FastColumns(ts, status, service, route, app, ok & good & in_ranges(ts, status))
 
+    def config_key(self, field: str) -> str | None:
+        return "decode.fields.app" if field == self.cfg.fields.app else None
+
     def extract(self, record: EnvoyRecord) -> Parsed:
         start, code = record.start_time, record.response_code
-        if start is UNSET or code is UNSET:
-            fail("missing_field")
-        check_status(code)
+        if start is UNSET:
+            fail("missing_field", "start_time")
+        if code is UNSET:
+            fail("missing_field", "response_code")
+        check_status(code, "response_code")
         service, route = record.upstream_cluster, record.route_name
         app = getattr(record, self._app_attr) if self._app_attr is not None else None
+        try:
+            ts = iso_to_ms(start)
+        except DecodeError as exc:
+            raise DecodeError(exc.reason, "start_time") from None
         return Parsed(
-            iso_to_ms(start),
+            ts,
             code,
             "" if service is None or service == "-" else service,
             "" if route is None or route == "-" else route,

@@ -16,7 +16,7 @@ Parsed(ts_ms=1680600000123, status=502, service='billing', route='', app='shop')
 >>> d.decode_one(b'{"started_at": 1680600000123, "response": {"status": "502"}}')
 Traceback (most recent call last):
 ...
-statuswatch.errors.DecodeError: wrong_type
+statuswatch.errors.DecodeError: wrong_type: response.status
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class KongRecord(msgspec.Struct, gc=False):
 
 
 class _FastResponse(msgspec.Struct, gc=False):
-    status: int = 0
+    status: int = -1
 
 
 class _FastNamed(msgspec.Struct, gc=False):
@@ -84,7 +84,7 @@ class _FastConsumer(msgspec.Struct, gc=False):
 
 
 class _FastKong(msgspec.Struct, gc=False):
-    started_at: int = 0
+    started_at: int = -1
     response: _FastResponse = msgspec.field(default_factory=_FastResponse)
     service: _FastNamed = msgspec.field(default_factory=_FastNamed)
     route: _FastNamed = msgspec.field(default_factory=_FastNamed)
@@ -120,10 +120,12 @@ class KongDecoder(JsonDecoder[KongRecord]):
     def extract(self, record: KongRecord) -> Parsed:
         ts = record.started_at
         response = record.response
-        if ts is UNSET or response is UNSET or (status := response.status) is UNSET:
-            fail("missing_field")
-        check_status(status)
-        check_ts_ms(ts)
+        if ts is UNSET:
+            fail("missing_field", "started_at")
+        if response is UNSET or (status := response.status) is UNSET:
+            fail("missing_field", "response.status")
+        check_status(status, "response.status")
+        check_ts_ms(ts, "started_at")
         service, route, consumer = record.service, record.route, record.consumer
         return Parsed(
             ts,

@@ -2,20 +2,26 @@
 
 nginx writes every variable as a string, so besides what format ``json``
 accepts this format takes numeric timestamps as strings (``$msec`` is
-``"1680600000.123"``, seconds) and ``"-"`` (nginx's "no value") as empty: a
-missing field for timestamp and status, ``""`` for a dimension.
+``"1680600000.123"``, seconds) and ``"-"`` or ``""`` (nginx's "no value") as
+empty: a missing field for timestamp and status, ``""`` for a dimension.
+
+Without ``decode.fields.timestamp`` the time comes from the first of these a
+record has: ``msec`` (s), ``time_iso8601``, ``time_local`` (``clf``: the common
+log format's ``06/Dec/2026:05:30:01 +0000``) and ``time`` (ISO-8601).
 
 >>> from statuswatch.config import DecodeConfig, FieldMap
->>> fields = FieldMap(timestamp="msec", timestamp_unit="s", status="status",
-...                   service="upstream", route="location")
->>> d = NginxJsonDecoder(DecodeConfig(format="nginx-json", fields=fields))
->>> d.decode_one(b'{"msec": "1680600000.123", "status": "502", "upstream": "-",'
-...              b' "location": "/api"}')
-Parsed(ts_ms=1680600000123, status=502, service='', route='/api', app='')
+>>> d = NginxJsonDecoder(DecodeConfig(format="nginx-json",
+...                      fields=FieldMap(service="upstream", route="location")))
+>>> d.decode_one(b'{"time_local": "04/Apr/2023:10:00:00 +0000", "status": "502",'
+...              b' "upstream": "-", "location": "/api"}')
+Parsed(ts_ms=1680602400000, status=502, service='', route='/api', app='')
+>>> d.decode_one(b'{"msec": "1680600000.123", "time_local": "04/Apr/2023:10:00:00 +0000",'
+...              b' "status": "200"}').ts_ms
+1680600000123
 >>> d.decode_one(b'{"msec": "1680600000.123", "status": "-"}')
 Traceback (most recent call last):
 ...
-statuswatch.errors.DecodeError: missing_field
+statuswatch.errors.DecodeError: missing_field: status
 """
 
 from __future__ import annotations

@@ -1,0 +1,210 @@
+"""Is most of the input being rejected? The rejected share over the last minute. Pure.
+
+A gateway upgrade that renames a log field, or a wrong ``decode.format``, makes
+every record invalid. Without this the only visible effect would be a volume
+drop ("traffic fell"), which sends the on-call person the wrong way. The
+detector feeds every batch's record and rejection counts in (with the time,
+passed in), and asks at any instant whether the input is *mostly invalid*: at
+least ``decode.mostly_invalid.share`` of at least ``min_records`` records in the
+last ``window_seconds`` were rejected. The shell turns that into ``/ready``, a
+log line and a metric; the detector suppresses the volume drops it explains.
+
+>>> from statuswatch.config import MostlyInvalidConfig
+>>> t = RejectTracker(MostlyInvalidConfig(share=0.5, min_records=10, window_seconds=60))
+>>> t.add(1_000, 20, [InvalidRecord(i, "missing_field") for i in range(15)])
+>>> v = t.assess(2_000)
+>>> v.mostly_invalid, v.share, v.top_reason
+(True, 0.75, 'missing_field')
+>>> t.assess(62_000).mostly_invalid  # a minute later, with nothing new
+False
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from statuswatch.config import DecodeConfig, MostlyInvalidConfig
+from statuswatch.core.columns import InvalidRecord
+from statuswatch.core.decode import Decoder
+
+#: Width of one bucket of the sliding window (the window slides by it).
+BUCKET_MS: Final = 1_000
+
+
+@dataclass(slots=True)
+class _Bucket:
+    start_ms: int
+    records: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One rejected record: its value and where it came from (for the log line)."""
+
+    value: bytes
+    partition: int
+    offset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedInput:
+    """The input over the last ``window_ms``: how much of it was rejected, and why."""
+
+    records: int
+    rejected: int
+    #: The most frequent reason (None: nothing rejected) and a record rejected for it.
+    top_reason: str | None
+    sample: Sample | None
+    #: ``rejected / records`` (0 with no records).
+    share: float
+    #: Milliseconds the counts cover: at most the window, less just after a start.
+    span_ms: int
+    mostly_invalid: bool
+
+    def rejected_per(self, ms: int) -> float:
+        """Records rejected in ``ms`` milliseconds, at the rate of this window."""
+        return self.rejected * ms / max(self.span_ms, BUCKET_MS)
+
+
+class RejectTracker:
+    """Records and rejections per second over a sliding window."""
+
+    def __init__(self, cfg: MostlyInvalidConfig) -> None:
+        self.cfg = cfg
+        self.window_ms = round(cfg.window_seconds * 1000)
+        self._buckets: deque[_Bucket] = deque()
+        self._samples: dict[str, Sample] = {}
+
+    def add(
+        self,
+        now_ms: int,
+        records: int,
+        invalid: Sequence[InvalidRecord],
+        values: Sequence[bytes] | None = None,
+        partition: int = 0,
+        offsets: Sequence[int] | None = None,
+    ) -> None:
+        """Count one batch of ``records`` records, ``invalid`` of them rejected.
+
+        ``values`` (and ``offsets``) keep one rejected record per reason as a sample.
+        """
+        if records == 0:
+            return
+        start = now_ms - now_ms % BUCKET_MS
+        if not self._buckets or self._buckets[-1].start_ms < start:
+            self._buckets.append(_Bucket(start))
+        bucket = self._buckets[-1]  # a clock going back adds to the newest bucket
+        bucket.records += records
+        if invalid:
+            bucket.rejected += len(invalid)
+            reasons = Counter(r.reason for r in invalid)
+            bucket.reasons.update(reasons)
+            if values is not None:
+                last = {r.reason: r.index for r in invalid}
+                for reason, index in last.items():
+                    offset = None if offsets is None else int(offsets[index])
+                    self._samples[reason] = Sample(values[index], partition, offset)
+        self._prune(now_ms)
+
+    def _prune(self, now_ms: int) -> None:
+        while self._buckets and self._buckets[0].start_ms <= now_ms - self.window_ms:
+            self._buckets.popleft()
+
+    def assess(self, now_ms: int) -> RejectedInput:
+        """The rejected share of the records of the last window before ``now_ms``."""
+        self._prune(now_ms)
+        records = sum(b.records for b in self._buckets)
+        rejected = sum(b.rejected for b in self._buckets)
+        reasons: Counter[str] = Counter()
+        for b in self._buckets:
+            reasons.update(b.reasons)
+        top = max(reasons, key=lambda r: (reasons[r], r)) if reasons else None
+        share = rejected / records if records else 0.0
+        span = 0
+        if self._buckets:
+            span = min(self.window_ms, max(BUCKET_MS, now_ms - self._buckets[0].start_ms))
+        mostly = records >= self.cfg.min_records and share >= self.cfg.share
+        return RejectedInput(
+            records, rejected, top, None if top is None else self._samples.get(top),
+            share, span, mostly,
+        )
+
+
+#: What to do about a reason when no configured field is to blame.
+_REASON_HINTS: Final = {
+    "too_large": "raise decode.max_record_bytes if such records are expected",
+    "too_deep": "raise decode.max_depth if such records are expected",
+}
+
+
+def hint(reason: str | None, field: str, key: str | None, fmt: str) -> str:
+    """What to check for the top reason, naming the configuration key.
+
+    >>> hint("missing_field", "time", "decode.fields.timestamp", "nginx-json")[:27]
+    'set decode.fields.timestamp'
+    >>> hint("invalid_json", "", None, "kong")
+    'check decode.format (now kong): the records are not in that format'
+    """
+    if reason in _REASON_HINTS:
+        return _REASON_HINTS[reason]
+    if key == "decode.fields.timestamp":
+        if reason in ("bad_timestamp", "wrong_type"):
+            return "check decode.fields.timestamp_unit (s, ms, us, ns, iso8601, clf)"
+        return (
+            "set decode.fields.timestamp (and decode.fields.timestamp_unit) to the field "
+            "that holds the request time"
+        )
+    if key is not None:
+        return f"set {key} to the field that holds it"
+    return f"check decode.format (now {fmt}): the records are not in that format"
+
+
+@dataclass(frozen=True, slots=True)
+class InputVerdict:
+    """``RejectedInput`` with what it means for an operator."""
+
+    rejected: RejectedInput
+    #: the field the top reason concerns ("" unknown) and its configuration key
+    field: str
+    key: str | None
+    hint: str
+    window_seconds: float
+
+    @property
+    def mostly_invalid(self) -> bool:
+        return self.rejected.mostly_invalid
+
+    @staticmethod
+    def of(
+        rejected: RejectedInput, field: str, decoder: Decoder, cfg: DecodeConfig
+    ) -> InputVerdict:
+        key = decoder.config_key(field) if field else None
+        return InputVerdict(
+            rejected, field, key, hint(rejected.top_reason, field, key, cfg.format),
+            cfg.mostly_invalid.window_seconds,
+        )
+
+    def message(self) -> str:
+        """One line: how much was rejected, the top reason, the field, the hint.
+
+        >>> from statuswatch.config import DecodeConfig
+        >>> r = RejectedInput(1200, 1200, "missing_field", None, 1.0, 60_000, True)
+        >>> print(InputVerdict(r, "time", "decode.fields.timestamp", "set it", 60.0).message())
+        ... # doctest: +NORMALIZE_WHITESPACE
+        input mostly invalid: 100% of 1200 records in the last 60s rejected, top reason
+        missing_field (field time, decode.fields.timestamp); hint: set it
+        """
+        r = self.rejected
+        field = ""
+        if self.field:
+            field = f" (field {self.field}" + (f", {self.key})" if self.key else ")")
+        return (
+            f"input mostly invalid: {r.share:.0%} of {r.records} records in the last "
+            f"{self.window_seconds:g}s rejected, top reason {r.top_reason}{field}; "
+            f"hint: {self.hint}"
+        )
