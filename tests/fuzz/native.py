@@ -1,0 +1,138 @@
+"""Builds of the C scanner under sanitizers, and the runs that use them.
+
+::
+
+    python -m tests.fuzz.native sanitize [pytest args]
+    python -m tests.fuzz.native fuzz [--seconds N] [--jobs N] [libFuzzer args]
+
+``sanitize`` builds ``_jsonscan.c`` with gcc, AddressSanitizer and
+UndefinedBehaviorSanitizer into ``build/sanitize/`` and runs the scanner's tests
+(``SANITIZE_TESTS``) on that build. ``fuzz`` builds it with clang, libFuzzer's
+coverage instrumentation and the same sanitizers into ``build/fuzz/`` and runs
+the differential harness (``tests/fuzz/harness.py``) on it with atheris.
+
+The in-place build of ``pip install -e .`` stays as it is: each run starts a new
+interpreter with the sanitizer runtime preloaded (a Python host is not built
+with it) and names its build in ``STATUSWATCH_JSONSCAN``, which this module,
+loaded as a pytest plugin (``-p tests.fuzz.native``) or by the harness, imports
+in place of the in-place one. Every sanitizer report aborts the run: the
+command fails. The exit status is the run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "src" / "statuswatch" / "core" / "decode" / "_jsonscan.c"
+MODULE = "statuswatch.core.decode._jsonscan"
+#: The environment variable naming the build of the C scanner to test instead of the in-place one.
+ENV = "STATUSWATCH_JSONSCAN"
+
+#: The scanner's own tests and the fast-path properties (and the fuzz corpus as regressions).
+SANITIZE_TESTS = ["tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py", "tests/fuzz"]
+
+#: Every report is fatal: UBSan does not recover, ASan halts (leaks: the host is Python,
+#: whose interned and static objects would all be reported).
+SANITIZER_FLAGS = [
+    "-g", "-O1", "-fno-omit-frame-pointer",
+    "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+]  # fmt: skip
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1"
+    ":detect_stack_use_after_return=1:check_initialization_order=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    # Python objects from malloc, not from Python's small-object arenas: ASan sees each one.
+    "PYTHONMALLOC": "malloc",
+}
+
+
+def use_jsonscan_build() -> str | None:
+    """Import the C scanner from the file ``$STATUSWATCH_JSONSCAN`` names (if set).
+
+    Must run before anything imports ``statuswatch.core.decode``; the path, or None.
+    """
+    path = os.environ.get(ENV)
+    if not path:
+        return None
+    if "statuswatch.core.decode.base" in sys.modules:
+        raise RuntimeError(f"{ENV} is set but the decoders were imported before the override")
+    spec = importlib.util.spec_from_file_location(MODULE, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{ENV}={path} is not an extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[MODULE] = module
+    return path
+
+
+# As a pytest plugin (-p tests.fuzz.native): the override is in place before collection.
+_LOADED = use_jsonscan_build()
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"C scanner: {_LOADED or 'the in-place build'}"
+
+
+def build(kind: str) -> Path:
+    """Compile the scanner for ``kind`` ("sanitize" or "fuzz") into build/<kind>/; its path."""
+    if kind == "sanitize":
+        cc, extra = "gcc", []
+    else:
+        cc, extra = "clang", ["-fsanitize=fuzzer-no-link"]
+    if shutil.which(cc) is None:
+        raise SystemExit(f"{cc} is needed for the {kind} build (.ci/run installs it)")
+    out = ROOT / "build" / kind / f"_jsonscan{sysconfig.get_config_var('EXT_SUFFIX')}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    include = sysconfig.get_paths()["include"]
+    cmd = [cc, "-shared", "-fPIC", *SANITIZER_FLAGS, *extra, "-Wall", "-Wextra", "-Werror",
+           f"-I{include}", str(SOURCE), "-o", str(out)]  # fmt: skip
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def runtime(kind: str) -> Path:
+    """The sanitizer runtime to preload for ``kind``: gcc's ASan, or atheris's ASan + libFuzzer."""
+    if kind == "sanitize":
+        found = subprocess.run(["gcc", "-print-file-name=libasan.so"], check=True,
+                               capture_output=True, text=True).stdout.strip()  # fmt: skip
+        path = Path(found)
+    else:
+        import atheris  # type: ignore[import-not-found]  # the "fuzz" extra
+
+        path = Path(atheris.path()) / "asan_with_fuzzer.so"
+    if not path.is_absolute() or not path.exists():
+        raise SystemExit(f"no sanitizer runtime for the {kind} build (looked for {path})")
+    return path
+
+
+def run(kind: str, args: list[str]) -> int:
+    so = build(kind)
+    env = {**os.environ, **SANITIZER_ENV, ENV: str(so), "LD_PRELOAD": str(runtime(kind))}
+    if kind == "sanitize":
+        cmd = [sys.executable, "-m", "pytest", "-p", "tests.fuzz.native", "-p", "no:cacheprovider",
+               "--capture=sys", "-q", *(args or SANITIZE_TESTS)]  # fmt: skip
+    else:
+        cmd = [sys.executable, "-m", "tests.fuzz.harness", "--fuzz", *args]
+    print(" ".join(cmd), flush=True)
+    return subprocess.run(cmd, env=env, cwd=ROOT, check=False).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=["sanitize", "fuzz"])
+    known, rest = parser.parse_known_args(argv)
+    return run(known.kind, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
