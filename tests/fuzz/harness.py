@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from collections.abc import Iterator
 from functools import cache
@@ -197,9 +198,9 @@ def fuzz(seconds: int, libfuzzer_args: list[str]) -> None:
     """Run libFuzzer (atheris) on ``check``, instrumenting the decoders' Python code."""
     import atheris  # type: ignore[import-not-found]  # the "fuzz" extra
 
-    from tests.fuzz.native import use_jsonscan_build
+    from tests.fuzz.native import ENV
 
-    if use_jsonscan_build() is None:
+    if not os.environ.get(ENV):
         print("(fuzzing the in-place build: no native coverage, no sanitizers)", file=sys.stderr)
     with atheris.instrument_imports(include=["statuswatch"]):
         targets()
@@ -230,17 +231,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-seeds", type=Path, metavar="DIR", help="write the seed corpus")
     parser.add_argument("--fuzz", action="store_true", help="run libFuzzer (atheris)")
     parser.add_argument("--every", action="store_true", help="check FILEs on every set-up")
+    parser.add_argument("--quiet", action="store_true", help="no line per input")
     known, rest = parser.parse_known_args(argv)
+    from tests.fuzz.native import use_jsonscan_build
+
+    use_jsonscan_build()  # the build under test, before the decoders are imported
     if known.write_seeds:
         print(f"{write_seeds(known.write_seeds)} seeds in {known.write_seeds}")
         return 0
     if known.fuzz:
         fuzz(known.seconds, rest)
         return 0
-    for name in rest:
-        check(Path(name).read_bytes(), every=known.every)
-        print(f"ok: {name}")
+    files = [f for name in rest for f in _files(Path(name))]
+    for path in files:
+        check(path.read_bytes(), every=known.every)
+        if not known.quiet:
+            print(f"ok: {path}")
+    print(f"{len(files)} inputs checked", file=sys.stderr)
     return 0
+
+
+def _files(path: Path) -> list[Path]:
+    """The file, or the files in the directory."""
+    return sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
 
 
 if __name__ == "__main__":

@@ -3,20 +3,24 @@
 ::
 
     python -m tests.fuzz.native sanitize [pytest args]
-    python -m tests.fuzz.native fuzz [--seconds N] [--jobs N] [libFuzzer args]
+    python -m tests.fuzz.native fuzz [--seconds N] [libFuzzer args]
+    python -m tests.fuzz.native coverage [input files or directories]
 
 ``sanitize`` builds ``_jsonscan.c`` with gcc, AddressSanitizer and
 UndefinedBehaviorSanitizer into ``build/sanitize/`` and runs the scanner's tests
 (``SANITIZE_TESTS``) on that build. ``fuzz`` builds it with clang, libFuzzer's
 coverage instrumentation and the same sanitizers into ``build/fuzz/`` and runs
 the differential harness (``tests/fuzz/harness.py``) on it with atheris.
+``coverage`` builds it with gcov into ``build/coverage/``, checks the fuzz
+corpus (the seeds, the inputs found wrong and what ``fuzz`` kept in
+``build/fuzz/corpus``) on every set-up and prints the line coverage.
 
 The in-place build of ``pip install -e .`` stays as it is: each run starts a new
-interpreter with the sanitizer runtime preloaded (a Python host is not built
+interpreter (with the sanitizer runtime preloaded: a Python host is not built
 with it) and names its build in ``STATUSWATCH_JSONSCAN``, which this module,
 loaded as a pytest plugin (``-p tests.fuzz.native``) or by the harness, imports
-in place of the in-place one. Every sanitizer report aborts the run: the
-command fails. The exit status is the run's.
+in place of the in-place one. Every sanitizer report aborts the run, so the
+command fails: its exit status is the run's.
 """
 
 from __future__ import annotations
@@ -37,16 +41,27 @@ MODULE = "statuswatch.core.decode._jsonscan"
 #: The environment variable naming the build of the C scanner to test instead of the in-place one.
 ENV = "STATUSWATCH_JSONSCAN"
 
-#: The scanner's own tests and the fast-path properties (and the fuzz corpus as regressions).
-SANITIZE_TESTS = ["tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py", "tests/fuzz"]
+#: The scanner's own tests, the fast-path properties on the scanner (the msgspec fast path
+#: runs no C) and the fuzz corpus as regressions.
+SANITIZE_TESTS = [
+    "tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py", "tests/fuzz",
+    "-k", "not msgspec",
+]  # fmt: skip
 
-#: Every report is fatal: UBSan does not recover, ASan halts (leaks: the host is Python,
-#: whose interned and static objects would all be reported).
+#: Every report is fatal: UBSan does not recover, ASan halts. (Not -fwrapv, which Python's
+#: own flags have: signed overflow is then defined, and UBSan would not report it.)
 SANITIZER_FLAGS = [
     "-g", "-O1", "-fno-omit-frame-pointer",
     "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
 ]  # fmt: skip
+#: Per build: the compiler and its flags beyond the common ones.
+BUILDS = {
+    "sanitize": ("gcc", SANITIZER_FLAGS),
+    "fuzz": ("clang", [*SANITIZER_FLAGS, "-fsanitize=fuzzer-no-link"]),
+    "coverage": ("gcc", ["-O0", "--coverage"]),
+}
 SANITIZER_ENV = {
+    # (no leak check: the host is Python, whose interned and static objects all look leaked)
     "ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1"
     ":detect_stack_use_after_return=1:check_initialization_order=1",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
@@ -83,20 +98,21 @@ def pytest_report_header(config: Any) -> str:
 
 
 def build(kind: str) -> Path:
-    """Compile the scanner for ``kind`` ("sanitize" or "fuzz") into build/<kind>/; its path."""
-    if kind == "sanitize":
-        cc, extra = "gcc", []
-    else:
-        cc, extra = "clang", ["-fsanitize=fuzzer-no-link"]
+    """Compile the scanner for ``kind`` (a key of ``BUILDS``) into build/<kind>/; its path."""
+    cc, flags = BUILDS[kind]
     if shutil.which(cc) is None:
         raise SystemExit(f"{cc} is needed for the {kind} build (.ci/run installs it)")
     out = ROOT / "build" / kind / f"_jsonscan{sysconfig.get_config_var('EXT_SUFFIX')}"
     out.parent.mkdir(parents=True, exist_ok=True)
+    obj = out.parent / "_jsonscan.o"  # (gcov finds its notes and counts next to it)
     include = sysconfig.get_paths()["include"]
-    cmd = [cc, "-shared", "-fPIC", *SANITIZER_FLAGS, *extra, "-Wall", "-Wextra", "-Werror",
-           f"-I{include}", str(SOURCE), "-o", str(out)]  # fmt: skip
-    print(" ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    for cmd in (
+        [cc, "-c", "-fPIC", *flags, "-Wall", "-Wextra", "-Werror", f"-I{include}", str(SOURCE),
+         "-o", str(obj)],
+        [cc, "-shared", *flags, str(obj), "-o", str(out)],
+    ):  # fmt: skip
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
     return out
 
 
@@ -117,19 +133,34 @@ def runtime(kind: str) -> Path:
 
 def run(kind: str, args: list[str]) -> int:
     so = build(kind)
-    env = {**os.environ, **SANITIZER_ENV, ENV: str(so), "LD_PRELOAD": str(runtime(kind))}
+    env = {**os.environ, ENV: str(so)}
     if kind == "sanitize":
+        env.update(SANITIZER_ENV, LD_PRELOAD=str(runtime(kind)))
         cmd = [sys.executable, "-m", "pytest", "-p", "tests.fuzz.native", "-p", "no:cacheprovider",
                "--capture=sys", "-q", *(args or SANITIZE_TESTS)]  # fmt: skip
-    else:
+    elif kind == "fuzz":
+        env.update(SANITIZER_ENV, LD_PRELOAD=str(runtime(kind)))
         cmd = [sys.executable, "-m", "tests.fuzz.harness", "--fuzz", *args]
+    else:
+        for old in so.parent.glob("*.gcda"):
+            old.unlink()
+        corpus = [ROOT / "build" / "fuzz" / "corpus", ROOT / "tests" / "fuzz" / "corpus",
+                  ROOT / "tests" / "fuzz" / "found"]  # fmt: skip
+        inputs = args or [str(d) for d in corpus if d.is_dir()]
+        cmd = [sys.executable, "-m", "tests.fuzz.harness", "--every", "--quiet", *inputs]
     print(" ".join(cmd), flush=True)
-    return subprocess.run(cmd, env=env, cwd=ROOT, check=False).returncode
+    status = subprocess.run(cmd, env=env, cwd=ROOT, check=False).returncode
+    if kind == "coverage" and status == 0:
+        report = subprocess.run(["gcov", "-n", "-o", str(so.parent), str(SOURCE)], cwd=ROOT,
+                                check=True, capture_output=True, text=True).stdout  # fmt: skip
+        ours = report.split(f"File '{SOURCE}'\n", 1)[-1].split("\n", 1)[0]
+        print(f"{SOURCE.relative_to(ROOT)}: {ours}")
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=["sanitize", "fuzz"])
+    parser.add_argument("kind", choices=sorted(BUILDS))
     known, rest = parser.parse_known_args(argv)
     return run(known.kind, rest)
 
