@@ -93,8 +93,16 @@ def use_jsonscan_build() -> str | None:
 _LOADED = use_jsonscan_build()
 
 
-def pytest_report_header(config: Any) -> str:
-    return f"C scanner: {_LOADED or 'the in-place build'}"
+def pytest_collection_finish(session: Any) -> None:
+    """Say which build of the scanner the tests run on, and check the decoders use it."""
+    if _LOADED is None:
+        return
+    from statuswatch.core.decode import base
+
+    module = sys.modules[MODULE]
+    if base.NATIVE_SCANNER is not module.Scanner or module.__file__ != _LOADED:
+        raise RuntimeError(f"the decoders do not use the C scanner {ENV} names ({_LOADED})")
+    session.config.get_terminal_writer().line(f"C scanner under test: {_LOADED}")
 
 
 def build(kind: str) -> Path:
