@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         check(path.read_bytes(), every=known.every)
         if not known.quiet:
             print(f"ok: {path}")
-    print(f"{len(files)} inputs checked", file=sys.stderr)
+    print(f"{len(files)} inputs checked")
     return 0
 
 
