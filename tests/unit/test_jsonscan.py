@@ -12,7 +12,9 @@ CI builds the extension: these tests fail, not skip, when it is missing.
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -683,3 +685,90 @@ def test_random_bytes(value: bytes) -> None:
 def test_a_batch_is_its_records(values: list[bytes]) -> None:
     sc = scanner()
     assert scan_all(sc, FIELDS, values) == [scan1(v) for v in values]
+
+
+# -- Python objects around the parser -------------------------------------------
+
+
+class _ClearsOnCollect:
+    """Garbage in a reference cycle whose finalizer empties ``target`` (a list of records):
+    it runs at the first garbage collection after it is made."""
+
+    def __init__(self, target: list[bytes], ran: list[bool]) -> None:
+        self.target, self.ran, self.cycle = target, ran, self
+
+    def __del__(self) -> None:
+        self.target.clear()
+        self.ran.append(True)
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="from 3.12 the collector runs between bytecodes only"
+)
+def test_a_finalizer_that_empties_the_values_mid_scan() -> None:
+    # scan() allocates its result lists after it has read the values: on 3.11 that can
+    # run the garbage collector, and a finalizer can then free the list's items. The
+    # scanner must hold its own references (it read freed memory: a crash, or
+    # heap-use-after-free under AddressSanitizer). (From 3.12 the __buffer__ case
+    # below is the way in.)
+    sc = scanner([(("a",), "s")])
+    n = 2000  # an item array well beyond the small-object allocator
+    values = [f'{{"a": "v{i}"}}'.encode() for i in range(n)]
+    ints, ok = np.zeros((0, n), np.int64), np.zeros(n, np.bool_)
+    ran: list[bool] = []
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.disable()
+    try:
+        _ClearsOnCollect(values, ran)
+        gc.set_threshold(1)  # the next allocation of a tracked object collects
+        gc.enable()
+        (strs,) = sc.scan(values, ints, ok)  # (nothing else allocates before it)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.enable()
+    assert ran and values == []  # the finalizer ran during the scan
+    assert ok.all() and strs == [f"v{i}" for i in range(n)]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="__buffer__ is Python 3.12+")
+def test_a_buffer_export_that_empties_the_values() -> None:
+    # PyObject_GetBuffer runs Python code (__buffer__) after the values were read.
+    fields: list[Field] = [(("a",), "i"), (("b",), "s")]
+    sc = scanner(fields)
+    values = [f'{{"a": {i}, "b": "v{i}"}}'.encode() for i in range(2000)]
+    ints = np.zeros((1, len(values)), np.int64)
+
+    class Clearing:
+        def __buffer__(self, flags: int) -> memoryview:
+            values.clear()
+            return memoryview(ints).cast("B").cast("q")
+
+    ok = np.zeros(2000, np.bool_)
+    strs = sc.scan(values, Clearing(), ok)
+    assert values == [] and ok.all()
+    assert ints[0].tolist() == list(range(2000)) and strs[0] == [f"v{i}" for i in range(2000)]
+
+
+@pytest.mark.parametrize(
+    "bad_paths",
+    [
+        ("x",),  # fails after the field tables were started, before any key is stored
+        ((b"a",), (b"a",)),  # fails after keys were stored
+        ((b"a",), "b"),
+    ],
+)
+def test_init_again_after_a_failed_init(bad_paths: Any) -> None:
+    assert base.NATIVE_SCANNER is not None
+    sc = base.NATIVE_SCANNER.__new__(base.NATIVE_SCANNER)
+    with pytest.raises(Exception, match="Scanner is not initialised"):
+        sc.scan([], np.zeros((0, 0), np.int64), np.zeros(0, np.bool_))
+    kinds = b"s" * len(bad_paths)
+    with pytest.raises((TypeError, ValueError)):
+        sc.__init__(bad_paths, kinds, 8, 100)
+    sc.__init__(((b"a",),), b"s", 8, 100)  # a failed init leaves nothing behind
+    assert (sc.n_ints, sc.n_strs, sc.max_depth) == (0, 1, 8)
+    fields: list[Field] = [(("a",), "s")]
+    assert scan_all(sc, fields, [b'{"a": "v"}', b'{"b": 1}', b"{"]) == [("v",), ("",), None]
+    with pytest.raises(RuntimeError, match="already initialised"):
+        sc.__init__(((b"a",),), b"s", 8, 100)

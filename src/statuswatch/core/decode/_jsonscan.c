@@ -597,16 +597,36 @@ static int add_edge(Scanner *self, int parent, const char *key, Py_ssize_t klen)
     return self->n_edges++;
 }
 
+/* Back to the state of a new Scanner: tables are filled in place, so a failed
+ * __init__ leaves counts and keys that a second __init__ must not build on. */
+static void clear_tables(Scanner *self) {
+    for (int e = 0; e < self->n_edges; e++) {
+        PyMem_Free(self->edges[e].key);
+    }
+    self->n_fields = self->n_ints = self->n_strs = 0;
+    self->required = 0;
+    self->n_edges = self->n_nodes = 0;
+    memset(self->kind, 0, sizeof(self->kind));
+    memset(self->slot, 0, sizeof(self->slot));
+    memset(self->edges, 0, sizeof(self->edges));
+    memset(self->nodes, 0, sizeof(self->nodes));
+    self->max_depth = 0;
+    self->max_bytes = 0;
+    Py_CLEAR(self->paths);
+    Py_CLEAR(self->kinds);
+}
+
 static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"paths", "kinds", "max_depth", "max_bytes", NULL};
     PyObject *paths;
     const char *kinds;
     Py_ssize_t n_kinds, max_bytes;
     int max_depth;
-    if (self->cache != NULL || self->n_edges != 0) {
+    if (self->cache != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner is already initialised");
         return -1;
     }
+    clear_tables(self); /* what a failed __init__ before may have left */
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!y#in:Scanner", kwlist, &PyTuple_Type, &paths,
                                      &kinds, &n_kinds, &max_depth, &max_bytes)) {
         return -1;
@@ -696,15 +716,16 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         }
         memcpy(self->edges, sorted, sizeof(Edge) * (size_t)self->n_edges);
     }
+    self->kinds = PyBytes_FromStringAndSize(kinds, n_kinds);
+    if (self->kinds == NULL) return -1;
+    Py_INCREF(paths);
+    self->paths = paths;
+    /* last: a cache is what marks the scanner initialised */
     self->cache = PyMem_Calloc(CACHE_SIZE, sizeof(CacheEntry));
     if (self->cache == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    Py_INCREF(paths);
-    self->paths = paths;
-    self->kinds = PyBytes_FromStringAndSize(kinds, n_kinds);
-    if (self->kinds == NULL) return -1;
     return 0;
 }
 
@@ -745,6 +766,8 @@ PyDoc_STRVAR(scan_doc,
 
 static PyObject *Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *seq = NULL, *lists = NULL, *result = NULL;
+    PyObject **items = NULL;
+    Py_ssize_t n_items = 0;
     Py_buffer ib = {0}, ob = {0};
     int have_ib = 0, have_ob = 0;
     PyObject *row[MAX_FIELDS];
@@ -759,8 +782,26 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t n
     }
     seq = PySequence_Fast(args[0], "values must be a sequence of bytes");
     if (seq == NULL) return NULL;
+    /* References of our own to the values, taken before anything can run Python
+     * code: a GC-tracked allocation can run the garbage collector and so a
+     * finalizer, and PyObject_GetBuffer can run __buffer__ (3.12+); either could
+     * empty the list and free its item array under us. (Not PySequence_Tuple:
+     * on 3.11 it allocates the tuple after reading the list's item array.) */
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
+    items = PyMem_New(PyObject *, n > 0 ? (size_t)n : 1);
+    if (items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    {
+        PyObject **src = PySequence_Fast_ITEMS(seq);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_INCREF(src[i]);
+            items[i] = src[i];
+        }
+        n_items = n;
+    }
+    Py_CLEAR(seq); /* (no Python code runs in its dealloc: we hold every item) */
 
     if (PyObject_GetBuffer(args[1], &ib, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
         goto done;
@@ -844,7 +885,9 @@ done:
     Py_XDECREF(lists);
     if (have_ib) PyBuffer_Release(&ib);
     if (have_ob) PyBuffer_Release(&ob);
-    Py_DECREF(seq);
+    Py_XDECREF(seq);
+    for (Py_ssize_t i = 0; i < n_items; i++) Py_DECREF(items[i]);
+    PyMem_Free(items);
     return result;
 }
 
