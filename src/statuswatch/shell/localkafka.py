@@ -647,6 +647,13 @@ class LocalKafka:
     ) -> None:
         self.close()
 
+    def tool_command(self, main_class: str, *args: str) -> list[str]:
+        """The command line that runs one of Apache Kafka's own tools from the cached jars
+        under the machine's ``java``, e.g. ``tool_command("kafka.tools.ConsoleProducer",
+        "--bootstrap-server", broker.bootstrap_servers, "--topic", "t")``."""
+        libs = ensure_kafka_jars(self.version, self._cache_dir)
+        return [_java(), *_JVM_OPTIONS, "-cp", str(libs / "*"), main_class, *args]
+
     # --- topics
 
     def create_topic(

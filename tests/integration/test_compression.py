@@ -1,0 +1,138 @@
+"""Compressed topics written by Apache Kafka's own console producer, read by `statuswatch run`.
+
+Production shippers (Vector, Fluent Bit, librdkafka, Kong's Kafka plugins) compress their
+batches; each codec must be readable by a plain install, and a batch that cannot be read
+must be reported as what it is, never as a broker outage.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from statuswatch.shell.localkafka import LocalKafka
+from tests.data import APACHE_CODES, APACHE_LOG, apache_lines
+from tests.integration.support import (
+    free_port,
+    get,
+    records_read_once,
+    sample,
+    scrape,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+CODECS = ("gzip", "snappy", "lz4", "zstd")
+
+
+def console_produce(
+    broker: LocalKafka, topic: str, codec: str, lines: Path
+) -> subprocess.Popen[bytes]:
+    """Apache Kafka's ConsoleProducer writing each line of ``lines`` as one record."""
+    with lines.open("rb") as stdin:
+        return subprocess.Popen(
+            broker.tool_command(
+                "kafka.tools.ConsoleProducer", "--bootstrap-server", broker.bootstrap_servers,
+                "--topic", topic, "--compression-codec", codec,
+                "--producer-property", "linger.ms=50",
+            ),
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+
+
+def produce_all(broker: LocalKafka, topics: dict[str, str], lines: Path) -> None:
+    """Run one ConsoleProducer per codec at once (a JVM start costs seconds)."""
+    producers = {codec: console_produce(broker, t, codec, lines) for codec, t in topics.items()}
+    for codec, proc in producers.items():
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0, f"ConsoleProducer --compression-codec {codec}:\n{out!r}"
+
+
+def run_config(tmp_path: Path, broker: LocalKafka, topic: str, port: int, extra: str = "") -> Path:
+    config = tmp_path / f"{topic}.yaml"
+    config.write_text(
+        f"kafka:\n  bootstrap_servers: {broker.bootstrap_servers}\n  topic: {topic}\n"
+        f"  group_id: sw-{topic}\n"
+        "decode:\n  format: combined\n"
+        # hour windows: 3.5 days of sparse traffic close in ~84 evaluations, not 30,000
+        "window:\n  size_seconds: 3600\n"
+        f"alerts:\n  output: {tmp_path / (topic + '.alerts.jsonl')}\n"
+        f"metrics:\n  port: {port}\n" + extra
+    )
+    return config
+
+
+@contextmanager
+def statuswatch_run(
+    config: Path, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``statuswatch run`` as a user runs it; stopped (SIGTERM, then kill) on exit."""
+    with ExitStack() as stack:
+        stderr = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "statuswatch", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def code_counts(body: str) -> dict[int, int]:
+    return {
+        int(m[1]): int(float(m[2]))
+        for m in re.finditer(r'^statuswatch_requests_total\{code="(\d+)"\} (\S+)$', body, re.M)
+    }
+
+
+def unique_topics(broker: LocalKafka, stem: str, codecs: Sequence[str]) -> dict[str, str]:
+    topics = {codec: f"{stem}-{codec}-{time.monotonic_ns()}" for codec in codecs}
+    for name in topics.values():
+        broker.create_topic(name)
+    return topics
+
+
+def test_every_codec_of_the_console_producer_is_read(kafka_broker: LocalKafka, tmp_path: Path):
+    lines = tmp_path / "apache.log"
+    lines.write_bytes(b"\n".join(apache_lines()) + b"\n")
+    assert APACHE_LOG.is_file()
+    topics = unique_topics(kafka_broker, "codec", CODECS)
+    produce_all(kafka_broker, topics, lines)
+
+    ports = {codec: free_port() for codec in CODECS}
+    with ExitStack() as stack:
+        for codec, topic in topics.items():
+            stack.enter_context(statuswatch_run(
+                run_config(tmp_path, kafka_broker, topic, ports[codec]),
+                log=tmp_path / f"{codec}.log",
+            ))
+        for codec, port in ports.items():
+            def all_read(port: int = port) -> bool:
+                return records_read_once(port) == 10_000
+
+            wait_for(all_read, 120, lambda codec=codec: f"10,000 {codec} records:\n"
+                     + (tmp_path / f"{codec}.log").read_text()[-2000:])
+            wait_for(lambda port=port: get(port, "/ready")[0] == 200, 30, f"{codec}: /ready")
+            body = scrape(port)
+            # no record read twice (a rebalance would re-read), so the counts are exact
+            assert sample(body, "statuswatch_records_reread_total") == 0, codec
+            assert sample(body, "statuswatch_records_total") == 10_000, codec
+            assert code_counts(body) == APACHE_CODES, codec
+            invalid = re.findall(r"^statuswatch_invalid_records_total\{.*\} (\S+)$", body, re.M)
+            assert invalid and all(float(n) == 0 for n in invalid), codec
+            assert sample(body, "statuswatch_broker_up") == 1.0, codec
