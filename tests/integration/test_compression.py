@@ -7,6 +7,7 @@ must be reported as what it is, never as a broker outage.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -136,3 +137,48 @@ def test_every_codec_of_the_console_producer_is_read(kafka_broker: LocalKafka, t
             invalid = re.findall(r"^statuswatch_invalid_records_total\{.*\} (\S+)$", body, re.M)
             assert invalid and all(float(n) == 0 for n in invalid), codec
             assert sample(body, "statuswatch_broker_up") == 1.0, codec
+
+
+def test_a_codec_the_install_lacks_is_reported_once_and_ends_the_process(
+    kafka_broker: LocalKafka, tmp_path: Path
+):
+    """An install without the codec libraries (cramjam made unimportable, as if absent)
+    reading a zstd topic: the cause on /ready, in a metric and in one ERROR line; the
+    broker still counts as up; the watchdog exits non-zero with the cause last."""
+    lines = tmp_path / "apache.log"
+    lines.write_bytes(b"\n".join(apache_lines()[:2000]) + b"\n")
+    topics = unique_topics(kafka_broker, "nocodec", ["zstd"])
+    produce_all(kafka_broker, topics, lines)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "cramjam.py").write_text('raise ImportError("cramjam is not installed")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(stubs), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+    port, timeout_s = free_port(), 12
+    config = run_config(tmp_path, kafka_broker, topics["zstd"], port,
+                        f"health:\n  stuck_timeout_seconds: {timeout_s}\n")
+    log = tmp_path / "run.log"
+    with statuswatch_run(config, env=env, log=log) as proc:
+        _, body = wait_for(
+            lambda: (r := get(port, "/ready"))[0] == 503 and "unsupported_codec" in r[1] and r,
+            60, lambda: f"/ready to name the codec:\n{log.read_text()[-2000:]}",
+        )
+        assert "topic=" + topics["zstd"] in body and "partition=0 offset=0" in body, body
+        assert "Libraries for zstd compression codec not found" in body, body
+        metrics = scrape(port)
+        assert sample(metrics, "statuswatch_broker_up") == 1.0
+        unreadable = dict(re.findall(
+            r'^statuswatch_consumer_unreadable_partitions\{reason="(\w+)"\} (\S+)$', metrics, re.M))
+        assert unreadable == {
+            "unsupported_codec": "1.0", "corrupt_batch": "0.0", "record_too_large": "0.0"}
+        assert proc.wait(timeout=timeout_s + 30) == 3
+    text = log.read_text()
+    errors = [x for x in text.splitlines() if " ERROR " in x and "retrying cannot fix" in x]
+    assert len(errors) == 1, text[-3000:]
+    assert f"topic={topics['zstd']} partition=0 offset=0" in errors[0]
+    assert "poll failed" not in text
+    assert "not ready: no fetch response" not in text  # never taken for a broker outage
+    last = text.rstrip().splitlines()[-1]
+    assert " ERROR " in last and "stopped by the watchdog (exit 3)" in last, last
+    assert "unsupported_codec" in last and "Libraries for zstd" in last, last

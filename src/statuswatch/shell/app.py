@@ -126,7 +126,7 @@ async def run_forever(
         if server is not None:
             server.shutdown()
     if runner.exit_code:
-        log.error("stopped by the watchdog (exit %d)", runner.exit_code)
+        log.error("stopped by the watchdog (exit %d): %s", runner.exit_code, runner.exit_reason)
         return runner.exit_code
     log.info("stopped cleanly")
     return 0

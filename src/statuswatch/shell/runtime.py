@@ -26,11 +26,11 @@ from statuswatch.config import Settings
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
-from statuswatch.errors import SourceError
+from statuswatch.errors import SourceError, UnreadablePartitionError
 from statuswatch.shell.deadletter import DeadLetterQueue
 from statuswatch.shell.health import HealthMonitor, consumer_probe
-from statuswatch.shell.metrics import RuntimeStatus
-from statuswatch.shell.sources import KafkaSource, RawBatch
+from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
+from statuswatch.shell.sources import UNREADABLE_HINTS, KafkaSource, RawBatch
 from statuswatch.shell.state import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,13 @@ class KafkaRunner:
         self.dead_letters = DeadLetterQueue(kafka) if kafka.dead_letter_topic else None
         self._on_invalid = None if self.dead_letters is None else self.dead_letters.submit
         self.exit_code = 0  # non-zero once the stuck-consumer watchdog fired
+        self.exit_reason = ""  # what the watchdog said
         self.monitor = HealthMonitor(
             settings.health, self.status,
-            probe=lambda: consumer_probe(getattr(self.source, "_consumer", None)),
+            # a paused, unreadable partition gets no fetch answers: not a broker outage
+            probe=lambda: consumer_probe(
+                getattr(self.source, "_consumer", None), exclude=self.status.unreadable
+            ),
             positions=lambda: self._consumed_next, on_stuck=self._on_stuck,
         )
         st = settings.state
@@ -179,7 +183,23 @@ class KafkaRunner:
     def _on_stuck(self, message: str) -> None:
         log.error("%s", message)
         self.exit_code = 3
+        self.exit_reason = message
         self.stop()
+
+    def _on_unreadable(self, exc: UnreadablePartitionError) -> None:
+        """Report a partition the source paused: once, with its cause; never as an outage."""
+        if exc.partition in self.status.unreadable:
+            return
+        timeout = self.settings.health.stuck_timeout_seconds
+        exits = (f"exiting in {timeout:g}s (health.stuck_timeout_seconds)" if timeout > 0
+                 else "health.stuck_timeout_seconds=0: not exiting")
+        log.error(
+            "%s; retrying cannot fix this: %s. The partition is paused, %s",
+            exc, UNREADABLE_HINTS[exc.reason], exits,
+        )
+        self.status.unreadable[exc.partition] = UnreadablePartition(
+            exc.reason, str(exc), time.monotonic()
+        )
 
     async def _until_stopped(self, aw: Any) -> bool:
         """Await ``aw`` unless ``stop()`` comes first (then cancel it); True if it finished."""
@@ -347,6 +367,7 @@ class KafkaRunner:
         for p in partitions:
             self._consumed_next.pop(p, None)
             self._committed.pop(p, None)
+            self.status.unreadable.pop(p, None)  # its next owner reports it
 
     async def _on_assign(self, partitions: set[int]) -> None:
         self.detector.windows.assign(partitions, self.clock())
@@ -379,6 +400,10 @@ class KafkaRunner:
                 stopper.cancel()
                 try:
                     batches = poll.result()
+                except UnreadablePartitionError as exc:
+                    self.status.poll_failures = 0  # the broker answered
+                    self._on_unreadable(exc)  # the other partitions go on
+                    continue
                 except Exception as exc:  # noqa: BLE001 - a broker error must not kill the loop
                     self.status.poll_failures += 1
                     log.warning("poll failed: %s", exc)

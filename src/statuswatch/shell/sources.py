@@ -23,7 +23,7 @@ import numpy as np
 
 from statuswatch.config import KafkaConfig, TlsConfig
 from statuswatch.core.columns import I64
-from statuswatch.errors import SourceError
+from statuswatch.errors import SourceError, UnreadablePartitionError
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,56 @@ async def diagnose_connection(
     return ""
 
 
+#: What each reason asks of the operator.
+UNREADABLE_HINTS = {
+    "unsupported_codec": "install statuswatch with its dependencies "
+                         "(aiokafka[lz4,snappy,zstd] brings the codecs)",
+    "corrupt_batch": "the batch on the broker fails its CRC check; the producer or the "
+                     "broker's disk wrote it damaged",
+    "record_too_large": "raise kafka.max_partition_fetch_bytes above the largest batch",
+}
+
+
+def unreadable_reason(exc: BaseException) -> str | None:
+    """The reason label (``metrics.UNREADABLE_REASONS``) of an aiokafka fetch error that
+    retrying cannot heal; None for any other error.
+
+    >>> from aiokafka.errors import UnsupportedCodecError, KafkaConnectionError
+    >>> unreadable_reason(UnsupportedCodecError("no zstd")), unreadable_reason(
+    ...     KafkaConnectionError())
+    ('unsupported_codec', None)
+    """
+    from aiokafka import errors
+
+    if isinstance(exc, errors.UnsupportedCodecError):
+        return "unsupported_codec"
+    if isinstance(exc, errors.CorruptRecordException):
+        return "corrupt_batch"
+    if isinstance(exc, errors.RecordTooLargeError):
+        return "record_too_large"
+    return None
+
+
+def failing_partition(exc: BaseException) -> Any:
+    """The ``TopicPartition`` whose records raised ``exc`` in ``getmany()``, or None.
+
+    aiokafka does not attach it to the error: the innermost frame of the traceback
+    that iterates one partition's records (a local ``tp``) names it.
+    """
+    from aiokafka import TopicPartition
+
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        tp = tb.tb_frame.f_locals.get("tp")
+        if isinstance(tp, TopicPartition):
+            found = tp
+        tb = tb.tb_next
+    if found is None:  # RecordTooLargeError carries it among its arguments
+        found = next((a for a in exc.args if isinstance(a, TopicPartition)), None)
+    return found
+
+
 _OFFSET = operator.attrgetter("offset")
 _VALUE = operator.attrgetter("value")
 
@@ -289,9 +339,22 @@ class KafkaSource:
         self._consumer.subscribe([cfg.topic], listener=Listener())
 
     async def poll(self) -> list[RawBatch]:
-        records = await self._consumer.getmany(
-            timeout_ms=self.cfg.fetch_timeout_ms, max_records=self.cfg.max_batch_records
-        )
+        """The records fetched since the last poll, as one batch per partition.
+
+        A partition whose records cannot be read (``unreadable_reason``) is paused, so
+        the others go on, and ``UnreadablePartitionError`` names it; other errors propagate.
+        """
+        from aiokafka.errors import KafkaError
+
+        try:
+            records = await self._consumer.getmany(
+                timeout_ms=self.cfg.fetch_timeout_ms, max_records=self.cfg.max_batch_records
+            )
+        except KafkaError as exc:
+            unreadable = await self._unreadable(exc)
+            if unreadable is None:
+                raise
+            raise unreadable from exc
         out = []
         for tp, msgs in records.items():
             if not msgs:
@@ -306,6 +369,26 @@ class KafkaSource:
                 values = [b"" if v is None else v for v in values]
             out.append(RawBatch(tp.topic, tp.partition, offsets, values))
         return out
+
+    async def _unreadable(self, exc: BaseException) -> UnreadablePartitionError | None:
+        """Pause the partition ``exc`` cannot be healed on and describe it; None if it can."""
+        reason = unreadable_reason(exc)
+        if reason is None:
+            return None
+        tp = failing_partition(exc)
+        if tp is None:
+            assigned = list(self._consumer.assignment())
+            if len(assigned) != 1:
+                return None  # cannot tell which partition: reported as a failed poll
+            tp = assigned[0]
+        try:
+            offset: int | None = await self._consumer.position(tp)
+        except Exception:  # noqa: BLE001 - revoked meanwhile: the offset is only detail
+            offset = None
+        self._consumer.pause(tp)
+        name, text = type(exc).__name__, str(exc)
+        detail = text if text.startswith(name) else f"{name}: {text}" if text else name
+        return UnreadablePartitionError(reason, tp.topic, tp.partition, offset, detail)
 
     async def commit(self, offsets: dict[int, int]) -> None:
         """Commit ``next offset to read`` per partition of the configured topic."""
