@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from statuswatch.config import Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
+from statuswatch.errors import ConfigError
 from statuswatch.shell.http import serve
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
 from statuswatch.shell.runtime import (
@@ -76,6 +80,34 @@ def warn_if_no_native_scan(detector: Detector) -> bool:
     return False
 
 
+def listener_error(
+    exc: OSError, host: str, port: int, cert_file: str | None, key_file: str | None
+) -> ConfigError:
+    """One line naming the ``metrics.*`` key behind a listener that could not start.
+
+    >>> import errno
+    >>> str(listener_error(OSError(errno.EADDRINUSE, "Address already in use"),
+    ...     "127.0.0.1", 9464, None, None))
+    'metrics.port 9464: cannot listen on 127.0.0.1:9464: Address already in use'
+    """
+    why = exc.strerror or str(exc)
+    for key, path in (("metrics.tls_cert_file", cert_file), ("metrics.tls_key_file", key_file)):
+        if path is None:
+            continue
+        try:  # ssl names neither file when one cannot be opened
+            Path(path).open("rb").close()
+        except OSError as err:
+            return ConfigError(f"{key} {path}: cannot read: {err.strerror or err}")
+    if isinstance(exc, ssl.SSLError):
+        return ConfigError(
+            f"metrics.tls_cert_file {cert_file} / metrics.tls_key_file {key_file}: "
+            f"not a usable certificate and key: {exc.reason or exc}"
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConfigError(f"metrics.host {host}: cannot listen on {host}:{port}: {why}")
+    return ConfigError(f"metrics.port {port}: cannot listen on {host}:{port}: {why}")
+
+
 def log_events(events: list[AlertEvent]) -> None:
     for event in events:
         log.warning("%s", describe(event))
@@ -96,11 +128,14 @@ async def run_forever(
     if settings.metrics.enabled:
         m = settings.metrics
         port = m.port if metrics_port is None else metrics_port
-        server, bound = serve(
-            build_registry(detector, status), m.host, port, status=status,
-            tls_cert_file=m.tls_cert_file, tls_key_file=m.tls_key_file,
-            heartbeat_timeout_s=settings.health.heartbeat_timeout_seconds,
-        )
+        try:
+            server, bound = serve(
+                build_registry(detector, status), m.host, port, status=status,
+                tls_cert_file=m.tls_cert_file, tls_key_file=m.tls_key_file,
+                heartbeat_timeout_s=settings.health.heartbeat_timeout_seconds,
+            )
+        except OSError as exc:
+            raise listener_error(exc, m.host, port, m.tls_cert_file, m.tls_key_file) from exc
         scheme = "https" if m.tls_cert_file else "http"
         log.info("metrics on %s://%s:%d/metrics (also /ready, /healthz)", scheme, m.host, bound)
     sink = JsonLinesSink(settings.alerts.output)

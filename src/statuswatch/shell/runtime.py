@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import signal
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -26,7 +27,7 @@ from statuswatch.config import Settings
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
-from statuswatch.errors import SourceError, UnreadablePartitionError
+from statuswatch.errors import ConfigError, SourceError, UnreadablePartitionError
 from statuswatch.shell.deadletter import DeadLetterQueue
 from statuswatch.shell.health import HealthMonitor, consumer_probe
 from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
@@ -126,6 +127,20 @@ def backtest(detector: Detector, batches: Iterable[RawBatch], sink: Sink) -> Bac
     )
 
 
+def open_store(directory: str, keep: int) -> SnapshotStore:
+    """The snapshot store of ``state.dir``, checked writable now rather than at the
+    first snapshot; ``ConfigError`` naming the key otherwise."""
+    try:
+        store = SnapshotStore(Path(directory), keep)
+        with tempfile.TemporaryFile(dir=store.directory):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"state.dir {directory}: not a writable directory: {exc.strerror or exc}"
+        ) from exc
+    return store
+
+
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -172,7 +187,7 @@ class KafkaRunner:
             positions=lambda: self._consumed_next, on_stuck=self._on_stuck,
         )
         st = settings.state
-        self.store = SnapshotStore(Path(st.dir), st.keep) if st.dir else None
+        self.store = open_store(st.dir, st.keep) if st.dir else None
         self._snapshot_every_ms = round(st.interval_seconds * 1000)
         self._last_snapshot_ms = 0
         self._last_commit = -math.inf  # time.monotonic() of the last throttled commit

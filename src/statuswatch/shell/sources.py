@@ -12,6 +12,7 @@ import importlib
 import io
 import logging
 import operator
+import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -165,6 +166,26 @@ def security_kwargs(cfg: KafkaConfig) -> dict[str, Any]:
             sasl_plain_password=password,
         )
     return kwargs
+
+
+async def unresolved_hosts(bootstrap_servers: str) -> list[tuple[str, str]]:
+    """The bootstrap hosts whose names do not resolve, each with the resolver's reason.
+
+    >>> asyncio.run(unresolved_hosts("127.0.0.1:9092"))
+    []
+    """
+    loop = asyncio.get_running_loop()
+    out = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        host = host.strip("[]")
+        try:
+            await loop.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            out.append((host, exc.strerror or str(exc)))
+        except (OSError, UnicodeError):
+            continue  # not a resolution failure: aiokafka's own error says more
+    return out
 
 
 async def diagnose_connection(
@@ -333,10 +354,38 @@ class KafkaSource:
         except Exception as exc:  # aiokafka raises many types; all mean "cannot start"
             await self._consumer.stop()
             why = str(exc) or type(exc).__name__
-            if cfg.security_protocol != "PLAINTEXT":
+            unresolved = await unresolved_hosts(cfg.bootstrap_servers)
+            if unresolved:
+                why = "; ".join(f"{host} does not resolve ({err})" for host, err in unresolved)
+            elif cfg.security_protocol != "PLAINTEXT":
                 why = await diagnose_connection(cfg, security) or why
-            raise SourceError(f"cannot connect to Kafka at {cfg.bootstrap_servers}: {why}") from exc
+            raise SourceError(
+                f"cannot connect to Kafka at kafka.bootstrap_servers={cfg.bootstrap_servers}: {why}"
+            ) from exc
+        await self._require_topic()
         self._consumer.subscribe([cfg.topic], listener=Listener())
+
+    async def _require_topic(self) -> None:
+        """Fail at start-up on a topic the cluster does not have (or does not show this
+        principal): subscribed, it would wait for partitions forever. Listing all
+        topics never auto-creates one."""
+        from aiokafka.errors import KafkaError
+
+        try:
+            topics = await asyncio.wait_for(self._consumer.topics(), START_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            await self._consumer.stop()
+            raise SourceError(
+                f"kafka.bootstrap_servers {self.cfg.bootstrap_servers}: cannot list topics: "
+                f"{exc!s:.200}"
+            ) from exc
+        if self.cfg.topic not in topics:
+            await self._consumer.stop()
+            self._consumer = None
+            raise SourceError(
+                f"kafka.topic {self.cfg.topic}: no such topic on {self.cfg.bootstrap_servers} "
+                "(or this principal may not describe it)"
+            )
 
     async def poll(self) -> list[RawBatch]:
         """The records fetched since the last poll, as one batch per partition.
