@@ -7,11 +7,13 @@ must be reported as what it is, never as a broker outage.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -182,3 +184,57 @@ def test_a_codec_the_install_lacks_is_reported_once_and_ends_the_process(
     last = text.rstrip().splitlines()[-1]
     assert " ERROR " in last and "stopped by the watchdog (exit 3)" in last, last
     assert "unsupported_codec" in last and "Libraries for zstd" in last, last
+
+
+def status_counts(lines: Sequence[bytes]) -> dict[int, int]:
+    """Per-code counts of combined-log lines (the code follows the quoted request)."""
+    counts = Counter(int(m[1]) for x in lines if (m := re.search(rb'" (\d{3}) ', x)))
+    return dict(counts)
+
+
+async def test_an_unreadable_partition_does_not_hold_up_or_lose_the_others(
+    kafka_broker: LocalKafka, tmp_path: Path
+):
+    """Partition 0 gzip (readable), partition 1 zstd (not, in an install without the codec):
+    every record of partition 0 is counted exactly once, though aiokafka drops the records
+    it had drained from partition 0 when partition 1 raises in the same poll."""
+    from aiokafka import AIOKafkaProducer
+
+    lines = apache_lines()
+    assert status_counts(lines) == APACHE_CODES
+    readable, unreadable = lines[:2000], lines[2000:3000]
+    topic = f"mixed-{time.monotonic_ns()}"
+    await kafka_broker.acreate_topic(topic, partitions=2)
+    for partition, codec, values in ((0, "gzip", readable), (1, "zstd", unreadable)):
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers,
+                                    compression_type=codec, linger_ms=20)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send(topic, value, partition=partition)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "cramjam.py").write_text('raise ImportError("cramjam is not installed")\n')
+    env = {**os.environ, "PYTHONPATH": str(stubs)}
+    port, log = free_port(), tmp_path / "run.log"
+    config = run_config(tmp_path, kafka_broker, topic, port)
+    with statuswatch_run(config, env=env, log=log):
+        await asyncio.to_thread(
+            wait_for, lambda: records_read_once(port) == len(readable), 60,
+            lambda: f"{len(readable)} records of partition 0:\n{log.read_text()[-2000:]}",
+        )
+        await asyncio.sleep(2)  # nothing more comes
+        body = scrape(port)
+        assert records_read_once(port) == len(readable)
+        # the lost records were never processed: reading them again is no re-read
+        assert sample(body, "statuswatch_records_reread_total") == 0
+        assert code_counts(body) == status_counts(readable)
+        assert 'statuswatch_consumer_unreadable_partitions{reason="unsupported_codec"} 1.0' \
+            in body
+        assert sample(body, "statuswatch_broker_up") == 1.0
+        status, reason = get(port, "/ready")
+        assert status == 503 and f"topic={topic} partition=1 offset=0" in reason

@@ -318,6 +318,8 @@ class KafkaSource:
         self.cfg = cfg
         self._consumer: Any = None
         self.assigned: set[int] = set()
+        #: per partition, the offset after the last record poll() returned since assignment
+        self._delivered: dict[int, int] = {}
 
     async def start(self, on_revoke: Any = None, on_assign: Any = None) -> None:
         from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -329,6 +331,8 @@ class KafkaSource:
                 if on_revoke is not None:
                     await on_revoke({tp.partition for tp in revoked})
                 source.assigned -= {tp.partition for tp in revoked}
+                for tp in revoked:
+                    source._delivered.pop(tp.partition, None)
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 source.assigned |= {tp.partition for tp in assigned}
@@ -417,6 +421,7 @@ class KafkaSource:
             if None in values:  # a tombstone: an empty (invalid) record
                 values = [b"" if v is None else v for v in values]
             out.append(RawBatch(tp.topic, tp.partition, offsets, values))
+            self._delivered[tp.partition] = last + 1
         return out
 
     async def _unreadable(self, exc: BaseException) -> UnreadablePartitionError | None:
@@ -435,9 +440,35 @@ class KafkaSource:
         except Exception:  # noqa: BLE001 - revoked meanwhile: the offset is only detail
             offset = None
         self._consumer.pause(tp)
+        await self._rewind_others(tp)
         name, text = type(exc).__name__, str(exc)
         detail = text if text.startswith(name) else f"{name}: {text}" if text else name
         return UnreadablePartitionError(reason, tp.topic, tp.partition, offset, detail)
+
+    async def _rewind_others(self, failed: Any) -> None:
+        """Seek the other partitions back to what poll() returned.
+
+        ``getmany()`` drains partition after partition; when one raises, the records
+        already drained from the others are lost with the exception, although their
+        positions moved past them. Seeking back reads them again.
+        """
+        consumer = self._consumer
+        for tp in list(consumer.assignment()):
+            if tp == failed:
+                continue
+            try:
+                position = await consumer.position(tp)
+                delivered = self._delivered.get(tp.partition)
+                if delivered is None:  # nothing returned since assignment: from the commit
+                    delivered = await consumer.committed(tp)
+                if delivered is None and self.cfg.auto_offset_reset == "earliest":
+                    delivered = (await consumer.beginning_offsets([tp]))[tp]
+                if delivered is not None and position > delivered:
+                    log.info("re-reading topic=%s partition=%d from offset %d (was at %d)",
+                             tp.topic, tp.partition, delivered, position)
+                    consumer.seek(tp, delivered)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner reads it
+                log.warning("cannot re-read topic=%s partition=%d: %r", tp.topic, tp.partition, exc)
 
     async def commit(self, offsets: dict[int, int]) -> None:
         """Commit ``next offset to read`` per partition of the configured topic."""
