@@ -238,3 +238,43 @@ async def test_an_unreadable_partition_does_not_hold_up_or_lose_the_others(
         assert sample(body, "statuswatch_broker_up") == 1.0
         status, reason = get(port, "/ready")
         assert status == 503 and f"topic={topic} partition=1 offset=0" in reason
+
+
+async def test_a_corrupt_batch_on_the_broker_is_reported_as_corrupt_not_as_an_outage(
+    kafka_broker: LocalKafka, topic: str, tmp_path: Path
+):
+    """One byte of a record batch flipped in the broker's segment file: the consumer's
+    CRC check fails on every fetch; statuswatch names it and exits after the timeout."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers, linger_ms=50)
+    await producer.start()
+    try:
+        for value in apache_lines()[:200]:
+            await producer.send(topic, value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    (segment,) = kafka_broker.segment_files(topic)
+    data = bytearray(segment.read_bytes())
+    assert len(data) > 1000
+    data[500] ^= 0xFF  # inside the first batch's records (its header is 61 bytes)
+    with segment.open("r+b") as out:  # in place: the broker serves the page cache
+        out.seek(500)
+        out.write(bytes([data[500]]))
+
+    port, timeout_s, log = free_port(), 8, tmp_path / "run.log"
+    config = run_config(tmp_path, kafka_broker, topic, port,
+                        f"health:\n  stuck_timeout_seconds: {timeout_s}\n")
+    with statuswatch_run(config, log=log) as proc:
+        _, body = await asyncio.to_thread(
+            wait_for, lambda: (r := get(port, "/ready"))[0] == 503 and "corrupt_batch" in r[1]
+            and r, 60, lambda: f"/ready to name the corrupt batch:\n{log.read_text()[-2000:]}",
+        )
+        assert f"topic={topic} partition=0 offset=0: corrupt_batch" in body, body
+        metrics = scrape(port)
+        assert 'statuswatch_consumer_unreadable_partitions{reason="corrupt_batch"} 1.0' in metrics
+        assert sample(metrics, "statuswatch_broker_up") == 1.0
+        assert await asyncio.to_thread(proc.wait, timeout_s + 30) == 3
+    last = log.read_text().rstrip().splitlines()[-1]
+    assert "stopped by the watchdog (exit 3)" in last and "corrupt_batch" in last, last

@@ -442,7 +442,7 @@ class KafkaSource:
         self._consumer.pause(tp)
         await self._rewind_others(tp)
         name, text = type(exc).__name__, str(exc)
-        detail = text if text.startswith(name) else f"{name}: {text}" if text else name
+        detail = text if name in text else f"{name}: {text}" if text else name
         return UnreadablePartitionError(reason, tp.topic, tp.partition, offset, detail)
 
     async def _rewind_others(self, failed: Any) -> None:
