@@ -194,3 +194,16 @@ def test_a_metrics_tls_file_that_cannot_be_used_is_one_line_naming_it(tmp_path, 
         assert "metrics.tls_cert_file" in line and "not a usable certificate and key" in line
     else:
         assert f"metrics.{missing} {files[missing]}: cannot read: No such file" in line
+
+
+@pytest.mark.parametrize("key", ["output", "windows_output"])
+def test_an_alerts_output_that_cannot_be_opened_is_one_line_naming_it(tmp_path, key):
+    regular = tmp_path / "a-file"
+    regular.write_text("")
+    outputs = {"output": tmp_path / "alerts.jsonl", "windows_output": tmp_path / "w.jsonl"}
+    outputs[key] = regular / "x.jsonl"
+    config = config_file(tmp_path, "alerts:\n" + "".join(
+        f"  {k}: {v}\n" for k, v in outputs.items()))
+    line = error_line(run_fails(config))
+    assert f"alerts.{key}: cannot open" in line and str(regular / "x.jsonl") in line
+

@@ -12,7 +12,7 @@ from pathlib import Path
 from statuswatch.config import Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
-from statuswatch.errors import ConfigError
+from statuswatch.errors import ConfigError, SinkError
 from statuswatch.shell.http import serve
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
 from statuswatch.shell.runtime import (
@@ -138,10 +138,17 @@ async def run_forever(
             raise listener_error(exc, m.host, port, m.tls_cert_file, m.tls_key_file) from exc
         scheme = "https" if m.tls_cert_file else "http"
         log.info("metrics on %s://%s:%d/metrics (also /ready, /healthz)", scheme, m.host, bound)
-    sink = JsonLinesSink(settings.alerts.output)
+    try:
+        sink = JsonLinesSink(settings.alerts.output)
+    except SinkError as exc:
+        raise ConfigError(f"alerts.output: {exc}") from exc
     windows_sink = None
     if settings.alerts.windows_output:
-        windows_sink = WindowsSink(settings.alerts.windows_output, detector)
+        try:
+            windows_sink = WindowsSink(settings.alerts.windows_output, detector)
+        except SinkError as exc:
+            sink.close()
+            raise ConfigError(f"alerts.windows_output: {exc}") from exc
         detector.window_listener = windows_sink.write
     runner = KafkaRunner(settings, detector, sink, status, on_events=on_events)
     install_signal_handlers(runner.stop)
