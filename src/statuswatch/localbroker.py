@@ -598,6 +598,18 @@ class LocalKafka:
     ) -> None:
         self.close()
 
+    def segment_files(self, topic: str, partition: int = 0) -> list[Path]:
+        """The log segment files of one partition (``log.dirs``), oldest first; tests
+        damage them to see how a consumer meets a corrupt batch."""
+        return sorted((self._kraft_dir / f"{topic}-{partition}").glob("*.log"))
+
+    def tool_command(self, main_class: str, *args: str) -> list[str]:
+        """The command line that runs one of Apache Kafka's own tools from the cached jars
+        under the machine's ``java``, e.g. ``tool_command("kafka.tools.ConsoleProducer",
+        "--bootstrap-server", broker.bootstrap_servers, "--topic", "t")``."""
+        libs = ensure_kafka_jars(self.version, self._cache_dir)
+        return [_java(), *_JVM_OPTIONS, "-cp", str(libs / "*"), main_class, *args]
+
     # --- topics
 
     def create_topic(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,115 @@ def test_blas_stays_single_threaded_unless_the_user_says_otherwise(monkeypatch):
     single_threaded_math()
     assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
     assert os.environ["OMP_NUM_THREADS"] == "4"
+
+
+# --- start-up failures a user can cause: one line naming the key, no traceback, exit != 0
+
+
+def without_root_file_access() -> list[str]:
+    """A prefix that runs a command as root without the capabilities that let root read
+    any file (as a user, a chmod 000 file is unreadable without it)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is needed to drop root's file access"
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def run_fails(config: Path | None, *extra: str, prefix: Sequence[str] = ()) -> str:
+    """``statuswatch run``'s stderr, asserting a non-zero exit and no traceback."""
+    args = ["run", *(["--config", str(config)] if config is not None else []), *extra]
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "statuswatch", *args], capture_output=True,
+        timeout=120, check=False, text=True,
+    )
+    assert result.returncode != 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def error_line(stderr: str) -> str:
+    (line,) = [x for x in stderr.splitlines() if x.startswith("statuswatch: error:")]
+    return line
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sw.yaml"
+    path.write_text(text + "metrics:\n  port: 0\n" if "metrics:" not in text else text)
+    return path
+
+
+def test_a_taken_metrics_port_is_one_line_naming_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = error_line(run_fails(None, "--metrics-port", str(port)))
+    assert f"metrics.port {port}: cannot listen on 127.0.0.1:{port}" in line
+    assert "Address already in use" in line
+
+
+@pytest.mark.parametrize("problem", ["missing", "a directory", "permission denied", "binary",
+                                     "not YAML"])
+def test_an_unreadable_config_file_is_one_line_naming_it(tmp_path, problem):
+    path, prefix = tmp_path / "sw.yaml", []
+    if problem == "a directory":
+        path.mkdir()
+    elif problem == "permission denied":
+        path.write_text("metrics:\n  port: 0\n")
+        path.chmod(0)
+        prefix = without_root_file_access()
+    elif problem == "binary":
+        path.write_bytes(APACHE_LOG.read_bytes())
+    elif problem == "not YAML":
+        path.write_text("kafka: [\n")
+    line = error_line(run_fails(path, prefix=prefix))
+    assert str(path) in line
+    expected = {"missing": "No such file", "a directory": "Is a directory",
+                "permission denied": "Permission denied", "binary": "not UTF-8",
+                "not YAML": "at line 2"}[problem]
+    assert expected in line
+
+
+def test_a_state_dir_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    regular = tmp_path / "a-file"
+    regular.write_text("")
+    state = regular / "state"  # under a regular file: cannot exist, even for root
+    line = error_line(run_fails(config_file(tmp_path, f"state:\n  dir: {state}\n")))
+    assert f"state.dir {state}: not a writable directory" in line
+
+
+def test_a_broker_address_that_does_not_resolve_is_one_line_naming_it(tmp_path):
+    config = config_file(
+        tmp_path, "kafka:\n  bootstrap_servers: no-such-broker.invalid:9092\n")
+    line = error_line(run_fails(config))
+    assert "kafka.bootstrap_servers=no-such-broker.invalid:9092" in line
+    assert "no-such-broker.invalid does not resolve" in line
+
+
+@pytest.mark.parametrize("missing", ["tls_cert_file", "tls_key_file", None])
+def test_a_metrics_tls_file_that_cannot_be_used_is_one_line_naming_it(tmp_path, missing):
+    files = {key: tmp_path / f"{key}.pem" for key in ("tls_cert_file", "tls_key_file")}
+    for key, path in files.items():
+        if key != missing:
+            path.write_text("not PEM\n")
+    config = config_file(tmp_path, "metrics:\n  port: 0\n" + "".join(
+        f"  {k}: {v}\n" for k, v in files.items()))
+    line = error_line(run_fails(config))
+    if missing is None:
+        assert "metrics.tls_cert_file" in line and "not a usable certificate and key" in line
+    else:
+        assert f"metrics.{missing} {files[missing]}: cannot read: No such file" in line
+
+
+@pytest.mark.parametrize("key", ["output", "windows_output"])
+def test_an_alerts_output_that_cannot_be_opened_is_one_line_naming_it(tmp_path, key):
+    regular = tmp_path / "a-file"
+    regular.write_text("")
+    outputs = {"output": tmp_path / "alerts.jsonl", "windows_output": tmp_path / "w.jsonl"}
+    outputs[key] = regular / "x.jsonl"
+    config = config_file(tmp_path, "alerts:\n" + "".join(
+        f"  {k}: {v}\n" for k, v in outputs.items()))
+    line = error_line(run_fails(config))
+    assert f"alerts.{key}: cannot open" in line and str(regular / "x.jsonl") in line
+

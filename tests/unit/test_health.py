@@ -242,3 +242,52 @@ def test_mostly_invalid_input_is_reported_on_ready_metrics_and_once_in_the_log(c
     assert _gauge(metrics_after, "statuswatch_input_mostly_invalid") == 0.0
     assert _gauge(metrics_after, "statuswatch_input_rejected_ratio") == 0.0
     assert any("input valid again" in r.getMessage() for r in caplog.records)
+def test_an_unreadable_partition_is_unready_but_not_a_broker_outage_and_ends_the_process():
+    from statuswatch.shell.metrics import UnreadablePartition
+
+    fake, stuck = FakeConsumer(), []
+    monitor, status = make_monitor(fake, stuck, timeout=30.0)
+    fake.ages = {1: 0.1}  # partition 0 is paused: the probe leaves it out
+    status.unreadable[0] = UnreadablePartition(
+        "corrupt_batch", "cannot read topic=t partition=0 offset=7: corrupt_batch (CRC)", 5.0
+    )
+    for t in range(5, 35):
+        fake.position += 1  # the other partition makes progress
+        monitor.tick(float(t), 0.0)
+        assert not status.ready and status.broker_up
+        assert status.not_ready_reason.startswith("cannot read topic=t partition=0 offset=7")
+    assert not stuck
+    monitor.tick(35.0, 0.0)
+    monitor.tick(36.0, 0.0)
+    assert len(stuck) == 1
+    assert "partition=0 offset=7: corrupt_batch (CRC); unreadable for 30s" in stuck[0]
+
+
+def test_only_errors_a_retry_cannot_heal_are_unreadable():
+    from aiokafka import TopicPartition
+    from aiokafka import errors as ke
+
+    from statuswatch.shell.metrics import UNREADABLE_REASONS
+    from statuswatch.shell.sources import UNREADABLE_HINTS, failing_partition, unreadable_reason
+
+    tp = TopicPartition("t", 4)
+    too_large = ke.RecordTooLargeError("There are some messages at %s=%s", tp, 9, 1024)
+    reasons = [unreadable_reason(e) for e in (
+        ke.UnsupportedCodecError("Libraries for lz4 compression codec not found"),
+        ke.CorruptRecordException("Invalid CRC - TopicPartition(topic='t', partition=4)"),
+        too_large,
+    )]
+    assert reasons == list(UNREADABLE_REASONS) == list(UNREADABLE_HINTS)
+    for retriable in (ke.KafkaConnectionError(), ke.NotLeaderForPartitionError(),
+                      ke.KafkaTimeoutError(), ke.RequestTimedOutError()):
+        assert unreadable_reason(retriable) is None
+    assert failing_partition(too_large) == tp
+
+    def unpack(tp: TopicPartition) -> None:  # the frame that iterates one partition's records
+        raise ke.CorruptRecordException(f"Invalid CRC - {tp}")
+
+    try:
+        for part in (TopicPartition("t", 2), TopicPartition("t", 3)):
+            unpack(part)
+    except ke.CorruptRecordException as exc:
+        assert failing_partition(exc) == TopicPartition("t", 2)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from statuswatch.config import Settings
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
+from statuswatch.errors import ConfigError, SinkError
 from statuswatch.shell.delivery import AlertDelivery, DeliveryCollector, default_external_url
 from statuswatch.shell.http import serve
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
@@ -77,6 +81,34 @@ def warn_if_no_native_scan(detector: Detector) -> bool:
     return False
 
 
+def listener_error(
+    exc: OSError, host: str, port: int, cert_file: str | None, key_file: str | None
+) -> ConfigError:
+    """One line naming the ``metrics.*`` key behind a listener that could not start.
+
+    >>> import errno
+    >>> str(listener_error(OSError(errno.EADDRINUSE, "Address already in use"),
+    ...     "127.0.0.1", 9464, None, None))
+    'metrics.port 9464: cannot listen on 127.0.0.1:9464: Address already in use'
+    """
+    why = exc.strerror or str(exc)
+    for key, path in (("metrics.tls_cert_file", cert_file), ("metrics.tls_key_file", key_file)):
+        if path is None:
+            continue
+        try:  # ssl names neither file when one cannot be opened
+            Path(path).open("rb").close()
+        except OSError as err:
+            return ConfigError(f"{key} {path}: cannot read: {err.strerror or err}")
+    if isinstance(exc, ssl.SSLError):
+        return ConfigError(
+            f"metrics.tls_cert_file {cert_file} / metrics.tls_key_file {key_file}: "
+            f"not a usable certificate and key: {exc.reason or exc}"
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConfigError(f"metrics.host {host}: cannot listen on {host}:{port}: {why}")
+    return ConfigError(f"metrics.port {port}: cannot listen on {host}:{port}: {why}")
+
+
 def log_events(events: list[AlertEvent]) -> None:
     for event in events:
         log.warning("%s", describe(event))
@@ -94,19 +126,25 @@ async def run_forever(
     warn_if_no_native_scan(detector)
     status = RuntimeStatus()
     server = None
-    sink = JsonLinesSink(settings.alerts.output)
+    try:
+        sink = JsonLinesSink(settings.alerts.output)
+    except SinkError as exc:
+        raise ConfigError(f"alerts.output: {exc}") from exc
     delivery = AlertDelivery(settings, sink, still_firing=detector.alerts.firing_ids)
     if settings.metrics.enabled:
         m = settings.metrics
         port = m.port if metrics_port is None else metrics_port
         registry = build_registry(detector, status)
         registry.register(DeliveryCollector(delivery))
-        server, bound = serve(
-            registry, m.host, port, status=status,
-            tls_cert_file=m.tls_cert_file, tls_key_file=m.tls_key_file,
-            heartbeat_timeout_s=settings.health.heartbeat_timeout_seconds,
-            alerts=delivery.firing.alerts,
-        )
+        try:
+            server, bound = serve(
+                registry, m.host, port, status=status,
+                tls_cert_file=m.tls_cert_file, tls_key_file=m.tls_key_file,
+                heartbeat_timeout_s=settings.health.heartbeat_timeout_seconds,
+                alerts=delivery.firing.alerts,
+            )
+        except OSError as exc:
+            raise listener_error(exc, m.host, port, m.tls_cert_file, m.tls_key_file) from exc
         scheme = "https" if m.tls_cert_file else "http"
         if settings.alerts.external_url is None:
             delivery.external_url = default_external_url(m.host, bound).replace(
@@ -115,7 +153,11 @@ async def run_forever(
                  scheme, m.host, bound)
     windows_sink = None
     if settings.alerts.windows_output:
-        windows_sink = WindowsSink(settings.alerts.windows_output, detector)
+        try:
+            windows_sink = WindowsSink(settings.alerts.windows_output, detector)
+        except SinkError as exc:
+            sink.close()
+            raise ConfigError(f"alerts.windows_output: {exc}") from exc
         detector.window_listener = windows_sink.write
     runner = KafkaRunner(settings, detector, delivery, status, on_events=on_events)
     install_signal_handlers(runner.stop)
@@ -137,7 +179,7 @@ async def run_forever(
         if server is not None:
             server.shutdown()
     if runner.exit_code:
-        log.error("stopped by the watchdog (exit %d)", runner.exit_code)
+        log.error("stopped by the watchdog (exit %d): %s", runner.exit_code, runner.exit_reason)
         return runner.exit_code
     log.info("stopped cleanly")
     return 0

@@ -23,13 +23,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from statuswatch.config import HealthConfig
 from statuswatch.core.rejects import InputVerdict
-from statuswatch.shell.metrics import RuntimeStatus
+from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,36 @@ def is_stuck(progress: Progress, now: float, stuck_timeout_s: float) -> bool:
     return stuck_timeout_s > 0 and progress.stalled_for(now) >= stuck_timeout_s
 
 
+def unreadable_verdict(
+    verdict: Assessment, unreadable: Mapping[int, UnreadablePartition]
+) -> Assessment:
+    """Not ready while a partition cannot be read, whatever the broker does; its cause
+    is the reason (the broker answering stays ``broker_up``).
+
+    >>> u = UnreadablePartition("unsupported_codec", "cannot read topic=t partition=0", 0.0)
+    >>> unreadable_verdict(Assessment(True, True, "consuming"), {0: u})
+    Assessment(broker_up=True, ready=False, reason='cannot read topic=t partition=0')
+    >>> unreadable_verdict(Assessment(True, True, "consuming"), {})
+    Assessment(broker_up=True, ready=True, reason='consuming')
+    """
+    if not unreadable:
+        return verdict
+    first = min(unreadable.values(), key=lambda u: u.since_monotonic)
+    more = f" (and {len(unreadable) - 1} more partitions)" if len(unreadable) > 1 else ""
+    return Assessment(verdict.broker_up, False, first.message + more)
+
+
+def unreadable_for(unreadable: Mapping[int, UnreadablePartition], now: float) -> float:
+    """Seconds since the first of the partitions that cannot be read was found (0: none).
+
+    >>> unreadable_for({3: UnreadablePartition("corrupt_batch", "m", 10.0)}, 130.0)
+    120.0
+    """
+    if not unreadable:
+        return 0.0
+    return max(0.0, now - min(u.since_monotonic for u in unreadable.values()))
+
+
 def liveness(status: RuntimeStatus, now: float, heartbeat_timeout_s: float) -> tuple[bool, str]:
     """``/healthz``: the event loop has run recently (``now`` is ``time.monotonic()``)."""
     silent = now - status.last_heartbeat_monotonic
@@ -170,14 +200,21 @@ def readiness(status: RuntimeStatus, now: float, heartbeat_timeout_s: float) -> 
     return True, "ready"
 
 
-def consumer_probe(consumer: Any, now_unix: float | None = None) -> BrokerProbe | None:
-    """Read an aiokafka consumer's fetch freshness (public API plus the coordinator id)."""
+def consumer_probe(
+    consumer: Any, now_unix: float | None = None, exclude: Container[int] = ()
+) -> BrokerProbe | None:
+    """Read an aiokafka consumer's fetch freshness (public API plus the coordinator id).
+
+    ``exclude``: partitions the consumer paused on purpose (no fetch answers expected).
+    """
     if consumer is None:
         return None
     now_ms = (time.time() if now_unix is None else now_unix) * 1000
     ages: dict[int, float | None] = {}
     try:
         for tp in consumer.assignment():
+            if tp.partition in exclude:
+                continue
             stamp = consumer.last_poll_timestamp(tp)
             ages[tp.partition] = None if stamp is None else max(0.0, (now_ms - stamp) / 1000)
     except (AssertionError, AttributeError, KeyError):
@@ -248,7 +285,10 @@ class HealthMonitor:
             self._lags.popleft()
         st.event_loop_lag_seconds = max(lag for _, lag in self._lags)
 
-        verdict = assess(self._probe(), st.poll_failures, self.cfg.broker_timeout_seconds)
+        verdict = unreadable_verdict(
+            assess(self._probe(), st.poll_failures, self.cfg.broker_timeout_seconds),
+            st.unreadable,
+        )
         verdict = self._with_input(verdict)
         if st.ready and not verdict.ready:
             self._unready_since = now
@@ -266,15 +306,26 @@ class HealthMonitor:
             self._progress, now, self._positions(), st.consumer_lag, verdict.broker_up
         )
         st.stalled_seconds = self._progress.stalled_for(now)
-        if not self._stuck_reported and is_stuck(
-            self._progress, now, self.cfg.stuck_timeout_seconds
-        ):
+        if self._stuck_reported:
+            return
+        timeout = self.cfg.stuck_timeout_seconds
+        # An unreadable partition ends the process even while the others make progress.
+        blocked = Progress(stalled_since=now - unreadable_for(st.unreadable, now))
+        if st.unreadable and is_stuck(blocked, now, timeout):
+            self._stuck_reported = True
+            self._on_stuck(
+                f"{unreadable_verdict(verdict, st.unreadable).reason}; unreadable for "
+                f"{blocked.stalled_for(now):.0f}s (health.stuck_timeout_seconds={timeout:g}); "
+                "exiting so that a supervisor restarts it"
+            )
+        elif is_stuck(self._progress, now, timeout):
             self._stuck_reported = True
             lag = sum(st.consumer_lag.values())
+            cause = f" because {verdict.reason}" if st.unreadable else ""
             self._on_stuck(
-                f"consumer stuck: lag {lag} records and no consumed progress for "
-                f"{st.stalled_seconds:.0f}s (health.stuck_timeout_seconds="
-                f"{self.cfg.stuck_timeout_seconds:g}); exiting so that a supervisor restarts it"
+                f"consumer stuck{cause}: lag {lag} records and no consumed progress for "
+                f"{st.stalled_seconds:.0f}s (health.stuck_timeout_seconds={timeout:g}); "
+                "exiting so that a supervisor restarts it"
             )
 
     def _with_input(self, verdict: Assessment) -> Assessment:

@@ -32,6 +32,20 @@ def scope_label(scope: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in scope.items()) or "fleet"
 
 
+#: Why a partition cannot be read when fetching it again cannot heal it: the closed set of
+#: ``shell.sources.unreadable_reason`` and of a metric label.
+UNREADABLE_REASONS = ("unsupported_codec", "corrupt_batch", "record_too_large")
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadablePartition:
+    """A partition the consumer paused because retrying cannot heal its records."""
+
+    reason: str  # one of UNREADABLE_REASONS
+    message: str  # names topic, partition, offset and the cause
+    since_monotonic: float
+
+
 @dataclass(slots=True)
 class RuntimeStatus:
     """What the shell knows and the pure detector does not."""
@@ -52,6 +66,8 @@ class RuntimeStatus:
     # The rejected share of the input (decode.mostly_invalid), set by the monitor task.
     input_rejected_ratio: float = 0.0
     input_mostly_invalid: bool = False
+    #: Partitions paused because their records cannot be read (see UnreadablePartition).
+    unreadable: dict[int, UnreadablePartition] = field(default_factory=dict)
 
 
 class DetectorCollector(Collector):
@@ -142,6 +158,16 @@ class DetectorCollector(Collector):
             "How long lag has been > 0 with no consumed progress (the watchdog exits at "
             "health.stuck_timeout_seconds).", st.stalled_seconds,
         )
+        unreadable = GaugeMetricFamily(
+            "statuswatch_consumer_unreadable_partitions",
+            "Partitions paused because their records cannot be read and retrying cannot "
+            "heal it, by reason (the watchdog exits at health.stuck_timeout_seconds).",
+            labels=["reason"],
+        )
+        for reason in UNREADABLE_REASONS:
+            n = sum(1 for u in list(st.unreadable.values()) if u.reason == reason)
+            unreadable.add_metric([reason], n)
+        yield unreadable
         snapshot = GaugeMetricFamily(
             "statuswatch_snapshot_age_seconds", "Seconds since the last durable state snapshot."
         )

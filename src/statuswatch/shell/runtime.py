@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import signal
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -26,11 +27,11 @@ from statuswatch.config import Settings
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
-from statuswatch.errors import SourceError
+from statuswatch.errors import ConfigError, SourceError, UnreadablePartitionError
 from statuswatch.shell.deadletter import DeadLetterQueue
 from statuswatch.shell.health import HealthMonitor, consumer_probe
-from statuswatch.shell.metrics import RuntimeStatus
-from statuswatch.shell.sources import KafkaSource, RawBatch
+from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
+from statuswatch.shell.sources import UNREADABLE_HINTS, KafkaSource, RawBatch
 from statuswatch.shell.state import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,20 @@ def backtest(detector: Detector, batches: Iterable[RawBatch], sink: Sink) -> Bac
     )
 
 
+def open_store(directory: str, keep: int) -> SnapshotStore:
+    """The snapshot store of ``state.dir``, checked writable now rather than at the
+    first snapshot; ``ConfigError`` naming the key otherwise."""
+    try:
+        store = SnapshotStore(Path(directory), keep)
+        with tempfile.TemporaryFile(dir=store.directory):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"state.dir {directory}: not a writable directory: {exc.strerror or exc}"
+        ) from exc
+    return store
+
+
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -162,15 +177,19 @@ class KafkaRunner:
         self.dead_letters = DeadLetterQueue(kafka) if kafka.dead_letter_topic else None
         self._on_invalid = None if self.dead_letters is None else self.dead_letters.submit
         self.exit_code = 0  # non-zero once the stuck-consumer watchdog fired
+        self.exit_reason = ""  # what the watchdog said
         self.monitor = HealthMonitor(
             settings.health, self.status,
-            probe=lambda: consumer_probe(getattr(self.source, "_consumer", None)),
+            # a paused, unreadable partition gets no fetch answers: not a broker outage
+            probe=lambda: consumer_probe(
+                getattr(self.source, "_consumer", None), exclude=self.status.unreadable
+            ),
             positions=lambda: self._consumed_next, on_stuck=self._on_stuck,
             input_check=lambda: self.detector.input_verdict(self.clock()),
             topic=settings.kafka.topic,
         )
         st = settings.state
-        self.store = SnapshotStore(Path(st.dir), st.keep) if st.dir else None
+        self.store = open_store(st.dir, st.keep) if st.dir else None
         self._snapshot_every_ms = round(st.interval_seconds * 1000)
         self._last_snapshot_ms = 0
         self._last_commit = -math.inf  # time.monotonic() of the last throttled commit
@@ -181,7 +200,23 @@ class KafkaRunner:
     def _on_stuck(self, message: str) -> None:
         log.error("%s", message)
         self.exit_code = 3
+        self.exit_reason = message
         self.stop()
+
+    def _on_unreadable(self, exc: UnreadablePartitionError) -> None:
+        """Report a partition the source paused: once, with its cause; never as an outage."""
+        if exc.partition in self.status.unreadable:
+            return
+        timeout = self.settings.health.stuck_timeout_seconds
+        exits = (f"exiting in {timeout:g}s (health.stuck_timeout_seconds)" if timeout > 0
+                 else "health.stuck_timeout_seconds=0: not exiting")
+        log.error(
+            "%s; retrying cannot fix this: %s. The partition is paused, %s",
+            exc, UNREADABLE_HINTS[exc.reason], exits,
+        )
+        self.status.unreadable[exc.partition] = UnreadablePartition(
+            exc.reason, str(exc), time.monotonic()
+        )
 
     async def _until_stopped(self, aw: Any) -> bool:
         """Await ``aw`` unless ``stop()`` comes first (then cancel it); True if it finished."""
@@ -349,6 +384,7 @@ class KafkaRunner:
         for p in partitions:
             self._consumed_next.pop(p, None)
             self._committed.pop(p, None)
+            self.status.unreadable.pop(p, None)  # its next owner reports it
 
     async def _on_assign(self, partitions: set[int]) -> None:
         self.detector.windows.assign(partitions, self.clock())
@@ -381,6 +417,10 @@ class KafkaRunner:
                 stopper.cancel()
                 try:
                     batches = poll.result()
+                except UnreadablePartitionError as exc:
+                    self.status.poll_failures = 0  # the broker answered
+                    self._on_unreadable(exc)  # the other partitions go on
+                    continue
                 except Exception as exc:  # noqa: BLE001 - a broker error must not kill the loop
                     self.status.poll_failures += 1
                     log.warning("poll failed: %s", exc)

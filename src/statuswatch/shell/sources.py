@@ -12,6 +12,7 @@ import importlib
 import io
 import logging
 import operator
+import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 
 from statuswatch.config import KafkaConfig, KafkaConnection, TlsConfig
 from statuswatch.core.columns import I64
-from statuswatch.errors import SourceError, StatuswatchError
+from statuswatch.errors import SourceError, StatuswatchError, UnreadablePartitionError
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,26 @@ def security_kwargs(cfg: KafkaConnection) -> dict[str, Any]:
     return kwargs
 
 
+async def unresolved_hosts(bootstrap_servers: str) -> list[tuple[str, str]]:
+    """The bootstrap hosts whose names do not resolve, each with the resolver's reason.
+
+    >>> asyncio.run(unresolved_hosts("127.0.0.1:9092"))
+    []
+    """
+    loop = asyncio.get_running_loop()
+    out = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        host = host.strip("[]")
+        try:
+            await loop.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            out.append((host, exc.strerror or str(exc)))
+        except (OSError, UnicodeError):
+            continue  # not a resolution failure: aiokafka's own error says more
+    return out
+
+
 async def diagnose_connection(
     cfg: KafkaConfig, security: dict[str, Any], timeout: float = 10.0
 ) -> str:
@@ -204,6 +225,56 @@ async def diagnose_connection(
         return f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
     conn.close()
     return ""
+
+
+#: What each reason asks of the operator.
+UNREADABLE_HINTS = {
+    "unsupported_codec": "install statuswatch with its dependencies "
+                         "(aiokafka[lz4,snappy,zstd] brings the codecs)",
+    "corrupt_batch": "the batch on the broker fails its CRC check; the producer or the "
+                     "broker's disk wrote it damaged",
+    "record_too_large": "raise kafka.max_partition_fetch_bytes above the largest batch",
+}
+
+
+def unreadable_reason(exc: BaseException) -> str | None:
+    """The reason label (``metrics.UNREADABLE_REASONS``) of an aiokafka fetch error that
+    retrying cannot heal; None for any other error.
+
+    >>> from aiokafka.errors import UnsupportedCodecError, KafkaConnectionError
+    >>> unreadable_reason(UnsupportedCodecError("no zstd")), unreadable_reason(
+    ...     KafkaConnectionError())
+    ('unsupported_codec', None)
+    """
+    from aiokafka import errors
+
+    if isinstance(exc, errors.UnsupportedCodecError):
+        return "unsupported_codec"
+    if isinstance(exc, errors.CorruptRecordException):
+        return "corrupt_batch"
+    if isinstance(exc, errors.RecordTooLargeError):
+        return "record_too_large"
+    return None
+
+
+def failing_partition(exc: BaseException) -> Any:
+    """The ``TopicPartition`` whose records raised ``exc`` in ``getmany()``, or None.
+
+    aiokafka does not attach it to the error: the innermost frame of the traceback
+    that iterates one partition's records (a local ``tp``) names it.
+    """
+    from aiokafka import TopicPartition
+
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        tp = tb.tb_frame.f_locals.get("tp")
+        if isinstance(tp, TopicPartition):
+            found = tp
+        tb = tb.tb_next
+    if found is None:  # RecordTooLargeError carries it among its arguments
+        found = next((a for a in exc.args if isinstance(a, TopicPartition)), None)
+    return found
 
 
 _OFFSET = operator.attrgetter("offset")
@@ -255,6 +326,8 @@ class KafkaSource:
         self.cfg = cfg
         self._consumer: Any = None
         self.assigned: set[int] = set()
+        #: per partition, the offset after the last record poll() returned since assignment
+        self._delivered: dict[int, int] = {}
 
     async def start(self, on_revoke: Any = None, on_assign: Any = None) -> None:
         from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -266,6 +339,8 @@ class KafkaSource:
                 if on_revoke is not None:
                     await on_revoke({tp.partition for tp in revoked})
                 source.assigned -= {tp.partition for tp in revoked}
+                for tp in revoked:
+                    source._delivered.pop(tp.partition, None)
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 source.assigned |= {tp.partition for tp in assigned}
@@ -291,15 +366,56 @@ class KafkaSource:
         except Exception as exc:  # aiokafka raises many types; all mean "cannot start"
             await self._consumer.stop()
             why = str(exc) or type(exc).__name__
-            if cfg.security_protocol != "PLAINTEXT":
+            unresolved = await unresolved_hosts(cfg.bootstrap_servers)
+            if unresolved:
+                why = "; ".join(f"{host} does not resolve ({err})" for host, err in unresolved)
+            elif cfg.security_protocol != "PLAINTEXT":
                 why = await diagnose_connection(cfg, security) or why
-            raise SourceError(f"cannot connect to Kafka at {cfg.bootstrap_servers}: {why}") from exc
+            raise SourceError(
+                f"cannot connect to Kafka at kafka.bootstrap_servers={cfg.bootstrap_servers}: {why}"
+            ) from exc
+        await self._require_topic()
         self._consumer.subscribe([cfg.topic], listener=Listener())
 
+    async def _require_topic(self) -> None:
+        """Fail at start-up on a topic the cluster does not have (or does not show this
+        principal): subscribed, it would wait for partitions forever. Listing all
+        topics never auto-creates one."""
+        from aiokafka.errors import KafkaError
+
+        try:
+            topics = await asyncio.wait_for(self._consumer.topics(), START_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            await self._consumer.stop()
+            raise SourceError(
+                f"kafka.bootstrap_servers {self.cfg.bootstrap_servers}: cannot list topics: "
+                f"{exc!s:.200}"
+            ) from exc
+        if self.cfg.topic not in topics:
+            await self._consumer.stop()
+            self._consumer = None
+            raise SourceError(
+                f"kafka.topic {self.cfg.topic}: no such topic on {self.cfg.bootstrap_servers} "
+                "(or this principal may not describe it)"
+            )
+
     async def poll(self) -> list[RawBatch]:
-        records = await self._consumer.getmany(
-            timeout_ms=self.cfg.fetch_timeout_ms, max_records=self.cfg.max_batch_records
-        )
+        """The records fetched since the last poll, as one batch per partition.
+
+        A partition whose records cannot be read (``unreadable_reason``) is paused, so
+        the others go on, and ``UnreadablePartitionError`` names it; other errors propagate.
+        """
+        from aiokafka.errors import KafkaError
+
+        try:
+            records = await self._consumer.getmany(
+                timeout_ms=self.cfg.fetch_timeout_ms, max_records=self.cfg.max_batch_records
+            )
+        except KafkaError as exc:
+            unreadable = await self._unreadable(exc)
+            if unreadable is None:
+                raise
+            raise unreadable from exc
         out = []
         for tp, msgs in records.items():
             if not msgs:
@@ -313,7 +429,54 @@ class KafkaSource:
             if None in values:  # a tombstone: an empty (invalid) record
                 values = [b"" if v is None else v for v in values]
             out.append(RawBatch(tp.topic, tp.partition, offsets, values))
+            self._delivered[tp.partition] = last + 1
         return out
+
+    async def _unreadable(self, exc: BaseException) -> UnreadablePartitionError | None:
+        """Pause the partition ``exc`` cannot be healed on and describe it; None if it can."""
+        reason = unreadable_reason(exc)
+        if reason is None:
+            return None
+        tp = failing_partition(exc)
+        if tp is None:
+            assigned = list(self._consumer.assignment())
+            if len(assigned) != 1:
+                return None  # cannot tell which partition: reported as a failed poll
+            tp = assigned[0]
+        try:
+            offset: int | None = await self._consumer.position(tp)
+        except Exception:  # noqa: BLE001 - revoked meanwhile: the offset is only detail
+            offset = None
+        self._consumer.pause(tp)
+        await self._rewind_others(tp)
+        name, text = type(exc).__name__, str(exc)
+        detail = text if name in text else f"{name}: {text}" if text else name
+        return UnreadablePartitionError(reason, tp.topic, tp.partition, offset, detail)
+
+    async def _rewind_others(self, failed: Any) -> None:
+        """Seek the other partitions back to what poll() returned.
+
+        ``getmany()`` drains partition after partition; when one raises, the records
+        already drained from the others are lost with the exception, although their
+        positions moved past them. Seeking back reads them again.
+        """
+        consumer = self._consumer
+        for tp in list(consumer.assignment()):
+            if tp == failed:
+                continue
+            try:
+                position = await consumer.position(tp)
+                delivered = self._delivered.get(tp.partition)
+                if delivered is None:  # nothing returned since assignment: from the commit
+                    delivered = await consumer.committed(tp)
+                if delivered is None and self.cfg.auto_offset_reset == "earliest":
+                    delivered = (await consumer.beginning_offsets([tp]))[tp]
+                if delivered is not None and position > delivered:
+                    log.info("re-reading topic=%s partition=%d from offset %d (was at %d)",
+                             tp.topic, tp.partition, delivered, position)
+                    consumer.seek(tp, delivered)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner reads it
+                log.warning("cannot re-read topic=%s partition=%d: %r", tp.topic, tp.partition, exc)
 
     async def commit(self, offsets: dict[int, int]) -> None:
         """Commit ``next offset to read`` per partition of the configured topic."""
