@@ -49,6 +49,8 @@ B = npt.NDArray[np.bool_]
 #: Dispersion is learned only from windows with at least this many expected events.
 MIN_EXPECTED_FOR_DISPERSION = 5.0
 MAX_DISPERSION = 50.0
+#: The seasonal profile moves the expected volume by at most this factor either way.
+SEASONAL_MAX_RATIO = 5.0
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 
@@ -88,12 +90,68 @@ class _RiverSeries:
         model.update(value)
         return float(model.get())
 
+    def fit(self, rows: int) -> None:
+        """Nothing to size: a model is made on a row's first value."""
+
+    def forget(self, rows: I64) -> None:
+        for row in rows.tolist():
+            self.models.pop(row, None)
+
     def snapshot(self) -> list[list[float]]:
         return [[row, float(m.get())] for row, m in self.models.items()]
 
     def restore(self, items: list[list[float]]) -> list[tuple[int, float]]:
         self.models.clear()
         return [(int(row), self.update(int(row), float(v))) for row, v in items]
+
+
+class _RiverVector:
+    """River's ``EWMean`` for a vector of series, one per row, in River's own arithmetic:
+    a series' first value is its mean, later ones ``a * x + (1 - a) * mean``.
+
+    Bit for bit the same as ``_RiverSeries`` (one ``river.stats.EWMean`` per row, the
+    reference learner: ``Baseline(reference=True)``), checked against it in
+    ``tests/unit/test_baseline.py``; one numpy expression per window instead of a
+    Python call per row.
+    """
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.mean = np.zeros(0)
+        self.started = np.zeros(0, dtype=bool)
+
+    def fit(self, rows: int) -> None:
+        self.mean = _grown(self.mean, (rows,), 0.0)
+        self.started = _grown(self.started, (rows,), False)
+
+    def update(self, rows: I64, values: F64) -> F64:
+        """Teach ``values[i]`` to series ``rows[i]`` (distinct); returns their means."""
+        old = self.mean[rows]
+        new: F64 = np.where(
+            self.started[rows], self.alpha * values + (1.0 - self.alpha) * old, values
+        )
+        self.mean[rows] = new
+        self.started[rows] = True
+        return new
+
+    def forget(self, rows: I64) -> None:
+        self.mean[rows] = 0.0
+        self.started[rows] = False
+
+    def snapshot(self) -> list[list[float]]:
+        rows = np.flatnonzero(self.started)
+        return [[r, v] for r, v in zip(rows.tolist(), self.mean[rows].tolist(), strict=True)]
+
+    def restore(self, items: list[list[float]]) -> list[tuple[int, float]]:
+        self.mean[:] = 0.0
+        self.started[:] = False
+        out = [(int(row), float(v)) for row, v in items]
+        if out:
+            rows = np.array([r for r, _ in out], np.int64)
+            self.fit(int(rows.max()) + 1)
+            self.mean[rows] = [v for _, v in out]
+            self.started[rows] = True
+        return out
 
 
 class _DenseEWMean:
@@ -237,14 +295,21 @@ class Baseline:
         dispersion_half_life: float = 360.0,
         seasonal_half_life_periods: float = 3.0,
         window_ms: int = 10_000,
+        reference: bool = False,
     ) -> None:
+        """``reference``: learn volume with one River ``EWMean`` per row (the reference
+        the vectorised learner is tested against) instead of ``_RiverVector``."""
         self.share_half_life = share_half_life
         self.volume_half_life = volume_half_life
         self.warmup_windows = warmup_windows
         self._share = _DenseEWMean(fading_factor(share_half_life))
         self._share_disp = _DenseEWMean(fading_factor(dispersion_half_life))
-        self._volume = _RiverSeries(fading_factor(volume_half_life))
-        self._volume_disp = _RiverSeries(fading_factor(dispersion_half_life))
+        series = _RiverSeries if reference else _RiverVector
+        self.reference = reference
+        self._volume: _RiverSeries | _RiverVector = series(fading_factor(volume_half_life))
+        self._volume_disp: _RiverSeries | _RiverVector = series(
+            fading_factor(dispersion_half_life)
+        )
         # A bucket of an hour sees 3600 s / window updates per period.
         per_bucket = 3_600_000 / window_ms
         seasonal_alpha = fading_factor(seasonal_half_life_periods * per_bucket)
@@ -264,6 +329,8 @@ class Baseline:
         self._volume_mean = _grown(self._volume_mean, (n_rows,), 0.0)
         self._volume_phi = _grown(self._volume_phi, (n_rows,), 1.0)
         self._seen = _grown(self._seen, (n_rows,), 0)
+        self._volume.fit(n_rows)
+        self._volume_disp.fit(n_rows)
 
     def _share_phi(self, n_rows: int, n_cols: int) -> F64:
         disp = self._share_disp
@@ -271,6 +338,11 @@ class Baseline:
         return np.where(disp.started[:n_rows, :n_cols], phi, 1.0)
 
     # -- read -----------------------------------------------------------------
+
+    def volume_level(self, n_rows: int) -> F64:
+        """Each row's learned volume level, before the seasonal profile moves it."""
+        self._fit(n_rows, 0)
+        return self._volume_mean[:n_rows]
 
     def windows_seen(self, n_rows: int) -> I64:
         self._fit(n_rows, 0)
@@ -313,7 +385,9 @@ class Baseline:
             now, then = profile.value(rows, now_ms), profile.value(rows, then_ms)
             with np.errstate(divide="ignore", invalid="ignore"):
                 usable = todo & ~np.isnan(now) & ~np.isnan(then) & (then > 0)
-                ratio = np.where(usable, np.clip(now / then, 0.2, 5.0), ratio)
+                ratio = np.where(
+                    usable, np.clip(now / then, 1 / SEASONAL_MAX_RATIO, SEASONAL_MAX_RATIO), ratio
+                )
             todo &= ~usable
         return ratio
 
@@ -381,6 +455,24 @@ class Baseline:
         share.update(rows[r_hold], c_hold, held)
 
     def _learn_volume(self, rows: I64, totals: I64, window_start_ms: int) -> None:
+        volume = totals[rows].astype(np.float64)
+        if isinstance(self._volume, _RiverVector):
+            assert isinstance(self._volume_disp, _RiverVector)
+            expected = self._volume_mean[rows]
+            disp = expected >= MIN_EXPECTED_FOR_DISPERSION
+            exp, dev = expected[disp], volume[disp] - expected[disp]
+            resid2 = np.minimum(dev * dev / exp, MAX_DISPERSION * 4)
+            phi = self._volume_disp.update(rows[disp], resid2)
+            self._volume_phi[rows[disp]] = np.minimum(np.maximum(phi, 1.0), MAX_DISPERSION)
+            self._volume_mean[rows] = self._volume.update(rows, volume)
+        else:
+            self._learn_volume_per_row(rows, totals)
+        self._daily.learn(rows, window_start_ms, volume)
+        self._weekly.learn(rows, window_start_ms, volume)
+
+    def _learn_volume_per_row(self, rows: I64, totals: I64) -> None:
+        assert isinstance(self._volume, _RiverSeries)
+        assert isinstance(self._volume_disp, _RiverSeries)
         expected = self._volume_mean[rows]
         for row, total, exp in zip(
             rows.tolist(), totals[rows].tolist(), expected.tolist(), strict=True
@@ -390,9 +482,6 @@ class Baseline:
                 phi = self._volume_disp.update(row, min(resid2, MAX_DISPERSION * 4))
                 self._volume_phi[row] = min(max(phi, 1.0), MAX_DISPERSION)
             self._volume_mean[row] = self._volume.update(row, float(total))
-        volume = totals[rows].astype(np.float64)
-        self._daily.learn(rows, window_start_ms, volume)
-        self._weekly.learn(rows, window_start_ms, volume)
 
     def accept(self, row: int, counts: I64, total: int | None = None) -> None:
         """Take ``counts`` (one scope's recent counts per code, ``total`` requests) as
@@ -421,9 +510,8 @@ class Baseline:
         self._seen[idx] = 0
         self._volume_mean[idx] = 0.0
         self._volume_phi[idx] = 1.0
-        for row in rows:
-            self._volume.models.pop(row, None)
-            self._volume_disp.models.pop(row, None)
+        self._volume.forget(idx)
+        self._volume_disp.forget(idx)
         for profile in (self._daily, self._weekly):
             profile.fit(max(rows) + 1)
             profile.values[idx] = 0.0
