@@ -277,6 +277,20 @@ class _Seasonal:
             self.first_ms[r] = t
 
 
+def _depth(parents: I64) -> I64:
+    """How many ancestors each row has (``parents[r]``: -1 for none).
+
+    >>> _depth(np.array([-1, 0, 1, 0])).tolist()
+    [0, 1, 2, 1]
+    """
+    depth = np.zeros(len(parents), np.int64)
+    up = parents.copy()
+    while (has := up >= 0).any():
+        depth += has
+        up = np.where(has, parents[np.maximum(up, 0)], -1)
+    return depth
+
+
 class Baseline:
     """Expected share per (row, col) and expected volume per row.
 
@@ -360,8 +374,14 @@ class Baseline:
         seen = self._seen[:n_rows].copy()
         share = self._share.mean[:n_rows, :n_cols] / self._debias(seen)[:, None]
         weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
-        for r in np.flatnonzero((weight < 1.0) & (parents[:n_rows] >= 0)).tolist():
-            share[r] = weight[r] * share[r] + (1 - weight[r]) * share[parents[r]]
+        cold = (weight < 1.0) & (parents[:n_rows] >= 0)
+        # A cold row blends in its parent's already blended share: rows one level
+        # deeper at a time, each level in one expression.
+        depth = _depth(parents[:n_rows])
+        for level in range(1, int(depth.max(initial=0)) + 1):
+            rows = np.flatnonzero(cold & (depth == level))
+            w = weight[rows][:, None]
+            share[rows] = w * share[rows] + (1 - w) * share[parents[rows]]
         volume = self._volume_mean[:n_rows].copy()
         lag_ms = round(self.volume_half_life * window_ms / np.log(2))  # mean age of an EWMean
         rows = np.flatnonzero(seen >= 1)
