@@ -54,10 +54,15 @@ class VolumeScores:
 
 
 def _to_score(prob: F64) -> F64:
+    """-log10 of a probability, within [0, MAX_SCORE] (NaN: 0, zero: MAX_SCORE).
+
+    >>> _to_score(np.array([0.1, 1e-7, 0.0, np.nan])).tolist()
+    [1.0, 7.0, 300.0, 0.0]
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = -np.log10(prob)
-    clipped: F64 = np.clip(np.nan_to_num(score, nan=0.0, posinf=MAX_SCORE), 0.0, MAX_SCORE)
-    return clipped
+        score: F64 = -np.log10(prob)
+    np.copyto(score, 0.0, where=np.isnan(score))
+    return np.clip(score, 0.0, MAX_SCORE, out=score)
 
 
 def binomial_tails(x: F64, n: F64, p: F64) -> tuple[F64, F64]:
