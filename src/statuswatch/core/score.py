@@ -236,9 +236,19 @@ def excess_gates(
     ([True, False, False], [False, False, True])
     """
     excess = observed - expected
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_up = np.where(expected > 0, observed / expected, np.inf)
-        ratio_down = np.where(observed > 0, expected / observed, np.inf)
-    up = (excess >= min_excess) & (ratio_up >= min_ratio)
-    down = (-excess >= min_excess) & (ratio_down >= min_ratio)
+    up, down = excess >= min_excess, -excess >= min_excess
+    # The ratio only where the excess already counts (few cells): same decisions.
+    for mask, num, den in ((up, observed, expected), (down, expected, observed)):
+        idx = np.nonzero(mask)
+        n, d = _pick(num, idx, mask.shape), _pick(den, idx, mask.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(d > 0, n / d, np.inf)
+        mask[idx] = ratio >= _pick(min_ratio, idx, mask.shape)
     return up, down
+
+
+def _pick(a: npt.ArrayLike, idx: tuple[npt.NDArray[np.intp], ...], shape: tuple[int, ...]
+          ) -> F64:
+    """``a`` (an array or a scalar, broadcast to ``shape``) at the indices ``idx``."""
+    out: F64 = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)[idx]
+    return out
