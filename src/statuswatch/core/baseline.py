@@ -199,8 +199,11 @@ def _grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
     """``a`` padded with ``fill`` to at least ``shape``; capacity grows by a quarter
     along rows, so scopes appearing one by one do not copy the matrix every window
     and at most a fifth of it is slack."""
-    if all(s >= n for s, n in zip(a.shape, shape, strict=True)):
-        return a
+    have = a.shape
+    if have[0] >= shape[0] and (len(shape) == 1 or have[1:] == shape[1:] or all(
+        s >= n for s, n in zip(have, shape, strict=True)
+    )):
+        return a  # the common case, checked without a generator
     rows = a.shape[0] if a.shape[0] >= shape[0] else max(shape[0], a.shape[0] + a.shape[0] // 4)
     target = (
         rows,
@@ -233,19 +236,20 @@ class _Seasonal:
         return (t_ms % self.period_ms) / self.period_ms * self.buckets
 
     def fit(self, rows: int) -> None:
+        if rows <= len(self.first_ms) and rows <= len(self.values):
+            return
         self.values = _grown(self.values, (rows, self.buckets), 0.0)
         self.seen = _grown(self.seen, (rows, self.buckets), False)
         self.first_ms = _grown(self.first_ms, (rows,), -1)
 
     def learn(self, rows: I64, t_ms: int, volume: F64) -> None:
         self.fit(int(rows.max(initial=-1)) + 1)
-        self.first_ms[rows] = np.where(self.first_ms[rows] < 0, t_ms, self.first_ms[rows])
+        self.first_ms[rows[self.first_ms[rows] < 0]] = t_ms
         b = int(self._position(t_ms))
-        old = self.values[rows, b]
-        self.values[rows, b] = np.where(
-            self.seen[rows, b], old + self.alpha * (volume - old), volume
-        )
-        self.seen[rows, b] = True
+        values, seen = self.values[:, b], self.seen[:, b]  # views of the bucket's column
+        old = values[rows]
+        values[rows] = np.where(seen[rows], old + self.alpha * (volume - old), volume)
+        seen[rows] = True
 
     def value(self, rows: I64, t_ms: int) -> F64:
         """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
@@ -333,10 +337,13 @@ class Baseline:
         self._volume_phi = np.ones(0)
         self._seen = np.zeros(0, np.int64)
         self._known = np.zeros((0, 0), dtype=bool)  # columns with a share series, per row
+        self._fitted = (0, 0)  # (rows, cols) every array above has room for
 
     # -- shapes ---------------------------------------------------------------
 
     def _fit(self, n_rows: int, n_cols: int) -> None:
+        if n_rows <= self._fitted[0] and n_cols <= self._fitted[1]:
+            return  # every array already has room (the case of nearly every window)
         self._share.fit(n_rows, n_cols)
         self._share_disp.fit(n_rows, n_cols)
         self._known = _grown(self._known, (n_rows, n_cols), False)
@@ -345,6 +352,7 @@ class Baseline:
         self._seen = _grown(self._seen, (n_rows,), 0)
         self._volume.fit(n_rows)
         self._volume_disp.fit(n_rows)
+        self._fitted = (max(n_rows, self._fitted[0]), max(n_cols, self._fitted[1]))
 
     def _share_phi(self, n_rows: int, n_cols: int) -> F64:
         disp = self._share_disp
@@ -439,6 +447,13 @@ class Baseline:
         if frozen_share is not None:
             frozen = frozen_share[rows][:, :n_cols]
         self._learn_shares(rows, counts[rows], totals[rows], frozen)
+
+    def learn_silent(self, n_rows: int, n_cols: int, *, window_start_ms: int) -> None:
+        """``learn`` of a window without requests and nothing frozen, without count
+        matrices: every row with history learns a volume of 0; shares stay put."""
+        self._fit(n_rows, n_cols)
+        rows = np.flatnonzero(self._seen[:n_rows] > 0)
+        self._learn_volume(rows, np.zeros(n_rows, np.int64), window_start_ms)
 
     def _debias(self, windows: int | I64) -> Any:
         """Bias correction of an EW mean that started at 0: 1 - (1 - alpha)^windows."""
@@ -564,6 +579,7 @@ class Baseline:
         self._volume_mean = np.zeros(0)
         self._volume_phi = np.ones(0)
         self._seen = np.zeros(0, np.int64)
+        self._fitted = (0, 0)
         self._fit(len(seen), n_cols)
         self._seen[: len(seen)] = seen
         self._share.restore(state["share"])

@@ -171,6 +171,8 @@ class Detector:
         #: child series held back while an ancestor is pending on the same code
         self._held: set[Key] = set()
         self._rules: RuleTable | None = None
+        #: (rules, the least expected volume whose silence could be a volume hit)
+        self._silence_needs: tuple[RuleTable, float] | None = None
         self._parents: I64 = np.zeros(0, np.int64)
         blast_level = tuple(d.blast_radius.level)
         self._blast_level = (
@@ -277,22 +279,22 @@ class Detector:
             return False
         n_rows, n_cols = len(self.scopes), len(self.codes)
         rules, _ = self._tables(n_rows, n_cols)
-        v = rules.volume
-        # Silence is a hit only for an expected volume of min_excess_count requests or
-        # more, scoring fire_score: -log10 P(X = 0) = volume / phi / ln 10, phi >= 1. The
-        # expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
-        needed = np.maximum(v.min_excess_count, v.fire_score * np.log(10.0))
-        level = self.baseline.volume_level(n_rows) * SEASONAL_MAX_RATIO
-        if bool(np.any(level >= needed * (1.0 - 1e-9))):
+        if self._silence_needs is None or self._silence_needs[0] is not rules:
+            v = rules.volume
+            # Silence is a hit only for an expected volume of min_excess_count requests
+            # or more, scoring fire_score: -log10 P(X = 0) = volume / phi / ln 10, phi >= 1.
+            needed = np.maximum(v.min_excess_count, v.fire_score * np.log(10.0))
+            self._silence_needs = (rules, float(needed.min(initial=np.inf)) * (1.0 - 1e-9))
+        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
+        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
+        if level >= self._silence_needs[1]:
             return False
         self.counters.windows_closed += 1
-        counts = np.zeros((n_rows, n_cols), np.int64)
         if self.window_listener is not None:
-            self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts.copy()))
+            counts = np.zeros((n_rows, n_cols), np.int64)
+            self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
         self._recent.append(np.zeros((n_rows, n_cols), np.int32))
-        self.baseline.learn(
-            counts, window_start_ms=window.start_ms, totals=np.zeros(n_rows, np.int64)
-        )
+        self.baseline.learn_silent(n_rows, n_cols, window_start_ms=window.start_ms)
         return True
 
     def _evaluate_one(self, window: ClosedWindow) -> list[AlertEvent]:
