@@ -251,6 +251,30 @@ class _Seasonal:
         values[rows] = np.where(seen[rows], old + self.alpha * (volume - old), volume)
         seen[rows] = True
 
+    def learn_silent(self, rows: I64, times_ms: list[int]) -> None:
+        """``learn(rows, t, 0)`` for each of ``times_ms`` in order: each hour's bucket
+        column is read and written once, the same arithmetic window by window."""
+        self.fit(int(rows.max(initial=-1)) + 1)
+        if len(rows) == 0 or not times_ms:
+            return
+        self.first_ms[rows[self.first_ms[rows] < 0]] = times_ms[0]
+        zeros = np.zeros(len(rows))
+        buckets = [int(self._position(t)) for t in times_ms]
+        i = 0
+        while i < len(buckets):
+            b = buckets[i]
+            j = i
+            while j < len(buckets) and buckets[j] == b:
+                j += 1
+            values, seen = self.values[:, b], self.seen[:, b]
+            old = values[rows]
+            val = np.where(seen[rows], old + self.alpha * (zeros - old), zeros).astype(np.float32)
+            for _ in range(j - i - 1):  # seen from now on
+                val = (val + self.alpha * (zeros - val)).astype(np.float32)
+            values[rows] = val
+            seen[rows] = True
+            i = j
+
     def value(self, rows: I64, t_ms: int) -> F64:
         """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
         self.fit(int(rows.max(initial=-1)) + 1)
@@ -448,12 +472,33 @@ class Baseline:
             frozen = frozen_share[rows][:, :n_cols]
         self._learn_shares(rows, counts[rows], totals[rows], frozen)
 
-    def learn_silent(self, n_rows: int, n_cols: int, *, window_start_ms: int) -> None:
-        """``learn`` of a window without requests and nothing frozen, without count
-        matrices: every row with history learns a volume of 0; shares stay put."""
+    def learn_silent(self, n_rows: int, n_cols: int, *, window_starts_ms: list[int]) -> None:
+        """``learn`` of consecutive windows without requests, nothing frozen: every row
+        with history learns a volume of 0 in each; shares stay put. The rows' volume
+        state is read once and written once for the whole run, with the same
+        arithmetic window by window in between."""
         self._fit(n_rows, n_cols)
         rows = np.flatnonzero(self._seen[:n_rows] > 0)
-        self._learn_volume(rows, np.zeros(n_rows, np.int64), window_start_ms)
+        vol, disp = self._volume, self._volume_disp
+        if not isinstance(vol, _RiverVector) or not isinstance(disp, _RiverVector):
+            for t in window_starts_ms:
+                self._learn_volume(rows, np.zeros(n_rows, np.int64), t)
+            return
+        zeros = np.zeros(len(rows))
+        mean, started = vol.mean[rows], vol.started[rows]
+        for _ in window_starts_ms:
+            high = mean >= MIN_EXPECTED_FOR_DISPERSION  # as in _learn_volume
+            if high.any():
+                exp, dev = mean[high], zeros[high] - mean[high]
+                phi = disp.update(rows[high], np.minimum(dev * dev / exp, MAX_DISPERSION * 4))
+                self._volume_phi[rows[high]] = np.minimum(np.maximum(phi, 1.0), MAX_DISPERSION)
+            mean = np.where(started, vol.alpha * zeros + (1.0 - vol.alpha) * mean, zeros)
+            started = np.ones(len(rows), dtype=bool)
+        vol.mean[rows] = mean
+        vol.started[rows] = True
+        self._volume_mean[rows] = mean
+        self._daily.learn_silent(rows, window_starts_ms)
+        self._weekly.learn_silent(rows, window_starts_ms)
 
     def _debias(self, windows: int | I64) -> Any:
         """Bias correction of an EW mean that started at 0: 1 - (1 - alpha)^windows."""

@@ -245,10 +245,18 @@ class Detector:
 
     def _evaluate(self, closed: list[ClosedWindow]) -> list[AlertEvent]:
         events: list[AlertEvent] = []
-        for i, window in enumerate(closed):
+        i = 0
+        while i < len(closed):
             # The last window of a call always runs in full: it is the one the metrics show.
-            if i == len(closed) - 1 or not self._pass_silent(window):
-                events.extend(self._evaluate_one(window))
+            if i < len(closed) - 1 and self._may_pass_silent(closed[i]):
+                j = i + 1
+                while j < len(closed) - 1 and not closed[j].counts.any():
+                    j += 1
+                self._pass_silent(closed[i:j])
+                i = j
+                continue
+            events.extend(self._evaluate_one(closed[i]))
+            i += 1
         if closed:  # after every window of the call: each was counted with the old rows
             self._rebalance_scopes(len(closed))
         self.counters.alerts_fired += sum(e.state == "firing" for e in events)
@@ -266,12 +274,13 @@ class Detector:
             )
         return rules, self._parents
 
-    def _pass_silent(self, window: ClosedWindow) -> bool:
-        """Close a window without requests cheaply, when that provably changes nothing
-        but the baseline's decay: no series is live or held (nothing to step), no volume
-        calibration (it learns every score), and no scope's expected volume could make
-        its silence a volume hit. The baseline then learns the silent window exactly as
-        in full evaluation. Returns False (evaluate in full) otherwise."""
+    def _may_pass_silent(self, window: ClosedWindow) -> bool:
+        """Whether a window without requests, and the silent ones right after it, may be
+        closed cheaply (``_pass_silent``): that provably changes nothing but the
+        baseline's decay when no series is live or held (nothing to step), there is no
+        volume calibration (it learns every score), and no scope's expected volume could
+        make its silence a volume hit. Silence only lowers the learned volume levels, so
+        what holds for the first window of a silent run holds for the rest."""
         if (
             self.exhaustive or self._calibrators or self._held or self._accepted
             or window.counts.any() or self.alerts.live_keys()
@@ -287,15 +296,23 @@ class Detector:
             self._silence_needs = (rules, float(needed.min(initial=np.inf)) * (1.0 - 1e-9))
         # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
         level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
-        if level >= self._silence_needs[1]:
-            return False
-        self.counters.windows_closed += 1
+        return bool(level < self._silence_needs[1])
+
+    def _pass_silent(self, run: list[ClosedWindow]) -> None:
+        """Close consecutive windows without requests: count them, keep the long
+        window's history, and teach the baseline their silence, as full evaluation
+        would; nothing else changes (see ``_may_pass_silent``)."""
+        n_rows, n_cols = len(self.scopes), len(self.codes)
+        self.counters.windows_closed += len(run)
         if self.window_listener is not None:
-            counts = np.zeros((n_rows, n_cols), np.int64)
-            self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
-        self._recent.append(np.zeros((n_rows, n_cols), np.int32))
-        self.baseline.learn_silent(n_rows, n_cols, window_start_ms=window.start_ms)
-        return True
+            for window in run:
+                counts = np.zeros((n_rows, n_cols), np.int64)
+                self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
+        for _ in range(min(len(run), self._recent.maxlen or len(run))):
+            self._recent.append(np.zeros((n_rows, n_cols), np.int32))
+        self.baseline.learn_silent(
+            n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
+        )
 
     def _evaluate_one(self, window: ClosedWindow) -> list[AlertEvent]:
         n_rows, n_cols = len(self.scopes), len(self.codes)
