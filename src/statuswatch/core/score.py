@@ -207,11 +207,24 @@ def score_shares(
             may_down |= exact
         up_cells = may_up if up_cells is None else up_cells & may_up
         down_cells = may_down if down_cells is None else down_cells & may_down
-    up = upper_tail(x, nn, p, up_cells)
-    down = lower_tail(x, nn, p, down_cells)
+    up = _scores_on(upper_tail, x, nn, p, up_cells)
+    down = _scores_on(lower_tail, x, nn, p, down_cells)
     with np.errstate(divide="ignore", invalid="ignore"):
         observed = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
-    return ShareScores(_to_score(up), _to_score(down), observed, p * n, totals)
+    return ShareScores(up, down, observed, p * n, totals)
+
+
+def _scores_on(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64,
+               cells: B | None) -> F64:
+    """Scores of ``tail`` (every cell, or only ``cells``: elsewhere the score of a
+    certain event, -log10 1 = -0.0, as ``_to_score`` gives it)."""
+    if cells is None:
+        return _to_score(tail(x, n, p))
+    out = np.full(x.shape, -0.0)
+    idx = np.nonzero(cells)
+    if len(idx[0]):
+        out[idx] = _to_score(tail(x[idx], n[idx], p[idx]))
+    return out
 
 
 def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> VolumeScores:
