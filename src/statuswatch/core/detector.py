@@ -483,7 +483,10 @@ class Detector:
         # The long window sums the last minute: a small excess that persists adds
         # up to significance. It counts only while the current window is elevated
         # too, so one past burst does not keep producing hits.
-        long_up, long_down = self._share_hits(long_counts, long_shares, rules, gate)
+        long_up, long_down = self._share_hits(
+            long_counts, long_shares, rules, gate,
+            cells=(shares.up >= d.clear_score) | (shares.down >= d.clear_score),
+        )
         share_up |= long_up & (shares.up >= d.clear_score)
         share_down |= long_down & (shares.down >= d.clear_score)
 
@@ -530,13 +533,24 @@ class Detector:
 
     @staticmethod
     def _share_hits(
-        counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray
+        counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray,
+        cells: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        big_up, big_down = excess_gates(counts, shares.expected_count, rules.min_excess_count,
-                                        rules.min_share_ratio)
-        up = gate & rules.up & (shares.up >= rules.fire_score) & big_up
-        down = gate & rules.down & (shares.down >= rules.fire_score) & big_down
-        return up, down
+        """Hit masks; with ``cells``, judged only there (False elsewhere)."""
+        if cells is None:
+            idx: Any = (slice(None),)
+        else:
+            idx = np.nonzero(cells)
+        big_up, big_down = excess_gates(counts[idx], shares.expected_count[idx],
+                                        rules.min_excess_count[idx], rules.min_share_ratio[idx])
+        fire = rules.fire_score[idx]
+        up = gate[idx] & rules.up[idx] & (shares.up[idx] >= fire) & big_up
+        down = gate[idx] & rules.down[idx] & (shares.down[idx] >= fire) & big_down
+        if cells is None:
+            return up, down
+        up_all, down_all = np.zeros(counts.shape, dtype=bool), np.zeros(counts.shape, dtype=bool)
+        up_all[idx], down_all[idx] = up, down
+        return up_all, down_all
 
     def _evidence(
         self, key: Key, counts: I64, exp: Expectation, shares: ShareScores,
