@@ -24,6 +24,9 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, list[str]] = {
     "decode_window": [],
     "backtest": [],
+    "backtest_scopes": [],
+    "backtest_sparse": [],
+    "window_eval": [],
     "kafka_consume": ["--sweep"],
     "latency": [],
     "soak": [],
