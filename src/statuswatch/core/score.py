@@ -129,27 +129,32 @@ def upper_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     """Cells whose P(X >= x) may score ``below`` or more; every other cell provably
     scores less (its tail probability is above a lower bound above ``10**-below``).
     Costs a few array passes over the cells with x > 0, no incomplete beta."""
-    x, n, p = np.broadcast_arrays(x, n, p)
-    out = x > 0
-    idx = np.nonzero(out)
-    a = x[idx]
-    bound = _log_tail_lower_bound(a, n[idx] - a + 1, p[idx])
-    out[idx] = -bound / _LN10 >= below - SCREEN_MARGIN
-    return out
+    shape, (fx, fn, fp) = _flat(x, n, p)
+    out = fx > 0
+    i = np.flatnonzero(out)
+    a = fx[i]
+    out[i] = -_log_tail_lower_bound(a, fn[i] - a + 1, fp[i]) / _LN10 >= below - SCREEN_MARGIN
+    return out.reshape(shape)
 
 
 def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     """Cells whose P(X <= x) may score ``below`` or more (see ``upper_tail_may_reach``).
     At x = 0 the tail is (1-p)^n in closed form; elsewhere the series bound."""
-    x, n, p = np.broadcast_arrays(x, n, p)
-    out = x < n
-    zero = out & (x <= 0)
-    out[zero] = -n[zero] * np.log1p(-p[zero]) / _LN10 >= below - SCREEN_MARGIN
-    idx = np.nonzero(out & ~zero)
-    a = n[idx] - x[idx]
-    bound = _log_tail_lower_bound(a, x[idx] + 1, 1 - p[idx])
-    out[idx] = -bound / _LN10 >= below - SCREEN_MARGIN
-    return out
+    shape, (fx, fn, fp) = _flat(x, n, p)
+    absent = fx <= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        none_seen = -fn * np.log1p(-fp) / _LN10 >= below - SCREEN_MARGIN
+    out = np.where(absent, none_seen & (fx < fn), fx < fn)
+    i = np.flatnonzero(out & ~absent)
+    a = fn[i] - fx[i]
+    out[i] = -_log_tail_lower_bound(a, fx[i] + 1, 1 - fp[i]) / _LN10 >= below - SCREEN_MARGIN
+    return out.reshape(shape)
+
+
+def _flat(*arrays: F64) -> tuple[tuple[int, ...], list[F64]]:
+    """The broadcast shape and each array flattened to it (a view where it can be)."""
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    return shape, [np.broadcast_to(a, shape).ravel() for a in arrays]
 
 
 _LN10 = float(np.log(10.0))
@@ -220,11 +225,12 @@ def _scores_on(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64,
     certain event, -log10 1 = -0.0, as ``_to_score`` gives it)."""
     if cells is None:
         return _to_score(tail(x, n, p))
-    out = np.full(x.shape, -0.0)
-    idx = np.nonzero(cells)
-    if len(idx[0]):
-        out[idx] = _to_score(tail(x[idx], n[idx], p[idx]))
-    return out
+    shape, (fx, fn, fp) = _flat(x, n, p)
+    out = np.full(len(fx), -0.0)
+    i = np.flatnonzero(cells)
+    if len(i):
+        out[i] = _to_score(tail(fx[i], fn[i], fp[i]))
+    return out.reshape(shape)
 
 
 def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> VolumeScores:
