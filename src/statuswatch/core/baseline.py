@@ -2,13 +2,16 @@
 how noisy both are, kept as exponentially weighted means (River's ``EWMean``)
 and read by the score stage as numpy arrays.
 
-Where the state lives: the volume level of each scope is a ``river.stats.EWMean``
-(one per scope). The (scope x code) share and dispersion series are the same
-``EWMean`` update applied to whole numpy matrices at once (``_DenseEWMean``,
+Where the state lives: the volume level of each scope and its dispersion are
+River's ``EWMean`` arithmetic on numpy vectors (``_RiverVector``, bit for bit one
+``river.stats.EWMean`` per scope, which ``Baseline(reference=True)`` still uses and
+the tests compare against). The (scope x code) share and dispersion series are the
+same ``EWMean`` update applied to whole numpy matrices at once (``_DenseEWMean``,
 checked against one River object per series in ``tests/unit/test_baseline.py``):
 at 10,000 scopes x 16 codes that is 160,000 series, which as River objects cost
 ~300 bytes and a Python call each per window, and as matrix cells ~17 bytes and
-one numpy expression per window.
+one numpy expression per window. A run of silent windows is learned in one pass
+(``learn_silent``), the same arithmetic window by window.
 
 Why this model:
 
