@@ -31,13 +31,14 @@ from benchmarks.common import NaivePipeline, Timing, fmt_rate, kong_file, machin
 BATCH = 8192
 
 
-def run_statuswatch(path: Path) -> tuple[Timing, dict[str, object]]:
+def run_statuswatch(path: Path, fmt: str = "kong") -> tuple[Timing, dict[str, object]]:
+    """``statuswatch backtest --format fmt path`` as a subprocess: its wall and CPU time."""
     with tempfile.TemporaryDirectory() as tmp:
         summary = Path(tmp) / "summary.json"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         w0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "statuswatch", "backtest", "--format", "kong",
+            [sys.executable, "-m", "statuswatch", "backtest", "--format", fmt,
              "--alerts-out", str(Path(tmp) / "alerts.jsonl"), "--summary-out", str(summary),
              str(path)],
             check=True, stdout=subprocess.DEVNULL,

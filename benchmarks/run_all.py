@@ -25,6 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS: dict[str, list[str]] = {
     "decode_window": [],
     "backtest": [],
+    "backtest_scopes": [],
+    "backtest_sparse": [],
+    "window_eval": [],
     "kafka_consume": ["--sweep"],
     "latency": [],
     "soak": [],

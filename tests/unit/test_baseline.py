@@ -217,3 +217,59 @@ def test_new_codes_widen_the_matrices_without_growing_their_rows():
         b.learn(np.ones((1000, codes), np.int64), window_start_ms=codes * W)
     assert b._share.mean.shape == (1000, 30)
     assert b._known.shape == (1000, 30)
+
+
+@given(
+    windows=st.lists(
+        st.lists(st.integers(0, 300), min_size=4, max_size=4), min_size=1, max_size=60
+    ),
+    silent_runs=st.lists(st.integers(0, 400), min_size=1, max_size=3),
+    frozen=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+@settings(max_examples=60, deadline=None)
+def test_vectorised_volume_is_river_bit_for_bit(windows, silent_runs, frozen):
+    """The volume learner on arrays (``_RiverVector``, and ``learn_silent`` for runs of
+    silent windows) against one ``river.stats.EWMean`` per scope (``reference=True``)
+    taught every silent window with a full ``learn``: the same floats, not merely close."""
+    params = {"share_half_life": 5, "volume_half_life": 3, "warmup_windows": 2,
+              "dispersion_half_life": 7}
+    fast, river = Baseline(**params), Baseline(**params, reference=True)
+    t = 0
+    for run in silent_runs:
+        for totals in windows:
+            t += W
+            counts = np.array([[v, v // 3] for v in totals])
+            kwargs = {"window_start_ms": t, "frozen_volume": np.array(frozen) & (t % 3 == 0)}
+            fast.learn(counts, **kwargs)
+            river.learn(counts, **kwargs)
+        starts = [t + (i + 1) * W for i in range(run)]
+        t += run * W
+        fast.learn_silent(4, 2, window_starts_ms=starts)
+        for start in starts:
+            river.learn(np.zeros((4, 2), np.int64), window_start_ms=start)
+        a, b = expect(fast, 4, 2, t=t + W), expect(river, 4, 2, t=t + W)
+        assert a.volume.tobytes() == b.volume.tobytes()
+        assert a.volume_dispersion.tobytes() == b.volume_dispersion.tobytes()
+    state = fast.snapshot(), river.snapshot()
+    for key in ("volume", "volume_dispersion"):
+        assert sorted(state[0][key]) == sorted(state[1][key])
+    assert json.dumps(state[0]["daily"]) == json.dumps(state[1]["daily"])
+
+
+def test_river_vector_is_rivers_ewmean():
+    from river import stats
+
+    from statuswatch.core.baseline import _RiverVector
+
+    rng = np.random.default_rng(4)
+    alpha = fading_factor(30)
+    vector = _RiverVector(alpha)
+    vector.fit(3)
+    models = [stats.EWMean(fading_factor=alpha) for _ in range(3)]
+    for _ in range(500):
+        rows = np.flatnonzero(rng.random(3) < 0.7)
+        values = rng.choice([0.0, 1.0, 57.0, 1234.5], size=len(rows))
+        vector.update(rows, values)
+        for r, v in zip(rows.tolist(), values.tolist(), strict=True):
+            models[r].update(v)
+    assert vector.mean.tolist() == [m.get() for m in models]

@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from statuswatch.core.score import MAX_SCORE, score_shares, share_floor
+from statuswatch.core.score import (
+    MAX_SCORE,
+    binomial_tails,
+    lower_tail_may_reach,
+    score_shares,
+    share_floor,
+    upper_tail_may_reach,
+)
 
 
 @given(
@@ -48,3 +55,43 @@ def test_floor_gives_unseen_codes_a_small_positive_share():
     assert 0 < floor[0] < 1e-4
     s = score_shares(np.array([[1, 999]]), np.array([[0.0, 1.0]]), floor)
     assert 0 < s.up[0, 0] < 2  # one new request is weak evidence
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1e6), st.floats(0, 1), st.floats(1e-12, 1 - 1e-12)),
+        min_size=1, max_size=50,
+    ),
+    st.floats(0.5, 30),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_screen_only_rules_out_tails_below_its_threshold(cells, below):
+    """A tail the screen rules out scores under ``below`` (exactly computed); screened
+    scoring equals exhaustive scoring wherever either reaches ``below``."""
+    n = np.array([c[0] for c in cells])
+    x = np.floor(n * np.array([c[1] for c in cells]))  # counts/phi are reals; integers too
+    p = np.array([c[2] for c in cells])
+    up, down = binomial_tails(x, n, p)
+    with np.errstate(divide="ignore"):
+        up_score, down_score = -np.log10(up), -np.log10(down)
+    assert (up_score[~upper_tail_may_reach(x, n, p, below)] < below).all()
+    assert (down_score[~lower_tail_may_reach(x, n, p, below)] < below).all()
+    counts = np.stack([x, n - x], axis=1).astype(np.int64)
+    expected = np.stack([p, 1 - p], axis=1)
+    exact, screened = score_shares(counts, expected), score_shares(counts, expected, below=below)
+    for a, b in ((exact.up, screened.up), (exact.down, screened.down)):
+        matters = (a >= below) | (b >= below)
+        assert np.array_equal(a[matters], b[matters])
+        rest_a, rest_b = a[~matters], b[~matters]
+        assert ((rest_b == 0) | (rest_b == rest_a)).all()  # screened out, or computed
+
+
+def test_the_screen_leaves_few_cells_on_ordinary_traffic():
+    rng = np.random.default_rng(3)
+    share = rng.dirichlet(np.full(16, 0.5), size=500)
+    counts = np.stack([rng.multinomial(n, s) for n, s in zip(rng.poisson(50, 500), share,
+                                                             strict=True)])
+    n = counts.sum(axis=1, keepdims=True).astype(np.float64)
+    may = upper_tail_may_reach(counts.astype(np.float64), n, share, 3.0)
+    may |= lower_tail_may_reach(counts.astype(np.float64), n, share, 3.0)
+    assert may.sum() < 0.05 * may.size  # null traffic: few cells need the exact tail

@@ -2,13 +2,16 @@
 how noisy both are, kept as exponentially weighted means (River's ``EWMean``)
 and read by the score stage as numpy arrays.
 
-Where the state lives: the volume level of each scope is a ``river.stats.EWMean``
-(one per scope). The (scope x code) share and dispersion series are the same
-``EWMean`` update applied to whole numpy matrices at once (``_DenseEWMean``,
+Where the state lives: the volume level of each scope and its dispersion are
+River's ``EWMean`` arithmetic on numpy vectors (``_RiverVector``, bit for bit one
+``river.stats.EWMean`` per scope, which ``Baseline(reference=True)`` still uses and
+the tests compare against). The (scope x code) share and dispersion series are the
+same ``EWMean`` update applied to whole numpy matrices at once (``_DenseEWMean``,
 checked against one River object per series in ``tests/unit/test_baseline.py``):
 at 10,000 scopes x 16 codes that is 160,000 series, which as River objects cost
 ~300 bytes and a Python call each per window, and as matrix cells ~17 bytes and
-one numpy expression per window.
+one numpy expression per window. A run of silent windows is learned in one pass
+(``learn_silent``), the same arithmetic window by window.
 
 Why this model:
 
@@ -49,6 +52,8 @@ B = npt.NDArray[np.bool_]
 #: Dispersion is learned only from windows with at least this many expected events.
 MIN_EXPECTED_FOR_DISPERSION = 5.0
 MAX_DISPERSION = 50.0
+#: The seasonal profile moves the expected volume by at most this factor either way.
+SEASONAL_MAX_RATIO = 5.0
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 
@@ -88,12 +93,68 @@ class _RiverSeries:
         model.update(value)
         return float(model.get())
 
+    def fit(self, rows: int) -> None:
+        """Nothing to size: a model is made on a row's first value."""
+
+    def forget(self, rows: I64) -> None:
+        for row in rows.tolist():
+            self.models.pop(row, None)
+
     def snapshot(self) -> list[list[float]]:
         return [[row, float(m.get())] for row, m in self.models.items()]
 
     def restore(self, items: list[list[float]]) -> list[tuple[int, float]]:
         self.models.clear()
         return [(int(row), self.update(int(row), float(v))) for row, v in items]
+
+
+class _RiverVector:
+    """River's ``EWMean`` for a vector of series, one per row, in River's own arithmetic:
+    a series' first value is its mean, later ones ``a * x + (1 - a) * mean``.
+
+    Bit for bit the same as ``_RiverSeries`` (one ``river.stats.EWMean`` per row, the
+    reference learner: ``Baseline(reference=True)``), checked against it in
+    ``tests/unit/test_baseline.py``; one numpy expression per window instead of a
+    Python call per row.
+    """
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.mean = np.zeros(0)
+        self.started = np.zeros(0, dtype=bool)
+
+    def fit(self, rows: int) -> None:
+        self.mean = _grown(self.mean, (rows,), 0.0)
+        self.started = _grown(self.started, (rows,), False)
+
+    def update(self, rows: I64, values: F64) -> F64:
+        """Teach ``values[i]`` to series ``rows[i]`` (distinct); returns their means."""
+        old = self.mean[rows]
+        new: F64 = np.where(
+            self.started[rows], self.alpha * values + (1.0 - self.alpha) * old, values
+        )
+        self.mean[rows] = new
+        self.started[rows] = True
+        return new
+
+    def forget(self, rows: I64) -> None:
+        self.mean[rows] = 0.0
+        self.started[rows] = False
+
+    def snapshot(self) -> list[list[float]]:
+        rows = np.flatnonzero(self.started)
+        return [[r, v] for r, v in zip(rows.tolist(), self.mean[rows].tolist(), strict=True)]
+
+    def restore(self, items: list[list[float]]) -> list[tuple[int, float]]:
+        self.mean[:] = 0.0
+        self.started[:] = False
+        out = [(int(row), float(v)) for row, v in items]
+        if out:
+            rows = np.array([r for r, _ in out], np.int64)
+            self.fit(int(rows.max()) + 1)
+            self.mean[rows] = [v for _, v in out]
+            self.started[rows] = True
+        return out
 
 
 class _DenseEWMean:
@@ -141,8 +202,11 @@ def _grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
     """``a`` padded with ``fill`` to at least ``shape``; capacity grows by a quarter
     along rows, so scopes appearing one by one do not copy the matrix every window
     and at most a fifth of it is slack."""
-    if all(s >= n for s, n in zip(a.shape, shape, strict=True)):
-        return a
+    have = a.shape
+    if have[0] >= shape[0] and (len(shape) == 1 or have[1:] == shape[1:] or all(
+        s >= n for s, n in zip(have, shape, strict=True)
+    )):
+        return a  # the common case, checked without a generator
     rows = a.shape[0] if a.shape[0] >= shape[0] else max(shape[0], a.shape[0] + a.shape[0] // 4)
     target = (
         rows,
@@ -175,19 +239,44 @@ class _Seasonal:
         return (t_ms % self.period_ms) / self.period_ms * self.buckets
 
     def fit(self, rows: int) -> None:
+        if rows <= len(self.first_ms) and rows <= len(self.values):
+            return
         self.values = _grown(self.values, (rows, self.buckets), 0.0)
         self.seen = _grown(self.seen, (rows, self.buckets), False)
         self.first_ms = _grown(self.first_ms, (rows,), -1)
 
     def learn(self, rows: I64, t_ms: int, volume: F64) -> None:
         self.fit(int(rows.max(initial=-1)) + 1)
-        self.first_ms[rows] = np.where(self.first_ms[rows] < 0, t_ms, self.first_ms[rows])
+        self.first_ms[rows[self.first_ms[rows] < 0]] = t_ms
         b = int(self._position(t_ms))
-        old = self.values[rows, b]
-        self.values[rows, b] = np.where(
-            self.seen[rows, b], old + self.alpha * (volume - old), volume
-        )
-        self.seen[rows, b] = True
+        values, seen = self.values[:, b], self.seen[:, b]  # views of the bucket's column
+        old = values[rows]
+        values[rows] = np.where(seen[rows], old + self.alpha * (volume - old), volume)
+        seen[rows] = True
+
+    def learn_silent(self, rows: I64, times_ms: list[int]) -> None:
+        """``learn(rows, t, 0)`` for each of ``times_ms`` in order: each hour's bucket
+        column is read and written once, the same arithmetic window by window."""
+        self.fit(int(rows.max(initial=-1)) + 1)
+        if len(rows) == 0 or not times_ms:
+            return
+        self.first_ms[rows[self.first_ms[rows] < 0]] = times_ms[0]
+        zeros = np.zeros(len(rows))
+        buckets = [int(self._position(t)) for t in times_ms]
+        i = 0
+        while i < len(buckets):
+            b = buckets[i]
+            j = i
+            while j < len(buckets) and buckets[j] == b:
+                j += 1
+            values, seen = self.values[:, b], self.seen[:, b]
+            old = values[rows]
+            val = np.where(seen[rows], old + self.alpha * (zeros - old), zeros).astype(np.float32)
+            for _ in range(j - i - 1):  # seen from now on
+                val = (val + self.alpha * (zeros - val)).astype(np.float32)
+            values[rows] = val
+            seen[rows] = True
+            i = j
 
     def value(self, rows: I64, t_ms: int) -> F64:
         """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
@@ -219,6 +308,20 @@ class _Seasonal:
             self.first_ms[r] = t
 
 
+def _depth(parents: I64) -> I64:
+    """How many ancestors each row has (``parents[r]``: -1 for none).
+
+    >>> _depth(np.array([-1, 0, 1, 0])).tolist()
+    [0, 1, 2, 1]
+    """
+    depth = np.zeros(len(parents), np.int64)
+    up = parents.copy()
+    while (has := up >= 0).any():
+        depth += has
+        up = np.where(has, parents[np.maximum(up, 0)], -1)
+    return depth
+
+
 class Baseline:
     """Expected share per (row, col) and expected volume per row.
 
@@ -237,14 +340,21 @@ class Baseline:
         dispersion_half_life: float = 360.0,
         seasonal_half_life_periods: float = 3.0,
         window_ms: int = 10_000,
+        reference: bool = False,
     ) -> None:
+        """``reference``: learn volume with one River ``EWMean`` per row (the reference
+        the vectorised learner is tested against) instead of ``_RiverVector``."""
         self.share_half_life = share_half_life
         self.volume_half_life = volume_half_life
         self.warmup_windows = warmup_windows
         self._share = _DenseEWMean(fading_factor(share_half_life))
         self._share_disp = _DenseEWMean(fading_factor(dispersion_half_life))
-        self._volume = _RiverSeries(fading_factor(volume_half_life))
-        self._volume_disp = _RiverSeries(fading_factor(dispersion_half_life))
+        series = _RiverSeries if reference else _RiverVector
+        self.reference = reference
+        self._volume: _RiverSeries | _RiverVector = series(fading_factor(volume_half_life))
+        self._volume_disp: _RiverSeries | _RiverVector = series(
+            fading_factor(dispersion_half_life)
+        )
         # A bucket of an hour sees 3600 s / window updates per period.
         per_bucket = 3_600_000 / window_ms
         seasonal_alpha = fading_factor(seasonal_half_life_periods * per_bucket)
@@ -254,16 +364,22 @@ class Baseline:
         self._volume_phi = np.ones(0)
         self._seen = np.zeros(0, np.int64)
         self._known = np.zeros((0, 0), dtype=bool)  # columns with a share series, per row
+        self._fitted = (0, 0)  # (rows, cols) every array above has room for
 
     # -- shapes ---------------------------------------------------------------
 
     def _fit(self, n_rows: int, n_cols: int) -> None:
+        if n_rows <= self._fitted[0] and n_cols <= self._fitted[1]:
+            return  # every array already has room (the case of nearly every window)
         self._share.fit(n_rows, n_cols)
         self._share_disp.fit(n_rows, n_cols)
         self._known = _grown(self._known, (n_rows, n_cols), False)
         self._volume_mean = _grown(self._volume_mean, (n_rows,), 0.0)
         self._volume_phi = _grown(self._volume_phi, (n_rows,), 1.0)
         self._seen = _grown(self._seen, (n_rows,), 0)
+        self._volume.fit(n_rows)
+        self._volume_disp.fit(n_rows)
+        self._fitted = (max(n_rows, self._fitted[0]), max(n_cols, self._fitted[1]))
 
     def _share_phi(self, n_rows: int, n_cols: int) -> F64:
         disp = self._share_disp
@@ -271,6 +387,11 @@ class Baseline:
         return np.where(disp.started[:n_rows, :n_cols], phi, 1.0)
 
     # -- read -----------------------------------------------------------------
+
+    def volume_level(self, n_rows: int) -> F64:
+        """Each row's learned volume level, before the seasonal profile moves it."""
+        self._fit(n_rows, 0)
+        return self._volume_mean[:n_rows]
 
     def windows_seen(self, n_rows: int) -> I64:
         self._fit(n_rows, 0)
@@ -288,8 +409,14 @@ class Baseline:
         seen = self._seen[:n_rows].copy()
         share = self._share.mean[:n_rows, :n_cols] / self._debias(seen)[:, None]
         weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
-        for r in np.flatnonzero((weight < 1.0) & (parents[:n_rows] >= 0)).tolist():
-            share[r] = weight[r] * share[r] + (1 - weight[r]) * share[parents[r]]
+        cold = (weight < 1.0) & (parents[:n_rows] >= 0)
+        # A cold row blends in its parent's already blended share: rows one level
+        # deeper at a time, each level in one expression.
+        depth = _depth(parents[:n_rows])
+        for level in range(1, int(depth.max(initial=0)) + 1):
+            rows = np.flatnonzero(cold & (depth == level))
+            w = weight[rows][:, None]
+            share[rows] = w * share[rows] + (1 - w) * share[parents[rows]]
         volume = self._volume_mean[:n_rows].copy()
         lag_ms = round(self.volume_half_life * window_ms / np.log(2))  # mean age of an EWMean
         rows = np.flatnonzero(seen >= 1)
@@ -313,7 +440,9 @@ class Baseline:
             now, then = profile.value(rows, now_ms), profile.value(rows, then_ms)
             with np.errstate(divide="ignore", invalid="ignore"):
                 usable = todo & ~np.isnan(now) & ~np.isnan(then) & (then > 0)
-                ratio = np.where(usable, np.clip(now / then, 0.2, 5.0), ratio)
+                ratio = np.where(
+                    usable, np.clip(now / then, 1 / SEASONAL_MAX_RATIO, SEASONAL_MAX_RATIO), ratio
+                )
             todo &= ~usable
         return ratio
 
@@ -345,6 +474,34 @@ class Baseline:
         if frozen_share is not None:
             frozen = frozen_share[rows][:, :n_cols]
         self._learn_shares(rows, counts[rows], totals[rows], frozen)
+
+    def learn_silent(self, n_rows: int, n_cols: int, *, window_starts_ms: list[int]) -> None:
+        """``learn`` of consecutive windows without requests, nothing frozen: every row
+        with history learns a volume of 0 in each; shares stay put. The rows' volume
+        state is read once and written once for the whole run, with the same
+        arithmetic window by window in between."""
+        self._fit(n_rows, n_cols)
+        rows = np.flatnonzero(self._seen[:n_rows] > 0)
+        vol, disp = self._volume, self._volume_disp
+        if not isinstance(vol, _RiverVector) or not isinstance(disp, _RiverVector):
+            for t in window_starts_ms:
+                self._learn_volume(rows, np.zeros(n_rows, np.int64), t)
+            return
+        zeros = np.zeros(len(rows))
+        mean, started = vol.mean[rows], vol.started[rows]
+        for _ in window_starts_ms:
+            high = mean >= MIN_EXPECTED_FOR_DISPERSION  # as in _learn_volume
+            if high.any():
+                exp, dev = mean[high], zeros[high] - mean[high]
+                phi = disp.update(rows[high], np.minimum(dev * dev / exp, MAX_DISPERSION * 4))
+                self._volume_phi[rows[high]] = np.minimum(np.maximum(phi, 1.0), MAX_DISPERSION)
+            mean = np.where(started, vol.alpha * zeros + (1.0 - vol.alpha) * mean, zeros)
+            started = np.ones(len(rows), dtype=bool)
+        vol.mean[rows] = mean
+        vol.started[rows] = True
+        self._volume_mean[rows] = mean
+        self._daily.learn_silent(rows, window_starts_ms)
+        self._weekly.learn_silent(rows, window_starts_ms)
 
     def _debias(self, windows: int | I64) -> Any:
         """Bias correction of an EW mean that started at 0: 1 - (1 - alpha)^windows."""
@@ -381,6 +538,24 @@ class Baseline:
         share.update(rows[r_hold], c_hold, held)
 
     def _learn_volume(self, rows: I64, totals: I64, window_start_ms: int) -> None:
+        volume = totals[rows].astype(np.float64)
+        if isinstance(self._volume, _RiverVector):
+            assert isinstance(self._volume_disp, _RiverVector)
+            expected = self._volume_mean[rows]
+            disp = expected >= MIN_EXPECTED_FOR_DISPERSION
+            exp, dev = expected[disp], volume[disp] - expected[disp]
+            resid2 = np.minimum(dev * dev / exp, MAX_DISPERSION * 4)
+            phi = self._volume_disp.update(rows[disp], resid2)
+            self._volume_phi[rows[disp]] = np.minimum(np.maximum(phi, 1.0), MAX_DISPERSION)
+            self._volume_mean[rows] = self._volume.update(rows, volume)
+        else:
+            self._learn_volume_per_row(rows, totals)
+        self._daily.learn(rows, window_start_ms, volume)
+        self._weekly.learn(rows, window_start_ms, volume)
+
+    def _learn_volume_per_row(self, rows: I64, totals: I64) -> None:
+        assert isinstance(self._volume, _RiverSeries)
+        assert isinstance(self._volume_disp, _RiverSeries)
         expected = self._volume_mean[rows]
         for row, total, exp in zip(
             rows.tolist(), totals[rows].tolist(), expected.tolist(), strict=True
@@ -390,9 +565,6 @@ class Baseline:
                 phi = self._volume_disp.update(row, min(resid2, MAX_DISPERSION * 4))
                 self._volume_phi[row] = min(max(phi, 1.0), MAX_DISPERSION)
             self._volume_mean[row] = self._volume.update(row, float(total))
-        volume = totals[rows].astype(np.float64)
-        self._daily.learn(rows, window_start_ms, volume)
-        self._weekly.learn(rows, window_start_ms, volume)
 
     def accept(self, row: int, counts: I64, total: int | None = None) -> None:
         """Take ``counts`` (one scope's recent counts per code, ``total`` requests) as
@@ -421,9 +593,8 @@ class Baseline:
         self._seen[idx] = 0
         self._volume_mean[idx] = 0.0
         self._volume_phi[idx] = 1.0
-        for row in rows:
-            self._volume.models.pop(row, None)
-            self._volume_disp.models.pop(row, None)
+        self._volume.forget(idx)
+        self._volume_disp.forget(idx)
         for profile in (self._daily, self._weekly):
             profile.fit(max(rows) + 1)
             profile.values[idx] = 0.0
@@ -456,6 +627,7 @@ class Baseline:
         self._volume_mean = np.zeros(0)
         self._volume_phi = np.ones(0)
         self._seen = np.zeros(0, np.int64)
+        self._fitted = (0, 0)
         self._fit(len(seen), n_cols)
         self._seen[: len(seen)] = seen
         self._share.restore(state["share"])

@@ -24,7 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from statuswatch.config import Settings
-from statuswatch.core.baseline import Baseline, Expectation, fading_factor
+from statuswatch.core.baseline import (
+    SEASONAL_MAX_RATIO,
+    Baseline,
+    Expectation,
+    fading_factor,
+)
 from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.columns import I64, DecodedBatch
 from statuswatch.core.decide import (
@@ -41,6 +46,7 @@ from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.score import (
+    F64,
     ShareScores,
     VolumeScores,
     binomial_tails,
@@ -87,8 +93,17 @@ class WindowReport:
 
     window: ClosedWindow
     expectation: Expectation
-    shares: ShareScores
+    shares: ShareScores  # screened: a cell under the screen's threshold may read 0
     volume: VolumeScores
+    counts: I64
+    floor: F64
+
+    def exact_shares(self) -> ShareScores:
+        """Every cell's exact share scores (what the metrics endpoint shows)."""
+        exp = self.expectation
+        return score_shares(
+            self.counts, exp.share, self.floor, exp.share_dispersion, self.shares.totals
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +133,14 @@ def _fires_over(key: Key, row: int, firing: set[Key], every_firing: set[Key]) ->
 
 
 class Detector:
-    def __init__(self, settings: Settings, decoder: Decoder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, decoder: Decoder | None = None, *, exhaustive: bool = False
+    ) -> None:
+        """``exhaustive``: the reference evaluation, slow and plain: exact tails of every
+        cell and window, one River ``EWMean`` per scope for volume, every silent window
+        evaluated in full. The default gives the same alerts and counts, faster."""
         self.settings = settings
+        self.exhaustive = exhaustive
         self.decoder = decoder if decoder is not None else build_decoder(settings.decode)
         self.codes = CodeTable(classes=[int(c[0]) for c in settings.detect.classes])
         self.scopes = ScopeTable(settings.scopes.levels, settings.scopes.max_per_level)
@@ -127,7 +148,8 @@ class Detector:
         self.windows = WindowCounter(w.size_ms, w.lateness_ms, round(w.idle_timeout_seconds * 1000))
         b = settings.baseline
         self.baseline = Baseline(
-            b.half_life_windows, b.volume_half_life_windows, b.warmup_windows, window_ms=w.size_ms
+            b.half_life_windows, b.volume_half_life_windows, b.warmup_windows, window_ms=w.size_ms,
+            reference=exhaustive,
         )
         d = settings.detect
         v = d.volume
@@ -158,6 +180,8 @@ class Detector:
         #: child series held back while an ancestor is pending on the same code
         self._held: set[Key] = set()
         self._rules: RuleTable | None = None
+        #: (rules, the least expected volume whose silence could be a volume hit)
+        self._silence_needs: tuple[RuleTable, float] | None = None
         self._parents: I64 = np.zeros(0, np.int64)
         blast_level = tuple(d.blast_radius.level)
         self._blast_level = (
@@ -252,8 +276,18 @@ class Detector:
 
     def _evaluate(self, closed: list[ClosedWindow]) -> list[AlertEvent]:
         events: list[AlertEvent] = []
-        for window in closed:
-            events.extend(self._evaluate_one(window))
+        i = 0
+        while i < len(closed):
+            # The last window of a call always runs in full: it is the one the metrics show.
+            if i < len(closed) - 1 and self._may_pass_silent(closed[i]):
+                j = i + 1
+                while j < len(closed) - 1 and not closed[j].counts.any():
+                    j += 1
+                self._pass_silent(closed[i:j])
+                i = j
+                continue
+            events.extend(self._evaluate_one(closed[i]))
+            i += 1
         if closed:  # after every window of the call: each was counted with the old rows
             self._rebalance_scopes(len(closed))
         self.counters.alerts_fired += sum(e.state == "firing" for e in events)
@@ -270,6 +304,46 @@ class Detector:
                 [(self.scopes.ancestors(r) or [-1])[-1] for r in range(n_rows)], np.int64
             )
         return rules, self._parents
+
+    def _may_pass_silent(self, window: ClosedWindow) -> bool:
+        """Whether a window without requests, and the silent ones right after it, may be
+        closed cheaply (``_pass_silent``): that provably changes nothing but the
+        baseline's decay when no series is live or held (nothing to step), there is no
+        volume calibration (it learns every score), and no scope's expected volume could
+        make its silence a volume hit. Silence only lowers the learned volume levels, so
+        what holds for the first window of a silent run holds for the rest."""
+        if (
+            self.exhaustive or self._calibrators or self._held or self._accepted
+            or window.counts.any() or self.alerts.live_keys()
+        ):
+            return False
+        n_rows, n_cols = len(self.scopes), len(self.codes)
+        rules, _ = self._tables(n_rows, n_cols)
+        if self._silence_needs is None or self._silence_needs[0] is not rules:
+            v = rules.volume
+            # Silence is a hit only for an expected volume of min_excess_count requests
+            # or more, scoring fire_score: -log10 P(X = 0) = volume / phi / ln 10, phi >= 1.
+            needed = np.maximum(v.min_excess_count, v.fire_score * np.log(10.0))
+            self._silence_needs = (rules, float(needed.min(initial=np.inf)) * (1.0 - 1e-9))
+        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
+        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
+        return bool(level < self._silence_needs[1])
+
+    def _pass_silent(self, run: list[ClosedWindow]) -> None:
+        """Close consecutive windows without requests: count them, keep the long
+        window's history, and teach the baseline their silence, as full evaluation
+        would; nothing else changes (see ``_may_pass_silent``)."""
+        n_rows, n_cols = len(self.scopes), len(self.codes)
+        self.counters.windows_closed += len(run)
+        if self.window_listener is not None:
+            for window in run:
+                counts = np.zeros((n_rows, n_cols), np.int64)
+                self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
+        for _ in range(min(len(run), self._recent.maxlen or len(run))):
+            self._recent.append(np.zeros((n_rows, n_cols), np.int32))
+        self.baseline.learn_silent(
+            n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
+        )
 
     def _evaluate_one(self, window: ClosedWindow) -> list[AlertEvent]:
         n_rows, n_cols = len(self.scopes), len(self.codes)
@@ -288,14 +362,26 @@ class Detector:
             window_ms=self.windows.size_ms, parents=parents,
         )
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
-        shares = score_shares(counts, exp.share, floor, exp.share_dispersion, totals)
+        d = self.settings.detect
+        if self.exhaustive:
+            shares = score_shares(counts, exp.share, floor, exp.share_dispersion, totals)
+        else:
+            # Every use of a share score compares it with clear_score or more (fire
+            # scores are above it), or blast_radius.scope_score; live series report theirs.
+            shares = score_shares(
+                counts, exp.share, floor, exp.share_dispersion, totals,
+                below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
+            )
         self._recent.append(counts.astype(np.int32))  # half the memory; a window's count fits
         long_counts = np.zeros_like(counts)
         for past in self._recent:
             long_counts[: past.shape[0], : past.shape[1]] += past
         long_totals = self._totals(long_counts)
+        # The long window counts only where the window itself reaches clear_score.
         long_shares = score_shares(
-            long_counts, exp.share, floor, exp.share_dispersion, long_totals
+            long_counts, exp.share, floor, exp.share_dispersion, long_totals,
+            up_cells=None if self.exhaustive else shares.up >= d.clear_score,
+            down_cells=None if self.exhaustive else shares.down >= d.clear_score,
         )
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
@@ -344,7 +430,6 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
-        d = self.settings.detect
         excess = counts - shares.expected_count
         warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
         frozen_share |= warm & (shares.up >= d.clear_score) & (excess > 0)
@@ -367,7 +452,7 @@ class Detector:
             counts, window_start_ms=window.start_ms,
             frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
         )
-        self.last_report = WindowReport(window, exp, shares, volume)
+        self.last_report = WindowReport(window, exp, shares, volume, counts, floor)
         return events
 
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
@@ -385,6 +470,19 @@ class Detector:
         deficit = expected[: len(totals)] - totals
         explained: B = deficit <= 2.0 * rejected.rejected_per(self.windows.size_ms)
         return explained
+    def _screen_score(self) -> float:
+        """The lowest threshold any share score is compared with."""
+        d = self.settings.detect
+        br = d.blast_radius
+        return min(d.clear_score, br.scope_score) if br.enabled else d.clear_score
+
+    def _live_share_cells(self, n_rows: int, n_cols: int) -> npt.NDArray[np.bool_]:
+        """Cells of live or held share series: their evidence reports the score."""
+        cells = np.zeros((n_rows, n_cols), dtype=bool)
+        for r, c, _, s in self.alerts.live_keys() | self._held:
+            if s == "share" and r < n_rows and c < n_cols:
+                cells[r, c] = True
+        return cells
 
     def _totals(self, counts: I64) -> I64:
         """Requests per row: the sum over code columns, the class columns left out."""
@@ -436,7 +534,10 @@ class Detector:
         # The long window sums the last minute: a small excess that persists adds
         # up to significance. It counts only while the current window is elevated
         # too, so one past burst does not keep producing hits.
-        long_up, long_down = self._share_hits(long_counts, long_shares, rules, gate)
+        long_up, long_down = self._share_hits(
+            long_counts, long_shares, rules, gate,
+            cells=(shares.up >= d.clear_score) | (shares.down >= d.clear_score),
+        )
         share_up |= long_up & (shares.up >= d.clear_score)
         share_down |= long_down & (shares.down >= d.clear_score)
 
@@ -483,13 +584,24 @@ class Detector:
 
     @staticmethod
     def _share_hits(
-        counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray
+        counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray,
+        cells: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        big_up, big_down = excess_gates(counts, shares.expected_count, rules.min_excess_count,
-                                        rules.min_share_ratio)
-        up = gate & rules.up & (shares.up >= rules.fire_score) & big_up
-        down = gate & rules.down & (shares.down >= rules.fire_score) & big_down
-        return up, down
+        """Hit masks; with ``cells``, judged only there (False elsewhere)."""
+        if cells is None:
+            idx: Any = (slice(None),)
+        else:
+            idx = np.nonzero(cells)
+        big_up, big_down = excess_gates(counts[idx], shares.expected_count[idx],
+                                        rules.min_excess_count[idx], rules.min_share_ratio[idx])
+        fire = rules.fire_score[idx]
+        up = gate[idx] & rules.up[idx] & (shares.up[idx] >= fire) & big_up
+        down = gate[idx] & rules.down[idx] & (shares.down[idx] >= fire) & big_down
+        if cells is None:
+            return up, down
+        up_all, down_all = np.zeros(counts.shape, dtype=bool), np.zeros(counts.shape, dtype=bool)
+        up_all[idx], down_all[idx] = up, down
+        return up_all, down_all
 
     def _evidence(
         self, key: Key, counts: I64, exp: Expectation, shares: ShareScores,

@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from scipy import special
 from statuswatch.core.columns import I64
 
 F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
 
 #: Scores are capped so they stay finite in JSON and metrics.
 MAX_SCORE = 300.0
@@ -52,10 +54,15 @@ class VolumeScores:
 
 
 def _to_score(prob: F64) -> F64:
+    """-log10 of a probability, within [0, MAX_SCORE] (NaN: 0, zero: MAX_SCORE).
+
+    >>> _to_score(np.array([0.1, 1e-7, 0.0, np.nan])).tolist()
+    [1.0, 7.0, 300.0, 0.0]
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = -np.log10(prob)
-    clipped: F64 = np.clip(np.nan_to_num(score, nan=0.0, posinf=MAX_SCORE), 0.0, MAX_SCORE)
-    return clipped
+        score: F64 = -np.log10(prob)
+    np.copyto(score, 0.0, where=np.isnan(score))
+    return np.clip(score, 0.0, MAX_SCORE, out=score)
 
 
 def binomial_tails(x: F64, n: F64, p: F64) -> tuple[F64, F64]:
@@ -68,10 +75,89 @@ def binomial_tails(x: F64, n: F64, p: F64) -> tuple[F64, F64]:
     >>> round(float(up[0]), 4), round(float(down[0]), 4)
     (0.2639, 0.9298)
     """
+    return upper_tail(x, n, p), lower_tail(x, n, p)
+
+
+def upper_tail(x: F64, n: F64, p: F64, cells: B | None = None) -> F64:
+    """P(X >= x) for Binomial(n, p); with ``cells``, only there (1.0 elsewhere)."""
+    if cells is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out: F64 = np.where(x > 0, special.betainc(np.maximum(x, 1e-12), n - x + 1, p), 1.0)
+        return out
+    return _on_cells(upper_tail, x, n, p, cells)
+
+
+def lower_tail(x: F64, n: F64, p: F64, cells: B | None = None) -> F64:
+    """P(X <= x) for Binomial(n, p); with ``cells``, only there (1.0 elsewhere)."""
+    if cells is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out: F64 = np.where(
+                x < n, special.betainc(np.maximum(n - x, 1e-12), x + 1, 1 - p), 1.0
+            )
+        return out
+    return _on_cells(lower_tail, x, n, p, cells)
+
+
+def _on_cells(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64, cells: B) -> F64:
+    out = np.ones(np.broadcast_shapes(x.shape, n.shape, p.shape))
+    idx = np.nonzero(cells)
+    if len(idx[0]):
+        x, n, p = np.broadcast_arrays(x, n, p)
+        out[idx] = tail(x[idx], n[idx], p[idx])
+    return out
+
+
+#: A screened-out tail scores at least this much below its threshold: the bound below
+#: and scipy's incomplete beta are both accurate to ~1e-13 relative, far inside it.
+SCREEN_MARGIN = 1e-6
+
+
+def _log_tail_lower_bound(a: F64, b: F64, q: F64) -> F64:
+    """ln of a lower bound on the regularised incomplete beta I_q(a, b), a, b > 0.
+
+    I_q(a, b) = q^a (1-q)^b / (a B(a, b)) * 2F1(a+b, 1; a+1; q) (DLMF 8.17.8), and
+    every term of that series is positive: its first two terms bound it from below.
+    For a binomial tail this is about P(X = x), the largest term of the tail.
+    """
+    log_beta = special.gammaln(a) + special.gammaln(b) - special.gammaln(a + b)
+    head = a * np.log(q) + b * np.log1p(-q) - np.log(a) - log_beta
+    out: F64 = head + np.log1p((a + b) * q / (a + 1))
+    return out
+
+
+def upper_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
+    """Cells whose P(X >= x) may score ``below`` or more; every other cell provably
+    scores less (its tail probability is above a lower bound above ``10**-below``).
+    Costs a few array passes over the cells with x > 0, no incomplete beta."""
+    shape, (fx, fn, fp) = _flat(x, n, p)
+    out = fx > 0
+    i = np.flatnonzero(out)
+    a = fx[i]
+    out[i] = -_log_tail_lower_bound(a, fn[i] - a + 1, fp[i]) / _LN10 >= below - SCREEN_MARGIN
+    return out.reshape(shape)
+
+
+def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
+    """Cells whose P(X <= x) may score ``below`` or more (see ``upper_tail_may_reach``).
+    At x = 0 the tail is (1-p)^n in closed form; elsewhere the series bound."""
+    shape, (fx, fn, fp) = _flat(x, n, p)
+    absent = fx <= 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        up = np.where(x > 0, special.betainc(np.maximum(x, 1e-12), n - x + 1, p), 1.0)
-        down = np.where(x < n, special.betainc(np.maximum(n - x, 1e-12), x + 1, 1 - p), 1.0)
-    return up, down
+        none_seen = -fn * np.log1p(-fp) / _LN10 >= below - SCREEN_MARGIN
+    out = np.where(absent, none_seen & (fx < fn), fx < fn)
+    i = np.flatnonzero(out & ~absent)
+    a = fn[i] - fx[i]
+    out[i] = -_log_tail_lower_bound(a, fx[i] + 1, 1 - fp[i]) / _LN10 >= below - SCREEN_MARGIN
+    return out.reshape(shape)
+
+
+def _flat(*arrays: F64) -> tuple[tuple[int, ...], list[F64]]:
+    """The broadcast shape and each array flattened to it (a view where it can be)."""
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    return shape, [np.broadcast_to(a, shape).ravel() for a in arrays]
+
+
+_LN10 = float(np.log(10.0))
 
 
 def poisson_tails(k: F64, lam: F64) -> tuple[F64, F64]:
@@ -99,19 +185,52 @@ def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
 
 def score_shares(
     counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None,
-    totals: I64 | None = None,
+    totals: I64 | None = None, *, below: float | None = None, exact: B | None = None,
+    up_cells: B | None = None, down_cells: B | None = None,
 ) -> ShareScores:
     """Quasi-binomial tail scores for every (row, col) of one window; ``totals`` (each
-    row's requests) when the columns are not disjoint (a status class's summed column)."""
+    row's requests) when the columns are not disjoint (a status class's summed column).
+
+    Screened, with ``below``: a tail that provably scores under ``below`` is not
+    computed and reads 0, except in the ``exact`` cells; every score at or above
+    ``below`` is exact. ``up_cells`` / ``down_cells``: score only those cells of
+    that tail (0 elsewhere). Without these arguments every cell is exact.
+    """
     totals = counts.sum(axis=1) if totals is None else totals
     n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
     p = expected_share if floor is None else np.maximum(expected_share, floor[:, None])
     p = np.clip(p, 1e-12, 1.0 - 1e-12)
-    phi = np.ones_like(p) if dispersion is None else dispersion
-    up, down = binomial_tails(counts / phi, n / phi, p)
+    if dispersion is None:
+        x, nn = counts.astype(np.float64), n
+    else:
+        x, nn = counts / dispersion, n / dispersion
+    if below is not None:
+        may_up = upper_tail_may_reach(x, nn, p, below)
+        may_down = lower_tail_may_reach(x, nn, p, below)
+        if exact is not None:
+            may_up |= exact
+            may_down |= exact
+        up_cells = may_up if up_cells is None else up_cells & may_up
+        down_cells = may_down if down_cells is None else down_cells & may_down
+    up = _scores_on(upper_tail, x, nn, p, up_cells)
+    down = _scores_on(lower_tail, x, nn, p, down_cells)
     with np.errstate(divide="ignore", invalid="ignore"):
         observed = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
-    return ShareScores(_to_score(up), _to_score(down), observed, p * n, totals)
+    return ShareScores(up, down, observed, p * n, totals)
+
+
+def _scores_on(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64,
+               cells: B | None) -> F64:
+    """Scores of ``tail`` (every cell, or only ``cells``: elsewhere the score of a
+    certain event, -log10 1 = -0.0, as ``_to_score`` gives it)."""
+    if cells is None:
+        return _to_score(tail(x, n, p))
+    shape, (fx, fn, fp) = _flat(x, n, p)
+    out = np.full(len(fx), -0.0)
+    i = np.flatnonzero(cells)
+    if len(i):
+        out[i] = _to_score(tail(fx[i], fn[i], fp[i]))
+    return out.reshape(shape)
 
 
 def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> VolumeScores:
@@ -136,9 +255,19 @@ def excess_gates(
     ([True, False, False], [False, False, True])
     """
     excess = observed - expected
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_up = np.where(expected > 0, observed / expected, np.inf)
-        ratio_down = np.where(observed > 0, expected / observed, np.inf)
-    up = (excess >= min_excess) & (ratio_up >= min_ratio)
-    down = (-excess >= min_excess) & (ratio_down >= min_ratio)
+    up, down = excess >= min_excess, -excess >= min_excess
+    # The ratio only where the excess already counts (few cells): same decisions.
+    for mask, num, den in ((up, observed, expected), (down, expected, observed)):
+        idx = np.nonzero(mask)
+        n, d = _pick(num, idx, mask.shape), _pick(den, idx, mask.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(d > 0, n / d, np.inf)
+        mask[idx] = ratio >= _pick(min_ratio, idx, mask.shape)
     return up, down
+
+
+def _pick(a: npt.ArrayLike, idx: tuple[npt.NDArray[np.intp], ...], shape: tuple[int, ...]
+          ) -> F64:
+    """``a`` (an array or a scalar, broadcast to ``shape``) at the indices ``idx``."""
+    out: F64 = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)[idx]
+    return out

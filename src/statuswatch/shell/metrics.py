@@ -224,7 +224,7 @@ class DetectorCollector(Collector):
         )
         report = det.last_report
         if report is not None:
-            shares, exp = report.shares, report.expectation
+            shares, exp = report.exact_shares(), report.expectation
             rows, cols = shares.up.shape
             nz = (shares.observed_share > 0) | (exp.share[:rows, :cols] > 0)
             for r, c in zip(*np.nonzero(nz), strict=True):
