@@ -142,6 +142,8 @@ class Detector:
         self.last_report: WindowReport | None = None
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
+        #: called with every closed window's report, once it is scored
+        self.report_listener: Callable[[WindowReport], None] | None = None
         #: the last ``long_windows`` windows' counts, for slow, small, persistent excess
         self._recent: deque[npt.NDArray[np.int32]] = deque(maxlen=d.long_windows)
         #: series an operator accepted as the new normal: they learn while firing
@@ -332,6 +334,8 @@ class Detector:
             frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
         )
         self.last_report = WindowReport(window, exp, shares, volume)
+        if self.report_listener is not None:
+            self.report_listener(self.last_report)
         return events
 
     def _totals(self, counts: I64) -> I64:
