@@ -126,8 +126,12 @@ class Comparison:
 
     def only(self, side: int) -> list[Episode]:
         """Episodes of run ``side`` (0 or 1) that the other run does not have."""
-        return [p[side] for p in self.pairs
-                if p[side] is not None and p[1 - side] is None]  # type: ignore[misc]
+        out = []
+        for pair in self.pairs:
+            mine, theirs = pair[side], pair[1 - side]
+            if mine is not None and theirs is None:
+                out.append(mine)
+        return out
 
     @property
     def both(self) -> int:
@@ -165,7 +169,7 @@ class Comparison:
         <BLANKLINE>
         only with current.yaml: none
         """
-        rows: list[tuple[str, str, str]] = [
+        rows: list[tuple[str, ...]] = [
             ("", *self.names),
             ("alerts", *(str(len(r)) for r in self.runs)),
             ("in both", str(self.both), str(self.both)),
@@ -181,7 +185,8 @@ class Comparison:
                 lines.append(f"only with {name}: none")
                 continue
             lines.append(f"only with {name} ({len(only)}):")
-            table = [("code", "scope", "direction", "signal", "first window", "score")]
+            table: list[tuple[str, ...]] = [
+                ("code", "scope", "direction", "signal", "first window", "score")]
             table += [(str(e.code), _scope_text(e.scope), e.direction, e.signal,
                        utc(e.first_window), f"{e.score:g}") for e in only]
             lines += ["  " + line for line in _columns(table)]
@@ -192,11 +197,11 @@ def _side(side: int) -> str:
     return ("config", "compare")[side]
 
 
-def _evaluation_rows(reports: tuple[Report, Report]) -> list[tuple[str, str, str]]:
+def _evaluation_rows(reports: tuple[Report, Report]) -> list[tuple[str, ...]]:
     def fmt(x: float | None, spec: str) -> str:
         return "-" if x is None else format(x, spec)
 
-    rows: list[tuple[str, str, str]] = [
+    rows: list[tuple[str, ...]] = [
         ("recall", *(f"{fmt(r.recall, '.2f')} ({r.caught}/{len(r.labels)})" for r in reports)),
         ("median delay (s)", *(fmt(statistics.median(r.delays) if r.delays else None, "g")
                                for r in reports)),
