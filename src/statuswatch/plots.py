@@ -15,6 +15,7 @@ pyplot state).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ def require_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise ConfigError(INSTALL_HINT) from exc
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font cache notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class _Frame:
     totals: npt.NDArray[np.int64]  # requests per row
     volume_expected: F32
     volume_dispersion: F32
+    warm: npt.NDArray[np.bool_]  # rows whose baseline is past its warm-up
 
     @classmethod
     def of(cls, report: WindowReport) -> _Frame:
@@ -78,13 +81,13 @@ class _Frame:
             report.window.start_ms, s.observed_share.astype(np.float32),
             expected.astype(np.float32), e.share_dispersion.astype(np.float32),
             totals.copy(), report.volume.expected.astype(np.float32),
-            e.volume_dispersion.astype(np.float32),
+            e.volume_dispersion.astype(np.float32), e.warm.copy(),
         )
 
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.share, self.expected, self.dispersion, self.totals,
-                                      self.volume_expected, self.volume_dispersion))
+                                      self.volume_expected, self.volume_dispersion, self.warm))
 
 
 @dataclass(slots=True)
@@ -120,8 +123,11 @@ def _band(quantity: str, frame: _Frame, row: int, col: int, fire_score: float) -
 ]:
     """(observed, expected, low, high) of one series in one window. The band is where
     the one-sided tail probability stays above ``10**-fire_score`` (quasi-binomial or
-    quasi-Poisson, as scored)."""
+    quasi-Poisson, as scored); none while the baseline warms up."""
     tail = 10.0 ** -fire_score
+    if not frame.warm[row]:
+        observed = float(frame.totals[row] if quantity == "volume" else frame.share[row, col])
+        return observed, np.nan, np.nan, np.nan
     if quantity == "volume":
         lam = float(frame.volume_expected[row])
         phi = max(float(frame.volume_dispersion[row]), 1.0)
@@ -304,10 +310,13 @@ def render(trace: Trace, marks: Sequence[Mark], path: Path) -> Path:
                          f"{resolved}")
         if mark.resolved_ms is not None:
             ax.axvline(_num(mark.resolved_ms), color=colour, lw=1.6, ls=":")
-    what = "requests per window" if trace.quantity == "volume" else f"share of {trace.code}"
-    signal = "" if trace.signal == "share" else f" ({trace.signal.replace('_', ' ')})"
+    if trace.quantity == "volume":
+        what, series = "requests per window", "volume"
+    else:
+        what, series = f"share of {trace.code}", str(trace.code)
+    signal = " (blast radius)" if trace.signal == "blast_radius" else ""
     ax.set_title(
-        _plain(f"{trace.code} {trace.direction} in {scope_text(trace.scope)}{signal}")
+        _plain(f"{series} {trace.direction} in {scope_text(trace.scope)}{signal}")
         + f"\nalert {trace.alert_id}, paged {_utc(trace.fired_ms):%Y-%m-%d %H:%M:%S} UTC",
         fontsize=11, loc="left",
     )
