@@ -105,6 +105,8 @@ def _tracked(
         if position.total_bytes is not None:
             position.read_bytes = file.tell()
         yield batch
+    if position.total_bytes is not None:
+        position.read_bytes = file.tell()
 
 
 def read_file_batches(
