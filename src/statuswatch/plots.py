@@ -169,10 +169,7 @@ class SeriesRecorder:
         frame = _Frame.of(report)
         self._ring.append(frame)
         self._ring_size += frame.nbytes
-        while self._ring and (
-            frame.start_ms - self._ring[0].start_ms > self.pre_roll_ms
-            or self._ring_size > self.ring_bytes
-        ):
+        while self._ring_size > self.ring_bytes:
             self._ring_size -= self._ring.popleft().nbytes
         for alert_id, track in list(self._open.items()):
             self._add(track, frame)
@@ -190,6 +187,7 @@ class SeriesRecorder:
             values.append(x)
 
     def on_events(self, events: Sequence[AlertEvent]) -> None:
+        """The alerts of the windows closed since the last call (every sink write)."""
         for event in events:
             if event.state == "resolved":
                 track = self._open.get(event.id)
@@ -197,6 +195,10 @@ class SeriesRecorder:
                     track.trace.resolved_ms = event.window_end_ms
             elif event.id not in self._open and event.id not in self.traces:
                 self._start(event)
+        # Only now, after the alerts of every window just closed: a page in the first of
+        # them still finds its whole pre-roll.
+        while self._ring and self._ring[-1].start_ms - self._ring[0].start_ms > self.pre_roll_ms:
+            self._ring_size -= self._ring.popleft().nbytes
 
     def _start(self, event: AlertEvent) -> None:
         d = self.detector
@@ -278,6 +280,23 @@ def file_name(trace: Trace) -> str:
             f"{trace.alert_id[:8]}.png")
 
 
+def _needs_log_scale(trace: Trace) -> bool:
+    """A rise far above a small baseline: the picture needs both on a log scale.
+
+    >>> t = Trace("a", {}, 403, "up", "share", "share", 6.0, 0)
+    >>> t.observed, t.high = [0.01, 0.4], [0.02, 0.02]
+    >>> _needs_log_scale(t), _needs_log_scale(Trace("a", {}, 403, "down", "share", "share",
+    ...                                              6.0, 0, observed=[0.4], high=[0.02]))
+    (True, False)
+    """
+    high = np.asarray(trace.high, np.float64)
+    observed = np.asarray(trace.observed, np.float64)
+    positive = high[high > 0]
+    if trace.direction != "up" or positive.size == 0 or not (observed > 0).any():
+        return False
+    return bool(np.nanmax(observed) > 10 * np.median(positive))
+
+
 def render(trace: Trace, marks: Sequence[Mark], path: Path) -> Path:
     """Draw ``trace`` with the fire and resolve ``marks`` of each configuration."""
     from matplotlib import dates as mdates
@@ -305,7 +324,7 @@ def render(trace: Trace, marks: Sequence[Mark], path: Path) -> Path:
             f"resolved {_utc(mark.resolved_ms):%H:%M:%S}")
         ax.axvspan(_num(mark.fired_ms), _num(until), color=colour, alpha=0.08 + 0.04 * i,
                    hatch=None if i == 0 else "//", lw=0)
-        ax.axvline(_num(mark.fired_ms), color=colour, lw=1.6,
+        ax.axvline(_num(mark.fired_ms), color=colour, lw=1.6, ls="-" if i == 0 else "--",
                    label=f"{_plain(mark.config)}: fired {_utc(mark.fired_ms):%H:%M:%S}, "
                          f"{resolved}")
         if mark.resolved_ms is not None:
@@ -320,18 +339,26 @@ def render(trace: Trace, marks: Sequence[Mark], path: Path) -> Path:
         + f"\nalert {trace.alert_id}, paged {_utc(trace.fired_ms):%Y-%m-%d %H:%M:%S} UTC",
         fontsize=11, loc="left",
     )
-    ax.set_ylabel(what)
     ax.set_xlabel("time (UTC)")
-    if trace.quantity == "share":
-        ax.yaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0))
+    if _needs_log_scale(trace):  # else the baseline is a flat line at the bottom
+        ax.set_yscale("log")
+        what += " (log scale)"
+        floor = np.concatenate([observed[observed > 0], expected[expected > 0]])
+        ax.set_ylim(bottom=float(floor.min()) / 2)  # a window without any: off the bottom
+        if trace.quantity == "share":
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y * 100:g}%"))
+    else:
+        ax.set_ylim(bottom=0)
+        if trace.quantity == "share":
+            ax.yaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0))
+    ax.set_ylabel(what)
     locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(
         mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
     )
     ax.xaxis_date(tz=UTC)
-    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.savefig(path, format="png")
     return path
