@@ -75,13 +75,15 @@ class Progress:
     ]:
         """``batches``, redrawing after each has been processed (when the next is asked
         for) at most every ``every_s``; the final state and a newline at the end."""
-        for batch in batches:
-            yield batch
-            if self.clock() - self._drawn_at >= self.every_s:
-                self.draw(counters())
-        self.draw(counters())
-        self.stream.write("\n")
-        self.stream.flush()
+        try:
+            for batch in batches:
+                yield batch
+                if self.clock() - self._drawn_at >= self.every_s:
+                    self.draw(counters())
+            self.draw(counters())
+        finally:  # an error message after it starts on a line of its own
+            self.stream.write("\n")
+            self.stream.flush()
 
     def draw(self, counters: Counters) -> None:
         now = self.clock()
