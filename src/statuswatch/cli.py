@@ -8,14 +8,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from statuswatch import __version__
 from statuswatch.config import Settings, load_settings
 from statuswatch.errors import StatuswatchError
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("statuswatch")
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector, WindowReport
@@ -124,6 +123,8 @@ def _band(quantity: str, frame: _Frame, row: int, col: int, fire_score: float) -
     """(observed, expected, low, high) of one series in one window. The band is where
     the one-sided tail probability stays above ``10**-fire_score`` (quasi-binomial or
     quasi-Poisson, as scored); none while the baseline warms up."""
+    from scipy import stats  # slow to import: only when plotting
+
     tail = 10.0 ** -fire_score
     if not frame.warm[row]:
         observed = float(frame.totals[row] if quantity == "volume" else frame.share[row, col])
