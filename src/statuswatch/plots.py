@@ -277,8 +277,8 @@ def file_name(trace: Trace) -> str:
     """
     when = _utc(trace.fired_ms).strftime("%Y%m%dT%H%M%SZ")
     scope = re.sub(r"[^A-Za-z0-9.=,_-]", "_", scope_text(trace.scope))[:80]
-    return (f"{when}-{trace.code}-{trace.direction}-{trace.signal}-{scope}-"
-            f"{trace.alert_id[:8]}.png")
+    series = "volume" if trace.quantity == "volume" else trace.code
+    return f"{when}-{series}-{trace.direction}-{trace.signal}-{scope}-{trace.alert_id[:8]}.png"
 
 
 def _needs_log_scale(trace: Trace) -> bool:

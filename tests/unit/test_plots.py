@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,8 @@ def test_backtest_plots_one_png_per_episode(freeze: Path, tmp_path: Path) -> Non
     assert firing and len(files) == len(firing)
     for alert in firing:
         (png,) = [f for f in files if f.name.endswith(f"-{alert['id'][:8]}.png")]
-        assert f"-{alert['code']}-{alert['direction']}-" in png.name
+        series = "volume" if alert["signal"] == "volume" else alert["code"]
+        assert f"-{series}-{alert['direction']}-{alert['signal']}-" in png.name
         data = png.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 20_000
     assert f"{len(files)} plots in {plots}".encode() in result.stderr
@@ -135,6 +137,8 @@ def test_render_names_and_draws_a_trace(tmp_path: Path) -> None:
                   tmp_path / file_name(trace))
     assert path.name.startswith("20230404T001000Z-403-up-share-service=_billing-abcdef01")
     assert path.read_bytes().startswith(PNG_MAGIC)
+    if "STATUSWATCH_KEEP_PLOTS" in os.environ:  # to look at it: the path is printed
+        print(path)
 
 
 def test_plots_without_matplotlib_say_how_to_install_it(tmp_path: Path, freeze: Path) -> None:

@@ -25,7 +25,7 @@ from statuswatch.shell.progress import Progress
 from statuswatch.shell.runtime import BacktestSummary, backtest
 from statuswatch.shell.sinks import JsonLinesSink
 from statuswatch.shell.sources import ReadPosition, read_file_batches
-from statuswatch.whatif import compare, decode_difference, episodes
+from statuswatch.whatif import Comparison, compare, decode_difference, episodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +142,7 @@ def run_backtest(
         if other is not None:
             reports.append(_evaluate(other[1].alerts, labels, detector))
 
+    comparison = None
     if other is None:
         result = summary.to_json()
         if reports:
@@ -162,7 +163,7 @@ def run_backtest(
         if request.summary_out:
             _write_summary(comparison.to_json(), request.summary_out, stderr)
     if plots_dir is not None:
-        written = _draw(plots_dir, request, sink, recorder, other)
+        written = _draw(plots_dir, request, sink, recorder, other, comparison)
         print(f"{written} plots in {plots_dir}", file=stderr)
     return 0
 
@@ -179,6 +180,7 @@ def _draw(
     directory: Path, request: BacktestRequest, sink: _RunSink,
     recorder: SeriesRecorder | None,
     other: tuple[Detector, _RunSink, SeriesRecorder | None] | None,
+    comparison: Comparison | None,
 ) -> int:
     """One PNG per episode; when comparing, one per incident of either configuration,
     the series as the first configuration saw it where it paged too."""
@@ -196,8 +198,7 @@ def _draw(
     other_recorder = other[2]
     assert other_recorder is not None
     other_traces = other_recorder.finish()
-    comparison = compare(sink.alerts, other[1].alerts,
-                         (request.config_name, request.compare_name))
+    assert comparison is not None
     written = 0
     for mine, theirs in comparison.pairs:
         marks, trace = [], None
