@@ -1,6 +1,6 @@
 """End-to-end backtest of a file of Kong records: ``statuswatch backtest`` vs the naive pipeline.
 
-    python -m benchmarks.backtest [--records 1500000] [--repeat 2] [--quick]
+    python -m benchmarks.backtest [--records 1500000] [--repeat 2] [--quick] [--rate R] [--compare]
 
 Generates (once, cached in ``~/.cache/statuswatch/bench`` or ``$STATUSWATCH_BENCH_CACHE``)
 a file of simulated Kong records, one per line (2,500 requests/s of event time,
@@ -73,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=1_500_000)
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="300,000 records, one run each")
+    p.add_argument("--rate", type=float, default=2500.0,
+                   help="requests/s of event time (fewer: more windows for the same records)")
     p.add_argument("--compare", action="store_true",
                    help="also time backtest --compare (two configurations, one decoding)")
     args = p.parse_args(argv)
     n, repeat = (300_000, 1) if args.quick else (args.records, args.repeat)
-    path = kong_file(n)
+    path = kong_file(n, rate=args.rate)
     size_mb = path.stat().st_size / 1e6
     sw_runs, naive_runs, compare_runs = [], [], []
     summary: dict[str, object] = {}
