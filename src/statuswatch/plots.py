@@ -112,40 +112,61 @@ class Trace:
 
 @dataclass(slots=True)
 class _Track:
+    """A trace being recorded: per window what the band is computed from, at the end
+    (one vectorised call per trace, not one per point)."""
+
     trace: Trace
     row: int
     col: int  # -1: volume
+    level: list[float] = field(default_factory=list)  # expected share, or volume
+    requests: list[float] = field(default_factory=list)  # the scope's total (shares)
+    dispersion: list[float] = field(default_factory=list)
+    warm: list[bool] = field(default_factory=list)
 
+    def add(self, frame: _Frame) -> None:
+        row, col = self.row, self.col
+        if row >= len(frame.totals) or col >= frame.share.shape[1]:
+            return  # a window closed before the series had a row or column
+        self.trace.times_ms.append(frame.start_ms)
+        self.warm.append(bool(frame.warm[row]))
+        if col < 0:
+            self.trace.observed.append(float(frame.totals[row]))
+            self.level.append(float(frame.volume_expected[row]))
+            self.dispersion.append(float(frame.volume_dispersion[row]))
+            self.requests.append(float(frame.totals[row]))
+        else:
+            total = int(frame.totals[row])
+            self.trace.observed.append(float(frame.share[row, col]) if total > 0 else np.nan)
+            self.level.append(float(frame.expected[row, col]))
+            self.dispersion.append(float(frame.dispersion[row, col]))
+            self.requests.append(float(total))
 
-def _band(quantity: str, frame: _Frame, row: int, col: int, fire_score: float) -> tuple[
-    float, float, float, float
-]:
-    """(observed, expected, low, high) of one series in one window. The band is where
-    the one-sided tail probability stays above ``10**-fire_score`` (quasi-binomial or
-    quasi-Poisson, as scored); none while the baseline warms up."""
-    from scipy import stats  # slow to import: only when plotting
+    def close(self) -> Trace:
+        """The trace with its expected values and band. The band is where the one-sided
+        tail probability stays above ``10**-fire_score`` (quasi-binomial or quasi-Poisson,
+        as scored); none while the scope's baseline warms up."""
+        from scipy import stats  # slow to import: only when plotting
 
-    tail = 10.0 ** -fire_score
-    if not frame.warm[row]:
-        observed = float(frame.totals[row] if quantity == "volume" else frame.share[row, col])
-        return observed, np.nan, np.nan, np.nan
-    if quantity == "volume":
-        lam = float(frame.volume_expected[row])
-        phi = max(float(frame.volume_dispersion[row]), 1.0)
-        observed = float(frame.totals[row])
-        if lam <= 0:
-            return observed, np.nan, np.nan, np.nan
-        lo, hi = stats.poisson.ppf(tail, lam / phi), stats.poisson.isf(tail, lam / phi)
-        return observed, lam, float(lo) * phi, float(hi) * phi
-    observed = float(frame.share[row, col])
-    p = float(frame.expected[row, col])
-    n = int(frame.totals[row])
-    if n <= 0 or not np.isfinite(p):
-        return np.nan, np.nan, np.nan, np.nan
-    phi = max(float(frame.dispersion[row, col]), 1.0)
-    n_eff = max(round(n / phi), 1)
-    lo, hi = stats.binom.ppf(tail, n_eff, p), stats.binom.isf(tail, n_eff, p)
-    return observed, p, float(lo) / n_eff, float(hi) / n_eff
+        t = self.trace
+        tail = 10.0 ** -t.fire_score
+        level, n = np.asarray(self.level, np.float64), np.asarray(self.requests, np.float64)
+        phi = np.maximum(np.nan_to_num(np.asarray(self.dispersion, np.float64), nan=1.0), 1.0)
+        warm = np.asarray(self.warm, bool)
+        if self.col < 0:
+            valid = warm & (level > 0)
+            lam = np.where(valid, level, 1.0) / phi
+            low = stats.poisson.ppf(tail, lam) * phi
+            high = stats.poisson.isf(tail, lam) * phi
+        else:
+            valid = warm & (n > 0) & np.isfinite(level)
+            p = np.where(valid, np.clip(np.nan_to_num(level), 1e-12, 1 - 1e-12), 0.5)
+            n_eff = np.maximum(np.round(n / phi), 1.0)
+            low = stats.binom.ppf(tail, n_eff, p) / n_eff
+            high = stats.binom.isf(tail, n_eff, p) / n_eff
+        t.expected = np.where(valid, level, np.nan).tolist()
+        t.low = np.where(valid, low, np.nan).tolist()
+        t.high = np.where(valid, high, np.nan).tolist()
+        return t
 
 
 class SeriesRecorder:
@@ -166,36 +187,43 @@ class SeriesRecorder:
         self.traces: dict[str, Trace] = {}
         detector.report_listener = self.on_report
 
+    def _until_ms(self, track: _Track) -> float:
+        """Start of the first window past the trace's post-roll."""
+        resolved = track.trace.resolved_ms
+        return float("inf") if resolved is None else resolved + self.post_roll_ms
+
     def on_report(self, report: WindowReport) -> None:
         frame = _Frame.of(report)
         self._ring.append(frame)
         self._ring_size += frame.nbytes
         while self._ring_size > self.ring_bytes:
             self._ring_size -= self._ring.popleft().nbytes
-        for alert_id, track in list(self._open.items()):
-            self._add(track, frame)
-            resolved = track.trace.resolved_ms
-            if resolved is not None and frame.start_ms >= resolved + self.post_roll_ms:
-                self.traces[alert_id] = self._open.pop(alert_id).trace
-
-    def _add(self, track: _Track, frame: _Frame) -> None:
-        t = track.trace
-        if track.row >= len(frame.totals) or track.col >= frame.share.shape[1]:
-            return  # a window closed before the series had a row or column
-        point = _band(t.quantity, frame, track.row, track.col, t.fire_score)
-        t.times_ms.append(frame.start_ms)
-        for values, x in zip((t.observed, t.expected, t.low, t.high), point, strict=True):
-            values.append(x)
+        for track in self._open.values():
+            if frame.start_ms < self._until_ms(track):
+                track.add(frame)
 
     def on_events(self, events: Sequence[AlertEvent]) -> None:
-        """The alerts of the windows closed since the last call (every sink write)."""
+        """The alerts of the windows closed since the last call (every sink write).
+
+        Those windows are in the ring already, and may be many (a whole file closes at
+        once at its end): a page's trace takes from the ring the windows from its
+        pre-roll to its post-roll, its resolution being known when it is among them.
+        """
+        resolved = {e.id: e.window_end_ms for e in events if e.state == "resolved"}
         for event in events:
-            if event.state == "resolved":
-                track = self._open.get(event.id)
-                if track is not None:
-                    track.trace.resolved_ms = event.window_end_ms
-            elif event.id not in self._open and event.id not in self.traces:
+            if event.state == "firing" and event.id not in self._open \
+                    and event.id not in self.traces:
                 self._start(event)
+        for alert_id, track in list(self._open.items()):
+            if alert_id in resolved:
+                track.trace.resolved_ms = resolved[alert_id]
+                # windows past the post-roll may have been added before it was known
+                keep = sum(t < self._until_ms(track) for t in track.trace.times_ms)
+                for values in (track.trace.times_ms, track.trace.observed, track.level,
+                               track.requests, track.dispersion, track.warm):
+                    del values[keep:]
+            if self._ring and self._ring[-1].start_ms >= self._until_ms(track):
+                self.traces[alert_id] = self._open.pop(alert_id).close()
         # Only now, after the alerts of every window just closed: a page in the first of
         # them still finds its whole pre-roll.
         while self._ring and self._ring[-1].start_ms - self._ring[0].start_ms > self.pre_roll_ms:
@@ -222,13 +250,13 @@ class SeriesRecorder:
         ), row, col)
         for frame in self._ring:  # the windows before the page, and those closed since
             if frame.start_ms >= event.window_start_ms - self.pre_roll_ms:
-                self._add(track, frame)
+                track.add(frame)
         self._open[event.id] = track
 
     def finish(self) -> dict[str, Trace]:
         """Every trace, the still-open ones up to the end of the input."""
         for alert_id, track in self._open.items():
-            self.traces[alert_id] = track.trace
+            self.traces[alert_id] = track.close()
         self._open.clear()
         return self.traces
 
@@ -359,6 +387,8 @@ def render(trace: Trace, marks: Sequence[Mark], path: Path) -> Path:
         mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
     )
     ax.xaxis_date(tz=UTC)
+    if trace.times_ms:  # the whole span, windows without requests (no share) included
+        ax.set_xlim(_num(trace.times_ms[0]), _num(max(trace.times_ms[-1], end_ms)))
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.savefig(path, format="png")
