@@ -59,7 +59,9 @@ def test_backtest_plots_one_png_per_episode(freeze: Path, tmp_path: Path) -> Non
     assert f"{len(files)} plots in {plots}".encode() in result.stderr
 
 
-def test_recorder_traces_the_freeze_against_its_band(freeze: Path) -> None:
+@pytest.mark.parametrize("batch_size", [2048, 10**6], ids=["windows-close-as-read",
+                                                       "all-windows-close-at-the-end"])
+def test_recorder_traces_the_freeze_against_its_band(freeze: Path, batch_size: int) -> None:
     detector = Detector(Settings())
     recorder = SeriesRecorder(detector, pre_roll_s=300, post_roll_s=120)
     sink = ListSink()
@@ -69,7 +71,7 @@ def test_recorder_traces_the_freeze_against_its_band(freeze: Path) -> None:
             recorder.on_events(events)
             sink.write(events)
 
-    backtest(detector, read_file_batches(str(freeze)), Tap())
+    backtest(detector, read_file_batches(str(freeze), batch_size), Tap())
     traces = recorder.finish()
     (alert,) = [a for a in sink.alerts if a["state"] == "firing" and a["scope"] == {}
                 and a["code"] == 403]
