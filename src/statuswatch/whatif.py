@@ -178,6 +178,9 @@ class Comparison:
         if self.reports is not None:
             rows += _evaluation_rows(self.reports)
         lines = _columns(rows)
+        records = self.summaries[0].get("records")
+        if records is not None:  # both runs read the same records
+            lines.insert(0, f"{records:,} records, each decoded once for both configurations\n")
         for side, name in enumerate(self.names):
             only = self.only(side)
             lines.append("")
