@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from statuswatch import __version__
 from statuswatch.config import Settings, load_settings
-from statuswatch.errors import SourceError, StatuswatchError
-from statuswatch.evaluate import evaluate
-
-if TYPE_CHECKING:
-    from statuswatch.core.decide import AlertEvent
-    from statuswatch.shell.sinks import JsonLinesSink
+from statuswatch.errors import StatuswatchError
 
 log = logging.getLogger("statuswatch")
 
@@ -41,67 +33,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-class _CollectingSink:
-    """Writes alerts through to ``inner`` and keeps their JSON for ``--labels``."""
-
-    def __init__(self, inner: JsonLinesSink) -> None:
-        self.inner = inner
-        self.alerts: list[dict[str, Any]] = []
-
-    def write(self, events: list[AlertEvent]) -> None:
-        self.inner.write(events)
-        self.alerts.extend(e.to_json() for e in events)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def _read_labels(path: str) -> list[dict[str, Any]]:
-    """The incident labels of ``statuswatch simulate --labels-out``."""
-    try:
-        labels = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SourceError(f"cannot read labels {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise SourceError(f"labels {path}: not JSON: {exc}") from exc
-    if not (isinstance(labels, list) and all(
-        isinstance(x, dict) and {"start", "end", "direction"} <= x.keys() for x in labels
-    )):
-        raise SourceError(f"labels {path}: expected a JSON list of labels (start, end, ...)")
-    return labels
-
-
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from statuswatch.core.detector import Detector
-    from statuswatch.shell.runtime import backtest
-    from statuswatch.shell.sinks import JsonLinesSink
-    from statuswatch.shell.sources import read_file_batches
+    from statuswatch.shell.backtest_cli import BacktestRequest, run_backtest
 
-    settings = _settings(args)
-    labels = _read_labels(args.labels) if args.labels else None
-    detector = Detector(settings)
-    sink = _CollectingSink(JsonLinesSink(args.alerts_out))
-    try:
-        summary = backtest(detector, read_file_batches(args.input), sink)
-    finally:
-        sink.close()
-    result = summary.to_json()
-    if labels is not None:
-        c = detector.counters
-        first, last = c.first_event_ms, c.last_event_ms
-        span = (0.0, 0.0) if first is None or last is None else (first / 1000, last / 1000)
-        report = evaluate(sink.alerts, labels, *span)
-        print(report.format_table(), file=sys.stderr)
-        result["evaluation"] = report.to_json()
-    text = json.dumps(result, indent=2)
-    if args.summary_out:
-        Path(args.summary_out).write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text, file=sys.stderr)
-    return 0
+    compare = None
+    if args.compare:
+        compare = _settings(argparse.Namespace(config=args.compare, format=args.format))
+    return run_backtest(_settings(args), BacktestRequest(
+        input=args.input, config_name=args.config or "(defaults)",
+        alerts_out=args.alerts_out, summary_out=args.summary_out, labels=args.labels,
+        compare=compare, compare_name=args.compare or "", output=args.output,
+        plots=args.plots, quiet=args.quiet,
+    ))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -146,13 +89,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="PATH", help="log file, or - for stdin")
     p.add_argument("--format", choices=FORMATS, help="override decode.format")
     p.add_argument(
-        "--alerts-out", default="-", metavar="PATH", help="alerts as JSON lines (default stdout)"
+        "--alerts-out", metavar="PATH",
+        help="alerts as JSON lines (default stdout; with --compare, not written unless given)",
     )
-    p.add_argument("--summary-out", metavar="PATH", help="summary JSON (default stderr)")
+    p.add_argument(
+        "--summary-out", metavar="PATH",
+        help="summary JSON (default stderr; with --compare, the comparison as JSON)",
+    )
     p.add_argument(
         "--labels", metavar="PATH",
         help="incident labels (simulate --labels-out): score the alerts against them",
     )
+    p.add_argument(
+        "--compare", metavar="PATH",
+        help="a second YAML config (e.g. the current one) run over the same decoded records: "
+             "prints the alerts each raises and the other does not",
+    )
+    p.add_argument(
+        "--output", choices=("table", "json"), default="table",
+        help="the --compare report as a table (default) or JSON, on stdout",
+    )
+    p.add_argument(
+        "--plots", metavar="DIR",
+        help="one PNG per alert episode (needs: pip install 'statuswatch[plots]')",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line on a terminal")
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("simulate", help="produce synthetic gateway traffic with incidents")

@@ -207,3 +207,136 @@ def test_an_alerts_output_that_cannot_be_opened_is_one_line_naming_it(tmp_path, 
     line = error_line(run_fails(config))
     assert f"alerts.{key}: cannot open" in line and str(regular / "x.jsonl") in line
 
+# -- backtest --compare (what-if) and progress ---------------------------------------
+
+LOOSE_CONFIG = "detect: {fire_score: 3, clear_score: 1.5, k: 1, m: 1, min_excess_count: 2}\n"
+
+
+@pytest.fixture(scope="module")
+def freeze(tmp_path_factory):
+    """A simulated 403 freeze: the traffic file and its labels."""
+    d = tmp_path_factory.mktemp("freeze")
+    sim = sw("simulate", "--rate", "50", "--duration", "900", "--seed", "11",
+             "--incident", "freeze:start=600,duration=200,fraction=0.3",
+             "--labels-out", str(d / "labels.json"), "--out", str(d / "traffic.jsonl"))
+    assert sim.returncode == 0, sim.stderr
+    (d / "loose.yaml").write_text(LOOSE_CONFIG)
+    return d
+
+
+def _firing(path):
+    return [a for a in map(json.loads, path.read_text().splitlines()) if a["state"] == "firing"]
+
+
+def test_backtest_compare_reports_what_each_configuration_alone_raises(freeze, tmp_path):
+    loose, traffic = str(freeze / "loose.yaml"), str(freeze / "traffic.jsonl")
+    runs = {}
+    for name, config in (("loose", ["--config", loose]), ("default", [])):
+        out = tmp_path / f"{name}.jsonl"
+        single = sw("backtest", *config, "--alerts-out", str(out), "--summary-out",
+                    str(tmp_path / "s.json"), traffic)
+        assert single.returncode == 0, single.stderr
+        runs[name] = {a["id"] for a in _firing(out)}
+    default_yaml = tmp_path / "default.yaml"
+    default_yaml.write_text("{}\n")
+    result = sw("backtest", "--config", loose, "--compare", str(default_yaml),
+                "--output", "json", traffic)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["configs"] == [loose, str(default_yaml)]
+    assert report["config"]["alerts"] == len(runs["loose"])
+    assert report["compare"]["alerts"] == len(runs["default"])
+    only_loose = {a["id"] for a in report["config"]["only_here"]}
+    # an alert both raise has one id (same series and episode): the rest is what differs
+    assert only_loose and only_loose <= runs["loose"] - runs["default"]
+    assert report["in_both"] + len(only_loose) == len(runs["loose"])
+    first = report["config"]["only_here"][0]
+    assert {"code", "scope", "direction", "first_window", "score"} <= first.keys()
+    assert report["config"]["summary"]["records"] == report["compare"]["summary"]["records"]
+
+
+def test_backtest_compare_table_with_labels_side_by_side(freeze):
+    result = sw("backtest", "--config", str(freeze / "loose.yaml"), "--compare",
+                str(REPO / "config" / "statuswatch.yaml"), "--labels",
+                str(freeze / "labels.json"), str(freeze / "traffic.jsonl"))
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.decode()
+    lines = {line.split("  ")[0]: line for line in table.splitlines()}
+    for row in ("alerts", "recall", "median delay (s)", "false alarms/day", "precision"):
+        assert row in lines, table
+    assert "1.00 (1/1)" in lines["recall"]
+    assert "only with " in table and "first window" in table
+    assert not result.stdout.lstrip().startswith(b"{")  # alerts are not mixed in
+
+
+def test_backtest_compare_refuses_configs_that_decode_differently(freeze, tmp_path):
+    other = tmp_path / "combined.yaml"
+    other.write_text("decode: {format: combined}\n")
+    result = sw("backtest", "--compare", str(other), str(freeze / "traffic.jsonl"))
+    assert result.returncode == 2
+    (line,) = result.stderr.decode().strip().splitlines()
+    assert "decode.format" in line and str(other) in line
+
+
+def _stderr_of_backtest(*args: str, terminal: bool) -> bytes:
+    """Run a backtest with stderr on a pseudo-terminal (or a pipe); what it wrote there."""
+    command = [sys.executable, "-m", "statuswatch", "backtest", *args]
+    if not terminal:
+        return subprocess.run(command, capture_output=True, timeout=120, check=True).stderr
+    import pty  # noqa: F401 - Unix only, like the pseudo-terminal itself
+
+    leader, follower = os.openpty()
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=follower)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the program closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0, out
+    return out
+
+
+def test_backtest_progress_on_a_terminal_only(tmp_path):
+    args = ("--format", "combined", "--alerts-out", str(tmp_path / "a.jsonl"),
+            "--summary-out", str(tmp_path / "s.json"), str(APACHE_LOG))
+    shown = _stderr_of_backtest(*args, terminal=True)
+    last = shown.rstrip(b"\r\n").rsplit(b"\r", 1)[-1]
+    # gzip input: the share read is of the compressed file, all of it at the end
+    assert last.startswith(b"10,000 records  event time 2015-05-")
+    assert b"rec/s  100%  ETA 0:00:00" in last
+    assert shown.endswith(b"\n")
+    assert b"\n" not in shown.rstrip(b"\r\n")  # one line, redrawn in place
+    assert b"rec/s" not in _stderr_of_backtest(*args, terminal=False)
+    assert b"rec/s" not in _stderr_of_backtest("--quiet", *args, terminal=True)
+
+
+def test_progress_redraws_at_most_four_times_a_second():
+    import io
+
+    from statuswatch.core.detector import Counters
+    from statuswatch.shell.progress import Progress
+    from statuswatch.shell.sources import RawBatch, ReadPosition
+
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.01  # each batch takes 10 ms
+        return now[0]
+
+    stream, position = io.StringIO(), ReadPosition(0, 1000)
+    counters = Counters()
+    progress = Progress(stream, position, clock=clock)
+    batch = RawBatch("t", 0, None, [])  # type: ignore[arg-type]
+    for i, _ in enumerate(progress.track([batch] * 300, lambda: counters)):
+        counters.records, position.read_bytes = (i + 1) * 10, (i + 1) * 3
+    text = stream.getvalue()
+    assert 10 <= text.count("\r") <= 13  # about 3 s of clock at 4 redraws a second, + final
+    assert text.endswith("\n") and "3,000 records" in text.rsplit("\r", 1)[-1]
+    assert "90%" in text.rsplit("\r", 1)[-1]

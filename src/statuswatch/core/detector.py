@@ -173,6 +173,8 @@ class Detector:
         self.last_report: WindowReport | None = None
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
+        #: called with every closed window's report, once it is scored
+        self.report_listener: Callable[[WindowReport], None] | None = None
         #: the last ``long_windows`` windows' counts, for slow, small, persistent excess
         self._recent: deque[npt.NDArray[np.int32]] = deque(maxlen=d.long_windows)
         #: series an operator accepted as the new normal: they learn while firing
@@ -453,6 +455,8 @@ class Detector:
             frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
         )
         self.last_report = WindowReport(window, exp, shares, volume, counts, floor)
+        if self.report_listener is not None:
+            self.report_listener(self.last_report)
         return events
 
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:

@@ -33,7 +33,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -58,7 +57,7 @@ from statuswatch.core.decide import AlertEvent
 from statuswatch.core.rules import severity_of
 from statuswatch.errors import SinkError
 from statuswatch.shell.sources import client_tls_context, security_kwargs
-from statuswatch.shell.state import SnapshotError, SnapshotStore
+from statuswatch.shell.state import SnapshotError, open_store
 
 log = logging.getLogger(__name__)
 
@@ -619,7 +618,7 @@ class AlertDelivery:
         self.firing = FiringAlerts()
         self.still_firing = still_firing
         self.store = (
-            SnapshotStore(Path(settings.state.dir) / "alerts", keep=2)
+            open_store(settings.state.dir, keep=2, subdir="alerts")
             if settings.state.dir else None
         )
         self._load_firing()

@@ -13,26 +13,24 @@ import contextlib
 import logging
 import math
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from statuswatch.config import Settings
-from statuswatch.core.columns import InvalidRecord
+from statuswatch.core.columns import DecodedBatch, InvalidRecord
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
-from statuswatch.errors import ConfigError, SourceError, UnreadablePartitionError
+from statuswatch.errors import SourceError, UnreadablePartitionError
 from statuswatch.shell.deadletter import DeadLetterQueue
 from statuswatch.shell.health import HealthMonitor, consumer_probe
 from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
 from statuswatch.shell.sources import UNREADABLE_HINTS, KafkaSource, RawBatch
-from statuswatch.shell.state import SnapshotStore
+from statuswatch.shell.state import open_store
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +58,20 @@ def process_batch(
     now_ms: int,
     on_invalid: Callable[[RawBatch, list[InvalidRecord]], None] | None = None,
     seen_below: int | None = None,
+    on_decoded: Callable[[RawBatch, DecodedBatch], None] | None = None,
 ) -> list[AlertEvent]:
     """Run one raw batch through the detector and log the records it rejected.
 
     ``on_invalid`` (the dead-letter queue) gets the rejected records of the batch;
-    records at offsets below ``seen_below`` are re-reads (see WindowCounter.add).
+    records at offsets below ``seen_below`` are re-reads (see WindowCounter.add);
+    ``on_decoded`` gets the decoded batch (another detector's input, decoded once).
     """
     result = detector.process(
         batch.values, now_ms=now_ms, partition=batch.partition, offsets=batch.offsets,
         seen_below=seen_below,
     )
+    if on_decoded is not None:
+        on_decoded(batch, result.batch)
     if on_invalid is not None and result.batch.invalid:
         on_invalid(batch, result.batch.invalid)
     for bad in result.batch.invalid[:MAX_INVALID_LOGGED]:
@@ -113,32 +115,45 @@ class BacktestSummary:
             "late": self.late,
         }
 
+    @classmethod
+    def of(cls, detector: Detector) -> BacktestSummary:
+        c = detector.counters
+        return cls(
+            c.records, Counter(c.invalid), Counter(c.codes), c.windows_closed, c.alerts_fired,
+            c.late,
+        )
 
-def backtest(detector: Detector, batches: Iterable[RawBatch], sink: Sink) -> BacktestSummary:
-    """Replay batches in event time as fast as possible; close all windows at the end."""
+
+def backtest(
+    detector: Detector,
+    batches: Iterable[RawBatch],
+    sink: Sink,
+    compare: tuple[Detector, Sink] | None = None,
+) -> BacktestSummary:
+    """Replay batches in event time as fast as possible; close all windows at the end.
+
+    ``compare``: a second detector (with the same decode settings) and its sink, fed
+    the records as decoded for the first, so two configurations cost one decoding.
+    """
+    on_decoded = None if compare is None else _feed(*compare)
     for batch in batches:
         now_ms = detector.counters.last_event_ms or 0
-        sink.write(process_batch(detector, batch, now_ms))
-    sink.write(detector.finish())
-    sink.flush()
-    c = detector.counters
-    return BacktestSummary(
-        c.records, Counter(c.invalid), Counter(c.codes), c.windows_closed, c.alerts_fired, c.late
-    )
+        sink.write(process_batch(detector, batch, now_ms, on_decoded=on_decoded))
+    for each, out in [(detector, sink), *([compare] if compare else [])]:
+        out.write(each.finish())
+        out.flush()
+    return BacktestSummary.of(detector)
 
 
-def open_store(directory: str, keep: int) -> SnapshotStore:
-    """The snapshot store of ``state.dir``, checked writable now rather than at the
-    first snapshot; ``ConfigError`` naming the key otherwise."""
-    try:
-        store = SnapshotStore(Path(directory), keep)
-        with tempfile.TemporaryFile(dir=store.directory):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"state.dir {directory}: not a writable directory: {exc.strerror or exc}"
-        ) from exc
-    return store
+def _feed(detector: Detector, sink: Sink) -> Callable[[RawBatch, DecodedBatch], None]:
+    """Count a decoded batch in ``detector`` as ``backtest`` does a raw one."""
+
+    def feed(batch: RawBatch, decoded: DecodedBatch) -> None:
+        now_ms = detector.counters.last_event_ms or 0
+        detector.count(decoded, now_ms=now_ms, partition=batch.partition, offsets=batch.offsets)
+        sink.write(detector.close_ready(now_ms))
+
+    return feed
 
 
 def wall_ms() -> int:

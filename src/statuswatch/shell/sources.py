@@ -12,13 +12,15 @@ import importlib
 import io
 import logging
 import operator
+import os
 import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from stat import S_ISREG
+from typing import IO, Any, Protocol
 
 import numpy as np
 
@@ -80,21 +82,52 @@ def _batches_of_lines(stream: _Readable, name: str, batch_size: int) -> Iterator
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_file_batches(path: str, batch_size: int = 8192) -> Iterator[RawBatch]:
+@dataclass(slots=True)
+class ReadPosition:
+    """How far ``read_file_batches`` has read its file: bytes of the file as stored
+    (compressed, for gzip) and the file's size (None for a pipe)."""
+
+    read_bytes: int = 0
+    total_bytes: int | None = None
+
+
+def _tracked(
+    batches: Iterator[RawBatch], file: IO[bytes], position: ReadPosition | None
+) -> Iterator[RawBatch]:
+    if position is None:
+        yield from batches
+        return
+    try:
+        stat = os.fstat(file.fileno())
+        position.total_bytes = stat.st_size if S_ISREG(stat.st_mode) else None
+    except (OSError, ValueError, io.UnsupportedOperation):
+        position.total_bytes = None
+    for batch in batches:
+        if position.total_bytes is not None:
+            position.read_bytes = file.tell()
+        yield batch
+    if position.total_bytes is not None:
+        position.read_bytes = file.tell()
+
+
+def read_file_batches(
+    path: str, batch_size: int = 8192, position: ReadPosition | None = None
+) -> Iterator[RawBatch]:
     """Lines of a file (``-`` for stdin) as batches; a line's offset is its number.
 
     A gzip file (rotated logs usually are) is read through ``gzip``, recognised by
-    its magic bytes, whatever its name.
+    its magic bytes, whatever its name. ``position`` follows the bytes read.
     """
     if path == "-":
-        yield from _batches_of_lines(sys.stdin.buffer, "stdin", batch_size)
+        stdin = sys.stdin.buffer
+        yield from _tracked(_batches_of_lines(stdin, "stdin", batch_size), stdin, position)
         return
     try:
         with Path(path).open("rb", buffering=io.DEFAULT_BUFFER_SIZE * 16) as raw:
             compressed = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-            yield from _batches_of_lines(stream, path, batch_size)
+            yield from _tracked(_batches_of_lines(stream, path, batch_size), raw, position)
     except (OSError, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise SourceError(f"cannot read {path}: {reason}") from exc

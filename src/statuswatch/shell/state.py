@@ -15,10 +15,11 @@ import json
 import logging
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from statuswatch.errors import StatuswatchError
+from statuswatch.errors import ConfigError, StatuswatchError
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +116,17 @@ class SnapshotStore:
     def age_source(self) -> Path | None:
         files = self._files()
         return files[-1][1] if files else None
+
+
+def open_store(state_dir: str | Path, keep: int, subdir: str = "") -> SnapshotStore:
+    """A snapshot store in ``state.dir`` (or its ``subdir``), checked writable now
+    rather than at the first snapshot; ``ConfigError`` naming the key otherwise."""
+    try:
+        store = SnapshotStore(Path(state_dir) / subdir, keep)
+        with tempfile.TemporaryFile(dir=store.directory):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"state.dir {state_dir}: not a writable directory: {exc.strerror or exc}"
+        ) from exc
+    return store
