@@ -132,6 +132,8 @@ def test_docker_compose_is_consistent(monkeypatch):
                      for d in yaml.safe_load(f.read_text())["datasources"]]
     assert datasource["type"] == "prometheus" and datasource["isDefault"] is True
     assert datasource["url"] == f"http://prometheus:{host_port(services['prometheus'], 9090)}"
+    # $__rate_interval spans at least four scrapes when Grafana knows the scrape interval
+    assert datasource["jsonData"]["timeInterval"] == prom["global"]["scrape_interval"]
     dashboards = provisioning["/etc/grafana/provisioning/dashboards"]
     (provider,) = [p for f in dashboards.glob("*.yml")
                    for p in yaml.safe_load(f.read_text())["providers"]]
