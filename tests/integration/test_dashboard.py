@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -22,11 +23,13 @@ from tests.integration.promstack import (
     started,
 )
 from tests.integration.support import free_port, scrape, wait_for
+from tests.integration.test_poison import produce as produce_values
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "config" / "prometheus" / "statuswatch-rules.yml"
 START_S = 1_680_566_400  # 2023-04-04T00:00:00Z
 ONSET_S = 300
+INVALID = 5  #: records that are not JSON, produced once the alert fired
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -116,6 +119,17 @@ def test_every_dashboard_query_returns_data(
 
         wait_for(delivered_to_both, 60, "the alert delivered to both sinks")
 
+        # Invalid records arrive while Prometheus watches (the backlog is read within a
+        # scrape or two): the rate panels move.
+        wait_for(lambda: prometheus.query(
+            f'count_over_time(statuswatch_records_total{{instance="{instance}"}}[1m]) >= 3'),
+            30, "three scrapes of statuswatch")
+        asyncio.run(produce_values(kafka_broker.bootstrap_servers, topic,
+                                   [b"\x1b[2J not a log line"] * INVALID))
+        wait_for(lambda: prometheus.query(
+            f'statuswatch_invalid_records_total{{instance="{instance}",reason="invalid_json"}}'
+            f' == {INVALID}'), 30, "Prometheus to scrape the invalid records")
+
         # The values a user would pick: this instance, the paging code, the whole fleet.
         values = {"instance": instance, "code": "403", "scope": "fleet",
                   "__rate_interval": "5s", "__interval": "1s", "__range": "5m"}
@@ -146,10 +160,19 @@ def test_every_dashboard_query_returns_data(
         assert missing == [], "queries without data:\n" + "\n".join(missing)
 
         # The incident is what the alert panels show.
-        (firing,) = [t for title, t, _ in targets if title == "Firing alerts"]
+        (firing,) = [t for panel, t, _ in targets if panel == "Firing alerts"]
         shown = run_query(prometheus, firing, grafana.substitute(firing["expr"], values), start)
-        assert {"code": "403", "scope": "fleet", "direction": "up"}.items() <= \
-            next(s["metric"] for s in shown if s["metric"]["code"] == "403").items()
+        paging = {"code": "403", "scope": "fleet", "direction": "up", "signal": "share"}
+        assert any(paging.items() <= s["metric"].items() for s in shown), shown
+        for title in ("Records per second", "Invalid and late records per second"):
+            (target,) = [t for panel, t, _ in targets if panel == title and t["refId"] == "A"]
+            expr = grafana.substitute(target["expr"], values)
+
+            def moved(target: dict[str, Any] = target, expr: str = expr) -> bool:
+                series = run_query(prometheus, target, expr, start)
+                return max(float(v) for s in series for _, v in s["values"]) > 0
+
+            wait_for(moved, 10, f"{title} to show the invalid records")
         folded = prometheus.query(f'sum(statuswatch_scopes_folded_total{{instance="{instance}"}})')
         assert float(folded[0]["value"][1]) > 0  # 100 apps, 50 rows per level
     finally:
