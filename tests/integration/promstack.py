@@ -112,3 +112,17 @@ class LocalPrometheus(LocalServer):
         with urllib.request.urlopen(f"{self.url}/api/v1/query?query={q}", timeout=5) as resp:
             result: list[dict[str, Any]] = json.loads(resp.read())["data"]["result"]
         return result
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """The series of a range query, as a Grafana time-series panel asks for them."""
+        params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query_range?{params}", timeout=10) as resp:
+            result: list[dict[str, Any]] = json.loads(resp.read())["data"]["result"]
+        return result
+
+    def series(self, selector: str) -> list[dict[str, str]]:
+        """The label sets of the series matching ``selector`` (what label_values() reads)."""
+        params = urllib.parse.urlencode({"match[]": selector})
+        with urllib.request.urlopen(f"{self.url}/api/v1/series?{params}", timeout=10) as resp:
+            result: list[dict[str, str]] = json.loads(resp.read())["data"]
+        return result

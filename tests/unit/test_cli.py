@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -73,18 +74,77 @@ def test_simulate_to_stdin_backtest_with_labels(tmp_path):
     assert label["start"] <= fleet[0]["window_end"] <= label["start"] + 20
 
 
-def test_docker_compose_is_consistent():
+def host_port(service: dict[str, Any], container_port: int) -> int:
+    """The host port that ``"host:container"`` in ``service["ports"]`` publishes."""
+    (published,) = [p for p in service["ports"] if p.endswith(f":{container_port}")]
+    return int(published.split(":")[0])
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, tuple[Path, str]]:
+    """{container path: (repository path, mode)} of a service's ``./...`` volumes."""
+    out = {}
+    for volume in service.get("volumes", []):
+        source, target, mode = volume.split(":")
+        assert source.startswith("./"), volume
+        out[target] = (REPO / source, mode)
+    return out
+
+
+def test_docker_compose_is_consistent(monkeypatch):
+    from statuswatch.config import load_settings
+
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) >= {"kafka", "statuswatch", "simulator", "prometheus"}
+    assert set(services) >= {"kafka", "statuswatch", "simulator", "prometheus", "alertmanager",
+                             "grafana"}
     assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["alertmanager"]["image"].startswith("prom/alertmanager:")
+    assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
     for name in ("statuswatch", "simulator"):
         build = services[name]["build"]
         assert (REPO / build["context"] / build["dockerfile"]).is_file()
+    for name, service in services.items():  # every mounted file is in the repository
+        for source, mode in bind_mounts(service).values():
+            assert source.exists() and mode == "ro", (name, source)
+
+    # statuswatch as the image runs it: the shipped config, overridden by the environment.
+    for key, value in services["statuswatch"]["environment"].items():
+        monkeypatch.setenv(key, str(value))
+    settings = load_settings(REPO / "config" / "statuswatch.yaml")
+    assert settings.metrics.host == "0.0.0.0"
+    assert host_port(services["statuswatch"], settings.metrics.port) == settings.metrics.port
     prom = yaml.safe_load((REPO / "config" / "prometheus.yml").read_text())
     targets = prom["scrape_configs"][0]["static_configs"][0]["targets"]
-    assert targets == ["statuswatch:9464"]
-    assert "9464:9464" in services["statuswatch"]["ports"]
+    assert targets == [f"statuswatch:{settings.metrics.port}"]
+
+    # Both routes reach the compose Alertmanager on the port it listens on (9093).
+    assert host_port(services["alertmanager"], 9093) == 9093
+    assert "/etc/alertmanager/alertmanager.yml" in bind_mounts(services["alertmanager"])
+    (sink,) = settings.alerts.sinks
+    assert sink.type == "alertmanager" and sink.urls == ["http://alertmanager:9093"]
+    (alerting,) = prom["alerting"]["alertmanagers"]
+    assert alerting["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+    # Grafana: the provisioned datasource is the compose Prometheus, and the dashboard
+    # provider reads the directory the dashboard is mounted in.
+    grafana_mounts = bind_mounts(services["grafana"])
+    provisioning = {target: source for target, (source, _) in grafana_mounts.items()
+                    if target.startswith("/etc/grafana/provisioning/")}
+    datasources = provisioning["/etc/grafana/provisioning/datasources"]
+    (datasource,) = [d for f in datasources.glob("*.yml")
+                     for d in yaml.safe_load(f.read_text())["datasources"]]
+    assert datasource["type"] == "prometheus" and datasource["isDefault"] is True
+    assert datasource["url"] == f"http://prometheus:{host_port(services['prometheus'], 9090)}"
+    # $__rate_interval spans at least four scrapes when Grafana knows the scrape interval
+    assert datasource["jsonData"]["timeInterval"] == prom["global"]["scrape_interval"]
+    dashboards = provisioning["/etc/grafana/provisioning/dashboards"]
+    (provider,) = [p for f in dashboards.glob("*.yml")
+                   for p in yaml.safe_load(f.read_text())["providers"]]
+    (dashboard_target,) = [t for t, (source, _) in grafana_mounts.items()
+                           if source == REPO / "config" / "grafana" / "statuswatch.json"]
+    assert Path(dashboard_target).parent == Path(provider["options"]["path"])
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == dashboard_target
 
 
 def test_blas_stays_single_threaded_unless_the_user_says_otherwise(monkeypatch):

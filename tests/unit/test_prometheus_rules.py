@@ -49,3 +49,21 @@ def test_every_alert_is_unit_tested_and_the_scrape_config_loads_the_rules():
             "/etc/prometheus/prometheus/statuswatch-rules.yml:ro") in mounts
     done = promtool("check", "config", str(REPO / "config" / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_alertmanager_config_is_valid_and_prometheus_sends_to_it():
+    exe = shutil.which("amtool")
+    if exe is None:  # never skip, as for promtool
+        pytest.fail("amtool is not installed (Debian package 'prometheus-alertmanager'; .ci/run "
+                    "installs it)", pytrace=False)
+    config = REPO / "config" / "alertmanager.yml"
+    done = subprocess.run([exe, "check-config", str(config)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    prom = yaml.safe_load((REPO / "config" / "prometheus.yml").read_text())
+    targets = [t for am in prom["alerting"]["alertmanagers"]
+               for s in am["static_configs"] for t in s["targets"]]
+    assert targets == ["alertmanager:9093"]
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert "./config/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in \
+        compose["services"]["alertmanager"]["volumes"]

@@ -1,0 +1,61 @@
+"""The Grafana dashboard's panels and template variables, read as Grafana reads them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARD = REPO / "config" / "grafana" / "statuswatch.json"
+
+#: Variables Grafana fills in itself.
+BUILTINS = frozenset({"__rate_interval", "__interval", "__range"})
+#: ``$name``, ``${name}``, ``${name:format}`` and the deprecated ``[[name]]``.
+VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]")
+METRIC = re.compile(r"\bstatuswatch_\w+")
+LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$")
+
+
+def load() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return data
+
+
+def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel that queries, rows' nested (collapsed) panels included."""
+    out = []
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            out.extend(panel.get("panels", []))
+        else:
+            out.append(panel)
+    return out
+
+
+def queries(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(panel, target) for every target of every panel."""
+    return [(p, t) for p in panels(dashboard) for t in p["targets"]]
+
+
+def variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in dashboard["templating"]["list"]}
+
+
+def variables_in(text: str) -> set[str]:
+    return {next(g for g in m.groups() if g) for m in VARIABLE.finditer(text)}
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """``text`` with every variable replaced; ``KeyError`` for one not in ``values``."""
+    return VARIABLE.sub(lambda m: values[next(g for g in m.groups() if g)], text)
+
+
+def label_values(variable: dict[str, Any]) -> tuple[str, str]:
+    """(series selector, label) of a ``label_values(selector, label)`` query variable."""
+    query = variable["query"]
+    text = query["query"] if isinstance(query, dict) else query
+    match = LABEL_VALUES.match(text.strip())
+    assert match, f"variable {variable['name']}: not a label_values() query: {text}"
+    return match[1], match[2]
