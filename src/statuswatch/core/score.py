@@ -37,11 +37,16 @@ MAX_SCORE = 300.0
 
 @dataclass(frozen=True, slots=True)
 class ShareScores:
-    up: F64  # -log10 P(X >= observed)
-    down: F64  # -log10 P(X <= observed)
+    up: F64  # -log10 P(X >= observed), at the floored share
+    down: F64  # -log10 P(X <= observed), at the learned share
     observed_share: F64
-    expected_count: F64
+    expected_count: F64  # learned share * requests a drop is judged over: its expectation
+    up_expected_count: F64  # n * max(learned share, floor): what a rise is judged against
     totals: I64
+
+    def expected(self, direction: str) -> F64:
+        """The expected counts the ``direction`` ("up" or "down") tail was scored at."""
+        return self.up_expected_count if direction == "up" else self.expected_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +73,23 @@ def binomial_tails(x: F64, n: F64, p: F64) -> tuple[F64, F64]:
     >>> round(float(up[0]), 4), round(float(down[0]), 4)
     (0.2639, 0.9298)
     """
+    return binomial_up(x, n, p), binomial_down(x, n, p)
+
+
+def binomial_up(x: F64, n: F64, p: F64) -> F64:
+    """P(X >= x) for Binomial(n, p), real-valued x and n (see ``binomial_tails``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        up = np.where(x > 0, special.betainc(np.maximum(x, 1e-12), n - x + 1, p), 1.0)
-        down = np.where(x < n, special.betainc(np.maximum(n - x, 1e-12), x + 1, 1 - p), 1.0)
-    return up, down
+        up: F64 = np.where(x > 0, special.betainc(np.maximum(x, 1e-12), n - x + 1, p), 1.0)
+    return up
+
+
+def binomial_down(x: F64, n: F64, p: F64) -> F64:
+    """P(X <= x) for Binomial(n, p), real-valued x and n (see ``binomial_tails``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        down: F64 = np.where(
+            x < n, special.betainc(np.maximum(n - x, 1e-12), x + 1, 1 - p), 1.0
+        )
+    return down
 
 
 def poisson_tails(k: F64, lam: F64) -> tuple[F64, F64]:
@@ -88,10 +106,14 @@ def poisson_tails(k: F64, lam: F64) -> tuple[F64, F64]:
 
 
 def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
-    """Smallest share we are willing to expect: under one request in the history.
+    """Smallest share a *rise* is judged against: under one request in the history.
 
     A code never seen in ``volume * windows`` requests could still have had a
-    share of up to about ``1 / (volume * windows)`` (the "rule of one").
+    share of up to about ``1 / (volume * windows)`` (the "rule of one"), so its
+    first appearance is weak evidence. The floor only ever makes a rise less
+    surprising; a drop is judged against the learned share alone (where the
+    floor would turn every absent code of a burst after a quiet spell into a
+    collapse: with the expected volume near zero the floor nears 1).
     """
     history = volume * np.minimum(windows_seen, half_life)
     return 1.0 / np.maximum(history + 1.0, 1.0)
@@ -99,19 +121,35 @@ def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
 
 def score_shares(
     counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None,
-    totals: I64 | None = None,
+    totals: I64 | None = None, down_totals: F64 | None = None,
 ) -> ShareScores:
     """Quasi-binomial tail scores for every (row, col) of one window; ``totals`` (each
-    row's requests) when the columns are not disjoint (a status class's summed column)."""
+    row's requests) when the columns are not disjoint (a status class's summed column).
+
+    ``floor`` (per row) guards the upper tail only: a rise is judged against
+    ``max(expected_share, floor)``, a drop against ``expected_share``, so a drop
+    needs a learned expectation large enough that its absence is improbable.
+    ``down_totals`` (per row): the requests a drop is judged over when not all of
+    the row's (at most its usual volume: a surge of other traffic that dilutes a
+    code's share, such as a crawler's, is not that code's collapse).
+
+    >>> s = score_shares(np.array([[0, 18]]), np.array([[0.001, 0.999]]), np.array([0.98]))
+    >>> round(float(s.expected_count[0, 0]), 3), round(float(s.up_expected_count[0, 0]), 2)
+    (0.018, 17.64)
+    >>> bool(s.down[0, 0] < 0.01)
+    True
+    """
     totals = counts.sum(axis=1) if totals is None else totals
     n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
-    p = expected_share if floor is None else np.maximum(expected_share, floor[:, None])
-    p = np.clip(p, 1e-12, 1.0 - 1e-12)
+    p = np.clip(expected_share, 1e-12, 1.0 - 1e-12)
+    p_up = p if floor is None else np.clip(np.maximum(p, floor[:, None]), 1e-12, 1.0 - 1e-12)
     phi = np.ones_like(p) if dispersion is None else dispersion
-    up, down = binomial_tails(counts / phi, n / phi, p)
+    x, n_phi = counts / phi, n / phi
+    n_down = n if down_totals is None else np.minimum(n, down_totals[:, None])
+    up, down = binomial_up(x, n_phi, p_up), binomial_down(x, n_down / phi, p)
     with np.errstate(divide="ignore", invalid="ignore"):
         observed = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
-    return ShareScores(_to_score(up), _to_score(down), observed, p * n, totals)
+    return ShareScores(_to_score(up), _to_score(down), observed, p * n_down, p_up * n, totals)
 
 
 def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> VolumeScores:
