@@ -437,10 +437,9 @@ class Detector:
     def _share_hits(
         counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        big_up, _ = excess_gates(counts, shares.up_expected_count, rules.min_excess_count,
-                                 rules.min_share_ratio)
-        _, big_down = excess_gates(counts, shares.expected_count, rules.min_excess_count,
-                                   rules.min_share_ratio)
+        big_up, big_down = excess_gates(counts, shares.up_expected_count,
+                                        rules.min_excess_count, rules.min_share_ratio,
+                                        shares.expected_count)
         up = gate & rules.up & (shares.up >= rules.fire_score) & big_up
         down = gate & rules.down & (shares.down >= rules.fire_score) & big_down
         return up, down

@@ -164,19 +164,21 @@ def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> V
 
 
 def excess_gates(
-    observed: I64 | F64, expected: F64, min_excess: F64 | float, min_ratio: F64 | float
+    observed: I64 | F64, expected: F64, min_excess: F64 | float, min_ratio: F64 | float,
+    expected_down: F64 | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Where a rise (up) or a fall (down) is large enough to count, whatever its score:
-    at least ``min_excess`` requests and a ratio of at least ``min_ratio``.
+    at least ``min_excess`` requests and a ratio of at least ``min_ratio``. A fall is
+    measured from ``expected_down`` when given (each tail its own expectation).
 
     >>> up, down = excess_gates(np.array([30, 12, 2]), np.full(3, 10.0), 5, 2.0)
     >>> up.tolist(), down.tolist()
     ([True, False, False], [False, False, True])
     """
-    excess = observed - expected
+    low = expected if expected_down is None else expected_down
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio_up = np.where(expected > 0, observed / expected, np.inf)
-        ratio_down = np.where(observed > 0, expected / observed, np.inf)
-    up = (excess >= min_excess) & (ratio_up >= min_ratio)
-    down = (-excess >= min_excess) & (ratio_down >= min_ratio)
+        ratio_down = np.where(observed > 0, low / observed, np.inf)
+    up = (observed - expected >= min_excess) & (ratio_up >= min_ratio)
+    down = (low - observed >= min_excess) & (ratio_down >= min_ratio)
     return up, down
