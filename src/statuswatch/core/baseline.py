@@ -54,6 +54,8 @@ MIN_EXPECTED_FOR_DISPERSION = 5.0
 MAX_DISPERSION = 50.0
 #: The seasonal profile moves the expected volume by at most this factor either way.
 SEASONAL_MAX_RATIO = 5.0
+#: Expected events of prior weight at phi = 1 in a share series' dispersion estimate.
+DISPERSION_PRIOR_EVENTS = 5.0
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 
@@ -73,6 +75,7 @@ class Expectation:
 
     share: F64  # (rows, cols)
     share_dispersion: F64  # (rows, cols), >= 1
+    long_dispersion: F64  # (rows, cols), >= 1: of the last minute's summed counts
     volume: F64  # (rows,)
     volume_dispersion: F64  # (rows,), >= 1
     windows_seen: I64  # (rows,)
@@ -196,6 +199,74 @@ class _DenseEWMean:
             rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
             self.mean[rows, cols] = arr[:, 2]
             self.started[rows, cols] = True
+
+
+class _Dispersion:
+    """Over-dispersion phi of a (rows, cols) matrix of count series: the ratio of
+    exponentially weighted sums, ``(sum (x - e)^2 / (1 - p) + k) / (sum e + k)``.
+
+    Each window weighs by its expected count ``e``, so a sparse series (e well under
+    one a window: a quiet scope, a rare code, bursty traffic between gaps) learns its
+    dispersion as surely as a busy one, without the noise of ``(x - e)^2 / e`` at tiny
+    ``e``; ``k`` (``DISPERSION_PRIOR_EVENTS``) pseudo-events at phi = 1 keep a series
+    with little history near 1. Under binomial noise both sums grow alike: phi ~ 1.
+
+    >>> d = _Dispersion(fading_factor(100))
+    >>> d.fit(1, 1)
+    >>> for x in [0, 0, 0, 9] * 50:  # one request in 4 windows expected, 9 at a time
+    ...     d.update(np.array([0]), np.array([0]), np.array([x]), np.array([1.0]),
+    ...              np.array([0.25]))
+    >>> bool(d.phi(1, 1)[0, 0] > 5)
+    True
+    """
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.resid = np.zeros((0, 0))  # EW mean of (x - e)^2 / (1 - p), from 0
+        self.expected = np.zeros((0, 0))  # EW mean of e, from 0
+
+    def fit(self, rows: int, cols: int) -> None:
+        self.resid = _grown(self.resid, (rows, cols), 0.0)
+        self.expected = _grown(self.expected, (rows, cols), 0.0)
+
+    def update(self, rows: I64, cols: I64, count: I64, total: I64 | F64, p: F64) -> None:
+        """Teach one window of series ``(rows[i], cols[i])`` (pairs are distinct)."""
+        expected = total * p
+        ok = (p > 0.0) & (p < 1.0)
+        rows, cols, count, expected, p = rows[ok], cols[ok], count[ok], expected[ok], p[ok]
+        # One window moves phi by at most what the old per-window cap allowed.
+        resid = np.minimum((count - expected) ** 2 / (1.0 - p),
+                           MAX_DISPERSION * 4 * np.maximum(expected, 1.0))
+        for dense, value in ((self.resid, resid), (self.expected, expected)):
+            dense[rows, cols] += self.alpha * (value - dense[rows, cols])
+
+    def phi(self, n_rows: int, n_cols: int) -> F64:
+        k = DISPERSION_PRIOR_EVENTS * self.alpha  # the prior on the EW-mean scale
+        ratio = (self.resid[:n_rows, :n_cols] + k) / (self.expected[:n_rows, :n_cols] + k)
+        out: F64 = np.clip(ratio, 1.0, MAX_DISPERSION)
+        return out
+
+    def forget(self, rows: I64) -> None:
+        self.resid[rows] = 0.0
+        self.expected[rows] = 0.0
+
+    def snapshot(self) -> list[list[float]]:
+        rows, cols = np.nonzero(self.expected)
+        return [
+            [r, c, x, e] for r, c, x, e in zip(
+                rows.tolist(), cols.tolist(), self.resid[rows, cols].tolist(),
+                self.expected[rows, cols].tolist(), strict=True,
+            )
+        ]
+
+    def restore(self, items: list[list[float]]) -> None:
+        self.resid[:] = 0.0
+        self.expected[:] = 0.0
+        if items:
+            arr = np.array(items, dtype=np.float64).reshape(-1, 4)
+            rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+            self.resid[rows, cols] = arr[:, 2]
+            self.expected[rows, cols] = arr[:, 3]
 
 
 def _grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
@@ -349,6 +420,7 @@ class Baseline:
         self.warmup_windows = warmup_windows
         self._share = _DenseEWMean(fading_factor(share_half_life))
         self._share_disp = _DenseEWMean(fading_factor(dispersion_half_life))
+        self._long_disp = _Dispersion(fading_factor(dispersion_half_life))
         series = _RiverSeries if reference else _RiverVector
         self.reference = reference
         self._volume: _RiverSeries | _RiverVector = series(fading_factor(volume_half_life))
@@ -373,6 +445,7 @@ class Baseline:
             return  # every array already has room (the case of nearly every window)
         self._share.fit(n_rows, n_cols)
         self._share_disp.fit(n_rows, n_cols)
+        self._long_disp.fit(n_rows, n_cols)
         self._known = _grown(self._known, (n_rows, n_cols), False)
         self._volume_mean = _grown(self._volume_mean, (n_rows,), 0.0)
         self._volume_phi = _grown(self._volume_phi, (n_rows,), 1.0)
@@ -424,6 +497,7 @@ class Baseline:
         return Expectation(
             share=share,
             share_dispersion=self._share_phi(n_rows, n_cols),
+            long_dispersion=self._long_disp.phi(n_rows, n_cols),
             volume=volume,
             volume_dispersion=self._volume_phi[:n_rows].copy(),
             windows_seen=seen,
@@ -456,9 +530,14 @@ class Baseline:
         frozen_share: B | None = None,
         frozen_volume: B | None = None,
         totals: I64 | None = None,
+        long_counts: I64 | None = None,
+        long_totals: I64 | None = None,
+        frozen_long: B | None = None,
     ) -> None:
         """Teach one closed window; frozen series keep their expectation. ``totals``
-        (each row's requests) when the columns are not disjoint."""
+        (each row's requests) when the columns are not disjoint; ``long_counts`` and
+        ``long_totals``: the last minute summed, to learn its own dispersion, except
+        where ``frozen_long`` (an elevated sum: a creep must not teach its own noise)."""
         n_rows, n_cols = counts.shape
         self._fit(n_rows, n_cols)
         totals = counts.sum(axis=1) if totals is None else totals
@@ -474,6 +553,11 @@ class Baseline:
         if frozen_share is not None:
             frozen = frozen_share[rows][:, :n_cols]
         self._learn_shares(rows, counts[rows], totals[rows], frozen)
+        if long_counts is not None:
+            long_totals = long_counts.sum(axis=1) if long_totals is None else long_totals
+            if frozen_long is not None:
+                frozen = frozen | frozen_long[rows][:, :n_cols]
+            self._learn_long_dispersion(rows, long_counts[rows], long_totals[rows], frozen)
 
     def learn_silent(self, n_rows: int, n_cols: int, *, window_starts_ms: list[int]) -> None:
         """``learn`` of consecutive windows without requests, nothing frozen: every row
@@ -537,6 +621,15 @@ class Baseline:
         share.update(rr, c_learn, count / total)
         share.update(rows[r_hold], c_hold, held)
 
+    def _learn_long_dispersion(self, rows: I64, counts: I64, totals: I64, frozen: B) -> None:
+        """The dispersion of the last minute's sums: in traffic that comes in sessions
+        (a client's burst spans several windows), summed windows vary far more than
+        independent ones would, so the long window needs its own, larger phi."""
+        n_cols = counts.shape[1]
+        p = self._share.mean[rows, :n_cols] / self._debias(self._seen[rows] - 1)[:, None]
+        r, c = np.nonzero(self._known[rows, :n_cols] & ~frozen)
+        self._long_disp.update(rows[r], c, counts[r, c], totals[r], p[r, c])
+
     def _learn_volume(self, rows: I64, totals: I64, window_start_ms: int) -> None:
         volume = totals[rows].astype(np.float64)
         if isinstance(self._volume, _RiverVector):
@@ -561,7 +654,8 @@ class Baseline:
             rows.tolist(), totals[rows].tolist(), expected.tolist(), strict=True
         ):
             if exp >= MIN_EXPECTED_FOR_DISPERSION:
-                resid2 = (total - exp) ** 2 / exp
+                dev = total - exp
+                resid2 = dev * dev / exp
                 phi = self._volume_disp.update(row, min(resid2, MAX_DISPERSION * 4))
                 self._volume_phi[row] = min(max(phi, 1.0), MAX_DISPERSION)
             self._volume_mean[row] = self._volume.update(row, float(total))
@@ -589,6 +683,7 @@ class Baseline:
         for dense in (self._share, self._share_disp):
             dense.mean[idx] = 0.0
             dense.started[idx] = False
+        self._long_disp.forget(idx)
         self._known[idx] = False
         self._seen[idx] = 0
         self._volume_mean[idx] = 0.0
@@ -608,6 +703,7 @@ class Baseline:
         return {
             "share": self._share.snapshot(),
             "share_dispersion": self._share_disp.snapshot(),
+            "long_dispersion": self._long_disp.snapshot(),
             "volume": self._volume.snapshot(),
             "volume_dispersion": self._volume_disp.snapshot(),
             "daily": self._daily.snapshot(),
@@ -623,6 +719,7 @@ class Baseline:
         n_cols = 1 + max((int(item[1]) for item in state["share"]), default=-1)
         self._share = _DenseEWMean(self._share.alpha)
         self._share_disp = _DenseEWMean(self._share_disp.alpha)
+        self._long_disp = _Dispersion(self._long_disp.alpha)
         self._known = np.zeros((0, 0), dtype=bool)
         self._volume_mean = np.zeros(0)
         self._volume_phi = np.ones(0)
@@ -632,6 +729,7 @@ class Baseline:
         self._seen[: len(seen)] = seen
         self._share.restore(state["share"])
         self._share_disp.restore(state["share_dispersion"])
+        self._long_disp.restore(state["long_dispersion"])
         self._known[:] = self._share.started
         for r, v in self._volume.restore(state["volume"]):
             self._volume_mean[r] = v

@@ -61,7 +61,8 @@ from statuswatch.errors import DecodeError
 B = npt.NDArray[np.bool_]
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 3  # 2: folded scopes' rates, volume calibrators; 3: status-class columns
+STATE_VERSION = 4  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
+# 4: the long window's dispersion
 
 #: Share of apps expected to look anomalous by chance at the blast-radius scope score.
 BLAST_NULL_FRACTION = 0.01
@@ -102,7 +103,8 @@ class WindowReport:
         """Every cell's exact share scores (what the metrics endpoint shows)."""
         exp = self.expectation
         return score_shares(
-            self.counts, exp.share, self.floor, exp.share_dispersion, self.shares.totals
+            self.counts, exp.share, self.floor, exp.share_dispersion, self.shares.totals,
+            exp.volume,
         )
 
 
@@ -366,12 +368,14 @@ class Detector:
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         d = self.settings.detect
         if self.exhaustive:
-            shares = score_shares(counts, exp.share, floor, exp.share_dispersion, totals)
+            shares = score_shares(
+                counts, exp.share, floor, exp.share_dispersion, totals, exp.volume
+            )
         else:
             # Every use of a share score compares it with clear_score or more (fire
             # scores are above it), or blast_radius.scope_score; live series report theirs.
             shares = score_shares(
-                counts, exp.share, floor, exp.share_dispersion, totals,
+                counts, exp.share, floor, exp.share_dispersion, totals, exp.volume,
                 below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
             )
         self._recent.append(counts.astype(np.int32))  # half the memory; a window's count fits
@@ -381,9 +385,11 @@ class Detector:
         long_totals = self._totals(long_counts)
         # The long window counts only where the window itself reaches clear_score.
         long_shares = score_shares(
-            long_counts, exp.share, floor, exp.share_dispersion, long_totals,
-            up_cells=None if self.exhaustive else shares.up >= d.clear_score,
-            down_cells=None if self.exhaustive else shares.down >= d.clear_score,
+            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
+            long_totals, exp.volume * len(self._recent),
+            # Long scores are compared with clear_score or more (hits, and which sums
+            # are too elevated to teach the long window's dispersion).
+            below=None if self.exhaustive else d.clear_score,
         )
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
@@ -432,10 +438,9 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
-        excess = counts - shares.expected_count
         warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
-        frozen_share |= warm & (shares.up >= d.clear_score) & (excess > 0)
-        frozen_share |= warm & (shares.down >= d.clear_score) & (excess < 0)
+        frozen_share |= warm & (shares.up >= d.clear_score) & (counts > shares.up_expected_count)
+        frozen_share |= warm & (shares.down >= d.clear_score) & (counts < shares.expected_count)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
         self._accepted = self._with_descendants(self._accepted) & self.alerts.live_keys()
@@ -453,6 +458,9 @@ class Detector:
         self.baseline.learn(
             counts, window_start_ms=window.start_ms,
             frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
+            long_counts=long_counts, long_totals=long_totals,
+            frozen_long=frozen_share | (long_shares.up >= d.clear_score)
+            | (long_shares.down >= d.clear_score),
         )
         self.last_report = WindowReport(window, exp, shares, volume, counts, floor)
         if self.report_listener is not None:
@@ -561,7 +569,7 @@ class Detector:
             )
             active = len(level_rows)
             if active >= br.min_scopes:
-                excess = counts[level_rows] - shares.expected_count[level_rows]
+                excess = counts[level_rows] - shares.up_expected_count[level_rows]
                 odd = (shares.up[level_rows] >= br.scope_score) & (excess > 0)
                 odd &= ~rules.ignore[level_rows]
                 n_odd = odd.sum(axis=0)
@@ -596,8 +604,9 @@ class Detector:
             idx: Any = (slice(None),)
         else:
             idx = np.nonzero(cells)
-        big_up, big_down = excess_gates(counts[idx], shares.expected_count[idx],
-                                        rules.min_excess_count[idx], rules.min_share_ratio[idx])
+        big_up, big_down = excess_gates(counts[idx], shares.up_expected_count[idx],
+                                        rules.min_excess_count[idx], rules.min_share_ratio[idx],
+                                        shares.expected_count[idx])
         fire = rules.fire_score[idx]
         up = gate[idx] & rules.up[idx] & (shares.up[idx] >= fire) & big_up
         down = gate[idx] & rules.down[idx] & (shares.down[idx] >= fire) & big_down
@@ -636,7 +645,7 @@ class Detector:
         return Evidence(
             hit=hit, calm=short < d.clear_score, extreme=hit and short >= d.extreme_score,
             score=score, observed_count=int(counts[row, col]),
-            expected_count=float(shares.expected_count[row, col]),
+            expected_count=float(shares.expected(direction)[row, col]),
             observed_share=float(shares.observed_share[row, col]),
             expected_share=float(exp.share[row, col]), total=int(shares.totals[row]),
         )
@@ -678,7 +687,9 @@ class Detector:
         every_firing = self.alerts.firing_keys()
         firing = {k for k in every_firing if real(k)}
         pending = {k for k in self.alerts.live_keys() - every_firing if real(k)}
-        up_rows = {r for r, _, d, s in every_firing if d == "up" and s == "share"}
+        # A drop is the complement of a rise in its scope as soon as that rise is live
+        # (pending too): a strong drop fires at once, the rise it mirrors a window later.
+        up_rows = {r for r, _, d, s in self.alerts.live_keys() if d == "up" and s == "share"}
         out: list[AlertEvent] = self._release_held(
             window, firing, every_firing, pending, counts, exp, shares, volume, hits,
             paged_before,
@@ -723,7 +734,7 @@ class Detector:
         if signal != "share":
             return False
         sign = 1.0 if direction == "up" else -1.0
-        excess = sign * (counts[:, col] - shares.expected_count[:, col])
+        excess = sign * (counts[:, col] - shares.expected(direction)[:, col])
         level = self.scopes.level_of_row
         family = set(self.scopes.ancestors(row))
         mine = (excess[row], -level[row])
@@ -762,7 +773,7 @@ class Detector:
         sign = 1.0 if direction == "up" else -1.0
 
         def excess(c: int) -> float:
-            return sign * float(counts[row, c] - shares.expected_count[row, c])
+            return sign * float(counts[row, c] - shares.expected(direction)[row, c])
 
         if self.codes.is_class(col):
             members = dict(self.codes.class_members()).get(col, np.zeros(0, np.int64))
@@ -816,7 +827,7 @@ class Detector:
             score = volume.up if direction == "up" else volume.down
         else:
             observed = counts[:, col].astype(np.float64)
-            expected = shares.expected_count[:, col]
+            expected = shares.expected(direction)[:, col]
             score = (shares.up if direction == "up" else shares.down)[:, col]
         excess = sign * (observed - expected)
         candidates = np.flatnonzero((score >= d.clear_score) & (excess > 0))

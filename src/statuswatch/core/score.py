@@ -39,11 +39,16 @@ MAX_SCORE = 300.0
 
 @dataclass(frozen=True, slots=True)
 class ShareScores:
-    up: F64  # -log10 P(X >= observed)
-    down: F64  # -log10 P(X <= observed)
+    up: F64  # -log10 P(X >= observed), at the floored share
+    down: F64  # -log10 P(X <= observed), at the learned share
     observed_share: F64
-    expected_count: F64
+    expected_count: F64  # learned share * requests a drop is judged over: its expectation
+    up_expected_count: F64  # n * max(learned share, floor): what a rise is judged against
     totals: I64
+
+    def expected(self, direction: str) -> F64:
+        """The expected counts the ``direction`` ("up" or "down") tail was scored at."""
+        return self.up_expected_count if direction == "up" else self.expected_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +179,14 @@ def poisson_tails(k: F64, lam: F64) -> tuple[F64, F64]:
 
 
 def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
-    """Smallest share we are willing to expect: under one request in the history.
+    """Smallest share a *rise* is judged against: under one request in the history.
 
     A code never seen in ``volume * windows`` requests could still have had a
-    share of up to about ``1 / (volume * windows)`` (the "rule of one").
+    share of up to about ``1 / (volume * windows)`` (the "rule of one"), so its
+    first appearance is weak evidence. The floor only ever makes a rise less
+    surprising; a drop is judged against the learned share alone (where the
+    floor would turn every absent code of a burst after a quiet spell into a
+    collapse: with the expected volume near zero the floor nears 1).
     """
     history = volume * np.minimum(windows_seen, half_life)
     return 1.0 / np.maximum(history + 1.0, 1.0)
@@ -185,38 +194,52 @@ def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
 
 def score_shares(
     counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None,
-    totals: I64 | None = None, *, below: float | None = None, exact: B | None = None,
-    up_cells: B | None = None, down_cells: B | None = None,
+    totals: I64 | None = None, down_totals: F64 | None = None, *, below: float | None = None,
+    exact: B | None = None, up_cells: B | None = None, down_cells: B | None = None,
 ) -> ShareScores:
     """Quasi-binomial tail scores for every (row, col) of one window; ``totals`` (each
     row's requests) when the columns are not disjoint (a status class's summed column).
+
+    ``floor`` (per row) guards the upper tail only: a rise is judged against
+    ``max(expected_share, floor)``, a drop against ``expected_share``, so a drop
+    needs a learned expectation large enough that its absence is improbable.
+    ``down_totals`` (per row): the requests a drop is judged over when not all of
+    the row's (at most its usual volume: a surge of other traffic that dilutes a
+    code's share, such as a crawler's, is not that code's collapse).
 
     Screened, with ``below``: a tail that provably scores under ``below`` is not
     computed and reads 0, except in the ``exact`` cells; every score at or above
     ``below`` is exact. ``up_cells`` / ``down_cells``: score only those cells of
     that tail (0 elsewhere). Without these arguments every cell is exact.
+
+    >>> s = score_shares(np.array([[0, 18]]), np.array([[0.001, 0.999]]), np.array([0.98]))
+    >>> round(float(s.expected_count[0, 0]), 3), round(float(s.up_expected_count[0, 0]), 2)
+    (0.018, 17.64)
+    >>> bool(s.down[0, 0] < 0.01)
+    True
     """
     totals = counts.sum(axis=1) if totals is None else totals
     n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
-    p = expected_share if floor is None else np.maximum(expected_share, floor[:, None])
-    p = np.clip(p, 1e-12, 1.0 - 1e-12)
+    p = np.clip(expected_share, 1e-12, 1.0 - 1e-12)
+    p_up = p if floor is None else np.clip(np.maximum(p, floor[:, None]), 1e-12, 1.0 - 1e-12)
+    n_down = n if down_totals is None else np.minimum(n, down_totals[:, None])
     if dispersion is None:
-        x, nn = counts.astype(np.float64), n
+        x, n_up_phi, n_down_phi = counts.astype(np.float64), n, n_down
     else:
-        x, nn = counts / dispersion, n / dispersion
+        x, n_up_phi, n_down_phi = counts / dispersion, n / dispersion, n_down / dispersion
     if below is not None:
-        may_up = upper_tail_may_reach(x, nn, p, below)
-        may_down = lower_tail_may_reach(x, nn, p, below)
+        may_up = upper_tail_may_reach(x, n_up_phi, p_up, below)
+        may_down = lower_tail_may_reach(x, n_down_phi, p, below)
         if exact is not None:
             may_up |= exact
             may_down |= exact
         up_cells = may_up if up_cells is None else up_cells & may_up
         down_cells = may_down if down_cells is None else down_cells & may_down
-    up = _scores_on(upper_tail, x, nn, p, up_cells)
-    down = _scores_on(lower_tail, x, nn, p, down_cells)
+    up = _scores_on(upper_tail, x, n_up_phi, p_up, up_cells)
+    down = _scores_on(lower_tail, x, n_down_phi, p, down_cells)
     with np.errstate(divide="ignore", invalid="ignore"):
         observed = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
-    return ShareScores(up, down, observed, p * n, totals)
+    return ShareScores(up, down, observed, p * n_down, p_up * n, totals)
 
 
 def _scores_on(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64,
@@ -245,19 +268,21 @@ def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> V
 
 
 def excess_gates(
-    observed: I64 | F64, expected: F64, min_excess: F64 | float, min_ratio: F64 | float
+    observed: I64 | F64, expected: F64, min_excess: F64 | float, min_ratio: F64 | float,
+    expected_down: F64 | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Where a rise (up) or a fall (down) is large enough to count, whatever its score:
-    at least ``min_excess`` requests and a ratio of at least ``min_ratio``.
+    at least ``min_excess`` requests and a ratio of at least ``min_ratio``. A fall is
+    measured from ``expected_down`` when given (each tail its own expectation).
 
     >>> up, down = excess_gates(np.array([30, 12, 2]), np.full(3, 10.0), 5, 2.0)
     >>> up.tolist(), down.tolist()
     ([True, False, False], [False, False, True])
     """
-    excess = observed - expected
-    up, down = excess >= min_excess, -excess >= min_excess
+    low = expected if expected_down is None else expected_down
+    up, down = observed - expected >= min_excess, low - observed >= min_excess
     # The ratio only where the excess already counts (few cells): same decisions.
-    for mask, num, den in ((up, observed, expected), (down, expected, observed)):
+    for mask, num, den in ((up, observed, expected), (down, low, observed)):
         idx = np.nonzero(mask)
         n, d = _pick(num, idx, mask.shape), _pick(den, idx, mask.shape)
         with np.errstate(divide="ignore", invalid="ignore"):

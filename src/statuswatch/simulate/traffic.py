@@ -13,6 +13,14 @@ The model
   when ``diurnal`` is on: weekday peak at 16:00 UTC, night trough at 25% of the
   peak at 04:00 UTC, weekends at 70%; normalised so that ``rate`` is the
   weekly average). Milliseconds are spread uniformly within each second.
+* With ``sparse`` on, normal traffic also has the shapes of small and bursty
+  scopes (:data:`SPARSE_FLEET`): ``reports-api`` is silent but for a few
+  bursts an hour (Poisson, 20-90 s at 1-4 req/s); ``partner-api`` is a daytime
+  integration with near-zero nights (about one request every half hour from
+  20:00 to 08:00 UTC); ``crawler-bot`` is an app that crawls ``contacts-api``'s
+  read routes at 15 req/s for 5-15 minutes, in half of the 6-hour blocks. Their
+  status mixes are their routes' usual ones: they page nothing. Drawn from their
+  own random stream, so the rest of the traffic is the same with or without them.
 * :class:`Incident` s change the status of in-scope records, or their volume,
   between ``start_ms`` (inclusive) and ``end_ms`` (exclusive), exactly to the
   millisecond. Status changes are applied in the order the incidents are listed,
@@ -214,7 +222,25 @@ _WEEKEND: Final = 0.7
 #: Mean of the raw weekly profile, so that the normalised profile averages 1.
 _DIURNAL_MEAN: Final = (_DIURNAL_TROUGH + 1.0) / 2.0 * (5.0 + 2.0 * _WEEKEND) / 7.0
 
+#: Services of the sparse shapes (``SimSpec.sparse``), after :data:`FLEET` in the tables.
+SPARSE_FLEET: Final[tuple[ServiceDef, ...]] = (
+    ServiceDef("reports-api", 0.0, 8080, "/reports", (
+        RouteDef("run-report", "GET", "/reports/{id}", 1.0, "list", 200, 900, 20000),
+    )),
+    ServiceDef("partner-api", 0.0, 8080, "/partner", (
+        RouteDef("partner-sync", "POST", "/partner/sync", 1.0, "action", 200, 300, 800),
+    )),
+)
+#: The app that crawls ``contacts-api``'s read routes (``SimSpec.sparse``).
+CRAWLER_APP: Final = "crawler-bot"
+CRAWLER_ROUTES: Final = ("list-contacts", "get-contact")
+CRAWLER_RATE: Final = 15.0
+#: Night floor of partner-api (req/s): about one request every half hour.
+PARTNER_NIGHT_RATE: Final = 0.0005
+PARTNER_PEAK_RATE: Final = 0.6
+
 _TAG_FLEET: Final = 0x5EED_F1EE
+_TAG_SPARSE: Final = 0x5BA2_5E00
 _TAG_INCIDENT: Final = 0x1C1D_E700
 
 
@@ -331,6 +357,8 @@ class SimSpec:
     n_apps: int = 200
     diurnal: bool = False
     incidents: tuple[Incident, ...] = ()
+    #: add the sparse and bursty scopes of :data:`SPARSE_FLEET` and the crawler
+    sparse: bool = False
 
     # Derived tables (filled in __post_init__).
     services: tuple[str, ...] = field(init=False, compare=False, repr=False)
@@ -359,13 +387,16 @@ class SimSpec:
             raise ConfigError("simulate.rate: must be a finite number >= 0")
         if not 1 <= self.n_apps <= 9999:
             raise ConfigError("simulate.apps: must be between 1 and 9999")
-        fleet = FLEET
+        fleet = FLEET + SPARSE_FLEET if self.sparse else FLEET
         services = tuple(s.name for s in fleet)
         route_defs = tuple(r for s in fleet for r in s.routes)
         route_service = np.array([i for i, s in enumerate(fleet) for _ in s.routes], dtype=np.int64)
         apps = tuple(f"app-{i:04d}" for i in range(1, self.n_apps + 1))
         route_mix = tuple(_route_mix(svc.name, r) for svc in fleet for r in svc.routes)
-        share = _fit_traffic(self.seed, self.n_apps, fleet)
+        share = _fit_traffic(self.seed, self.n_apps, FLEET)
+        if self.sparse:  # their traffic is drawn apart (``_sparse_second``): no share here
+            apps += (CRAWLER_APP,)
+            share = np.pad(share, ((0, 1), (0, len(route_defs) - share.shape[1])))
         set_(self, "services", services)
         set_(self, "routes", tuple(r.name for r in route_defs))
         set_(self, "apps", apps)
@@ -664,8 +695,7 @@ def _second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
     app = t.cell_app[cells]
     route = t.cell_route[cells]
     service = t.cell_service[cells]
-    idx = np.searchsorted(t.code_cdf, route + rng.random(n), side="right")
-    status = t.codes[np.minimum(idx - route * t.codes.shape[0], t.codes.shape[0] - 1)]
+    status = _draw_status(t, route, rng)
     for inc in spec._inc:
         if not (inc.start_ms < t0 + 1000 and inc.end_ms > t0) or inc.kind == "drop":
             continue
@@ -686,6 +716,16 @@ def _second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
                 status[hit] = inc.raised[np.minimum(pick, inc.raised.shape[0] - 1)]
         else:  # outage, storm, spike, newcode
             status[m & (rng.random(n) < inc.fraction)] = inc.code
+    if spec.sparse:
+        extra = _sparse_second(spec, sec)
+        order = np.argsort(np.concatenate([ts, extra["ts_ms"]]), kind="stable")
+        ts, status, service, route, app = (
+            np.concatenate([a, extra[k]])[order] for a, k in (
+                (ts, "ts_ms"), (status, "status"), (service, "service"), (route, "route"),
+                (app, "app"),
+            )
+        )
+        n = int(ts.shape[0])
     # Upstream latency (ms) and response size, shaped by the status.
     lat = t.route_lat[route] * np.exp(0.5 * rng.standard_normal(n))
     size = t.route_size[route] * np.exp(0.35 * rng.standard_normal(n))
@@ -708,6 +748,82 @@ def _second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
         "latency_ms": np.rint(lat).astype(np.int64),
         "size": np.rint(size).astype(np.int64),
         "rid": rid,
+    }
+
+
+def _draw_status(t: _Tables, route: I64, rng: np.random.Generator) -> I64:
+    """Each record's status from its route's baseline mix."""
+    idx = np.searchsorted(t.code_cdf, route + rng.random(route.shape[0]), side="right")
+    out: I64 = t.codes[np.minimum(idx - route * t.codes.shape[0], t.codes.shape[0] - 1)]
+    return out
+
+
+def sparse_rates(spec: SimSpec, sec: int) -> dict[str, float]:
+    """Mean requests/s of each sparse shape at epoch second ``sec`` (``SimSpec.sparse``).
+
+    >>> rates = sparse_rates(SimSpec(sparse=True), 3 * 3600)  # 03:00 UTC
+    >>> rates["partner-api"] == PARTNER_NIGHT_RATE
+    True
+    """
+    hour = sec // 3600
+    rng = np.random.default_rng([spec.seed, _TAG_SPARSE, 1, hour])
+    bursts = int(rng.poisson(2.0))
+    starts = hour * 3600 + rng.integers(0, 3600, bursts)
+    ends = starts + rng.integers(20, 91, bursts)
+    levels = rng.uniform(1.0, 4.0, bursts)
+    reports = float(levels[(starts <= sec) & (sec < ends)].sum())
+    day_hour = (sec % 86400) / 3600
+    partner = PARTNER_PEAK_RATE * max(0.0, math.cos(2 * math.pi * (day_hour - 14) / 24)) ** 2
+    crawl = _crawl(spec, sec // CRAWL_BLOCK_S)
+    crawls = crawl is not None and crawl[0] <= sec < crawl[1]
+    return {
+        "reports-api": reports,
+        "partner-api": max(partner, PARTNER_NIGHT_RATE),
+        CRAWLER_APP: CRAWLER_RATE if crawls else 0.0,
+    }
+
+
+CRAWL_BLOCK_S: Final = 6 * 3600
+
+
+def _crawl(spec: SimSpec, block: int) -> tuple[int, int] | None:
+    """The crawl of a 6-hour block, ``[start, end)`` in epoch seconds, if it has one."""
+    rng = np.random.default_rng([spec.seed, _TAG_SPARSE, 2, block])
+    start = block * CRAWL_BLOCK_S + int(rng.integers(0, 5 * 3600))
+    end = start + int(rng.integers(300, 901))
+    return (start, end) if rng.random() < 0.5 else None
+
+
+def crawls(spec: SimSpec, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
+    """The crawler's bursts overlapping ``[start_ms, end_ms)``, in epoch seconds."""
+    blocks = range(start_ms // 1000 // CRAWL_BLOCK_S, end_ms // 1000 // CRAWL_BLOCK_S + 1)
+    found = [_crawl(spec, b) for b in blocks]
+    return [c for c in found if c is not None and c[1] * 1000 > start_ms
+            and c[0] * 1000 < end_ms]
+
+
+def _sparse_second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
+    """The sparse shapes' records of epoch second ``sec``, from their own random stream."""
+    rng = np.random.default_rng([spec.seed, _TAG_SPARSE, 0, sec])
+    rates = sparse_rates(spec, sec)
+    n_apps = spec.n_apps
+    route, app = [], []
+    for svc in SPARSE_FLEET:  # one route each; clients: the apps that use admin tools
+        k = int(rng.poisson(rates[svc.name]))
+        route.append(np.full(k, spec.routes.index(svc.routes[0].name), np.int64))
+        app.append(rng.integers(0, min(n_apps, 20), k).astype(np.int64))
+    k = int(rng.poisson(rates[CRAWLER_APP]))
+    crawl_routes = np.array([spec.routes.index(r) for r in CRAWLER_ROUTES], np.int64)
+    route.append(crawl_routes[rng.integers(0, len(crawl_routes), k)])
+    app.append(np.full(k, n_apps, np.int64))
+    routes, apps = np.concatenate(route), np.concatenate(app)
+    ts: I64 = np.asarray(rng.integers(0, 1000, size=routes.shape[0]), np.int64) + sec * 1000
+    return {
+        "ts_ms": ts,
+        "status": _draw_status(spec._t, routes, rng),
+        "service": spec.route_service[routes],
+        "route": routes,
+        "app": apps,
     }
 
 
