@@ -86,7 +86,7 @@ def test_start_up_warns_when_the_c_scanner_is_missing(
 
 
 def test_the_installed_package_has_its_c_scanner() -> None:
-    # CI builds it from setup.py: a silent fall-back to the msgspec path must fail here.
+    # CI builds it from setup.py: a silent fall-back to the full decoder must fail here.
     from statuswatch.core.decode import jsondecoder
 
     assert jsondecoder.NATIVE_SCANNER is not None

@@ -19,7 +19,7 @@ across their boundaries.)
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -27,7 +27,7 @@ import numpy as np
 from msgspec import UNSET
 
 from statuswatch.config import DecodeConfig
-from statuswatch.core.columns import DecodedBatch, InvalidRecord
+from statuswatch.core.columns import MAX_STATUS, MIN_STATUS, DecodedBatch, InvalidRecord
 from statuswatch.core.decode.batch import BaseDecoder, Columns, precheck, precheck_batch
 from statuswatch.core.decode.json_fields import (
     DIMENSION_ROLES,
@@ -39,7 +39,7 @@ from statuswatch.core.decode.json_fields import (
 )
 from statuswatch.core.decode.protocol import Parsed, dim_value, fail, status_value
 from statuswatch.core.decode.scanned_columns import FastColumns, scanned_columns
-from statuswatch.core.decode.timestamps import timestamp_value
+from statuswatch.core.decode.timestamps import END_TS_MS, MIN_TS_MS, timestamp_value
 from statuswatch.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -117,14 +117,90 @@ def error_path(exc: Exception) -> str:
     return "" if m is None else m.group(1)
 
 
-def _is_absent(value: Any, f: JsonField) -> bool:
-    """Does a timestamp or status alternative count as absent?"""
-    return value is UNSET or (f.dash_is_empty and value in ("-", ""))
+_NO_VALUE: Final = ("-", "")
 
 
-def _no_dimension(value: Any) -> bool:
-    """Is a dimension alternative empty, so that the next one is looked at?"""
-    return value is UNSET or value is None or value == ""
+def _dimension(values: tuple[Any, ...], fields: list[tuple[int, JsonField]]) -> str:
+    """A dimension from the first of its fields with a value; ``""`` if none has one."""
+    if not fields:
+        return ""
+    at, f = fields[0]
+    value = values[at]
+    if len(fields) > 1 and (value is UNSET or value is None or value == ""):
+        for at, f in fields[1:]:
+            value = values[at]
+            if not (value is UNSET or value is None or value == ""):
+                break
+    if type(value) is str and not (f.dash_is_empty and value == "-"):
+        return value
+    return dim_value(value, dash_is_empty=f.dash_is_empty)
+
+
+def _extractor(table: FieldTable) -> Callable[[Any], Parsed]:
+    """``JsonDecoder.extract`` for ``table``: a closure over plain locals, since it runs
+    once per record the fast path does not vouch for (every record without the C
+    scanner). The common case (an int status, an epoch-ms integer or a string
+    timestamp, string dimensions) makes no call per value."""
+    values_of, every_case = record_values(table)
+    stamps = [(at, f.dash_is_empty, f) for at, f in table.of("timestamp")]
+    ts_names = "/".join(f.dotted for _, f in table.of("timestamp"))
+    [(status_at, status_field)] = table.of("status")
+    status_dash, status_name = status_field.dash_is_empty, status_field.dotted
+    digit_strings = table.digit_strings
+    # per dimension: the first field's position (-1: none), whether "-" is "", whether
+    # it has alternatives, and all its fields for the general case
+    dims = [table.of(role) for role in DIMENSION_ROLES]
+    (sv_at, sv_dash, sv_alt), (rt_at, rt_dash, rt_alt), (ap_at, ap_dash, ap_alt) = (
+        (fields[0][0], fields[0][1].dash_is_empty, len(fields) > 1) if fields else (-1, False,
+                                                                                   False)
+        for fields in dims
+    )
+    sv_fields, rt_fields, ap_fields = dims
+
+    def extract(record: Any) -> Parsed:
+        try:
+            values = values_of(record)
+        except AttributeError:  # a null inner object
+            values = every_case(record)
+        raw_ts: Any = UNSET
+        chosen: JsonField | None = None
+        for at, dash, f in stamps:
+            value = values[at]
+            if value is not UNSET and not (dash and value in _NO_VALUE):
+                raw_ts, chosen = value, f
+                break
+        if chosen is None:
+            fail("missing_field", ts_names)
+        raw_status = values[status_at]
+        if raw_status is UNSET or (status_dash and raw_status in _NO_VALUE):
+            fail("missing_field", status_name)
+        if type(raw_status) is int and MIN_STATUS <= raw_status <= MAX_STATUS:
+            status = raw_status
+        else:
+            try:
+                status = status_value(raw_status)
+            except DecodeError as exc:
+                raise DecodeError(exc.reason, status_name) from None
+        unit = chosen.unit or "iso8601"
+        if unit == "ms" and type(raw_ts) is int and MIN_TS_MS <= raw_ts < END_TS_MS:
+            ts = raw_ts
+        else:
+            try:
+                ts = timestamp_value(raw_ts, unit, digit_strings=digit_strings)
+            except DecodeError as exc:
+                raise DecodeError(exc.reason, chosen.dotted) from None
+        service = values[sv_at] if sv_at >= 0 else ""
+        if type(service) is not str or (sv_dash and service == "-") or (sv_alt and not service):
+            service = _dimension(values, sv_fields)
+        route = values[rt_at] if rt_at >= 0 else ""
+        if type(route) is not str or (rt_dash and route == "-") or (rt_alt and not route):
+            route = _dimension(values, rt_fields)
+        app = values[ap_at] if ap_at >= 0 else ""
+        if type(app) is not str or (ap_dash and app == "-") or (ap_alt and not app):
+            app = _dimension(values, ap_fields)
+        return Parsed(ts, status, service, route, app)
+
+    return extract
 
 
 class JsonDecoder(BaseDecoder):
@@ -140,14 +216,10 @@ class JsonDecoder(BaseDecoder):
         self.table = table
         self.schema = record_schema(table, schema_name)
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.schema)
-        self._values, self._values_every_case = record_values(table)
-        stamps, [(status_at, status_field)] = table.of("timestamp"), table.of("status")
-        self._stamps = stamps
-        self._status = status_at, status_field
-        self._dims = [table.of(role) for role in DIMENSION_ROLES]
         #: The details naming the timestamp and the status (``DecodeError.detail``).
-        self.ts_names = [f.dotted for _, f in stamps]
-        self.status_name = status_field.dotted
+        self.ts_names = [f.dotted for _, f in table.of("timestamp")]
+        self.status_name = table.of("status")[0][1].dotted
+        self._extract = _extractor(table)
         self._plan = scan_plan(table)
         self._scanner: Scanner | None = None
         if NATIVE_SCANNER is not None and self._plan is not None:
@@ -168,48 +240,7 @@ class JsonDecoder(BaseDecoder):
 
     def extract(self, record: Any) -> Parsed:
         """Required fields, types and ranges of one record decoded with ``self.schema``."""
-        try:
-            values = self._values(record)
-        except AttributeError:  # a null inner object
-            values = self._values_every_case(record)
-        raw_ts: Any = UNSET
-        chosen: JsonField | None = None
-        for at, f in self._stamps:
-            if not _is_absent(values[at], f):
-                raw_ts, chosen = values[at], f
-                break
-        if chosen is None:
-            fail("missing_field", "/".join(self.ts_names))
-        status_at, status_field = self._status
-        raw_status = values[status_at]
-        if _is_absent(raw_status, status_field):
-            fail("missing_field", self.status_name)
-        try:
-            status = status_value(raw_status)
-        except DecodeError as exc:
-            raise DecodeError(exc.reason, self.status_name) from None
-        try:
-            ts = timestamp_value(raw_ts, chosen.unit or "iso8601",
-                                 digit_strings=self.table.digit_strings)
-        except DecodeError as exc:
-            raise DecodeError(exc.reason, chosen.dotted) from None
-        service, route, app = (self._dimension(values, fields) for fields in self._dims)
-        return Parsed(ts, status, service, route, app)
-
-    @staticmethod
-    def _dimension(values: tuple[Any, ...], fields: list[tuple[int, JsonField]]) -> str:
-        if not fields:
-            return ""
-        at, f = fields[0]
-        value = values[at]
-        if len(fields) > 1 and _no_dimension(value):
-            for at, f in fields[1:]:
-                value = values[at]
-                if not _no_dimension(value):
-                    break
-        if type(value) is str and not (f.dash_is_empty and value == "-"):
-            return value  # the common case, taken as it is
-        return dim_value(value, dash_is_empty=f.dash_is_empty)
+        return self._extract(record)
 
     def decode_one(self, value: bytes) -> Parsed:
         reason = precheck(value, self.max_bytes, self.max_depth)
@@ -221,13 +252,13 @@ class JsonDecoder(BaseDecoder):
             reason = json_failure(value, exc)
             detail = error_path(exc) if reason == "wrong_type" else ""
         else:
-            return self.extract(record)
+            return self._extract(record)
         fail(reason, detail)  # outside the handler: no chained msgspec traceback
 
     def _full(self, value: bytes) -> Parsed | str:
         """``decode_one`` for a value that passed ``precheck``: the record or the reason."""
         try:
-            return self.extract(self._decoder.decode(value))
+            return self._extract(self._decoder.decode(value))
         except DecodeError as exc:
             return exc.reason
         except JSON_ERRORS as exc:
@@ -286,7 +317,7 @@ class JsonDecoder(BaseDecoder):
         ok, bad = precheck_batch(values, self.max_bytes, self.max_depth)
         for i, reason in bad.items():
             cols.reject(i, reason)
-        decode, extract = self._decoder.decode, self.extract
+        decode, extract = self._decoder.decode, self._extract
         good, index, reject = cols.good.append, cols.index.append, cols.reject
         for i in ok:
             value = values[i]
