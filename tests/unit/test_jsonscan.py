@@ -24,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from statuswatch.core.decode import _jsonscan, batch, jsondecoder  # fails here if the extension is missing
+# (fails here if the extension is missing)
+from statuswatch.core.decode import _jsonscan, batch, jsondecoder
 
 Field = tuple[tuple[str, ...], str]
 

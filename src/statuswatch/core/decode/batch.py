@@ -15,8 +15,6 @@ from statuswatch.core.columns import DIMENSIONS, DecodedBatch, InvalidRecord
 from statuswatch.core.decode.protocol import Parsed
 from statuswatch.errors import DecodeError
 
-
-
 # A JSON string (an unterminated one runs to the end) and everything but brackets.
 _JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
 _NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")

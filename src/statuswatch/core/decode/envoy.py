@@ -29,7 +29,7 @@ from statuswatch.core.decode.jsondecoder import JsonDecoder
 from statuswatch.errors import ConfigError
 
 #: The fields above but the app; typed: a value of another JSON type is ``wrong_type``.
-ENVOY_FIELDS: Final = (
+ENVOY_FIELDS: Final[tuple[JsonField, ...]] = (
     JsonField("timestamp", ("start_time",), "str", unit="iso8601"),
     JsonField("status", ("response_code",), "int"),
     JsonField("service", ("upstream_cluster",), "str", dash_is_empty=True),
@@ -39,7 +39,7 @@ ENVOY_FIELDS: Final = (
 
 def envoy_table(app: str | None) -> FieldTable:
     """``ENVOY_FIELDS`` and the app from the top-level key ``app`` (may be a dimension's)."""
-    fields = ENVOY_FIELDS
+    fields: tuple[JsonField, ...] = ENVOY_FIELDS
     if app is not None:
         if app in ("start_time", "response_code"):
             raise ConfigError(f"decode.fields.app: {app!r} is not a string field in Envoy logs")

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from statuswatch.config import DecodeConfig, FieldMap, TimestampUnit
-from statuswatch.core.decode.json_fields import FieldTable, JsonField, Role
+from statuswatch.core.decode.json_fields import FieldTable, FieldType, JsonField, Role
 from statuswatch.core.decode.jsondecoder import JsonDecoder
 from statuswatch.errors import ConfigError
 
@@ -87,7 +87,7 @@ def generic_table(fields: FieldMap, nginx: bool) -> FieldTable:
     """
     table: list[JsonField] = []
     for name, unit in timestamp_fields(fields, nginx):
-        ts_type = "str" if nginx or unit in ("iso8601", "clf") else "int"
+        ts_type: FieldType = "str" if nginx or unit in ("iso8601", "clf") else "int"
         table.append(JsonField("timestamp", tuple(name.split(".")), ts_type, unit, nginx))
     roles: tuple[tuple[Role, str | None], ...] = (
         ("status", fields.status), ("service", fields.service), ("route", fields.route),
@@ -95,7 +95,7 @@ def generic_table(fields: FieldMap, nginx: bool) -> FieldTable:
     )
     for role, path in roles:
         if path is not None:
-            typ = "int" if role == "status" and not nginx else "str"
+            typ: FieldType = "int" if role == "status" and not nginx else "str"
             table.append(JsonField(role, tuple(path.split(".")), typ, dash_is_empty=nginx))
     return FieldTable(tuple(table), typed=False, digit_strings=nginx)
 

@@ -43,6 +43,7 @@ from statuswatch.config import TimestampUnit
 from statuswatch.core.decode.protocol import fail
 
 Role = Literal["timestamp", "status", "service", "route", "app"]
+FieldType = Literal["int", "str"]
 #: The roles in the order of ``Parsed``'s fields; the first two are required.
 ROLES: Final[tuple[Role, ...]] = ("timestamp", "status", "service", "route", "app")
 REQUIRED_ROLES: Final[tuple[Role, ...]] = ("timestamp", "status")
@@ -60,7 +61,7 @@ class JsonField(NamedTuple):
     #: The JSON type of the common shape, the one the C scanner reads (anything else
     #: takes the full decoder). A typed table's full schema accepts only this type
     #: (and ``null`` for a dimension).
-    type: Literal["int", "str"]
+    type: FieldType
     #: A timestamp's unit: s | ms | us | ns (epoch) or iso8601 | clf.
     unit: TimestampUnit | None = None
     #: ``"-"`` means "no value" (Envoy, nginx): a dimension reads it as ``""``; for a

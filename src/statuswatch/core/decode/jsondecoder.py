@@ -120,17 +120,18 @@ def error_path(exc: Exception) -> str:
 _NO_VALUE: Final = ("-", "")
 
 
+def _no_dimension(value: Any) -> bool:
+    return value is UNSET or value is None or value == ""
+
+
 def _dimension(values: tuple[Any, ...], fields: list[tuple[int, JsonField]]) -> str:
     """A dimension from the first of its fields with a value; ``""`` if none has one."""
     if not fields:
         return ""
     at, f = fields[0]
+    if len(fields) > 1 and _no_dimension(values[at]):
+        at, f = next((p for p in fields[1:] if not _no_dimension(values[p[0]])), fields[-1])
     value = values[at]
-    if len(fields) > 1 and (value is UNSET or value is None or value == ""):
-        for at, f in fields[1:]:
-            value = values[at]
-            if not (value is UNSET or value is None or value == ""):
-                break
     if type(value) is str and not (f.dash_is_empty and value == "-"):
         return value
     return dim_value(value, dash_is_empty=f.dash_is_empty)

@@ -152,7 +152,8 @@ def scanned_columns(
     def ints_of(i: int) -> I64:
         kind, at = ref(i)
         assert kind == "i"
-        return ints[at]
+        row: I64 = ints[at]
+        return row
 
     def strs_of(i: int) -> list[str]:
         kind, at = ref(i)
