@@ -71,7 +71,7 @@ def warn_if_no_native_scan(detector: Detector) -> bool:
         return True  # the C scanner, or a format without it (combined)
     log.warning(
         "!!! statuswatch's C scanner (statuswatch.core.decode._jsonscan) is not built: "
-        "%s records are decoded one by one on the full decoder, about 3x slower. "
+        "%s records are decoded one by one on the full decoder, about 5x slower. "
         "Reinstall with a C compiler present (pip install -e .). !!!", detector.decoder.name,
     )
     return False
