@@ -2,8 +2,8 @@
 
 ``statuswatch.core.decode._jsonscan`` speeds up the JSON decoders' fast path.
 It is optional: without a C compiler the build goes on without it and the
-decoders use their msgspec fast path (``statuswatch.core.decode.base.NATIVE_SCAN``
-says which one runs).
+decoders decode every record with the full decoder, with the same results
+(``statuswatch.core.decode.jsondecoder.NATIVE_SCAN`` says whether the scanner runs).
 """
 
 from setuptools import Extension, setup

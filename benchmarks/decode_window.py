@@ -1,6 +1,7 @@
 """Decode + window throughput per format, against the naive pipeline and the floor.
 
     python -m benchmarks.decode_window [--records N] [--repeat R] [--quick] [--formats kong,...]
+                                       [--no-native]
 
 For each format, the same simulated records (``statuswatch.simulate``) go through:
 
@@ -13,7 +14,9 @@ For each format, the same simulated records (``statuswatch.simulate``) go throug
 * **simulator**: ``statuswatch simulate``'s generate + encode of those records (slower than
   the detector: benchmarks generate their input before timing, the demo paces it).
 
-Rates are records per CPU-second of this process (best of ``--repeat``).
+Rates are records per CPU-second of this process (best of ``--repeat``). ``--no-native``
+turns the C scanner off, as when the optional extension is not built: the JSON formats
+then decode every record with the full decoder.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from benchmarks.common import (
     table,
 )
 from statuswatch.config import DEFAULT_LEVELS
-from statuswatch.core.decode import build_decoder
+from statuswatch.core.decode import build_decoder, jsondecoder
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.window import WindowCounter
 
@@ -98,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--formats", default=",".join(FORMAT_CONFIGS))
     p.add_argument("--quick", action="store_true", help="100,000 records, 3 repeats")
+    p.add_argument("--no-native", action="store_true",
+                   help="without the C scanner (as if the extension were not built)")
     args = p.parse_args(argv)
+    if args.no_native:
+        jsondecoder.NATIVE_SCAN = False
     n, repeat = (100_000, 3) if args.quick else (args.records, args.repeat)
     out, _ = run(args.formats.split(","), n, repeat)
     formats = args.formats.split(",")

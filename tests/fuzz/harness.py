@@ -55,12 +55,12 @@ BARE = "scanner"
 def targets() -> tuple[tuple[str, Any], ...]:
     """``(name, decoder)`` of each decoder set-up whose batches run on the C scanner, then
     ``(BARE, None)`` (imported on first use, so that the fuzzer can instrument the decoders)."""
-    from statuswatch.core.decode import base
+    from statuswatch.core.decode import jsondecoder
     from tests.unit.test_fast_path import DECODERS
 
-    if base.NATIVE_SCANNER is None:
+    if jsondecoder.NATIVE_SCANNER is None:
         raise RuntimeError("the C extension statuswatch.core.decode._jsonscan is not built")
-    base.NATIVE_SCAN = True
+    jsondecoder.NATIVE_SCAN = True
     found = tuple(
         (name, decoder)
         for name, (decoder, _) in sorted(DECODERS.items())

@@ -41,11 +41,11 @@ MODULE = "statuswatch.core.decode._jsonscan"
 #: The environment variable naming the build of the C scanner to test instead of the in-place one.
 ENV = "STATUSWATCH_JSONSCAN"
 
-#: The scanner's own tests, the fast-path properties on the scanner (the msgspec fast path
-#: runs no C) and the fuzz corpus as regressions.
+#: The scanner's own tests, the fast-path properties on the scanner (the fallback, the
+#: full decoder, runs no C) and the fuzz corpus as regressions.
 SANITIZE_TESTS = [
     "tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py", "tests/fuzz",
-    "-k", "not msgspec",
+    "-k", "not full_decoder",
 ]  # fmt: skip
 
 #: Every report is fatal: UBSan does not recover, ASan halts. (Not -fwrapv, which Python's
@@ -78,7 +78,7 @@ def use_jsonscan_build() -> str | None:
     path = os.environ.get(ENV)
     if not path:
         return None
-    if "statuswatch.core.decode.base" in sys.modules:
+    if "statuswatch.core.decode.jsondecoder" in sys.modules:
         raise RuntimeError(f"{ENV} is set but the decoders were imported before the override")
     spec = importlib.util.spec_from_file_location(MODULE, path)
     if spec is None or spec.loader is None:
@@ -97,10 +97,10 @@ def pytest_collection_finish(session: Any) -> None:
     """Say which build of the scanner the tests run on, and check the decoders use it."""
     if _LOADED is None:
         return
-    from statuswatch.core.decode import base
+    from statuswatch.core.decode import jsondecoder
 
     module = sys.modules[MODULE]
-    if base.NATIVE_SCANNER is not module.Scanner or module.__file__ != _LOADED:
+    if jsondecoder.NATIVE_SCANNER is not module.Scanner or module.__file__ != _LOADED:
         raise RuntimeError(f"the decoders do not use the C scanner {ENV} names ({_LOADED})")
     session.config.get_terminal_writer().line(f"C scanner under test: {_LOADED}")
 

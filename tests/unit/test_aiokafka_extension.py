@@ -74,11 +74,11 @@ def test_start_up_warns_when_the_c_scanner_is_missing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from statuswatch.config import Settings
-    from statuswatch.core.decode import base
+    from statuswatch.core.decode import jsondecoder
     from statuswatch.core.detector import Detector
     from statuswatch.shell.app import warn_if_no_native_scan
 
-    monkeypatch.setattr(base, "NATIVE_SCAN", native)
+    monkeypatch.setattr(jsondecoder, "NATIVE_SCAN", native)
     detector = Detector(Settings(decode={"format": fmt}))
     with caplog.at_level(logging.WARNING, logger="statuswatch.shell.app"):
         assert warn_if_no_native_scan(detector) is not warned
@@ -86,7 +86,7 @@ def test_start_up_warns_when_the_c_scanner_is_missing(
 
 
 def test_the_installed_package_has_its_c_scanner() -> None:
-    # CI builds it from setup.py: a silent fall-back to the msgspec path must fail here.
-    from statuswatch.core.decode import base
+    # CI builds it from setup.py: a silent fall-back to the full decoder must fail here.
+    from statuswatch.core.decode import jsondecoder
 
-    assert base.NATIVE_SCANNER is not None
+    assert jsondecoder.NATIVE_SCANNER is not None

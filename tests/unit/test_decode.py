@@ -23,7 +23,7 @@ from statuswatch.core.decode import (
     Parsed,
     build_decoder,
 )
-from statuswatch.core.decode.base import json_depth, precheck_batch
+from statuswatch.core.decode.batch import json_depth, precheck_batch
 from statuswatch.errors import ConfigError, DecodeError
 from tests.data import APACHE_CODES, apache_lines
 from tests.unit.decode_samples import CONFIGS, realistic_batch
@@ -471,20 +471,21 @@ NGINX_LINES = [
 ]
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["native", "msgspec"])
+@pytest.mark.parametrize("native", [True, False], ids=["native", "full_decoder"])
 def test_nginx_default_fields_decode_real_escape_json_lines(
     native: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from statuswatch.core.decode import base
+    from statuswatch.core.decode import jsondecoder
 
-    monkeypatch.setattr(base, "NATIVE_SCAN", native and base.NATIVE_SCANNER is not None)
+    native = native and jsondecoder.NATIVE_SCANNER is not None
+    monkeypatch.setattr(jsondecoder, "NATIVE_SCAN", native)
     d = build_decoder(DecodeConfig(format="nginx-json", fields=FieldMap(service="upstream_name")))
     values = [line for line, _ in NGINX_LINES]
     want = [parsed for _, parsed in NGINX_LINES]
     assert [d.decode_one(v) for v in values] == want
     batch = d.decode(values * 30)  # large enough for the fast path
     assert batch.invalid == [] and rows(batch) == want * 30
-    assert d.fast_path == ("native" if native and base.NATIVE_SCANNER else "msgspec")
+    assert d.fast_path == ("native" if native else "none")
 
 
 def test_nginx_default_fields_name_the_missing_ones() -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from statuswatch.config import DecodeConfig, FieldMap
 from statuswatch.core.decode import END_TS_MS, MIN_TS_MS, Decoder, Parsed, build_decoder
-from statuswatch.core.decode.base import json_depth
+from statuswatch.core.decode.batch import json_depth
 from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes
 
 SETTINGS = settings(

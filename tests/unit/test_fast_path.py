@@ -8,9 +8,9 @@ inserted), must decode in a batch exactly as ``decode_one`` decodes them one by
 one: same values, same reasons, same indices. Records start from what the
 simulator writes, so the fast paths are really taken.
 
-Every case runs on both fast paths of the JSON formats: the C scanner
-(``_jsonscan``, which CI builds: its cases fail if it is missing) and the
-msgspec fast path (the fallback without the extension).
+Every case runs on both batch paths of the JSON formats: the C scanner's fast
+path (``_jsonscan``, which CI builds: its cases fail if it is missing) and the
+full decoder record by record (the fallback without the extension).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statuswatch.config import DecodeConfig, FieldMap
-from statuswatch.core.decode import Decoder, JsonDecoder, Parsed, base, build_decoder
+from statuswatch.core.decode import Decoder, JsonDecoder, Parsed, build_decoder, jsondecoder
 from statuswatch.simulate import SimSpec, encode, generate
 from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes, realistic_batch
 
@@ -98,21 +98,22 @@ DECODERS["json-clf"] = (
 #: The cases without any fast path (text lines).
 NO_FAST_PATH = {"sim-combined", "samples-combined"}
 
-PATHS = ["native", "msgspec"]
+#: The batch paths: the C scanner, and the full decoder (no fast path) as without it.
+PATHS = ["native", "full_decoder"]
 
 
 @contextmanager
 def fast_path(decoder: Decoder, path: str) -> Iterator[None]:
-    """Run ``decoder``'s batches on fast path ``path`` ("native" or "msgspec")."""
+    """Run ``decoder``'s batches on ``path`` ("native" or "full_decoder")."""
     if path == "native":
-        assert base.NATIVE_SCANNER is not None, (
+        assert jsondecoder.NATIVE_SCANNER is not None, (
             "the C extension statuswatch.core.decode._jsonscan is not built "
             "(pip install -e . builds it; it needs a C compiler)"
         )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(base, "NATIVE_SCAN", path == "native")
+        mp.setattr(jsondecoder, "NATIVE_SCAN", path == "native")
         if isinstance(decoder, JsonDecoder):
-            assert decoder.fast_path in (path, "none")
+            assert decoder.fast_path == ("native" if path == "native" else "none")
             decoder._skip_fast = 0  # a batch of mostly bad records before must not rest the path
         yield
 
@@ -257,12 +258,13 @@ def test_the_fast_path_is_taken_and_exact_on_clean_records(name: str, path: str)
     decoder, bases = DECODERS[name]
     values = bases * 20  # several fast chunks
     with fast_path(decoder, path):
-        assert getattr(decoder, "fast_path", "none") == ("none" if name in NO_FAST_PATH else path)
+        native = path == "native" and name not in NO_FAST_PATH
+        assert decoder.fast_path == ("native" if native else "none")
         assert batch_outcomes(decoder, values) == outcomes(decoder, values)
         if name in ("json-seconds", "json-ns", "kong-tight"):  # ms timestamps; size limit
             return
         assert not decoder.decode(values).invalid
-        if isinstance(decoder, JsonDecoder) and name not in NO_FAST_PATH:
+        if isinstance(decoder, JsonDecoder) and native:
             # the fast path vouches for every one of them: the full decoder is not called
             full = decoder._full
             calls: list[bytes] = []

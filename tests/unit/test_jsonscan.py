@@ -24,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from statuswatch.core.decode import _jsonscan, base  # fails here if the extension is missing
+# (fails here if the extension is missing)
+from statuswatch.core.decode import _jsonscan, batch, jsondecoder
 
 Field = tuple[tuple[str, ...], str]
 
@@ -48,10 +49,10 @@ KEYS = ["ts", "r", "status", "svc", "name", "c", "id", "user", "t", "x", ""]
 
 
 def scanner(fields: Sequence[Field] = FIELDS, max_depth: int = 64, max_bytes: int = 10**6) -> Any:
-    assert base.NATIVE_SCANNER is not None, "the C extension _jsonscan is not built"
+    assert jsondecoder.NATIVE_SCANNER is not None, "the C extension _jsonscan is not built"
     paths = tuple(tuple(k.encode() for k in path) for path, _ in fields)
     kinds = "".join(kind for _, kind in fields).encode()
-    return base.NATIVE_SCANNER(paths, kinds, max_depth, max_bytes)
+    return jsondecoder.NATIVE_SCANNER(paths, kinds, max_depth, max_bytes)
 
 
 def scan_all(
@@ -419,7 +420,7 @@ def test_depth_at_and_over_the_limit() -> None:
                 value = f'{{"x": {nested}, "a": "v"}}'.encode()
                 got = scan1(value, fields, max_depth=limit)
                 assert (got is not None) == (depth <= limit), (limit, depth, inner)
-                assert base.json_depth(value) == depth
+                assert batch.json_depth(value) == depth
                 if got is not None:
                     assert got == oracle(value, fields, max_depth=limit)
 
@@ -560,9 +561,9 @@ def test_arguments_are_checked() -> None:
     ],
 )
 def test_bad_paths(paths: Any, kinds: bytes) -> None:
-    assert base.NATIVE_SCANNER is not None
+    assert jsondecoder.NATIVE_SCANNER is not None
     with pytest.raises((ValueError, TypeError)):
-        base.NATIVE_SCANNER(paths, kinds, 64, 1000)
+        jsondecoder.NATIVE_SCANNER(paths, kinds, 64, 1000)
 
 
 # -- properties -----------------------------------------------------------------
@@ -659,7 +660,7 @@ def test_whenever_it_vouches_json_and_msgspec_agree(data: st.DataObject) -> None
     if got is not None:
         assert oracle(value) == got
         assert msgspec_fields(value) == got
-        assert base.precheck(value, 10**6, 64) is None
+        assert batch.precheck(value, 10**6, 64) is None
 
 
 @SETTINGS
@@ -759,8 +760,8 @@ def test_a_buffer_export_that_empties_the_values() -> None:
     ],
 )
 def test_init_again_after_a_failed_init(bad_paths: Any) -> None:
-    assert base.NATIVE_SCANNER is not None
-    sc = base.NATIVE_SCANNER.__new__(base.NATIVE_SCANNER)
+    assert jsondecoder.NATIVE_SCANNER is not None
+    sc = jsondecoder.NATIVE_SCANNER.__new__(jsondecoder.NATIVE_SCANNER)
     with pytest.raises(Exception, match="Scanner is not initialised"):
         sc.scan([], np.zeros((0, 0), np.int64), np.zeros(0, np.bool_))
     kinds = b"s" * len(bad_paths)

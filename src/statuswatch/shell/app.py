@@ -71,11 +71,11 @@ def quiet_repeats(every_s: float = 30.0) -> RepeatFilter:
 
 def warn_if_no_native_scan(detector: Detector) -> bool:
     """Log a loud warning if a JSON format runs without statuswatch's C scanner."""
-    if detector.decoder.fast_path != "msgspec":
-        return True  # the C scanner, or a format without a JSON fast path (combined)
+    if not detector.decoder.scanner_missing:
+        return True  # the C scanner, or a format without it (combined)
     log.warning(
         "!!! statuswatch's C scanner (statuswatch.core.decode._jsonscan) is not built: "
-        "%s records are decoded on the msgspec fast path, about 3x slower. "
+        "%s records are decoded one by one on the full decoder, about 5x slower. "
         "Reinstall with a C compiler present (pip install -e .). !!!", detector.decoder.name,
     )
     return False

@@ -1,6 +1,13 @@
 """Decode stage: raw record values (bytes) -> ``DecodedBatch`` columns. Pure.
 
 One module per log format; ``build_decoder`` picks one by ``DecodeConfig.format``.
+The shared parts, in the order a record meets them: ``protocol`` (the decoder
+protocol, field checks), ``timestamps`` (and ``timestamp_columns``, vectorised),
+``batch`` (size, UTF-8 and depth prechecks; the batch builder), ``json_fields``
+(a JSON format's table of fields and what is derived from it: the full schema,
+the C scanner's fields), ``jsondecoder`` (the JSON decoder: the C scanner
+``_jsonscan`` as the fast path, ``scanned_columns`` for its columns, and the full
+decoder as the reference and the fallback).
 
 >>> from statuswatch.config import DecodeConfig
 >>> d = build_decoder(DecodeConfig(format="kong"))
@@ -18,19 +25,15 @@ One module per log format; ``build_decoder`` picks one by ``DecodeConfig.format`
 from __future__ import annotations
 
 from statuswatch.config import DecodeConfig
-from statuswatch.core.decode.base import (
-    END_TS_MS,
-    MIN_TS_MS,
-    BaseDecoder,
-    Decoder,
-    JsonDecoder,
-    Parsed,
-)
+from statuswatch.core.decode.batch import BaseDecoder
 from statuswatch.core.decode.combined import CombinedDecoder
 from statuswatch.core.decode.envoy import EnvoyDecoder
 from statuswatch.core.decode.generic_json import GenericJsonDecoder
+from statuswatch.core.decode.jsondecoder import JsonDecoder
 from statuswatch.core.decode.kong import KongDecoder
 from statuswatch.core.decode.nginx_json import NginxJsonDecoder
+from statuswatch.core.decode.protocol import Decoder, Parsed
+from statuswatch.core.decode.timestamps import END_TS_MS, MIN_TS_MS
 from statuswatch.errors import ConfigError
 
 __all__ = [

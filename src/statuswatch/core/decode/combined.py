@@ -33,15 +33,9 @@ from typing import Final
 import numpy as np
 
 from statuswatch.core.columns import NO_RESPONSE, DecodedBatch, InvalidRecord
-from statuswatch.core.decode.base import (
-    BaseDecoder,
-    Parsed,
-    check_status,
-    clf_time_ms,
-    fail,
-    precheck,
-    precheck_batch,
-)
+from statuswatch.core.decode.batch import BaseDecoder, precheck, precheck_batch
+from statuswatch.core.decode.protocol import Parsed, check_status, fail
+from statuswatch.core.decode.timestamps import clf_time_ms
 
 _LINE: Final = re.compile(
     rb"""
