@@ -67,9 +67,10 @@ def _read_secret(value: SecretStr | None, file: Path | None) -> str | None:
 
 
 class TlsConfig(_Strict):
-    """TLS towards the brokers (``security_protocol`` SSL or SASL_SSL).
+    """TLS towards a server: the Kafka brokers (``security_protocol`` SSL or SASL_SSL),
+    Alertmanager or a webhook.
 
-    Without ``ca_file`` the system's CA store verifies the brokers. ``cert_file`` and
+    Without ``ca_file`` the system's CA store verifies the server. ``cert_file`` and
     ``key_file`` (PEM) are the client certificate for mutual TLS.
     """
 
