@@ -344,8 +344,9 @@ class ScopesConfig(_Strict):
     )
     max_per_level: int = Field(
         500, gt=0,
-        description="Cardinality cap per level: the heaviest scopes by volume keep rows, the rest "
-        "fold into `other`.",
+        description="Cardinality cap per level: the heaviest scopes by volume keep rows, the "
+        "rest fold into `other` (metrics `statuswatch_scopes_cap`, "
+        "`statuswatch_scopes_folded_total`, `statuswatch_scopes_recycled_total`).",
     )
 
     @model_validator(mode="after")
@@ -623,8 +624,9 @@ class DetectConfig(_Strict):
     )
     classes: list[str] = Field(
         default_factory=lambda: ["4xx", "5xx"],
-        description="Status classes also scored as one series each (the class's summed share): a "
-        "rise spread over 500/502/503 is one series.",
+        description="Status classes also scored as one series each, the class's summed "
+        "share (`code=\"5xx\"` in alerts and metrics): a rise spread over 500/502/503 is "
+        "one series.",
     )
     volume: VolumeConfig = Field(
         VolumeConfig(),

@@ -9,7 +9,7 @@ a test fails when the two differ.
 >>> rows["window.size_seconds"].env
 'STATUSWATCH_WINDOW__SIZE_SECONDS'
 >>> rows["window.size_seconds"].type_text
-'float, > 0, <= 3600'
+'number, > 0, <= 3600'
 >>> rows["alerts.sinks[].type"].type_text
 'one of `alertmanager`, `webhook`, `kafka`'
 """
@@ -254,7 +254,8 @@ def reference(settings: type[BaseModel] = Settings) -> list[Section]:
     return _section(settings, "", "").children
 
 
-def _walk(sections: list[Section]) -> Iterator[tuple[int, Section]]:
+def walk(sections: list[Section]) -> Iterator[tuple[int, Section]]:
+    """Every section and its depth, parents before children, in document order."""
     def go(section: Section, depth: int) -> Iterator[tuple[int, Section]]:
         yield depth, section
         for child in section.children:
@@ -265,8 +266,9 @@ def _walk(sections: list[Section]) -> Iterator[tuple[int, Section]]:
 
 
 def reference_rows(settings: type[BaseModel] = Settings) -> list[Row]:
-    """Every key of the reference, in document order."""
-    return [row for _, section in _walk(reference(settings)) for row in section.rows]
+    """Every key of the reference, the top-level sections first."""
+    top = _section(settings, "", "")
+    return top.rows + [row for _, section in walk(top.children) for row in section.rows]
 
 
 def _default_cell(text: str) -> str:
@@ -301,7 +303,7 @@ def render(settings: type[BaseModel] = Settings) -> str:
     lines += ["| section | what it is for |", "|---|---|"]
     lines += [f"| [`{r.path}`](#{r.path}) | {_cell(r.description)} |" for r in top.rows]
     lines.append("")
-    for depth, section in _walk(top.children):
+    for depth, section in walk(top.children):
         lines += [f"{'#' * min(depth + 2, 6)} {section.title}", ""]
         if section.doc:
             lines += [section.doc, ""]

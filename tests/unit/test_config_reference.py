@@ -20,6 +20,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
+from statuswatch.cli import main
 from statuswatch.config import Settings
 from statuswatch.configdoc import COMMAND, Row, reference, reference_rows, render, walk
 
@@ -154,7 +155,10 @@ def readme_problems(text: str, settings: type[BaseModel] = Settings) -> list[str
     return problems
 
 
-def test_reference_is_the_generators_output():
+def test_reference_is_the_generators_output(capsys):
+    assert main(["config-reference"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == render()
     assert reference_problems(DOC.read_text(encoding="utf-8")) == []
 
 
