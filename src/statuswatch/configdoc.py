@@ -205,28 +205,32 @@ def _section(model: type[BaseModel], path: str, title: str, qualifier: str = "",
         item = _list_item(info.annotation)
         if _models_of(info.annotation):
             section.rows.append(_row(key, info, "section"))
-            (sub,) = _models_of(info.annotation)
-            section.children.append(_section(sub, key, f"`{key}`{qualifier}", qualifier))
+            section.children.append(_models_section(
+                info.annotation, key, qualifier, info.description or "", info.discriminator,
+            ))
         elif item is not None and _models_of(item):
             section.rows.append(_row(key, info, "list"))
             section.children.append(
-                _list_section(item, f"{key}[]", qualifier, info.description or ""),
+                _models_section(item, f"{key}[]", qualifier, info.description or ""),
             )
         else:
             section.rows.append(_row(key, info, "leaf"))
     return section
 
 
-def _list_section(item: Any, path: str, qualifier: str, doc: str) -> Section:
-    """A list of sections: one model, or a union of models told apart by a key.
+def _models_section(tp: Any, path: str, qualifier: str, doc: str,
+                    discriminator: Any = None) -> Section:
+    """The section of one model, or of a union of models told apart by a key.
 
     A union gets the key and the keys every variant shares, then one child per variant.
     """
-    models = _models_of(item)
-    key = _discriminator(item)
+    models = _models_of(tp)
     title = f"`{path}`{qualifier}"
-    if len(models) == 1 or key is None:
+    if len(models) == 1:
         return _section(models[0], path, title, qualifier)
+    key = _discriminator(tp) or discriminator
+    if not isinstance(key, str):
+        raise TypeError(f"{path}: a union of sections needs a discriminator key to document")
     variants = [_section(m, path, title, qualifier) for m in models]
     names = [
         v for m in models for v in typing.get_args(_unwrap(m.model_fields[key].annotation))

@@ -280,3 +280,27 @@ def test_a_readme_disagreement_is_named(row, problem):
 def test_a_good_readme_row_passes():
     row = "| `detect.fire_score` / `clear_score` | 6 / 3 | x |\n| `state.dir` | unset | x |"
     assert readme_problems(_TABLE.format(heading=README_HEADING, row=row)) == []
+
+
+def test_sink_types_list_their_shared_keys_once():
+    sections = {s.title: [r.path for r in s.rows] for _, s in walk(reference())}
+    union = sections["`alerts.sinks[]`"]
+    webhook = sections["`alerts.sinks[]` with `type: webhook`"]
+    assert union[0] == "alerts.sinks[].type"
+    assert {"alerts.sinks[].name", "alerts.sinks[].queue_size"} <= set(union)
+    assert "alerts.sinks[].url" in webhook
+    assert not set(union) & set(webhook)
+
+
+def test_a_union_of_sections_without_a_key_is_refused():
+    class One(BaseModel):
+        """One."""
+
+    class Two(BaseModel):
+        """Two."""
+
+    class Top(BaseModel):
+        either: list[One | Two] = Field(default_factory=list, description="Described.")
+
+    with pytest.raises(TypeError, match=r"either\[\]: a union of sections needs"):
+        reference(Top)
