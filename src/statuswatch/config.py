@@ -469,9 +469,10 @@ class Rule(Thresholds):
 
     A scope's volume is the series of all its codes together. It is decided by the
     first rule whose scope matches, whose ``codes`` include ``all`` and which sets
-    ``volume``, ``ignore`` or ``shadow``; the share keys above do not apply to it. A rule
-    with ``volume`` keys leaves the share series to later rules unless it also sets a
-    share key (``ignore`` and ``shadow`` then act on its volume only).
+    ``volume``, ``ignore`` or ``shadow``; the share keys (``preset``, the thresholds,
+    ``direction``, ``k``, ``m``) do not apply to it. A rule with ``volume`` keys leaves
+    the share series to later rules unless it also sets a share key (``ignore`` and
+    ``shadow`` then act on its volume only).
     """
 
     name: str = Field(
