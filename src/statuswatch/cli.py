@@ -1,4 +1,4 @@
-"""Command line: ``statuswatch run|backtest|simulate|check-config|demo``."""
+"""Command line: ``statuswatch run|backtest|simulate|check-config|config-reference|demo``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     print(f"{args.config or '(defaults)'}: OK (format={settings.decode.format}, "
           f"window={settings.window.size_seconds}s, topic={settings.kafka.topic})")
+    return 0
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from statuswatch.configdoc import render
+
+    sys.stdout.write(render())
     return 0
 
 
@@ -125,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a YAML config")
     p.add_argument("--config", metavar="PATH", required=True, help="YAML config to check")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser(
+        "config-reference",
+        help="print the configuration reference (docs/configuration.md) as Markdown",
+    )
+    p.set_defaults(func=cmd_config_reference)
 
     p = sub.add_parser("demo", help="local broker + simulated 403 incident + detector, end to end")
     p.add_argument("--metrics-port", type=int, default=9464, help="port of /metrics (default 9464)")

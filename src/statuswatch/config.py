@@ -67,18 +67,35 @@ def _read_secret(value: SecretStr | None, file: Path | None) -> str | None:
 
 
 class TlsConfig(_Strict):
-    """TLS towards the brokers (``security_protocol`` SSL or SASL_SSL).
+    """TLS towards a server: the Kafka brokers (``security_protocol`` SSL or SASL_SSL),
+    Alertmanager or a webhook.
 
-    Without ``ca_file`` the system's CA store verifies the brokers. ``cert_file`` and
+    Without ``ca_file`` the system's CA store verifies the server. ``cert_file`` and
     ``key_file`` (PEM) are the client certificate for mutual TLS.
     """
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    key_password: SecretStr | None = None
-    key_password_file: Path | None = None
-    check_hostname: bool = True
+    ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed the server certificates; unset: the system's "
+        "CA store.",
+    )
+    cert_file: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    key_file: Path | None = Field(
+        None,
+        description="Private key (PEM) of `cert_file`; needs `cert_file`.",
+    )
+    key_password: SecretStr | None = Field(
+        None,
+        description="Password of `key_file`, if it is encrypted; or `key_password_file`.",
+    )
+    key_password_file: Path | None = Field(
+        None,
+        description="File holding the password of `key_file` (one trailing newline dropped).",
+    )
+    check_hostname: bool = Field(
+        True,
+        description="The server certificate must name the host connected to.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TlsConfig:
@@ -103,10 +120,21 @@ class SaslConfig(_Strict):
     or from ``password_file`` (e.g. a mounted secret), exactly one of the two.
     """
 
-    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
-    username: str = Field(min_length=1)
-    password: SecretStr | None = None
-    password_file: Path | None = None
+    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512",
+        description="SASL mechanism.",
+    )
+    username: str = Field(min_length=1, description="The SASL user.")
+    password: SecretStr | None = Field(
+        None,
+        description="The SASL password, e.g. from `STATUSWATCH_KAFKA__SASL__PASSWORD`; or "
+        "`password_file`.",
+    )
+    password_file: Path | None = Field(
+        None,
+        description="File holding the SASL password, e.g. a mounted secret (one trailing newline "
+        "dropped).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SaslConfig:
@@ -121,11 +149,28 @@ class SaslConfig(_Strict):
 class KafkaConnection(_Strict):
     """How to reach a Kafka cluster: servers, client id, TLS and SASL."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    client_id: str = "statuswatch"
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    tls: TlsConfig | None = None
-    sasl: SaslConfig | None = None
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Comma-separated `host:port` list of the brokers.",
+    )
+    client_id: str = Field(
+        "statuswatch",
+        description="Client id; shows up in broker logs and quotas.",
+    )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="How to talk to the brokers: plain, TLS, SASL over TLS or SASL in clear.",
+    )
+    tls: TlsConfig | None = Field(
+        None,
+        description="TLS settings, with `SSL` or `SASL_SSL`; unset: the system's CAs, hostname "
+        "checked.",
+    )
+    sasl: SaslConfig | None = Field(
+        None,
+        description="SASL settings; required with `SASL_SSL` or `SASL_PLAINTEXT`, refused "
+        "otherwise.",
+    )
 
     @model_validator(mode="after")
     def _security_consistent(self) -> KafkaConnection:
@@ -140,18 +185,50 @@ class KafkaConnection(_Strict):
 
 
 class KafkaConfig(KafkaConnection):
-    topic: str = Field("gateway-logs", min_length=1)
-    group_id: str = Field("statuswatch", min_length=1)
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_batch_records: int = Field(5000, gt=0)
-    fetch_timeout_ms: int = Field(500, gt=0)
-    max_partition_fetch_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    session_timeout_ms: int = Field(30_000, gt=0)
-    #: rejected records are produced here (original value, source position, reason); off if None
-    dead_letter_topic: str | None = Field(None, min_length=1)
-    dead_letter_max_bytes: int = Field(64 * 1024, gt=0)
-    dead_letter_max_in_flight: int = Field(1000, gt=0)
-    dead_letter_timeout_seconds: float = Field(10.0, gt=0)
+    """The source: the topic of access logs, the consumer group and fetch limits."""
+
+    topic: str = Field(
+        "gateway-logs", min_length=1,
+        description="Topic holding the gateway access logs.",
+    )
+    group_id: str = Field(
+        "statuswatch", min_length=1,
+        description="Consumer group; instances sharing it split the partitions.",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a new consumer group starts reading.",
+    )
+    max_batch_records: int = Field(
+        5000, gt=0,
+        description="Most records taken per poll (bounds the CPU spent per batch).",
+    )
+    fetch_timeout_ms: int = Field(500, gt=0, description="How long a poll waits for data.")
+    max_partition_fetch_bytes: int = Field(
+        4 * 1024 * 1024, gt=0,
+        description="Bytes fetched per partition per request.",
+    )
+    session_timeout_ms: int = Field(
+        30_000, gt=0,
+        description="Consumer group session timeout; heartbeats keep it alive.",
+    )
+    dead_letter_topic: str | None = Field(
+        None, min_length=1,
+        description="Topic that receives rejected records (the original value, its source "
+        "position and the reason); unset: off.",
+    )
+    dead_letter_max_bytes: int = Field(
+        64 * 1024, gt=0,
+        description="Longer rejected values are cut to this many bytes in the dead letter.",
+    )
+    dead_letter_max_in_flight: int = Field(
+        1000, gt=0,
+        description="Most dead letters awaiting the broker's acknowledgement at once.",
+    )
+    dead_letter_timeout_seconds: float = Field(
+        10.0, gt=0,
+        description="How long a commit waits for dead letters to be acknowledged.",
+    )
 
 
 TimestampUnit = Literal["s", "ms", "us", "ns", "iso8601", "clf"]
@@ -167,36 +244,83 @@ class FieldMap(_Strict):
     common log format's ``dd/Mon/yyyy:HH:MM:SS +zzzz``.
     """
 
-    timestamp: str | None = Field(None, min_length=1)
-    timestamp_unit: TimestampUnit | None = None
-    status: str = "status"
-    service: str | None = None
-    route: str | None = None
-    app: str | None = None
+    timestamp: str | None = Field(
+        None, min_length=1,
+        description="Field with the request time. Unset: `time` for `json`; for `nginx-json` the "
+        "first of `msec`, `time_iso8601`, `time_local` and `time` a record has.",
+    )
+    timestamp_unit: TimestampUnit | None = Field(
+        None,
+        description="Unit of the time field: epoch `s`, `ms`, `us`, `ns`, `iso8601` or `clf` "
+        "(`06/Dec/2026:05:30:01 +0000`). Unset: `iso8601`; for `nginx-json` the unit "
+        "of the named nginx variable.",
+    )
+    status: str = Field("status", description="Field with the HTTP status code.")
+    service: str | None = Field(
+        None,
+        description="Field naming the service; unset: not in the log.",
+    )
+    route: str | None = Field(None, description="Field naming the route; unset: not in the log.")
+    app: str | None = Field(
+        None,
+        description="Field naming the consumer or app; unset: not in the log.",
+    )
 
 
 class MostlyInvalidConfig(_Strict):
     """When the input counts as mostly invalid: at least ``share`` of at least
     ``min_records`` records in the last ``window_seconds`` were rejected."""
 
-    share: float = Field(0.5, gt=0, le=1)
-    min_records: int = Field(100, ge=1)
-    window_seconds: float = Field(60.0, ge=1, le=3600)
+    share: float = Field(
+        0.5, gt=0, le=1,
+        description="Rejected share of the records read that makes the input mostly invalid ...",
+    )
+    min_records: int = Field(100, ge=1, description="... of at least this many records ...")
+    window_seconds: float = Field(
+        60.0, ge=1, le=3600,
+        description="... read in the last this many seconds (wall time).",
+    )
 
 
 class DecodeConfig(_Strict):
-    format: Literal["kong", "envoy", "nginx-json", "combined", "json"] = "kong"
-    fields: FieldMap = FieldMap()
-    max_record_bytes: int = Field(1_000_000, gt=0)
-    max_depth: int = Field(64, gt=0)
-    #: /ready 503, an ERROR line, StatuswatchInputMostlyInvalid; volume drops suppressed
-    mostly_invalid: MostlyInvalidConfig = MostlyInvalidConfig()
+    """How one record is read: its format, field paths and size limits."""
+
+    format: Literal["kong", "envoy", "nginx-json", "combined", "json"] = Field(
+        "kong",
+        description="Log format of the records.",
+    )
+    fields: FieldMap = Field(
+        FieldMap(),
+        description="Dotted paths to the fields, for the `json` and `nginx-json` formats.",
+    )
+    max_record_bytes: int = Field(
+        1_000_000, gt=0,
+        description="Larger records are rejected as `too_large`.",
+    )
+    max_depth: int = Field(64, gt=0, description="Deeper JSON nesting is rejected as `too_deep`.")
+    mostly_invalid: MostlyInvalidConfig = Field(
+        MostlyInvalidConfig(),
+        description="When most records are rejected: `/ready` 503, an ERROR line, the "
+        "StatuswatchInputMostlyInvalid alert; volume drops are suppressed meanwhile.",
+    )
 
 
 class WindowConfig(_Strict):
-    size_seconds: float = Field(10.0, gt=0, le=3600)
-    allowed_lateness_seconds: float = Field(5.0, ge=0)
-    idle_timeout_seconds: float = Field(30.0, gt=0)
+    """Event-time tumbling windows and how long they wait for late records."""
+
+    size_seconds: float = Field(
+        10.0, gt=0, le=3600,
+        description="Length of the event-time tumbling window.",
+    )
+    allowed_lateness_seconds: float = Field(
+        5.0, ge=0,
+        description="How long a window waits for late records after it closed; later records are "
+        "counted as late and dropped.",
+    )
+    idle_timeout_seconds: float = Field(
+        30.0, gt=0,
+        description="A partition silent this long stops holding back the watermark.",
+    )
 
     @property
     def size_ms(self) -> int:
@@ -211,8 +335,19 @@ DEFAULT_LEVELS: list[list[Dimension]] = [[], ["service"], ["service", "route"], 
 
 
 class ScopesConfig(_Strict):
-    levels: list[list[Dimension]] = Field(default_factory=lambda: list(DEFAULT_LEVELS))
-    max_per_level: int = Field(500, gt=0)
+    """The scopes baselined separately and how many of each level are kept."""
+
+    levels: list[list[Dimension]] = Field(
+        default_factory=lambda: list(DEFAULT_LEVELS),
+        description="Scopes to baseline separately, each a list of dimensions (`service`, "
+        "`route`, `app`); the first must be `[]`, the whole fleet.",
+    )
+    max_per_level: int = Field(
+        500, gt=0,
+        description="Cardinality cap per level: the heaviest scopes by volume keep rows, the "
+        "rest fold into `other` (metrics `statuswatch_scopes_cap`, "
+        "`statuswatch_scopes_folded_total`, `statuswatch_scopes_recycled_total`).",
+    )
 
     @model_validator(mode="after")
     def _fleet_first(self) -> ScopesConfig:
@@ -222,10 +357,26 @@ class ScopesConfig(_Strict):
 
 
 class BaselineConfig(_Strict):
-    half_life_windows: float = Field(90.0, gt=0)
-    volume_half_life_windows: float = Field(30.0, gt=0)
-    warmup_windows: int = Field(30, ge=0)
-    accept_after_windows: int = Field(360, ge=0)
+    """How fast the expected share and volume of each code forget."""
+
+    half_life_windows: float = Field(
+        90.0, gt=0,
+        description="Share memory: old evidence weighs half after this many windows (90 x 10 s = "
+        "15 min).",
+    )
+    volume_half_life_windows: float = Field(
+        30.0, gt=0,
+        description="Volume memory, the recent traffic level (30 x 10 s = 5 min).",
+    )
+    warmup_windows: int = Field(
+        30, ge=0,
+        description="Windows of traffic a scope needs before it may alert.",
+    )
+    accept_after_windows: int = Field(
+        360, ge=0,
+        description="A level firing this many windows becomes the new normal (0: never); `kill "
+        "-USR1` accepts at once.",
+    )
 
 
 Preset = Literal["low", "medium", "high"]
@@ -242,25 +393,70 @@ PRESETS: dict[str, tuple[float, float, float]] = {
 class Thresholds(_Strict):
     """When a window is a hit. Unset keys come from the preset, then the defaults."""
 
-    preset: Preset | None = None
-    fire_score: float | None = Field(None, gt=0)
-    min_excess_count: float | None = Field(None, ge=0)
-    min_share_ratio: float | None = Field(None, ge=1.0)
-    direction: DirectionSetting | None = None
-    k: int | None = Field(None, gt=0)
-    m: int | None = Field(None, gt=0)
+    preset: Preset | None = Field(
+        None,
+        description="Sensitivity preset: `high` (fire_score 4, min_excess_count 5, "
+        "min_share_ratio 1.5), `medium` (6, 10, 2) or `low` (9, 30, 3).",
+    )
+    fire_score: float | None = Field(
+        None, gt=0,
+        description="`-log10 p` that counts as a hit; unset: from the preset, else "
+        "`detect.fire_score`.",
+    )
+    min_excess_count: float | None = Field(
+        None, ge=0,
+        description="Requests above (or below) expected needed for a hit; unset: from the preset, "
+        "else `detect.min_excess_count`.",
+    )
+    min_share_ratio: float | None = Field(
+        None, ge=1.0,
+        description="Observed/expected share ratio needed for a hit; unset: from the preset, else "
+        "`detect.min_share_ratio`.",
+    )
+    direction: DirectionSetting | None = Field(
+        None,
+        description="Alert on share rises, drops or both; unset: `detect.direction`.",
+    )
+    k: int | None = Field(
+        None, gt=0,
+        description="Hits needed within the last `m` windows to fire; unset: `detect.k`.",
+    )
+    m: int | None = Field(
+        None, gt=0,
+        description="Windows in which `k` hits fire; unset: `detect.m`.",
+    )
 
 
 class VolumeThresholds(_Strict):
     """A rule's volume settings; unset keys come from ``detect.volume`` (``k``/``m``:
     hits in the last m windows needed to fire, from ``detect.k``/``m``)."""
 
-    fire_score: float | None = Field(None, gt=0)
-    min_excess_count: float | None = Field(None, ge=0)
-    min_ratio: float | None = Field(None, ge=1.0)
-    direction: DirectionSetting | None = None
-    k: int | None = Field(None, gt=0)
-    m: int | None = Field(None, gt=0)
+    fire_score: float | None = Field(
+        None, gt=0,
+        description="`-log10 p` that counts as a volume hit; unset: `detect.volume.fire_score`.",
+    )
+    min_excess_count: float | None = Field(
+        None, ge=0,
+        description="Requests missing (or extra) needed for a volume hit; unset: "
+        "`detect.volume.min_excess_count`.",
+    )
+    min_ratio: float | None = Field(
+        None, ge=1.0,
+        description="Expected/observed (drop) or observed/expected (rise) ratio needed; unset: "
+        "`detect.volume.min_ratio`.",
+    )
+    direction: DirectionSetting | None = Field(
+        None,
+        description="Alert on traffic drops, surges or both; unset: `detect.volume.direction`.",
+    )
+    k: int | None = Field(
+        None, gt=0,
+        description="Volume hits needed within the last `m` windows to fire; unset: `detect.k`.",
+    )
+    m: int | None = Field(
+        None, gt=0,
+        description="Windows in which `k` volume hits fire; unset: `detect.m`.",
+    )
 
 
 #: Severity of an alert no rule names one for; a label value, so a plain word.
@@ -273,19 +469,39 @@ class Rule(Thresholds):
 
     A scope's volume is the series of all its codes together. It is decided by the
     first rule whose scope matches, whose ``codes`` include ``all`` and which sets
-    ``volume``, ``ignore`` or ``shadow``; the share keys above do not apply to it. A rule
-    with ``volume`` keys leaves the share series to later rules unless it also sets a
-    share key (``ignore`` and ``shadow`` then act on its volume only).
+    ``volume``, ``ignore`` or ``shadow``; the share keys (``preset``, the thresholds,
+    ``direction``, ``k``, ``m``) do not apply to it. A rule with ``volume`` keys leaves
+    the share series to later rules unless it also sets a share key (``ignore`` and
+    ``shadow`` then act on its volume only).
     """
 
-    name: str = Field(min_length=1)
-    codes: list[str] = Field(default_factory=lambda: ["all"])
-    scope: dict[str, str] = Field(default_factory=dict)
-    ignore: bool = False
-    shadow: bool = False
-    volume: VolumeThresholds | None = None
-    #: the ``severity`` label of this rule's alerts in Alertmanager
-    severity: str = Field(DEFAULT_SEVERITY, pattern=SEVERITY_PATTERN)
+    name: str = Field(
+        min_length=1,
+        description="The rule's name, shown in metrics (shadow mode) and logs.",
+    )
+    codes: list[str] = Field(
+        default_factory=lambda: ["all"],
+        description="Exact codes (`403`, `0` for no response), classes (`4xx`) or `all`.",
+    )
+    scope: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels the scope must carry, e.g. `{service: checkout}`; keys `service`, "
+        "`route`, `app`.",
+    )
+    ignore: bool = Field(False, description="Never alert on these series.")
+    shadow: bool = Field(
+        False,
+        description="Count \"would have fired\" only: page nothing and cover nothing outside the "
+        "rule's own scope.",
+    )
+    volume: VolumeThresholds | None = Field(
+        None,
+        description="Volume thresholds for the matching scopes; needs `all` among `codes`.",
+    )
+    severity: str = Field(
+        DEFAULT_SEVERITY, pattern=SEVERITY_PATTERN,
+        description="The `severity` label of this rule's alerts in Alertmanager.",
+    )
 
     @model_validator(mode="after")
     def _codes_valid(self) -> Rule:
@@ -309,46 +525,123 @@ class Rule(Thresholds):
 
 
 class VolumeConfig(_Strict):
-    enabled: bool = True
-    direction: DirectionSetting = "down"
-    fire_score: float = Field(8.0, gt=0)
-    min_excess_count: float = Field(50.0, ge=0)
-    min_ratio: float = Field(2.0, ge=1.0)
-    #: score each scope's volume against its own history of scores (core/calibrate.py)
-    calibration: bool = False
-    calibration_half_life_windows: float = Field(10_000.0, gt=0)
-    calibration_min_std: float = Field(2.0, gt=0)
-    calibration_warmup_windows: int = Field(300, ge=0)
+    """Scoring each scope's request count: traffic drops, input gone silent."""
+
+    enabled: bool = Field(True, description="Score each scope's request count at all.")
+    direction: DirectionSetting = Field(
+        "down",
+        description="Alert on traffic drops, surges or both (`up` pages on every traffic surge).",
+    )
+    fire_score: float = Field(
+        8.0, gt=0,
+        description="`-log10 p` that counts as a volume hit; must be above `detect.clear_score`.",
+    )
+    min_excess_count: float = Field(
+        50.0, ge=0,
+        description="Requests missing (or extra) needed for a volume hit.",
+    )
+    min_ratio: float = Field(
+        2.0, ge=1.0,
+        description="Expected/observed (drop) or observed/expected (rise) ratio needed for a hit.",
+    )
+    calibration: bool = Field(
+        False,
+        description="Score each scope's volume against its own history of scores (bursty scopes "
+        "page less, quiet ones as before).",
+    )
+    calibration_half_life_windows: float = Field(
+        10_000.0, gt=0,
+        description="Memory of each scope's score distribution (10000 x 10 s = ~28 h).",
+    )
+    calibration_min_std: float = Field(
+        2.0, gt=0,
+        description="Floor of that distribution's spread, in `-log10 p` units.",
+    )
+    calibration_warmup_windows: int = Field(
+        300, ge=0,
+        description="Windows of scores a scope needs before its calibrated scores count.",
+    )
 
 
 _APP_LEVEL: list[Dimension] = ["app"]
 
 
 class BlastRadiusConfig(_Strict):
-    enabled: bool = True
-    level: list[Dimension] = Field(default_factory=lambda: list(_APP_LEVEL))
-    scope_score: float = Field(3.0, gt=0)
-    min_fraction: float = Field(0.2, gt=0, le=1)
-    min_scopes: int = Field(5, ge=1)
+    """Many small scopes (apps) anomalous on one code at once."""
+
+    enabled: bool = Field(True, description="Score the fraction of anomalous scopes at `level`.")
+    level: list[Dimension] = Field(
+        default_factory=lambda: list(_APP_LEVEL),
+        description="The scope level counted; must be one of `scopes.levels`.",
+    )
+    scope_score: float = Field(
+        3.0, gt=0,
+        description="A scope counts as anomalous at this `-log10 p`.",
+    )
+    min_fraction: float = Field(
+        0.2, gt=0, le=1,
+        description="Fraction of the level's active scopes that must be anomalous ...",
+    )
+    min_scopes: int = Field(5, ge=1, description="... and at least this many of them.")
 
 
 class DetectConfig(_Strict):
-    fire_score: float = Field(6.0, gt=0)
-    clear_score: float = Field(3.0, ge=0)
-    extreme_score: float = Field(20.0, gt=0)
-    k: int = Field(2, gt=0)
-    m: int = Field(3, gt=0)
-    min_excess_count: float = Field(10.0, ge=0)
-    min_share_ratio: float = Field(2.0, ge=1.0)
-    direction: DirectionSetting = "both"
-    min_firing_windows: int = Field(3, ge=1)
-    clear_windows: int = Field(3, ge=1)
-    long_windows: int = Field(6, ge=1)
-    #: status classes also scored as one series each (the class's summed share)
-    classes: list[str] = Field(default_factory=lambda: ["4xx", "5xx"])
-    volume: VolumeConfig = VolumeConfig()
-    blast_radius: BlastRadiusConfig = BlastRadiusConfig()
-    rules: list[Rule] = Field(default_factory=list)
+    """When a window is a hit, when an alert fires and when it resolves."""
+
+    fire_score: float = Field(
+        6.0, gt=0,
+        description="`-log10 p` that counts as a hit (6: one in a million).",
+    )
+    clear_score: float = Field(
+        3.0, ge=0,
+        description="Below this a window is calm; every fire score (rules' and volume's too) must "
+        "be above it (hysteresis).",
+    )
+    extreme_score: float = Field(
+        20.0, gt=0,
+        description="A single window this strong fires at once.",
+    )
+    k: int = Field(2, gt=0, description="Hits needed within the last `m` windows to fire.")
+    m: int = Field(3, gt=0, description="Windows in which `k` hits fire; `k` <= `m`.")
+    min_excess_count: float = Field(
+        10.0, ge=0,
+        description="Requests above (or below) expected needed for a hit: three 403s where one "
+        "was usual never page.",
+    )
+    min_share_ratio: float = Field(
+        2.0, ge=1.0,
+        description="Observed/expected share ratio needed for a hit.",
+    )
+    direction: DirectionSetting = Field("both", description="Alert on share rises, drops or both.")
+    min_firing_windows: int = Field(
+        3, ge=1,
+        description="An alert stays firing at least this many windows.",
+    )
+    clear_windows: int = Field(3, ge=1, description="Calm windows in a row needed to resolve.")
+    long_windows: int = Field(
+        6, ge=1,
+        description="Also score the sum of the last this many windows: a small excess that "
+        "persists pages too.",
+    )
+    classes: list[str] = Field(
+        default_factory=lambda: ["4xx", "5xx"],
+        description="Status classes also scored as one series each, the class's summed "
+        "share (`code=\"5xx\"` in alerts and metrics): a rise spread over 500/502/503 is "
+        "one series.",
+    )
+    volume: VolumeConfig = Field(
+        VolumeConfig(),
+        description="Each scope's request count: traffic drops, input gone silent.",
+    )
+    blast_radius: BlastRadiusConfig = Field(
+        BlastRadiusConfig(),
+        description="Many small scopes anomalous on one code at once.",
+    )
+    rules: list[Rule] = Field(
+        default_factory=list,
+        description="Per-code and per-scope overrides; the first rule whose `codes` and `scope` "
+        "match wins.",
+    )
 
     @field_validator("classes")
     @classmethod
@@ -396,12 +689,23 @@ class DeliveryConfig(_Strict):
     alert was enqueued; then it is counted as expired and logged.
     """
 
-    name: str | None = Field(None, min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
-    queue_size: int = Field(1000, gt=0)
-    timeout_seconds: float = Field(10.0, gt=0)
-    deadline_seconds: float = Field(300.0, gt=0)
-    backoff_initial_seconds: float = Field(0.5, gt=0)
-    backoff_max_seconds: float = Field(30.0, gt=0)
+    name: str | None = Field(
+        None, min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="The sink's name in metrics and logs; unset: its type and position, e.g. "
+        "`webhook-2`.",
+    )
+    queue_size: int = Field(1000, gt=0, description="Alerts queued before the oldest is dropped.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Timeout of one delivery attempt.")
+    deadline_seconds: float = Field(
+        300.0, gt=0,
+        description="An alert undelivered this long after it was queued is counted as expired and "
+        "logged.",
+    )
+    backoff_initial_seconds: float = Field(
+        0.5, gt=0,
+        description="First retry delay, doubling up to `backoff_max_seconds`, with full jitter.",
+    )
+    backoff_max_seconds: float = Field(30.0, gt=0, description="Longest retry delay.")
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> DeliveryConfig:
@@ -413,11 +717,17 @@ class DeliveryConfig(_Strict):
 class HttpAuthConfig(_Strict):
     """Basic auth (``username`` + ``password``) or a bearer token; secrets inline or in files."""
 
-    username: str | None = Field(None, min_length=1)
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
+    username: str | None = Field(
+        None, min_length=1,
+        description="Basic auth user; needs `password` or `password_file`.",
+    )
+    password: SecretStr | None = Field(None, description="Basic auth password; or `password_file`.")
+    password_file: Path | None = Field(None, description="File holding the basic auth password.")
+    bearer_token: SecretStr | None = Field(
+        None,
+        description="Bearer token (instead of basic auth); or `bearer_token_file`.",
+    )
+    bearer_token_file: Path | None = Field(None, description="File holding the bearer token.")
 
     @model_validator(mode="after")
     def _consistent(self) -> HttpAuthConfig:
@@ -449,13 +759,22 @@ def _http_url(url: str) -> str:
 class AlertmanagerSinkConfig(DeliveryConfig):
     """Alertmanager's API v2: every alert is POSTed to each URL (a cluster's members)."""
 
-    type: Literal["alertmanager"]
-    urls: list[str] = Field(min_length=1)
-    auth: HttpAuthConfig | None = None
-    tls: TlsConfig | None = None
-    #: firing alerts are sent again this often; keep it well below Alertmanager's
-    #: resolve_timeout (default 5m), or a long incident resolves itself there
-    resend_interval_seconds: float = Field(60.0, gt=0)
+    type: Literal["alertmanager"] = Field(description="Selects this sink type.")
+    urls: list[str] = Field(
+        min_length=1,
+        description="Alertmanager base URLs (a cluster's members); each gets every alert, with "
+        "its own queue.",
+    )
+    auth: HttpAuthConfig | None = Field(
+        None,
+        description="HTTP authentication towards Alertmanager.",
+    )
+    tls: TlsConfig | None = Field(None, description="TLS towards Alertmanager (`https://` URLs).")
+    resend_interval_seconds: float = Field(
+        60.0, gt=0,
+        description="Firing alerts are sent again this often; keep it well below Alertmanager's "
+        "`resolve_timeout` (default 5m), or a long incident resolves itself there.",
+    )
 
     @field_validator("urls")
     @classmethod
@@ -466,13 +785,23 @@ class AlertmanagerSinkConfig(DeliveryConfig):
 class WebhookSinkConfig(DeliveryConfig):
     """The alert JSON POSTed to ``url``, optionally signed with HMAC-SHA256."""
 
-    type: Literal["webhook"]
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    auth: HttpAuthConfig | None = None
-    tls: TlsConfig | None = None
-    hmac_secret: SecretStr | None = None
-    hmac_secret_file: Path | None = None
+    type: Literal["webhook"] = Field(description="Selects this sink type.")
+    url: str = Field(description="The `http://` or `https://` URL the alert JSON is POSTed to.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers sent with every request.",
+    )
+    auth: HttpAuthConfig | None = Field(
+        None,
+        description="HTTP authentication towards the webhook.",
+    )
+    tls: TlsConfig | None = Field(None, description="TLS towards the webhook (`https://` URL).")
+    hmac_secret: SecretStr | None = Field(
+        None,
+        description="Signs the body: header `X-Statuswatch-Signature: t=<unix>,sha256=<hex>`; or "
+        "`hmac_secret_file`.",
+    )
+    hmac_secret_file: Path | None = Field(None, description="File holding the HMAC secret.")
 
     @field_validator("url")
     @classmethod
@@ -494,9 +823,12 @@ class KafkaSinkConfig(DeliveryConfig):
     ``cluster`` is another cluster's connection; without it, that of the ``kafka`` section.
     """
 
-    type: Literal["kafka"]
-    topic: str = Field(min_length=1)
-    cluster: KafkaConnection | None = None
+    type: Literal["kafka"] = Field(description="Selects this sink type.")
+    topic: str = Field(min_length=1, description="Topic the alerts are produced to.")
+    cluster: KafkaConnection | None = Field(
+        None,
+        description="Connection to another cluster; unset: that of the `kafka` section.",
+    )
 
 
 SinkConfig = Annotated[
@@ -505,13 +837,26 @@ SinkConfig = Annotated[
 
 
 class AlertsConfig(_Strict):
-    output: str = "-"
-    windows_output: str | None = None
-    #: where alerts are delivered besides ``output``; any number, each with its own queue
-    sinks: list[SinkConfig] = Field(default_factory=list)
-    #: the metrics listener's URL as people reach it (generatorURL links to its /alerts);
-    #: by default http://<metrics.host>:<metrics.port>
-    external_url: str | None = None
+    """Where alert state changes go."""
+
+    output: str = Field(
+        "-",
+        description="Alert state changes as JSON lines: a file path, or `-` for stdout.",
+    )
+    windows_output: str | None = Field(
+        None,
+        description="Audit log: every closed window's counts as JSON lines; unset: off.",
+    )
+    sinks: list[SinkConfig] = Field(
+        default_factory=list,
+        description="Where alerts are delivered besides `output`; any number, each with its own "
+        "queue.",
+    )
+    external_url: str | None = Field(
+        None,
+        description="The metrics listener's URL as people reach it (Alertmanager's `generatorURL` "
+        "links to its `/alerts`); unset: `http://<metrics.host>:<metrics.port>`.",
+    )
 
     @field_validator("external_url")
     @classmethod
@@ -537,17 +882,41 @@ def sink_name(sink: DeliveryConfig, index: int) -> str:
 
 
 class StateConfig(_Strict):
-    dir: str | None = None
-    interval_seconds: float = Field(10.0, gt=0)
-    keep: int = Field(3, ge=1)
+    """Durable snapshots: a restart loses neither windows nor baselines."""
+
+    dir: str | None = Field(
+        None,
+        description="Directory for snapshots (versioned JSON, atomic); unset keeps state in "
+        "memory only. Set it in production.",
+    )
+    interval_seconds: float = Field(
+        10.0, gt=0,
+        description="How often state is snapshotted (offsets are committed after).",
+    )
+    keep: int = Field(
+        3, ge=1,
+        description="Snapshot generations kept; a corrupt newest falls back to an older one.",
+    )
 
 
 class MetricsConfig(_Strict):
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(9464, ge=0, le=65535)
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
+    """The HTTP listener of `/metrics`, `/ready`, `/healthz` and `/alerts`."""
+
+    enabled: bool = Field(True, description="Serve Prometheus metrics.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Bind address of `/metrics`, `/ready` and `/healthz` (`0.0.0.0` to expose "
+        "beyond the host).",
+    )
+    port: int = Field(
+        9464, ge=0, le=65535,
+        description="Port of `/metrics`, `/ready` and `/healthz`.",
+    )
+    tls_cert_file: str | None = Field(
+        None,
+        description="PEM certificate: serve the endpoints over HTTPS (with `tls_key_file`).",
+    )
+    tls_key_file: str | None = Field(None, description="PEM private key of `tls_cert_file`.")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> MetricsConfig:
@@ -559,10 +928,25 @@ class MetricsConfig(_Strict):
 class HealthConfig(_Strict):
     """When the process reports itself unready, unhealthy or stuck."""
 
-    broker_timeout_seconds: float = Field(10.0, gt=0)
-    heartbeat_timeout_seconds: float = Field(10.0, gt=0)
-    stuck_timeout_seconds: float = Field(120.0, ge=0)
-    shutdown_timeout_seconds: float = Field(5.0, gt=0)
+    broker_timeout_seconds: float = Field(
+        10.0, gt=0,
+        description="No fetch response from the broker this long: broker down, `/ready` 503, "
+        "`statuswatch_broker_up` 0.",
+    )
+    heartbeat_timeout_seconds: float = Field(
+        10.0, gt=0,
+        description="Event loop silent this long: `/healthz` 503.",
+    )
+    stuck_timeout_seconds: float = Field(
+        120.0, ge=0,
+        description="Lag > 0 with no consumed progress, or a partition that cannot be read, this "
+        "long: exit 3 for the supervisor to restart (0: never).",
+    )
+    shutdown_timeout_seconds: float = Field(
+        5.0, gt=0,
+        description="Longest wait for the broker while stopping (final commit, leaving the "
+        "group).",
+    )
 
 
 _yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -602,6 +986,8 @@ class _YamlSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
+    """statuswatch's configuration: YAML, overridden by ``STATUSWATCH_*`` variables."""
+
     model_config = SettingsConfigDict(
         env_prefix="STATUSWATCH_",
         env_nested_delimiter="__",
@@ -609,16 +995,28 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    kafka: KafkaConfig = KafkaConfig()
-    decode: DecodeConfig = DecodeConfig()
-    window: WindowConfig = WindowConfig()
-    scopes: ScopesConfig = ScopesConfig()
-    baseline: BaselineConfig = BaselineConfig()
-    detect: DetectConfig = DetectConfig()
-    alerts: AlertsConfig = AlertsConfig()
-    state: StateConfig = StateConfig()
-    metrics: MetricsConfig = MetricsConfig()
-    health: HealthConfig = HealthConfig()
+    kafka: KafkaConfig = Field(KafkaConfig(), description="Where the access logs come from.")
+    decode: DecodeConfig = Field(DecodeConfig(), description="How to read one record.")
+    window: WindowConfig = Field(WindowConfig(), description="Event-time windows.")
+    scopes: ScopesConfig = Field(ScopesConfig(), description="What to baseline separately.")
+    baseline: BaselineConfig = Field(
+        BaselineConfig(),
+        description="The expected share and volume of each code.",
+    )
+    detect: DetectConfig = Field(
+        DetectConfig(),
+        description="When a window is a hit and an alert fires.",
+    )
+    alerts: AlertsConfig = Field(AlertsConfig(), description="Where alert state changes go.")
+    state: StateConfig = Field(
+        StateConfig(),
+        description="Durable snapshots: restart without losing windows or baselines.",
+    )
+    metrics: MetricsConfig = Field(MetricsConfig(), description="The Prometheus endpoint.")
+    health: HealthConfig = Field(
+        HealthConfig(),
+        description="`/ready`, `/healthz` and the stuck-consumer watchdog.",
+    )
 
     @classmethod
     def settings_customise_sources(
