@@ -81,8 +81,9 @@ class ConfigReloader:
         try:
             new = self.load()
         except ConfigError as exc:
+            lines = [line.strip() for line in str(exc).splitlines()]
             log.error("config reload (%s) of %s refused, the running configuration goes on: "
-                      "%s", why, where, "; ".join(str(exc).splitlines()))
+                      "%s", why, where, " ".join([lines[0], "; ".join(lines[1:])]).strip())
             return "invalid"
         changed = changed_keys(self.settings, new)
         restart = restart_keys(changed)
