@@ -474,6 +474,16 @@ class SinkWorker:
         self._idle.clear()
         self._wake.set()
 
+    def take_over(self, other: SinkWorker) -> None:
+        """Deliver ``other``'s queued alerts (in order) and go on with its counts: the
+        same sink, reconfigured."""
+        self.queue.extend(other.queue)
+        other.queue.clear()
+        self.results.update(other.results)
+        if self.queue:
+            self._idle.clear()
+            self._wake.set()
+
     def _expire(self) -> None:
         now = self.clock()
         for pending in [p for p in self.queue if p.deadline <= now]:
@@ -670,9 +680,7 @@ class AlertDelivery:
         for worker in added:
             before = old_workers.get(worker.name)
             if before is not None:  # same name, new configuration: its queue moves over
-                worker.queue.extend(before.queue)
-                worker.results.update(before.results)
-                before.queue.clear()
+                worker.take_over(before)
             else:
                 for alert, severity in self.firing.items():
                     worker.submit(alert, severity)
