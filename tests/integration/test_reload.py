@@ -9,6 +9,9 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,28 @@ async def produce(bootstrap: str, topic: str, from_s: int, to_s: int) -> None:
         await producer.stop()
 
 
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local webhook receiver: its URL and the alerts POSTed to it."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
 def value(body: str, name: str, labels: str = "") -> float | None:
     """The sample ``name{labels}`` of a /metrics body (labels in alphabetical order)."""
     prefix = f"{name}{{{labels}}} " if labels else f"{name} "
@@ -53,8 +78,10 @@ def value(body: str, name: str, labels: str = "") -> float | None:
 
 
 async def test_sighup_mid_incident_keeps_alert_ids_and_baselines_and_refuses_bad_files(
-    kafka_broker: Any, topic: str, tmp_path: Path
+    kafka_broker: Any, topic: str, tmp_path: Path,
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
+    hook_url, hooked = webhook
     bootstrap = kafka_broker.bootstrap_servers
     await produce(bootstrap, topic, 0, ONSET_S + 90)
 
@@ -121,11 +148,17 @@ async def test_sighup_mid_incident_keeps_alert_ids_and_baselines_and_refuses_bad
         assert value(body, "statuswatch_config_info", f'hash="{first_hash}"') == 1.0
         assert value(body, "statuswatch_config_last_reload_successful") == 0.0
 
-        # A live change that does not concern the 403 freeze: the alert goes on under
-        # its id, without a second page, on the baselines learned before.
-        second_hash = write_config(detect={"rules": [
-            {"name": "quiet-404", "codes": ["404"], "preset": "low"}]})
+        # A live change that does not concern the 403 freeze, and a new sink: the alert
+        # goes on under its id, without a second page, on the baselines learned before;
+        # the new sink is sent what fires.
+        second_hash = write_config(
+            detect={"rules": [{"name": "quiet-404", "codes": ["404"], "preset": "low"}]},
+            alerts={"sinks": [{"type": "webhook", "name": "hook", "url": hook_url}]},
+        )
         sighup_until("applied", 1)
+        wait_for(lambda: any(a["id"] == alert_id for a in hooked), 30,
+                 "the firing alert at the sink added by the reload")
+        assert all(a["state"] == "firing" for a in hooked)
         closed = value(scrape(port), "statuswatch_windows_closed_total") or 0
         await produce(bootstrap, topic, ONSET_S + 90, ONSET_S + 150)
         wait_for(lambda: (value(scrape(port), "statuswatch_windows_closed_total") or 0)
@@ -145,13 +178,16 @@ async def test_sighup_mid_incident_keeps_alert_ids_and_baselines_and_refuses_bad
         code, firing = get(port, "/alerts")
         assert code == 200 and alert_id in {a["id"] for a in json.loads(firing)}
 
-        # A rule that ignores 403: the alert resolves under the same id.
-        write_config(detect={"rules": [{"name": "mute-403", "codes": ["403"], "ignore": True}]})
+        # A rule that ignores 403: the alert resolves under the same id, at the sink too.
+        write_config(detect={"rules": [{"name": "mute-403", "codes": ["403"], "ignore": True}]},
+                     alerts={"sinks": [{"type": "webhook", "name": "hook", "url": hook_url}]})
         sighup_until("applied", 2)
         await produce(bootstrap, topic, ONSET_S + 150, ONSET_S + 220)
         wait_for(lambda: ("resolved", alert_id) in fleet_403(), 60,
                  lambda: f"the 403 alert to resolve: {fleet_403()}")
         assert fleet_403() == [("firing", alert_id), ("resolved", alert_id)]
+        wait_for(lambda: ("resolved", alert_id) in {(a["state"], a["id"]) for a in hooked}, 30,
+                 "the resolve at the sink")
         body = scrape(port)
         assert value(body, "statuswatch_alert_active", FLEET_403) is None
         assert reloads("invalid") == 1 and reloads("restart_required") == 1
