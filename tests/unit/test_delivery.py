@@ -432,6 +432,8 @@ async def test_a_reload_keeps_unchanged_sinks_moves_the_queue_of_changed_ones_an
         assert delivery.firing.items()[0][1] == "page"  # severity of an alert already sent
         delivery.write([event(id_="z")])
         assert delivery.firing.items()[-1][1] == "ticket"  # the new rules name severities
+        delivery.write([event("resolved", id_="x")])  # an episode keeps its severity
+        assert [p.severity for p in delivery.workers[0].queue] == ["ticket", "page"]
 
         delivery.reconfigure(Settings(alerts={"sinks": [webhook("kept", kept_rx.url)]}))
         assert [w.name for w in delivery.workers] == ["kept"]
@@ -441,6 +443,7 @@ async def test_a_reload_keeps_unchanged_sinks_moves_the_queue_of_changed_ones_an
         for rx in (kept_rx, moved_rx, new_rx):
             rx.close()
     assert ("z", "firing") in ids_posted(kept_rx) and ("z", "firing") not in ids_posted(new_rx)
+    assert ("x", "resolved") in ids_posted(kept_rx)
 
 
 async def test_a_sink_that_cannot_be_built_leaves_the_delivery_unchanged(tmp_path: Path) -> None:

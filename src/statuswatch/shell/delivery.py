@@ -581,6 +581,12 @@ class FiringAlerts:
             else:
                 self._by_id.pop(alert["id"], None)
 
+    def severity(self, alert_id: str) -> str | None:
+        """The severity a firing alert was sent with (None if it is not firing)."""
+        with self._lock:
+            found = self._by_id.get(alert_id)
+        return None if found is None else found[1]
+
     def items(self) -> list[tuple[dict[str, Any], str]]:
         with self._lock:
             return list(self._by_id.values())
@@ -721,7 +727,10 @@ class AlertDelivery:
         self.lines.write(events)
         for event in events:
             alert = event.to_json()
-            severity = severity_of(self.rules, event.scope, event.code, event.signal)
+            # An episode keeps its severity (a reload may change the rules): Alertmanager
+            # tells alerts apart by their labels.
+            severity = self.firing.severity(event.id) or severity_of(
+                self.rules, event.scope, event.code, event.signal)
             self.firing.update(alert, severity)
             for worker in self.workers:
                 worker.submit(alert, severity)
