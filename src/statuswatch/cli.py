@@ -58,7 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from statuswatch.shell.app import run_forever
 
     settings = _settings(args)
-    return asyncio.run(run_forever(settings, metrics_port=args.metrics_port))
+    return asyncio.run(run_forever(
+        settings, metrics_port=args.metrics_port, config_path=args.config,
+        reload_settings=lambda: _settings(args),
+    ))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -949,6 +949,19 @@ class HealthConfig(_Strict):
     )
 
 
+class ReloadConfig(_Strict):
+    """Re-reading the config file without a restart: on ``SIGHUP`` always; with
+    ``watch`` also when the file changes (its bytes are checked every
+    ``interval_seconds``). Only ``LIVE_KEYS`` may change; see ``restart_keys``."""
+
+    watch: bool = Field(
+        False, description="Also reload when the file's bytes change, not only on SIGHUP."
+    )
+    interval_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How often the watched file's bytes are checked."
+    )
+
+
 _yaml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "statuswatch_yaml_path", default=None
 )
@@ -1017,6 +1030,10 @@ class Settings(BaseSettings):
         HealthConfig(),
         description="`/ready`, `/healthz` and the stuck-consumer watchdog.",
     )
+    reload: ReloadConfig = Field(
+        ReloadConfig(),
+        description="Re-reading the config file while running (SIGHUP or a file watch).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -1051,3 +1068,43 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(format_validation_error(exc)) from None
     finally:
         _yaml_path.reset(token)
+
+
+#: Keys a reload applies (from the next window on); a change anywhere else needs a
+#: restart: it shapes state that is kept (windows, scope rows, code columns, baselines),
+#: or connections and listeners opened at start.
+LIVE_KEYS = ("detect", "alerts.sinks", "baseline.accept_after_windows", "reload")
+#: Keys under ``LIVE_KEYS`` that still need a restart: the status classes are code
+#: columns of the baselines.
+RESTART_KEYS_UNDER_LIVE = ("detect.classes",)
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def changed_keys(old: BaseModel, new: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ (a list, such as ``detect.rules``, is one key).
+
+    >>> changed_keys(Settings(), Settings(detect={"fire_score": 7}, window={"size_seconds": 5}))
+    ['window.size_seconds', 'detect.fire_score']
+    """
+    out: list[str] = []
+    for name in type(old).model_fields:
+        a, b = getattr(old, name), getattr(new, name)
+        key = f"{prefix}{name}"
+        if isinstance(a, BaseModel) and isinstance(b, BaseModel) and type(a) is type(b):
+            out += changed_keys(a, b, key + ".")
+        elif a != b:
+            out.append(key)
+    return out
+
+
+def restart_keys(changed: list[str]) -> list[str]:
+    """Of ``changed`` keys, those a reload cannot apply.
+
+    >>> restart_keys(["detect.rules", "alerts.sinks", "detect.classes", "kafka.topic"])
+    ['detect.classes', 'kafka.topic']
+    """
+    return [k for k in changed
+            if not _under(k, LIVE_KEYS) or _under(k, RESTART_KEYS_UNDER_LIVE)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -11,6 +12,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 from statuswatch.config import DeliveryConfig, Settings, load_settings
 from statuswatch.core.decide import AlertEvent, Evidence
 from statuswatch.core.detector import Detector
-from statuswatch.errors import ConfigError
+from statuswatch.errors import ConfigError, SinkError
 from statuswatch.shell.delivery import (
     SIGNATURE_HEADER,
     AlertDelivery,
@@ -381,3 +383,76 @@ async def test_firing_alerts_survive_a_restart_until_they_stop_firing(
     ((_, body),) = receiver.requests
     assert [a["annotations"]["alert_id"] for a in json.loads(body)] == ["a"]
     assert [a["id"] for a in delivery_with(sink, state=state)[0].firing.alerts()] == ["a"]
+
+
+# --- reconfiguring the sinks (a config reload) -------------------------------------------
+
+
+def webhook(name: str, url: str) -> dict[str, Any]:
+    return {"type": "webhook", "name": name, "url": url, "backoff_initial_seconds": 0.05,
+            "backoff_max_seconds": 0.1, "timeout_seconds": 2}
+
+
+def ids_posted(receiver: Receiver) -> list[tuple[str, str]]:
+    return [(a["id"], a["state"]) for a in (json.loads(body) for _, body in receiver.requests)]
+
+
+async def test_a_reload_keeps_unchanged_sinks_moves_the_queue_of_changed_ones_and_catches_up_new(
+) -> None:
+    kept_rx, moved_rx, new_rx = Receiver(), Receiver(), Receiver()
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: alerts wait in the queue
+    lines = ListSink()
+    before = Settings(alerts={"sinks": [webhook("kept", kept_rx.url), webhook("moved", dead)]})
+    delivery = AlertDelivery(before, lines)
+    await delivery.start()
+    try:
+        delivery.write([event(id_="x"), event(id_="y", code=404)])
+        delivery.write([event("resolved", id_="y", code=404)])
+        kept, moved = delivery.workers
+        assert await kept.drain(5)
+        await asyncio.sleep(0.2)  # a few failed attempts at the dead URL
+        assert len(moved.queue) == 3 and moved.results["failed"] > 0
+        failed = moved.results["failed"]
+
+        delivery.reconfigure(Settings(
+            alerts={"sinks": [webhook("kept", kept_rx.url), webhook("moved", moved_rx.url),
+                              webhook("new", new_rx.url)]},
+            detect={"rules": [{"name": "r", "codes": ["503"], "severity": "ticket"}]},
+        ))
+        assert delivery.workers[0] is kept and delivery.workers[1] is not moved
+        assert moved.queue == deque()
+        await settle(delivery)
+        # the queued alerts reach the moved sink once, in order; the new sink gets what
+        # fires now; the kept sink gets nothing twice
+        assert ids_posted(moved_rx) == [("x", "firing"), ("y", "firing"), ("y", "resolved")]
+        assert ids_posted(new_rx) == [("x", "firing")]
+        assert ids_posted(kept_rx) == [("x", "firing"), ("y", "firing"), ("y", "resolved")]
+        assert delivery.workers[1].results["failed"] == failed  # counters go on
+        assert delivery.workers[1].results["delivered"] == 3
+        assert delivery.firing.items()[0][1] == "page"  # severity of an alert already sent
+        delivery.write([event(id_="z")])
+        assert delivery.firing.items()[-1][1] == "ticket"  # the new rules name severities
+        delivery.write([event("resolved", id_="x")])  # an episode keeps its severity
+        assert [p.severity for p in delivery.workers[0].queue] == ["ticket", "page"]
+
+        delivery.reconfigure(Settings(alerts={"sinks": [webhook("kept", kept_rx.url)]}))
+        assert [w.name for w in delivery.workers] == ["kept"]
+        await settle(delivery)
+    finally:
+        await delivery.stop(1.0)
+        for rx in (kept_rx, moved_rx, new_rx):
+            rx.close()
+    assert ("z", "firing") in ids_posted(kept_rx) and ("z", "firing") not in ids_posted(new_rx)
+    assert ("x", "resolved") in ids_posted(kept_rx)
+
+
+async def test_a_sink_that_cannot_be_built_leaves_the_delivery_unchanged(tmp_path: Path) -> None:
+    delivery, _ = delivery_with(webhook("hook", "http://127.0.0.1:9"))
+    workers = list(delivery.workers)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    bad = Settings(alerts={"sinks": [{"type": "webhook", "name": "tls", "url": "https://h",
+                                      "tls": {"ca_file": str(ca)}}]})
+    with pytest.raises(SinkError):
+        delivery.reconfigure(bad)
+    assert delivery.workers == workers

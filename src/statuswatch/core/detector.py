@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from statuswatch.config import Settings
+from statuswatch.config import Settings, VolumeConfig
 from statuswatch.core.baseline import (
     SEASONAL_MAX_RATIO,
     Baseline,
@@ -128,6 +128,19 @@ class _Hits:
     blast_rows: dict[int, list[int]]  # code column -> anomalous rows
 
 
+def _calibrators_for(v: VolumeConfig) -> dict[str, ScoreCalibrator]:
+    """The volume score calibrators, up and down, if ``detect.volume.calibration``."""
+    if not v.calibration:
+        return {}
+    return {
+        direction: ScoreCalibrator(
+            long_half_life=v.calibration_half_life_windows,
+            warmup=v.calibration_warmup_windows, min_std=v.calibration_min_std,
+        )
+        for direction in ("up", "down")
+    }
+
+
 def _fires_over(key: Key, row: int, firing: set[Key], every_firing: set[Key]) -> bool:
     """Whether ``key`` fires for covering a series of ``row``: a shadow-mode series (in
     ``every_firing`` only) covers only within its own scope."""
@@ -156,15 +169,7 @@ class Detector:
         d = settings.detect
         v = d.volume
         #: volume scores against each scope's own score history, up and down (opt-in)
-        self._calibrators: dict[str, ScoreCalibrator] = {}
-        if v.calibration:
-            self._calibrators = {
-                direction: ScoreCalibrator(
-                    long_half_life=v.calibration_half_life_windows,
-                    warmup=v.calibration_warmup_windows, min_std=v.calibration_min_std,
-                )
-                for direction in ("up", "down")
-            }
+        self._calibrators = _calibrators_for(v)
         self.alerts = AlertTracker(Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows))
         self.counters = Counters()
         #: the rejected share of the input over the last minute (decode.mostly_invalid)
@@ -187,10 +192,35 @@ class Detector:
         #: (rules, the least expected volume whose silence could be a volume hit)
         self._silence_needs: tuple[RuleTable, float] | None = None
         self._parents: I64 = np.zeros(0, np.int64)
-        blast_level = tuple(d.blast_radius.level)
-        self._blast_level = (
-            self.scopes.levels.index(blast_level) if blast_level in self.scopes.levels else -1
-        )
+        self._blast_level = self._level_index(d.blast_radius.level)
+
+    def _level_index(self, level: Sequence[str]) -> int:
+        """The scope level ``level`` is, -1 if it is none of ``scopes.levels``."""
+        levels = self.scopes.levels
+        return levels.index(tuple(level)) if tuple(level) in levels else -1
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Detect with ``settings.detect`` (and ``baseline.accept_after_windows``) from
+        the next closed window on: a configuration reload.
+
+        Baselines, open windows, scope rows and alert states (ids included) are kept:
+        a firing series keeps firing under the new thresholds until they call it calm
+        (a series a rule now ignores counts as calm). Only what was derived from the old
+        settings goes: the rule table, the lifecycle's k/m, the volume calibrators if
+        their keys changed. The caller refuses changes this cannot apply
+        (``config.restart_keys``).
+        """
+        old, d = self.settings.detect, settings.detect
+        self.settings = settings
+        self._rules = None
+        self._silence_needs = None
+        self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
+        if d.long_windows != old.long_windows:
+            self._recent = deque(self._recent, maxlen=d.long_windows)
+        calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
+        if any(getattr(d.volume, k) != getattr(old.volume, k) for k in calibration):
+            self._calibrators = _calibrators_for(d.volume)
+        self._blast_level = self._level_index(d.blast_radius.level)
 
     # -- input ---------------------------------------------------------------
 
@@ -632,9 +662,11 @@ class Detector:
             score = float((volume.up if up else volume.down)[row])
             hit = bool((hits.volume_up if up else hits.volume_down)[row])
             total = int(shares.totals[row])
+            ignored = self._rules is not None and bool(self._rules.volume.ignore[row])
             return Evidence(
-                hit=hit, calm=score < d.clear_score, extreme=hit and score >= d.extreme_score,
-                score=score, observed_count=total, expected_count=float(exp.volume[row]),
+                hit=hit, calm=score < d.clear_score or ignored,
+                extreme=hit and score >= d.extreme_score, score=score, observed_count=total,
+                expected_count=float(exp.volume[row]),
                 observed_share=1.0 if total else 0.0, expected_share=1.0, total=total,
             )
         short = float((shares.up if up else shares.down)[row, col])
@@ -642,8 +674,11 @@ class Detector:
         # A hit may come from the long window; report the evidence that made it.
         long = float((hits.long_up if up else hits.long_down)[row, col])
         score = max(short, long) if hit else short
+        # A series a rule ignores (since a reload) is calm: its alert resolves.
+        ignored = self._rules is not None and bool(self._rules.ignore[row, col])
         return Evidence(
-            hit=hit, calm=short < d.clear_score, extreme=hit and short >= d.extreme_score,
+            hit=hit, calm=short < d.clear_score or ignored,
+            extreme=hit and short >= d.extreme_score,
             score=score, observed_count=int(counts[row, col]),
             expected_count=float(shares.expected(direction)[row, col]),
             observed_share=float(shares.observed_share[row, col]),

@@ -16,6 +16,7 @@ from statuswatch.errors import ConfigError, SinkError
 from statuswatch.shell.delivery import AlertDelivery, DeliveryCollector, default_external_url
 from statuswatch.shell.http import serve
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
+from statuswatch.shell.reload import ConfigReloader, ReloadCollector
 from statuswatch.shell.runtime import (
     KafkaRunner,
     install_acknowledge_handler,
@@ -119,8 +120,14 @@ async def run_forever(
     metrics_port: int | None = None,
     on_events: Callable[[list[AlertEvent]], None] | None = log_events,
     runner_hook: Callable[[KafkaRunner], None] | None = None,
+    config_path: str | Path | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM (exit 0) or the stuck-consumer watchdog fires (exit 3)."""
+    """Run until SIGINT/SIGTERM (exit 0) or the stuck-consumer watchdog fires (exit 3).
+
+    ``reload_settings`` loads the configuration again (from ``config_path`` and the
+    environment) on SIGHUP or, with ``reload.watch``, when the file changes.
+    """
     quiet_repeats()
     detector = Detector(settings)
     warn_if_no_native_scan(detector)
@@ -131,11 +138,20 @@ async def run_forever(
     except SinkError as exc:
         raise ConfigError(f"alerts.output: {exc}") from exc
     delivery = AlertDelivery(settings, sink, still_firing=detector.alerts.firing_ids)
+
+    def apply(new: Settings) -> None:
+        delivery.reconfigure(new)  # first: it may refuse, before anything changed
+        detector.reconfigure(new)
+
+    reloader = ConfigReloader(
+        config_path, settings, reload_settings or (lambda: settings), apply
+    )
     if settings.metrics.enabled:
         m = settings.metrics
         port = m.port if metrics_port is None else metrics_port
         registry = build_registry(detector, status)
         registry.register(DeliveryCollector(delivery))
+        registry.register(ReloadCollector(reloader))
         try:
             server, bound = serve(
                 registry, m.host, port, status=status,
@@ -162,6 +178,7 @@ async def run_forever(
     runner = KafkaRunner(settings, detector, delivery, status, on_events=on_events)
     install_signal_handlers(runner.stop)
     install_acknowledge_handler(detector)
+    watch = reloader.install()
     if runner_hook is not None:
         runner_hook(runner)
     log.info(
@@ -172,6 +189,7 @@ async def run_forever(
     try:
         await runner.run()
     finally:
+        watch.cancel()
         await delivery.stop(settings.health.shutdown_timeout_seconds)
         sink.close()
         if windows_sink is not None:

@@ -474,6 +474,16 @@ class SinkWorker:
         self._idle.clear()
         self._wake.set()
 
+    def take_over(self, other: SinkWorker) -> None:
+        """Deliver ``other``'s queued alerts (in order) and go on with its counts: the
+        same sink, reconfigured."""
+        self.queue.extend(other.queue)
+        other.queue.clear()
+        self.results.update(other.results)
+        if self.queue:
+            self._idle.clear()
+            self._wake.set()
+
     def _expire(self) -> None:
         now = self.clock()
         for pending in [p for p in self.queue if p.deadline <= now]:
@@ -571,6 +581,12 @@ class FiringAlerts:
             else:
                 self._by_id.pop(alert["id"], None)
 
+    def severity(self, alert_id: str) -> str | None:
+        """The severity a firing alert was sent with (None if it is not firing)."""
+        with self._lock:
+            found = self._by_id.get(alert_id)
+        return None if found is None else found[1]
+
     def items(self) -> list[tuple[dict[str, Any], str]]:
         with self._lock:
             return list(self._by_id.values())
@@ -626,15 +642,83 @@ class AlertDelivery:
         self.external_url = (
             settings.alerts.external_url or external_url or default_external_url(m.host, m.port)
         )
-        self.workers = workers if workers is not None else [
-            w for i, cfg in enumerate(settings.alerts.sinks)
-            for w in build_workers(cfg, sink_name(cfg, i), settings, self.generator_url)
-        ]
-        self._resend_every = min(
-            (cfg.resend_interval_seconds for cfg in settings.alerts.sinks
-             if isinstance(cfg, AlertmanagerSinkConfig)), default=None,
-        )
-        self._tasks: list[asyncio.Task[None]] = []
+        #: each configured sink by name: its configuration and its workers
+        self._sinks: dict[str, tuple[SinkConfig, list[SinkWorker]]] = {}
+        if workers is None:
+            self._sinks = self._build_sinks(settings, {})
+            workers = [w for _, ws in self._sinks.values() for w in ws]
+        self.workers = workers
+        self._resend_every = resend_interval(settings)
+        self._worker_tasks: dict[int, asyncio.Task[None]] = {}  # id(worker) -> its task
+        self._resend_task: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    def _build_sinks(
+        self, settings: Settings, keep: dict[str, tuple[SinkConfig, list[SinkWorker]]]
+    ) -> dict[str, tuple[SinkConfig, list[SinkWorker]]]:
+        """Workers for ``alerts.sinks``: those in ``keep`` under the same name and
+        configuration are reused, the others built (``SinkError`` if one cannot be)."""
+        out = {}
+        for i, cfg in enumerate(settings.alerts.sinks):
+            name = sink_name(cfg, i)
+            kept = keep.get(name)
+            out[name] = (cfg, kept[1] if kept is not None and kept[0] == cfg else
+                         build_workers(cfg, name, settings, self.generator_url))
+        return out
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Deliver to the sinks of ``settings.alerts.sinks`` from now on (a reload).
+
+        A sink whose name and configuration stay keeps its workers and queue; one whose
+        configuration changed gets new workers that take over its queued alerts (an
+        attempt in flight is repeated: at least once); a new sink is sent every alert
+        firing now; a removed sink's queue is dropped, logged. Rule severities follow
+        ``detect.rules``. Raises ``SinkError`` before changing anything if a new sink
+        cannot be built (a TLS or secret file).
+        """
+        sinks = self._build_sinks(settings, self._sinks)
+        kept_ids = {id(w) for _, ws in sinks.values() for w in ws}
+        old_workers = {w.name: w for w in self.workers}
+        retired = [w for w in self.workers if id(w) not in kept_ids]
+        added = [w for _, ws in sinks.values() for w in ws if id(w) not in
+                 {id(o) for o in self.workers}]
+        for worker in added:
+            before = old_workers.get(worker.name)
+            if before is not None:  # same name, new configuration: its queue moves over
+                worker.take_over(before)
+            else:
+                for alert, severity in self.firing.items():
+                    worker.submit(alert, severity)
+        for worker in retired:
+            if worker.queue:
+                log.warning("alert sink %s removed by a reload: %d queued alerts dropped: %s",
+                            worker.name, len(worker.queue),
+                            ", ".join(p.alert["id"] for p in worker.queue))
+                worker.queue.clear()
+        self.rules = list(settings.detect.rules)
+        self._sinks = sinks
+        self.workers = [w for _, ws in sinks.values() for w in ws]
+        resend_every = resend_interval(settings)
+        if not self._started:
+            self._resend_every = resend_every
+            return  # not started: start() starts what is configured then
+        loop = asyncio.get_running_loop()
+        for worker in retired:
+            task = self._worker_tasks.pop(id(worker), None)
+            if task is not None:
+                task.cancel()
+            closing = loop.create_task(worker.transport.close(), name=f"close-{worker.name}")
+            self._retiring.add(closing)
+            closing.add_done_callback(self._retiring.discard)
+        for worker in added:
+            self._start_worker(loop, worker)
+        if resend_every != self._resend_every:
+            self._resend_every = resend_every
+            if self._resend_task is not None:
+                self._resend_task.cancel()
+                self._resend_task = None
+            self._start_resends(loop)
 
     def generator_url(self) -> str:
         return f"{self.external_url}/alerts"
@@ -643,7 +727,10 @@ class AlertDelivery:
         self.lines.write(events)
         for event in events:
             alert = event.to_json()
-            severity = severity_of(self.rules, event.scope, event.code, event.signal)
+            # An episode keeps its severity (a reload may change the rules): Alertmanager
+            # tells alerts apart by their labels.
+            severity = self.firing.severity(event.id) or severity_of(
+                self.rules, event.scope, event.code, event.signal)
             self.firing.update(alert, severity)
             for worker in self.workers:
                 worker.submit(alert, severity)
@@ -688,12 +775,21 @@ class AlertDelivery:
             await asyncio.sleep(every_s)
             self.resend_firing()
 
+    def _start_worker(self, loop: asyncio.AbstractEventLoop, worker: SinkWorker) -> None:
+        self._worker_tasks[id(worker)] = loop.create_task(
+            worker.run(), name=f"alert-sink-{worker.name}")
+
+    def _start_resends(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._resend_every is not None:
+            self._resend_task = loop.create_task(
+                self._resend_loop(self._resend_every), name="alert-resend")
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(w.run(), name=f"alert-sink-{w.name}") for w in self.workers]
-        if self._resend_every is not None:
-            self._tasks.append(loop.create_task(
-                self._resend_loop(self._resend_every), name="alert-resend"))
+        self._started = True
+        for worker in self.workers:
+            self._start_worker(loop, worker)
+        self._start_resends(loop)
 
     async def stop(self, timeout: float) -> None:
         """Deliver what is queued within ``timeout`` seconds; log and count what is not."""
@@ -706,14 +802,23 @@ class AlertDelivery:
                     len(worker.queue), ", ".join(p.alert["id"] for p in worker.queue),
                 )
                 worker.queue.clear()
-        for task in self._tasks:
+        tasks = [*self._worker_tasks.values(), *filter(None, [self._resend_task])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in [*tasks, *self._retiring]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        self._worker_tasks, self._resend_task, self._started = {}, None, False
         for worker in self.workers:
             await worker.transport.close()
+
+
+def resend_interval(settings: Settings) -> float | None:
+    """How often firing alerts are re-sent: the shortest Alertmanager sink's interval."""
+    return min(
+        (cfg.resend_interval_seconds for cfg in settings.alerts.sinks
+         if isinstance(cfg, AlertmanagerSinkConfig)), default=None,
+    )
 
 
 def build_workers(
