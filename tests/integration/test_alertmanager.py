@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
 from statuswatch.shell.delivery import AlertDelivery, DeliveryCollector
-from statuswatch.shell.runtime import process_batch
+from statuswatch.shell.processing import process_batch
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import RawBatch
 from statuswatch.simulate import Incident, SimSpec, encode, generate

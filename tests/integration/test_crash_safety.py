@@ -20,7 +20,7 @@ import pytest
 
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
-from statuswatch.shell.runtime import backtest
+from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import read_file_batches
 from tests.integration.support import free_port, metric

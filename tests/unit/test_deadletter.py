@@ -138,10 +138,10 @@ async def test_offsets_are_committed_only_after_the_dead_letters_are_acknowledge
     runner.source = Source()  # type: ignore[assignment]
     raw, bad = batch(2)
     runner.dead_letters.submit(raw, bad)
-    runner._consumed_next[1] = 502
-    await runner._commit()
+    runner.offsets.record(1, raw.offsets)
+    await runner.checkpoint.commit()
     assert commits == []  # letters not acknowledged: no commit
     producer.deliver()
-    await runner._commit()
+    await runner.checkpoint.commit()
     assert commits == [{1: 502}]
     await runner.dead_letters.stop()

@@ -134,6 +134,15 @@ def test_runner_exits_non_zero_when_the_watchdog_fires():
     assert runner._stop.is_set()
 
 
+def test_runner_reports_not_connected_before_its_consumer_starts():
+    settings = Settings()
+    runner = KafkaRunner(settings, Detector(settings), ListSink())
+    assert runner.source.fetch_ages() is None and not runner.source.coordinator_known()
+    runner.monitor.tick(1.0, 0.0)
+    assert not runner.status.ready and not runner.status.broker_up
+    assert runner.status.not_ready_reason == "not connected to Kafka yet"
+
+
 def test_repeated_kafka_errors_are_rate_limited():
     import logging
 

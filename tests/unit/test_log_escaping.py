@@ -8,7 +8,7 @@ import numpy as np
 
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
-from statuswatch.shell.runtime import MAX_INVALID_LOGGED, process_batch
+from statuswatch.shell.processing import MAX_INVALID_LOGGED, process_batch
 from statuswatch.shell.sources import RawBatch
 
 EVIL = (
@@ -21,7 +21,7 @@ def test_rejected_record_is_logged_on_one_escaped_line(caplog):
     detector = Detector(Settings())
     batch = RawBatch("gateway\nlogs\x1b[0m", 3, np.array([41, 42], dtype=np.int64),
                      [b'{"started_at": 1680566400000, "response": {"status": 200}}', EVIL])
-    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.runtime"):
+    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.processing"):
         process_batch(detector, batch, now_ms=1_680_566_400_000)
     (record,) = [r for r in caplog.records if "skipped record" in r.getMessage()]
     line = record.getMessage()
@@ -39,7 +39,7 @@ def test_many_rejects_are_summarised_not_logged_one_by_one(caplog):
     detector = Detector(Settings())
     n = MAX_INVALID_LOGGED + 20
     batch = RawBatch("t", 0, np.arange(100, 100 + n, dtype=np.int64), [EVIL] * n)
-    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.runtime"):
+    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.processing"):
         process_batch(detector, batch, now_ms=0)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("skipped record" in m for m in messages) == MAX_INVALID_LOGGED

@@ -9,7 +9,7 @@ import pytest
 
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
-from statuswatch.shell.runtime import backtest
+from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import JsonLinesSink, ListSink
 from statuswatch.shell.sources import ListSource
 from statuswatch.simulate.encode import encode

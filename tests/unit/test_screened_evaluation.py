@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
-from statuswatch.shell.runtime import backtest
+from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import ListSource
 from statuswatch.simulate.encode import encode

@@ -51,12 +51,12 @@ class FailingSource:
 async def test_commit_failed_after_rebalance_is_logged_not_fatal(caplog):
     runner = KafkaRunner(Settings(), Detector(Settings()), ListSink())
     runner.source = FailingSource()  # type: ignore[assignment]
-    runner._consumed_next = {0: 10}
+    runner.offsets.record(0, np.arange(0, 10, dtype=np.int64))
     with caplog.at_level(logging.WARNING):
-        await runner._commit()
-        await runner._commit()
+        await runner.checkpoint.commit()
+        await runner.checkpoint.commit()
     assert runner.source.attempts == 2  # retried on the next checkpoint, no exception
-    assert runner._committed == {}
+    assert runner.offsets.committed() == {}
     assert "commit failed after a rebalance" in caplog.text
     assert np.all([r.levelno < logging.ERROR for r in caplog.records])
 
@@ -71,11 +71,11 @@ def test_a_snapshot_that_does_not_fit_is_refused_and_the_run_starts_fresh(tmp_pa
     detector = Detector(settings)
     runner = KafkaRunner(settings, detector, ListSink())
     with caplog.at_level(logging.ERROR):
-        runner.restore()  # an upgrade's old snapshot: no crash loop
+        runner.checkpoint.restore()  # an upgrade's old snapshot: no crash loop
     assert "does not fit this version or configuration" in caplog.text
     assert detector.counters.records == 0
     SnapshotStore(tmp_path, 3).write({"detector": old.snapshot()})
-    runner.restore()  # a fitting one is used
+    runner.checkpoint.restore()  # a fitting one is used
     assert detector.counters.records == 123
 
 
@@ -96,15 +96,15 @@ async def test_rereads_are_counted_apart_from_late_records_and_survive_a_restart
     runner.source = FailingSource()  # type: ignore[assignment]
     take(runner, 0, half, T0 + 30_000)
     assert runner.detector.counters.windows_closed >= 2
-    await runner._on_revoke({0})  # the session expired: the commit fails, the group rebalances
+    await runner.on_revoke({0})  # the session expired: the commit fails, the group rebalances
     take(runner, 0, end, T0 + 60_000)  # assigned again: re-read from the last commit (none)
     assert runner.status.records_reread == half
     assert runner.detector.counters.late == 0  # closed windows had counted them: not late
     runner.detector.close_ready(T0 + 10 * 60_000)  # input idle: every window closes
-    runner.checkpoint()
+    runner.checkpoint.snapshot()
 
     restarted = KafkaRunner(settings, Detector(settings), ListSink())
-    restarted.restore()
+    restarted.checkpoint.restore()
     take(restarted, end - 30, end, T0 + 11 * 60_000)  # a restart re-reads past the commit
     assert restarted.status.records_reread == half + 30
     assert restarted.detector.counters.late == 0
@@ -113,9 +113,9 @@ async def test_rereads_are_counted_apart_from_late_records_and_survive_a_restart
     moved = Settings(state={"dir": str(tmp_path)}, window={"allowed_lateness_seconds": 0},
                      kafka={"topic": "elsewhere"})
     elsewhere = KafkaRunner(moved, Detector(moved), ListSink())
-    elsewhere.restore()
+    elsewhere.checkpoint.restore()
     assert elsewhere.detector.counters.records == restarted.detector.counters.records - 30
-    assert elsewhere.status.records_reread == 0 and elsewhere.accounted_through(0) is None
+    assert elsewhere.status.records_reread == 0 and elsewhere.offsets.accounted_through(0) is None
 
 
 async def test_records_dropped_with_a_revoked_partition_are_late_when_read_again():
@@ -139,15 +139,15 @@ async def test_records_dropped_with_a_revoked_partition_are_late_when_read_again
 
     p0, p1 = windows_of(1, 4), windows_of(2, 6)
     p0_first_30s = [v for w in p0[:3] for v in w]
-    await runner._on_assign({0, 1})
+    await runner.on_assign({0, 1})
     take(0, p0_first_30s, 0, T0 + 30_000)
     take(1, [v for w in p1[:3] for v in w], 0, T0 + 30_000)
     assert runner.detector.windows.next_start_ms == T0 + 20_000  # [20 s, 30 s) is open
     assert runner.detector.counters.late == 0
-    await runner._on_revoke({0})
+    await runner.on_revoke({0})
     take(1, [v for w in p1[3:] for v in w], len(p1[0]) + len(p1[1]) + len(p1[2]), T0 + 60_000)
     assert runner.detector.windows.next_start_ms >= T0 + 40_000  # closed without p0's share
-    await runner._on_assign({0})
+    await runner.on_assign({0})
     take(0, [v for w in p0 for v in w], 0, T0 + 61_000)  # re-read from offset 0
     assert runner.status.records_reread == len(p0_first_30s)
     assert runner.detector.counters.late == len(p0[2]) + len(p0[3])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from statuswatch.config import DecodeConfig, FieldMap, Settings, load_settings
 from statuswatch.core.columns import DecodedBatch
 from statuswatch.core.detector import Detector
-from statuswatch.shell.runtime import backtest
+from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import read_file_batches
 from statuswatch.whatif import compare, decode_difference, episodes

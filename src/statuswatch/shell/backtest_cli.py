@@ -2,7 +2,7 @@
 
 One run writes its alerts (JSON lines) and a summary, and with labels scores
 the alerts against them. With ``--compare`` the second configuration's
-detector is fed the same decoded records (``runtime.backtest``), and the
+detector is fed the same decoded records (``shell.backtest.backtest``), and the
 comparison (:mod:`statuswatch.whatif`) is the output. ``--plots`` draws every
 episode (:mod:`statuswatch.plots`); a terminal on stderr gets a progress line.
 """
@@ -21,8 +21,8 @@ from statuswatch.core.detector import Detector
 from statuswatch.errors import ConfigError, SourceError
 from statuswatch.evaluate import Report, evaluate
 from statuswatch.plots import Mark, SeriesRecorder, file_name, render, require_matplotlib
+from statuswatch.shell.backtest import BacktestSummary, backtest
 from statuswatch.shell.progress import Progress
-from statuswatch.shell.runtime import BacktestSummary, backtest
 from statuswatch.shell.sinks import JsonLinesSink
 from statuswatch.shell.sources import ReadPosition, read_file_batches
 from statuswatch.whatif import Comparison, compare, decode_difference, episodes

@@ -23,9 +23,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from statuswatch.config import HealthConfig
 from statuswatch.core.rejects import InputVerdict
@@ -198,31 +197,6 @@ def readiness(status: RuntimeStatus, now: float, heartbeat_timeout_s: float) -> 
     if not status.ready:
         return False, status.not_ready_reason
     return True, "ready"
-
-
-def consumer_probe(
-    consumer: Any, now_unix: float | None = None, exclude: Container[int] = ()
-) -> BrokerProbe | None:
-    """Read an aiokafka consumer's fetch freshness (public API plus the coordinator id).
-
-    ``exclude``: partitions the consumer paused on purpose (no fetch answers expected).
-    """
-    if consumer is None:
-        return None
-    now_ms = (time.time() if now_unix is None else now_unix) * 1000
-    ages: dict[int, float | None] = {}
-    try:
-        for tp in consumer.assignment():
-            if tp.partition in exclude:
-                continue
-            stamp = consumer.last_poll_timestamp(tp)
-            ages[tp.partition] = None if stamp is None else max(0.0, (now_ms - stamp) / 1000)
-    except (AssertionError, AttributeError, KeyError):
-        # The assignment changed while we looked (a rebalance): nothing is fetched now.
-        ages = {}
-    coordinator = getattr(consumer, "_coordinator", None)
-    known = getattr(coordinator, "coordinator_id", None) is not None
-    return BrokerProbe(ages, known)
 
 
 class HealthMonitor:

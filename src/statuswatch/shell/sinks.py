@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 
@@ -14,6 +14,13 @@ from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.core.window import ClosedWindow
 from statuswatch.errors import SinkError
+
+
+class Sink(Protocol):
+    """Where the runner and ``backtest`` write alert events."""
+
+    def write(self, events: list[AlertEvent]) -> None: ...
+    def flush(self) -> None: ...
 
 
 def open_lines_for_append(path: str, what: str) -> TextIO:

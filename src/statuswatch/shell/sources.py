@@ -16,7 +16,8 @@ import os
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
@@ -537,6 +538,33 @@ class KafkaSource:
                 continue
             lags[p] = max(0, high - position)
         return lags
+
+    def fetch_ages(
+        self, exclude: Container[int] = (), now_unix: float | None = None
+    ) -> dict[int, float | None] | None:
+        """Per assigned partition (but ``exclude``): seconds since the broker last
+        answered a fetch for it, None if not since the assignment; None when not
+        connected. See ``health.BrokerProbe``."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        now_ms = (time.time() if now_unix is None else now_unix) * 1000
+        ages: dict[int, float | None] = {}
+        try:
+            for tp in consumer.assignment():
+                if tp.partition in exclude:
+                    continue
+                stamp = consumer.last_poll_timestamp(tp)
+                ages[tp.partition] = None if stamp is None else max(0.0, (now_ms - stamp) / 1000)
+        except (AssertionError, AttributeError, KeyError):
+            # The assignment changed while we looked (a rebalance): nothing is fetched now.
+            ages = {}
+        return ages
+
+    def coordinator_known(self) -> bool:
+        """Whether the consumer knows its group coordinator (aiokafka keeps it private)."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        return getattr(coordinator, "coordinator_id", None) is not None
 
     async def stop(self) -> None:
         if self._consumer is not None:
