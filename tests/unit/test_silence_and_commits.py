@@ -118,6 +118,35 @@ async def test_rereads_are_counted_apart_from_late_records_and_survive_a_restart
     assert elsewhere.status.records_reread == 0 and elsewhere.offsets.accounted_through(0) is None
 
 
+async def test_a_reread_in_several_batches_is_counted_as_rereads_not_late():
+    """After a failed commit and a revocation the partition is read again from the
+    start, in batches smaller than what had been accounted for: every batch's
+    already-counted records are re-reads, none is late."""
+    from statuswatch.shell.sources import RawBatch
+
+    settings = Settings(window={"allowed_lateness_seconds": 0})
+    spec = SimSpec(seed=5, rate=50)
+    values = [v for chunk in generate(spec, T0, T0 + 60_000, 10_000)
+              for v in encode("kong", chunk, spec)]
+    half, end = len(values) // 2, len(values)
+
+    def take(runner: KafkaRunner, first: int, last: int, now_ms: int) -> None:
+        offsets = np.arange(first, last, dtype=np.int64)
+        runner.take(RawBatch("logs", 0, offsets, values[first:last]), now_ms)
+
+    runner = KafkaRunner(settings, Detector(settings), ListSink())
+    runner.source = FailingSource()  # type: ignore[assignment]
+    take(runner, 0, half, T0 + 30_000)
+    accounted = runner.offsets.accounted_through(0)
+    assert accounted is not None and accounted > 100
+    await runner.on_revoke({0})
+    for first in range(0, accounted, 100):  # re-read in batches of 100
+        take(runner, first, min(first + 100, accounted), T0 + 30_000)
+    take(runner, accounted, end, T0 + 60_000)
+    assert runner.detector.counters.late == 0
+    assert runner.status.records_reread == half
+
+
 async def test_records_dropped_with_a_revoked_partition_are_late_when_read_again():
     """A revocation drops the partition's share of the open windows. If they close
     before it comes back, its re-read records of those windows were never counted:

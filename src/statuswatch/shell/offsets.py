@@ -11,8 +11,8 @@ may be committed:
   revocations and in the snapshot, so re-reads are recognised;
 * **accounted-through**: offsets below it are counted in closed windows. While
   the partition is read it follows the open windows (their smallest pending
-  offset, else consumed-next); after a revocation or a restore it is the value
-  kept then;
+  offset, else consumed-next), never below the value kept at its last revocation
+  or restore;
 * **committed**: the last offset committed since the partition was (re)assigned.
 
 A commit never passes a record still held in an open window, so a crash, a stop
@@ -115,10 +115,14 @@ class OffsetLedger:
         windows, so a record read before it but re-read after its window closed
         was never counted, and is late.
         """
-        if partition in self._consumed_next:
-            pending = self._pending_min_offset(partition)
-            return self._consumed_next[partition] if pending is None else pending
-        return self._accounted.get(partition)
+        kept = self._accounted.get(partition)
+        if partition not in self._consumed_next:
+            return kept
+        pending = self._pending_min_offset(partition)
+        live = self._consumed_next[partition] if pending is None else pending
+        # What was kept at a revocation or restore stays true while the partition is
+        # read again in batches that have not yet got past it.
+        return live if kept is None else max(live, kept)
 
     def to_commit(self, partitions: Iterable[int] | None = None) -> dict[int, int]:
         """Next offset to commit per partition (of ``partitions``, default all read),
