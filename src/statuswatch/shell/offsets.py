@@ -48,14 +48,26 @@ class SavedOffsets:
         SavedOffsets(read_through={0: 7}, accounted={}, records_reread=0)
         >>> SavedOffsets.parse({"topic": "logs", "read_through": {"0": 7}}, "other")
         SavedOffsets(read_through={}, accounted={}, records_reread=0)
+        >>> SavedOffsets.parse({"topic": "logs", "read_through": [7]}, "logs")
+        Traceback (most recent call last):
+        TypeError: partition offsets: a mapping expected, not list
         """
+        if not isinstance(consumer, Mapping):
+            raise TypeError(f"consumer offsets: a mapping expected, not {type(consumer).__name__}")
         if consumer.get("topic") != topic:
             return cls()  # offsets of another topic (or none) mean nothing here
         return cls(
-            {int(p): int(o) for p, o in consumer.get("read_through", {}).items()},
-            {int(p): int(o) for p, o in consumer.get("accounted", {}).items()},
+            _offsets(consumer.get("read_through", {})),
+            _offsets(consumer.get("accounted", {})),
             int(consumer.get("records_reread", 0)),
         )
+
+
+def _offsets(raw: object) -> dict[int, int]:
+    """``{"partition": offset}`` from a snapshot; TypeError if it is not a mapping."""
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"partition offsets: a mapping expected, not {type(raw).__name__}")
+    return {int(p): int(o) for p, o in raw.items()}
 
 
 class OffsetLedger:
