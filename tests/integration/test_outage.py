@@ -2,7 +2,7 @@
 
 Each test owns a broker (not the session one): it freezes, kills and restarts it.
 `statuswatch run` runs as a subprocess, as in production. The times measured are
-printed (`pytest -s`) and the README's Guarantees state bounds with margin for a
+printed (`pytest -s`) and docs/guarantees.md states bounds with margin for a
 loaded 2-core CI machine.
 """
 

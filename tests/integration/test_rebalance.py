@@ -40,9 +40,10 @@ class Instance:
             f"kafka:\n  bootstrap_servers: {bootstrap}\n  topic: {topic}\n"
             f"  group_id: rebalance-{topic}\n  max_batch_records: 200\n"
             "  session_timeout_ms: 10000\n"
-            # Lateness longer than the stream: no window closes before the handover, the
-            # README's condition for counting every record once ("re-read records fall
-            # within the lateness of the new owner's watermark") holds on a slow machine.
+            # Lateness longer than the stream: no window closes before the handover, so
+            # the condition in docs/guarantees.md for counting every record once
+            # ("re-read records fall within the lateness of the new owner's watermark")
+            # holds on a slow machine.
             "window:\n  idle_timeout_seconds: 3\n  allowed_lateness_seconds: 60\n"
             f"alerts:\n  output: {tmp / (name + '-alerts.jsonl')}\n"
             f"  windows_output: {self.windows}\n"
