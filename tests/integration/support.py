@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -125,24 +125,23 @@ def simulate_into(bootstrap: str, topic: str, *args: str) -> None:
     assert produced.returncode == 0, produced.stderr.decode()
 
 
-def start_run(config: Path) -> subprocess.Popen[bytes]:
-    """``statuswatch run --config config`` as a user runs it, its stderr kept for
-    ``stop_run``."""
+def start_run(config: Path, stderr: int | IO[bytes] = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    """``statuswatch run --config config`` as a user runs it; its log (stderr) kept for
+    ``stop_run`` unless it goes to ``stderr``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "statuswatch", "run", "--config", str(config)],
-        stderr=subprocess.PIPE)
+        [sys.executable, "-m", "statuswatch", "run", "--config", str(config)], stderr=stderr)
 
 
 def stop_run(proc: subprocess.Popen[bytes]) -> bytes:
     """Stop ``proc`` as a user does (SIGTERM) and wait for it; kill it and raise if it has
-    not ended after 30 s. Its stderr."""
+    not ended after 30 s. Its stderr, if ``start_run`` kept it."""
     proc.send_signal(signal.SIGTERM)
     try:
         _, stderr = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
-    return stderr
+    return stderr or b""
 
 
 def fleet_wide(alerts_path: Path, code: int) -> list[dict[str, Any]]:
