@@ -141,21 +141,25 @@ def type_name(tp: Any) -> str:
     return _NAMES.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+#: The bounds a field's metadata can carry: their class, the attribute holding the limit,
+#: and how the reference writes them.
+_BOUNDS: tuple[tuple[type[Any], str, str], ...] = (
+    (annotated_types.Gt, "gt", ">"),
+    (annotated_types.Ge, "ge", ">="),
+    (annotated_types.Lt, "lt", "<"),
+    (annotated_types.Le, "le", "<="),
+    (annotated_types.MinLen, "min_length", "length >="),
+    (annotated_types.MaxLen, "max_length", "length <="),
+)
+
+
 def _constraints(info: FieldInfo) -> list[str]:
     out: list[str] = []
     for meta in info.metadata:
-        if isinstance(meta, annotated_types.Gt):
-            out.append(f"> {meta.gt}")
-        elif isinstance(meta, annotated_types.Ge):
-            out.append(f">= {meta.ge}")
-        elif isinstance(meta, annotated_types.Lt):
-            out.append(f"< {meta.lt}")
-        elif isinstance(meta, annotated_types.Le):
-            out.append(f"<= {meta.le}")
-        elif isinstance(meta, annotated_types.MinLen):
-            out.append(f"length >= {meta.min_length}")
-        elif isinstance(meta, annotated_types.MaxLen):
-            out.append(f"length <= {meta.max_length}")
+        bound = next((f"{sign} {getattr(meta, limit)}" for kind, limit, sign in _BOUNDS
+                      if isinstance(meta, kind)), None)
+        if bound is not None:
+            out.append(bound)
         elif getattr(meta, "pattern", None) is not None:
             out.append(f"matches `{meta.pattern}`")
     return out

@@ -22,7 +22,10 @@ import yaml
 from statuswatch.errors import HarnessError
 from statuswatch.localalertmanager import LocalAlertmanager, LocalServer
 
-__all__ = ["LocalAlertmanager", "LocalPrometheus", "Notifications", "started"]
+__all__ = ["RULES", "LocalAlertmanager", "LocalPrometheus", "Notifications", "started"]
+
+#: The alerting rules statuswatch ships for Prometheus.
+RULES = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "statuswatch-rules.yml"
 
 
 def started(server: LocalServer) -> LocalServer:

@@ -1,13 +1,20 @@
-"""Helpers shared by the integration tests: ports, scraping /metrics, waiting."""
+"""Helpers shared by the integration tests: ports, scraping /metrics, waiting, running
+``statuswatch`` as a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -93,3 +100,53 @@ def wait_for(
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout}s waiting for "
                 f"{what if isinstance(what, str) else what()}")
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``wait_for`` for a test on the event loop: the first truthy ``predicate()``, run in
+    a thread so that the loop goes on; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        await asyncio.sleep(0.25)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def simulate_into(bootstrap: str, topic: str, *args: str) -> None:
+    """``statuswatch simulate --kafka bootstrap --topic topic *args``; fail with its stderr
+    if it fails."""
+    produced = subprocess.run(
+        [sys.executable, "-m", "statuswatch", "simulate", "--kafka", bootstrap,
+         "--topic", topic, *args],
+        capture_output=True, timeout=180, check=False,
+    )
+    assert produced.returncode == 0, produced.stderr.decode()
+
+
+def start_run(config: Path, stderr: int | IO[bytes] = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    """``statuswatch run --config config`` as a user runs it; its log (stderr) kept for
+    ``stop_run`` unless it goes to ``stderr``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "statuswatch", "run", "--config", str(config)], stderr=stderr)
+
+
+def stop_run(proc: subprocess.Popen[bytes]) -> bytes:
+    """Stop ``proc`` as a user does (SIGTERM) and wait for it; kill it and raise if it has
+    not ended after 30 s. Its stderr, if ``start_run`` kept it."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return stderr or b""
+
+
+def fleet_wide(alerts_path: Path, code: int) -> list[dict[str, Any]]:
+    """The fleet-wide alerts on ``code`` in the JSON-lines alert file so far."""
+    if not alerts_path.exists():
+        return []
+    alerts = [json.loads(line) for line in alerts_path.read_text().splitlines()]
+    return [a for a in alerts if a["code"] == code and a["scope"] == {}]

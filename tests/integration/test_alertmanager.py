@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +23,23 @@ from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import RawBatch
 from statuswatch.simulate import Incident, SimSpec, encode, generate
 from tests.integration.promstack import (
+    RULES,
     LocalAlertmanager,
     LocalPrometheus,
     Notifications,
     alertmanager_or_fail,
     started,
 )
-from tests.integration.support import free_port, get, wait_for
-
-REPO = Path(__file__).resolve().parents[2]
-RULES = REPO / "config" / "prometheus" / "statuswatch-rules.yml"
+from tests.integration.support import (
+    eventually,
+    fleet_wide,
+    free_port,
+    get,
+    simulate_into,
+    start_run,
+    stop_run,
+    wait_for,
+)
 
 START_MS = 1_680_566_400_000  # 2023-04-04T00:00:00Z
 ONSET_S = 1_200
@@ -87,6 +92,22 @@ def feed(detector: Detector, delivery: AlertDelivery, batch: RawBatch) -> None:
     delivery.write(process_batch(detector, batch, now_ms))
 
 
+@asynccontextmanager
+async def delivering(
+    alertmanager: LocalAlertmanager, **sink: Any
+) -> AsyncIterator[tuple[Detector, AlertDelivery, ListSink]]:
+    """A detector whose alerts an ``AlertDelivery`` sends to ``alertmanager`` (with the
+    sink options ``sink``) and writes to a list; the delivery is stopped on exit."""
+    lines = ListSink()
+    delivery = AlertDelivery(settings_for(alertmanager, **sink), lines, external_url=GENERATOR)
+    detector = Detector(settings_for(alertmanager))
+    await delivery.start()
+    try:
+        yield detector, delivery, lines
+    finally:
+        await delivery.stop(5.0)
+
+
 def firing(lines: ListSink) -> list[dict[str, Any]]:
     return [a for a in lines.alerts if a["state"] == "firing"]
 
@@ -94,17 +115,6 @@ def firing(lines: ListSink) -> list[dict[str, Any]]:
 def by_alert_id(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Alerts from statuswatch's sink by their id (Prometheus's alerts have none)."""
     return {a["annotations"]["alert_id"]: a for a in alerts if "alert_id" in a["annotations"]}
-
-
-async def eventually(predicate: Any, timeout: float, what: str) -> Any:
-    """The first truthy ``await asyncio.to_thread(predicate)``; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        await asyncio.sleep(0.25)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def deliveries(delivery: AlertDelivery) -> dict[tuple[str, str], float]:
@@ -122,12 +132,7 @@ def deliveries(delivery: AlertDelivery) -> dict[tuple[str, str], float]:
 async def test_alert_fires_and_resolves_in_alertmanager(
     alertmanager: LocalAlertmanager, notifications: Notifications
 ) -> None:
-    settings = settings_for(alertmanager)
-    lines = ListSink()
-    delivery = AlertDelivery(settings, lines, external_url=GENERATOR)
-    detector = Detector(settings)
-    await delivery.start()
-    try:
+    async with delivering(alertmanager) as (detector, delivery, lines):
         batches = traffic(ONSET_S + INCIDENT_S + 600)
         for batch in batches:
             feed(detector, delivery, batch)
@@ -177,19 +182,12 @@ async def test_alert_fires_and_resolves_in_alertmanager(
         counts = deliveries(delivery)
         assert counts[("statuswatch_alert_deliveries_total", "delivered")] == len(lines.alerts)
         assert counts[("statuswatch_alert_deliveries_total", "failed")] == 0
-    finally:
-        await delivery.stop(5.0)
 
 
 async def test_alerts_arrive_after_alertmanager_was_down_30s(
     alertmanager: LocalAlertmanager,
 ) -> None:
-    settings = settings_for(alertmanager)
-    lines = ListSink()
-    delivery = AlertDelivery(settings, lines, external_url=GENERATOR)
-    detector = Detector(settings)
-    await delivery.start()
-    try:
+    async with delivering(alertmanager) as (detector, delivery, lines):
         batches = traffic(ONSET_S + INCIDENT_S, THREE)
         for batch in batches:  # calm traffic, up to the onset
             feed(detector, delivery, batch)
@@ -220,8 +218,6 @@ async def test_alerts_arrive_after_alertmanager_was_down_30s(
         assert after[("statuswatch_alert_deliveries_total", "expired")] == 0
         assert after[("statuswatch_alert_deliveries_total", "dropped")] == 0
         assert after[("statuswatch_alert_queue", "")] == 0
-    finally:
-        await delivery.stop(5.0)
 
 
 async def test_resends_keep_a_long_incident_open_past_resolve_timeout(
@@ -231,12 +227,9 @@ async def test_resends_keep_a_long_incident_open_past_resolve_timeout(
     statuswatch's re-sends keep it open as long as it fires."""
     alertmanager = alertmanager_or_fail(notifications.url, resolve_timeout="2s")
     try:
-        lines = ListSink()
-        delivery = AlertDelivery(
-            settings_for(alertmanager, resend_interval_seconds=0.5), lines, external_url=GENERATOR)
-        detector = Detector(settings_for(alertmanager))
-        await delivery.start()
-        try:
+        async with delivering(
+            alertmanager, resend_interval_seconds=0.5
+        ) as (detector, delivery, lines):
             for batch in traffic(ONSET_S + 60):
                 feed(detector, delivery, batch)
             (alert,) = firing(lines)
@@ -248,8 +241,6 @@ async def test_resends_keep_a_long_incident_open_past_resolve_timeout(
             for _ in range(16):  # 8 s, four resolve timeouts: open all along
                 await asyncio.sleep(0.5)
                 assert await asyncio.to_thread(active)
-        finally:
-            await delivery.stop(5.0)
         # Without the re-sends, the same alert times out there.
         await eventually(lambda: not active(), 30, "Alertmanager to time the alert out")
     finally:
@@ -263,15 +254,9 @@ async def test_statuswatch_prometheus_alertmanager_chain(
 ) -> None:
     """The real runtime on the real broker pages through both routes: its own
     Alertmanager sink, and Prometheus's StatusCodeAnomaly rule on its /metrics."""
-    start_s = START_MS // 1000
-    produced = subprocess.run(
-        [sys.executable, "-m", "statuswatch", "simulate", "--kafka", kafka_broker.bootstrap_servers,
-         "--topic", topic, "--rate", "200", "--duration", "1500", "--start", str(start_s),
-         "--seed", "4", "--apps", "100",
-         "--incident", f"freeze:start={ONSET_S},duration=300,fraction=0.5"],
-        capture_output=True, timeout=180, check=False,
-    )
-    assert produced.returncode == 0, produced.stderr.decode()
+    simulate_into(kafka_broker.bootstrap_servers, topic, "--rate", "200", "--duration", "1500",
+                  "--start", str(START_MS // 1000), "--seed", "4", "--apps", "100",
+                  "--incident", f"freeze:start={ONSET_S},duration=300,fraction=0.5")
 
     port = free_port()
     alerts_path = tmp_path / "alerts.jsonl"
@@ -285,19 +270,13 @@ async def test_statuswatch_prometheus_alertmanager_chain(
              "resend_interval_seconds": 5}]},
         "metrics": {"port": port},
     }))
-    proc = subprocess.Popen([sys.executable, "-m", "statuswatch", "run", "--config", str(config)],
-                            stderr=subprocess.PIPE)
+    proc = start_run(config)
     prometheus = LocalPrometheus(f"127.0.0.1:{port}", RULES, f"127.0.0.1:{alertmanager.port}")
     try:
         started(prometheus)
 
-        def fleet_403() -> list[dict[str, Any]]:
-            if not alerts_path.exists():
-                return []
-            alerts = [json.loads(x) for x in alerts_path.read_text().splitlines()]
-            return [a for a in alerts if a["code"] == 403 and a["scope"] == {}]
-
-        (alert,) = wait_for(fleet_403, 120, "the fleet-wide 403 alert")
+        (alert,) = wait_for(lambda: fleet_wide(alerts_path, 403), 120,
+                            "the fleet-wide 403 alert")
         status, body = get(port, "/alerts")
         assert status == 200
         assert alert in json.loads(body)  # /alerts serves the JSON line's object
@@ -321,10 +300,5 @@ async def test_statuswatch_prometheus_alertmanager_chain(
         assert summary == "HTTP 403 share rose in fleet"
     finally:
         prometheus.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stderr = stop_run(proc)
     assert proc.returncode == 0, stderr.decode()[-2000:]

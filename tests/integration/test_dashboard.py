@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 from pathlib import Path
@@ -17,16 +14,23 @@ import pytest
 
 from tests import grafana
 from tests.integration.promstack import (
+    RULES,
     LocalAlertmanager,
     LocalPrometheus,
     Notifications,
     started,
 )
-from tests.integration.support import free_port, scrape, wait_for
+from tests.integration.support import (
+    fleet_wide,
+    free_port,
+    scrape,
+    simulate_into,
+    start_run,
+    stop_run,
+    wait_for,
+)
 from tests.integration.test_poison import produce as produce_values
 
-REPO = Path(__file__).resolve().parents[2]
-RULES = REPO / "config" / "prometheus" / "statuswatch-rules.yml"
 START_S = 1_680_566_400  # 2023-04-04T00:00:00Z
 ONSET_S = 300
 INVALID = 5  #: records that are not JSON, produced once the alert fired
@@ -36,13 +40,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 def produce(bootstrap: str, topic: str) -> None:
     """400 s of traffic from 100 apps; from 300 s on, half of them frozen on 403."""
-    produced = subprocess.run(
-        [sys.executable, "-m", "statuswatch", "simulate", "--kafka", bootstrap, "--topic", topic,
-         "--rate", "200", "--duration", "400", "--start", str(START_S), "--seed", "4",
-         "--apps", "100", "--incident", f"freeze:start={ONSET_S},duration=100,fraction=0.5"],
-        capture_output=True, timeout=180, check=False,
-    )
-    assert produced.returncode == 0, produced.stderr.decode()
+    simulate_into(bootstrap, topic, "--rate", "200", "--duration", "400", "--start", str(START_S),
+                  "--seed", "4", "--apps", "100",
+                  "--incident", f"freeze:start={ONSET_S},duration=100,fraction=0.5")
 
 
 def config(bootstrap: str, topic: str, port: int, alerts: Path, alertmanager: str,
@@ -100,17 +100,9 @@ def test_every_dashboard_query_returns_data(
     prometheus = LocalPrometheus(instance, RULES, f"127.0.0.1:{alertmanager.port}")
     started(prometheus)
     start = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "statuswatch", "run", "--config", str(config_path)],
-        stderr=subprocess.PIPE)
+    proc = start_run(config_path)
     try:
-        def fleet_403() -> list[dict[str, Any]]:
-            if not alerts_path.exists():
-                return []
-            alerts = [json.loads(x) for x in alerts_path.read_text().splitlines()]
-            return [a for a in alerts if a["code"] == 403 and a["scope"] == {}]
-
-        wait_for(fleet_403, 120, "the fleet-wide 403 alert")
+        wait_for(lambda: fleet_wide(alerts_path, 403), 120, "the fleet-wide 403 alert")
 
         def delivered_to_both() -> bool:
             body = scrape(port)
@@ -177,10 +169,5 @@ def test_every_dashboard_query_returns_data(
         assert float(folded[0]["value"][1]) > 0  # 100 apps, 50 rows per level
     finally:
         prometheus.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stderr = stop_run(proc)
     assert proc.returncode == 0, stderr.decode()[-2000:]

@@ -11,16 +11,21 @@ ERROR line about it, naming the topic, partition and an offset.
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from statuswatch.simulate import SimSpec, encode, generate
-from tests.integration.support import free_port, get, sample, scrape, wait_for
-from tests.integration.test_run import statuswatch
+from tests.integration.support import (
+    free_port,
+    get,
+    sample,
+    scrape,
+    start_run,
+    stop_run,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -67,7 +72,7 @@ async def test_a_renamed_time_field_is_reported_not_mistaken_for_a_traffic_drop(
     # warnings and block the process
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log_file:
-        proc = statuswatch("run", "--config", str(config), stderr=log_file)
+        proc = start_run(config, stderr=log_file)
     try:
         def read_all_good() -> bool:
             try:
@@ -98,12 +103,7 @@ async def test_a_renamed_time_field_is_reported_not_mistaken_for_a_traffic_drop(
         assert 'statuswatch_invalid_records_total{reason="missing_field"} ' \
                f"{float(len(renamed))}" in body
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stop_run(proc)
     log = log_path.read_text(errors="replace")
     assert proc.returncode == 0, log[-2000:]
     # statuswatch's own ERROR lines (aiokafka may log one while the group forms)

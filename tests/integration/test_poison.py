@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,8 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
 from statuswatch.simulate import SimSpec, encode, generate
-from tests.integration.support import free_port, scrape
-from tests.integration.test_run import statuswatch
+from tests.integration.support import eventually, free_port, scrape, start_run, stop_run
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -128,16 +125,6 @@ def metric(body: str, name: str) -> float:
     return float(m.group(1)) if m else -1.0
 
 
-async def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        await asyncio.sleep(0.5)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
 async def test_poison_messages_are_counted_dead_lettered_and_never_stall(
     kafka_broker, topic, tmp_path: Path
 ):
@@ -173,7 +160,7 @@ async def test_poison_messages_are_counted_dead_lettered_and_never_stall(
         f"alerts:\n  output: {tmp_path / 'alerts.jsonl'}\n"
         f"metrics:\n  port: {port}\n"
     )
-    proc = statuswatch("run", "--config", str(config), stderr=subprocess.PIPE)
+    proc = start_run(config)
     try:
         def everything_read() -> str | None:
             try:
@@ -182,7 +169,7 @@ async def test_poison_messages_are_counted_dead_lettered_and_never_stall(
                 return None
             return body if metric(body, "statuswatch_records_total") >= len(values) else None
 
-        body = await wait_until(everything_read, 120, "every record to be read")
+        body = await eventually(everything_read, 120, "every record to be read")
         assert metric(body, "statuswatch_records_total") == len(values)
 
         # each bad record counted under its reason
@@ -215,12 +202,7 @@ async def test_poison_messages_are_counted_dead_lettered_and_never_stall(
             assert time.monotonic() < deadline, "the group never committed to the end"
             await asyncio.sleep(1)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stderr = stop_run(proc)
     text = stderr.decode()
     assert proc.returncode == 0, text[-3000:]
     # rejected records are logged on single lines with their position, control chars escaped

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.integration.support import free_port, sample, scrape, wait_for
+from tests.integration.support import (
+    fleet_wide,
+    free_port,
+    sample,
+    scrape,
+    simulate_into,
+    start_run,
+    stop_run,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -20,23 +25,12 @@ DURATION_S = 1_500
 ONSET_S = 1_200
 
 
-
-def statuswatch(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "statuswatch", *args], **kwargs)  # type: ignore[call-overload]
-
-
-
-
 @pytest.mark.parametrize("topic", [3], indirect=True)
 async def test_run_detects_the_403_freeze_and_commits(kafka_broker, topic, tmp_path: Path):
-    produced = subprocess.run(
-        [sys.executable, "-m", "statuswatch", "simulate", "--kafka", kafka_broker.bootstrap_servers,
-         "--topic", topic, "--rate", "200", "--duration", str(DURATION_S), "--start", str(START),
-         "--seed", "4", "--apps", "100",
-         "--incident", f"freeze:start={ONSET_S},duration=300,fraction=0.5"],
-        capture_output=True, timeout=180, check=False,
-    )
-    assert produced.returncode == 0, produced.stderr.decode()
+    simulate_into(kafka_broker.bootstrap_servers, topic, "--rate", "200",
+                  "--duration", str(DURATION_S), "--start", str(START), "--seed", "4",
+                  "--apps", "100",
+                  "--incident", f"freeze:start={ONSET_S},duration=300,fraction=0.5")
 
     alerts_path, port = tmp_path / "alerts.jsonl", free_port()
     group = f"sw-{topic}"
@@ -48,14 +42,10 @@ async def test_run_detects_the_403_freeze_and_commits(kafka_broker, topic, tmp_p
         f"alerts:\n  output: {alerts_path}\n"
         f"metrics:\n  port: {port}\n"
     )
-    proc = statuswatch("run", "--config", str(config), stderr=subprocess.PIPE)
+    proc = start_run(config)
     try:
         def fleet_403() -> list[dict]:
-            if not alerts_path.exists():
-                return []
-            alerts = [json.loads(x) for x in alerts_path.read_text().splitlines()]
-            return [a for a in alerts if a["code"] == 403 and a["scope"] == {}
-                    and a["state"] == "firing"]
+            return [a for a in fleet_wide(alerts_path, 403) if a["state"] == "firing"]
 
         (alert,) = wait_for(fleet_403, 120, "the fleet-wide 403 alert")
         assert alert["direction"] == "up"
@@ -74,12 +64,7 @@ async def test_run_detects_the_403_freeze_and_commits(kafka_broker, topic, tmp_p
         # all three partitions hold the watermark from assignment on: nothing is late
         assert sample(body, "statuswatch_late_records_total") == 0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stderr = stop_run(proc)
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert b"stopped cleanly" in stderr
 

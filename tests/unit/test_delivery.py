@@ -73,12 +73,17 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
+    with Receiver() as r:
+        yield r
 
 
 def event(state: str = "firing", code: int = 503, scope: dict[str, str] | None = None,
@@ -99,6 +104,16 @@ def delivery_with(sink: dict[str, Any], **settings: Any) -> tuple[AlertDelivery,
 async def settle(delivery: AlertDelivery, timeout: float = 10.0) -> None:
     for worker in delivery.workers:
         assert await worker.drain(timeout), f"{worker.name} still holds {len(worker.queue)}"
+
+
+async def deliver(delivery: AlertDelivery, *events: AlertEvent) -> None:
+    """Start ``delivery``, write ``events``, wait until every sink is done with them, stop."""
+    await delivery.start()
+    try:
+        delivery.write(list(events))
+        await settle(delivery)
+    finally:
+        await delivery.stop(1.0)
 
 
 # --- configuration ---------------------------------------------------------------
@@ -170,12 +185,7 @@ async def test_webhook_posts_the_alert_json_signed_with_custom_headers(
         "type": "webhook", "url": f"{receiver.url}/hook?team=sre", "hmac_secret": "s3cret",
         "headers": {"X-Team": "sre"}, "auth": {"bearer_token": "tok"},
     })
-    await delivery.start()
-    try:
-        delivery.write([event()])
-        await settle(delivery)
-    finally:
-        await delivery.stop(1.0)
+    await deliver(delivery, event())
     ((headers, body),) = receiver.requests
     assert json.loads(body) == lines.alerts[0]  # the JSON line's object, unchanged
     assert headers["X-Team"] == "sre"
@@ -196,24 +206,16 @@ async def test_basic_auth_from_a_secret_file_over_tls_with_a_client_certificate(
     server_tls.load_cert_chain(certs.chain, certs.key)
     server_tls.load_verify_locations(client.ca)
     server_tls.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no answer
-    receiver = Receiver(tls=server_tls)
     secret = tmp_path / "password"
     secret.write_text("pa:ss\n")
-    try:
+    with Receiver(tls=server_tls) as receiver:
         delivery, _ = delivery_with({
             "type": "alertmanager", "urls": [receiver.url],
             "auth": {"username": "sw", "password_file": str(secret)},
             "tls": {"ca_file": str(certs.ca), "cert_file": str(client.chain),
                     "key_file": str(client.key)},
         })
-        await delivery.start()
-        try:
-            delivery.write([event()])
-            await settle(delivery)
-        finally:
-            await delivery.stop(1.0)
-    finally:
-        receiver.close()
+        await deliver(delivery, event())
     ((headers, body),) = receiver.requests
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"sw:pa:ss").decode()
     (sent,) = json.loads(body)
@@ -226,37 +228,21 @@ async def test_basic_auth_from_a_secret_file_over_tls_with_a_client_certificate(
 
 
 async def test_failed_attempts_are_retried_and_counted() -> None:
-    receiver = Receiver(script=[503, 502, 429])
-    try:
+    with Receiver(script=[503, 502, 429]) as receiver:
         delivery, _ = delivery_with({
             "type": "webhook", "name": "hook", "url": receiver.url,
             "backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05,
         })
-        await delivery.start()
-        try:
-            delivery.write([event()])
-            await settle(delivery)
-        finally:
-            await delivery.stop(1.0)
-    finally:
-        receiver.close()
+        await deliver(delivery, event())
     assert len(receiver.requests) == 4
     results = delivery.workers[0].results
     assert (results["failed"], results["delivered"]) == (3, 1)
 
 
 async def test_a_4xx_is_rejected_without_retrying(caplog: pytest.LogCaptureFixture) -> None:
-    receiver = Receiver(script=[400])
-    try:
+    with Receiver(script=[400]) as receiver:
         delivery, _ = delivery_with({"type": "webhook", "url": receiver.url})
-        await delivery.start()
-        try:
-            delivery.write([event()])
-            await settle(delivery)
-        finally:
-            await delivery.stop(1.0)
-    finally:
-        receiver.close()
+        await deliver(delivery, event())
     assert len(receiver.requests) == 1
     assert delivery.workers[0].results["rejected"] == 1
     assert "HTTP 400" in caplog.text
@@ -270,13 +256,8 @@ async def test_an_undeliverable_alert_expires_counted_and_logged(
         "type": "alertmanager", "urls": [dead], "deadline_seconds": 0.5,
         "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.1,
     })
-    await delivery.start()
-    try:
-        with caplog.at_level(logging.ERROR):
-            delivery.write([event(id_="lost-1")])
-            await settle(delivery)
-    finally:
-        await delivery.stop(1.0)
+    with caplog.at_level(logging.ERROR):
+        await deliver(delivery, event(id_="lost-1"))
     results = delivery.workers[0].results
     assert results["expired"] == 1 and results["delivered"] == 0 and results["failed"] >= 2
     assert "lost-1" in caplog.text and "not delivered within 0.5s" in caplog.text

@@ -6,7 +6,8 @@ vouch for a value, and the caller then decodes that record with the full decoder
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Final
 
 import numpy as np
@@ -37,6 +38,26 @@ def _same_width(texts: Sequence[str], width: int) -> tuple[I64, npt.NDArray[np.i
     except UnicodeEncodeError:
         return sel, None
     return sel, np.frombuffer(raw, np.uint8).reshape(-1, width).astype(np.int64)
+
+
+#: Parses the rows of one width: (ASCII bytes, their digit values) -> (ms, ok).
+_RowParser = Callable[
+    [npt.NDArray[np.int64], npt.NDArray[np.int64]], tuple[I64, npt.NDArray[np.bool_]]
+]
+
+
+def _by_width(
+    texts: Sequence[str], parsers: Mapping[int, _RowParser]
+) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """Milliseconds and ``ok`` of each text, from the parser of its width; ``ok`` false
+    for any other width."""
+    ms = np.zeros(len(texts), np.int64)
+    ok = np.zeros(len(texts), bool)
+    for width, parse in parsers.items():
+        sel, b = _same_width(texts, width)
+        if b is not None:
+            ms[sel], ok[sel] = parse(b, b - 48)
+    return ms, ok
 
 
 def _digits_ok(d: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -88,42 +109,38 @@ def iso_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bool_]]:
     >>> ms[:3].tolist(), ok.tolist()
     ([1680602400123, 1680602400123, 1680602400000], [True, True, True, False, False])
     """
-    n = len(texts)
-    ms = np.zeros(n, np.int64)
-    ok = np.zeros(n, bool)
-    if n == 0:
-        return ms, ok
-    for width, (has_frac, zulu) in _ISO_LAYOUTS.items():
-        sel, b = _same_width(texts, width)
-        if b is None:
-            continue
-        d = b - 48
-        good = _digits_ok(d[:, _DATE_TIME_DIGITS])
-        good &= (b[:, 4] == 45) & (b[:, 7] == 45) & (b[:, 10] == 84)  # - - T
-        good &= (b[:, 13] == 58) & (b[:, 16] == 58)  # : :
-        frac: I64 | int = 0
-        zone = 19
-        if has_frac:
-            good &= (b[:, 19] == 46) & _digits_ok(d[:, 20:23])  # .
-            frac = d[:, 20] * 100 + d[:, 21] * 10 + d[:, 22]
-            zone = 23
-        if zulu:
-            good &= b[:, zone] == 90  # Z
-            off_min = np.zeros(len(b), np.int64)
-        else:
-            good &= b[:, zone + 3] == 58  # :
-            off_min, off_ok = _offset_minutes(
-                b[:, zone], d[:, [zone + 1, zone + 2, zone + 4, zone + 5]]
-            )
-            good &= off_ok
-        year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
-        month = d[:, 5] * 10 + d[:, 6]
-        day = d[:, 8] * 10 + d[:, 9]
-        hms = (d[:, 11] * 10 + d[:, 12], d[:, 14] * 10 + d[:, 15], d[:, 17] * 10 + d[:, 18])
-        value, in_range = _civil_ms(year, month, day, hms, frac, off_min)
-        ms[sel] = value
-        ok[sel] = good & in_range
-    return ms, ok
+    layouts = _ISO_LAYOUTS.items()
+    return _by_width(texts, {width: partial(_iso_rows, *layout) for width, layout in layouts})
+
+
+def _iso_rows(
+    has_frac: bool, zulu: bool, b: npt.NDArray[np.int64], d: npt.NDArray[np.int64]
+) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """The rows of one ISO-8601 layout: with ``.mmm`` or not, ``Z`` or ``+HH:MM``."""
+    good = _digits_ok(d[:, _DATE_TIME_DIGITS])
+    good &= (b[:, 4] == 45) & (b[:, 7] == 45) & (b[:, 10] == 84)  # - - T
+    good &= (b[:, 13] == 58) & (b[:, 16] == 58)  # : :
+    frac: I64 | int = 0
+    zone = 19
+    if has_frac:
+        good &= (b[:, 19] == 46) & _digits_ok(d[:, 20:23])  # .
+        frac = d[:, 20] * 100 + d[:, 21] * 10 + d[:, 22]
+        zone = 23
+    if zulu:
+        good &= b[:, zone] == 90  # Z
+        off_min = np.zeros(len(b), np.int64)
+    else:
+        good &= b[:, zone + 3] == 58  # :
+        off_min, off_ok = _offset_minutes(
+            b[:, zone], d[:, [zone + 1, zone + 2, zone + 4, zone + 5]]
+        )
+        good &= off_ok
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month = d[:, 5] * 10 + d[:, 6]
+    day = d[:, 8] * 10 + d[:, 9]
+    hms = (d[:, 11] * 10 + d[:, 12], d[:, 14] * 10 + d[:, 15], d[:, 17] * 10 + d[:, 18])
+    value, in_range = _civil_ms(year, month, day, hms, frac, off_min)
+    return value, good & in_range
 
 
 #: The three letters of each month name as one number (``ord`` big-endian), sorted.
@@ -148,13 +165,12 @@ def clf_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bool_]]:
     >>> ms[:2].tolist(), ok.tolist()
     ([1796535001000, 1796535001000], [True, True, False, False])
     """
-    n = len(texts)
-    ms = np.zeros(n, np.int64)
-    ok = np.zeros(n, bool)
-    sel, b = _same_width(texts, 26)
-    if b is None:
-        return ms, ok
-    d = b - 48
+    return _by_width(texts, {26: _clf_rows})
+
+
+def _clf_rows(
+    b: npt.NDArray[np.int64], d: npt.NDArray[np.int64]
+) -> tuple[I64, npt.NDArray[np.bool_]]:
     good = _digits_ok(d[:, _CLF_DIGITS])
     good &= (b[:, 2] == 47) & (b[:, 6] == 47) & (b[:, 11] == 58)  # / / :
     good &= (b[:, 14] == 58) & (b[:, 17] == 58) & (b[:, 20] == 32)  # : : space
@@ -166,9 +182,7 @@ def clf_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bool_]]:
     day = d[:, 0] * 10 + d[:, 1]
     hms = (d[:, 12] * 10 + d[:, 13], d[:, 15] * 10 + d[:, 16], d[:, 18] * 10 + d[:, 19])
     value, in_range = _civil_ms(year, _MONTH_OF_KEY[at], day, hms, 0, off_min)
-    ms[sel] = value
-    ok[sel] = good & off_ok & in_range
-    return ms, ok
+    return value, good & off_ok & in_range
 
 
 def decimal_seconds_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bool_]]:
@@ -179,17 +193,15 @@ def decimal_seconds_column(texts: Sequence[str]) -> tuple[I64, npt.NDArray[np.bo
     >>> ms[0].item(), ok.tolist()
     (1680600000123, [True, False, False])
     """
-    n = len(texts)
-    ms = np.zeros(n, np.int64)
-    ok = np.zeros(n, bool)
-    sel, b = _same_width(texts, 14)
-    if b is None:
-        return ms, ok
-    d = b - 48
+    return _by_width(texts, {14: _decimal_seconds_rows})
+
+
+def _decimal_seconds_rows(
+    b: npt.NDArray[np.int64], d: npt.NDArray[np.int64]
+) -> tuple[I64, npt.NDArray[np.bool_]]:
     digits = d[:, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]]
     value = (digits * (10 ** np.arange(12, -1, -1, dtype=np.int64))).sum(axis=1)
-    ms[sel] = value
-    ok[sel] = _digits_ok(digits) & (b[:, 10] == 46) & (value >= MIN_TS_MS) & (value < END_TS_MS)
-    return ms, ok
+    good = _digits_ok(digits) & (b[:, 10] == 46) & (value >= MIN_TS_MS) & (value < END_TS_MS)
+    return value, good
 
 
