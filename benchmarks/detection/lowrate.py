@@ -9,7 +9,8 @@ incidents that land where counts are small or the onset is slow:
   its usual rate; the app is the one whose expected rate then is nearest
   :data:`STORM_APP_RATE` (about 2 requests a minute);
 * ``freeze-403-5%-apps-night``: 5 % of the apps get 403 on every call for an
-  hour around the 04:00 trough (2 to 3 req/s fleet-wide);
+  hour around the 04:00 trough (2 to 3 req/s fleet-wide at ``--rate 100``; up to 7
+  at 500, where the night is narrower);
 * ``creep-5xx-email-api-40min``: email-api's 5xx share (500/502/503/504 in equal
   parts) rises linearly from its usual 0.31 % to 4 % (13x) over 40 minutes, then
   holds there for 20.
