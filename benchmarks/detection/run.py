@@ -1,6 +1,7 @@
 """Detection benchmark: statuswatch and three reference detectors on one labelled day.
 
-    python -m benchmarks.detection.run [--hours 24] [--rate R] [--seed S] [--json PATH]
+    python -m benchmarks.detection.run [--scenario all|standard|lowrate] [--hours 24]
+        [--rate R] [--seed S] [--json PATH]
 
 Simulates ``--hours`` of diurnal gateway traffic (every service, the low-traffic
 ``admin-api`` included, and the sparse and bursty scopes of ``SimSpec(sparse=True)``:
@@ -13,6 +14,12 @@ of ``references.py``. Every detector's alerts are scored by
 ``statuswatch.evaluate.evaluate`` against the simulator's labels over
 ``[start + warm-up, end]``; alerts of the warm-up are not scored (statuswatch's
 are counted and shown). Prints Markdown tables and the wall time.
+
+``--scenario lowrate`` runs only the low-rate day of :mod:`benchmarks.detection.lowrate`
+(deep night lulls, a benign 2.5x surge, the sparse scopes; a 429 storm of one app at
+about 2 requests a minute, a 403 freeze of 5 % of the apps at night, a 5xx creep over
+40 minutes), scored the same way; ``--hours 10.5`` still holds all of it. The default
+runs both and adds the whole suite's totals.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.detection import lowrate
 from benchmarks.detection.references import (
     HalfSpaceTreesDetector,
     Reference,
@@ -96,15 +104,12 @@ def window_counts(chunk: Chunk, size_ms: int, code_index: np.ndarray, n_services
         yield chunk.start_ms + i * size_ms, counts[i]
 
 
-def run(hours: float, rate: float, seed: int) -> dict[str, Any]:
+def detect(spec: SimSpec, start_ms: int, end_ms: int, warmup_h: float,
+           seed: int) -> dict[str, Any]:
+    """Feed ``[start_ms, end_ms)`` of ``spec`` to statuswatch and the references: the alerts."""
     settings = Settings()
     size_ms = settings.window.size_ms
-    start_ms = round(datetime.fromisoformat(START).timestamp() * 1000)
-    end_ms = start_ms + round(hours * H)
-    spec = SimSpec(seed=seed, rate=rate, diurnal=True, incidents=incidents(start_ms, hours),
-                   sparse=True)
-    labels = spec.labels()
-    warmup_windows = round(WARMUP_H * H / size_ms)
+    warmup_windows = round(warmup_h * H / size_ms)
     codes = spec.codes
     code_index = np.full(600, -1, dtype=np.int64)
     code_index[list(codes)] = np.arange(len(codes))
@@ -140,8 +145,14 @@ def run(hours: float, rate: float, seed: int) -> dict[str, Any]:
     alerts["statuswatch"].extend(e.to_json() for e in detector.finish())
     timing["statuswatch"] += time.perf_counter() - t1
     wall = time.perf_counter() - t_start
+    return {"alerts": alerts, "timing": timing, "records": records,
+            "windows": detector.counters.windows_closed, "wall_s": wall}
 
-    eval_start_s = (start_ms + WARMUP_H * H) / 1000
+
+def score(alerts: dict[str, list[dict[str, Any]]], labels: list[dict[str, Any]],
+          eval_start_s: float, end_s: float
+          ) -> tuple[dict[str, Report], dict[str, list[dict[str, Any]]]]:
+    """Each detector's report over ``[eval_start_s, end_s]`` and its warm-up firings."""
     reports: dict[str, Report] = {}
     warmup_alerts: dict[str, list[dict[str, Any]]] = {}
     for name, found in alerts.items():
@@ -149,16 +160,28 @@ def run(hours: float, rate: float, seed: int) -> dict[str, Any]:
         warmup_alerts[name] = [
             a for a in found if a["state"] == "firing" and a["window_end"] <= eval_start_s
         ]
-        reports[name] = evaluate(scored, labels, eval_start_s, end_ms / 1000)
+        reports[name] = evaluate(scored, labels, eval_start_s, end_s)
+    return reports, warmup_alerts
+
+
+def run(hours: float, rate: float, seed: int) -> dict[str, Any]:
+    start_ms = round(datetime.fromisoformat(START).timestamp() * 1000)
+    end_ms = start_ms + round(hours * H)
+    spec = SimSpec(seed=seed, rate=rate, diurnal=True, incidents=incidents(start_ms, hours),
+                   sparse=True)
+    labels = spec.labels()
+    found = detect(spec, start_ms, end_ms, WARMUP_H, seed)
+    eval_start_s = (start_ms + WARMUP_H * H) / 1000
+    reports, warmup_alerts = score(found["alerts"], labels, eval_start_s, end_ms / 1000)
     crawl_spans = crawls(spec, round(eval_start_s * 1000), end_ms)
     sparse = {
         name: sparse_false_alarms(r.false_alarms, crawl_spans) for name, r in reports.items()
     }
     return {
+        **found, "scenario": "standard",
         "sparse_false_alarms": sparse, "scored_days": (end_ms / 1000 - eval_start_s) / 86400,
-        "hours": hours, "rate": rate, "seed": seed, "records": records,
-        "windows": detector.counters.windows_closed, "wall_s": wall, "timing": timing,
-        "labels": labels, "reports": reports, "alerts": alerts, "warmup_alerts": warmup_alerts,
+        "hours": hours, "rate": rate, "seed": seed,
+        "labels": labels, "reports": reports, "warmup_alerts": warmup_alerts,
     }
 
 
@@ -200,9 +223,7 @@ def _scope(scope: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in scope.items()) or "fleet"
 
 
-def markdown(result: dict[str, Any]) -> str:
-    reports: dict[str, Report] = result["reports"]
-    n = len(result["labels"])
+def _summary(reports: dict[str, Report], n: int) -> list[str]:
     lines = [
         f"| detector | incidents caught (of {n}) | median delay (s) | max delay (s) "
         "| false alarms per day | precision |",
@@ -215,14 +236,22 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_fmt(max(d) if d else None)} | {_fmt(r.false_alarms_per_day, '.1f')} "
             f"| {_fmt(r.precision, '.2f')} |"
         )
-    days = result["scored_days"]
-    lines += ["", "False alarms per day on the sparse and bursty scopes of the normal traffic:",
-              "", "| detector | " + " | ".join(SPARSE_SHAPES) + " |",
-              "|---|" + "---|" * len(SPARSE_SHAPES)]
-    for name, found in result["sparse_false_alarms"].items():
+    return lines
+
+
+def _per_day(title: str, found: dict[str, dict[str, int]], shapes: tuple[str, ...],
+             days: float) -> list[str]:
+    lines = ["", title, "", "| detector | " + " | ".join(shapes) + " |",
+             "|---|" + "---|" * len(shapes)]
+    for name, per_shape in found.items():
         lines.append(f"| {name} | "
-                     + " | ".join(f"{found[s] / days:.1f}" for s in SPARSE_SHAPES) + " |")
-    lines += ["", "Detection delay per incident (s; `-` = missed):", ""]
+                     + " | ".join(f"{per_shape[s] / days:.1f}" for s in shapes) + " |")
+    return lines
+
+
+def _delays(result: dict[str, Any]) -> list[str]:
+    reports: dict[str, Report] = result["reports"]
+    lines = ["", "Detection delay per incident (s; `-` = missed):", ""]
     lines.append("| incident | start (UTC) | minutes | " + " | ".join(reports) + " |")
     lines.append("|---|---|---|" + "---|" * len(reports))
     for i, label in enumerate(result["labels"]):
@@ -232,8 +261,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {label['name']} | {_when(label['start'])} | {minutes:.0f} | "
             + " | ".join(cells) + " |"
         )
-    sw = reports["statuswatch"]
-    lines += ["", f"statuswatch false alarms ({len(sw.false_alarms)}):", ""]
+    return lines
+
+
+def _statuswatch_alerts(result: dict[str, Any]) -> list[str]:
+    sw: Report = result["reports"]["statuswatch"]
+    lines = ["", f"statuswatch false alarms ({len(sw.false_alarms)}):", ""]
     for fa in sw.false_alarms:
         lines.append(
             f"- {_when(fa['window_end'])} {fa.get('signal', 'share')} {fa['code']} "
@@ -253,11 +286,77 @@ def markdown(result: dict[str, Any]) -> str:
         f"(simulate {tm['simulate']:.0f} s, statuswatch {tm['statuswatch']:.0f} s, "
         f"references {tm['references']:.0f} s)"
     )
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = _summary(result["reports"], len(result["labels"]))
+    lines += _per_day("False alarms per day on the sparse and bursty scopes of the normal "
+                      "traffic:", result["sparse_false_alarms"], SPARSE_SHAPES,
+                      result["scored_days"])
+    lines += _delays(result)
+    lines += _statuswatch_alerts(result)
+    return "\n".join(lines)
+
+
+def run_lowrate(hours: float, rate: float, seed: int) -> dict[str, Any]:
+    """The low-rate scenario (:mod:`benchmarks.detection.lowrate`), scored as :func:`run`."""
+    start_ms = round(datetime.fromisoformat(lowrate.START).timestamp() * 1000)
+    sc = lowrate.scenario(start_ms, hours, rate, seed)
+    spec = sc.spec
+    labels = spec.labels()
+    found = detect(spec, sc.start_ms, sc.end_ms, lowrate.WARMUP_H, seed)
+    eval_start_s = (start_ms + lowrate.WARMUP_H * H) / 1000
+    reports, warmup_alerts = score(found["alerts"], labels, eval_start_s, sc.end_ms / 1000)
+    crawl_spans = crawls(spec, round(eval_start_s * 1000), sc.end_ms)
+    normal = {
+        name: {**lowrate.normal_false_alarms(spec, r.false_alarms),
+               **sparse_false_alarms(r.false_alarms, crawl_spans)}
+        for name, r in reports.items()
+    }
+    return {
+        **found, "scenario": "lowrate", "normal_false_alarms": normal,
+        "scored_days": (sc.end_ms / 1000 - eval_start_s) / 86400,
+        "lull_hours": lowrate.lull_hours(spec, round(eval_start_s * 1000), sc.end_ms),
+        "left_out": list(sc.left_out), "hours": hours, "rate": rate, "seed": seed,
+        "labels": labels, "reports": reports, "warmup_alerts": warmup_alerts,
+    }
+
+
+def markdown_lowrate(result: dict[str, Any]) -> str:
+    labels = result["labels"]
+    storm = next((lb for lb in labels if lb["kind"] == "storm"), None)
+    lines = _summary(result["reports"], len(labels))
+    shapes = lowrate.NORMAL_SHAPES + SPARSE_SHAPES
+    lines += _per_day("False alarms per day of the scored span, on each normal shape "
+                      f"(night lulls: {result['lull_hours']:.1f} h of it):",
+                      result["normal_false_alarms"], shapes, result["scored_days"])
+    lines += _delays(result)
+    if storm is not None:
+        lines.append(f"\nThe storm's app: {storm['scope']['app']}.")
+    if result["left_out"]:
+        lines.append(f"\nLeft out (they do not end within --hours {result['hours']:g}): "
+                     + ", ".join(result["left_out"]))
+    lines += _statuswatch_alerts(result)
+    return "\n".join(lines)
+
+
+def suite(results: list[dict[str, Any]]) -> str:
+    """Every scenario together: caught of all incidents, false alarms per day overall."""
+    days = sum(r["scored_days"] for r in results)
+    n = sum(len(r["labels"]) for r in results)
+    lines = [f"| detector | incidents caught (of {n}) | false alarms per day |", "|---|---|---|"]
+    for name in results[0]["reports"]:
+        caught = sum(r["reports"][name].caught for r in results)
+        false = sum(len(r["reports"][name].false_alarms) for r in results)
+        lines.append(f"| {name} | {caught} | {false / days:.1f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenario", choices=("all", "standard", "lowrate"), default="all",
+                   help="which scenario to run (default all: standard, then lowrate)")
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     p.add_argument("--rate", type=float, default=500.0,
                    help="requests/s, weekly average of the diurnal profile (default 500)")
@@ -266,11 +365,25 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.hours < WARMUP_H + 1:
         p.error(f"--hours must be at least {WARMUP_H + 1:g}")
-    result = run(args.hours, args.rate, args.seed)
-    print(markdown(result))
+    results = []
+    if args.scenario in ("all", "standard"):
+        results.append(run(args.hours, args.rate, args.seed))
+        if args.scenario == "all":
+            print("## Standard scenario\n")
+        print(markdown(results[-1]))
+    if args.scenario in ("all", "lowrate"):
+        results.append(run_lowrate(args.hours, args.rate, args.seed))
+        if args.scenario == "all":
+            print("\n## Low-rate scenario\n")
+        print(markdown_lowrate(results[-1]))
+    if len(results) > 1:
+        print("\n## The whole suite\n")
+        print(suite(results))
     if args.json:
-        out = {**result, "reports": {k: r.to_json() for k, r in result["reports"].items()}}
-        Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
+        out = [{**r, "reports": {k: rep.to_json() for k, rep in r["reports"].items()}}
+               for r in results]
+        Path(args.json).write_text(
+            json.dumps(out[0] if len(out) == 1 else out, indent=1, default=str) + "\n")
     return 0
 
 

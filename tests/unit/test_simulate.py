@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import math
 import re
@@ -26,11 +27,13 @@ from statuswatch.simulate import (
     Chunk,
     Incident,
     SimSpec,
+    Surge,
     cli,
     diurnal_factor,
     encode,
     generate,
     labels,
+    trough_for,
 )
 
 T0 = 1_680_566_400_000  # 2023-04-04T00:00:00Z, a Tuesday
@@ -485,6 +488,168 @@ def test_labels_describe_the_incidents() -> None:
 def test_bad_incidents_are_config_errors(incident: Incident, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         SimSpec(incidents=(incident,))
+
+
+# ------------------------------------------------------------------- low-rate shapes
+
+
+def test_records_are_unchanged_when_the_new_options_are_off() -> None:
+    """Every older incident kind, diurnal and sparse: the same records and labels as the
+    generator had before codes, ramps, surges and the night trough were added."""
+    incidents = (
+        Incident("freeze", T0 + MIN, T0 + 3 * MIN, fraction=0.2, factor=2.0),
+        Incident("creep", T0 + 2 * MIN, T0 + 6 * MIN, service="calendar-api"),
+        Incident("creep", T0 + 2 * MIN, T0 + 6 * MIN, service="email-api", code=504,
+                 fraction=0.05),
+        Incident("outage", T0 + 3 * MIN, T0 + 4 * MIN, service="auth-api"),
+        Incident("storm", T0 + 4 * MIN, T0 + 5 * MIN),
+        Incident("spike", T0 + 5 * MIN, T0 + 6 * MIN, route="create-event"),
+        Incident("drop", T0 + 6 * MIN, T0 + 7 * MIN, fraction=0.3),
+        Incident("newcode", T0 + 6 * MIN, T0 + 8 * MIN, service="webhooks-api"),
+    )
+    spec = SimSpec(seed=3, rate=300.0, n_apps=50, diurnal=True, sparse=True,
+                   incidents=incidents)
+    digest = hashlib.sha256()
+    for chunk in generate(spec, T0, T0 + 8 * MIN, 7_000):
+        for key in ("ts_ms", "status", "service", "route", "app", "latency_ms", "size", "rid"):
+            digest.update(np.ascontiguousarray(getattr(chunk, key)).tobytes())
+    digest.update(json.dumps(spec.labels(), sort_keys=True).encode())
+    # computed with the generator as it was before these options existed
+    assert digest.hexdigest() == (
+        "d0ab672d3106485daf134195565a6af221209d99bd645009fe4ee9aab7e5ca2e"
+    )
+
+
+def test_creep_over_several_codes_ramps_then_holds() -> None:
+    start, ramp, end = T0 + MIN, 8 * MIN, T0 + 13 * MIN
+    codes = (500, 502, 503, 504)
+    spec = SimSpec(
+        rate=4000.0,
+        incidents=(Incident("creep", start, end, service="calendar-api", fraction=0.06,
+                            codes=codes, ramp_ms=ramp),),
+    )
+    cols = collect(spec, T0, T0 + 14 * MIN)
+    five = np.isin(cols["status"], codes)
+    cal = cols["service"] == svc(spec, "calendar-api")
+    for k in range(8):  # eighths of the ramp
+        a = start + k * ramp // 8
+        sel = cal & during(cols, a, a + ramp // 8)
+        b = baseline_share(spec, cols, sel, codes)
+        expected = b + (0.06 - b) * (k + 0.5) / 8
+        assert within(five[sel].sum(), sel.sum(), expected, sigmas=6), k
+    hold = cal & during(cols, start + ramp, end)
+    assert within(five[hold].sum(), hold.sum(), 0.06, sigmas=6)
+    before = cal & (cols["ts_ms"] < start)
+    for code in codes:  # each code takes about a quarter of the rise
+        raised = (cols["status"] == code)[hold].sum() - share(
+            cols["status"] == code, before) * hold.sum()
+        assert within(raised, five[hold].sum(), 0.25, sigmas=6), code
+    label = spec.labels()[0]
+    assert label["codes"] == list(codes) and label["ramp"] == ramp / 1000
+    assert label["code"] == 500
+
+
+@pytest.mark.parametrize(
+    ("incident", "message"),
+    [
+        (Incident("outage", T0, T0 + MIN, codes=(500,)), "codes is for a creep"),
+        (Incident("creep", T0, T0 + MIN, code=500, codes=(502,)), "codes is for a creep"),
+        (Incident("creep", T0, T0 + MIN, codes=(500, 500)), "twice"),
+        (Incident("creep", T0, T0 + MIN, codes=(500, 999)), "between 100 and 599"),
+        (Incident("creep", T0, T0 + MIN, ramp_ms=2 * MIN), "ramp must be"),
+        (Incident("freeze", T0, T0 + MIN, ramp_ms=MIN), "ramp is for a creep"),
+    ],
+)
+def test_bad_creep_options_are_config_errors(incident: Incident, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SimSpec(incidents=(incident,))
+
+
+def test_surge_multiplies_volume_and_keeps_the_mix() -> None:
+    start, end = T0 + 2 * MIN, T0 + 8 * MIN
+    plain = SimSpec(rate=500.0)
+    surged = SimSpec(rate=500.0, surges=(Surge(start, end, 2.5, ramp_ms=2 * MIN),))
+    base, cols = collect(plain, T0, T0 + 10 * MIN), collect(surged, T0, T0 + 10 * MIN)
+    assert surged.labels() == []  # benign: no incident
+    outside = ~during(cols, start, end)
+    for key in ("ts_ms", "status", "app"):  # untouched before and after
+        assert np.array_equal(cols[key][outside], base[key][~during(base, start, end)])
+    held = during(cols, start + 2 * MIN, end - 2 * MIN)
+    assert held.sum() == pytest.approx(2.5 * 500.0 * 120, rel=0.05)
+    ramp_up = during(cols, start, start + 2 * MIN)
+    assert ramp_up.sum() == pytest.approx(1.75 * 500.0 * 120, rel=0.05)
+    for code in (200, 404, 429, 500):
+        assert within((cols["status"] == code)[held].sum(), held.sum(),
+                      baseline_share(surged, cols, held, (code,)))
+
+
+def test_a_surge_of_one_changes_nothing() -> None:
+    spec = SimSpec(rate=300.0, n_apps=20)
+    neutral = SimSpec(rate=300.0, n_apps=20, surges=(Surge(T0, T0 + MIN, 1.0),))
+    a, b = collect(spec, T0, T0 + MIN), collect(neutral, T0, T0 + MIN)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(("rate", "night"), [(100.0, 2.0), (500.0, 2.0), (50.0, 5.0)])
+def test_deep_night_lulls_reach_the_night_rate(rate: float, night: float) -> None:
+    trough = trough_for(rate, night)
+    spec = SimSpec(rate=rate, diurnal=True, diurnal_trough=trough)
+    four = T0 + 4 * 3_600_000
+    assert rate * diurnal_factor(four / 1000, trough) == pytest.approx(night)
+    week = np.arange(0, 7 * 86400, 60) + T0 / 1000
+    assert np.mean([diurnal_factor(t, trough) for t in week]) == pytest.approx(1.0, rel=1e-3)
+    n = len(collect(spec, four - 5 * MIN, four + 5 * MIN)["ts_ms"])
+    assert abs(n - night * 600) < 5 * math.sqrt(night * 600) + 3
+
+
+def test_bad_surges_and_troughs_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="surge"):
+        SimSpec(surges=(Surge(T0 + MIN, T0, 2.0),))
+    with pytest.raises(ConfigError, match="surge"):
+        SimSpec(surges=(Surge(T0, T0 + MIN, 0.0),))
+    with pytest.raises(ConfigError, match="diurnal_trough"):
+        SimSpec(diurnal_trough=0.0)
+    with pytest.raises(ConfigError, match="night rate"):
+        trough_for(10.0, 20.0)
+
+
+def test_cli_creep_codes_ramp_surge_and_night_rate(tmp_path: Path) -> None:
+    lab = tmp_path / "labels.json"
+    args = parse(
+        "--duration", "3600", "--rate", "0.5", "--start", "2023-04-04T03:00:00Z",
+        "--diurnal", "--night-rate", "0.2",
+        "--incident",
+        "creep:service=email-api,codes=500/502/503/504,fraction=0.04,start=600,"
+        "duration=1800,ramp=1200",
+        "--surge", "factor=2.5,start=2400,duration=600,ramp=60",
+        "--labels-out", str(lab), "--out", str(tmp_path / "o"),
+    )
+    p = cli.plan(args)
+    (creep,) = p.spec.incidents
+    assert creep.codes == (500, 502, 503, 504) and creep.ramp_ms == 1_200_000
+    assert p.spec.surges == (Surge(p.start_ms + 2_400_000, p.start_ms + 3_000_000, 2.5,
+                                   60_000),)
+    assert p.spec.diurnal_trough == pytest.approx(trough_for(0.5, 0.2))
+    assert cli.run(args) == 0
+    (label,) = json.loads(lab.read_text())
+    assert label["codes"] == [500, 502, 503, 504] and label["ramp"] == 1200.0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--incident", "creep:codes=500/abc"),
+        ("--surge", "start=10,duration=5"),
+        ("--surge", "factor=2,colour=red"),
+        ("--surge", "factor=2,ramp=-1"),
+        ("--night-rate", "2"),
+    ],
+)
+def test_cli_rejects_bad_low_rate_options(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.run(parse("--duration", "60", *argv)) == 2
+    assert "statuswatch simulate:" in capsys.readouterr().err
 
 
 def test_bad_specs_are_config_errors() -> None:

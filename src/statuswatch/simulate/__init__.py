@@ -12,9 +12,11 @@ from statuswatch.simulate.traffic import (
     Chunk,
     Incident,
     SimSpec,
+    Surge,
     diurnal_factor,
     generate,
     labels,
+    trough_for,
 )
 
 __all__ = [
@@ -24,8 +26,10 @@ __all__ = [
     "Chunk",
     "Incident",
     "SimSpec",
+    "Surge",
     "diurnal_factor",
     "encode",
     "generate",
     "labels",
+    "trough_for",
 ]

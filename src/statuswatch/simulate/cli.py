@@ -31,7 +31,14 @@ from typing import IO, Any, Final
 
 from statuswatch.errors import ConfigError, SinkError
 from statuswatch.simulate.encode import FORMATS, encode
-from statuswatch.simulate.traffic import INCIDENT_KINDS, Incident, SimSpec, generate
+from statuswatch.simulate.traffic import (
+    INCIDENT_KINDS,
+    Incident,
+    SimSpec,
+    Surge,
+    generate,
+    trough_for,
+)
 
 #: Default start of event time: deterministic output unless ``--realtime``.
 DEFAULT_START: Final = "2023-04-04T00:00:00Z"
@@ -44,7 +51,9 @@ _MAX_PENDING: Final = 20_000
 _CHUNK_RECORDS: Final = 20_000
 
 _INT_KEYS: Final = ("code",)
-_FLOAT_KEYS: Final = ("start", "end", "duration", "fraction", "factor")
+_FLOAT_KEYS: Final = ("start", "end", "duration", "fraction", "factor", "ramp")
+#: keys whose value is a list of status codes, separated by "/" (e.g. ``codes=500/502``)
+_CODES_KEYS: Final = ("codes",)
 _STR_KEYS: Final = ("service", "route", "app", "name")
 
 
@@ -80,7 +89,25 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         metavar="KIND:KEY=VALUE,...",
         help=f"add an incident (repeatable); KIND is one of {', '.join(INCIDENT_KINDS)}; "
         "keys: start, end, duration (seconds from --start), code, fraction, "
-        "factor, service, route, app, name",
+        "factor, service, route, app, name; for creep also codes (e.g. 500/502/503/504, "
+        "in equal parts) and ramp (seconds to reach fraction, then held)",
+    )
+    p.add_argument(
+        "--surge",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE,...",
+        help="add a benign fleet-wide volume surge with the normal status mix (repeatable); "
+        "keys: factor (required), start, end, duration (seconds from --start), "
+        "ramp (seconds to reach factor, default 600)",
+    )
+    p.add_argument(
+        "--night-rate",
+        type=float,
+        default=None,
+        metavar="REQ_PER_S",
+        help="with --diurnal: deepen the night trough so that weekday 04:00 UTC runs at "
+        "REQ_PER_S (default: 25%% of the peak)",
     )
     p.add_argument(
         "--freeze-403",
@@ -150,7 +177,7 @@ def parse_incident(text: str, run_start_ms: int, run_ms: int | None) -> Incident
 
     >>> parse_incident("spike:route=get-message,code=404,start=60,end=120", 1000, None)
     Incident(kind='spike', start_ms=61000, end_ms=121000, code=404, fraction=None, \
-service=None, route='get-message', app=None, factor=None, name=None)
+service=None, route='get-message', app=None, factor=None, name=None, codes=None, ramp_ms=None)
     """
     kind, _, rest = text.strip().partition(":")
     kind = kind.strip()
@@ -159,6 +186,39 @@ service=None, route='get-message', app=None, factor=None, name=None)
         raise ConfigError(
             f"{where}: unknown kind {kind!r}; expected one of {', '.join(INCIDENT_KINDS)}"
         )
+    values = _parse_items(where, rest)
+    start_ms, end_ms = _span(where, values, run_start_ms, run_ms)
+    if "ramp" in values:
+        values["ramp_ms"] = round(values.pop("ramp") * 1000)
+    return Incident(
+        kind=kind,  # type: ignore[arg-type]  # checked against INCIDENT_KINDS above
+        start_ms=start_ms,
+        end_ms=end_ms,
+        **values,
+    )
+
+
+def parse_surge(text: str, run_start_ms: int, run_ms: int | None) -> Surge:
+    """Parse ``factor=F[,start=S][,duration=D|end=E][,ramp=R]`` (seconds from the run start).
+
+    >>> parse_surge("factor=2.5,start=60,duration=3600,ramp=300", 0, None)
+    Surge(start_ms=60000, end_ms=3660000, factor=2.5, ramp_ms=300000)
+    """
+    where = f"--surge {text!r}"
+    values = _parse_items(where, text)
+    start_ms, end_ms = _span(where, values, run_start_ms, run_ms)
+    factor = values.pop("factor", None)
+    ramp = values.pop("ramp", 600.0)
+    if values:
+        raise ConfigError(f"{where}: unknown key {sorted(values)[0]!r}")
+    if factor is None or factor <= 0:
+        raise ConfigError(f"{where}: factor= (> 0) is required")
+    if ramp < 0:
+        raise ConfigError(f"{where}: ramp must be >= 0")
+    return Surge(start_ms, end_ms, float(factor), round(ramp * 1000))
+
+
+def _parse_items(where: str, rest: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, eq, value = item.partition("=")
@@ -170,6 +230,8 @@ service=None, route='get-message', app=None, factor=None, name=None)
         try:
             if key in _INT_KEYS:
                 values[key] = int(value)
+            elif key in _CODES_KEYS:
+                values[key] = tuple(int(c) for c in value.split("/"))
             elif key in _FLOAT_KEYS:
                 number = float(value)
                 if not math.isfinite(number):
@@ -181,6 +243,12 @@ service=None, route='get-message', app=None, factor=None, name=None)
                 raise ConfigError(f"{where}: unknown key {key!r}")
         except ValueError:
             raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
+    return values
+
+
+def _span(where: str, values: dict[str, Any], run_start_ms: int,
+          run_ms: int | None) -> tuple[int, int]:
+    """Pop ``start`` and ``end``/``duration`` from ``values``: ``[start_ms, end_ms)``."""
     if "end" in values and "duration" in values:
         raise ConfigError(f"{where}: give end or duration, not both")
     if "start" in values:
@@ -199,12 +267,7 @@ service=None, route='get-message', app=None, factor=None, name=None)
         raise ConfigError(f"{where}: duration= or end= is required when --duration is 0")
     if not 0 <= start_s < end_s:
         raise ConfigError(f"{where}: needs 0 <= start < end")
-    return Incident(
-        kind=kind,  # type: ignore[arg-type]  # checked against INCIDENT_KINDS above
-        start_ms=run_start_ms + round(start_s * 1000),
-        end_ms=run_start_ms + round(end_s * 1000),
-        **values,
-    )
+    return run_start_ms + round(start_s * 1000), run_start_ms + round(end_s * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +310,20 @@ def plan(args: argparse.Namespace, now_ms: int | None = None) -> Plan:
                 name="freeze-403",
             )
         )
+    surges = tuple(parse_surge(text, start_ms, run_ms) for text in args.surge)
+    trough = SimSpec.diurnal_trough  # the shipped profile's
+    if args.night_rate is not None:
+        if not args.diurnal:
+            raise ConfigError("simulate: --night-rate needs --diurnal")
+        trough = trough_for(args.rate, args.night_rate)
     spec = SimSpec(
         seed=args.seed,
         rate=args.rate,
         n_apps=args.apps,
         diurnal=args.diurnal,
         incidents=tuple(incidents),
+        surges=surges,
+        diurnal_trough=trough,
     )
     end_ms = start_ms + (run_ms if run_ms is not None else _FOREVER_MS)
     return Plan(
@@ -453,6 +524,7 @@ __all__ = [
     "main",
     "parse_incident",
     "parse_start",
+    "parse_surge",
     "plan",
     "produce_kafka",
     "run",

@@ -11,8 +11,11 @@ The model
   status is drawn from it, so window shares carry multinomial noise.
 * Arrivals are Poisson per second with mean ``rate`` (times the diurnal factor
   when ``diurnal`` is on: weekday peak at 16:00 UTC, night trough at 25% of the
-  peak at 04:00 UTC, weekends at 70%; normalised so that ``rate`` is the
-  weekly average). Milliseconds are spread uniformly within each second.
+  peak at 04:00 UTC, or at ``diurnal_trough`` of it for deep night lulls; weekends
+  at 70%; normalised so that ``rate`` is the weekly average). Milliseconds are
+  spread uniformly within each second.
+* :class:`Surge` s multiply the whole fleet's volume (a marketing surge), with
+  the normal status mix: a shape that must not page.
 * With ``sparse`` on, normal traffic also has the shapes of small and bursty
   scopes (:data:`SPARSE_FLEET`): ``reports-api`` is silent but for a few
   bursts an hour (Poisson, 20-90 s at 1-4 req/s); ``partner-api`` is a daytime
@@ -244,23 +247,66 @@ _TAG_SPARSE: Final = 0x5BA2_5E00
 _TAG_INCIDENT: Final = 0x1C1D_E700
 
 
-def diurnal_factor(t_s: float) -> float:
-    """Traffic multiplier at epoch second ``t_s`` (weekly mean 1).
+def diurnal_factor(t_s: float, trough: float = _DIURNAL_TROUGH) -> float:
+    """Traffic multiplier at epoch second ``t_s`` (weekly mean 1); ``trough`` is the
+    night's level relative to the weekday peak.
 
     >>> round(diurnal_factor(16 * 3600) / diurnal_factor(4 * 3600), 3)  # a Thursday
     4.0
     >>> sat, thu = 2 * 86400 + 16 * 3600, 16 * 3600
     >>> round(diurnal_factor(sat) / diurnal_factor(thu), 3)
     0.7
+    >>> round(diurnal_factor(4 * 3600, trough=0.01) * 100, 2)  # 100 req/s on average
+    2.17
     """
     hour = (t_s % 86400.0) / 3600.0
-    day = _DIURNAL_TROUGH + (1.0 - _DIURNAL_TROUGH) * 0.5 * (
+    day = trough + (1.0 - trough) * 0.5 * (
         1.0 - math.cos(2.0 * math.pi * (hour - _DIURNAL_TROUGH_HOUR) / 24.0)
     )
     weekday = (int(t_s // 86400) + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
     if weekday >= 5:
         day *= _WEEKEND
-    return day / _DIURNAL_MEAN
+    if trough == _DIURNAL_TROUGH:
+        return day / _DIURNAL_MEAN
+    return day / ((trough + 1.0) / 2.0 * (5.0 + 2.0 * _WEEKEND) / 7.0)
+
+
+def trough_for(rate: float, night_rate: float) -> float:
+    """The ``diurnal_trough`` that puts a weekday's 04:00 UTC at ``night_rate`` req/s
+    when ``rate`` is the weekly average.
+
+    >>> spec = SimSpec(rate=100.0, diurnal=True, diurnal_trough=trough_for(100.0, 2.0))
+    >>> round(spec.rate * diurnal_factor(4 * 3600, spec.diurnal_trough), 6)
+    2.0
+    """
+    c = night_rate / rate * (5.0 + 2.0 * _WEEKEND) / 14.0
+    if not 0.0 < c < 0.5:
+        raise ConfigError("simulate: night rate must be > 0 and well under the average rate")
+    return c / (1.0 - c)
+
+
+@dataclass(frozen=True, slots=True)
+class Surge:
+    """A benign surge: the fleet's volume is multiplied by ``factor`` on
+    ``[start_ms, end_ms)``, reached (and left) linearly over ``ramp_ms``; the status
+    mix stays the normal one, so it labels no incident.
+
+    >>> s = Surge(0, 3_600_000, 2.5, ramp_ms=600_000)
+    >>> s.factor_at(300_000), s.factor_at(1_800_000), s.factor_at(3_600_000)
+    (1.75, 2.5, 1.0)
+    """
+
+    start_ms: int
+    end_ms: int
+    factor: float
+    ramp_ms: int = 600_000
+
+    def factor_at(self, t_ms: float) -> float:
+        if not self.start_ms <= t_ms < self.end_ms:
+            return 1.0
+        edge = min(t_ms - self.start_ms, self.end_ms - t_ms)
+        up = 1.0 if self.ramp_ms <= 0 else min(1.0, edge / self.ramp_ms)
+        return 1.0 + (self.factor - 1.0) * up
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,10 +319,12 @@ class Incident:
     * ``freeze``: ``fraction`` of the apps (chosen by seed; or just ``app``) get ``code`` (403) on
       every call; ``factor`` scales their volume (retries).
     * ``creep``: the 5xx share of ``service`` rises linearly from its baseline to
-      ``fraction`` at ``end_ms`` (500/502/503, or only ``code`` when given).
+      ``fraction`` at ``end_ms`` (500/502/503, or only ``code`` when given, or
+      ``codes`` in equal parts); with ``ramp_ms`` it reaches ``fraction`` that long
+      after ``start_ms`` and holds there until ``end_ms``.
     * ``outage``: ``code`` (401) on ``fraction`` of the calls in scope (fleet by default).
     * ``storm``: ``app``'s volume is multiplied by ``factor`` and ``fraction`` of
-      its calls get ``code`` (429).
+      its calls get ``code`` (429); ``factor`` 1 is a storm at the app's usual rate.
     * ``spike``: ``route`` gets ``code`` (404) on ``fraction`` of its calls.
     * ``drop``: volume in scope (fleet by default) falls to ``fraction``.
     * ``newcode``: a code absent from the baseline (418) on ``fraction`` of ``service``.
@@ -292,6 +340,8 @@ class Incident:
     app: str | None = None
     factor: float | None = None
     name: str | None = None
+    codes: tuple[int, ...] | None = None
+    ramp_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +359,8 @@ class _Resolved:
     app: int  # -1: any
     apps: BoolArr | None  # freeze: the frozen apps
     raised: I64  # creep: the codes it raises
+    raised_cdf: F64  # creep: cumulative weights of ``raised``
+    ramp_ms: int  # creep: time to reach ``fraction``
     base: F64  # creep: baseline share of ``raised`` per route
     label: dict[str, Any]
 
@@ -359,6 +411,10 @@ class SimSpec:
     incidents: tuple[Incident, ...] = ()
     #: add the sparse and bursty scopes of :data:`SPARSE_FLEET` and the crawler
     sparse: bool = False
+    #: night level relative to the weekday peak (``diurnal``); see :func:`trough_for`
+    diurnal_trough: float = _DIURNAL_TROUGH
+    #: benign fleet-wide volume surges (normal traffic)
+    surges: tuple[Surge, ...] = ()
 
     # Derived tables (filled in __post_init__).
     services: tuple[str, ...] = field(init=False, compare=False, repr=False)
@@ -381,6 +437,13 @@ class SimSpec:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "incidents", tuple(self.incidents))  # a list would make the spec unhashable
+        set_(self, "surges", tuple(self.surges))
+        if not 0.0 < self.diurnal_trough <= 1.0:
+            raise ConfigError("simulate.diurnal_trough: must be in (0, 1]")
+        for s in self.surges:
+            if not (0 <= s.start_ms < s.end_ms and math.isfinite(s.factor) and s.factor > 0
+                    and s.ramp_ms >= 0):
+                raise ConfigError("simulate.surge: needs 0 <= start < end, factor > 0, ramp >= 0")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ConfigError("simulate.seed: must be a non-negative integer")
         if not (math.isfinite(self.rate) and self.rate >= 0):
@@ -407,7 +470,9 @@ class SimSpec:
         set_(self, "traffic_share", share)
         resolved = tuple(_resolve(self, i, inc) for i, inc in enumerate(self.incidents))
         baseline_codes = {c for m in route_mix for c in m}
-        codes = sorted(baseline_codes | {r.code for r in resolved if r.code > 0} | set(CREEP_CODES))
+        raised = {int(c) for r in resolved for c in r.raised}
+        codes = sorted(baseline_codes | {r.code for r in resolved if r.code > 0} | set(CREEP_CODES)
+                       | raised)
         set_(self, "codes", tuple(codes))
         set_(self, "_inc", resolved)
         set_(self, "_t", _Tables.build(self))
@@ -538,7 +603,24 @@ def _resolve(spec: SimSpec, i: int, inc: Incident) -> _Resolved:
         baseline = {c for m in spec.route_mix for c in m}
         if code in baseline:
             raise ConfigError(f"{where}: code {code} is part of the baseline; pick e.g. 418")
-    raised = np.array(CREEP_CODES if code is None else (code,), dtype=np.int64)
+    if inc.codes is not None:
+        if inc.kind != "creep" or code is not None:
+            raise ConfigError(f"{where}: codes is for a creep, instead of code")
+        if not inc.codes or not all(100 <= int(c) <= 599 for c in inc.codes):
+            raise ConfigError(f"{where}: codes must be status codes between 100 and 599")
+        if len(set(inc.codes)) != len(inc.codes):
+            raise ConfigError(f"{where}: codes lists a code twice")
+    if inc.ramp_ms is not None:
+        if inc.kind != "creep":
+            raise ConfigError(f"{where}: ramp is for a creep")
+        if not 0 < inc.ramp_ms <= inc.end_ms - inc.start_ms:
+            raise ConfigError(f"{where}: ramp must be > 0 and within the incident")
+    if inc.codes is not None:
+        raised = np.array([int(c) for c in inc.codes], dtype=np.int64)
+        raised_cdf = np.arange(1, len(inc.codes) + 1) / len(inc.codes)
+    else:
+        raised = np.array(CREEP_CODES if code is None else (code,), dtype=np.int64)
+        raised_cdf = _CREEP_CDF
     base = np.array([sum(m.get(int(c), 0.0) for c in raised) for m in spec.route_mix])
     if inc.kind == "creep" and fraction <= base[spec.route_service == svc].max():
         raise ConfigError(f"{where}: fraction must exceed the baseline share of the code(s)")
@@ -555,7 +637,7 @@ def _resolve(spec: SimSpec, i: int, inc: Incident) -> _Resolved:
         "kind": inc.kind,
         "start": inc.start_ms / 1000,
         "end": inc.end_ms / 1000,
-        "code": CREEP_CODES[0] if inc.kind == "creep" and code is None else code,
+        "code": (int(raised[0]) if inc.kind == "creep" and code is None else code),
         "direction": "down" if inc.kind == "drop" else "up",
         "scope": scope,
         "fraction": fraction,
@@ -563,7 +645,9 @@ def _resolve(spec: SimSpec, i: int, inc: Incident) -> _Resolved:
     if inc.kind == "storm" or (inc.kind == "freeze" and factor != 1.0):
         label["factor"] = factor
     if inc.kind == "creep":
-        label["codes"] = list(CREEP_CODES) if code is None else [code]
+        label["codes"] = [int(c) for c in raised]
+        if inc.ramp_ms is not None:
+            label["ramp"] = inc.ramp_ms / 1000
     if apps_mask is not None:
         label["apps"] = [spec.apps[j] for j in np.flatnonzero(apps_mask)]
     return _Resolved(
@@ -578,6 +662,8 @@ def _resolve(spec: SimSpec, i: int, inc: Incident) -> _Resolved:
         app=app,
         apps=apps_mask,
         raised=raised,
+        raised_cdf=raised_cdf,
+        ramp_ms=int(inc.ramp_ms if inc.ramp_ms is not None else inc.end_ms - inc.start_ms),
         base=base,
         label=label,
     )
@@ -658,7 +744,9 @@ def _second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
     t = spec._t
     t0 = sec * 1000
     rng = np.random.default_rng([spec.seed, sec])
-    lam = spec.rate * (diurnal_factor(sec + 0.5) if spec.diurnal else 1.0)
+    lam = spec.rate * (diurnal_factor(sec + 0.5, spec.diurnal_trough) if spec.diurnal else 1.0)
+    for surge in spec.surges:
+        lam *= surge.factor_at(sec * 1000 + 500)
     vol = [
         inc
         for inc in spec._inc
@@ -703,7 +791,7 @@ def _second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
         if inc.kind == "freeze":
             status[m] = inc.code
         elif inc.kind == "creep":
-            progress = (ts - inc.start_ms) / (inc.end_ms - inc.start_ms)
+            progress = np.minimum((ts - inc.start_ms) / inc.ramp_ms, 1.0)
             # target share b + (fraction - b) * progress: convert the other calls
             b = inc.base[route]
             q = np.clip((inc.fraction - b) * progress / (1.0 - b), 0.0, 1.0)
@@ -712,7 +800,7 @@ def _second(spec: SimSpec, sec: int) -> dict[str, npt.NDArray[Any]]:
             if inc.raised.shape[0] == 1:
                 status[hit] = inc.raised[0]
             else:
-                pick = np.searchsorted(_CREEP_CDF, rng.random(k), side="right")
+                pick = np.searchsorted(inc.raised_cdf, rng.random(k), side="right")
                 status[hit] = inc.raised[np.minimum(pick, inc.raised.shape[0] - 1)]
         else:  # outage, storm, spike, newcode
             status[m & (rng.random(n) < inc.fraction)] = inc.code
