@@ -89,7 +89,8 @@ def backtest(tmp_path: Path, events: list[dict[str, Any]]) -> list[dict[str, Any
     )
     assert result.returncode == 0, result.stderr.decode()
     counted = json.loads(summary.read_text())
-    assert counted["records"]["decoded"] == len(events), counted
+    assert counted["records"] == len(events), counted
+    assert counted["codes"] == {"event": len(events)}, counted
     return [json.loads(line) for line in alerts.read_text().splitlines()]
 
 
@@ -106,15 +107,16 @@ def test_the_example_config_is_valid():
     assert b"format=json" in result.stdout
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_ordinary_days_of_tickets_do_not_page(tmp_path, seed):
     alerts = backtest(tmp_path, tickets(days=3, seed=seed))
     assert pages(alerts) == []
 
 
 def test_a_ticket_surge_pages_within_two_windows(tmp_path):
-    surge_start = START_MS + 2 * DAY_MS + 10 * 3_600_000 + 2 * 60_000  # day 3, 10:02
-    surge = (surge_start, surge_start + 3_600_000, "login", 6.0)  # 6 more logins a minute
+    surge_start = START_MS + 2 * DAY_MS + 10 * 3_600_000 + 60_000  # day 3, 10:01
+    # 8 more login tickets a minute for an hour (usually about one a minute then)
+    surge = (surge_start, surge_start + 3_600_000, "login", 8.0)
     alerts = backtest(tmp_path, tickets(days=3, seed=1, surge=surge))
     paged = pages(alerts)
     assert paged, "the surge did not page"

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from statuswatch.config import Settings
-from statuswatch.core.columns import DecodedBatch, InvalidRecord
+from statuswatch.core.columns import DecodedBatch, InvalidRecord, code_label
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.errors import SourceError, UnreadablePartitionError
@@ -109,7 +109,7 @@ class BacktestSummary:
             "records": self.records,
             "invalid": sum(self.invalid.values()),
             "invalid_by_reason": dict(sorted(self.invalid.items())),
-            "codes": {str(k): v for k, v in sorted(self.codes.items())},
+            "codes": {code_label(k): v for k, v in sorted(self.codes.items())},
             "windows": self.windows,
             "alerts": self.alerts,
             "late": self.late,
