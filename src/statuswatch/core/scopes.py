@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from statuswatch.core.columns import (
-    I64,
     EVENT_CODE,
+    I64,
     MIN_STATUS,
     VOLUME_CODE,
     is_class,
