@@ -17,6 +17,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
+
+from statuswatch.config import load_settings
+from statuswatch.core.detector import Detector
+from statuswatch.shell.metrics import RuntimeStatus, build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "examples" / "support-tickets.yaml"
@@ -135,3 +140,26 @@ def test_a_ticket_surge_pages_within_two_windows(tmp_path):
     assert named, paged
     # nothing pages before the surge
     assert all(a["window_start"] * 1000 >= surge_window for a in paged)
+
+
+def test_metrics_and_alerts_name_the_events(tmp_path):
+    """In the detector itself: the ticket stream's series are labelled ``event`` (share)
+    and ``all`` (volume) on /metrics, and its alert carries ``"code": "all"``."""
+    settings = load_settings(EXAMPLE)
+    detector = Detector(settings)
+    surge_start = START_MS + DAY_MS + 15 * 3_600_000  # day 2, 15:00
+    events = tickets(days=2, seed=5, surge=(surge_start, surge_start + 1_800_000, "bug", 10.0))
+    values = [json.dumps(e).encode() for e in events]
+    fired: list[dict[str, Any]] = []
+    for i in range(0, len(values), 200):
+        step = detector.process(values[i:i + 200], now_ms=0)
+        fired += [a.to_json() for a in step.events if a.state == "firing" and not a.quiet]
+    assert [(a["code"], a["signal"], a["direction"]) for a in fired] == [("all", "volume", "up")]
+    assert fired[0]["scope"] in ({}, {"service": "bug"})
+    text = generate_latest(build_registry(detector, RuntimeStatus())).decode()
+    shares = [line for line in text.splitlines()
+              if line.startswith("statuswatch_share_observed{")]
+    assert shares and all('code="event"' in line for line in shares), shares
+    volume = [line for line in text.splitlines()
+              if line.startswith("statuswatch_anomaly_score{") and 'scope="service=bug"' in line]
+    assert {line.split("code=")[1].split(",")[0] for line in volume} == {'"all"', '"event"'}
