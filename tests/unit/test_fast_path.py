@@ -102,7 +102,7 @@ DECODERS["json-events"] = (
         timestamp="ts", timestamp_unit="ms", status=None, service="svc", app="app"))),
     SIM_RECORDS["json"],
 )
-_TICKETS = [
+TICKETS = [
     b'{"created_at":"2026-12-06T07:00:00Z","category":"billing","customer":{"id":"c-1"}}',
     b'{"created_at":"2026-12-06T07:00:01.250Z","category":"login"}',
     b'{"created_at":"2026-12-06T08:00:02+01:00","category":"","customer":{"id":"c-2"}}',
@@ -111,7 +111,7 @@ _TICKETS = [
 DECODERS["json-events-iso"] = (
     build_decoder(DecodeConfig(format="json", fields=FieldMap(
         timestamp="created_at", status=None, service="category", app="customer.id"))),
-    _TICKETS * 10,
+    TICKETS * 10,
 )
 
 #: The cases without any fast path (text lines).
