@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from statuswatch.config import load_settings
+from statuswatch.core.columns import EVENT_CODE
 from statuswatch.core.detector import Detector
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
 
@@ -163,3 +164,18 @@ def test_metrics_and_alerts_name_the_events(tmp_path):
     volume = [line for line in text.splitlines()
               if line.startswith("statuswatch_anomaly_score{") and 'scope="service=bug"' in line]
     assert {line.split("code=")[1].split(",")[0] for line in volume} == {'"all"', '"event"'}
+
+
+def test_an_event_stream_survives_a_snapshot():
+    """The event code is a column like any other: restored, it counts on the same."""
+    settings = load_settings(EXAMPLE)
+    before, values = Detector(settings), [json.dumps(e).encode() for e in tickets(1, seed=3)]
+    before.process(values[:2000], now_ms=0)
+    after = Detector(settings)
+    after.restore(before.snapshot(), now_ms=0)
+    assert after.codes.codes == before.codes.codes == [EVENT_CODE]
+    before.process(values[2000:], now_ms=0)
+    after.process(values[2000:], now_ms=0)
+    assert before.last_report is not None and after.last_report is not None
+    assert after.last_report.counts.tolist() == before.last_report.counts.tolist()
+    assert after.last_report.volume.up.tolist() == before.last_report.volume.up.tolist()
