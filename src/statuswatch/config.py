@@ -255,7 +255,12 @@ class FieldMap(_Strict):
         "(`06/Dec/2026:05:30:01 +0000`). Unset: `iso8601`; for `nginx-json` the unit "
         "of the named nginx variable.",
     )
-    status: str = Field("status", description="Field with the HTTP status code.")
+    status: str | None = Field(
+        "status", min_length=1,
+        description="Field with the HTTP status code. `null` (format `json` only): the records "
+        "have no status, each is one event (support tickets, say), and only each scope's volume "
+        "is watched.",
+    )
     service: str | None = Field(
         None,
         description="Field naming the service; unset: not in the log.",
@@ -303,6 +308,15 @@ class DecodeConfig(_Strict):
         description="When most records are rejected: `/ready` 503, an ERROR line, the "
         "StatuswatchInputMostlyInvalid alert; volume drops are suppressed meanwhile.",
     )
+
+    @model_validator(mode="after")
+    def _status_for_format(self) -> DecodeConfig:
+        if self.fields.status is None and self.format != "json":
+            raise ValueError(
+                f"decode.fields.status: null (records without a status) needs format json, "
+                f"not {self.format}"
+            )
+        return self
 
 
 class WindowConfig(_Strict):

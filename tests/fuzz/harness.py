@@ -153,6 +153,9 @@ def seed_inputs() -> Iterator[bytes]:
     for fmt in turns:
         for value in realistic_batch(fmt, 4, seed=11)[0] + tf.SIM_RECORDS[fmt][:4]:
             yield on(fmt, value)
+    # events without a status, with ISO timestamps (the simulator writes none)
+    for value in tf.TICKETS:
+        yield bytes([names.index("json-events-iso")]) + value
     # the bare scanner's cases
     yield bare + ts.GOOD
     for extra in _param_values(ts.test_grammar_corners, "extra"):

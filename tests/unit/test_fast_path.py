@@ -95,6 +95,25 @@ DECODERS["json-clf"] = (
     [v.replace(b'"status":"200"', b'"status":200') for v in _NGINX_TIMES[:1]] * 40,
 )
 
+# Events without a status (decode.fields.status: null): an epoch-ms table with the
+# simulator's records (their status is not read), and a table of strings only.
+DECODERS["json-events"] = (
+    build_decoder(DecodeConfig(format="json", fields=FieldMap(
+        timestamp="ts", timestamp_unit="ms", status=None, service="svc", app="app"))),
+    SIM_RECORDS["json"],
+)
+TICKETS = [
+    b'{"created_at":"2026-12-06T07:00:00Z","category":"billing","customer":{"id":"c-1"}}',
+    b'{"created_at":"2026-12-06T07:00:01.250Z","category":"login"}',
+    b'{"created_at":"2026-12-06T08:00:02+01:00","category":"","customer":{"id":"c-2"}}',
+    b'{"created_at":"2026-12-06T07:00:03Z","customer":{"id":"c-3"},"status":"open"}',
+]
+DECODERS["json-events-iso"] = (
+    build_decoder(DecodeConfig(format="json", fields=FieldMap(
+        timestamp="created_at", status=None, service="category", app="customer.id"))),
+    TICKETS * 10,
+)
+
 #: The cases without any fast path (text lines).
 NO_FAST_PATH = {"sim-combined", "samples-combined"}
 

@@ -17,7 +17,7 @@ from statuswatch.core.decode.json_fields import (
     scan_plan,
 )
 from statuswatch.core.decode.kong import KONG_FIELDS
-from statuswatch.errors import DecodeError
+from statuswatch.errors import ConfigError, DecodeError
 
 
 def test_kong_scanner_fields_fold_the_username_into_the_app() -> None:
@@ -34,6 +34,22 @@ def test_nginx_default_times_are_optional_dash_columns() -> None:
     plan = scan_plan(generic_table(FieldMap(service="upstream"), nginx=True))
     assert plan is not None
     assert [kind for _, kind in plan.fields] == ["d", "d", "d", "d", "S", "d"]
+
+
+def test_an_event_table_has_no_status_and_the_scanner_reads_it() -> None:
+    table = generic_table(FieldMap(timestamp="created_at", status=None, service="category"),
+                          nginx=False)
+    assert [f.role for f in table.fields] == ["timestamp", "service"]
+    plan = scan_plan(table)
+    assert plan is not None
+    assert plan.fields == [(("created_at",), "S"), (("category",), "s")]  # no int column
+
+
+def test_only_format_json_reads_events() -> None:
+    with pytest.raises(ConfigError, match=r"decode\.fields\.status: null .* nginx-json"):
+        generic_table(FieldMap(status=None), nginx=True)
+    with pytest.raises(ValueError, match=r"decode\.fields\.status: null .* not envoy"):
+        DecodeConfig(format="envoy", fields=FieldMap(status=None))
 
 
 def test_a_path_read_by_two_roles_is_one_scanner_column() -> None:

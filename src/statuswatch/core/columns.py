@@ -34,6 +34,11 @@ NO_RESPONSE: Final = 0
 #: The code of a scope's volume series (all its requests; its alerts have column -1).
 #: Not a status: it must not collide with ``NO_RESPONSE`` or a class (1..5).
 VOLUME_CODE: Final = -1
+#: The code of a record without a status (format ``json`` with ``decode.fields.status:
+#: null``: an event stream such as support tickets). Each record is one event; a scope's
+#: only code, so its share is 1 in every window and only its volume can move. Above
+#: every status, so it is neither a status nor a class.
+EVENT_CODE: Final = MAX_STATUS + 1
 
 
 def is_class(code: int) -> bool:
@@ -56,14 +61,18 @@ def is_status(code: int) -> bool:
 
 def code_label(code: int) -> str:
     """How a code column is named in metrics and alerts: ``all`` for a volume series
-    (all requests), ``5xx`` for a status class's summed series, else the code itself
-    (``0``: no response).
+    (all requests), ``5xx`` for a status class's summed series, ``event`` for records
+    without a status, else the code itself (``0``: no response).
 
     >>> code_label(403), code_label(5), code_label(VOLUME_CODE), code_label(NO_RESPONSE)
     ('403', '5xx', 'all', '0')
+    >>> code_label(EVENT_CODE)
+    'event'
     """
     if code == VOLUME_CODE:
         return "all"
+    if code == EVENT_CODE:
+        return "event"
     return f"{code}xx" if is_class(code) else str(code)
 
 I64 = npt.NDArray[np.int64]

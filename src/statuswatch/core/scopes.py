@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from statuswatch.core.columns import (
+    EVENT_CODE,
     I64,
-    MAX_STATUS,
     MIN_STATUS,
     VOLUME_CODE,
     is_class,
@@ -76,7 +76,7 @@ class CodeTable:
     """
 
     def __init__(self, classes: Sequence[int] = ()) -> None:
-        self._col_of = np.full(MAX_STATUS + 1, -1, dtype=np.int64)
+        self._col_of = np.full(EVENT_CODE + 1, -1, dtype=np.int64)  # statuses, events
         self.codes: list[int] = []
         for digit in classes:
             if not 1 <= digit <= 5 or self._col_of[digit] >= 0:
@@ -135,7 +135,7 @@ class CodeTable:
 
     def column(self, code: int) -> int:
         """Column of ``code``, or -1 if never seen."""
-        if not is_status(code):
+        if not is_status(code) and code != EVENT_CODE:
             return -1
         return int(self._col_of[code])
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from statuswatch.core.columns import DecodedBatch
+from statuswatch.core.columns import DecodedBatch, code_label
 from statuswatch.core.detector import Detector
 from statuswatch.shell.processing import process_batch
 from statuswatch.shell.sinks import Sink
@@ -32,7 +32,7 @@ class BacktestSummary:
             "records": self.records,
             "invalid": sum(self.invalid.values()),
             "invalid_by_reason": dict(sorted(self.invalid.items())),
-            "codes": {str(k): v for k, v in sorted(self.codes.items())},
+            "codes": {code_label(k): v for k, v in sorted(self.codes.items())},
             "windows": self.windows,
             "alerts": self.alerts,
             "late": self.late,

@@ -5,7 +5,9 @@
 
     timestamp   required; timestamp_unit s | ms | us | ns (a JSON number) or
                 iso8601 (a string, naive means UTC)
-    status      required; an integer, an integral float or a digit string ("200")
+    status      an integer, an integral float or a digit string ("200"); required,
+                but ``null`` (format ``json`` only) names no field: the records are
+                events without a status, each counted as ``EVENT_CODE``
     service     optional str ("" when absent, null, or the field is not configured)
     route       optional str
     app         optional str
@@ -24,6 +26,10 @@ Parsed(ts_ms=1680600000123, status=404, service='billing', route='', app='')
 Traceback (most recent call last):
 ...
 statuswatch.errors.DecodeError: wrong_type: http.status
+>>> tickets = FieldMap(timestamp="created_at", status=None, service="category")
+>>> d = GenericJsonDecoder(DecodeConfig(format="json", fields=tickets))
+>>> d.decode_one(b'{"created_at": "2026-12-06T07:00:00Z", "category": "billing"}')
+Parsed(ts_ms=1796540400000, status=600, service='billing', route='', app='')
 """
 
 from __future__ import annotations
@@ -85,6 +91,9 @@ def generic_table(fields: FieldMap, nginx: bool) -> FieldTable:
     ...                                                    nginx=False).fields]
     [('timestamp', 'time', 'str'), ('status', 'http.code', 'int')]
     """
+    if fields.status is None and nginx:
+        raise ConfigError("decode.fields.status: null (records without a status) needs "
+                          "format json, not nginx-json")
     table: list[JsonField] = []
     for name, unit in timestamp_fields(fields, nginx):
         ts_type: FieldType = "str" if nginx or unit in ("iso8601", "clf") else "int"

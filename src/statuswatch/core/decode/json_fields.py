@@ -7,7 +7,9 @@ quirks. Several fields of one role are alternatives: the first one a record has
 is used (nginx's ``msec``/``time_iso8601``/``time_local``/``time``; Kong's
 ``consumer.id``, else ``consumer.username``). ``timestamp`` and ``status`` are
 required (one of their alternatives must be present); the dimensions are
-optional (``""`` when absent or ``null``). From the table come:
+optional (``""`` when absent or ``null``). A table without a ``status`` field
+reads events without a status (format ``json``, ``decode.fields.status: null``).
+From the table come:
 
 - ``record_schema``: the full msgspec schema of the reference decoder, with
   exactly the table's paths (everything else in a record is skipped unparsed);

@@ -27,7 +27,13 @@ import numpy as np
 from msgspec import UNSET
 
 from statuswatch.config import DecodeConfig
-from statuswatch.core.columns import MAX_STATUS, MIN_STATUS, DecodedBatch, InvalidRecord
+from statuswatch.core.columns import (
+    EVENT_CODE,
+    MAX_STATUS,
+    MIN_STATUS,
+    DecodedBatch,
+    InvalidRecord,
+)
 from statuswatch.core.decode.batch import BaseDecoder, Columns, precheck, precheck_batch
 from statuswatch.core.decode.json_fields import (
     DIMENSION_ROLES,
@@ -145,8 +151,12 @@ def _extractor(table: FieldTable) -> Callable[[Any], Parsed]:
     values_of, every_case = record_values(table)
     stamps = [(at, f.dash_is_empty, f) for at, f in table.of("timestamp")]
     ts_names = "/".join(f.dotted for _, f in table.of("timestamp"))
-    [(status_at, status_field)] = table.of("status")
-    status_dash, status_name = status_field.dash_is_empty, status_field.dotted
+    # no status field: an event stream, every record counts as EVENT_CODE
+    status_fields = table.of("status")
+    status_at, status_dash, status_name = -1, False, ""
+    if status_fields:
+        [(status_at, status_field)] = status_fields
+        status_dash, status_name = status_field.dash_is_empty, status_field.dotted
     digit_strings = table.digit_strings
     # per dimension: the first field's position (-1: none), whether "-" is "", whether
     # it has alternatives, and all its fields for the general case
@@ -172,11 +182,13 @@ def _extractor(table: FieldTable) -> Callable[[Any], Parsed]:
                 break
         if chosen is None:
             fail("missing_field", ts_names)
-        raw_status = values[status_at]
+        raw_status = values[status_at] if status_at >= 0 else EVENT_CODE
         if raw_status is UNSET or (status_dash and raw_status in _NO_VALUE):
             fail("missing_field", status_name)
         if type(raw_status) is int and MIN_STATUS <= raw_status <= MAX_STATUS:
             status = raw_status
+        elif status_at < 0:
+            status = EVENT_CODE
         else:
             try:
                 status = status_value(raw_status)
@@ -219,7 +231,7 @@ class JsonDecoder(BaseDecoder):
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.schema)
         #: The details naming the timestamp and the status (``DecodeError.detail``).
         self.ts_names = [f.dotted for _, f in table.of("timestamp")]
-        self.status_name = table.of("status")[0][1].dotted
+        self.status_name = next((f.dotted for _, f in table.of("status")), None)
         self._extract = _extractor(table)
         self._plan = scan_plan(table)
         self._scanner: Scanner | None = None

@@ -14,7 +14,7 @@ from typing import Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from statuswatch.core.columns import I64, MAX_STATUS, MIN_STATUS, NO_RESPONSE
+from statuswatch.core.columns import EVENT_CODE, I64, MAX_STATUS, MIN_STATUS, NO_RESPONSE
 from statuswatch.core.decode.json_fields import DIMENSION_ROLES, FieldTable, ScanPlan
 from statuswatch.core.decode.timestamp_columns import (
     clf_column,
@@ -172,11 +172,14 @@ def scanned_columns(
         else:
             ts, good = str_timestamps(unit, strs_of(i))
     ok = ok & good
-    [(i, f)] = table.of("status")
-    if f.type == "int":
-        status = ints_of(i)
+    statuses = table.of("status")
+    if not statuses:  # events without a status: only the timestamp's range to check
+        ok &= (ts >= MIN_TS_MS) & (ts < END_TS_MS)
+        status = np.full(n, EVENT_CODE, np.int64)
+    elif statuses[0][1].type == "int":
+        status = ints_of(statuses[0][0])
     else:
-        status, good = digit_status(strs_of(i))
+        status, good = digit_status(strs_of(statuses[0][0]))
         ok &= good
     taken: set[int] = set()
     dims: list[list[str]] = []
@@ -189,4 +192,6 @@ def scanned_columns(
         dims.append(list(values) if id(values) in taken else values)  # one list per column
         taken.add(id(values))
     service, route, app = dims
-    return FastColumns(ts, status, service, route, app, ok & in_ranges(ts, status))
+    if statuses:
+        ok &= in_ranges(ts, status)
+    return FastColumns(ts, status, service, route, app, ok)
