@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from aiokafka.errors import CommitFailedError
@@ -11,6 +12,7 @@ from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
 from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.shell.sinks import ListSink
+from statuswatch.shell.sources import RawBatch
 from statuswatch.simulate.encode import encode
 from statuswatch.simulate.traffic import SimSpec, generate
 
@@ -79,18 +81,29 @@ def test_a_snapshot_that_does_not_fit_is_refused_and_the_run_starts_fresh(tmp_pa
     assert detector.counters.records == 123
 
 
-async def test_rereads_are_counted_apart_from_late_records_and_survive_a_restart(tmp_path):
-    from statuswatch.shell.sources import RawBatch
+def a_minute_of_kong(seed: int) -> list[bytes]:
+    """A minute of simulated Kong records at 50 req/s, in time order."""
+    spec = SimSpec(seed=seed, rate=50)
+    return [v for chunk in generate(spec, T0, T0 + 60_000, 10_000)
+            for v in encode("kong", chunk, spec)]
 
-    settings = Settings(state={"dir": str(tmp_path)}, window={"allowed_lateness_seconds": 0})
-    spec = SimSpec(seed=4, rate=50)
-    values = [v for chunk in generate(spec, T0, T0 + 60_000, 10_000)
-              for v in encode("kong", chunk, spec)]
-    half, end = len(values) // 2, len(values)
+
+def taker(values: list[bytes]) -> Callable[[KafkaRunner, int, int, int], None]:
+    """``take(runner, first, last, now_ms)``: hand ``values[first:last]`` of partition 0,
+    at their offsets, to the runner."""
 
     def take(runner: KafkaRunner, first: int, last: int, now_ms: int) -> None:
         offsets = np.arange(first, last, dtype=np.int64)
         runner.take(RawBatch("logs", 0, offsets, values[first:last]), now_ms)
+
+    return take
+
+
+async def test_rereads_are_counted_apart_from_late_records_and_survive_a_restart(tmp_path):
+    settings = Settings(state={"dir": str(tmp_path)}, window={"allowed_lateness_seconds": 0})
+    values = a_minute_of_kong(4)
+    half, end = len(values) // 2, len(values)
+    take = taker(values)
 
     runner = KafkaRunner(settings, Detector(settings), ListSink())
     runner.source = FailingSource()  # type: ignore[assignment]
@@ -122,17 +135,10 @@ async def test_a_reread_in_several_batches_is_counted_as_rereads_not_late():
     """After a failed commit and a revocation the partition is read again from the
     start, in batches smaller than what had been accounted for: every batch's
     already-counted records are re-reads, none is late."""
-    from statuswatch.shell.sources import RawBatch
-
     settings = Settings(window={"allowed_lateness_seconds": 0})
-    spec = SimSpec(seed=5, rate=50)
-    values = [v for chunk in generate(spec, T0, T0 + 60_000, 10_000)
-              for v in encode("kong", chunk, spec)]
+    values = a_minute_of_kong(5)
     half, end = len(values) // 2, len(values)
-
-    def take(runner: KafkaRunner, first: int, last: int, now_ms: int) -> None:
-        offsets = np.arange(first, last, dtype=np.int64)
-        runner.take(RawBatch("logs", 0, offsets, values[first:last]), now_ms)
+    take = taker(values)
 
     runner = KafkaRunner(settings, Detector(settings), ListSink())
     runner.source = FailingSource()  # type: ignore[assignment]
@@ -152,7 +158,6 @@ async def test_records_dropped_with_a_revoked_partition_are_late_when_read_again
     before it comes back, its re-read records of those windows were never counted:
     they are late (seen in the metric), not skipped as re-reads. Those of windows
     closed before the revocation are skipped, not late."""
-    from statuswatch.shell.sources import RawBatch
 
     settings = Settings(window={"allowed_lateness_seconds": 0})
     runner = KafkaRunner(settings, Detector(settings), ListSink())
