@@ -10,8 +10,9 @@ from aiokafka import AIOKafkaConsumer
 
 from statuswatch.config import Settings
 from statuswatch.core.decide import AlertEvent, Evidence
-from statuswatch.shell.delivery import AlertDelivery, KafkaTransport
+from statuswatch.shell.delivery import AlertDelivery
 from statuswatch.shell.sinks import ListSink
+from statuswatch.shell.transports import KafkaTransport
 
 pytestmark = [pytest.mark.broker]
 

@@ -26,12 +26,8 @@ from statuswatch.config import DeliveryConfig, Settings, load_settings
 from statuswatch.core.decide import AlertEvent, Evidence
 from statuswatch.core.detector import Detector
 from statuswatch.errors import ConfigError, SinkError
-from statuswatch.shell.delivery import (
-    SIGNATURE_HEADER,
-    AlertDelivery,
-    SinkWorker,
-    alertmanager_alert,
-)
+from statuswatch.shell.alertformat import SIGNATURE_HEADER, alertmanager_alert
+from statuswatch.shell.delivery import AlertDelivery, SinkWorker
 from statuswatch.shell.http import serve
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
 from statuswatch.shell.sinks import ListSink

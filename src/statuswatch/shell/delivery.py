@@ -10,425 +10,55 @@ retrying cannot fix) or ``expired`` (its deadline passed). Firing alerts are sen
 to Alertmanager again every ``resend_interval_seconds``, so an incident longer
 than Alertmanager's ``resolve_timeout`` stays open there.
 
-The HTTP client is a small HTTP/1.1 one on asyncio streams (one request per
-connection): POSTing JSON is all it does, and no dependency is needed for it.
+How an alert reads for each receiver is in ``alertformat``; one delivery attempt, in
+``transports``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import logging
 import random
 import socket
-import ssl
 import threading
 import time
 import urllib.parse
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from statuswatch import __version__
 from statuswatch.config import (
     AlertmanagerSinkConfig,
     DeliveryConfig,
-    HttpAuthConfig,
-    KafkaConnection,
-    KafkaSinkConfig,
     Rule,
     Settings,
     SinkConfig,
-    TlsConfig,
     WebhookSinkConfig,
     sink_name,
 )
-from statuswatch.core.columns import NO_RESPONSE, VOLUME_CODE, code_label
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.rules import severity_of
-from statuswatch.errors import SinkError
-from statuswatch.shell.sources import client_tls_context, security_kwargs
+from statuswatch.shell.alertformat import summary
 from statuswatch.shell.state import SnapshotError, open_store
+from statuswatch.shell.transports import (
+    AlertmanagerTransport,
+    KafkaTransport,
+    Pending,
+    SinkRejected,
+    Transport,
+    WebhookTransport,
+)
 
 log = logging.getLogger(__name__)
 
-ALERTNAME = "StatusCodeAnomaly"
-#: How a volume series' code reads in an alert.
-VOLUME_LABEL = code_label(VOLUME_CODE)
 #: Delivery outcomes, the ``result`` label of ``statuswatch_alert_deliveries_total``.
 RESULTS = ("delivered", "failed", "rejected", "dropped", "expired")
-#: Contributors named in an Alertmanager description, per scope level (services,
-#: routes, apps): the frozen apps matter as much as the services they call.
-DESCRIBED_PER_LEVEL = 3
-#: Most bytes of an HTTP answer read (only its status matters).
-MAX_RESPONSE_BYTES = 64 * 1024
-SIGNATURE_HEADER = "X-Statuswatch-Signature"
 
 
-class SinkRejected(SinkError):
-    """The receiver refused the alert for good (an HTTP 4xx): retrying cannot help."""
-
-
-# --- the alert as each receiver wants it ------------------------------------
-
-
-def iso_time(epoch_s: float) -> str:
-    """RFC 3339 in UTC, as Alertmanager's API takes it.
-
-    >>> iso_time(1680566400.5)
-    '2023-04-04T00:00:00.500000Z'
-    """
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _code_text(alert: dict[str, Any]) -> str:
-    # The JSON carries a status as a number, a volume or class series by its label.
-    return str(alert["code"])
-
-
-def _scope_text(scope: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in scope.items()) or "fleet"
-
-
-def summary(alert: dict[str, Any]) -> str:
-    """One line: what moved where.
-
-    >>> summary({"code": 403, "direction": "up", "scope": {"service": "auth"}})
-    'HTTP 403 share rose in service=auth'
-    >>> summary({"code": "all", "direction": "down", "scope": {}})
-    'Request volume fell in fleet'
-    >>> summary({"code": 0, "direction": "up", "scope": {}})
-    'HTTP 0 (no response) share rose in fleet'
-    """
-    code = _code_text(alert)
-    what = "Request volume" if code == VOLUME_LABEL else f"HTTP {code} share"
-    if code == str(NO_RESPONSE):
-        what = f"HTTP {code} (no response) share"
-    moved = "rose" if alert["direction"] == "up" else "fell"
-    return f"{what} {moved} in {_scope_text(alert['scope'])}"
-
-
-def description(alert: dict[str, Any]) -> str:
-    """The evidence and the top contributors with their observed and expected counts.
-
-    >>> a = {"code": 403, "direction": "up", "signal": "share", "scope": {},
-    ...      "observed": {"share": 0.25, "count": 250}, "expected": {"share": 0.01, "count": 10},
-    ...      "total": 1000, "score": 42.0, "contributors": [
-    ...          {"scope": {"app": "a7"}, "observed": {"count": 120}, "expected": {"count": 2.5}}]}
-    >>> text = description(a)
-    >>> text.split(" (")[0]
-    'HTTP 403 share rose in fleet: 25.00% vs 1.00% expected'
-    >>> text.split("). ")[1]
-    'Top contributors: app=a7 120 observed vs 2.5 expected.'
-    """
-    obs, exp = alert["observed"], alert["expected"]
-    text = (
-        f"{summary(alert)}: {obs['share']:.2%} vs {exp['share']:.2%} expected "
-        f"({obs['count']} of {alert['total']} requests, {exp['count']:g} expected; "
-        f"score {alert['score']:.1f}, signal {alert['signal']})."
-    )
-    top = top_contributors(alert.get("contributors") or [])
-    if top:
-        named = "; ".join(
-            f"{_scope_text(c['scope'])} {c['observed']['count']} observed vs "
-            f"{c['expected']['count']:g} expected"
-            for c in top
-        )
-        text += f" Top contributors: {named}."
-    return text
-
-
-def top_contributors(contributors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The first ``DESCRIBED_PER_LEVEL`` contributors of each scope level (the detector
-    lists them by level, largest excess first).
-
-    >>> c = [{"scope": {"service": s}} for s in "abcd"] + [{"scope": {"app": "x"}}]
-    >>> [next(iter(x["scope"].values())) for x in top_contributors(c)]
-    ['a', 'b', 'c', 'x']
-    """
-    per_level: Counter[tuple[str, ...]] = Counter()
-    out = []
-    for contributor in contributors:
-        level = tuple(contributor["scope"])
-        per_level[level] += 1
-        if per_level[level] <= DESCRIBED_PER_LEVEL:
-            out.append(contributor)
-    return out
-
-
-def alertmanager_alert(
-    alert: dict[str, Any], severity: str, generator_url: str, now_s: float
-) -> dict[str, Any]:
-    """One alert of Alertmanager's ``POST /api/v2/alerts`` body.
-
-    Firing alerts carry no ``endsAt``: Alertmanager keeps them for its
-    ``resolve_timeout`` after the last send. A resolved alert ends at its window's
-    end (never later than ``now_s``: a future end would keep it open).
-    """
-    labels = {
-        "alertname": ALERTNAME,
-        "code": _code_text(alert),
-        "direction": alert["direction"],
-        "signal": alert["signal"],
-        **alert["scope"],
-        "severity": severity,
-    }
-    out: dict[str, Any] = {
-        "labels": labels,
-        "annotations": {
-            "summary": summary(alert),
-            "description": description(alert),
-            "alert_id": alert["id"],
-        },
-        "startsAt": iso_time(alert["episode_start"]),
-        "generatorURL": f"{generator_url}?id={alert['id']}",
-    }
-    if alert["state"] == "resolved":
-        out["endsAt"] = iso_time(min(alert["window_end"], now_s))
-    return out
-
-
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The webhook signature header's value: ``t=<unix seconds>,sha256=<hex>``, the
-    HMAC-SHA256 of ``<t>.<body>`` under the shared secret (the timestamp is signed too,
-    so a receiver can refuse old replays).
-
-    >>> signature("s3cret", 1700000000, b'{"id":"a"}')[:40]
-    't=1700000000,sha256=5728bde1960c1b8c3818'
-    """
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},sha256={mac.hexdigest()}"
-
-
-def dumps(alert: dict[str, Any]) -> bytes:
-    return json.dumps(alert, separators=(",", ":")).encode()
-
-
-# --- HTTP --------------------------------------------------------------------
-
-
-def auth_headers(auth: HttpAuthConfig | None) -> dict[str, str]:
-    """The Authorization header of ``auth`` (secret files are read on every call, so
-    a rotated secret is picked up)."""
-    if auth is None:
-        return {}
-    try:
-        token, password = auth.bearer_token_value(), auth.password_value()
-    except OSError as exc:
-        raise SinkError(f"cannot read a secret file of a sink: {exc.strerror}") from exc
-    if token is not None:
-        return {"Authorization": f"Bearer {token}"}
-    if auth.username is not None:
-        pair = f"{auth.username}:{password or ''}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-    return {}
-
-
-async def http_post(
-    url: str, body: bytes, headers: dict[str, str], tls: ssl.SSLContext | None
-) -> int:
-    """POST ``body`` to ``url`` (HTTP/1.1, one request per connection); the status code.
-
-    The caller bounds the time (``asyncio.timeout``).
-    """
-    parts = urllib.parse.urlsplit(url)
-    https = parts.scheme == "https"
-    host = parts.hostname or ""
-    port = parts.port or (443 if https else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    reader, writer = await asyncio.open_connection(
-        host, port, ssl=(tls or ssl.create_default_context()) if https else None,
-        server_hostname=host if https else None,
-    )
-    try:
-        lines = [
-            f"POST {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}",
-            "Content-Type: application/json", f"Content-Length: {len(body)}",
-            "Connection: close", f"User-Agent: statuswatch/{__version__}",
-            *(f"{k}: {v}" for k, v in headers.items()),
-        ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await writer.drain()
-        status_line = await reader.readline()
-        fields = status_line.split(None, 2)
-        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
-            raise SinkError(f"not an HTTP answer from {host}:{port}")
-        status = int(fields[1])
-        length = None
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length" and value.strip().isdigit():
-                length = int(value.strip())
-        # Read the answer off the wire (bounded); only its status is used.
-        if length is None:
-            await reader.read(MAX_RESPONSE_BYTES)
-        elif length:
-            await reader.readexactly(min(length, MAX_RESPONSE_BYTES))
-        return status
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await writer.wait_closed()
-
-
-def check_status(status: int, url: str) -> None:
-    """Raise unless 2xx: ``SinkRejected`` for a 4xx other than 408 and 429."""
-    if 200 <= status < 300:
-        return
-    what = f"{_safe_url(url)} answered HTTP {status}"
-    if 400 <= status < 500 and status not in (408, 429):
-        raise SinkRejected(what)
-    raise SinkError(what)
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without credentials or query, for logs."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-
-def _tls_for(urls: Sequence[str], tls: TlsConfig | None, name: str) -> ssl.SSLContext | None:
-    if not any(u.startswith("https://") for u in urls):
-        return None
-    return client_tls_context(tls, f"the alert sink {name}", SinkError)
-
-
-# --- transports: one attempt at delivering a batch ----------------------------
-
-
-@dataclass(slots=True)
-class Pending:
-    """An alert waiting in a sink's queue."""
-
-    alert: dict[str, Any]
-    severity: str
-    deadline: float  # time.monotonic()
-
-
-class Transport(Protocol):
-    #: most alerts one attempt carries
-    max_batch: int
-
-    async def send(self, batch: Sequence[Pending]) -> None:
-        """Deliver ``batch`` or raise (``SinkRejected``: for good)."""
-
-    async def close(self) -> None: ...
-
-
-class AlertmanagerTransport:
-    max_batch = 64
-
-    def __init__(
-        self, url: str, cfg: AlertmanagerSinkConfig, name: str,
-        generator_url: Callable[[], str], clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.url = f"{url}/api/v2/alerts"
-        self.cfg = cfg
-        self.tls = _tls_for([url], cfg.tls, name)
-        self.generator_url = generator_url
-        self.clock = clock
-
-    async def send(self, batch: Sequence[Pending]) -> None:
-        now, base = self.clock(), self.generator_url()
-        body = json.dumps(
-            [alertmanager_alert(p.alert, p.severity, base, now) for p in batch],
-            separators=(",", ":"),
-        ).encode()
-        check_status(
-            await http_post(self.url, body, auth_headers(self.cfg.auth), self.tls), self.url
-        )
-
-    async def close(self) -> None:
-        pass
-
-
-class WebhookTransport:
-    max_batch = 1
-
-    def __init__(
-        self, cfg: WebhookSinkConfig, name: str, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.cfg = cfg
-        self.tls = _tls_for([cfg.url], cfg.tls, name)
-        self.clock = clock
-
-    async def send(self, batch: Sequence[Pending]) -> None:
-        for pending in batch:
-            body = dumps(pending.alert)
-            headers = {**self.cfg.headers, **auth_headers(self.cfg.auth)}
-            try:
-                secret = self.cfg.hmac_secret_value()
-            except OSError as exc:
-                raise SinkError(f"cannot read hmac_secret_file: {exc.strerror}") from exc
-            if secret is not None:
-                headers[SIGNATURE_HEADER] = signature(secret, int(self.clock()), body)
-            check_status(await http_post(self.cfg.url, body, headers, self.tls), self.cfg.url)
-
-    async def close(self) -> None:
-        pass
-
-
-def _make_producer(
-    connection: KafkaConnection, security: dict[str, Any], timeout_s: float
-) -> Any:
-    from aiokafka import AIOKafkaProducer
-
-    return AIOKafkaProducer(
-        bootstrap_servers=connection.bootstrap_servers,
-        client_id=f"{connection.client_id}-alerts",
-        acks="all",
-        enable_idempotence=True,
-        request_timeout_ms=max(1000, round(timeout_s * 1000)),
-        **security,
-    )
-
-
-class KafkaTransport:
-    """Produces each alert's JSON keyed by its id; the producer starts on first use, so
-    an unreachable cluster is retried like any failed delivery."""
-
-    max_batch = 100
-
-    def __init__(self, cfg: KafkaSinkConfig, connection: KafkaConnection) -> None:
-        self.cfg = cfg
-        self.connection = connection
-        # TLS files and the SASL secret are read now: a mistake there fails at start,
-        # not as retries until every alert expires.
-        self.security = security_kwargs(connection)
-        self._producer: Any = None
-
-    async def send(self, batch: Sequence[Pending]) -> None:
-        if self._producer is None:
-            producer = _make_producer(self.connection, self.security, self.cfg.timeout_seconds)
-            try:
-                await producer.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                raise
-            self._producer = producer
-        futures = [
-            await self._producer.send(
-                self.cfg.topic, value=dumps(p.alert), key=str(p.alert["id"]).encode()
-            )
-            for p in batch
-        ]
-        await asyncio.gather(*futures)
-
-    async def close(self) -> None:
-        if self._producer is not None:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
-            self._producer = None
 
 
 # --- one sink: its queue, its retries -----------------------------------------
