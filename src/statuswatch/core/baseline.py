@@ -38,13 +38,14 @@ Why this model:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from river import stats
-
 from statuswatch.core.columns import I64
+
+if TYPE_CHECKING:
+    from river import stats
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -92,6 +93,8 @@ class _RiverSeries:
     def update(self, row: int, value: float) -> float:
         model = self.models.get(row)
         if model is None:
+            from river import stats  # deferred: only the reference path uses River
+
             model = self.models[row] = stats.EWMean(fading_factor=self.alpha)
         model.update(value)
         return float(model.get())
