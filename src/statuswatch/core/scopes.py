@@ -61,6 +61,12 @@ def _is_other(values: tuple[str, ...]) -> bool:
     return bool(values) and all(v == OTHER for v in values)
 
 
+def _heaviest_first(item: tuple[tuple[str, ...], float]) -> tuple[float, tuple[str, ...]]:
+    """Sort key of folded scopes: by rate, ties by name, so the choice of a swap
+    does not depend on the order the interning caches happened to see them."""
+    return -item[1], item[0]
+
+
 class CodeTable:
     """Dense column index for each status code seen, in order of first sight.
 
@@ -323,12 +329,14 @@ class ScopeTable:
                 rates[key] = rates.get(key, 0.0) + alpha * (n - rates.get(key, 0.0))
             pending.clear()
             if len(rates) > MAX_CANDIDATES:
-                keep = sorted(rates.items(), key=lambda kv: -kv[1])[: MAX_CANDIDATES // 2]
+                keep = sorted(rates.items(), key=_heaviest_first)[: MAX_CANDIDATES // 2]
                 rates.clear()
                 rates.update(keep)
             out += self._swap(level_idx, level, protected)
-        if out:
-            self._reset_caches()  # the lookup tables still map the old scopes to the rows
+        for swap in out:  # the lookup tables still map both scopes to their old rows
+            level = self.levels[swap.level]
+            for label in (swap.old, swap.new):
+                self._forget_lookup(swap.level, level, tuple(label[d] for d in level))
         return out
 
     def _swap(
@@ -338,7 +346,7 @@ class ScopeTable:
         other = self._other_row.get(level_idx)
         if other is None:
             return []
-        best = sorted(rates.items(), key=lambda kv: -kv[1])[:MAX_SWAPS_PER_CALL]
+        best = sorted(rates.items(), key=_heaviest_first)[:MAX_SWAPS_PER_CALL]
         tracked = [
             (float(self._row_rate[row]), row, values)
             for (lvl, values), row in self._row_of.items()
@@ -397,6 +405,32 @@ class ScopeTable:
         self._combo_row: dict[int, dict[int, int]] = {}
         #: per multi-dimension level: (capacity per dimension, dense row table)
         self._combo_lut: dict[int, tuple[tuple[int, ...], I64]] = {}
+
+    def _forget_lookup(self, level_idx: int, level: tuple[str, ...], values: tuple[str, ...]) -> None:
+        """Drop the cached row of one scope: its next record asks ``_row`` again.
+
+        Cheaper than starting the caches afresh after a swap, which would resolve
+        every folded tail scope through ``_row`` again on the next batch.
+        """
+        ids = [self._ids.get(d, {}).get(v) for d, v in zip(level, values, strict=True)]
+        if any(i is None for i in ids):
+            return  # not interned in this generation: nothing cached
+        known = [int(i) for i in ids if i is not None]
+        if len(level) == 1:
+            lut = self._lut.get(level_idx)
+            if lut is not None and known[0] < len(lut):
+                lut[known[0]] = _UNKNOWN
+            return
+        held = self._combo_lut.get(level_idx)
+        if held is not None and all(i < c for i, c in zip(known, held[0], strict=True)):
+            flat = known[0]
+            for part, cap in zip(known[1:], held[0][1:], strict=True):
+                flat = flat * cap + part
+            held[1][flat] = _UNKNOWN
+        combo = known[0]
+        for part in known[1:]:
+            combo = (combo << _ID_BITS) | part
+        self._combo_row.get(level_idx, {}).pop(combo, None)
 
     def _intern(self, dim: str, values: list[str]) -> I64:
         """The id of each value of ``dim`` ("" is id 0), interning new values."""
