@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
 from statuswatch.core.columns import I64
 
 if TYPE_CHECKING:

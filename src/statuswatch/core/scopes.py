@@ -406,7 +406,9 @@ class ScopeTable:
         #: per multi-dimension level: (capacity per dimension, dense row table)
         self._combo_lut: dict[int, tuple[tuple[int, ...], I64]] = {}
 
-    def _forget_lookup(self, level_idx: int, level: tuple[str, ...], values: tuple[str, ...]) -> None:
+    def _forget_lookup(
+        self, level_idx: int, level: tuple[str, ...], values: tuple[str, ...]
+    ) -> None:
         """Drop the cached row of one scope: its next record asks ``_row`` again.
 
         Cheaper than starting the caches afresh after a swap, which would resolve
