@@ -344,15 +344,21 @@ class ScopeTable:
     ) -> list[Recycled]:
         rates = self._fold_rate[level_idx]
         other = self._other_row.get(level_idx)
-        if other is None:
+        if other is None or not rates or max(rates.values()) < MIN_SWAP_RATE:
             return []
-        best = sorted(rates.items(), key=_heaviest_first)[:MAX_SWAPS_PER_CALL]
         tracked = [
             (float(self._row_rate[row]), row, values)
             for (lvl, values), row in self._row_of.items()
             if lvl == level_idx and row not in protected
         ]
+        if not tracked:
+            return []
         tracked.sort()
+        # Only scopes heavier than the lightest tracked one can take a row: ranking
+        # just those gives the same leading candidates as ranking all of them.
+        bar = SWAP_RATIO * tracked[0][0]
+        heavier = [kv for kv in rates.items() if kv[1] >= MIN_SWAP_RATE and kv[1] > bar]
+        best = sorted(heavier, key=_heaviest_first)[:MAX_SWAPS_PER_CALL]
         out = []
         for (values, rate), (tracked_rate, row, old_values) in zip(best, tracked, strict=False):
             if rate < MIN_SWAP_RATE or rate <= SWAP_RATIO * tracked_rate:
