@@ -285,12 +285,26 @@ class ScopeTable:
         """Add the records of folded scopes to their pending counts."""
         if not folded.any():
             return
-        cols = np.stack([ids[d][folded] for d in level], axis=1)
-        uniq, freq = np.unique(cols, axis=0, return_counts=True)
         pending = self._fold_pending[level_idx]
+        if len(level) == 1:  # a count per id: no sort of rows (same order: by id)
+            freq = np.bincount(ids[level[0]][folded])
+            seen = np.flatnonzero(freq)
+            names = self._values[level[0]]
+            for i, n in zip(seen.tolist(), freq[seen].tolist(), strict=True):
+                if names[i] != OTHER:
+                    key = (names[i],)
+                    pending[key] = pending.get(key, 0) + n
+            return
+        combo = ids[level[0]][folded]
+        for d in level[1:]:  # one int per combination, in the order of its ids
+            combo = (combo << _ID_BITS) | ids[d][folded]
+        uniq, freq = np.unique(combo, return_counts=True)
         tables = [self._values[d] for d in level]
-        for key_ids, n in zip(uniq.tolist(), freq.tolist(), strict=True):
-            values = tuple(t[i] for t, i in zip(tables, key_ids, strict=True))
+        mask, last = (1 << _ID_BITS) - 1, len(level) - 1
+        for key, n in zip(uniq.tolist(), freq.tolist(), strict=True):
+            values = tuple(
+                t[(key >> (_ID_BITS * (last - k))) & mask] for k, t in enumerate(tables)
+            )
             if not _is_other(values):  # "other" itself is never a candidate for a row
                 pending[values] = pending.get(values, 0) + n
 
