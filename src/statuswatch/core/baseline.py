@@ -356,12 +356,14 @@ class _Seasonal:
     def value(self, rows: I64, t_ms: int) -> F64:
         """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
         self.fit(int(rows.max(initial=-1)) + 1)
+        first = self.first_ms[rows]
+        ready = (first >= 0) & (t_ms - first >= self.period_ms)
+        if not ready.any():  # the first period of every row: nothing to read
+            return np.full(len(rows), np.nan)
         pos = self._position(t_ms) - 0.5
         lo = int(np.floor(pos)) % self.buckets
         hi = (lo + 1) % self.buckets
         frac = pos - np.floor(pos)
-        first = self.first_ms[rows]
-        ready = (first >= 0) & (t_ms - first >= self.period_ms)
         ready &= self.seen[rows, lo] & self.seen[rows, hi]
         lo_v, hi_v = self.values[rows, lo].astype(np.float64), self.values[rows, hi]
         out = (1 - frac) * lo_v + frac * hi_v
