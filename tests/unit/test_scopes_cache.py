@@ -51,7 +51,8 @@ def test_interning_caches_start_afresh_when_full_and_rows_stay_right(monkeypatch
 )
 def test_rows_after_swaps_match_caches_started_afresh(batches, alpha):
     """Swaps drop only the swapped scopes' cached rows; the rows are those a table
-    that starts its caches afresh after every swap resolves."""
+    that starts its caches afresh after every swap resolves. Each row's parent is
+    its closest ancestor through every swap."""
     t = ScopeTable(LEVELS, max_per_level=3)
     oracle = ScopeTable(LEVELS, max_per_level=3)
     for batch in batches:
@@ -68,3 +69,6 @@ def test_rows_after_swaps_match_caches_started_afresh(batches, alpha):
         ]
         if swaps:
             oracle._reset_caches()
+        assert t.parents().tolist() == [
+            (t.ancestors(r) or [-1])[-1] for r in range(len(t.labels))
+        ]

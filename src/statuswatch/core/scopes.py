@@ -559,6 +559,31 @@ class ScopeTable:
                     out.append(found)
         return out
 
+    def parents(self) -> I64:
+        """Each row's closest containing scope, ``ancestors(row)[-1]`` (-1: none),
+        with the containing levels of each level worked out once.
+
+        >>> t = ScopeTable([[], ["service"], ["service", "route"]], max_per_level=5)
+        >>> _ = t.rows({"service": ["a"], "route": ["x"], "app": [""]})
+        >>> t.parents().tolist()
+        [-1, 0, 1]
+        """
+        within = [
+            [(j, inner) for j, inner in enumerate(self.levels)
+             if len(inner) < len(level) and set(inner) <= set(level)][::-1]
+            for level in self.levels
+        ]
+        out = []
+        for label, level_idx in zip(self.labels, self.level_of_row, strict=True):
+            parent = -1
+            for j, inner in within[level_idx]:
+                found = self._row_of.get((j, tuple(label[d] for d in inner)))
+                if found is not None:
+                    parent = found
+                    break
+            out.append(parent)
+        return np.array(out, np.int64)
+
     def restore(self, labels: Sequence[dict[str, str]], level_of_row: Sequence[int]) -> None:
         """Rebuild rows in the same order as a snapshot took them."""
         self._reset_caches()
