@@ -228,8 +228,21 @@ def score_shares(
     else:
         x, n_up_phi, n_down_phi = counts / dispersion, n / dispersion, n_down / dispersion
     if below is not None:
-        may_up = upper_tail_may_reach(x, n_up_phi, p_up, below)
-        may_down = lower_tail_may_reach(x, n_down_phi, p, below)
+        # A row without requests has no tail that can reach ``below`` (x = n = 0):
+        # bound only the rows with requests.
+        rows = np.flatnonzero(totals > 0)
+        may_up = np.zeros(counts.shape, dtype=bool)
+        may_down = np.zeros(counts.shape, dtype=bool)
+        if len(rows):
+            x_r = np.broadcast_to(x, counts.shape)[rows]
+            may_up[rows] = upper_tail_may_reach(
+                x_r, np.broadcast_to(n_up_phi, counts.shape)[rows],
+                np.broadcast_to(p_up, counts.shape)[rows], below,
+            )
+            may_down[rows] = lower_tail_may_reach(
+                x_r, np.broadcast_to(n_down_phi, counts.shape)[rows],
+                np.broadcast_to(p, counts.shape)[rows], below,
+            )
         if exact is not None:
             may_up |= exact
             may_down |= exact
