@@ -159,7 +159,13 @@ def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
 def _flat(*arrays: F64) -> tuple[tuple[int, ...], list[F64]]:
     """The broadcast shape and each array flattened to it (a view where it can be)."""
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    return shape, [np.broadcast_to(a, shape).ravel() for a in arrays]
+    return shape, [_full(a, shape).ravel() for a in arrays]
+
+
+def _full(a: F64, shape: tuple[int, ...]) -> F64:
+    """``a`` broadcast to ``shape``; itself when it has that shape (most calls: cheaper)."""
+    out: F64 = a if a.shape == shape else np.broadcast_to(a, shape)
+    return out
 
 
 _LN10 = float(np.log(10.0))
@@ -234,14 +240,13 @@ def score_shares(
         may_up = np.zeros(counts.shape, dtype=bool)
         may_down = np.zeros(counts.shape, dtype=bool)
         if len(rows):
-            x_r = np.broadcast_to(x, counts.shape)[rows]
+            shape = counts.shape
+            x_r = _full(x, shape)[rows]
             may_up[rows] = upper_tail_may_reach(
-                x_r, np.broadcast_to(n_up_phi, counts.shape)[rows],
-                np.broadcast_to(p_up, counts.shape)[rows], below,
+                x_r, _full(n_up_phi, shape)[rows], _full(p_up, shape)[rows], below
             )
             may_down[rows] = lower_tail_may_reach(
-                x_r, np.broadcast_to(n_down_phi, counts.shape)[rows],
-                np.broadcast_to(p, counts.shape)[rows], below,
+                x_r, _full(n_down_phi, shape)[rows], _full(p, shape)[rows], below
             )
         if exact is not None:
             may_up |= exact
@@ -307,5 +312,5 @@ def excess_gates(
 def _pick(a: npt.ArrayLike, idx: tuple[npt.NDArray[np.intp], ...], shape: tuple[int, ...]
           ) -> F64:
     """``a`` (an array or a scalar, broadcast to ``shape``) at the indices ``idx``."""
-    out: F64 = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)[idx]
+    out: F64 = _full(np.asarray(a, dtype=np.float64), shape)[idx]
     return out
