@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statuswatch.core.scopes import ScopeTable
 
@@ -34,3 +36,39 @@ def test_interning_caches_start_afresh_when_full_and_rows_stay_right(monkeypatch
             [table.labels[r] if r >= 0 else None for r in level] for level in rows.tolist()
         ]
         assert labels(t, got) == labels(oracle, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 5), st.integers(0, 4), st.integers(0, 12)),
+            min_size=1, max_size=40,
+        ),
+        min_size=2, max_size=12,
+    ),
+    alpha=st.sampled_from([0.3, 1.0]),
+)
+def test_rows_after_swaps_match_caches_started_afresh(batches, alpha):
+    """Swaps drop only the swapped scopes' cached rows; the rows are those a table
+    that starts its caches afresh after every swap resolves. Each row's parent is
+    its closest ancestor through every swap."""
+    t = ScopeTable(LEVELS, max_per_level=3)
+    oracle = ScopeTable(LEVELS, max_per_level=3)
+    for batch in batches:
+        service = [f"s{s}" for s, _, _ in batch]
+        route = [f"r{r}" if r else "" for _, r, _ in batch]
+        app = [f"a{a}" if a else "" for _, _, a in batch]
+        got = t.rows(dims(service, route, app))
+        want = oracle.rows(dims(service, route, app))
+        assert got.tolist() == want.tolist()
+        assert t.labels == oracle.labels and t.folded == oracle.folded
+        swaps = t.rebalance(alpha, set())
+        assert [(s.row, s.new) for s in swaps] == [
+            (s.row, s.new) for s in oracle.rebalance(alpha, set())
+        ]
+        if swaps:
+            oracle._reset_caches()
+        assert t.parents().tolist() == [
+            (t.ancestors(r) or [-1])[-1] for r in range(len(t.labels))
+        ]

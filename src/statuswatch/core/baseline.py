@@ -38,13 +38,15 @@ Why this model:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from river import stats
 
 from statuswatch.core.columns import I64
+
+if TYPE_CHECKING:
+    from river import stats
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -92,6 +94,8 @@ class _RiverSeries:
     def update(self, row: int, value: float) -> float:
         model = self.models.get(row)
         if model is None:
+            from river import stats  # deferred: only the reference path uses River
+
             model = self.models[row] = stats.EWMean(fading_factor=self.alpha)
         model.update(value)
         return float(model.get())
@@ -352,12 +356,14 @@ class _Seasonal:
     def value(self, rows: I64, t_ms: int) -> F64:
         """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
         self.fit(int(rows.max(initial=-1)) + 1)
+        first = self.first_ms[rows]
+        ready = (first >= 0) & (t_ms - first >= self.period_ms)
+        if not ready.any():  # the first period of every row: nothing to read
+            return np.full(len(rows), np.nan)
         pos = self._position(t_ms) - 0.5
         lo = int(np.floor(pos)) % self.buckets
         hi = (lo + 1) % self.buckets
         frac = pos - np.floor(pos)
-        first = self.first_ms[rows]
-        ready = (first >= 0) & (t_ms - first >= self.period_ms)
         ready &= self.seen[rows, lo] & self.seen[rows, hi]
         lo_v, hi_v = self.values[rows, lo].astype(np.float64), self.values[rows, hi]
         out = (1 - frac) * lo_v + frac * hi_v

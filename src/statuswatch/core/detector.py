@@ -334,9 +334,7 @@ class Detector:
             rules = resolve(self.settings.detect, self.scopes.labels, self.codes.codes)
             self._rules = rules
         if len(self._parents) != n_rows:
-            self._parents = np.array(
-                [(self.scopes.ancestors(r) or [-1])[-1] for r in range(n_rows)], np.int64
-            )
+            self._parents = self.scopes.parents()[:n_rows]
         return rules, self._parents
 
     def _may_pass_silent(self, window: ClosedWindow) -> bool:

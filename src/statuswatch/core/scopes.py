@@ -61,6 +61,12 @@ def _is_other(values: tuple[str, ...]) -> bool:
     return bool(values) and all(v == OTHER for v in values)
 
 
+def _heaviest_first(item: tuple[tuple[str, ...], float]) -> tuple[float, tuple[str, ...]]:
+    """Sort key of folded scopes: by rate, ties by name, so the choice of a swap
+    does not depend on the order the interning caches happened to see them."""
+    return -item[1], item[0]
+
+
 class CodeTable:
     """Dense column index for each status code seen, in order of first sight.
 
@@ -279,12 +285,26 @@ class ScopeTable:
         """Add the records of folded scopes to their pending counts."""
         if not folded.any():
             return
-        cols = np.stack([ids[d][folded] for d in level], axis=1)
-        uniq, freq = np.unique(cols, axis=0, return_counts=True)
         pending = self._fold_pending[level_idx]
+        if len(level) == 1:  # a count per id: no sort of rows (same order: by id)
+            freq = np.bincount(ids[level[0]][folded])
+            seen = np.flatnonzero(freq)
+            names = self._values[level[0]]
+            for i, n in zip(seen.tolist(), freq[seen].tolist(), strict=True):
+                if names[i] != OTHER:
+                    key = (names[i],)
+                    pending[key] = pending.get(key, 0) + n
+            return
+        combo = ids[level[0]][folded]
+        for d in level[1:]:  # one int per combination, in the order of its ids
+            combo = (combo << _ID_BITS) | ids[d][folded]
+        uniq, freq = np.unique(combo, return_counts=True)
         tables = [self._values[d] for d in level]
-        for key_ids, n in zip(uniq.tolist(), freq.tolist(), strict=True):
-            values = tuple(t[i] for t, i in zip(tables, key_ids, strict=True))
+        mask, last = (1 << _ID_BITS) - 1, len(level) - 1
+        for key, n in zip(uniq.tolist(), freq.tolist(), strict=True):
+            values = tuple(
+                t[(key >> (_ID_BITS * (last - k))) & mask] for k, t in enumerate(tables)
+            )
             if not _is_other(values):  # "other" itself is never a candidate for a row
                 pending[values] = pending.get(values, 0) + n
 
@@ -323,12 +343,14 @@ class ScopeTable:
                 rates[key] = rates.get(key, 0.0) + alpha * (n - rates.get(key, 0.0))
             pending.clear()
             if len(rates) > MAX_CANDIDATES:
-                keep = sorted(rates.items(), key=lambda kv: -kv[1])[: MAX_CANDIDATES // 2]
+                keep = sorted(rates.items(), key=_heaviest_first)[: MAX_CANDIDATES // 2]
                 rates.clear()
                 rates.update(keep)
             out += self._swap(level_idx, level, protected)
-        if out:
-            self._reset_caches()  # the lookup tables still map the old scopes to the rows
+        for swap in out:  # the lookup tables still map both scopes to their old rows
+            level = self.levels[swap.level]
+            for label in (swap.old, swap.new):
+                self._forget_lookup(swap.level, level, tuple(label[d] for d in level))
         return out
 
     def _swap(
@@ -336,15 +358,21 @@ class ScopeTable:
     ) -> list[Recycled]:
         rates = self._fold_rate[level_idx]
         other = self._other_row.get(level_idx)
-        if other is None:
+        if other is None or not rates or max(rates.values()) < MIN_SWAP_RATE:
             return []
-        best = sorted(rates.items(), key=lambda kv: -kv[1])[:MAX_SWAPS_PER_CALL]
         tracked = [
             (float(self._row_rate[row]), row, values)
             for (lvl, values), row in self._row_of.items()
             if lvl == level_idx and row not in protected
         ]
+        if not tracked:
+            return []
         tracked.sort()
+        # Only scopes heavier than the lightest tracked one can take a row: ranking
+        # just those gives the same leading candidates as ranking all of them.
+        bar = SWAP_RATIO * tracked[0][0]
+        heavier = [kv for kv in rates.items() if kv[1] >= MIN_SWAP_RATE and kv[1] > bar]
+        best = sorted(heavier, key=_heaviest_first)[:MAX_SWAPS_PER_CALL]
         out = []
         for (values, rate), (tracked_rate, row, old_values) in zip(best, tracked, strict=False):
             if rate < MIN_SWAP_RATE or rate <= SWAP_RATIO * tracked_rate:
@@ -397,6 +425,34 @@ class ScopeTable:
         self._combo_row: dict[int, dict[int, int]] = {}
         #: per multi-dimension level: (capacity per dimension, dense row table)
         self._combo_lut: dict[int, tuple[tuple[int, ...], I64]] = {}
+
+    def _forget_lookup(
+        self, level_idx: int, level: tuple[str, ...], values: tuple[str, ...]
+    ) -> None:
+        """Drop the cached row of one scope: its next record asks ``_row`` again.
+
+        Cheaper than starting the caches afresh after a swap, which would resolve
+        every folded tail scope through ``_row`` again on the next batch.
+        """
+        ids = [self._ids.get(d, {}).get(v) for d, v in zip(level, values, strict=True)]
+        if any(i is None for i in ids):
+            return  # not interned in this generation: nothing cached
+        known = [int(i) for i in ids if i is not None]
+        if len(level) == 1:
+            lut = self._lut.get(level_idx)
+            if lut is not None and known[0] < len(lut):
+                lut[known[0]] = _UNKNOWN
+            return
+        held = self._combo_lut.get(level_idx)
+        if held is not None and all(i < c for i, c in zip(known, held[0], strict=True)):
+            flat = known[0]
+            for part, cap in zip(known[1:], held[0][1:], strict=True):
+                flat = flat * cap + part
+            held[1][flat] = _UNKNOWN
+        combo = known[0]
+        for part in known[1:]:
+            combo = (combo << _ID_BITS) | part
+        self._combo_row.get(level_idx, {}).pop(combo, None)
 
     def _intern(self, dim: str, values: list[str]) -> I64:
         """The id of each value of ``dim`` ("" is id 0), interning new values."""
@@ -502,6 +558,31 @@ class ScopeTable:
                 if found is not None:
                     out.append(found)
         return out
+
+    def parents(self) -> I64:
+        """Each row's closest containing scope, ``ancestors(row)[-1]`` (-1: none),
+        with the containing levels of each level worked out once.
+
+        >>> t = ScopeTable([[], ["service"], ["service", "route"]], max_per_level=5)
+        >>> _ = t.rows({"service": ["a"], "route": ["x"], "app": [""]})
+        >>> t.parents().tolist()
+        [-1, 0, 1]
+        """
+        within = [
+            [(j, inner) for j, inner in enumerate(self.levels)
+             if len(inner) < len(level) and set(inner) <= set(level)][::-1]
+            for level in self.levels
+        ]
+        out = []
+        for label, level_idx in zip(self.labels, self.level_of_row, strict=True):
+            parent = -1
+            for j, inner in within[level_idx]:
+                found = self._row_of.get((j, tuple(label[d] for d in inner)))
+                if found is not None:
+                    parent = found
+                    break
+            out.append(parent)
+        return np.array(out, np.int64)
 
     def restore(self, labels: Sequence[dict[str, str]], level_of_row: Sequence[int]) -> None:
         """Rebuild rows in the same order as a snapshot took them."""

@@ -159,7 +159,13 @@ def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
 def _flat(*arrays: F64) -> tuple[tuple[int, ...], list[F64]]:
     """The broadcast shape and each array flattened to it (a view where it can be)."""
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    return shape, [np.broadcast_to(a, shape).ravel() for a in arrays]
+    return shape, [_full(a, shape).ravel() for a in arrays]
+
+
+def _full(a: F64, shape: tuple[int, ...]) -> F64:
+    """``a`` broadcast to ``shape``; itself when it has that shape (most calls: cheaper)."""
+    out: F64 = a if a.shape == shape else np.broadcast_to(a, shape)
+    return out
 
 
 _LN10 = float(np.log(10.0))
@@ -228,8 +234,20 @@ def score_shares(
     else:
         x, n_up_phi, n_down_phi = counts / dispersion, n / dispersion, n_down / dispersion
     if below is not None:
-        may_up = upper_tail_may_reach(x, n_up_phi, p_up, below)
-        may_down = lower_tail_may_reach(x, n_down_phi, p, below)
+        # A row without requests has no tail that can reach ``below`` (x = n = 0):
+        # bound only the rows with requests.
+        rows = np.flatnonzero(totals > 0)
+        may_up = np.zeros(counts.shape, dtype=bool)
+        may_down = np.zeros(counts.shape, dtype=bool)
+        if len(rows):
+            shape = counts.shape
+            x_r = _full(x, shape)[rows]
+            may_up[rows] = upper_tail_may_reach(
+                x_r, _full(n_up_phi, shape)[rows], _full(p_up, shape)[rows], below
+            )
+            may_down[rows] = lower_tail_may_reach(
+                x_r, _full(n_down_phi, shape)[rows], _full(p, shape)[rows], below
+            )
         if exact is not None:
             may_up |= exact
             may_down |= exact
@@ -294,5 +312,5 @@ def excess_gates(
 def _pick(a: npt.ArrayLike, idx: tuple[npt.NDArray[np.intp], ...], shape: tuple[int, ...]
           ) -> F64:
     """``a`` (an array or a scalar, broadcast to ``shape``) at the indices ``idx``."""
-    out: F64 = np.broadcast_to(np.asarray(a, dtype=np.float64), shape)[idx]
+    out: F64 = _full(np.asarray(a, dtype=np.float64), shape)[idx]
     return out
