@@ -101,11 +101,19 @@ class WindowReport:
 
     def exact_shares(self) -> ShareScores:
         """Every cell's exact share scores (what the metrics endpoint shows)."""
-        exp = self.expectation
-        return score_shares(
-            self.counts, exp.share, self.floor, exp.share_dispersion, self.shares.totals,
-            exp.volume,
-        )
+        return window_share_scores(self.counts, self.expectation, self.floor, self.shares.totals)
+
+
+def window_share_scores(
+    counts: I64, exp: Expectation, floor: F64, totals: I64, *,
+    below: float | None = None, exact: npt.NDArray[np.bool_] | None = None,
+) -> ShareScores:
+    """One window's share scores against the expectation: rises over the floored share,
+    drops over at most the usual volume; screened with ``below`` (see ``score_shares``)."""
+    return score_shares(
+        counts, exp.share, floor, exp.share_dispersion, totals, exp.volume,
+        below=below, exact=exact,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,14 +404,12 @@ class Detector:
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         d = self.settings.detect
         if self.exhaustive:
-            shares = score_shares(
-                counts, exp.share, floor, exp.share_dispersion, totals, exp.volume
-            )
+            shares = window_share_scores(counts, exp, floor, totals)
         else:
             # Every use of a share score compares it with clear_score or more (fire
             # scores are above it), or blast_radius.scope_score; live series report theirs.
-            shares = score_shares(
-                counts, exp.share, floor, exp.share_dispersion, totals, exp.volume,
+            shares = window_share_scores(
+                counts, exp, floor, totals,
                 below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
             )
         self._recent.append(counts.astype(np.int32))  # half the memory; a window's count fits
@@ -411,7 +417,8 @@ class Detector:
         for past in self._recent:
             long_counts[: past.shape[0], : past.shape[1]] += past
         long_totals = self._totals(long_counts)
-        # The long window counts only where the window itself reaches clear_score.
+        # The last minute summed, with its own dispersion; its hits count only where the
+        # window itself reaches clear_score (see _hits).
         long_shares = score_shares(
             long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
             long_totals, exp.volume * len(self._recent),
