@@ -356,8 +356,12 @@ def warn_if_no_c_extension() -> bool:
 class KafkaSource:
     """An aiokafka consumer in a group, with manual commits only."""
 
-    def __init__(self, cfg: KafkaConfig) -> None:
+    def __init__(
+        self, cfg: KafkaConfig, isolation_level: str = "read_uncommitted"
+    ) -> None:
         self.cfg = cfg
+        #: ``read_committed`` for a topic written in transactions (partial windows)
+        self.isolation_level = isolation_level
         self._consumer: Any = None
         self.assigned: set[int] = set()
         #: per partition, the offset after the last record poll() returned since assignment
@@ -393,6 +397,7 @@ class KafkaSource:
             auto_offset_reset=cfg.auto_offset_reset,
             max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
             session_timeout_ms=cfg.session_timeout_ms,
+            isolation_level=self.isolation_level,
             **security,
         )
         try:
@@ -521,6 +526,34 @@ class KafkaSource:
         await self._consumer.commit(
             {TopicPartition(self.cfg.topic, p): o for p, o in offsets.items()}
         )
+
+    async def committed_with_metadata(
+        self, partitions: Iterable[int]
+    ) -> dict[int, tuple[int, str]]:
+        """The group's committed (offset, metadata) per partition of the topic that has one.
+
+        aiokafka's ``committed()`` drops the metadata; its coordinator keeps it."""
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(self.cfg.topic, p) for p in partitions]
+        found = await self._consumer._coordinator.fetch_committed_offsets(tps)
+        return {tp.partition: (int(om.offset), str(om.metadata or ""))
+                for tp, om in found.items() if om.offset >= 0}
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on."""
+        from aiokafka import TopicPartition
+
+        self._consumer.seek(TopicPartition(self.cfg.topic, partition), offset)
+
+    async def partitions_of(self, topic: str) -> set[int]:
+        """The partitions of ``topic`` (another topic than the one read); empty if unknown."""
+        await self._consumer.topics()  # fetches the metadata of every topic
+        return set(self._consumer.partitions_for_topic(topic) or ())
+
+    @property
+    def group_id(self) -> str:
+        return self.cfg.group_id
 
     async def lag(self) -> dict[int, int]:
         """Consumer lag per assigned partition (high watermark - position)."""
