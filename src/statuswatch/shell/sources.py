@@ -548,8 +548,8 @@ class KafkaSource:
 
     async def partitions_of(self, topic: str) -> set[int]:
         """The partitions of ``topic`` (another topic than the one read); empty if unknown."""
-        await self._consumer.topics()  # fetches the metadata of every topic
-        return set(self._consumer.partitions_for_topic(topic) or ())
+        cluster = await self._consumer._client.fetch_all_metadata()
+        return set(cluster.partitions_for_topic(topic) or ())
 
     @property
     def group_id(self) -> str:
