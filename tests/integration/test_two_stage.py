@@ -48,6 +48,8 @@ class Layout:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     logs: dict[str, list[Path]] = field(default_factory=dict)
+    #: records the workers alive at the end read again after a previous owner
+    reread: float = 0.0
 
     def config(self, name: str, *, stage2: bool = False, state: bool = False) -> Path:
         port = self.ports.setdefault(name, free_port())
@@ -192,6 +194,9 @@ def two_stage(kafka_broker, topic: str, tmp_path: Path,
             layout.alive("alone")
             layout.alive("stage2")
             time.sleep(0.5)
+        for name, port in layout.ports.items():
+            if layout.procs[name].poll() is None and name.startswith("w"):
+                layout.reread += metric(port, "statuswatch_aggregate_records_reread_total") or 0
         for name in list(layout.procs):
             if layout.procs[name].poll() is None:
                 layout.stop(name)
@@ -235,8 +240,10 @@ def test_kill_9_of_workers_and_stage_2_changes_nothing(kafka_broker, topic, tmp_
         layout.start(victim, "run" if stage2 else "aggregate",
                      layout.config(victim, stage2=stage2, state=stage2))
 
-    two_stage(kafka_broker, topic, tmp_path, disturb, state=True)
+    layout = two_stage(kafka_broker, topic, tmp_path, disturb, state=True)
     assert kills == ["w1", "stage2", "w1"]
+    assert layout.reread > 0, "no worker re-read what a killed one had not written"
+    assert "restored snapshot" in layout.log_of("stage2")
 
 
 @pytest.mark.parametrize("topic", [6], indirect=True)
@@ -250,4 +257,5 @@ def test_workers_joining_and_leaving_change_nothing(kafka_broker, topic, tmp_pat
             layout.stop("w3")
         time.sleep(1.0)
 
-    two_stage(kafka_broker, topic, tmp_path, disturb)
+    layout = two_stage(kafka_broker, topic, tmp_path, disturb)
+    assert layout.reread > 0, "no worker took over a partition mid-window"

@@ -85,6 +85,8 @@ class _SourcePartition:
     idle_reported: bool = False
     resumed: bool = False  # read again after it was reported idle: stage 2 must hear it
     last_transaction_ms: int = 0
+    #: one transaction at a time: the loop and a rebalance may both want to write
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def unwritten(self) -> bool:
         return bool(self.pending or self.records or self.invalid or self.late or self.resumed)
@@ -156,10 +158,10 @@ class Aggregator:
         if part is None:
             return  # revoked meanwhile: its next owner reads it
         p, seen_below = batch.partition, part.seen_below
-        reread = self.ledger.record(p, batch.offsets)
-        self.status.records_reread += reread
+        self.ledger.record(p, batch.offsets)
         fresh = len(batch) if seen_below is None else int(np.count_nonzero(
             batch.offsets >= seen_below))
+        self.status.records_reread += len(batch) - fresh  # read by a previous owner
         part.records += fresh
         self.status.records += len(batch)
         decoded = self.decoder.decode(batch.values)
@@ -216,15 +218,23 @@ class Aggregator:
             due = [p for p, part in self.parts.items() if part.unwritten()
                    and now_ms - part.last_transaction_ms >= self._interval_ms]
         else:
-            due = [p for p in partitions if p in self.parts]
+            due = [p for p in partitions if p in self.parts and self.parts[p].unwritten()]
         if due:
             await asyncio.gather(*(self._transact(p, now_ms) for p in due))
 
     async def _transact(self, p: int, now_ms: int) -> None:
+        part = self.parts.get(p)
+        if part is None:
+            return
+        async with part.lock:
+            if self.parts.get(p) is part and part.unwritten() and not self.exit_code:
+                await self._write(p, part, now_ms)
+
+    async def _write(self, p: int, part: _SourcePartition, now_ms: int) -> None:
+        """One transaction: ``part``'s partials and its source offset (with metadata)."""
         from aiokafka import TopicPartition
         from aiokafka.structs import OffsetAndMetadata
 
-        part = self.parts[p]
         records = list(part.pending)
         if part.records or part.invalid or part.late or not records:
             watermark = part.windows.watermark_ms(now_ms)
@@ -308,8 +318,11 @@ class Aggregator:
         await self.flush(self.clock(), partitions)
         self.ledger.revoke(partitions)
         for p in partitions:
-            part = self.parts.pop(p, None)
-            if part is not None:
+            part = self.parts.get(p)
+            if part is None:
+                continue
+            async with part.lock:  # a transaction of the loop's in flight ends first
+                self.parts.pop(p, None)
                 with contextlib.suppress(Exception):
                     await part.producer.stop()
         self.status.assigned -= partitions
@@ -347,8 +360,13 @@ class Aggregator:
                 now = self.clock()
                 self.runtime.last_heartbeat_monotonic = time.monotonic()
                 self.runtime.ready, self.runtime.not_ready_reason = True, ""
+                # A rebalance may run at any await below; a partition it hands back to
+                # this worker starts again from its commit, so the rest of a batch list
+                # polled before it is stale for that partition.
+                owners = {b.partition: self.parts.get(b.partition) for b in batches}
                 for batch in batches:
-                    self.take(batch, now)
+                    if self.parts.get(batch.partition) is owners[batch.partition]:
+                        self.take(batch, now)
                     await asyncio.sleep(0)
                 self.close(now)
                 await self.flush(now)
@@ -359,13 +377,9 @@ class Aggregator:
         finally:
             self.runtime.ready, self.runtime.not_ready_reason = False, "stopping"
             if not self.exit_code:
-                now = self.clock()
-                self.close(now)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.flush(now, list(self.parts)), 10.0)
-            for part in self.parts.values():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(part.producer.stop(), 5.0)
+                self.close(self.clock())
+            with contextlib.suppress(Exception):  # write what closed, stop the producers
+                await asyncio.wait_for(self.on_revoke(set(self.parts)), 15.0)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     self.source.stop(), self.settings.health.shutdown_timeout_seconds)
