@@ -222,6 +222,30 @@ class Aggregator:
         if due:
             await asyncio.gather(*(self._transact(p, now_ms) for p in due))
 
+    def outgoing(self, p: int, now_ms: int) -> list[Partial]:
+        """What partition ``p``'s next transaction writes: its closed windows, the last
+        carrying the records, invalid and late records counted since the last one."""
+        part = self.parts[p]
+        records = list(part.pending)
+        if part.records or part.invalid or part.late or not records:
+            watermark = part.windows.watermark_ms(now_ms)
+            idle = now_ms - part.last_record_ms if part.idle_reported else None
+            records.append(Partial(self.topic, p, None, None, watermark, idle))
+        last = records[-1]
+        records[-1] = Partial(
+            last.topic, last.partition, last.start_ms, last.end_ms, last.watermark_ms,
+            last.idle_ms, last.scopes, last.cells, part.records, dict(part.invalid), part.late,
+        )
+        return records
+
+    def written(self, p: int, now_ms: int) -> None:
+        """Partition ``p``'s ``outgoing()`` is committed."""
+        part = self.parts[p]
+        part.pending.clear()
+        part.records, part.late = 0, 0
+        part.invalid.clear()
+        part.last_transaction_ms = now_ms
+
     async def _transact(self, p: int, now_ms: int) -> None:
         part = self.parts.get(p)
         if part is None:
@@ -235,16 +259,7 @@ class Aggregator:
         from aiokafka import TopicPartition
         from aiokafka.structs import OffsetAndMetadata
 
-        records = list(part.pending)
-        if part.records or part.invalid or part.late or not records:
-            watermark = part.windows.watermark_ms(now_ms)
-            idle = now_ms - part.last_record_ms if part.idle_reported else None
-            records.append(Partial(self.topic, p, None, None, watermark, idle))
-        last = records[-1]
-        records[-1] = Partial(
-            last.topic, last.partition, last.start_ms, last.end_ms, last.watermark_ms,
-            last.idle_ms, last.scopes, last.cells, part.records, dict(part.invalid), part.late,
-        )
+        records = self.outgoing(p, now_ms)
         consumed = self.ledger.consumed().get(p)
         pending = part.windows.pending_min_offset(p)
         position = pending if pending is not None else consumed
@@ -272,10 +287,7 @@ class Aggregator:
             self.exit_code = 4
             self.stop()
             return
-        part.pending.clear()
-        part.records, part.late = 0, 0
-        part.invalid.clear()
-        part.last_transaction_ms = now_ms
+        self.written(p, now_ms)
         self.status.partials += len(values)
         self.status.partial_bytes += sum(map(len, values))
         self.status.transactions += 1
@@ -303,15 +315,22 @@ class Aggregator:
         # after the fence: a commit of the previous owner in flight has completed
         committed = await self.source.committed_with_metadata(ordered)
         for p, producer in zip(ordered, producers, strict=True):
-            windows = WindowCounter(self._size_ms, self._lateness_ms, NEVER_MS)
-            windows.assign([p], now)
-            part = _SourcePartition(windows, producer, now)
-            if p in committed:
-                offset, meta = committed[p]
-                windows.next_start_ms, part.seen_below = parse_offset_metadata(meta)
+            offset, meta = committed.get(p, (None, ""))
+            self.own(p, now, producer, *parse_offset_metadata(meta))
+            if offset is not None:
                 self.source.seek(p, offset)
-            self.parts[p] = part
         self.status.assigned |= partitions
+
+    def own(
+        self, p: int, now_ms: int, producer: Any = None,
+        next_start_ms: int | None = None, seen_below: int | None = None,
+    ) -> None:
+        """Count partition ``p`` from now on: its windows closed before ``next_start_ms``
+        are written, its records below ``seen_below`` were read by a previous owner."""
+        windows = WindowCounter(self._size_ms, self._lateness_ms, NEVER_MS)
+        windows.assign([p], now_ms)
+        windows.next_start_ms = next_start_ms
+        self.parts[p] = _SourcePartition(windows, producer, now_ms, seen_below)
 
     async def on_revoke(self, partitions: set[int]) -> None:
         """Give ``partitions`` up: write what closed, then stop their producers."""
