@@ -50,6 +50,8 @@ class Layout:
     logs: dict[str, list[Path]] = field(default_factory=dict)
     #: records the workers alive at the end read again after a previous owner
     reread: float = 0.0
+    #: second partials of a window and partition stage 2 dropped
+    duplicates: float = 0.0
 
     def config(self, name: str, *, stage2: bool = False, state: bool = False) -> Path:
         port = self.ports.setdefault(name, free_port())
@@ -197,6 +199,8 @@ def two_stage(kafka_broker, topic: str, tmp_path: Path,
         for name, port in layout.ports.items():
             if layout.procs[name].poll() is None and name.startswith("w"):
                 layout.reread += metric(port, "statuswatch_aggregate_records_reread_total") or 0
+        stage2 = layout.ports["stage2"]
+        layout.duplicates = metric(stage2, "statuswatch_partials_duplicate_total") or 0.0
         for name in list(layout.procs):
             if layout.procs[name].poll() is None:
                 layout.stop(name)
@@ -206,8 +210,10 @@ def two_stage(kafka_broker, topic: str, tmp_path: Path,
     staged = windows_of(tmp_path / "stage2" / "windows.jsonl")
     assert len(alone) == DURATION_S // WINDOW_S
     differ = [s for s in alone if alone[s] != staged.get(s)]
+    print(f"stage 2 dropped {layout.duplicates:.0f} duplicate partials")
     assert not differ and set(staged) == set(alone), (
-        f"{len(differ)} windows differ, first {differ[:3]}; "
+        f"{len(differ)} windows differ, first {differ[:3]} "
+        f"({layout.duplicates:.0f} duplicate partials dropped); "
         f"only in stage 2: {sorted(set(staged) - set(alone))[:3]}")
     ref = alerts_of(tmp_path / "alone" / "alerts.jsonl")
     got = alerts_of(tmp_path / "stage2" / "alerts.jsonl")

@@ -131,3 +131,14 @@ def test_two_stages_in_process_equal_one_detector():
     ref = [e.to_json() for e in one_alerts]
     assert any(a["code"] == 403 and a["scope"] == {} for a in ref)
     assert got == ref
+
+
+def test_a_second_partial_of_one_window_and_partition_is_dropped():
+    detector = Detector(Settings())
+    p = Partial("logs", 2, 0, 10_000, 10_000, None, [{}], [(0, 200, 5)])
+    assert merge_partial(detector, p, now_ms=0, offset=1)
+    assert not merge_partial(detector, p, now_ms=0, offset=2)
+    other = Partial("logs", 3, 0, 10_000, 10_000, None, [{}], [(0, 200, 2)])
+    assert merge_partial(detector, other, now_ms=0, offset=3)
+    closed = detector.windows.close_ready(0)
+    assert [int(w.counts.sum()) for w in closed] == [7]

@@ -127,16 +127,20 @@ def window_cells(
 def merge_partial(
     detector: Detector, partial: Partial, *, now_ms: int, offset: int | None = None,
     seen_below: int | None = None,
-) -> None:
+) -> bool:
     """Count ``partial`` in ``detector``'s windows (as the share of its source
     partition) and move that partition's clock; its scopes take the detector's rows
     (top-K, caps) and its codes the detector's columns, as decoded records would.
 
     A partial at an ``offset`` below ``seen_below`` was read before: its window
-    counts only if that window is still open, its counters not again.
+    counts only if that window is still open, its counters not again. A source
+    partition writes one partial per window: a second one for an open window is a
+    duplicate, dropped (False).
     """
     c = detector.counters
     again = seen_below is not None and offset is not None and offset < seen_below
+    if partial.start_ms is not None and detector.windows.holds(partial.start_ms, partial.partition):
+        return False
     if not again:
         c.records += partial.records
         c.invalid.update(partial.invalid)
@@ -167,11 +171,12 @@ def merge_partial(
             first = partial.start_ms
             c.first_event_ms = first if c.first_event_ms is None else min(c.first_event_ms, first)
     if again:
-        return  # the restored clocks are newer than a re-read partial
+        return True  # the restored clocks are newer than a re-read partial
     if partial.watermark_ms is not None:
         last = partial.watermark_ms + detector.windows.lateness_ms
         c.last_event_ms = last if c.last_event_ms is None else max(c.last_event_ms, last)
     detector.windows.advance(partial.partition, partial.watermark_ms, now_ms, partial.idle_ms)
+    return True
 
 
 __all__ = ["PARTIAL_VERSION", "Partial", "merge_partial", "window_cells"]

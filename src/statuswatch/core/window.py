@@ -216,6 +216,11 @@ class WindowCounter:
             window.min_offset[partition] = offset if prev is None else min(prev, offset)
         return 0
 
+    def holds(self, start_ms: int, partition: int) -> bool:
+        """Whether the open window at ``start_ms`` has counts of ``partition``."""
+        window = self._open.get(start_ms)
+        return window is not None and partition in window.parts
+
     def advance(
         self, partition: int, watermark_ms: int | None, now_ms: int,
         idle_for_ms: int | None = None,

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 #: A source partition's own window counter never lets event time follow the wall
 #: clock: idleness is decided here, and reported to stage 2 instead.
 NEVER_MS = 1 << 62
+#: Pause between two reads of the committed offsets of newly owned partitions.
+SETTLE_S = 0.2
 #: Version of the offset metadata a worker commits with each partition's offset.
 METADATA_VERSION = 1
 
@@ -273,7 +275,9 @@ class Aggregator:
                     partition=p % self._out_partitions) for v in values]
                 await asyncio.gather(*sent)
                 if position is not None:
-                    meta = offset_metadata(part.windows.next_start_ms, self.ledger.read_through(p))
+                    read = [o for o in (self.ledger.read_through(p), part.seen_below)
+                            if o is not None]
+                    meta = offset_metadata(part.windows.next_start_ms, max(read, default=None))
                     await producer.send_offsets_to_transaction(
                         {TopicPartition(self.topic, p): OffsetAndMetadata(position, meta)},
                         self.settings.aggregate.group_id,
@@ -312,8 +316,16 @@ class Aggregator:
         now = self.clock()
         ordered = sorted(partitions)
         producers = await asyncio.gather(*(self._producer(p) for p in ordered))
-        # after the fence: a commit of the previous owner in flight has completed
+        # After the fence the previous owner's last transaction is complete, but the
+        # group coordinator applies its offsets a moment later, and aiokafka's offset
+        # fetch (v3) cannot ask for stable offsets: read until two reads agree.
         committed = await self.source.committed_with_metadata(ordered)
+        for _ in range(50):
+            await asyncio.sleep(SETTLE_S)
+            again = await self.source.committed_with_metadata(ordered)
+            if again == committed:
+                break
+            committed = again
         for p, producer in zip(ordered, producers, strict=True):
             offset, meta = committed.get(p, (None, ""))
             self.own(p, now, producer, *parse_offset_metadata(meta))

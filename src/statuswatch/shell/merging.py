@@ -67,6 +67,7 @@ class PartialsRunner(KafkaRunner):
         #: source partition -> monotonic time its last partial was read
         self.last_partial: dict[int, float] = {}
         self.invalid_partials = 0
+        self.duplicate_partials = 0
 
     def _pending_min_offset(self, partition: int) -> int | None:
         windows = self.detector.windows
@@ -84,8 +85,12 @@ class PartialsRunner(KafkaRunner):
                 if partial.topic != self.source_topic:
                     raise DecodeError("invalid_partial", f"of topic {partial.topic!r}, "
                                       f"not kafka.topic {self.source_topic!r}")
-                merge_partial(self.detector, partial, now_ms=now_ms, offset=offset,
-                              seen_below=seen_below)
+                if not merge_partial(self.detector, partial, now_ms=now_ms, offset=offset,
+                                     seen_below=seen_below):
+                    self.duplicate_partials += 1
+                    log.warning("dropped a second partial of window %d source partition %d: "
+                                "topic=%s partition=%d offset=%d", partial.start_ms or 0,
+                                partial.partition, escape(batch.topic), batch.partition, offset)
             except DecodeError as exc:
                 self.invalid_partials += 1
                 log.warning("skipped partial topic=%s partition=%d offset=%d: %s",
@@ -137,6 +142,11 @@ class PartialsCollector(Collector):
         for src in sorted(self.runner.last_partial):
             idle.add_metric([str(src)], float(self.runner.detector.windows.is_idle(src)))
         yield idle
+        yield CounterMetricFamily(
+            "statuswatch_partials_duplicate",
+            "Second partials of one window and source partition (dropped, each logged).",
+            value=self.runner.duplicate_partials,
+        )
         yield CounterMetricFamily(
             "statuswatch_partials_invalid",
             "Partial windows that did not parse (skipped, each logged).",
