@@ -31,6 +31,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.integration.support import free_port, get, sample
+
 from benchmarks.common import fmt_rate, machine, table
 from statuswatch.config import KafkaConfig, Settings
 from statuswatch.core.detector import Detector
@@ -38,7 +40,6 @@ from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.localbroker import LocalKafka
 from statuswatch.simulate.cli import Plan, produce_kafka
 from statuswatch.simulate.traffic import SimSpec
-from tests.integration.support import free_port, get, sample
 
 RATE = 5000.0
 START_MS = 1_680_566_400_000
@@ -96,8 +97,10 @@ def worker_pass(tmp: Path, bootstrap: str, topic: str, out: str, n: int,
                        - s.get("statuswatch_aggregate_records_reread_total", 0.0) for s in stats)
             if read >= n:
                 break
-            if time.perf_counter() - t0 > 600:
-                raise RuntimeError(f"only {read:.0f} of {n} records read")
+            if time.perf_counter() - t0 > 600 or any(proc.poll() is not None for proc in procs):
+                logs = "".join((tmp / f"{group}-{i}.log").read_text()[-2000:]
+                               for i in range(workers))
+                raise RuntimeError(f"only {read:.0f} of {n} records read:\n{logs}")
             time.sleep(0.02)
         wall = time.perf_counter() - t0
         for proc in procs:

@@ -329,8 +329,9 @@ class Aggregator:
         for p, producer in zip(ordered, producers, strict=True):
             offset, meta = committed.get(p, (None, ""))
             self.own(p, now, producer, *parse_offset_metadata(meta))
-            if offset is not None:
-                self.source.seek(p, offset)
+            # Always: the consumer may have fetched (and this worker dropped, owning
+            # nothing yet) records while the producers started.
+            await self.source.seek(p, offset)
         self.status.assigned |= partitions
 
     def own(

@@ -540,11 +540,19 @@ class KafkaSource:
         return {tp.partition: (int(om.offset), str(om.metadata or ""))
                 for tp, om in found.items() if om.offset >= 0}
 
-    def seek(self, partition: int, offset: int) -> None:
-        """Read ``partition`` from ``offset`` on."""
+    async def seek(self, partition: int, offset: int | None) -> None:
+        """Read ``partition`` from ``offset`` on; None: from where ``auto_offset_reset`` says.
+
+        Records fetched before are not returned (aiokafka checks the position)."""
         from aiokafka import TopicPartition
 
-        self._consumer.seek(TopicPartition(self.cfg.topic, partition), offset)
+        tp = TopicPartition(self.cfg.topic, partition)
+        if offset is not None:
+            self._consumer.seek(tp, offset)
+        elif self.cfg.auto_offset_reset == "earliest":
+            await self._consumer.seek_to_beginning(tp)
+        else:
+            await self._consumer.seek_to_end(tp)
 
     async def partitions_of(self, topic: str) -> set[int]:
         """The partitions of ``topic`` (another topic than the one read); empty if unknown."""
