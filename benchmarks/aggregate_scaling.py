@@ -14,6 +14,8 @@ pass in a new consumer group reading the topic from the start, runs 1 and then 2
   scaling ratio (the broker and the workers share the machine's cores);
 * **aggregates-topic bytes per raw record**: ``statuswatch_aggregate_partial_bytes_total``
   over the records, and the partials written;
+* **CPU per record** of the workers and of the broker (``/proc``): on this machine they
+  share the cores, so the broker's share bounds what a second worker can add;
 * **stage 2**: the same partials read back and merged into a ``Detector``
   (``Partial.decode`` + ``merge_partial`` + ``close_ready``), CPU per partial.
 """
@@ -62,9 +64,16 @@ def scrape(port: int) -> dict[str, float]:
     return {n: v for n in names if (v := sample(body, n)) is not None}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def worker_pass(tmp: Path, bootstrap: str, topic: str, out: str, n: int,
-                workers: int) -> tuple[float, float, float]:
-    """(records/s once assigned, partial bytes, partials) of ``workers`` processes."""
+                workers: int, broker_pid: int) -> tuple[float, float, float, float, float]:
+    """(records/s once assigned, partial bytes, partials, workers' and broker's CPU µs per
+    record) of ``workers`` processes."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
     ports = [free_port() for _ in range(workers)]
     procs = []
@@ -89,6 +98,8 @@ def worker_pass(tmp: Path, bootstrap: str, topic: str, out: str, n: int,
                 raise RuntimeError(f"workers never held all partitions: {held}")
             time.sleep(0.02)
         t0 = time.perf_counter()
+        cpu0 = [cpu_seconds(proc.pid) for proc in procs]
+        broker0 = cpu_seconds(broker_pid)
         read0 = sum(s.get("statuswatch_aggregate_records_total", 0.0)
                     - s.get("statuswatch_aggregate_records_reread_total", 0.0) for s in stats)
         while True:
@@ -103,13 +114,16 @@ def worker_pass(tmp: Path, bootstrap: str, topic: str, out: str, n: int,
                 raise RuntimeError(f"only {read:.0f} of {n} records read:\n{logs}")
             time.sleep(0.02)
         wall = time.perf_counter() - t0
+        cpu = sum(cpu_seconds(proc.pid) for proc in procs) - sum(cpu0)
+        broker_cpu = cpu_seconds(broker_pid) - broker0
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=60)
         return (n - read0) / wall, sum(
             s.get("statuswatch_aggregate_partial_bytes_total", 0.0) for s in stats), sum(
-            s.get("statuswatch_aggregate_partials_total", 0.0) for s in stats)
+            s.get("statuswatch_aggregate_partials_total", 0.0) for s in stats), (
+            cpu / (n - read0) * 1e6), broker_cpu / (n - read0) * 1e6
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -153,6 +167,8 @@ async def main_async(n: int, repeat: int) -> None:
         topic, out = "bench-raw", "bench-aggregates"
         await broker.acreate_topic(topic, partitions=PARTITIONS)
         sent = await produce(broker.bootstrap_servers, topic, n)
+        assert broker._proc is not None
+        broker_pid = broker._proc.pid  # the JVM's CPU is part of this machine's budget
         rows, ratios = [], []
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(repeat):
@@ -161,21 +177,23 @@ async def main_async(n: int, repeat: int) -> None:
                     name = f"{out}-{r}-{workers}"
                     await broker.acreate_topic(name, partitions=PARTITIONS)
                     load = os.getloadavg()[0]
-                    rate, nbytes, partials = await asyncio.to_thread(
+                    rate, nbytes, partials, cpu, broker_cpu = await asyncio.to_thread(
                         worker_pass, Path(tmp), broker.bootstrap_servers, topic, name, sent,
-                        workers)
-                    passes[workers] = (rate, nbytes, partials, load, name)
+                        workers, broker_pid)
+                    passes[workers] = (rate, nbytes, partials, load, name, cpu, broker_cpu)
                 ratio = passes[2][0] / passes[1][0]
                 ratios.append(ratio)
-                for workers, (rate, nbytes, partials, load, _) in passes.items():
+                for workers, (rate, nbytes, partials, load, _, cpu, bcpu) in passes.items():
                     rows.append((str(r + 1), str(workers), fmt_rate(rate),
                                  f"{ratio:.2f}x" if workers == 2 else "1.00x",
+                                 f"{cpu:.2f}", f"{bcpu:.2f}",
                                  f"{nbytes / sent:.3f}", f"{partials:,.0f}", f"{load:.1f}"))
             merged, us, scopes = await stage2_cost(broker.bootstrap_servers, passes[1][4], topic)
         print(f"### stage 1: {sent:,} Kong records, {PARTITIONS} partitions, 200 apps, local "
               f"broker on the same machine ({machine()})\n")
-        print(table(("repeat", "workers", "records/s", "vs 1 worker", "aggregates bytes per "
-                     "raw record", "partials", "load average at start"), rows))
+        print(table(("repeat", "workers", "records/s", "vs 1 worker", "workers' CPU µs/record",
+                     "broker CPU µs/record", "aggregates bytes per raw record", "partials",
+                     "load average at start"), rows))
         print(f"\nscaling, 2 workers / 1: best {max(ratios):.2f}x, all "
               f"{', '.join(f'{x:.2f}' for x in ratios)}")
         print(f"stage 2: {merged:,} partials ({scopes} scopes each on average) merged in "
