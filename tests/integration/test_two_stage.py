@@ -52,6 +52,7 @@ class Layout:
     reread: float = 0.0
     #: second partials of a window and partition stage 2 dropped
     duplicates: float = 0.0
+    late: float = 0.0
 
     def config(self, name: str, *, stage2: bool = False, state: bool = False) -> Path:
         port = self.ports.setdefault(name, free_port())
@@ -156,6 +157,34 @@ async def produce(bootstrap: str, topic: str, lines: list[bytes],
         await producer.stop()
 
 
+def partials_of(layout: Layout, start_ms: float) -> list[tuple[int, int, int | None, int]]:
+    """(aggregates offset, source partition, watermark, fleet requests) of every committed
+    partial of the window at ``start_ms``, and of the progress records: what went wrong."""
+    from aiokafka import AIOKafkaConsumer
+
+    from statuswatch.core.partials import Partial
+
+    async def read() -> list[tuple[int, int, int | None, int]]:
+        consumer = AIOKafkaConsumer(layout.aggregates, bootstrap_servers=layout.bootstrap,
+                                    auto_offset_reset="earliest",
+                                    isolation_level="read_committed")
+        await consumer.start()
+        out = []
+        try:
+            while batches := await consumer.getmany(timeout_ms=2000):
+                for msgs in batches.values():
+                    for m in msgs:
+                        p = Partial.decode(m.value)
+                        if p.start_ms == start_ms or p.idle_ms is not None:
+                            fleet = sum(n for i, _, n in p.cells if not p.scopes[i])
+                            out.append((m.offset, p.partition, p.idle_ms, fleet))
+        finally:
+            await consumer.stop()
+        return out
+
+    return asyncio.run(read())
+
+
 def windows_closed(port: int) -> float:
     return metric(port, "statuswatch_windows_closed_total") or 0.0
 
@@ -201,6 +230,7 @@ def two_stage(kafka_broker, topic: str, tmp_path: Path,
                 layout.reread += metric(port, "statuswatch_aggregate_records_reread_total") or 0
         stage2 = layout.ports["stage2"]
         layout.duplicates = metric(stage2, "statuswatch_partials_duplicate_total") or 0.0
+        layout.late = metric(stage2, "statuswatch_late_records_total") or 0.0
         for name in list(layout.procs):
             if layout.procs[name].poll() is None:
                 layout.stop(name)
@@ -213,7 +243,8 @@ def two_stage(kafka_broker, topic: str, tmp_path: Path,
     print(f"stage 2 dropped {layout.duplicates:.0f} duplicate partials")
     assert not differ and set(staged) == set(alone), (
         f"{len(differ)} windows differ, first {differ[:3]} "
-        f"({layout.duplicates:.0f} duplicate partials dropped); "
+        f"({layout.duplicates:.0f} duplicate partials dropped, {layout.late:.0f} late); "
+        f"partials of the first: {partials_of(layout, differ[0] * 1000 if differ else 0)}; "
         f"only in stage 2: {sorted(set(staged) - set(alone))[:3]}")
     ref = alerts_of(tmp_path / "alone" / "alerts.jsonl")
     got = alerts_of(tmp_path / "stage2" / "alerts.jsonl")

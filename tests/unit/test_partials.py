@@ -119,6 +119,9 @@ def test_two_stages_in_process_equal_one_detector():
             two_alerts.extend(two.close_ready(0))
     end = round(settings.window.idle_timeout_seconds * 1000)  # every partition goes idle
     stage1.close(end)
+    assert not any(part.idle_reported for part in stage1.parts.values()), "records wait"
+    stage1.status.consumer_lag = dict.fromkeys(range(PARTITIONS), 0)  # read to the end
+    stage1.close(end)
     deliver(end)
     two_alerts.extend(two.close_ready(end))
 

@@ -192,7 +192,11 @@ class Aggregator:
         for p, part in self.parts.items():
             closed = part.windows.close_ready(now_ms)
             idle_for = now_ms - part.last_record_ms
-            idle = not part.idle_reported and idle_for >= self._idle_ms
+            # Idle: silent for the idle timeout with nothing waiting in it. A partition
+            # silent only because this worker is slow to read it (a new owner starting
+            # up, a starved process) must not let stage 2 close windows without it.
+            idle = (not part.idle_reported and idle_for >= self._idle_ms
+                    and self.status.consumer_lag.get(p) == 0)
             if idle:  # nothing more is coming: what is open is complete
                 closed += part.windows.close_all()
             watermark = part.windows.watermark_ms(now_ms)
@@ -313,7 +317,6 @@ class Aggregator:
 
     async def on_assign(self, partitions: set[int]) -> None:
         """Own ``partitions``: fence their previous owners, then continue where they committed."""
-        now = self.clock()
         ordered = sorted(partitions)
         producers = await asyncio.gather(*(self._producer(p) for p in ordered))
         # After the fence the previous owner's last transaction is complete, but the
@@ -328,7 +331,7 @@ class Aggregator:
             committed = again
         for p, producer in zip(ordered, producers, strict=True):
             offset, meta = committed.get(p, (None, ""))
-            self.own(p, now, producer, *parse_offset_metadata(meta))
+            self.own(p, self.clock(), producer, *parse_offset_metadata(meta))
             # Always: the consumer may have fetched (and this worker dropped, owning
             # nothing yet) records while the producers started.
             await self.source.seek(p, offset)
@@ -358,6 +361,8 @@ class Aggregator:
                 with contextlib.suppress(Exception):
                     await part.producer.stop()
         self.status.assigned -= partitions
+        for p in partitions:
+            self.status.consumer_lag.pop(p, None)
 
     # -- the loop -------------------------------------------------------------------
 
