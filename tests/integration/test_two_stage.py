@@ -157,14 +157,14 @@ async def produce(bootstrap: str, topic: str, lines: list[bytes],
         await producer.stop()
 
 
-def partials_of(layout: Layout, start_ms: float) -> list[tuple[int, int, int | None, int]]:
+def partials_of(layout: Layout, start_ms: float) -> list[tuple[int | None, ...]]:
     """(aggregates offset, source partition, watermark, fleet requests) of every committed
     partial of the window at ``start_ms``, and of the progress records: what went wrong."""
     from aiokafka import AIOKafkaConsumer
 
     from statuswatch.core.partials import Partial
 
-    async def read() -> list[tuple[int, int, int | None, int]]:
+    async def read() -> list[tuple[int | None, ...]]:
         consumer = AIOKafkaConsumer(layout.aggregates, bootstrap_servers=layout.bootstrap,
                                     auto_offset_reset="earliest",
                                     isolation_level="read_committed")
@@ -175,9 +175,10 @@ def partials_of(layout: Layout, start_ms: float) -> list[tuple[int, int, int | N
                 for msgs in batches.values():
                     for m in msgs:
                         p = Partial.decode(m.value)
-                        if p.start_ms == start_ms or p.idle_ms is not None:
+                        if p.start_ms is None or abs(p.start_ms - start_ms) <= 30_000:
                             fleet = sum(n for i, _, n in p.cells if not p.scopes[i])
-                            out.append((m.offset, p.partition, p.idle_ms, fleet))
+                            out.append((m.offset, p.partition, p.start_ms, p.watermark_ms,
+                                        p.idle_ms, fleet, p.records, p.late))
         finally:
             await consumer.stop()
         return out

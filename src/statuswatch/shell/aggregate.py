@@ -405,6 +405,11 @@ class Aggregator:
                     if self.parts.get(batch.partition) is owners[batch.partition]:
                         self.take(batch, now)
                     await asyncio.sleep(0)
+                if any(not part.idle_reported and now - part.last_record_ms >= self._idle_ms
+                       for part in self.parts.values()):
+                    # about to call a partition idle: on the lag of now, not of seconds ago
+                    with contextlib.suppress(Exception):
+                        self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
                 self.close(now)
                 await self.flush(now)
                 if time.monotonic() >= next_lag:
