@@ -88,6 +88,22 @@ class Expectation:
     warm: B  # (rows,)
 
 
+def _local_parents(parents: I64, rows: I64) -> I64:
+    """``parents`` of ``rows`` as positions in ``rows`` (-1: none); every parent must
+    be among ``rows``.
+
+    >>> _local_parents(np.array([-1, 0, 0, 2]), np.array([0, 2, 3])).tolist()
+    [-1, 0, 1]
+    """
+    position = np.full(len(parents), -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    up = parents[rows]
+    out: I64 = np.where(up >= 0, position[np.maximum(up, 0)], -1)
+    if (out[up >= 0] < 0).any():
+        raise ValueError("a row's parent is not among the rows")
+    return out
+
+
 def _depth(parents: I64) -> I64:
     """How many ancestors each row has (``parents[r]``: -1 for none).
 
@@ -163,10 +179,10 @@ class Baseline:
         self._volume_disp.fit(n_rows)
         self._fitted = (max(n_rows, self._fitted[0]), max(n_cols, self._fitted[1]))
 
-    def _share_phi(self, n_rows: int, n_cols: int) -> F64:
+    def _share_phi(self, rows: slice | I64, n_cols: int) -> F64:
         disp = self._share_disp
-        phi = np.clip(disp.mean[:n_rows, :n_cols], 1.0, MAX_DISPERSION)
-        return np.where(disp.started[:n_rows, :n_cols], phi, 1.0)
+        phi = np.clip(disp.mean[rows, :n_cols], 1.0, MAX_DISPERSION)
+        return np.where(disp.started[rows, :n_cols], phi, 1.0)
 
     # -- read -----------------------------------------------------------------
 
@@ -180,37 +196,43 @@ class Baseline:
         return self._seen[:n_rows]
 
     def expect(
-        self, n_rows: int, n_cols: int, *, window_start_ms: int, window_ms: int, parents: I64
+        self, n_rows: int, n_cols: int, *, window_start_ms: int, window_ms: int, parents: I64,
+        rows: I64 | None = None,
     ) -> Expectation:
         """Expectations for the window starting at ``window_start_ms``.
 
         ``parents[r]`` is the row a cold row ``r`` borrows shares from (-1: none);
-        parents must come before their children.
+        parents must come before their children. ``rows``: only these rows (ascending,
+        with their parents), each field's rows in that order; the same numbers as
+        those rows of the whole expectation.
         """
         self._fit(n_rows, n_cols)
-        seen = self._seen[:n_rows].copy()
-        share = self._share.mean[:n_rows, :n_cols] / self._debias(seen)[:, None]
+        sel: slice | I64 = slice(0, n_rows) if rows is None else rows
+        own_parents = parents[:n_rows] if rows is None else _local_parents(parents, rows)
+        seen = np.array(self._seen[sel])
+        share = self._share.mean[sel, :n_cols] / self._debias(seen)[:, None]
         weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
-        cold = (weight < 1.0) & (parents[:n_rows] >= 0)
+        cold = (weight < 1.0) & (own_parents >= 0)
         # A cold row blends in its parent's already blended share: rows one level
         # deeper at a time, each level in one expression.
-        depth = _depth(parents[:n_rows])
+        depth = _depth(own_parents)
         for level in range(1, int(depth.max(initial=0)) + 1):
-            rows = np.flatnonzero(cold & (depth == level))
-            w = weight[rows][:, None]
-            share[rows] = w * share[rows] + (1 - w) * share[parents[rows]]
-        volume = self._volume_mean[:n_rows].copy()
+            blend = np.flatnonzero(cold & (depth == level))
+            w = weight[blend][:, None]
+            share[blend] = w * share[blend] + (1 - w) * share[own_parents[blend]]
+        volume = np.array(self._volume_mean[sel])
         lag_ms = round(self.volume_half_life * window_ms / np.log(2))  # mean age of an EWMean
-        rows = np.flatnonzero(seen >= 1)
-        volume[rows] *= seasonal_ratio(
-            (self._weekly, self._daily), rows, window_start_ms, window_start_ms - lag_ms
+        known = np.flatnonzero(seen >= 1)
+        volume[known] *= seasonal_ratio(
+            (self._weekly, self._daily), known if rows is None else rows[known],
+            window_start_ms, window_start_ms - lag_ms,
         )
         return Expectation(
             share=share,
-            share_dispersion=self._share_phi(n_rows, n_cols),
-            long_dispersion=self._long_disp.phi(n_rows, n_cols),
+            share_dispersion=self._share_phi(sel, n_cols),
+            long_dispersion=self._long_disp.phi(n_rows, n_cols, rows),
             volume=volume,
-            volume_dispersion=self._volume_phi[:n_rows].copy(),
+            volume_dispersion=np.array(self._volume_phi[sel]),
             windows_seen=seen,
             warm=seen >= self.warmup_windows,
         )

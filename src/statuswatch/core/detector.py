@@ -328,7 +328,9 @@ class Detector:
                 self._pass_silent(closed[i:j])
                 i = j
                 continue
-            events.extend(self._evaluate_one(closed[i]))
+            quiet = i < len(closed) - 1 and self._may_evaluate_quietly()
+            if not (quiet and self._evaluate_quietly(closed[i])):
+                events.extend(self._evaluate_one(closed[i]))
             i += 1
         if closed:  # after every window of the call: each was counted with the old rows
             self._rebalance_scopes(len(closed))
@@ -359,15 +361,19 @@ class Detector:
             return False
         n_rows, n_cols = len(self.scopes), len(self.codes)
         rules, _ = self._tables(n_rows, n_cols)
+        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
+        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
+        return bool(level < self._volume_a_silence_needs(rules))
+
+    def _volume_a_silence_needs(self, rules: RuleTable) -> float:
+        """The least expected volume whose silence could be a volume hit in any scope."""
         if self._silence_needs is None or self._silence_needs[0] is not rules:
             v = rules.volume
             # Silence is a hit only for an expected volume of min_excess_count requests
             # or more, scoring fire_score: -log10 P(X = 0) = volume / phi / ln 10, phi >= 1.
             needed = np.maximum(v.min_excess_count, v.fire_score * np.log(10.0))
             self._silence_needs = (rules, float(needed.min(initial=np.inf)) * (1.0 - 1e-9))
-        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
-        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
-        return bool(level < self._silence_needs[1])
+        return self._silence_needs[1]
 
     def _pass_silent(self, run: list[ClosedWindow]) -> None:
         """Close consecutive windows without requests: count them, keep the long
@@ -425,6 +431,9 @@ class Detector:
             # Long scores are compared with clear_score or more (hits, and which sums
             # are too elevated to teach the long window's dispersion).
             below=None if self.exhaustive else d.clear_score,
+            # ... in the rows with requests now: elsewhere no short score reaches it,
+            # and only they learn the long window's dispersion.
+            rows=None if self.exhaustive else totals > 0,
         )
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
@@ -473,9 +482,7 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
-        warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
-        frozen_share |= warm & (shares.up >= d.clear_score) & (counts > shares.up_expected_count)
-        frozen_share |= warm & (shares.down >= d.clear_score) & (counts < shares.expected_count)
+        frozen_share |= self._elevated(counts, exp, shares)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
         self._accepted = self._with_descendants(self._accepted) & self.alerts.live_keys()
@@ -501,6 +508,100 @@ class Detector:
         if self.report_listener is not None:
             self.report_listener(self.last_report)
         return events
+
+    def _elevated(self, counts: I64, exp: Expectation, shares: ShareScores) -> B:
+        """Share series elevated, up or down, to ``clear_score`` but not (yet) anomalous:
+        they do not teach the baseline."""
+        clear = self.settings.detect.clear_score
+        warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
+        up = warm & (shares.up >= clear) & (counts > shares.up_expected_count)
+        out: B = up | warm & (shares.down >= clear) & (counts < shares.expected_count)
+        return out
+
+    def _may_evaluate_quietly(self) -> bool:
+        """Whether the next window may take ``_evaluate_quietly``: no series is live,
+        held or accepted (nothing to step, no evidence to report), no volume
+        calibrator learns every score, the input is not mostly invalid, and nothing
+        listens to every window."""
+        rejected = self._rejected_now
+        return not (
+            self.exhaustive or self._calibrators or self._held or self._accepted
+            or self.window_listener is not None or self.report_listener is not None
+            or (rejected is not None and rejected.mostly_invalid) or self.alerts.live_keys()
+        )
+
+    def _rows_that_matter(self, totals: I64, rules: RuleTable, parents: I64) -> I64:
+        """Rows with requests, rows whose silence could be a volume hit, and their
+        parents (a cold row borrows its parent's shares), ascending."""
+        level = self.baseline.volume_level(len(totals)) * SEASONAL_MAX_RATIO
+        keep = (totals > 0) | (level >= self._volume_a_silence_needs(rules))
+        while True:
+            up = parents[keep]
+            up = up[up >= 0]
+            if keep[up].all():
+                return np.flatnonzero(keep)
+            keep[up] = True
+
+    def _evaluate_quietly(self, window: ClosedWindow) -> bool:
+        """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
+        only: the same scores there, and the same learning everywhere. Quiet: no hit
+        and no blast-radius evidence, so with nothing live (``_may_evaluate_quietly``)
+        no series steps and only the baseline changes; every other row scores 0 and
+        learns its volume alone. Returns False, having changed nothing, where the
+        window is not quiet (then ``_evaluate_one`` takes it)."""
+        n_rows, n_cols = len(self.scopes), len(self.codes)
+        counts = np.zeros((n_rows, n_cols), np.int64)
+        counts[: window.counts.shape[0], : window.counts.shape[1]] = window.counts
+        for class_col, members in self.codes.class_members():
+            counts[:, class_col] = counts[:, members].sum(axis=1)
+        totals = self._totals(counts)
+        rules, parents = self._tables(n_rows, n_cols)
+        rows = self._rows_that_matter(totals, rules, parents)
+        exp = self.baseline.expect(
+            n_rows, n_cols, window_start_ms=window.start_ms,
+            window_ms=self.windows.size_ms, parents=parents, rows=rows,
+        )
+        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        counts_r, totals_r = counts[rows], totals[rows]
+        shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
+        # The long window as _evaluate_one sums it, with this window appended.
+        older = list(self._recent)[len(self._recent) == self._recent.maxlen:]
+        long_counts = counts_r.copy()
+        for past in older:
+            have = rows < past.shape[0]
+            long_counts[have, : past.shape[1]] += past[rows[have]]
+        long_totals = self._totals(long_counts)
+        clear = self.settings.detect.clear_score
+        long_shares = score_shares(
+            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
+            long_totals, exp.volume * (len(older) + 1), below=clear, rows=totals_r > 0,
+        )
+        volume = score_volume(totals_r, exp.volume, exp.volume_dispersion)
+        no_drop = np.zeros(len(rows), dtype=bool)  # the input is not mostly invalid
+        hits = self._hits(counts_r, exp, shares, volume, rules.of_rows(rows), long_counts,
+                          long_shares, no_drop, rows=rows)
+        if hits.blast or any(h.any() for h in (
+            hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
+        )):
+            return False
+        self.counters.windows_closed += 1
+        self._recent.append(counts.astype(np.int32))
+        elevated = self._elevated(counts_r, exp, shares)
+        long_elevated = elevated | (long_shares.up >= clear) | (long_shares.down >= clear)
+
+        def spread(part: npt.NDArray[Any], like: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            full = np.zeros_like(like)
+            full[rows] = part
+            return full
+
+        self.baseline.learn(
+            counts, window_start_ms=window.start_ms,
+            frozen_share=spread(elevated, counts.astype(bool)),
+            frozen_volume=np.zeros(n_rows, dtype=bool), totals=totals,
+            long_counts=spread(long_counts, counts), long_totals=spread(long_totals, totals),
+            frozen_long=spread(long_elevated, counts.astype(bool)),
+        )
+        return True
 
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
         """The scopes whose missing volume the rejected records can explain, while the
@@ -574,7 +675,9 @@ class Detector:
     def _hits(
         self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
         rules: RuleTable, long_counts: I64, long_shares: ShareScores, rejected_drop: B,
+        rows: I64 | None = None,
     ) -> _Hits:
+        """``rows``: the scope rows the arrays hold, in order (None: every row)."""
         d = self.settings.detect
         gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
         share_up, share_down = self._share_hits(counts, shares, rules, gate)
@@ -599,9 +702,9 @@ class Detector:
         blast_rows: dict[int, list[int]] = {}
         br = d.blast_radius
         if br.enabled and self._blast_level >= 0:
-            level_rows = np.flatnonzero(
-                (np.asarray(self.scopes.level_of_row) == self._blast_level) & (shares.totals > 0)
-            )
+            levels = np.asarray(self.scopes.level_of_row)
+            levels = levels if rows is None else levels[rows]
+            level_rows = np.flatnonzero((levels == self._blast_level) & (shares.totals > 0))
             active = len(level_rows)
             if active >= br.min_scopes:
                 excess = counts[level_rows] - shares.up_expected_count[level_rows]

@@ -195,9 +195,11 @@ class Dispersion:
         for dense, value in ((self.resid, resid), (self.expected, expected)):
             dense[rows, cols] += self.alpha * (value - dense[rows, cols])
 
-    def phi(self, n_rows: int, n_cols: int) -> F64:
+    def phi(self, n_rows: int, n_cols: int, rows: I64 | None = None) -> F64:
+        """phi of the first ``n_rows`` rows, or of ``rows`` only."""
         k = DISPERSION_PRIOR_EVENTS * self.alpha  # the prior on the EW-mean scale
-        ratio = (self.resid[:n_rows, :n_cols] + k) / (self.expected[:n_rows, :n_cols] + k)
+        sel: slice | I64 = slice(0, n_rows) if rows is None else rows
+        ratio = (self.resid[sel, :n_cols] + k) / (self.expected[sel, :n_cols] + k)
         out: F64 = np.clip(ratio, 1.0, MAX_DISPERSION)
         return out
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ from statuswatch.core.columns import I64
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
+T = TypeVar("T", bound=npt.NDArray[np.generic])
 
 #: Scores are capped so they stay finite in JSON and metrics.
 MAX_SCORE = 300.0
@@ -202,6 +204,7 @@ def score_shares(
     counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None,
     totals: I64 | None = None, down_totals: F64 | None = None, *, below: float | None = None,
     exact: B | None = None, up_cells: B | None = None, down_cells: B | None = None,
+    rows: B | None = None,
 ) -> ShareScores:
     """Quasi-binomial tail scores for every (row, col) of one window; ``totals`` (each
     row's requests) when the columns are not disjoint (a status class's summed column).
@@ -216,7 +219,10 @@ def score_shares(
     Screened, with ``below``: a tail that provably scores under ``below`` is not
     computed and reads 0, except in the ``exact`` cells; every score at or above
     ``below`` is exact. ``up_cells`` / ``down_cells``: score only those cells of
-    that tail (0 elsewhere). Without these arguments every cell is exact.
+    that tail (0 elsewhere). Without these arguments every cell is exact. Screened,
+    only the rows with requests (or ``exact`` cells) are computed: a row without
+    requests has nothing to score. ``rows``: only those rows at all; every field of
+    the others reads 0 (for a caller that reads none of them).
 
     >>> s = score_shares(np.array([[0, 18]]), np.array([[0.001, 0.999]]), np.array([0.98]))
     >>> round(float(s.expected_count[0, 0]), 3), round(float(s.up_expected_count[0, 0]), 2)
@@ -225,6 +231,45 @@ def score_shares(
     True
     """
     totals = counts.sum(axis=1) if totals is None else totals
+    if below is None and rows is None:
+        return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
+                             below, exact, up_cells, down_cells)
+    keep = totals > 0 if below is not None else np.ones(len(totals), dtype=bool)
+    if below is not None and exact is not None:
+        keep |= exact.any(axis=1)
+    if rows is not None:
+        keep &= rows
+    idx = np.flatnonzero(keep)
+    shape = counts.shape
+
+    sub = _score_shares(
+        counts[idx], _full(expected_share, shape)[idx], _rows_of(floor, idx),
+        None if dispersion is None else _full(dispersion, shape)[idx], totals[idx],
+        _rows_of(down_totals, idx), below, _rows_of(exact, idx), _rows_of(up_cells, idx),
+        _rows_of(down_cells, idx),
+    )
+    def spread(part: F64, fill: float) -> F64:
+        full = np.full(shape, fill)
+        full[idx] = part
+        return full
+
+    return ShareScores(
+        spread(sub.up, -0.0), spread(sub.down, -0.0), spread(sub.observed_share, 0.0),
+        spread(sub.expected_count, 0.0), spread(sub.up_expected_count, 0.0), totals,
+    )
+
+
+def _rows_of(a: T | None, idx: npt.NDArray[np.intp]) -> T | None:
+    """Rows ``idx`` of ``a`` (None stays None)."""
+    return None if a is None else a[idx]  # type: ignore[return-value]
+
+
+def _score_shares(
+    counts: I64, expected_share: F64, floor: F64 | None, dispersion: F64 | None,
+    totals: I64, down_totals: F64 | None, below: float | None, exact: B | None,
+    up_cells: B | None, down_cells: B | None,
+) -> ShareScores:
+    """``score_shares`` of every row given."""
     n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
     p = np.clip(expected_share, 1e-12, 1.0 - 1e-12)
     p_up = p if floor is None else np.clip(np.maximum(p, floor[:, None]), 1e-12, 1.0 - 1e-12)
@@ -237,9 +282,13 @@ def score_shares(
         # A row without requests has no tail that can reach ``below`` (x = n = 0):
         # bound only the rows with requests.
         rows = np.flatnonzero(totals > 0)
-        may_up = np.zeros(counts.shape, dtype=bool)
-        may_down = np.zeros(counts.shape, dtype=bool)
-        if len(rows):
+        if len(rows) == len(totals):  # every row (what ``score_shares`` passes, mostly)
+            may_up = upper_tail_may_reach(x, n_up_phi, p_up, below)
+            may_down = lower_tail_may_reach(x, n_down_phi, p, below)
+        else:
+            may_up = np.zeros(counts.shape, dtype=bool)
+            may_down = np.zeros(counts.shape, dtype=bool)
+        if 0 < len(rows) < len(totals):
             shape = counts.shape
             x_r = _full(x, shape)[rows]
             may_up[rows] = upper_tail_may_reach(
