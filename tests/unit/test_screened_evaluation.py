@@ -1,5 +1,5 @@
 """The fast evaluation (screened share tails, vectorised volume learning, cheap silent
-windows) against the exhaustive reference (``Detector(exhaustive=True)``: every tail
+windows, quiet windows on the rows that can matter) against the exhaustive reference (``Detector(exhaustive=True)``: every tail
 exact, one River ``EWMean`` per scope, every window in full): same alerts, same ids,
 same counts, same state, on random traffic with incidents, bursts and long silences."""
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
+from statuswatch.core.window import ClosedWindow
 from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import ListSource
@@ -57,13 +58,19 @@ settings_overrides = st.fixed_dictionaries({
 
 
 def _traffic(seed: int, rate: float, apps: int, segments: list[tuple[int, int]],
-             found: list[Incident]) -> list[list[bytes]]:
-    """Kong records over ``segments`` (minute offsets, silent between them)."""
+             found: list[Incident], windows_per_batch: int = 1) -> list[list[bytes]]:
+    """Kong records over ``segments`` (minute offsets, silent between them), in batches
+    of ``windows_per_batch`` windows of event time (all but the last window a batch
+    closes may be evaluated quietly)."""
     spec = SimSpec(seed=seed, rate=rate, n_apps=apps, incidents=tuple(found))
-    return [
+    chunks = [
         encode("kong", chunk, spec)
         for start, end in segments
         for chunk in generate(spec, T0 + start * MINUTE, T0 + end * MINUTE, 10_000)
+    ]
+    return [
+        [record for chunk in chunks[i : i + windows_per_batch] for record in chunk]
+        for i in range(0, len(chunks), windows_per_batch)
     ]
 
 
@@ -89,16 +96,17 @@ def _state(detector: Detector) -> dict[str, Any]:
     found=st.lists(incidents, max_size=3),
     silences=st.lists(st.sampled_from([0, 1, 30, 120]), min_size=1, max_size=3),
     overrides=settings_overrides,
+    windows_per_batch=st.sampled_from([1, 6]),
 )
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_fast_evaluation_gives_the_reference_alerts_counts_and_state(
-    seed, rate, apps, found, silences, overrides
+    seed, rate, apps, found, silences, overrides, windows_per_batch
 ):
     segments, t = [], 0
     for silence in silences:  # 6 minutes of traffic, then a silence of that many minutes
         segments.append((t, t + 6))
         t += 6 + silence
-    batches = _traffic(seed, rate, apps, segments, found)
+    batches = _traffic(seed, rate, apps, segments, found, windows_per_batch)
     fast_alerts, fast = _run(overrides, batches, exhaustive=False)
     ref_alerts, ref = _run(overrides, batches, exhaustive=True)
     assert json.dumps(fast_alerts) == json.dumps(ref_alerts)  # as written: -0.0 is not 0.0
@@ -129,3 +137,28 @@ def test_metrics_read_exact_scores_where_the_screen_left_cells_out():
     left_out = (screened.down == 0) & (exact.down > 0)
     assert left_out.any()  # the screen did skip cells, which all score below clear
     assert (exact.down[left_out] < Settings().detect.clear_score).all()
+
+
+def test_quiet_windows_are_taken_and_left_when_they_are_not_quiet():
+    """Batches of six windows with an incident: the quiet evaluation takes most windows
+    and hands the loud ones back to the full one; the alerts, counts and state are the
+    reference's."""
+    overrides = {"baseline": {"warmup_windows": 2}, "detect": {"min_excess_count": 1}}
+    outage = Incident("outage", T0 + 8 * MINUTE, T0 + 11 * MINUTE, fraction=0.5)
+    batches = _traffic(3, 40.0, 10, [(0, 20)], [outage], windows_per_batch=6)
+    detector = Detector(Settings(**overrides))
+    taken: list[bool] = []
+    quietly = detector._evaluate_quietly
+
+    def counted(window: ClosedWindow) -> bool:
+        taken.append(quietly(window))
+        return taken[-1]
+
+    detector._evaluate_quietly = counted  # type: ignore[method-assign]
+    sink = ListSink()
+    backtest(detector, ListSource(batches).batches(), sink)
+    ref_alerts, ref = _run(overrides, batches, exhaustive=True)
+    assert taken.count(True) > 50 and False in taken
+    assert sink.alerts == ref_alerts and {a["state"] for a in ref_alerts} == {"firing", "resolved"}
+    assert detector.counters == ref.counters
+    assert _state(detector) == _state(ref)
