@@ -1,7 +1,8 @@
 """The fast evaluation (screened share tails, vectorised volume learning, cheap silent
-windows, quiet windows on the rows that can matter) against the exhaustive reference (``Detector(exhaustive=True)``: every tail
-exact, one River ``EWMean`` per scope, every window in full): same alerts, same ids,
-same counts, same state, on random traffic with incidents, bursts and long silences."""
+windows, quiet windows on the rows that can matter) against the exhaustive reference
+(``Detector(exhaustive=True)``: every tail exact, one River ``EWMean`` per scope, every
+window in full): same alerts, same ids, same counts, same state, on random traffic with
+incidents, bursts and long silences."""
 
 from __future__ import annotations
 
@@ -74,9 +75,10 @@ def _traffic(seed: int, rate: float, apps: int, segments: list[tuple[int, int]],
     ]
 
 
-def _run(overrides: dict[str, Any], batches: list[list[bytes]], *, exhaustive: bool
-         ) -> tuple[list[dict[str, Any]], Detector]:
+def _run(overrides: dict[str, Any], batches: list[list[bytes]], *, exhaustive: bool,
+         serves_metrics: bool = True) -> tuple[list[dict[str, Any]], Detector]:
     detector = Detector(Settings(**overrides), exhaustive=exhaustive)
+    detector.serves_metrics = serves_metrics
     sink = ListSink()
     backtest(detector, ListSource(batches).batches(), sink)
     return sink.alerts, detector
@@ -97,17 +99,18 @@ def _state(detector: Detector) -> dict[str, Any]:
     silences=st.lists(st.sampled_from([0, 1, 30, 120]), min_size=1, max_size=3),
     overrides=settings_overrides,
     windows_per_batch=st.sampled_from([1, 6]),
+    serves_metrics=st.booleans(),
 )
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_fast_evaluation_gives_the_reference_alerts_counts_and_state(
-    seed, rate, apps, found, silences, overrides, windows_per_batch
+    seed, rate, apps, found, silences, overrides, windows_per_batch, serves_metrics
 ):
     segments, t = [], 0
     for silence in silences:  # 6 minutes of traffic, then a silence of that many minutes
         segments.append((t, t + 6))
         t += 6 + silence
     batches = _traffic(seed, rate, apps, segments, found, windows_per_batch)
-    fast_alerts, fast = _run(overrides, batches, exhaustive=False)
+    fast_alerts, fast = _run(overrides, batches, exhaustive=False, serves_metrics=serves_metrics)
     ref_alerts, ref = _run(overrides, batches, exhaustive=True)
     assert json.dumps(fast_alerts) == json.dumps(ref_alerts)  # as written: -0.0 is not 0.0
     assert fast.counters == ref.counters

@@ -170,6 +170,9 @@ class Detector:
         self._rejected_now: RejectedInput | None = None
         self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
         self.last_report: WindowReport | None = None
+        #: whether the last window of each call is evaluated in full for ``last_report``
+        #: (the metrics endpoint's); a backtest, which serves no metrics, need not
+        self.serves_metrics = True
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
         #: called with every closed window's report, once it is scored
@@ -302,17 +305,18 @@ class Detector:
 
     def _evaluate(self, closed: list[ClosedWindow]) -> list[AlertEvent]:
         events: list[AlertEvent] = []
+        # The last window of a call runs in full: it is the one the metrics show.
+        cheap_until = len(closed) - 1 if self.serves_metrics else len(closed)
         i = 0
         while i < len(closed):
-            # The last window of a call always runs in full: it is the one the metrics show.
-            if i < len(closed) - 1 and self._may_pass_silent(closed[i]):
+            if i < cheap_until and self._may_pass_silent(closed[i]):
                 j = i + 1
-                while j < len(closed) - 1 and not closed[j].counts.any():
+                while j < cheap_until and not closed[j].counts.any():
                     j += 1
                 self._pass_silent(closed[i:j])
                 i = j
                 continue
-            quiet = i < len(closed) - 1 and self._may_evaluate_quietly()
+            quiet = i < cheap_until and self._may_evaluate_quietly()
             if not (quiet and self._evaluate_quietly(closed[i])):
                 events.extend(self._evaluate_one(closed[i]))
             i += 1

@@ -19,7 +19,7 @@ volume is one more series (``VOLUME_CODE``), decided by the first matching rule 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import numpy as np
@@ -43,13 +43,15 @@ Table = TypeVar("Table", "VolumeRules", "RuleTable")
 def _of_rows(table: Table, rows: I64) -> Table:
     """``table`` with every per-row array cut to ``rows``, in that order."""
     cut: dict[str, Any] = {}
-    for f in fields(table):
-        value = getattr(table, f.name)
+    for name in _FIELDS[type(table)]:
+        value = getattr(table, name)
         if isinstance(value, np.ndarray):
-            cut[f.name] = value[rows]
+            cut[name] = value[rows]
         elif isinstance(value, VolumeRules):
-            cut[f.name] = _of_rows(value, rows)
-    return replace(table, **cut)
+            cut[name] = _of_rows(value, rows)
+        else:
+            cut[name] = value
+    return type(table)(**cut)
 
 
 def code_matches(pattern: str, code: int) -> bool:
@@ -276,6 +278,9 @@ def resolve(cfg: DetectConfig, scopes: list[dict[str, str]], codes: list[int]) -
         lifecycles=[*per_rule_effective, default],  # index -1 selects the defaults
         volume=volume_rules(rules, with_volume[:, n_cols], cfg),
     )
+
+
+_FIELDS = {t: [f.name for f in fields(t)] for t in (VolumeRules, RuleTable)}
 
 
 def severity_of(rules: list[Rule], scope: dict[str, str], code: int, signal: str) -> str:
