@@ -86,6 +86,28 @@ def test_the_screen_only_rules_out_tails_below_its_threshold(cells, below):
         assert ((rest_b == 0) | (rest_b == rest_a)).all()  # screened out, or computed
 
 
+@given(
+    st.lists(
+        st.tuples(st.floats(1e-3, 1e5), st.floats(0, 1), st.floats(1e-12, 1 - 1e-12)),
+        min_size=1, max_size=50,
+    ),
+    st.floats(0.5, 30),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_screen_holds_for_dispersion_scaled_counts(cells, below):
+    """Counts and totals divided by a dispersion are reals: a drop's tail is still no
+    smaller than at no count, (1-p)^n, so the closed form rules cells out there too."""
+    n = np.array([c[0] for c in cells])
+    x = n * np.array([c[1] for c in cells])
+    p = np.array([c[2] for c in cells])
+    up, down = binomial_tails(x, n, p)
+    assert (down >= (1 - p) ** n * (1 - 1e-9)).all()
+    with np.errstate(divide="ignore"):
+        up_score, down_score = -np.log10(up), -np.log10(down)
+    assert (up_score[~upper_tail_may_reach(x, n, p, below)] < below).all()
+    assert (down_score[~lower_tail_may_reach(x, n, p, below)] < below).all()
+
+
 def test_the_screen_leaves_few_cells_on_ordinary_traffic():
     rng = np.random.default_rng(3)
     share = rng.dirichlet(np.full(16, 0.5), size=500)

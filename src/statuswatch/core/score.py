@@ -146,12 +146,15 @@ def upper_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
 
 def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     """Cells whose P(X <= x) may score ``below`` or more (see ``upper_tail_may_reach``).
-    At x = 0 the tail is (1-p)^n in closed form; elsewhere the series bound."""
+    At x = 0 the tail is (1-p)^n in closed form, and no smaller elsewhere (the tail
+    I_{1-p}(n - x, x + 1) grows with x): where (1-p)^n scores under ``below``, as it
+    does wherever fewer than about ``below * ln 10`` events are expected, no count
+    can reach it. The series bound decides the rest."""
     shape, (fx, fn, fp) = _flat(x, n, p)
     absent = fx <= 0
     with np.errstate(divide="ignore", invalid="ignore"):
         none_seen = -fn * np.log1p(-fp) / _LN10 >= below - SCREEN_MARGIN
-    out = np.where(absent, none_seen & (fx < fn), fx < fn)
+    out = none_seen & (fx < fn)
     i = np.flatnonzero(out & ~absent)
     a = fn[i] - fx[i]
     out[i] = -_log_tail_lower_bound(a, fx[i] + 1, 1 - fp[i]) / _LN10 >= below - SCREEN_MARGIN
