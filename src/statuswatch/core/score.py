@@ -242,6 +242,9 @@ def score_shares(
         keep |= exact.any(axis=1)
     if rows is not None:
         keep &= rows
+    if keep.all():  # a row without requests would score 0 anyway: only ``rows`` matters
+        return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
+                             below, exact, up_cells, down_cells)
     idx = np.flatnonzero(keep)
     shape = counts.shape
 
