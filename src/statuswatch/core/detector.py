@@ -582,6 +582,17 @@ class Detector:
                 return np.flatnonzero(keep)
             keep[up] = True
 
+    def _may_hit(self, shares: ShareScores, volume: VolumeScores, rules: RuleTable) -> bool:
+        """Whether any hit or blast-radius evidence is possible: a share hit needs a
+        score of a fire score, a long-window hit one of clear_score, an odd app one of
+        blast_radius.scope_score; a volume hit one of a volume fire score."""
+        share = min(self._screen_score(), float(rules.fire_score.min(initial=np.inf)))
+        vol = float(rules.volume.fire_score.min(initial=np.inf))
+        return bool(
+            (shares.up >= share).any() or (shares.down >= share).any()
+            or (volume.up >= vol).any() or (volume.down >= vol).any()
+        )
+
     def _evaluate_quietly(self, window: ClosedWindow) -> bool:
         """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
         only: the same scores there and the same learning everywhere. Quiet: no hit
@@ -613,16 +624,17 @@ class Detector:
             long_totals, exp.volume * (len(older) + 1), below=d.clear_score, rows=totals_r > 0,
         )
         volume = score_volume(totals_r, exp.volume, exp.volume_dispersion)
-        rules_r = rules.of_rows(rows)
-        hits = find_hits(
-            counts_r, exp, shares, volume, rules_r, long_counts, long_shares, detect=d,
-            rejected_drop=np.zeros(len(rows), dtype=bool),  # the input is not mostly invalid
-            blast=self._blast_radius(counts_r, shares, rules_r, rows),
-        )
-        if hits.blast.evidence or any(h.any() for h in (
-            hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
-        )):
-            return False
+        if self._may_hit(shares, volume, rules):
+            rules_r = rules.of_rows(rows)
+            hits = find_hits(
+                counts_r, exp, shares, volume, rules_r, long_counts, long_shares, detect=d,
+                rejected_drop=np.zeros(len(rows), dtype=bool),  # input not mostly invalid
+                blast=self._blast_radius(counts_r, shares, rules_r, rows),
+            )
+            if hits.blast.evidence or any(h.any() for h in (
+                hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
+            )):
+                return False
         self.counters.windows_closed += 1
         self._recent.append(counts.astype(np.int32))
         elevated = self._elevated(counts_r, exp, shares)
