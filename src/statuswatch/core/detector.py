@@ -611,35 +611,20 @@ class Detector:
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         counts_r, totals_r = counts[rows], totals[rows]
         shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
-        # The long window as _score sums it, this window appended to the history.
-        older = list(self._recent)[len(self._recent) == self._recent.maxlen:]
-        long_counts = counts_r.copy()
-        for past in older:
-            have = rows < past.shape[0]
-            long_counts[have, : past.shape[1]] += past[rows[have]]
-        long_totals = self._totals(long_counts)
-        d = self.settings.detect
+        long_counts, summed = self._long_counts_of(counts_r, rows)
+        clear = self.settings.detect.clear_score
         long_shares = score_shares(
             long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
-            long_totals, exp.volume * (len(older) + 1), below=d.clear_score, rows=totals_r > 0,
+            self._totals(long_counts), exp.volume * summed, below=clear, rows=totals_r > 0,
         )
         volume = score_volume(totals_r, exp.volume, exp.volume_dispersion)
-        if self._may_hit(shares, volume, rules):
-            rules_r = rules.of_rows(rows)
-            hits = find_hits(
-                counts_r, exp, shares, volume, rules_r, long_counts, long_shares, detect=d,
-                rejected_drop=np.zeros(len(rows), dtype=bool),  # input not mostly invalid
-                blast=self._blast_radius(counts_r, shares, rules_r, rows),
-            )
-            if hits.blast.evidence or any(h.any() for h in (
-                hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
-            )):
-                return False
+        if self._may_hit(shares, volume, rules) and self._hits_any(
+            counts_r, exp, shares, volume, long_counts, long_shares, rules.of_rows(rows), rows
+        ):
+            return False
         self.counters.windows_closed += 1
         self._recent.append(counts.astype(np.int32))
         elevated = self._elevated(counts_r, exp, shares)
-        long_elevated = elevated | (long_shares.up >= d.clear_score) | (
-            long_shares.down >= d.clear_score)
 
         def spread(part: npt.NDArray[Any], like: npt.NDArray[Any]) -> npt.NDArray[Any]:
             full = np.zeros_like(like)
@@ -647,13 +632,40 @@ class Detector:
             return full
 
         cells = np.zeros(counts.shape, dtype=bool)
+        long_elevated = elevated | (long_shares.up >= clear) | (long_shares.down >= clear)
         self.baseline.learn(
             counts, window_start_ms=window.start_ms, frozen_share=spread(elevated, cells),
             frozen_volume=np.zeros(n_rows, dtype=bool), totals=totals,
-            long_counts=spread(long_counts, counts), long_totals=spread(long_totals, totals),
+            long_counts=spread(long_counts, counts),
+            long_totals=spread(long_shares.totals, totals),
             frozen_long=spread(long_elevated, cells),
         )
         return True
+
+    def _long_counts_of(self, counts: I64, rows: I64) -> tuple[I64, int]:
+        """The long window of ``rows`` as ``_score`` sums it (``counts``, this window's,
+        appended to the history), and how many windows it sums."""
+        older = list(self._recent)[len(self._recent) == self._recent.maxlen:]
+        out = counts.copy()
+        for past in older:
+            have = rows < past.shape[0]
+            out[have, : past.shape[1]] += past[rows[have]]
+        return out, len(older) + 1
+
+    def _hits_any(
+        self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
+        long_counts: I64, long_shares: ShareScores, rules: RuleTable, rows: I64,
+    ) -> bool:
+        """Whether the window has a hit or blast-radius evidence on ``rows`` (the rows
+        every array holds), the input not being mostly invalid."""
+        hits = find_hits(
+            counts, exp, shares, volume, rules, long_counts, long_shares,
+            detect=self.settings.detect, rejected_drop=np.zeros(len(rows), dtype=bool),
+            blast=self._blast_radius(counts, shares, rules, rows),
+        )
+        return bool(hits.blast.evidence) or any(h.any() for h in (
+            hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
+        ))
 
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
         """The scopes whose missing volume the rejected records can explain, while the
