@@ -136,10 +136,12 @@ class DenseEWMean:
 
     def update(self, rows: I64, cols: I64, values: F64) -> None:
         """Teach ``values[i]`` to series ``(rows[i], cols[i])`` (pairs are distinct)."""
-        old = self.mean[rows, cols]
+        mean, at = flat_cells(self.mean, rows, cols)
+        started, _ = flat_cells(self.started, rows, cols)
+        old = mean[at]
         moved = old + self.alpha * (values - old)
-        self.mean[rows, cols] = np.where(self.started[rows, cols], moved, values)
-        self.started[rows, cols] = True
+        mean[at] = np.where(started[at], moved, values)
+        started[at] = True
 
     def snapshot(self) -> list[list[float]]:
         rows, cols = np.nonzero(self.started)
@@ -193,7 +195,8 @@ class Dispersion:
         resid = np.minimum((count - expected) ** 2 / (1.0 - p),
                            MAX_DISPERSION * 4 * np.maximum(expected, 1.0))
         for dense, value in ((self.resid, resid), (self.expected, expected)):
-            dense[rows, cols] += self.alpha * (value - dense[rows, cols])
+            flat, at = flat_cells(dense, rows, cols)
+            flat[at] += self.alpha * (value - flat[at])
 
     def phi(self, n_rows: int, n_cols: int, rows: I64 | None = None) -> F64:
         """phi of the first ``n_rows`` rows, or of ``rows`` only."""
@@ -224,6 +227,22 @@ class Dispersion:
             rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
             self.resid[rows, cols] = arr[:, 2]
             self.expected[rows, cols] = arr[:, 3]
+
+
+def flat_cells(a: npt.NDArray[Any], rows: I64, cols: I64) -> tuple[npt.NDArray[Any], I64]:
+    """A flat view of the matrix ``a`` and where its cells ``(rows[i], cols[i])`` are in
+    it: one flat index is several times faster than (row, col) pairs, same cells.
+
+    >>> a = np.arange(6.0).reshape(2, 3)
+    >>> flat, at = flat_cells(a, np.array([1, 0]), np.array([2, 1]))
+    >>> flat[at] = -1.0
+    >>> a.tolist()
+    [[0.0, -1.0, 2.0], [3.0, 4.0, -1.0]]
+    """
+    if not a.flags.c_contiguous:
+        raise ValueError("flat_cells needs a C-contiguous matrix")
+    at: I64 = rows * a.shape[1] + cols
+    return a.reshape(-1), at
 
 
 def grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
