@@ -647,7 +647,11 @@ class Detector:
         appended to the history), and how many windows it sums."""
         older = list(self._recent)[len(self._recent) == self._recent.maxlen:]
         out = counts.copy()
+        last = int(rows[-1]) if len(rows) else -1  # rows ascend
         for past in older:
+            if past.shape[0] > last and past.shape[1] == out.shape[1]:
+                out += past[rows]  # the tables have not grown since (nearly always)
+                continue
             have = rows < past.shape[0]
             out[have, : past.shape[1]] += past[rows[have]]
         return out, len(older) + 1

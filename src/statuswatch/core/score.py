@@ -163,6 +163,9 @@ def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
 
 def _flat(*arrays: F64) -> tuple[tuple[int, ...], list[F64]]:
     """The broadcast shape and each array flattened to it (a view where it can be)."""
+    first = arrays[0].shape
+    if all(a.shape == first for a in arrays):  # the common case, without broadcasting
+        return first, [a.ravel() for a in arrays]
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     return shape, [_full(a, shape).ravel() for a in arrays]
 
@@ -276,7 +279,8 @@ def _score_shares(
     up_cells: B | None, down_cells: B | None,
 ) -> ShareScores:
     """``score_shares`` of every row given."""
-    n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
+    n = np.empty(counts.shape)
+    n[...] = totals[:, None]
     p = np.clip(expected_share, 1e-12, 1.0 - 1e-12)
     p_up = p if floor is None else np.clip(np.maximum(p, floor[:, None]), 1e-12, 1.0 - 1e-12)
     n_down = n if down_totals is None else np.minimum(n, down_totals[:, None])
