@@ -34,6 +34,15 @@ class Seasonal:
         self.values = np.zeros((0, buckets), dtype=np.float32)
         self.seen = np.zeros((0, buckets), dtype=bool)
         self.first_ms = np.zeros(0, dtype=np.int64)  # -1: never learned
+        #: no row's ``first_ms`` is earlier (None: none learned yet)
+        self.earliest_ms: int | None = None
+
+    def _learned_at(self, t_ms: int) -> None:
+        self.earliest_ms = t_ms if self.earliest_ms is None else min(self.earliest_ms, t_ms)
+
+    def full_period_by(self, t_ms: int) -> bool:
+        """Whether any row may have a full period of history at ``t_ms``."""
+        return self.earliest_ms is not None and t_ms - self.earliest_ms >= self.period_ms
 
     def _position(self, t_ms: int) -> float:
         return (t_ms % self.period_ms) / self.period_ms * self.buckets
@@ -48,6 +57,7 @@ class Seasonal:
     def learn(self, rows: I64, t_ms: int, volume: F64) -> None:
         self.fit(int(rows.max(initial=-1)) + 1)
         self.first_ms[rows[self.first_ms[rows] < 0]] = t_ms
+        self._learned_at(t_ms)
         b = int(self._position(t_ms))
         values, seen = self.values[:, b], self.seen[:, b]  # views of the bucket's column
         old = values[rows]
@@ -61,6 +71,7 @@ class Seasonal:
         if len(rows) == 0 or not times_ms:
             return
         self.first_ms[rows[self.first_ms[rows] < 0]] = times_ms[0]
+        self._learned_at(times_ms[0])
         zeros = np.zeros(len(rows))
         buckets = [int(self._position(t)) for t in times_ms]
         i = 0
@@ -80,6 +91,8 @@ class Seasonal:
 
     def value(self, rows: I64, t_ms: int) -> F64:
         """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
+        if not self.full_period_by(t_ms):
+            return np.full(len(rows), np.nan)
         self.fit(int(rows.max(initial=-1)) + 1)
         first = self.first_ms[rows]
         ready = (first >= 0) & (t_ms - first >= self.period_ms)
@@ -106,8 +119,10 @@ class Seasonal:
         self.fit(1 + max([int(r) for r, _, _ in items] + list(first_ms), default=-1))
         for r, b, v in items:
             self.values[int(r), int(b)], self.seen[int(r), int(b)] = v, True
+        self.earliest_ms = None
         for r, t in first_ms.items():
             self.first_ms[r] = t
+            self._learned_at(t)
 
 
 def seasonal_ratio(profiles: tuple[Seasonal, ...], rows: I64, now_ms: int, then_ms: int) -> F64:
@@ -116,6 +131,8 @@ def seasonal_ratio(profiles: tuple[Seasonal, ...], rows: I64, now_ms: int, then_
     ratio = np.ones(len(rows))
     todo = np.ones(len(rows), dtype=bool)
     for profile in profiles:
+        if not profile.full_period_by(now_ms):
+            continue  # no row has a full period: ``value`` would be NaN throughout
         now, then = profile.value(rows, now_ms), profile.value(rows, then_ms)
         with np.errstate(divide="ignore", invalid="ignore"):
             usable = todo & ~np.isnan(now) & ~np.isnan(then) & (then > 0)
