@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
+from statuswatch.core.rules import resolve
 from statuswatch.core.window import ClosedWindow
 from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import ListSink
@@ -165,3 +166,32 @@ def test_quiet_windows_are_taken_and_left_when_they_are_not_quiet():
     assert sink.alerts == ref_alerts and {a["state"] for a in ref_alerts} == {"firing", "resolved"}
     assert detector.counters == ref.counters
     assert _state(detector) == _state(ref)
+
+
+@given(
+    seed=st.integers(0, 1_000), cap=st.sampled_from([2, 3, 5]),
+    # the default levels (apps are leaves), and an app level under a service+app one
+    levels=st.sampled_from([None, [[], ["service"], ["app"], ["service", "app"]]]),
+    rules=st.sampled_from([[], [{"name": "one app", "scope": {"app": "app-0001"},
+                                 "fire_score": 9}]]),
+)
+@settings(max_examples=12, deadline=None)
+def test_tables_kept_across_row_recycling_are_the_rebuilt_ones(seed, cap, levels, rules):
+    """After top-K swaps the detector keeps its parent rows and rule table, finding
+    only the recycled rows' parents again: the same tables as built afresh."""
+    scopes: dict[str, Any] = {"max_per_level": cap}
+    if levels is not None:
+        scopes["levels"] = levels
+    detector = Detector(Settings(scopes=scopes, detect={"rules": rules}))
+    recycled = 0
+    for batch in _traffic(seed, 40.0, 20, [(0, 10)], []):
+        before = list(detector.scopes.labels)
+        detector.process(batch, now_ms=detector.counters.last_event_ms or 0)
+        recycled += sum(a != b for a, b in zip(before, detector.scopes.labels, strict=False))
+        n_rows, n_cols = len(detector.scopes), len(detector.codes)
+        rules_kept, parents = detector._tables(n_rows, n_cols)
+        assert parents.tolist() == detector.scopes.parents()[:n_rows].tolist()
+        fresh = resolve(detector.settings.detect, detector.scopes.labels, detector.codes.codes)
+        for name in ("fire_score", "rule_index", "ignore", "up", "down"):
+            assert np.array_equal(getattr(rules_kept, name), getattr(fresh, name))
+    assert recycled > 0

@@ -46,7 +46,7 @@ from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits
 from statuswatch.core.incidents import IncidentGrouper
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
-from statuswatch.core.scopes import CodeTable, ScopeTable
+from statuswatch.core.scopes import CodeTable, Recycled, ScopeTable
 from statuswatch.core.score import (
     F64,
     ShareScores,
@@ -738,8 +738,29 @@ class Detector:
             for past in self._recent:
                 if r.row < past.shape[0]:
                     past[r.row] = 0
-        self._rules = None
-        self._parents = np.zeros(0, np.int64)
+        self._tables_after_recycling(recycled)
+
+    def _tables_after_recycling(self, recycled: list[Recycled]) -> None:
+        """What ``_tables`` keeps once rows changed scope: the rule table unless a rule
+        names scopes (without rules every row has the defaults), the parent rows with
+        only the recycled rows' own parents found again where no row can have them as
+        a parent (their levels are contained in no other level)."""
+        if self.settings.detect.rules:
+            self._rules = None
+        levels = self.scopes.levels
+        has_children = {
+            i for i, inner in enumerate(levels)
+            if any(len(inner) < len(outer) and set(inner) <= set(outer) for outer in levels)
+        }
+        rows = [r.row for r in recycled]
+        if any(r.level in has_children for r in recycled) or max(rows) >= len(self._parents):
+            self._parents = np.zeros(0, np.int64)  # rebuilt whole by _tables
+            return
+        parents = self._parents.copy()
+        for row in rows:
+            up = self.scopes.ancestors(row)
+            parents[row] = up[-1] if up else -1
+        self._parents = parents
 
     def acknowledge(self) -> int:
         """Accept every firing level as the new normal (operator acknowledgement).
