@@ -168,17 +168,13 @@ def test_quiet_windows_are_taken_and_left_when_they_are_not_quiet():
     assert _state(detector) == _state(ref)
 
 
-@given(
-    seed=st.integers(0, 1_000), cap=st.sampled_from([2, 3, 5]),
-    # the default levels (apps are leaves), and an app level under a service+app one
-    levels=st.sampled_from([None, [[], ["service"], ["app"], ["service", "app"]]]),
-    rules=st.sampled_from([[], [{"name": "one app", "scope": {"app": "app-0001"},
-                                 "fire_score": 9}]]),
-)
-@settings(max_examples=12, deadline=None)
-def test_tables_kept_across_row_recycling_are_the_rebuilt_ones(seed, cap, levels, rules):
-    """After top-K swaps the detector keeps its parent rows and rule table, finding
-    only the recycled rows' parents again: the same tables as built afresh."""
+APP_UNDER_SERVICE_APP = [[], ["service"], ["app"], ["service", "app"]]  # apps have children
+ONE_APP_RULE = [{"name": "one app", "scope": {"app": "app-0001"}, "fire_score": 9}]
+
+
+def _recycle_and_compare_tables(seed: int, cap: int, levels: Any, rules: Any) -> int:
+    """Feed traffic that makes top-K swaps; after each batch the tables the detector
+    kept must equal tables built afresh. Returns how many rows were recycled."""
     scopes: dict[str, Any] = {"max_per_level": cap}
     if levels is not None:
         scopes["levels"] = levels
@@ -189,9 +185,26 @@ def test_tables_kept_across_row_recycling_are_the_rebuilt_ones(seed, cap, levels
         detector.process(batch, now_ms=detector.counters.last_event_ms or 0)
         recycled += sum(a != b for a, b in zip(before, detector.scopes.labels, strict=False))
         n_rows, n_cols = len(detector.scopes), len(detector.codes)
-        rules_kept, parents = detector._tables(n_rows, n_cols)
+        kept, parents = detector._tables(n_rows, n_cols)
         assert parents.tolist() == detector.scopes.parents()[:n_rows].tolist()
         fresh = resolve(detector.settings.detect, detector.scopes.labels, detector.codes.codes)
         for name in ("fire_score", "rule_index", "ignore", "up", "down"):
-            assert np.array_equal(getattr(rules_kept, name), getattr(fresh, name))
-    assert recycled > 0
+            assert np.array_equal(getattr(kept, name), getattr(fresh, name))
+    return recycled
+
+
+@given(
+    seed=st.integers(0, 1_000), cap=st.sampled_from([2, 3, 5]),
+    levels=st.sampled_from([None, APP_UNDER_SERVICE_APP]),
+    rules=st.sampled_from([[], ONE_APP_RULE]),
+)
+@settings(max_examples=12, deadline=None)
+def test_tables_kept_across_row_recycling_are_the_rebuilt_ones(seed, cap, levels, rules):
+    """After top-K swaps the detector keeps its parent rows and rule table, finding
+    only the recycled rows' parents again: the same tables as built afresh."""
+    _recycle_and_compare_tables(seed, cap, levels, rules)
+
+
+def test_the_table_comparison_sees_recycled_rows():
+    for levels, rules in ((None, []), (APP_UNDER_SERVICE_APP, ONE_APP_RULE)):
+        assert _recycle_and_compare_tables(3, 2, levels, rules) > 0

@@ -587,11 +587,15 @@ class Detector:
         score of a fire score, a long-window hit one of clear_score, an odd app one of
         blast_radius.scope_score; a volume hit one of a volume fire score."""
         share = min(self._screen_score(), float(rules.fire_score.min(initial=np.inf)))
-        vol = float(rules.volume.fire_score.min(initial=np.inf))
+        vol = self._least_volume_fire_score(rules)
         return bool(
             (shares.up >= share).any() or (shares.down >= share).any()
             or (volume.up >= vol).any() or (volume.down >= vol).any()
         )
+
+    @staticmethod
+    def _least_volume_fire_score(rules: RuleTable) -> float:
+        return float(rules.volume.fire_score.min(initial=np.inf))
 
     def _evaluate_quietly(self, window: ClosedWindow) -> bool:
         """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
@@ -617,7 +621,12 @@ class Detector:
             long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
             self._totals(long_counts), exp.volume * summed, below=clear, rows=totals_r > 0,
         )
-        volume = score_volume(totals_r, exp.volume, exp.volume_dispersion)
+        # Volume scores are read only by _may_hit and the hits: exact where they may
+        # reach a volume fire score, rises only where a rule looks at them.
+        volume = score_volume(
+            totals_r, exp.volume, exp.volume_dispersion,
+            below=self._least_volume_fire_score(rules), up_rows=rules.volume.up[rows],
+        )
         if self._may_hit(shares, volume, rules) and self._hits_any(
             counts_r, exp, shares, volume, long_counts, long_shares, rules.of_rows(rows), rows
         ):

@@ -186,10 +186,17 @@ def poisson_tails(k: F64, lam: F64) -> tuple[F64, F64]:
     >>> [round(float(x), 4) for x in up], [round(float(x), 4) for x in down]
     ([1.0, 0.3233], [0.1353, 0.8571])
     """
-    lam = np.maximum(lam, 1e-12)
-    up = np.where(k > 0, special.gammainc(np.maximum(k, 1e-12), lam), 1.0)
-    down = special.gammaincc(k + 1, lam)
-    return up, down
+    return _poisson_up(k, lam), _poisson_down(k, lam)
+
+
+def _poisson_up(k: F64, lam: F64) -> F64:
+    out: F64 = np.where(k > 0, special.gammainc(np.maximum(k, 1e-12), np.maximum(lam, 1e-12)), 1.0)
+    return out
+
+
+def _poisson_down(k: F64, lam: F64) -> F64:
+    out: F64 = special.gammaincc(k + 1, np.maximum(lam, 1e-12))
+    return out
 
 
 def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
@@ -333,15 +340,38 @@ def _scores_on(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64,
     return out.reshape(shape)
 
 
-def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> VolumeScores:
-    """Quasi-Poisson tail scores of each row's total against its expected volume."""
+def score_volume(
+    totals: I64, expected: F64, dispersion: F64 | None = None, *, below: float | None = None,
+    up_rows: B | None = None,
+) -> VolumeScores:
+    """Quasi-Poisson tail scores of each row's total against its expected volume.
+
+    Screened, with ``below``: a drop that provably scores under ``below`` reads 0,
+    uncomputed: P(X <= k) >= P(X = 0) = e^-lam for every k >= 0 (the regularised
+    upper incomplete gamma Q(k + 1, lam) grows with k). ``up_rows``: rises are scored
+    only there (0 elsewhere).
+    """
     phi = np.ones_like(expected) if dispersion is None else dispersion
-    up, down = poisson_tails(totals / phi, expected / phi)
+    k, lam = totals / phi, expected / phi
     # Without a baseline (expected 0) there is nothing to compare against.
     known = expected > 0
-    return VolumeScores(
-        np.where(known, _to_score(up), 0.0), np.where(known, _to_score(down), 0.0), expected
-    )
+    if below is None and up_rows is None:
+        up, down = poisson_tails(k, lam)
+        return VolumeScores(
+            np.where(known, _to_score(up), 0.0), np.where(known, _to_score(down), 0.0), expected
+        )
+    drop_rows = known
+    if below is not None:
+        drop_rows = known & (np.maximum(lam, 1e-12) / _LN10 >= below - SCREEN_MARGIN)
+    rise_rows = known if up_rows is None else known & up_rows
+    scores = []
+    for tail, rows in ((_poisson_up, rise_rows), (_poisson_down, drop_rows)):
+        out = np.zeros(len(k))
+        i = np.flatnonzero(rows)
+        if len(i):
+            out[i] = _to_score(tail(k[i], lam[i]))
+        scores.append(out)
+    return VolumeScores(scores[0], scores[1], expected)
 
 
 def excess_gates(
