@@ -30,8 +30,8 @@ from benchmarks.common import fmt_rate, machine, table
 from statuswatch.config import KafkaConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.localbroker import LocalKafka
+from statuswatch.shell.kafka_client import aiokafka_has_c_extension
 from statuswatch.shell.runtime import KafkaRunner
-from statuswatch.shell.sources import aiokafka_has_c_extension
 from statuswatch.simulate.cli import Plan, produce_kafka
 from statuswatch.simulate.traffic import SimSpec
 
