@@ -33,7 +33,7 @@ from statuswatch.localbroker import LocalKafka
 from statuswatch.shell.kafka_client import aiokafka_has_c_extension
 from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.simulate.cli import Plan, produce_kafka
-from statuswatch.simulate.traffic import SimSpec
+from statuswatch.simulate.spec import SimSpec
 
 RATE = 5000.0
 START_MS = 1_680_566_400_000

@@ -6,18 +6,10 @@ stdout or Kafka (the ``statuswatch simulate`` verb).
 """
 
 from statuswatch.simulate.encode import FORMATS, encode
-from statuswatch.simulate.traffic import (
-    FLEET,
-    INCIDENT_KINDS,
-    Chunk,
-    Incident,
-    SimSpec,
-    Surge,
-    diurnal_factor,
-    generate,
-    labels,
-    trough_for,
-)
+from statuswatch.simulate.fleet import FLEET, diurnal_factor, trough_for
+from statuswatch.simulate.incidents import INCIDENT_KINDS, Incident, Surge
+from statuswatch.simulate.spec import SimSpec, labels
+from statuswatch.simulate.traffic import Chunk, generate
 
 __all__ = [
     "FLEET",

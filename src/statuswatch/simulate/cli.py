@@ -31,14 +31,10 @@ from typing import IO, Any, Final
 
 from statuswatch.errors import ConfigError, SinkError
 from statuswatch.simulate.encode import FORMATS, encode
-from statuswatch.simulate.traffic import (
-    INCIDENT_KINDS,
-    Incident,
-    SimSpec,
-    Surge,
-    generate,
-    trough_for,
-)
+from statuswatch.simulate.fleet import trough_for
+from statuswatch.simulate.incidents import INCIDENT_KINDS, Incident, Surge
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
 
 #: Default start of event time: deterministic output unless ``--realtime``.
 DEFAULT_START: Final = "2023-04-04T00:00:00Z"
