@@ -32,7 +32,7 @@ from statuswatch.core.detector import Detector
 from statuswatch.localbroker import LocalKafka
 from statuswatch.shell.kafka_client import aiokafka_has_c_extension
 from statuswatch.shell.runtime import KafkaRunner
-from statuswatch.simulate.cli import Plan, produce_kafka
+from statuswatch.simulate.output import Plan, produce_kafka
 from statuswatch.simulate.spec import SimSpec
 
 RATE = 5000.0
