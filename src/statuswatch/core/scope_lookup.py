@@ -1,6 +1,8 @@
-"""The interning caches behind ``ScopeTable.rows``: each dimension value becomes a
-small integer id, and a level's ids map to its row. A cache of ``resolve``
-(``ScopeTable``'s own row lookup by values), bounded and started afresh when full.
+"""The interning caches behind ``ScopeTable.rows``: value ids and row tables.
+
+Each dimension value becomes a small integer id, and a level's ids map to its row:
+a cache of ``resolve`` (``ScopeTable``'s own row lookup by values), bounded and
+started afresh when full.
 """
 
 from __future__ import annotations
