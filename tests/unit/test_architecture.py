@@ -9,6 +9,7 @@ from tools.importgraph import (
     ARCHITECTURE,
     SRC,
     Edge,
+    Graph,
     build,
     cycles,
     impurities,
@@ -18,12 +19,23 @@ from tools.importgraph import (
 )
 
 
-def write_package(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / "pkg" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+def graph_of(root: Path, package: str) -> Graph:
+    """The import graph of a package ``pkg`` written out from ``package``: each file's
+    source follows a line ``## path`` (every ``__init__.py`` is written, empty)."""
+    path = None
+    for line in package.splitlines(keepends=True):
+        if line.startswith("## "):
+            path = root / "pkg" / line[3:].strip()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for parent in [path.parent, *path.parent.parents]:
+                if parent == root:
+                    break
+                (parent / "__init__.py").touch()
+            path.touch()
+        elif path is not None:
+            with path.open("a") as file:
+                file.write(line)
+    return build(root, "pkg")
 
 
 def test_statuswatch_has_no_import_cycles() -> None:
@@ -51,47 +63,55 @@ def test_the_page_names_the_landmarks_and_draws_every_drawn_module() -> None:
 
 
 def test_a_cycle_through_a_function_level_import_is_found(tmp_path: Path) -> None:
-    src = write_package(tmp_path, {
-        "__init__.py": "",
-        "a.py": "from pkg import b\n",
-        "b.py": "from pkg.c import thing\n",
-        "c.py": "def thing():\n    from . import a\n    return a\n",
-        "d.py": "import pkg.a\n",
-    })
-    graph = build(src, "pkg")
+    graph = graph_of(tmp_path, """
+## a.py
+from pkg import b
+## b.py
+from pkg.c import thing
+## c.py
+def thing():
+    from . import a
+    return a
+## d.py
+import pkg.a
+""")
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
     assert Edge("pkg.c", "pkg.a", "function") in graph.edges
     assert problems(graph)[0] == "import cycle: a.py -> b.py -> c.py"
 
 
 def test_a_type_checking_import_counts_and_a_stub_is_a_module(tmp_path: Path) -> None:
-    src = write_package(tmp_path, {
-        "__init__.py": "",
-        "a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.b import B\n",
-        "b.py": "from pkg import a, _ext\n",
-        "_ext.pyi": "def f() -> int: ...\n",
-    })
-    graph = build(src, "pkg")
+    graph = graph_of(tmp_path, """
+## a.py
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from pkg.b import B
+## b.py
+from pkg import a, _ext
+## _ext.pyi
+def f() -> int: ...
+""")
     assert Edge("pkg.a", "pkg.b", "typing") in graph.edges
     assert Edge("pkg.b", "pkg._ext", "module") in graph.edges
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
 
 
 def test_a_core_that_imports_the_shell_or_reads_the_clock_is_found(tmp_path: Path) -> None:
-    src = write_package(tmp_path, {
-        "__init__.py": "",
-        "errors.py": "",
-        "shell/__init__.py": "",
-        "shell/io.py": "from pkg.core import pure\n",
-        "core/__init__.py": "",
-        "core/pure.py": "from pkg import errors\nfrom pkg.core import decode\n",
-        "core/decode/__init__.py": "",
-        "core/decode/x.py": (
-            "import time\nfrom datetime import datetime\n\n"
-            "def now():\n    from pkg.shell import io\n    return datetime.now(), io\n"
-        ),
-    })
-    graph = build(src, "pkg")
+    graph = graph_of(tmp_path, """
+## errors.py
+## shell/io.py
+from pkg.core import pure
+## core/pure.py
+from pkg import errors
+from pkg.core import decode
+## core/decode/x.py
+import time
+from datetime import datetime
+
+def now():
+    from pkg.shell import io
+    return datetime.now(), io
+""")
     assert layer_violations(graph) == [
         "core/decode/x.py imports shell/io.py: the core imports only the core, config and errors"
     ]

@@ -30,8 +30,8 @@ from statuswatch.localbroker.process import (
     die_with_parent,
     find_java,
     free_ports,
+    run_to_end,
     tail_file,
-    tail_text,
 )
 
 NODE_ID = 1
@@ -441,23 +441,10 @@ class LocalKafka:
         ]
         for mech, user, password in self._scram_users:
             cmd += ["--add-scram", f"{mech}=[name={user},password={password}]"]
-        try:
-            done = subprocess.run(
-                cmd,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=max(1.0, deadline - time.monotonic()),
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BrokerHarnessError(f"kafka StorageTool format failed: {exc}") from exc
-        if done.returncode != 0:
-            raise BrokerHarnessError(
-                f"kafka StorageTool format failed (exit {done.returncode}):\n"
-                + tail_text(done.stdout + done.stderr, 40)
-            )
+        run_to_end(
+            cmd, self.data_dir, max(1.0, deadline - time.monotonic()),
+            "kafka StorageTool format failed",
+        )
 
     def _signal(self, sig: signal.Signals) -> None:
         proc = self._proc

@@ -7,12 +7,11 @@ import contextlib
 import fcntl
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from statuswatch.errors import BrokerHarnessError
-from statuswatch.localbroker.process import tail_text
+from statuswatch.localbroker.process import run_to_end
 
 DEFAULT_KAFKA_VERSION = "3.9.1"
 
@@ -88,23 +87,7 @@ def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | No
             f"-DoutputDirectory={libs}",
             "-DincludeScope=runtime",
         ]
-        try:
-            done = subprocess.run(
-                cmd,
-                cwd=cache,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BrokerHarnessError(f"Maven failed to fetch kafka_2.13:{version}: {exc}") from exc
-        if done.returncode != 0:
-            raise BrokerHarnessError(
-                f"Maven failed to fetch kafka_2.13:{version} (exit {done.returncode}):\n"
-                + tail_text(done.stdout + done.stderr, 40)
-            )
+        run_to_end(cmd, cache, 900, f"Maven failed to fetch kafka_2.13:{version}")
         jars = sorted(p.name for p in libs.glob("*.jar"))
         if f"kafka_2.13-{version}.jar" not in jars:
             raise BrokerHarnessError(f"Maven ran but {libs} has no kafka_2.13-{version}.jar")

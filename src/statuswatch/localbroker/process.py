@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,6 +75,27 @@ def tail_file(path: Path, lines: int) -> str:
         if not line.startswith(("\tat ", "\t... "))
     ]
     return "\n".join(kept[-lines:])
+
+
+def run_to_end(cmd: list[str], cwd: Path, timeout: float, failure: str) -> None:
+    """Run ``cmd`` to its end, its output captured; ``BrokerHarnessError`` starting with
+    ``failure`` if it cannot run, times out or exits non-zero (with its output's tail)."""
+    try:
+        done = subprocess.run(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BrokerHarnessError(f"{failure}: {exc}") from exc
+    if done.returncode != 0:
+        raise BrokerHarnessError(
+            f"{failure} (exit {done.returncode}):\n" + tail_text(done.stdout + done.stderr, 40)
+        )
 
 
 _PR_SET_PDEATHSIG = 1
