@@ -1,8 +1,10 @@
 """Simulated API-gateway traffic: the test bed of the detector.
 
-``traffic`` generates records as numpy columns (pure, seeded), ``encode`` turns
-them into log lines of a gateway format (pure), ``cli`` writes them to a file,
-stdout or Kafka (the ``statuswatch simulate`` verb).
+``fleet`` (services, routes, the daily profile), ``incidents`` and ``spec`` (what to
+simulate, ``SimSpec``) describe the traffic; ``traffic`` generates its records as numpy
+columns (pure, seeded), ``encode`` turns them into log lines of a gateway format (pure);
+``cli`` (the ``statuswatch simulate`` verb) plans a run and ``output`` writes it to a
+file, stdout or Kafka.
 """
 
 from statuswatch.simulate.encode import FORMATS, encode
