@@ -105,22 +105,31 @@ def read_file_batches(
 ) -> Iterator[RawBatch]:
     """Lines of a file (``-`` for stdin) as batches; a line's offset is its number.
 
-    A gzip file (rotated logs usually are) is read through ``gzip``, recognised by
-    its magic bytes, whatever its name. ``position`` follows the bytes read.
+    A gzip file or stream (rotated logs usually are; ``zcat`` is not needed) is read
+    through ``gzip``, recognised by its magic bytes, whatever its name. ``position``
+    follows the bytes read.
     """
-    if path == "-":
-        stdin = sys.stdin.buffer
-        yield from _tracked(_batches_of_lines(stdin, "stdin", batch_size), stdin, position)
-        return
+    name = "stdin" if path == "-" else path
     try:
+        if path == "-":
+            stdin = sys.stdin.buffer
+            stream = _decompressed(stdin, stdin.peek(2)[:2] if hasattr(stdin, "peek") else b"")
+            yield from _tracked(_batches_of_lines(stream, name, batch_size), stdin, position)
+            return
         with Path(path).open("rb", buffering=io.DEFAULT_BUFFER_SIZE * 16) as raw:
-            compressed = raw.read(2) == GZIP_MAGIC
+            head = raw.read(2)
             raw.seek(0)
-            stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-            yield from _tracked(_batches_of_lines(stream, path, batch_size), raw, position)
+            yield from _tracked(
+                _batches_of_lines(_decompressed(raw, head), name, batch_size), raw, position
+            )
     except (OSError, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise SourceError(f"cannot read {path}: {reason}") from exc
+        raise SourceError(f"cannot read {name}: {reason}") from exc
+
+
+def _decompressed(raw: IO[bytes], head: bytes) -> _Readable:
+    """``raw`` itself, or read through ``gzip`` if ``head`` (its first bytes) says so."""
+    return gzip.GzipFile(fileobj=raw, mode="rb") if head == GZIP_MAGIC else raw
 
 
 class ListSource:
