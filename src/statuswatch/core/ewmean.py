@@ -1,5 +1,5 @@
-"""Exponentially weighted means in River's arithmetic, on numpy arrays: the state
-containers of the baseline (``core/baseline.py``).
+"""Exponentially weighted means in River's arithmetic on numpy arrays: where the
+baseline keeps its share, dispersion and volume series.
 
 * ``RiverSeries``: one ``river.stats.EWMean`` per row, the reference learner;
 * ``RiverVector``: the same, one numpy expression for a vector of rows, bit for bit;
