@@ -40,8 +40,8 @@ from statuswatch.config import KafkaConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.localbroker import LocalKafka
-from statuswatch.simulate.cli import Plan, produce_kafka
-from statuswatch.simulate.traffic import SimSpec
+from statuswatch.simulate.output import Plan, produce_kafka
+from statuswatch.simulate.spec import SimSpec
 
 RATE = 5000.0
 START_MS = 1_680_566_400_000

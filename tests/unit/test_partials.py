@@ -17,7 +17,9 @@ from statuswatch.errors import DecodeError
 from statuswatch.shell.aggregate import Aggregator, offset_metadata, parse_offset_metadata
 from statuswatch.shell.sources import RawBatch
 from statuswatch.simulate.encode import encode
-from statuswatch.simulate.traffic import Incident, SimSpec, generate
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
 
 T0 = 1_680_566_400_000
 ONSET = T0 + 10 * 60_000

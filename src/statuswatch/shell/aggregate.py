@@ -38,11 +38,13 @@ from statuswatch.core.partials import Partial, window_cells
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.window import WindowCounter
 from statuswatch.errors import SourceError
+from statuswatch.shell.kafka_client import security_kwargs
+from statuswatch.shell.kafka_source import KafkaSource
 from statuswatch.shell.metrics import RuntimeStatus
 from statuswatch.shell.offsets import OffsetLedger
 from statuswatch.shell.processing import log_invalid
 from statuswatch.shell.runtime import wall_ms
-from statuswatch.shell.sources import KafkaSource, RawBatch, security_kwargs
+from statuswatch.shell.sources import RawBatch
 
 log = logging.getLogger(__name__)
 

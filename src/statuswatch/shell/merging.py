@@ -29,11 +29,12 @@ from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.errors import DecodeError
+from statuswatch.shell.kafka_source import KafkaSource
 from statuswatch.shell.metrics import RuntimeStatus
 from statuswatch.shell.processing import escape
 from statuswatch.shell.runtime import KafkaRunner, wall_ms
 from statuswatch.shell.sinks import Sink
-from statuswatch.shell.sources import KafkaSource, RawBatch
+from statuswatch.shell.sources import RawBatch
 
 log = logging.getLogger(__name__)
 
