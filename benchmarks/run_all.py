@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "backtest_sparse": [],
     "window_eval": [],
     "kafka_consume": ["--sweep"],
+    "aggregate_scaling": [],
     "latency": [],
     "soak": [],
 }

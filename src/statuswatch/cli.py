@@ -1,4 +1,5 @@
-"""Command line: ``statuswatch run|backtest|simulate|check-config|config-reference|demo``."""
+"""Command line: ``statuswatch run|aggregate|backtest|simulate|check-config|config-reference|
+demo``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from statuswatch import __version__
 from statuswatch.config import Settings, load_settings
@@ -19,10 +21,13 @@ FORMATS = ("kong", "envoy", "nginx-json", "combined", "json")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "format", None):
         base = load_settings(args.config)
         overrides["decode"] = base.decode.model_copy(update={"format": args.format})
+    if getattr(args, "input", None):
+        base = load_settings(args.config)
+        overrides["kafka"] = base.kafka.model_copy(update={"input": args.input})
     return load_settings(args.config, **overrides)
 
 
@@ -64,6 +69,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     ))
 
 
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from statuswatch.shell.app import aggregate_forever
+
+    return asyncio.run(aggregate_forever(_settings(args), metrics_port=args.metrics_port))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from statuswatch.simulate.cli import run
 
@@ -92,7 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--format", choices=FORMATS, help="override decode.format")
     p.add_argument("--metrics-port", type=int, help="override metrics.port")
+    p.add_argument(
+        "--input", choices=("raw", "aggregates"),
+        help="override kafka.input: aggregates reads the partial windows of `aggregate`",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "aggregate",
+        help="stage 1 of the scale-out: count kafka.topic per partition into aggregate.topic",
+    )
+    with_config(p)
+    p.add_argument("--format", choices=FORMATS, help="override decode.format")
+    p.add_argument("--metrics-port", type=int, help="override metrics.port")
+    p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("backtest", help="run the pipeline over a file or stdin in event time")
     with_config(p)

@@ -235,6 +235,12 @@ class KafkaConfig(KafkaConnection):
         10.0, gt=0,
         description="How long a commit waits for dead letters to be acknowledged.",
     )
+    input: Literal["raw", "aggregates"] = Field(
+        "raw",
+        description="What `statuswatch run` reads: `raw` access logs from `topic`, or "
+        "`aggregates`, the partial windows `statuswatch aggregate` writes to `aggregate.topic` "
+        "(the two-stage layout; `group_id` is then the group on that topic).",
+    )
 
 
 TimestampUnit = Literal["s", "ms", "us", "ns", "iso8601", "clf"]
@@ -1018,6 +1024,33 @@ class _YamlSource(PydanticBaseSettingsSource):
         return read_yaml(path) if path is not None else {}
 
 
+class AggregateConfig(_Strict):
+    """The two-stage layout: `statuswatch aggregate` counts `kafka.topic` per partition and
+    writes partial windows to `topic`, in transactions; `statuswatch run` with
+    `kafka.input: aggregates` merges them and detects."""
+
+    topic: str = Field(
+        "statuswatch-aggregates", min_length=1,
+        description="Topic of the partial windows: stage 1 writes it, stage 2 reads it "
+        "(read_committed). Source partition p goes to partition p mod its partition count.",
+    )
+    group_id: str = Field(
+        "statuswatch-aggregate", min_length=1,
+        description="Consumer group of the `statuswatch aggregate` workers on `kafka.topic`; "
+        "also the prefix of their transactional ids (one per source partition).",
+    )
+    transaction_interval_seconds: float = Field(
+        1.0, gt=0, le=60,
+        description="Closed windows are written (and the source offsets committed) at most "
+        "this often per partition: fewer transactions, at most this much added delay.",
+    )
+    max_scopes_per_level: int = Field(
+        100_000, gt=0,
+        description="Scopes a worker keeps per level before folding more into `other`; "
+        "stage 2 applies `scopes.max_per_level` to what it receives.",
+    )
+
+
 class Settings(BaseSettings):
     """statuswatch's configuration: YAML, overridden by ``STATUSWATCH_*`` variables."""
 
@@ -1053,6 +1086,10 @@ class Settings(BaseSettings):
     reload: ReloadConfig = Field(
         ReloadConfig(),
         description="Re-reading the config file while running (SIGHUP or a file watch).",
+    )
+    aggregate: AggregateConfig = Field(
+        AggregateConfig(),
+        description="Scale-out: `statuswatch aggregate` workers feeding one detector.",
     )
 
     @classmethod

@@ -269,6 +269,31 @@ class ScopeTable:
         self._row_pending[: len(seen)] += seen
         return out
 
+    def rows_of(self, scopes: Sequence[tuple[int, tuple[str, ...]]], records: Sequence[int]) -> I64:
+        """Row of each (level index, values) scope, counting ``records`` requests for it
+        towards the top-K, as ``rows`` does for scopes counted record by record (the
+        counts of another process's partial windows).
+
+        >>> t = ScopeTable([[], ["service"]], max_per_level=1)
+        >>> t.rows_of([(0, ()), (1, ("a",)), (1, ("b",))], [5, 3, 2]).tolist()
+        [0, 1, 2]
+        >>> t.labels[2], t.folded
+        ({'service': 'other'}, [0, 1])
+        """
+        rows = np.fromiter(
+            (self._row(level, values) for level, values in scopes), np.int64, len(scopes)
+        )
+        for (level, values), row, n in zip(scopes, rows.tolist(), records, strict=True):
+            if row == self._other_row.get(level) and not _is_other(values):
+                pending = self._fold_pending[level]
+                pending[values] = pending.get(values, 0) + int(n)
+        if len(self._row_pending) < len(self.labels):
+            self._row_pending = np.pad(
+                self._row_pending, (0, len(self.labels) - len(self._row_pending))
+            )
+        np.add.at(self._row_pending, rows, np.asarray(records, np.int64))
+        return rows
+
     # -- top-K by volume ---------------------------------------------------------
 
     def _count_folded(

@@ -38,6 +38,8 @@ class ClosedWindow:
 class _PartitionClock:
     max_ts_ms: int | None  # None: assigned, nothing read yet
     last_seen_now_ms: int
+    #: said idle by its source (a partial window of ``statuswatch aggregate``)
+    idle: bool = False
 
 
 @dataclass(slots=True)
@@ -167,6 +169,81 @@ class WindowCounter:
                 window.min_offset[partition] = first if prev is None else min(prev, first)
         return late
 
+    def add_counts(
+        self,
+        start_ms: int,
+        rows: I64,
+        cols: I64,
+        counts: I64,
+        *,
+        n_rows: int,
+        n_cols: int,
+        partition: int,
+        offset: int | None = None,
+        seen_below: int | None = None,
+    ) -> int:
+        """Count requests already summed per (row, col) in the window at ``start_ms``:
+        one source partition's partial window, stored as that partition's share.
+
+        Returns how many were late (the window had closed). A partial at an
+        ``offset`` below ``seen_below`` was read before: dropped, not late.
+
+        >>> w = WindowCounter(size_ms=10, lateness_ms=0)
+        >>> w.add_counts(0, np.array([0, 0]), np.array([0, 1]), np.array([3, 4]),
+        ...              n_rows=1, n_cols=2, partition=5)
+        0
+        >>> w.advance(5, watermark_ms=10, now_ms=0)
+        >>> [c.counts.tolist() for c in w.close_ready(now_ms=0)]
+        [[[3, 4]]]
+        """
+        if self.next_start_ms is not None and start_ms < self.next_start_ms:
+            if seen_below is not None and offset is not None and offset < seen_below:
+                return 0
+            late = int(counts.sum())
+            self.late_records += late
+            return late
+        window = self._open.get(start_ms)
+        if window is None:
+            window = self._open[start_ms] = _OpenWindow()
+        part = window.parts.get(partition)
+        part = _grow(part, n_rows, n_cols) if part is not None else np.zeros(
+            (n_rows, n_cols), np.int64
+        )
+        np.add.at(part, (rows, cols), counts)
+        window.parts[partition] = part
+        if offset is not None:
+            prev = window.min_offset.get(partition)
+            window.min_offset[partition] = offset if prev is None else min(prev, offset)
+        return 0
+
+    def holds(self, start_ms: int, partition: int) -> bool:
+        """Whether the open window at ``start_ms`` has counts of ``partition``."""
+        window = self._open.get(start_ms)
+        return window is not None and partition in window.parts
+
+    def advance(
+        self, partition: int, watermark_ms: int | None, now_ms: int,
+        idle_for_ms: int | None = None,
+    ) -> None:
+        """Take ``partition``'s watermark as its source reported it (a partial window).
+
+        ``idle_for_ms`` (not None): the source found the partition idle, silent that
+        long; it stops holding the watermark until a report without it.
+        """
+        max_ts = None if watermark_ms is None else watermark_ms + self.lateness_ms
+        clock = self._clocks.get(partition)
+        if clock is None:
+            clock = self._clocks[partition] = _PartitionClock(max_ts, now_ms)
+        elif max_ts is not None:
+            clock.max_ts_ms = max_ts if clock.max_ts_ms is None else max(clock.max_ts_ms, max_ts)
+        clock.idle = idle_for_ms is not None
+        clock.last_seen_now_ms = now_ms - (idle_for_ms or 0)
+
+    def is_idle(self, partition: int) -> bool:
+        """Whether ``partition``'s source reported it idle (see :meth:`advance`)."""
+        clock = self._clocks.get(partition)
+        return clock is not None and clock.idle
+
     def assign(self, partitions: Iterable[int], now_ms: int) -> None:
         """Expect input from ``partitions``: each holds the watermark until it is
         read from or has been idle for the idle timeout."""
@@ -193,7 +270,7 @@ class WindowCounter:
         active = [
             c.max_ts_ms
             for c in self._clocks.values()
-            if now_ms - c.last_seen_now_ms < self.idle_timeout_ms
+            if not c.idle and now_ms - c.last_seen_now_ms < self.idle_timeout_ms
         ]
         if None in active:
             return None  # an assigned partition has not been read yet
@@ -278,14 +355,17 @@ class WindowCounter:
     def open_windows(self) -> int:
         return len(self._open)
 
-    def forget_open(self) -> None:
+    def forget_open(self, keep_clocks: bool = False) -> None:
         """Drop open windows and partition clocks, keeping the closed-window frontier.
 
         For a restart that re-reads the open windows' records from the source:
         records of windows before ``next_start_ms`` then count as late.
+        ``keep_clocks``: the clocks stay (partial windows re-read from a commit
+        need not carry the newest watermark of every source partition).
         """
         self._open.clear()
-        self._clocks.clear()
+        if not keep_clocks:
+            self._clocks.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """Plain-JSON state: open windows (sparse counts), partition clocks, progress."""
@@ -308,6 +388,7 @@ class WindowCounter:
             "next_start_ms": self.next_start_ms,
             "late_records": self.late_records,
             "clocks": {str(p): c.max_ts_ms for p, c in self._clocks.items()},
+            "idle": sorted(p for p, c in self._clocks.items() if c.idle),
             "open": windows,
         }
 
@@ -323,6 +404,9 @@ class WindowCounter:
             int(p): _PartitionClock(None if t is None else int(t), now_ms)
             for p, t in state["clocks"].items()
         }
+        for p in state.get("idle", []):  # absent in snapshots written before it was
+            if int(p) in self._clocks:
+                self._clocks[int(p)].idle = True
         self._open = {}
         for w in state["open"]:
             parts = {}

@@ -15,7 +15,7 @@ from statuswatch.core.detector import Detector
 from statuswatch.errors import ConfigError, SinkError
 from statuswatch.shell.delivery import AlertDelivery, DeliveryCollector, default_external_url
 from statuswatch.shell.http import serve
-from statuswatch.shell.metrics import RuntimeStatus, build_registry
+from statuswatch.shell.metrics import RuntimeStatus, StatusRegistry, build_registry
 from statuswatch.shell.reload import ConfigReloader, ReloadCollector
 from statuswatch.shell.runtime import (
     KafkaRunner,
@@ -133,6 +133,7 @@ async def run_forever(
     warn_if_no_native_scan(detector)
     status = RuntimeStatus()
     server = None
+    registry = None
     try:
         sink = JsonLinesSink(settings.alerts.output)
     except SinkError as exc:
@@ -175,7 +176,15 @@ async def run_forever(
             sink.close()
             raise ConfigError(f"alerts.windows_output: {exc}") from exc
         detector.window_listener = windows_sink.write
-    runner = KafkaRunner(settings, detector, delivery, status, on_events=on_events)
+    if settings.kafka.input == "aggregates":
+        from statuswatch.shell.merging import PartialsCollector, PartialsRunner
+
+        merging = PartialsRunner(settings, detector, delivery, status, on_events=on_events)
+        if registry is not None:
+            registry.register(PartialsCollector(merging))
+        runner: KafkaRunner = merging
+    else:
+        runner = KafkaRunner(settings, detector, delivery, status, on_events=on_events)
     install_signal_handlers(runner.stop)
     install_acknowledge_handler(detector)
     watch = reloader.install()
@@ -183,7 +192,7 @@ async def run_forever(
         runner_hook(runner)
     log.info(
         "consuming topic %s from %s as group %s",
-        settings.kafka.topic, settings.kafka.bootstrap_servers, settings.kafka.group_id,
+        runner.source.cfg.topic, settings.kafka.bootstrap_servers, settings.kafka.group_id,
     )
     await delivery.start()
     try:
@@ -199,5 +208,38 @@ async def run_forever(
     if runner.exit_code:
         log.error("stopped by the watchdog (exit %d): %s", runner.exit_code, runner.exit_reason)
         return runner.exit_code
+    log.info("stopped cleanly")
+    return 0
+
+
+async def aggregate_forever(settings: Settings, metrics_port: int | None = None) -> int:
+    """``statuswatch aggregate`` until SIGINT/SIGTERM (exit 0), or exit 4 when a
+    transaction fails (this worker was fenced, or the broker refused it)."""
+    from statuswatch.shell.aggregate import Aggregator, AggregatorCollector
+
+    quiet_repeats()
+    aggregator = Aggregator(settings)
+    install_signal_handlers(aggregator.stop)
+    server = None
+    if settings.metrics.enabled:
+        m = settings.metrics
+        port = m.port if metrics_port is None else metrics_port
+        status = aggregator.runtime
+        registry = StatusRegistry(status)
+        registry.register(AggregatorCollector(aggregator))
+        try:
+            server, bound = serve(registry, m.host, port, status=status,
+                                  tls_cert_file=m.tls_cert_file, tls_key_file=m.tls_key_file,
+                                  heartbeat_timeout_s=settings.health.heartbeat_timeout_seconds)
+        except OSError as exc:
+            raise listener_error(exc, m.host, port, m.tls_cert_file, m.tls_key_file) from exc
+        log.info("metrics on %s:%d/metrics", m.host, bound)
+    try:
+        await aggregator.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+    if aggregator.exit_code:
+        return aggregator.exit_code
     log.info("stopped cleanly")
     return 0

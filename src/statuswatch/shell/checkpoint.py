@@ -120,14 +120,15 @@ class Checkpoint:
         self.ledger.mark_committed(positions)
         self.status.commits += 1
 
-    def restore(self) -> None:
+    def restore(self, keep_clocks: bool = False) -> None:
         """Continue from the newest intact snapshot, if there is one.
 
         Baselines, alert states, scopes and the closed-window frontier come back;
         open windows are rebuilt by re-reading from the committed offsets, which
         never pass a record of an open window. Records of windows that had
         already closed are dropped as late, so nothing is counted twice, even if
-        another instance consumed a partition meanwhile.
+        another instance consumed a partition meanwhile. ``keep_clocks``: the
+        partition clocks stay as restored (see ``WindowCounter.forget_open``).
         """
         if self.store is None:
             return
@@ -150,7 +151,7 @@ class Checkpoint:
         self.detector.restore(state["detector"], self._clock())
         self.ledger.restore(saved)
         self.status.records_reread = saved.records_reread
-        self.detector.windows.forget_open()
+        self.detector.windows.forget_open(keep_clocks)
         self.detector.scopes.forget_pending()
         log.info("restored snapshot from %s", self.store.directory)
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import operator
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import Any
 
 import numpy as np
@@ -85,8 +85,12 @@ _VALUE = operator.attrgetter("value")
 class KafkaSource:
     """An aiokafka consumer in a group, with manual commits only."""
 
-    def __init__(self, cfg: KafkaConfig) -> None:
+    def __init__(
+        self, cfg: KafkaConfig, isolation_level: str = "read_uncommitted"
+    ) -> None:
         self.cfg = cfg
+        #: ``read_committed`` for a topic written in transactions (partial windows)
+        self.isolation_level = isolation_level
         self._consumer: Any = None
         self.assigned: set[int] = set()
         #: per partition, the offset after the last record poll() returned since assignment
@@ -122,6 +126,7 @@ class KafkaSource:
             auto_offset_reset=cfg.auto_offset_reset,
             max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
             session_timeout_ms=cfg.session_timeout_ms,
+            isolation_level=self.isolation_level,
             **security,
         )
         try:
@@ -250,6 +255,38 @@ class KafkaSource:
         await self._consumer.commit(
             {TopicPartition(self.cfg.topic, p): o for p, o in offsets.items()}
         )
+
+    async def committed_with_metadata(
+        self, partitions: Iterable[int]
+    ) -> dict[int, tuple[int, str]]:
+        """The group's committed (offset, metadata) per partition of the topic that has one.
+
+        aiokafka's ``committed()`` drops the metadata; its coordinator keeps it."""
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(self.cfg.topic, p) for p in partitions]
+        found = await self._consumer._coordinator.fetch_committed_offsets(tps)
+        return {tp.partition: (int(om.offset), str(om.metadata or ""))
+                for tp, om in found.items() if om.offset >= 0}
+
+    async def seek(self, partition: int, offset: int | None) -> None:
+        """Read ``partition`` from ``offset`` on; None: from where ``auto_offset_reset`` says.
+
+        Records fetched before are not returned (aiokafka checks the position)."""
+        from aiokafka import TopicPartition
+
+        tp = TopicPartition(self.cfg.topic, partition)
+        if offset is not None:
+            self._consumer.seek(tp, offset)
+        elif self.cfg.auto_offset_reset == "earliest":
+            await self._consumer.seek_to_beginning(tp)
+        else:
+            await self._consumer.seek_to_end(tp)
+
+    async def partitions_of(self, topic: str) -> set[int]:
+        """The partitions of ``topic`` (another topic than the one read); empty if unknown."""
+        cluster = await self._consumer._client.fetch_all_metadata()
+        return set(cluster.partitions_for_topic(topic) or ())
 
     async def lag(self) -> dict[int, int]:
         """Consumer lag per assigned partition (high watermark - position)."""

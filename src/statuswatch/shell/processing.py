@@ -51,19 +51,24 @@ def process_batch(
         on_decoded(batch, result.batch)
     if on_invalid is not None and result.batch.invalid:
         on_invalid(batch, result.batch.invalid)
-    for bad in result.batch.invalid[:MAX_INVALID_LOGGED]:
+    log_invalid(batch, result.batch.invalid)
+    return result.events
+
+
+def log_invalid(batch: RawBatch, invalid: list[InvalidRecord]) -> None:
+    """Log the first ``MAX_INVALID_LOGGED`` rejected records of ``batch``, count the rest."""
+    for bad in invalid[:MAX_INVALID_LOGGED]:
         log.warning(
             "skipped record topic=%s partition=%d offset=%d reason=%s value=%s",
             escape(batch.topic), batch.partition, int(batch.offsets[bad.index]), bad.reason,
             escape(batch.values[bad.index].decode("utf-8", "replace"), 120),
         )
-    if len(result.batch.invalid) > MAX_INVALID_LOGGED:
+    if len(invalid) > MAX_INVALID_LOGGED:
         log.warning(
             "skipped %d more records topic=%s partition=%d offsets=%d..%d",
-            len(result.batch.invalid) - MAX_INVALID_LOGGED, escape(batch.topic), batch.partition,
+            len(invalid) - MAX_INVALID_LOGGED, escape(batch.topic), batch.partition,
             int(batch.offsets[0]), int(batch.offsets[-1]),
         )
-    return result.events
 
 
-__all__ = ["MAX_INVALID_LOGGED", "escape", "process_batch"]
+__all__ = ["MAX_INVALID_LOGGED", "escape", "log_invalid", "process_batch"]

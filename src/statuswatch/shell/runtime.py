@@ -49,6 +49,7 @@ class KafkaRunner:
         status: RuntimeStatus | None = None,
         clock: Callable[[], int] = wall_ms,
         on_events: Callable[[list[AlertEvent]], None] | None = None,
+        source: KafkaSource | None = None,
     ) -> None:
         self.settings = settings
         self.detector = detector
@@ -56,12 +57,12 @@ class KafkaRunner:
         self.status = status or RuntimeStatus()
         self.clock = clock
         self.on_events = on_events
-        self.source = KafkaSource(settings.kafka)
+        self.source = KafkaSource(settings.kafka) if source is None else source
         self._stop = asyncio.Event()
         # late bound: a restored detector may hold new windows, a test another source
         self.offsets = OffsetLedger(
-            settings.kafka.topic,
-            lambda p: self.detector.windows.pending_min_offset(p),  # noqa: PLW0108
+            self.source.cfg.topic,
+            lambda p: self._pending_min_offset(p),  # noqa: PLW0108
         )
         kafka = settings.kafka
         self.dead_letters = DeadLetterQueue(kafka) if kafka.dead_letter_topic else None
@@ -77,11 +78,18 @@ class KafkaRunner:
             settings.health, self.status, probe=self._broker_probe,
             positions=self.offsets.consumed, on_stuck=self._on_stuck,
             input_check=lambda: self.detector.input_verdict(self.clock()),
-            topic=settings.kafka.topic,
+            topic=self.source.cfg.topic,
         )
+
+    #: Whether a restore keeps the restored partition clocks (see ``WindowCounter.forget_open``).
+    keep_clocks = False
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _pending_min_offset(self, partition: int) -> int | None:
+        """The smallest offset of ``partition`` still held in an open window."""
+        return self.detector.windows.pending_min_offset(partition)
 
     def _broker_probe(self) -> BrokerProbe | None:
         # a paused, unreadable partition gets no fetch answers: not a broker outage
@@ -161,7 +169,7 @@ class KafkaRunner:
         self.detector.windows.assign(partitions, self.clock())
 
     async def run(self) -> None:
-        self.checkpoint.restore()
+        self.checkpoint.restore(keep_clocks=self.keep_clocks)
         if self.dead_letters is not None:
             await self.dead_letters.start()
         self.monitor.start()

@@ -1,0 +1,149 @@
+"""Partial windows: the record round-trips, and the two stages in process (stage-1
+counting per partition, partials encoded and decoded, merged into a second detector)
+give the windows and alerts of one detector reading every partition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from statuswatch.config import Settings
+from statuswatch.core.detector import Detector
+from statuswatch.core.partials import Partial, merge_partial
+from statuswatch.core.window import ClosedWindow
+from statuswatch.errors import DecodeError
+from statuswatch.shell.aggregate import Aggregator, offset_metadata, parse_offset_metadata
+from statuswatch.shell.sources import RawBatch
+from statuswatch.simulate.encode import encode
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
+
+T0 = 1_680_566_400_000
+ONSET = T0 + 10 * 60_000
+PARTITIONS = 4
+
+labels = st.dictionaries(st.sampled_from(["service", "route", "app"]), st.text(max_size=8))
+
+
+@given(
+    scopes=st.lists(labels, min_size=1, max_size=5),
+    cells=st.lists(st.tuples(st.integers(0, 4), st.integers(100, 599), st.integers(0, 10**9)),
+                   max_size=20),
+    watermark=st.none() | st.integers(0, 2**50),
+    idle=st.none() | st.integers(0, 10**7),
+    invalid=st.dictionaries(st.text(min_size=1, max_size=12), st.integers(0, 10**6)),
+)
+def test_a_partial_round_trips(scopes, cells, watermark, idle, invalid):
+    cells = [(i % len(scopes), c, n) for i, c, n in cells]
+    p = Partial("logs", 7, 10_000, 20_000, watermark, idle, scopes, cells, 12, invalid, 3)
+    assert Partial.decode(p.encode()) == p
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"[]", b'{"v":1}', b'{"v":1,"topic":"t","partition":0,"start_ms":null,"end_ms":null,'
+    b'"watermark_ms":null,"idle_ms":null,"scopes":[],"cells":[[0,200,1]],"records":0,'
+    b'"invalid":{},"late":0}',
+])
+def test_what_is_not_a_partial_is_refused_with_a_reason(raw):
+    with pytest.raises(DecodeError) as exc:
+        Partial.decode(raw)
+    assert exc.value.reason == "invalid_partial"
+
+
+def test_offset_metadata_round_trips_and_foreign_metadata_means_nothing():
+    assert parse_offset_metadata(offset_metadata(None, 5)) == (None, 5)
+    assert parse_offset_metadata('{"v":9}') == (None, None)
+    assert parse_offset_metadata("not json") == (None, None)
+
+
+def partitioned_traffic() -> list[RawBatch]:
+    """Twenty minutes with a 403 freeze of half the apps, keyed by app into partitions,
+    as batches in the order a consumer would interleave them."""
+    freeze = Incident("freeze", ONSET, ONSET + 5 * 60_000, code=403, fraction=0.5)
+    spec = SimSpec(seed=5, rate=120, n_apps=60, incidents=(freeze,))
+    batches, next_offset = [], [0] * PARTITIONS
+    for chunk in generate(spec, T0, T0 + 20 * 60_000, 5_000):
+        values = encode("kong", chunk, spec)
+        part = chunk.app % PARTITIONS
+        for p in range(PARTITIONS):
+            take = [values[i] for i in np.flatnonzero(part == p).tolist()]
+            offsets = np.arange(next_offset[p], next_offset[p] + len(take), dtype=np.int64)
+            next_offset[p] += len(take)
+            batches.append(RawBatch("logs", p, offsets, take))
+    return batches
+
+
+def window_log(detector: Detector, out: list[tuple[int, dict[tuple[str, int], int]]]) -> None:
+    def listen(w: ClosedWindow) -> None:
+        rows, cols = np.nonzero(w.counts)
+        out.append((w.start_ms, {
+            (str(sorted(detector.scopes.labels[r].items())), detector.codes.codes[c]):
+            int(w.counts[r, c]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)}))
+    detector.window_listener = listen
+
+
+def test_two_stages_in_process_equal_one_detector():
+    settings = Settings()
+    batches = partitioned_traffic()
+
+    one = Detector(settings)
+    one_windows: list[tuple[int, dict[tuple[str, int], int]]] = []
+    window_log(one, one_windows)
+    one_alerts = []
+    for b in batches:
+        one_alerts += one.process(
+            b.values, now_ms=0, partition=b.partition, offsets=b.offsets).events
+    one_alerts += one.finish()
+
+    stage1 = Aggregator(settings)
+    for p in range(PARTITIONS):
+        stage1.own(p, 0)
+    two = Detector(settings)
+    two_windows: list[tuple[int, dict[tuple[str, int], int]]] = []
+    window_log(two, two_windows)
+    two_alerts = []
+
+    def deliver(now_ms: int) -> None:  # one transaction per partition
+        for p, part in stage1.parts.items():
+            if part.unwritten():
+                for partial in stage1.outgoing(p, now_ms):
+                    merge_partial(two, Partial.decode(partial.encode()), now_ms=now_ms)
+                stage1.written(p, now_ms)
+
+    for i, b in enumerate(batches):
+        stage1.take(b, 0)
+        if i % PARTITIONS == PARTITIONS - 1:
+            stage1.close(0)
+            deliver(0)
+            two_alerts.extend(two.close_ready(0))
+    end = round(settings.window.idle_timeout_seconds * 1000)  # every partition goes idle
+    stage1.close(end)
+    assert not any(part.idle_reported for part in stage1.parts.values()), "records wait"
+    stage1.status.consumer_lag = dict.fromkeys(range(PARTITIONS), 0)  # read to the end
+    stage1.close(end)
+    deliver(end)
+    two_alerts.extend(two.close_ready(end))
+
+    last = one_windows[-1][0]
+    assert len(one_windows) == 120
+    assert [w for w in two_windows if w[0] <= last] == one_windows
+    assert two.counters.records == one.counters.records == sum(len(b) for b in batches)
+    assert two.counters.codes == one.counters.codes
+    got = [e.to_json() for e in two_alerts if e.window_end_ms <= last + 10_000]
+    ref = [e.to_json() for e in one_alerts]
+    assert any(a["code"] == 403 and a["scope"] == {} for a in ref)
+    assert got == ref
+
+
+def test_a_second_partial_of_one_window_and_partition_is_dropped():
+    detector = Detector(Settings())
+    p = Partial("logs", 2, 0, 10_000, 10_000, None, [{}], [(0, 200, 5)])
+    assert merge_partial(detector, p, now_ms=0, offset=1)
+    assert not merge_partial(detector, p, now_ms=0, offset=2)
+    other = Partial("logs", 3, 0, 10_000, 10_000, None, [{}], [(0, 200, 2)])
+    assert merge_partial(detector, other, now_ms=0, offset=3)
+    closed = detector.windows.close_ready(0)
+    assert [int(w.counts.sum()) for w in closed] == [7]
