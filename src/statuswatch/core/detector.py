@@ -15,7 +15,7 @@ Three signals are scored on every closed window:
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +42,8 @@ from statuswatch.core.decide import (
     Signal,
 )
 from statuswatch.core.decode import Decoder, build_decoder
+from statuswatch.core.horizons import HorizonSums, HorizonView
+from statuswatch.core.reference import LongReference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
 from statuswatch.core.scopes import CodeTable, ScopeTable
@@ -61,8 +63,8 @@ from statuswatch.errors import DecodeError
 B = npt.NDArray[np.bool_]
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 4  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
-# 4: the long window's dispersion
+STATE_VERSION = 5  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
+# 4: the long window's dispersion; 5: horizons, the long reference
 
 #: Share of apps expected to look anomalous by chance at the blast-radius scope score.
 BLAST_NULL_FRACTION = 0.01
@@ -130,8 +132,8 @@ class _Hits:
     share_down: np.ndarray
     volume_up: np.ndarray
     volume_down: np.ndarray
-    long_up: np.ndarray  # scores of the summed last ``long_windows`` windows
-    long_down: np.ndarray
+    #: every horizon's scores and hits, the window itself first (share hits: any of them)
+    views: list[HorizonView]
     blast: dict[int, Evidence]  # code column -> evidence (hits only)
     blast_rows: dict[int, list[int]]  # code column -> anomalous rows
 
@@ -190,8 +192,16 @@ class Detector:
         self.window_listener: Callable[[ClosedWindow], None] | None = None
         #: called with every closed window's report, once it is scored
         self.report_listener: Callable[[WindowReport], None] | None = None
-        #: the last ``long_windows`` windows' counts, for slow, small, persistent excess
-        self._recent: deque[npt.NDArray[np.int32]] = deque(maxlen=d.long_windows)
+        #: counts summed over each of ``detect.horizons``: slow, small, persistent excess
+        self._horizons = HorizonSums([h.windows for h in d.horizons])
+        #: the long-memory share a creep cannot drag along
+        self.reference = LongReference(b.reference_half_life_windows)
+        #: share series firing -> the horizon (windows) that fired it: it resolves there
+        self._fired_horizon: dict[Key, int] = {}
+        #: share series -> ``windows_closed`` at their resolve: horizons still holding
+        #: the evidence of that episode cannot fire them again
+        self._resolved_at: dict[Key, int] = {}
+        self._horizon_rules: tuple[RuleTable, list[RuleTable]] | None = None
         #: series an operator accepted as the new normal: they learn while firing
         self._accepted: set[Key] = set()
         #: child series held back while an ancestor is pending on the same code
@@ -223,8 +233,9 @@ class Detector:
         self._rules = None
         self._silence_needs = None
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
-        if d.long_windows != old.long_windows:
-            self._recent = deque(self._recent, maxlen=d.long_windows)
+        if d.horizons != old.horizons:
+            self._horizons = HorizonSums([h.windows for h in d.horizons])
+            self._fired_horizon.clear()
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
         if any(getattr(d.volume, k) != getattr(old.volume, k) for k in calibration):
             self._calibrators = _calibrators_for(d.volume)
@@ -379,8 +390,7 @@ class Detector:
             for window in run:
                 counts = np.zeros((n_rows, n_cols), np.int64)
                 self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
-        for _ in range(min(len(run), self._recent.maxlen or len(run))):
-            self._recent.append(np.zeros((n_rows, n_cols), np.int32))
+        self._horizons.push_silent(len(run))
         self.baseline.learn_silent(
             n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
         )
@@ -412,25 +422,26 @@ class Detector:
                 counts, exp, floor, totals,
                 below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
             )
-        self._recent.append(counts.astype(np.int32))  # half the memory; a window's count fits
-        long_counts = np.zeros_like(counts)
-        for past in self._recent:
-            long_counts[: past.shape[0], : past.shape[1]] += past
+        sums = self._horizons.push(counts)
+        spans = self._horizons.spans()
+        long_counts = sums[1] if len(sums) > 1 else counts
         long_totals = self._totals(long_counts)
         # The last minute summed, with its own dispersion; its hits count only where the
         # window itself reaches clear_score (see _hits).
         long_shares = score_shares(
             long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
-            long_totals, exp.volume * len(self._recent),
+            long_totals, exp.volume * spans[min(1, len(spans) - 1)],
             # Long scores are compared with clear_score or more (hits, and which sums
             # are too elevated to teach the long window's dispersion).
             below=None if self.exhaustive else d.clear_score,
+            exact=None if self.exhaustive else self._live_share_cells(n_rows, n_cols),
         )
+        views = self._long_horizons(sums, spans, counts, exp, floor, shares, long_shares)
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
         rejected_drop = self._drops_of_rejected_records(shares.totals, exp.volume)
         hits = self._hits(
-            counts, exp, shares, volume, rules, long_counts, long_shares, rejected_drop
+            counts, exp, shares, volume, rules, long_counts, long_shares, rejected_drop, views
         )
 
         keys: set[Key] = self.alerts.live_keys()
@@ -461,6 +472,7 @@ class Detector:
             )
             if event is not None:
                 stepped.append((key, event))
+                self._note_horizon(key, event)
             live = self.alerts.state_of(key) is not None or evidence.hit
             accept_after = self.settings.baseline.accept_after_windows
             if key not in self._accepted and 0 < accept_after <= self.alerts.firing_windows(key):
@@ -476,11 +488,15 @@ class Detector:
         warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
         frozen_share |= warm & (shares.up >= d.clear_score) & (counts > shares.up_expected_count)
         frozen_share |= warm & (shares.down >= d.clear_score) & (counts < shares.expected_count)
+        # Nor do series elevated over a long horizon (at low rates no single window is).
+        for view in views:
+            frozen_share |= view.elevated
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
         self._accepted = self._with_descendants(self._accepted) & self.alerts.live_keys()
         for row in sorted({r for r, _, _, s in self._accepted if s == "share"}):
             self.baseline.accept(row, long_counts[row], int(long_totals[row]))
+            self.reference.accept(row, long_counts[row], int(long_totals[row]))
             frozen_share[row] = False
         for row in sorted({r for r, _, _, s in self._accepted if s == "volume"}):
             frozen_volume[row] = False
@@ -497,10 +513,126 @@ class Detector:
             frozen_long=frozen_share | (long_shares.up >= d.clear_score)
             | (long_shares.down >= d.clear_score),
         )
+        self.reference.learn(counts, totals, frozen=frozen_share)
         self.last_report = WindowReport(window, exp, shares, volume, counts, floor)
         if self.report_listener is not None:
             self.report_listener(self.last_report)
         return events
+
+    # -- horizons ---------------------------------------------------------------
+
+    def _rules_at(self, horizon: int, rules: RuleTable) -> RuleTable:
+        """The rule table at horizon ``horizon``: its own count and ratio gates in place
+        of ``detect``'s (rules with their own thresholds keep them)."""
+        cached = self._horizon_rules
+        if cached is None or cached[0] is not rules:
+            d = self.settings.detect
+            tables = []
+            for h in d.horizons:
+                gates = {k: v for k, v in (("min_excess_count", h.min_excess_count),
+                                           ("min_share_ratio", h.min_share_ratio))
+                         if v is not None}
+                tables.append(rules if not gates else resolve(
+                    d.model_copy(update=gates), self.scopes.labels[: rules.ignore.shape[0]],
+                    self.codes.codes[: rules.ignore.shape[1]],
+                ))
+            cached = self._horizon_rules = (rules, tables)
+        return cached[1][horizon]
+
+    def _long_horizons(
+        self, sums: list[I64], spans: list[int], counts: I64, exp: Expectation, floor: F64,
+        shares: ShareScores, long_shares: ShareScores,
+    ) -> list[HorizonView]:
+        """Scores and hits of the horizons after the first minute (10 min, 1 h).
+
+        A hit there needs the count and ratio gates of its horizon, requests in the
+        current window, and the horizon before it (its newest part) in excess too: the
+        evidence is still arriving. Horizons with ``long_reference`` judge a rise against
+        the lower of the learned share and the long reference. Only cells past the gates
+        (and live series) are scored: every decision is about those.
+        """
+        d = self.settings.detect
+        if len(d.horizons) <= 2:
+            return []
+        n_rows, n_cols = counts.shape
+        rules = self._tables(n_rows, n_cols)[0]
+        live = None if self.exhaustive else self._live_share_cells(n_rows, n_cols)
+        phi = np.maximum(exp.share_dispersion, exp.long_dispersion)
+        active = exp.warm[:, None] & (shares.totals[:, None] > 0)
+        p = np.clip(exp.share, 1e-12, 1.0 - 1e-12)
+        reference = None
+        if any(h.long_reference for h in d.horizons[2:]):
+            reference = np.minimum(exp.share, self.reference.up_share(n_rows, n_cols))
+        before_counts = sums[1]
+        before_up, before_down = long_shares.up_expected_count, long_shares.expected_count
+        views = []
+        for i in range(2, len(d.horizons)):
+            h, c, span = d.horizons[i], sums[i], spans[i]
+            r = self._rules_at(i, rules)
+            totals = self._totals(c)
+            up_share = reference if h.long_reference else None
+            p_up = np.maximum(p if up_share is None else up_share, floor[:, None])
+            n = totals[:, None].astype(np.float64)
+            up_expected = n * np.clip(p_up, 1e-12, 1.0 - 1e-12)
+            down_expected = p * np.minimum(n, (exp.volume * span)[:, None])
+            big_up, big_down = excess_gates(
+                c, up_expected, r.min_excess_count, r.min_share_ratio, down_expected
+            )
+            gate = active & ~r.ignore
+            maybe_up = gate & r.up & big_up & (before_counts > before_up)
+            maybe_down = gate & r.down & big_down & (before_counts < before_down)
+            scored = score_shares(
+                c, exp.share, floor, phi, totals, exp.volume * span, up_share=up_share,
+                up_cells=None if live is None else maybe_up | live,
+                down_cells=None if live is None else maybe_down | live,
+            )
+            hit_up = maybe_up & (scored.up >= r.fire_score)
+            hit_down = maybe_down & (scored.down >= r.fire_score)
+            elevated = (maybe_up & (scored.up >= d.clear_score)) | (
+                maybe_down & (scored.down >= d.clear_score))
+            views.append(HorizonView(h.windows, c, scored, hit_up, hit_down, elevated))
+            before_counts, before_up, before_down = c, up_expected, down_expected
+        return views
+
+    def _block_resolved(self, views: list[HorizonView]) -> None:
+        """A resolved series cannot fire again on a horizon whose sum still holds windows
+        of the episode it resolved: one incident, one page."""
+        now = self.counters.windows_closed
+        longest = views[-1].windows
+        for key, at in list(self._resolved_at.items()):
+            age = now - at
+            if age >= longest:
+                del self._resolved_at[key]
+                continue
+            row, col, direction, _ = key
+            for view in views[1:]:
+                hit = view.hit_up if direction == "up" else view.hit_down
+                if view.windows > age and row < hit.shape[0] and col < hit.shape[1]:
+                    hit[row, col] = False
+
+    def _note_horizon(self, key: Key, event: AlertEvent) -> None:
+        """Remember the horizon that fired a share series, and when it resolved."""
+        if key[3] != "share":
+            return
+        if event.state == "firing":
+            self._fired_horizon[key] = event.evidence.horizon_windows
+        else:
+            self._fired_horizon.pop(key, None)
+            self._resolved_at[key] = self.counters.windows_closed
+
+    def _view_of(self, key: Key, views: list[HorizonView]) -> HorizonView:
+        """The horizon a share series is judged on: the one that fired it while it fires,
+        else the shortest with a hit now (the window itself if none)."""
+        row, col, direction, _ = key
+        fired = self._fired_horizon.get(key)
+        if fired is not None and self.alerts.state_of(key) == "firing":
+            for view in views:
+                if view.windows == fired:
+                    return view
+        for view in views:
+            if (view.hit_up if direction == "up" else view.hit_down)[row, col]:
+                return view
+        return views[0]
 
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
         """The scopes whose missing volume the rejected records can explain, while the
@@ -565,28 +697,42 @@ class Detector:
             calibrator.forget_rows(rows)
         for r in recycled:
             self.windows.move_row(r.row, r.other)
-            for past in self._recent:
-                if r.row < past.shape[0]:
-                    past[r.row] = 0
+        self._horizons.zero_rows(rows)
+        self.reference.forget_rows(rows)
         self._rules = None
         self._parents = np.zeros(0, np.int64)
 
     def _hits(
         self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
         rules: RuleTable, long_counts: I64, long_shares: ShareScores, rejected_drop: B,
+        long_views: list[HorizonView],
     ) -> _Hits:
         d = self.settings.detect
         gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
         share_up, share_down = self._share_hits(counts, shares, rules, gate)
-        # The long window sums the last minute: a small excess that persists adds
-        # up to significance. It counts only while the current window is elevated
-        # too, so one past burst does not keep producing hits.
-        long_up, long_down = self._share_hits(
-            long_counts, long_shares, rules, gate,
-            cells=(shares.up >= d.clear_score) | (shares.down >= d.clear_score),
-        )
-        share_up |= long_up & (shares.up >= d.clear_score)
-        share_down |= long_down & (shares.down >= d.clear_score)
+        no_cells = np.zeros(counts.shape, dtype=bool)
+        views = [HorizonView(1, counts, shares, share_up, share_down, no_cells)]
+        if len(d.horizons) > 1:
+            # The first horizon sums the last minute: a small excess that persists adds
+            # up to significance. It counts only while the current window is elevated
+            # too, so one past burst does not keep producing hits.
+            rules1 = self._rules_at(1, rules)
+            gate1 = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules1.ignore
+            long_up, long_down = self._share_hits(
+                long_counts, long_shares, rules1, gate1,
+                cells=(shares.up >= d.clear_score) | (shares.down >= d.clear_score),
+            )
+            views.append(HorizonView(
+                d.horizons[1].windows, long_counts, long_shares,
+                long_up & (shares.up >= d.clear_score), long_down & (shares.down >= d.clear_score),
+                no_cells,
+            ))
+        views += long_views
+        self._block_resolved(views)
+        share_up, share_down = share_up.copy(), share_down.copy()
+        for view in views[1:]:
+            share_up |= view.hit_up
+            share_down |= view.hit_down
 
         v = rules.volume  # detect.volume, or per scope the rule that decides its volume
         vgate = exp.warm & d.volume.enabled & ~v.ignore
@@ -625,8 +771,7 @@ class Detector:
                     )
                     blast_rows[col] = level_rows[odd[:, col]].tolist()
         return _Hits(
-            share_up, share_down, volume_up, volume_down, long_shares.up, long_shares.down,
-            blast, blast_rows,
+            share_up, share_down, volume_up, volume_down, views, blast, blast_rows,
         )
 
     @staticmethod
@@ -676,18 +821,24 @@ class Detector:
             )
         short = float((shares.up if up else shares.down)[row, col])
         hit = bool((hits.share_up if up else hits.share_down)[row, col])
-        # A hit may come from the long window; report the evidence that made it.
-        long = float((hits.long_up if up else hits.long_down)[row, col])
-        score = max(short, long) if hit else short
+        # The evidence of the horizon that fired the series (it resolves there), else of
+        # the shortest one with a hit now.
+        view = self._view_of(key, hits.views)
+        v = view.shares
+        score = float((v.up if up else v.down)[row, col])
+        expected = v.expected(direction)[row, col]
         # A series a rule ignores (since a reload) is calm: its alert resolves.
         ignored = self._rules is not None and bool(self._rules.ignore[row, col])
+        total = int(v.totals[row])
         return Evidence(
-            hit=hit, calm=short < d.clear_score or ignored,
+            hit=hit, calm=score < d.clear_score or ignored,
             extreme=hit and short >= d.extreme_score,
-            score=score, observed_count=int(counts[row, col]),
-            expected_count=float(shares.expected(direction)[row, col]),
-            observed_share=float(shares.observed_share[row, col]),
-            expected_share=float(exp.share[row, col]), total=int(shares.totals[row]),
+            score=score, observed_count=int(view.counts[row, col]),
+            expected_count=float(expected),
+            observed_share=float(v.observed_share[row, col]),
+            expected_share=float(expected / total) if total and view.windows > 1
+            else float(exp.share[row, col]),
+            total=total, horizon_windows=view.windows,
         )
 
     def _group(
@@ -941,11 +1092,10 @@ class Detector:
             "alerts": self.alerts.snapshot(),
             "held": sorted(list(k) for k in self._held),
             "accepted": sorted(list(k) for k in self._accepted),
-            "recent": [
-                {"shape": list(c.shape), "cells": np.stack(
-                    [*np.nonzero(c), c[np.nonzero(c)]], axis=1).tolist()}
-                for c in self._recent
-            ],
+            "horizons": self._horizons.snapshot(),
+            "reference": self.reference.snapshot(),
+            "fired_horizon": sorted([*k, w] for k, w in self._fired_horizon.items()),
+            "resolved_at": sorted([*k, t] for k, t in self._resolved_at.items()),
             "counters": {
                 "records": c.records,
                 "invalid": dict(c.invalid),
@@ -978,12 +1128,13 @@ class Detector:
         self.alerts.restore(state["alerts"])
         self._held = {(int(r), int(c), d, s) for r, c, d, s in state["held"]}
         self._accepted = {(int(r), int(c), d, s) for r, c, d, s in state["accepted"]}
-        self._recent.clear()
-        for item in state["recent"]:
-            recent = np.zeros(tuple(item["shape"]), np.int32)
-            cells = np.asarray(item["cells"], np.int64).reshape(-1, 3)
-            recent[cells[:, 0], cells[:, 1]] = cells[:, 2]
-            self._recent.append(recent)
+        self._horizons = HorizonSums(self._horizons.lengths)
+        self._horizons.restore(state["horizons"])
+        self.reference.restore(state["reference"])
+        self._fired_horizon = {(int(r), int(c), d, s): int(w)
+                               for r, c, d, s, w in state["fired_horizon"]}
+        self._resolved_at = {(int(r), int(c), d, s): int(t)
+                             for r, c, d, s, t in state["resolved_at"]}
         sc = state["counters"]
         self.counters = Counters(
             records=int(sc["records"]),
@@ -997,6 +1148,7 @@ class Detector:
             shadow_fired=Counter(sc["shadow_fired"]),
         )
         self._rules = None
+        self._horizon_rules = None
         self._parents = np.zeros(0, np.int64)
 
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
