@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statuswatch.core.decide import AlertTracker, Evidence, Lifecycle, alert_id
+from statuswatch.core.decide import AlertTracker, Evidence, Lifecycle, SeriesKey, alert_id
 
-KEY = (1, 2, "up", "share")
+KEY = SeriesKey(1, 2, "up", "share")
 
 
 def ev(hit: bool, calm: bool | None = None, extreme: bool = False) -> Evidence:

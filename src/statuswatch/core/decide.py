@@ -15,15 +15,36 @@ import hashlib
 import json
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from statuswatch.core.columns import code_label, is_status
 
 Direction = Literal["up", "down"]
 Signal = Literal["share", "volume", "blast_radius"]
 State = Literal["pending", "firing"]
-#: (scope row, code column or -1 for volume, direction, signal)
-Key = tuple[int, int, Direction, Signal]
+
+
+class SeriesKey(NamedTuple):
+    """One scored series: a scope row, a code column (-1 for volume), a direction and a
+    signal.
+
+    >>> key = SeriesKey(3, 1, "up", "share")
+    >>> key.row, key.signal
+    (3, 'share')
+    >>> SeriesKey.of([3, 1, "up", "share"]) == key
+    True
+    """
+
+    row: int
+    col: int
+    direction: Direction
+    signal: Signal
+
+    @classmethod
+    def of(cls, item: Any) -> SeriesKey:
+        """The key of a JSON list ``[row, col, direction, signal]`` (a snapshot)."""
+        row, col, direction, signal = item
+        return cls(int(row), int(col), direction, signal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +145,12 @@ class AlertTracker:
 
     def __init__(self, lifecycle: Lifecycle) -> None:
         self.lifecycle = lifecycle
-        self._series: dict[Key, _Series] = {}
+        self._series: dict[SeriesKey, _Series] = {}
 
-    def live_keys(self) -> set[Key]:
+    def live_keys(self) -> set[SeriesKey]:
         return set(self._series)
 
-    def firing_keys(self, *, paged_only: bool = False) -> set[Key]:
+    def firing_keys(self, *, paged_only: bool = False) -> set[SeriesKey]:
         """Series that fire; with ``paged_only``, not those folded into another alert."""
         return {
             k for k, s in self._series.items()
@@ -140,13 +161,13 @@ class AlertTracker:
         """Alert ids of the series firing now (folded ones included)."""
         return {s.alert_id for s in self._series.values() if s.state == "firing"}
 
-    def state_of(self, key: Key) -> State | None:
+    def state_of(self, key: SeriesKey) -> State | None:
         series = self._series.get(key)
         return series.state if series else None
 
     def step(
         self,
-        key: Key,
+        key: SeriesKey,
         evidence: Evidence,
         *,
         window_start_ms: int,
@@ -173,7 +194,7 @@ class AlertTracker:
 
         def event(state: Literal["firing", "resolved"]) -> AlertEvent:
             return AlertEvent(
-                series.alert_id, state, code, key[2], key[3], scope,
+                series.alert_id, state, code, key.direction, key.signal, scope,
                 window_start_ms, window_end_ms, series.episode_start_ms, evidence,
                 quiet=series.quiet,
             )
@@ -183,7 +204,9 @@ class AlertTracker:
             if evidence.extreme or sum(series.hits) >= k:
                 series.state = "firing"
                 series.firing_windows = 1
-                series.alert_id = alert_id(scope, code, key[2], key[3], series.episode_start_ms)
+                series.alert_id = alert_id(
+                    scope, code, key.direction, key.signal, series.episode_start_ms
+                )
                 return event("firing")
             if not any(series.hits):
                 del self._series[key]
@@ -197,13 +220,13 @@ class AlertTracker:
             return event("resolved")
         return None
 
-    def firing_windows(self, key: Key) -> int:
+    def firing_windows(self, key: SeriesKey) -> int:
         """How many windows ``key`` has been firing (0 if it is not)."""
         series = self._series.get(key)
         return series.firing_windows if series is not None and series.state == "firing" else 0
 
     def page_now(
-        self, key: Key, evidence: Evidence, *, window_start_ms: int, window_end_ms: int,
+        self, key: SeriesKey, evidence: Evidence, *, window_start_ms: int, window_end_ms: int,
         code: int, scope: dict[str, str],
     ) -> AlertEvent | None:
         """Un-silence a firing series and return its (delayed) firing event."""
@@ -212,11 +235,11 @@ class AlertTracker:
             return None
         series.quiet = False
         return AlertEvent(
-            series.alert_id, "firing", code, key[2], key[3], scope,
+            series.alert_id, "firing", code, key.direction, key.signal, scope,
             window_start_ms, window_end_ms, series.episode_start_ms, evidence,
         )
 
-    def silence(self, key: Key) -> None:
+    def silence(self, key: SeriesKey) -> None:
         """Mark a firing series as covered by another alert: its resolve is quiet too."""
         series = self._series.get(key)
         if series is not None:
@@ -225,7 +248,7 @@ class AlertTracker:
     def snapshot(self) -> list[dict[str, Any]]:
         return [
             {
-                "key": [r, c, d, sig],
+                "key": list(key),
                 "hits": list(s.hits),
                 "m": s.hits.maxlen,
                 "state": s.state,
@@ -235,15 +258,14 @@ class AlertTracker:
                 "alert_id": s.alert_id,
                 "quiet": s.quiet,
             }
-            for (r, c, d, sig), s in self._series.items()
+            for key, s in self._series.items()
         ]
 
     def restore(self, state: list[dict[str, Any]]) -> None:
         self._series.clear()
         for item in state:
-            r, c, d, sig = item["key"]
             hits = item["hits"]
-            self._series[(int(r), int(c), d, sig)] = _Series(
+            self._series[SeriesKey.of(item["key"])] = _Series(
                 hits=deque(hits, maxlen=int(item["m"])),
                 state=item["state"],
                 episode_start_ms=int(item["episode_start_ms"]),

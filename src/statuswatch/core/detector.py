@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,19 +30,21 @@ from statuswatch.core.baseline import (
     Expectation,
     fading_factor,
 )
+from statuswatch.core.blast import NO_BLAST, BlastRadius, blast_radius
 from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.columns import I64, DecodedBatch
 from statuswatch.core.decide import (
     AlertEvent,
     AlertTracker,
     Direction,
-    Evidence,
-    Key,
     Lifecycle,
+    SeriesKey,
     Signal,
 )
 from statuswatch.core.decode import Decoder, build_decoder
+from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits, minute_view
 from statuswatch.core.horizons import HorizonSums, HorizonView
+from statuswatch.core.incidents import IncidentGrouper
 from statuswatch.core.reference import LongReference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
@@ -51,7 +53,6 @@ from statuswatch.core.score import (
     F64,
     ShareScores,
     VolumeScores,
-    binomial_tails,
     excess_gates,
     score_shares,
     score_volume,
@@ -66,14 +67,8 @@ B = npt.NDArray[np.bool_]
 STATE_VERSION = 5  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
 # 4: the long window's dispersion; 5: horizons, the long reference
 
-#: Share of apps expected to look anomalous by chance at the blast-radius scope score.
-BLAST_NULL_FRACTION = 0.01
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
-#: Contributors listed per scope level in an alert.
-CONTRIBUTORS_PER_LEVEL = 10
-#: Share of a status class's excess one of its codes must carry to page instead of it.
-DOMINANT_SHARE = 0.5
 
 
 @dataclass(slots=True)
@@ -119,23 +114,21 @@ def window_share_scores(
 
 
 @dataclass(frozen=True, slots=True)
-class StepResult:
-    batch: DecodedBatch
-    events: list[AlertEvent]
+class _LongWindow:
+    """The last minute summed (the first horizon after the window), what was scored on
+    it, and every longer horizon's view."""
+
+    counts: I64
+    totals: I64
+    shares: ShareScores
+    rejected_drop: B  # scopes whose volume drop rejected records explain (not learned)
+    views: list[HorizonView]
 
 
 @dataclass(frozen=True, slots=True)
-class _Hits:
-    """Per-window hit masks and scores of every signal."""
-
-    share_up: np.ndarray
-    share_down: np.ndarray
-    volume_up: np.ndarray
-    volume_down: np.ndarray
-    #: every horizon's scores and hits, the window itself first (share hits: any of them)
-    views: list[HorizonView]
-    blast: dict[int, Evidence]  # code column -> evidence (hits only)
-    blast_rows: dict[int, list[int]]  # code column -> anomalous rows
+class StepResult:
+    batch: DecodedBatch
+    events: list[AlertEvent]
 
 
 def _calibrators_for(v: VolumeConfig) -> dict[str, ScoreCalibrator]:
@@ -149,12 +142,6 @@ def _calibrators_for(v: VolumeConfig) -> dict[str, ScoreCalibrator]:
         )
         for direction in ("up", "down")
     }
-
-
-def _fires_over(key: Key, row: int, firing: set[Key], every_firing: set[Key]) -> bool:
-    """Whether ``key`` fires for covering a series of ``row``: a shadow-mode series (in
-    ``every_firing`` only) covers only within its own scope."""
-    return key in (every_firing if key[0] == row else firing)
 
 
 class Detector:
@@ -197,15 +184,15 @@ class Detector:
         #: the long-memory share a creep cannot drag along
         self.reference = LongReference(b.reference_half_life_windows)
         #: share series firing -> the horizon (windows) that fired it: it resolves there
-        self._fired_horizon: dict[Key, int] = {}
+        self._fired_horizon: dict[SeriesKey, int] = {}
         #: share series -> ``windows_closed`` at their resolve: horizons still holding
         #: the evidence of that episode cannot fire them again
-        self._resolved_at: dict[Key, int] = {}
+        self._resolved_at: dict[SeriesKey, int] = {}
         self._horizon_rules: tuple[RuleTable, list[RuleTable]] | None = None
         #: series an operator accepted as the new normal: they learn while firing
-        self._accepted: set[Key] = set()
-        #: child series held back while an ancestor is pending on the same code
-        self._held: set[Key] = set()
+        self._accepted: set[SeriesKey] = set()
+        #: folds the alerts another alert explains; holds children of pending ancestors
+        self.incidents = IncidentGrouper(self.scopes, self.codes, self.alerts)
         self._rules: RuleTable | None = None
         #: (rules, the least expected volume whose silence could be a volume hit)
         self._silence_needs: tuple[RuleTable, float] | None = None
@@ -364,7 +351,7 @@ class Detector:
         make its silence a volume hit. Silence only lowers the learned volume levels, so
         what holds for the first window of a silent run holds for the rest."""
         if (
-            self.exhaustive or self._calibrators or self._held or self._accepted
+            self.exhaustive or self._calibrators or self.incidents.held or self._accepted
             or window.counts.any() or self.alerts.live_keys()
         ):
             return False
@@ -396,6 +383,31 @@ class Detector:
         )
 
     def _evaluate_one(self, window: ClosedWindow) -> list[AlertEvent]:
+        """One closed window through the stages: expect, score, hits, step, group, learn."""
+        counts, totals = self._padded_counts(window)
+        paged_before = self.alerts.firing_keys(paged_only=True)
+        rules, parents = self._tables(*counts.shape)
+        exp = self.baseline.expect(
+            *counts.shape, window_start_ms=window.start_ms,
+            window_ms=self.windows.size_ms, parents=parents,
+        )
+        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        scored, long = self._score(window, counts, totals, exp, floor, rules)
+        stepped, frozen_share, frozen_volume = self._step(scored)
+        d = self.settings.detect
+        events, shadow_fired = self.incidents.group(
+            scored, stepped, paged_before, detect=d, blast_level=self._blast_level
+        )
+        self.counters.shadow_fired.update(shadow_fired)
+        self._learn(scored, totals, long, frozen_share, frozen_volume)
+        self.last_report = WindowReport(window, exp, scored.shares, scored.volume, counts, floor)
+        if self.report_listener is not None:
+            self.report_listener(self.last_report)
+        return events
+
+    def _padded_counts(self, window: ClosedWindow) -> tuple[I64, I64]:
+        """The window's counts on the current tables, status-class columns summed, and
+        the requests per row; counts the window as closed."""
         n_rows, n_cols = len(self.scopes), len(self.codes)
         counts = np.zeros((n_rows, n_cols), np.int64)
         counts[: window.counts.shape[0], : window.counts.shape[1]] = window.counts
@@ -404,15 +416,15 @@ class Detector:
             self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
         for class_col, members in self.codes.class_members():
             counts[:, class_col] = counts[:, members].sum(axis=1)
-        totals = self._totals(counts)
-        paged_before = self.alerts.firing_keys(paged_only=True)
-        rules, parents = self._tables(n_rows, n_cols)
-        exp = self.baseline.expect(
-            n_rows, n_cols, window_start_ms=window.start_ms,
-            window_ms=self.windows.size_ms, parents=parents,
-        )
-        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        return counts, self._totals(counts)
+
+    def _score(
+        self, window: ClosedWindow, counts: I64, totals: I64, exp: Expectation, floor: F64,
+        rules: RuleTable,
+    ) -> tuple[ScoredWindow, _LongWindow]:
+        """Share, long-window and volume scores of the window, and their hits."""
         d = self.settings.detect
+        n_rows, n_cols = counts.shape
         if self.exhaustive:
             shares = window_share_scores(counts, exp, floor, totals)
         else:
@@ -427,7 +439,7 @@ class Detector:
         long_counts = sums[1] if len(sums) > 1 else counts
         long_totals = self._totals(long_counts)
         # The last minute summed, with its own dispersion; its hits count only where the
-        # window itself reaches clear_score (see _hits).
+        # window itself reaches clear_score (see evidence.minute_view).
         long_shares = score_shares(
             long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
             long_totals, exp.volume * spans[min(1, len(spans) - 1)],
@@ -436,51 +448,88 @@ class Detector:
             below=None if self.exhaustive else d.clear_score,
             exact=None if self.exhaustive else self._live_share_cells(n_rows, n_cols),
         )
-        views = self._long_horizons(sums, spans, counts, exp, floor, shares, long_shares)
+        views: list[HorizonView] = []
+        if len(sums) > 1:
+            views.append(minute_view(
+                d.horizons[1].windows, counts, long_counts, exp, shares, long_shares,
+                self._rules_at(1, rules), d.clear_score,
+            ))
+            views += self._long_horizons(sums, spans, exp, floor, shares, long_shares, rules)
+        self._block_resolved(views)
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
         rejected_drop = self._drops_of_rejected_records(shares.totals, exp.volume)
-        hits = self._hits(
-            counts, exp, shares, volume, rules, long_counts, long_shares, rejected_drop, views
+        hits = find_hits(
+            counts, exp, shares, volume, rules, views,
+            detect=d, rejected_drop=rejected_drop,
+            blast=self._blast_radius(counts, shares, rules),
+        )
+        scored = ScoredWindow(window, counts, exp, shares, volume, hits, rules,
+                              dict(self._fired_horizon))
+        return scored, _LongWindow(long_counts, long_totals, long_shares, rejected_drop, views)
+
+    def _blast_radius(self, counts: I64, shares: ShareScores, rules: RuleTable) -> BlastRadius:
+        d = self.settings.detect
+        if not d.blast_radius.enabled or self._blast_level < 0:
+            return NO_BLAST
+        level_rows = np.flatnonzero(
+            (np.asarray(self.scopes.level_of_row) == self._blast_level) & (shares.totals > 0)
+        )
+        return blast_radius(
+            counts, shares, rules.ignore, level_rows, d.blast_radius,
+            fire_score=d.fire_score, extreme_score=d.extreme_score,
         )
 
-        keys: set[Key] = self.alerts.live_keys()
+    def _step(self, scored: ScoredWindow) -> tuple[list[tuple[SeriesKey, AlertEvent]], B, B]:
+        """Step every live or hit series' state machine once. Returns the state changes
+        and which share cells and volume rows are live (they do not teach the baseline)."""
+        hits, rules, window = scored.hits, scored.rules, scored.window
+        keys: set[SeriesKey] = self.alerts.live_keys()
         for r, c in zip(*np.nonzero(hits.share_up), strict=True):
-            keys.add((int(r), int(c), "up", "share"))
+            keys.add(SeriesKey(int(r), int(c), "up", "share"))
         for r, c in zip(*np.nonzero(hits.share_down), strict=True):
-            keys.add((int(r), int(c), "down", "share"))
-        keys.update((int(r), -1, "up", "volume") for r in np.flatnonzero(hits.volume_up))
-        keys.update((int(r), -1, "down", "volume") for r in np.flatnonzero(hits.volume_down))
-        keys.update((0, col, "up", "blast_radius") for col in hits.blast)
+            keys.add(SeriesKey(int(r), int(c), "down", "share"))
+        keys.update(SeriesKey(int(r), -1, "up", "volume") for r in np.flatnonzero(hits.volume_up))
+        keys.update(
+            SeriesKey(int(r), -1, "down", "volume") for r in np.flatnonzero(hits.volume_down)
+        )
+        keys.update(SeriesKey(0, col, "up", "blast_radius") for col in hits.blast.evidence)
 
-        stepped: list[tuple[Key, AlertEvent]] = []
-        frozen_share = np.zeros((n_rows, n_cols), dtype=bool)
-        frozen_volume = np.zeros(n_rows, dtype=bool)
+        stepped: list[tuple[SeriesKey, AlertEvent]] = []
+        frozen_share = np.zeros(scored.counts.shape, dtype=bool)
+        frozen_volume = np.zeros(len(scored.counts), dtype=bool)
+        accept_after = self.settings.baseline.accept_after_windows
         for key in sorted(keys):
-            row, col, _, signal = key
-            evidence = self._evidence(key, counts, exp, shares, volume, hits)
+            evidence = evidence_of(key, scored, self.settings.detect)
             k = m = None
-            if signal == "share":
-                eff = rules.effective_of(row, col)
+            if key.signal == "share":
+                eff = rules.effective_of(key.row, key.col)
                 k, m = eff.k, eff.m
-            elif signal == "volume":
-                k, m = int(rules.volume.k[row]), int(rules.volume.m[row])
-            code = self.codes.code_at(col)
+            elif key.signal == "volume":
+                k, m = int(rules.volume.k[key.row]), int(rules.volume.m[key.row])
             event = self.alerts.step(
                 key, evidence, window_start_ms=window.start_ms, window_end_ms=window.end_ms,
-                code=code, scope=self.scopes.labels[row], k=k, m=m,
+                code=self.codes.code_at(key.col), scope=self.scopes.labels[key.row], k=k, m=m,
             )
             if event is not None:
                 stepped.append((key, event))
                 self._note_horizon(key, event)
             live = self.alerts.state_of(key) is not None or evidence.hit
-            accept_after = self.settings.baseline.accept_after_windows
             if key not in self._accepted and 0 < accept_after <= self.alerts.firing_windows(key):
                 self._accepted.add(key)
-            if live and signal == "share":
-                frozen_share[row, col] = True
-            elif live and signal == "volume":
-                frozen_volume[row] = True
+            if live and key.signal == "share":
+                frozen_share[key.row, key.col] = True
+            elif live and key.signal == "volume":
+                frozen_volume[key.row] = True
+        return stepped, frozen_share, frozen_volume
+
+    def _learn(
+        self, scored: ScoredWindow, totals: I64, long: _LongWindow,
+        frozen_share: B, frozen_volume: B,
+    ) -> None:
+        """Teach the baseline the window, except what is (or may be becoming) anomalous."""
+        d = self.settings.detect
+        counts, shares, exp = scored.counts, scored.shares, scored.expectation
         # Elevated but not (yet) anomalous windows do not teach either: a slow
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
@@ -489,35 +538,27 @@ class Detector:
         frozen_share |= warm & (shares.up >= d.clear_score) & (counts > shares.up_expected_count)
         frozen_share |= warm & (shares.down >= d.clear_score) & (counts < shares.expected_count)
         # Nor do series elevated over a long horizon (at low rates no single window is).
-        for view in views:
+        for view in long.views:
             frozen_share |= view.elevated
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
-        self._accepted = self._with_descendants(self._accepted) & self.alerts.live_keys()
-        for row in sorted({r for r, _, _, s in self._accepted if s == "share"}):
-            self.baseline.accept(row, long_counts[row], int(long_totals[row]))
-            self.reference.accept(row, long_counts[row], int(long_totals[row]))
+        self._accepted = self.incidents.with_descendants(self._accepted) & self.alerts.live_keys()
+        for row in sorted({k.row for k in self._accepted if k.signal == "share"}):
+            self.baseline.accept(row, long.counts[row], int(long.totals[row]))
+            self.reference.accept(row, long.counts[row], int(long.totals[row]))
             frozen_share[row] = False
-        for row in sorted({r for r, _, _, s in self._accepted if s == "volume"}):
+        for row in sorted({k.row for k in self._accepted if k.signal == "volume"}):
             frozen_volume[row] = False
         # Records that are being rejected did arrive: not a volume to learn.
-        frozen_volume |= rejected_drop
-
-        events = self._group(
-            window, stepped, counts, exp, shares, volume, hits, rules, paged_before
-        )
+        frozen_volume |= long.rejected_drop
         self.baseline.learn(
-            counts, window_start_ms=window.start_ms,
+            counts, window_start_ms=scored.window.start_ms,
             frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
-            long_counts=long_counts, long_totals=long_totals,
-            frozen_long=frozen_share | (long_shares.up >= d.clear_score)
-            | (long_shares.down >= d.clear_score),
+            long_counts=long.counts, long_totals=long.totals,
+            frozen_long=frozen_share | (long.shares.up >= d.clear_score)
+            | (long.shares.down >= d.clear_score),
         )
         self.reference.learn(counts, totals, frozen=frozen_share)
-        self.last_report = WindowReport(window, exp, shares, volume, counts, floor)
-        if self.report_listener is not None:
-            self.report_listener(self.last_report)
-        return events
 
     # -- horizons ---------------------------------------------------------------
 
@@ -540,8 +581,8 @@ class Detector:
         return cached[1][horizon]
 
     def _long_horizons(
-        self, sums: list[I64], spans: list[int], counts: I64, exp: Expectation, floor: F64,
-        shares: ShareScores, long_shares: ShareScores,
+        self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
+        shares: ShareScores, long_shares: ShareScores, rules: RuleTable,
     ) -> list[HorizonView]:
         """Scores and hits of the horizons after the first minute (10 min, 1 h).
 
@@ -554,8 +595,7 @@ class Detector:
         d = self.settings.detect
         if len(d.horizons) <= 2:
             return []
-        n_rows, n_cols = counts.shape
-        rules = self._tables(n_rows, n_cols)[0]
+        n_rows, n_cols = sums[0].shape
         live = None if self.exhaustive else self._live_share_cells(n_rows, n_cols)
         phi = np.maximum(exp.share_dispersion, exp.long_dispersion)
         active = exp.warm[:, None] & (shares.totals[:, None] > 0)
@@ -597,42 +637,29 @@ class Detector:
     def _block_resolved(self, views: list[HorizonView]) -> None:
         """A resolved series cannot fire again on a horizon whose sum still holds windows
         of the episode it resolved: one incident, one page."""
+        if not views:
+            self._resolved_at.clear()
+            return
         now = self.counters.windows_closed
-        longest = views[-1].windows
         for key, at in list(self._resolved_at.items()):
             age = now - at
-            if age >= longest:
+            if age >= views[-1].windows:
                 del self._resolved_at[key]
                 continue
-            row, col, direction, _ = key
-            for view in views[1:]:
-                hit = view.hit_up if direction == "up" else view.hit_down
-                if view.windows > age and row < hit.shape[0] and col < hit.shape[1]:
-                    hit[row, col] = False
+            for view in views:
+                hit = view.hit_up if key.direction == "up" else view.hit_down
+                if view.windows > age and key.row < hit.shape[0] and key.col < hit.shape[1]:
+                    hit[key.row, key.col] = False
 
-    def _note_horizon(self, key: Key, event: AlertEvent) -> None:
+    def _note_horizon(self, key: SeriesKey, event: AlertEvent) -> None:
         """Remember the horizon that fired a share series, and when it resolved."""
-        if key[3] != "share":
+        if key.signal != "share":
             return
         if event.state == "firing":
             self._fired_horizon[key] = event.evidence.horizon_windows
         else:
             self._fired_horizon.pop(key, None)
             self._resolved_at[key] = self.counters.windows_closed
-
-    def _view_of(self, key: Key, views: list[HorizonView]) -> HorizonView:
-        """The horizon a share series is judged on: the one that fired it while it fires,
-        else the shortest with a hit now (the window itself if none)."""
-        row, col, direction, _ = key
-        fired = self._fired_horizon.get(key)
-        if fired is not None and self.alerts.state_of(key) == "firing":
-            for view in views:
-                if view.windows == fired:
-                    return view
-        for view in views:
-            if (view.hit_up if direction == "up" else view.hit_down)[row, col]:
-                return view
-        return views[0]
 
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
         """The scopes whose missing volume the rejected records can explain, while the
@@ -658,9 +685,9 @@ class Detector:
     def _live_share_cells(self, n_rows: int, n_cols: int) -> npt.NDArray[np.bool_]:
         """Cells of live or held share series: their evidence reports the score."""
         cells = np.zeros((n_rows, n_cols), dtype=bool)
-        for r, c, _, s in self.alerts.live_keys() | self._held:
-            if s == "share" and r < n_rows and c < n_cols:
-                cells[r, c] = True
+        for key in self.alerts.live_keys() | self.incidents.held:
+            if key.signal == "share" and key.row < n_rows and key.col < n_cols:
+                cells[key.row, key.col] = True
         return cells
 
     def _totals(self, counts: I64) -> I64:
@@ -686,7 +713,8 @@ class Detector:
 
     def _rebalance_scopes(self, windows: int) -> None:
         """Keep the heaviest scopes in rows of their own (top-K by volume per level)."""
-        protected = {key[0] for key in self.alerts.live_keys() | self._held | self._accepted}
+        live = self.alerts.live_keys() | self.incidents.held | self._accepted
+        protected = {key.row for key in live}
         alpha = fading_factor(self.settings.baseline.volume_half_life_windows)
         recycled = self.scopes.rebalance(1.0 - (1.0 - alpha) ** windows, protected)
         if not recycled:
@@ -701,364 +729,6 @@ class Detector:
         self.reference.forget_rows(rows)
         self._rules = None
         self._parents = np.zeros(0, np.int64)
-
-    def _hits(
-        self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
-        rules: RuleTable, long_counts: I64, long_shares: ShareScores, rejected_drop: B,
-        long_views: list[HorizonView],
-    ) -> _Hits:
-        d = self.settings.detect
-        gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
-        share_up, share_down = self._share_hits(counts, shares, rules, gate)
-        no_cells = np.zeros(counts.shape, dtype=bool)
-        views = [HorizonView(1, counts, shares, share_up, share_down, no_cells)]
-        if len(d.horizons) > 1:
-            # The first horizon sums the last minute: a small excess that persists adds
-            # up to significance. It counts only while the current window is elevated
-            # too, so one past burst does not keep producing hits.
-            rules1 = self._rules_at(1, rules)
-            gate1 = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules1.ignore
-            long_up, long_down = self._share_hits(
-                long_counts, long_shares, rules1, gate1,
-                cells=(shares.up >= d.clear_score) | (shares.down >= d.clear_score),
-            )
-            views.append(HorizonView(
-                d.horizons[1].windows, long_counts, long_shares,
-                long_up & (shares.up >= d.clear_score), long_down & (shares.down >= d.clear_score),
-                no_cells,
-            ))
-        views += long_views
-        self._block_resolved(views)
-        share_up, share_down = share_up.copy(), share_down.copy()
-        for view in views[1:]:
-            share_up |= view.hit_up
-            share_down |= view.hit_down
-
-        v = rules.volume  # detect.volume, or per scope the rule that decides its volume
-        vgate = exp.warm & d.volume.enabled & ~v.ignore
-        big_up, big_down = excess_gates(shares.totals, exp.volume, v.min_excess_count,
-                                        v.min_ratio)
-        volume_up = vgate & v.up & (volume.up >= v.fire_score) & big_up
-        volume_down = vgate & v.down & (volume.down >= v.fire_score) & big_down & ~rejected_drop
-
-        blast: dict[int, Evidence] = {}
-        blast_rows: dict[int, list[int]] = {}
-        br = d.blast_radius
-        if br.enabled and self._blast_level >= 0:
-            level_rows = np.flatnonzero(
-                (np.asarray(self.scopes.level_of_row) == self._blast_level) & (shares.totals > 0)
-            )
-            active = len(level_rows)
-            if active >= br.min_scopes:
-                excess = counts[level_rows] - shares.up_expected_count[level_rows]
-                odd = (shares.up[level_rows] >= br.scope_score) & (excess > 0)
-                odd &= ~rules.ignore[level_rows]
-                n_odd = odd.sum(axis=0)
-                for col in np.flatnonzero(
-                    (n_odd >= br.min_scopes) & (n_odd >= br.min_fraction * active)
-                ).tolist():
-                    k = float(n_odd[col])
-                    up, _ = binomial_tails(
-                        np.array([k]), np.array([float(active)]), np.array([BLAST_NULL_FRACTION])
-                    )
-                    score = float(np.clip(-np.log10(max(up[0], 1e-300)), 0, 300))
-                    blast[col] = Evidence(
-                        hit=score >= d.fire_score, calm=False, extreme=score >= d.extreme_score,
-                        score=score, observed_count=int(k),
-                        expected_count=BLAST_NULL_FRACTION * active,
-                        observed_share=k / active, expected_share=BLAST_NULL_FRACTION,
-                        total=active,
-                    )
-                    blast_rows[col] = level_rows[odd[:, col]].tolist()
-        return _Hits(
-            share_up, share_down, volume_up, volume_down, views, blast, blast_rows,
-        )
-
-    @staticmethod
-    def _share_hits(
-        counts: I64, shares: ShareScores, rules: RuleTable, gate: np.ndarray,
-        cells: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Hit masks; with ``cells``, judged only there (False elsewhere)."""
-        if cells is None:
-            idx: Any = (slice(None),)
-        else:
-            idx = np.nonzero(cells)
-        big_up, big_down = excess_gates(counts[idx], shares.up_expected_count[idx],
-                                        rules.min_excess_count[idx], rules.min_share_ratio[idx],
-                                        shares.expected_count[idx])
-        fire = rules.fire_score[idx]
-        up = gate[idx] & rules.up[idx] & (shares.up[idx] >= fire) & big_up
-        down = gate[idx] & rules.down[idx] & (shares.down[idx] >= fire) & big_down
-        if cells is None:
-            return up, down
-        up_all, down_all = np.zeros(counts.shape, dtype=bool), np.zeros(counts.shape, dtype=bool)
-        up_all[idx], down_all[idx] = up, down
-        return up_all, down_all
-
-    def _evidence(
-        self, key: Key, counts: I64, exp: Expectation, shares: ShareScores,
-        volume: VolumeScores, hits: _Hits,
-    ) -> Evidence:
-        row, col, direction, signal = key
-        d = self.settings.detect
-        up = direction == "up"
-        if signal == "blast_radius":
-            found = hits.blast.get(col)
-            if found is not None:
-                return found
-            return Evidence(False, True, False, 0.0, 0, 0.0, 0.0, BLAST_NULL_FRACTION, 0)
-        if signal == "volume":
-            score = float((volume.up if up else volume.down)[row])
-            hit = bool((hits.volume_up if up else hits.volume_down)[row])
-            total = int(shares.totals[row])
-            ignored = self._rules is not None and bool(self._rules.volume.ignore[row])
-            return Evidence(
-                hit=hit, calm=score < d.clear_score or ignored,
-                extreme=hit and score >= d.extreme_score, score=score, observed_count=total,
-                expected_count=float(exp.volume[row]),
-                observed_share=1.0 if total else 0.0, expected_share=1.0, total=total,
-            )
-        short = float((shares.up if up else shares.down)[row, col])
-        hit = bool((hits.share_up if up else hits.share_down)[row, col])
-        # The evidence of the horizon that fired the series (it resolves there), else of
-        # the shortest one with a hit now.
-        view = self._view_of(key, hits.views)
-        v = view.shares
-        score = float((v.up if up else v.down)[row, col])
-        expected = v.expected(direction)[row, col]
-        # A series a rule ignores (since a reload) is calm: its alert resolves.
-        ignored = self._rules is not None and bool(self._rules.ignore[row, col])
-        total = int(v.totals[row])
-        return Evidence(
-            hit=hit, calm=score < d.clear_score or ignored,
-            extreme=hit and short >= d.extreme_score,
-            score=score, observed_count=int(view.counts[row, col]),
-            expected_count=float(expected),
-            observed_share=float(v.observed_share[row, col]),
-            expected_share=float(expected / total) if total and view.windows > 1
-            else float(exp.share[row, col]),
-            total=total, horizon_windows=view.windows,
-        )
-
-    def _group(
-        self, window: ClosedWindow, stepped: list[tuple[Key, AlertEvent]], counts: I64,
-        exp: Expectation, shares: ShareScores, volume: VolumeScores, hits: _Hits,
-        rules: RuleTable, paged_before: set[Key],
-    ) -> list[AlertEvent]:
-        """One incident, one page: fold alerts that another alert already explains.
-
-        * a child scope's alert on the same signal, code and direction as a
-          firing ancestor scope becomes that ancestor's contributor;
-        * a share drop in a scope where another code's share is up is the
-          complement of that rise, not a second incident;
-        * a blast-radius alert on a code the fleet share alert already covers
-          adds nothing;
-        * a child that fires while an ancestor is still pending on the same
-          code and direction is held: it pages only if it is still firing when
-          the ancestor stops pending without firing (a one-window blip the
-          ancestors never confirm does not page);
-        * a share alert in a scope of another level (an app) while a share alert
-          on the same code and direction fires elsewhere (a route) with more
-          excess requests: the app's excess is, or could be, the route's;
-        * between a status class's alert (5xx) and its codes' (503) in one
-          scope: a code carrying at least half of the class's excess pages and
-          the class does not; otherwise the class pages (a creep over
-          500/502/503) and its codes do not; whichever paged first keeps
-          covering the other for the episode.
-
-        Shadow-mode rules count what they would have fired and page nothing. A series
-        in shadow mode neither covers nor holds another scope's alert (that one's own
-        rule says to page); in its own scope it still covers its class or codes and
-        explains the drop of the other codes, shadow or not.
-        """
-        def real(k: Key) -> bool:
-            return rules.shadow_rule(k[0], k[1], k[3]) is None
-
-        every_firing = self.alerts.firing_keys()
-        firing = {k for k in every_firing if real(k)}
-        pending = {k for k in self.alerts.live_keys() - every_firing if real(k)}
-        # A drop is the complement of a rise in its scope as soon as that rise is live
-        # (pending too): a strong drop fires at once, the rise it mirrors a window later.
-        up_rows = {r for r, _, d, s in self.alerts.live_keys() if d == "up" and s == "share"}
-        out: list[AlertEvent] = self._release_held(
-            window, firing, every_firing, pending, counts, exp, shares, volume, hits,
-            paged_before,
-        )
-        for key, event in stepped:
-            row, col, direction, signal = key
-            if event.state == "resolved":
-                if not event.quiet:
-                    out.append(event)
-                continue
-            shadow_rule = rules.shadow_rule(row, col, signal)
-            shadow = shadow_rule is not None
-            # What would have paged is counted as if shadow mode were off. In one scope a
-            # code and its class (and the fleet and its blast radius) are one incident:
-            # a shadow series still covers those, like a rise covers the scope's drops.
-            cover = every_firing if shadow else firing
-            family = self._covering_keys(key, paged_before, counts, shares)
-            covered = any(_fires_over(k, row, cover, every_firing) for k in family) or \
-                self._explained_elsewhere(key, cover, counts, shares)
-            complement = signal == "share" and direction == "down" and row in up_rows
-            if not (covered or complement or shadow) and any(k in pending for k in family):
-                self.alerts.silence(key)
-                self._held.add(key)
-                continue
-            if covered or complement or shadow:
-                self.alerts.silence(key)
-                if shadow_rule is not None and not (covered or complement):
-                    self.counters.shadow_fired[shadow_rule] += 1
-                continue
-            out.append(replace(event, contributors=self._contributors(
-                key, counts, shares, volume, hits)))
-        return out
-
-    def _explained_elsewhere(
-        self, key: Key, firing: set[Key], counts: I64, shares: ShareScores
-    ) -> bool:
-        """A firing share alert on this code and direction, in a scope of another level
-        that neither contains nor is contained in this one (a route for an app), carries
-        more excess requests (ties: the earlier level): the levels cut the same traffic
-        different ways. A strict order, so of such alerts the largest always pages."""
-        row, col, direction, signal = key
-        if signal != "share":
-            return False
-        sign = 1.0 if direction == "up" else -1.0
-        excess = sign * (counts[:, col] - shares.expected(direction)[:, col])
-        level = self.scopes.level_of_row
-        family = set(self.scopes.ancestors(row))
-        mine = (excess[row], -level[row])
-        return any(
-            c == col and d == direction and s == "share" and level[r] != level[row]
-            and r not in family and row not in self.scopes.ancestors(r)
-            and r < len(excess) and (excess[r], -level[r]) > mine
-            for r, c, d, s in firing
-        )
-
-    def _covering_keys(
-        self, key: Key, paged_before: set[Key], counts: I64, shares: ShareScores
-    ) -> list[Key]:
-        """Alerts that, when firing, make ``key`` their contributor rather than a page."""
-        row, col, direction, signal = key
-        if signal == "blast_radius":
-            family: list[Key] = [(0, col, "up", "share")]
-        else:
-            family = [(a, col, direction, signal) for a in self.scopes.ancestors(row)]
-            at_blast_level = self.scopes.level_of_row[row] == self._blast_level
-            if signal == "share" and direction == "up" and at_blast_level:
-                family.append((0, col, "up", "blast_radius"))
-        if signal != "volume":
-            family += self._class_family(key, paged_before, counts, shares)
-        return family
-
-    def _class_family(
-        self, key: Key, paged_before: set[Key], counts: I64, shares: ShareScores
-    ) -> list[Key]:
-        """Between a status class's series (5xx) and its codes' (500, 503) in one scope,
-        the one that says most pages: a code that carries at least half of the class's
-        excess requests covers the class; otherwise the class covers its codes (a rise
-        spread over several codes). Whichever paged in an earlier window keeps covering
-        the other, so an episode pages once."""
-        row, col, direction, signal = key
-        sign = 1.0 if direction == "up" else -1.0
-
-        def excess(c: int) -> float:
-            return sign * float(counts[row, c] - shares.expected(direction)[row, c])
-
-        if self.codes.is_class(col):
-            members = dict(self.codes.class_members()).get(col, np.zeros(0, np.int64))
-            keys = [(row, int(m), direction, signal) for m in members.tolist()]
-            return [k for k in keys
-                    if k in paged_before or excess(k[1]) >= DOMINANT_SHARE * excess(col)]
-        class_col = self.codes.class_of(col)
-        if class_col < 0:
-            return []
-        covering = (row, class_col, direction, signal)
-        if covering in paged_before or excess(col) < DOMINANT_SHARE * excess(class_col):
-            return [covering]
-        return []
-
-    def _release_held(
-        self, window: ClosedWindow, firing: set[Key], every_firing: set[Key],
-        pending: set[Key], counts: I64, exp: Expectation, shares: ShareScores,
-        volume: VolumeScores, hits: _Hits, paged_before: set[Key],
-    ) -> list[AlertEvent]:
-        out = []
-        for key in sorted(self._held):
-            row, col, _, _ = key
-            family = self._covering_keys(key, paged_before, counts, shares)
-            if key not in firing or any(_fires_over(k, row, firing, every_firing)
-                                        for k in family):
-                self._held.discard(key)  # resolved meanwhile, or now covered: stays quiet
-                continue
-            if any(k in pending for k in family):
-                continue
-            self._held.discard(key)
-            event = self.alerts.page_now(
-                key, self._evidence(key, counts, exp, shares, volume, hits),
-                window_start_ms=window.start_ms, window_end_ms=window.end_ms,
-                code=self.codes.code_at(col), scope=self.scopes.labels[row],
-            )
-            if event is not None:
-                out.append(replace(event, contributors=self._contributors(
-                    key, counts, shares, volume, hits)))
-        return out
-
-    def _contributors(
-        self, key: Key, counts: I64, shares: ShareScores, volume: VolumeScores, hits: _Hits,
-    ) -> list[dict[str, Any]]:
-        """Top descendant scopes by excess count, per scope level."""
-        row, col, direction, signal = key
-        d = self.settings.detect
-        sign = 1.0 if direction == "up" else -1.0
-        if signal == "volume":
-            observed = shares.totals.astype(np.float64)
-            expected = volume.expected
-            score = volume.up if direction == "up" else volume.down
-        else:
-            observed = counts[:, col].astype(np.float64)
-            expected = shares.expected(direction)[:, col]
-            score = (shares.up if direction == "up" else shares.down)[:, col]
-        excess = sign * (observed - expected)
-        candidates = np.flatnonzero((score >= d.clear_score) & (excess > 0))
-        if signal == "blast_radius":
-            candidates = np.asarray(hits.blast_rows.get(col, []), np.int64)
-        parent = self.scopes.labels[row].items()
-        by_level: dict[int, list[tuple[float, int]]] = {}
-        for r in candidates.tolist():
-            label = self.scopes.labels[r]
-            if r != row and len(label) > len(parent) and parent <= label.items():
-                level = self.scopes.level_of_row[r]
-                by_level.setdefault(level, []).append((float(excess[r]), r))
-        out: list[dict[str, Any]] = []
-        for level in sorted(by_level):
-            for exc, r in sorted(by_level[level], reverse=True)[:CONTRIBUTORS_PER_LEVEL]:
-                entry: dict[str, Any] = {
-                    "scope": self.scopes.labels[r],
-                    "observed": {"count": int(observed[r])},
-                    "expected": {"count": round(float(expected[r]), 3)},
-                    "excess": round(exc, 3),
-                    "score": round(float(score[r]), 3),
-                }
-                if signal != "volume":
-                    entry["observed"]["share"] = round(float(shares.observed_share[r, col]), 6)
-                out.append(entry)
-        return out
-
-    def _with_descendants(self, keys: set[Key]) -> set[Key]:
-        """``keys`` plus the live series they cover: same code and direction below them."""
-        out = set(keys)
-        for key in self.alerts.live_keys() - keys:
-            r2, c2, d2, s2 = key
-            for r, c, d, s in keys:
-                same = c == c2 and d == d2
-                below = s2 == s and r in self.scopes.ancestors(r2)
-                blast = s2 == "blast_radius" and s == "share" and r == 0
-                if same and (below or blast):
-                    out.add(key)
-                    break
-        return out
 
     def acknowledge(self) -> int:
         """Accept every firing level as the new normal (operator acknowledgement).
@@ -1090,7 +760,7 @@ class Detector:
             "baseline": self.baseline.snapshot(),
             "calibrators": {d: c.snapshot() for d, c in self._calibrators.items()},
             "alerts": self.alerts.snapshot(),
-            "held": sorted(list(k) for k in self._held),
+            "held": sorted(list(k) for k in self.incidents.held),
             "accepted": sorted(list(k) for k in self._accepted),
             "horizons": self._horizons.snapshot(),
             "reference": self.reference.snapshot(),
@@ -1126,15 +796,13 @@ class Detector:
             if direction in state["calibrators"]:
                 calibrator.restore(state["calibrators"][direction])
         self.alerts.restore(state["alerts"])
-        self._held = {(int(r), int(c), d, s) for r, c, d, s in state["held"]}
-        self._accepted = {(int(r), int(c), d, s) for r, c, d, s in state["accepted"]}
+        self.incidents.held = {SeriesKey.of(k) for k in state["held"]}
+        self._accepted = {SeriesKey.of(k) for k in state["accepted"]}
         self._horizons = HorizonSums(self._horizons.lengths)
         self._horizons.restore(state["horizons"])
         self.reference.restore(state["reference"])
-        self._fired_horizon = {(int(r), int(c), d, s): int(w)
-                               for r, c, d, s, w in state["fired_horizon"]}
-        self._resolved_at = {(int(r), int(c), d, s): int(t)
-                             for r, c, d, s, t in state["resolved_at"]}
+        self._fired_horizon = {SeriesKey.of(k[:4]): int(k[4]) for k in state["fired_horizon"]}
+        self._resolved_at = {SeriesKey.of(k[:4]): int(k[4]) for k in state["resolved_at"]}
         sc = state["counters"]
         self.counters = Counters(
             records=int(sc["records"]),
