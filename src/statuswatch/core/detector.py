@@ -191,6 +191,8 @@ class Detector:
         self._horizon_rules: tuple[RuleTable, list[RuleTable]] | None = None
         #: series an operator accepted as the new normal: they learn while firing
         self._accepted: set[SeriesKey] = set()
+        #: firing series -> windows they fired with a hit: how long the level has held
+        self._level_windows: dict[SeriesKey, int] = {}
         #: folds the alerts another alert explains; holds children of pending ancestors
         self.incidents = IncidentGrouper(self.scopes, self.codes, self.alerts)
         self._rules: RuleTable | None = None
@@ -515,7 +517,14 @@ class Detector:
                 stepped.append((key, event))
                 self._note_horizon(key, event)
             live = self.alerts.state_of(key) is not None or evidence.hit
-            if key not in self._accepted and 0 < accept_after <= self.alerts.firing_windows(key):
+            # A level that has held (firing, still a hit, and still arriving in this very
+            # window) for accept_after windows is the new normal: the windows a long
+            # horizon takes to calm after it ended do not count.
+            if evidence.hit and self.alerts.state_of(key) == "firing" and self._arriving(
+                key, scored
+            ):
+                self._level_windows[key] = self._level_windows.get(key, 0) + 1
+            if key not in self._accepted and 0 < accept_after <= self._level_windows.get(key, 0):
                 self._accepted.add(key)
             if live and key.signal == "share":
                 frozen_share[key.row, key.col] = True
@@ -530,6 +539,7 @@ class Detector:
         """Teach the baseline the window, except what is (or may be becoming) anomalous."""
         d = self.settings.detect
         counts, shares, exp = scored.counts, scored.shares, scored.expectation
+        live = self.alerts.live_keys()
         # Elevated but not (yet) anomalous windows do not teach either: a slow
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
@@ -537,15 +547,18 @@ class Detector:
         warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
         frozen_share |= warm & (shares.up >= d.clear_score) & (counts > shares.up_expected_count)
         frozen_share |= warm & (shares.down >= d.clear_score) & (counts < shares.expected_count)
-        # Nor do series elevated over a long horizon (at low rates no single window is).
-        for view in long.views:
-            frozen_share |= view.elevated
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
-        self._accepted = self.incidents.with_descendants(self._accepted) & self.alerts.live_keys()
+        self._accepted = self.incidents.with_descendants(self._accepted) & live
+        self._level_windows = {k: n for k, n in self._level_windows.items() if k in live}
+        # The new normal is the mix over the longest horizon: at low rates the last
+        # minute lacks most codes, and a share of 0 would make each a new incident.
+        slow = long.views[-1].counts if long.views else long.counts
+        slow_totals = self._totals(slow)
         for row in sorted({k.row for k in self._accepted if k.signal == "share"}):
-            self.baseline.accept(row, long.counts[row], int(long.totals[row]))
-            self.reference.accept(row, long.counts[row], int(long.totals[row]))
+            self.baseline.accept(row, slow[row], int(slow_totals[row]))
+            cols = sorted({k.col for k in self._accepted if k.signal == "share" and k.row == row})
+            self.reference.accept(row, cols, slow[row], int(slow_totals[row]))
             frozen_share[row] = False
         for row in sorted({k.row for k in self._accepted if k.signal == "volume"}):
             frozen_volume[row] = False
@@ -558,7 +571,16 @@ class Detector:
             frozen_long=frozen_share | (long.shares.up >= d.clear_score)
             | (long.shares.down >= d.clear_score),
         )
-        self.reference.learn(counts, totals, frozen=frozen_share)
+        # Series elevated over a long horizon do not teach the reference either: at low
+        # rates no single window is, and a creep would drag it along. Nor does a scope
+        # with a live rise: its other codes' shares fall with it.
+        frozen_reference = frozen_share.copy()
+        rising = [k.row for k in live if k.signal == "share" and k.direction == "up"
+                  and k not in self._accepted]
+        frozen_reference[rising] = True
+        for view in long.views:
+            frozen_reference |= view.elevated
+        self.reference.learn(counts, totals, frozen=frozen_reference)
 
     # -- horizons ---------------------------------------------------------------
 
@@ -586,10 +608,12 @@ class Detector:
     ) -> list[HorizonView]:
         """Scores and hits of the horizons after the first minute (10 min, 1 h).
 
-        A hit there needs the count and ratio gates of its horizon, requests in the
-        current window, and the horizon before it (its newest part) in excess too: the
-        evidence is still arriving. Horizons with ``long_reference`` judge a rise against
-        the lower of the learned share and the long reference. Only cells past the gates
+        A hit there is a rise (a drop is judged over the last minutes, as traffic is:
+        the learned share may hold an incident's level, whose end is no new incident);
+        it needs the count and ratio gates of its horizon, requests in the current
+        window, and the horizon before it (its newest part) in excess too: the evidence
+        is still arriving. Horizons with ``long_reference`` judge a rise against
+        the long reference (the learned share where it has none). Only cells past the gates
         (and live series) are scored: every decision is about those.
         """
         d = self.settings.detect
@@ -602,9 +626,9 @@ class Detector:
         p = np.clip(exp.share, 1e-12, 1.0 - 1e-12)
         reference = None
         if any(h.long_reference for h in d.horizons[2:]):
-            reference = np.minimum(exp.share, self.reference.up_share(n_rows, n_cols))
+            reference = self.reference.up_share(n_rows, n_cols, fallback=exp.share)
         before_counts = sums[1]
-        before_up, before_down = long_shares.up_expected_count, long_shares.expected_count
+        before_up = long_shares.up_expected_count
         views = []
         for i in range(2, len(d.horizons)):
             h, c, span = d.horizons[i], sums[i], spans[i]
@@ -614,24 +638,18 @@ class Detector:
             p_up = np.maximum(p if up_share is None else up_share, floor[:, None])
             n = totals[:, None].astype(np.float64)
             up_expected = n * np.clip(p_up, 1e-12, 1.0 - 1e-12)
-            down_expected = p * np.minimum(n, (exp.volume * span)[:, None])
-            big_up, big_down = excess_gates(
-                c, up_expected, r.min_excess_count, r.min_share_ratio, down_expected
-            )
-            gate = active & ~r.ignore
-            maybe_up = gate & r.up & big_up & (before_counts > before_up)
-            maybe_down = gate & r.down & big_down & (before_counts < before_down)
+            big_up, _ = excess_gates(c, up_expected, r.min_excess_count, r.min_share_ratio)
+            maybe_up = active & ~r.ignore & r.up & big_up & (before_counts > before_up)
             scored = score_shares(
                 c, exp.share, floor, phi, totals, exp.volume * span, up_share=up_share,
                 up_cells=None if live is None else maybe_up | live,
-                down_cells=None if live is None else maybe_down | live,
+                down_cells=None if live is None else live,
             )
             hit_up = maybe_up & (scored.up >= r.fire_score)
-            hit_down = maybe_down & (scored.down >= r.fire_score)
-            elevated = (maybe_up & (scored.up >= d.clear_score)) | (
-                maybe_down & (scored.down >= d.clear_score))
-            views.append(HorizonView(h.windows, c, scored, hit_up, hit_down, elevated))
-            before_counts, before_up, before_down = c, up_expected, down_expected
+            elevated = maybe_up & (scored.up >= d.clear_score)
+            views.append(HorizonView(h.windows, c, scored, hit_up, np.zeros_like(hit_up),
+                                     elevated))
+            before_counts, before_up = c, up_expected
         return views
 
     def _block_resolved(self, views: list[HorizonView]) -> None:
@@ -650,6 +668,17 @@ class Detector:
                 hit = view.hit_up if key.direction == "up" else view.hit_down
                 if view.windows > age and key.row < hit.shape[0] and key.col < hit.shape[1]:
                     hit[key.row, key.col] = False
+
+    @staticmethod
+    def _arriving(key: SeriesKey, scored: ScoredWindow) -> bool:
+        """Whether the window itself carries the series' excess (shares: its count past
+        the expectation in the key's direction; other signals: always)."""
+        if key.signal != "share":
+            return True
+        count = scored.counts[key.row, key.col]
+        if key.direction == "up":
+            return bool(count > scored.shares.up_expected_count[key.row, key.col])
+        return bool(count < scored.shares.expected_count[key.row, key.col])
 
     def _note_horizon(self, key: SeriesKey, event: AlertEvent) -> None:
         """Remember the horizon that fired a share series, and when it resolved."""
@@ -762,6 +791,7 @@ class Detector:
             "alerts": self.alerts.snapshot(),
             "held": sorted(list(k) for k in self.incidents.held),
             "accepted": sorted(list(k) for k in self._accepted),
+            "level_windows": sorted([*k, n] for k, n in self._level_windows.items()),
             "horizons": self._horizons.snapshot(),
             "reference": self.reference.snapshot(),
             "fired_horizon": sorted([*k, w] for k, w in self._fired_horizon.items()),
@@ -798,6 +828,7 @@ class Detector:
         self.alerts.restore(state["alerts"])
         self.incidents.held = {SeriesKey.of(k) for k in state["held"]}
         self._accepted = {SeriesKey.of(k) for k in state["accepted"]}
+        self._level_windows = {SeriesKey.of(k[:4]): int(k[4]) for k in state["level_windows"]}
         self._horizons = HorizonSums(self._horizons.lengths)
         self._horizons.restore(state["horizons"])
         self.reference.restore(state["reference"])

@@ -5,16 +5,18 @@ drifts, and so it follows a slow creep too: each window is only slightly above
 the last, and at low rates every window is too small to be called elevated. Over
 an hour, though, 5xx at 2 % where 0.14 % was usual is plain. This reference
 remembers for hours (``baseline.reference_half_life_windows``, 6 h by default),
-and the horizons with ``long_reference`` judge a rise against the lower of the
-two: a series well above the long reference over a long horizon is anomalous even
-once the fast share has caught up.
+and the horizons with ``long_reference`` judge a rise against it: a series well
+above the long reference over a long horizon is anomalous even once the fast
+share has caught up. (Not against the lower of the two: at low rates the fast
+share dips by chance, and the lower of two noisy estimates is biased low.)
 
 The reference is a ratio of two exponentially weighted sums, a code's count over
 the scope's requests, so a quiet scope's sparse windows weigh by their requests
 (one request in a window does not make a share of 100 %). It learns only windows
 with requests; its shares are read with a floor of one request in the requests it
 remembers (the rule of one, as the learned share's floor). It is protected as the
-learned share is: live series and series elevated over a long horizon teach it
+learned share is: live series (all codes of a scope with a live rise: its other
+codes' shares fall with it) and series elevated over a long horizon teach it
 their own reference, so a creep never drags it along; accepting a level (after
 ``baseline.accept_after_windows`` of firing, or ``SIGUSR1``) moves it at once.
 
@@ -58,16 +60,17 @@ class LongReference:
         totals[:rows] = self._totals
         self._counts, self._totals = counts, totals
 
-    def up_share(self, n_rows: int, n_cols: int) -> F64:
+    def up_share(self, n_rows: int, n_cols: int, fallback: F64 | None = None) -> F64:
         """Each series' long-run share, floored at one request in those remembered;
-        1.0 (no constraint) for rows without any."""
+        ``fallback`` (default 1.0) for rows without any."""
         self._fit(n_rows, n_cols)
         remembered = self._totals[:n_rows] / self.alpha  # requests in the memory
         with np.errstate(divide="ignore", invalid="ignore"):
             share = self._counts[:n_rows, :n_cols] / self._totals[:n_rows, None]
             floor = 1.0 / (remembered + 1.0)
         out: F64 = np.where(
-            self._totals[:n_rows, None] > 0, np.maximum(share, floor[:, None]), 1.0
+            self._totals[:n_rows, None] > 0, np.maximum(share, floor[:, None]),
+            1.0 if fallback is None else fallback,
         )
         return out
 
@@ -89,15 +92,16 @@ class LongReference:
         self._counts[rows, :n_cols] += a * (x - self._counts[rows, :n_cols])
         self._totals[rows] += a * (totals[rows] - self._totals[rows])
 
-    def accept(self, row: int, counts: I64, total: int) -> None:
-        """Take ``counts`` of ``total`` requests as the row's normal mix, keeping its
-        remembered volume."""
-        if total <= 0:
+    def accept(self, row: int, cols: list[int], counts: I64, total: int) -> None:
+        """Take the shares of ``cols`` in ``counts`` (of ``total`` requests) as the row's
+        normal, keeping its remembered volume. Only those: the other codes' shares at
+        night, a few requests in an hour, say little."""
+        if total <= 0 or not cols:
             return
         self._fit(row + 1, len(counts))
         if self._totals[row] <= 0:
             self._totals[row] = self.alpha * total
-        self._counts[row, : len(counts)] = counts / total * self._totals[row]
+        self._counts[row, cols] = counts[cols] / total * self._totals[row]
 
     def forget_rows(self, rows: list[int]) -> None:
         if rows:
