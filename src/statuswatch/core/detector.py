@@ -349,12 +349,12 @@ class Detector:
         """Whether a window without requests, and the silent ones right after it, may be
         closed cheaply (``_pass_silent``): that provably changes nothing but the
         baseline's decay when no series is live or held (nothing to step), there is no
-        volume calibration (it learns every score), and no scope's expected volume could
-        make its silence a volume hit. Silence only lowers the learned volume levels, so
+        volume calibration (it learns every score), no scope's expected volume could
+        make its silence a volume hit, and no horizon's sum could still hit. Silence only lowers the learned volume levels, so
         what holds for the first window of a silent run holds for the rest."""
         if (
             self.exhaustive or self._calibrators or self.incidents.held or self._accepted
-            or window.counts.any() or self.alerts.live_keys()
+            or window.counts.any() or self.alerts.live_keys() or not self._horizons_quiet()
         ):
             return False
         n_rows, n_cols = len(self.scopes), len(self.codes)
@@ -610,9 +610,9 @@ class Detector:
 
         A hit there is a rise (a drop is judged over the last minutes, as traffic is:
         the learned share may hold an incident's level, whose end is no new incident);
-        it needs the count and ratio gates of its horizon, requests in the current
-        window, and the horizon before it (its newest part) in excess too: the evidence
-        is still arriving. Horizons with ``long_reference`` judge a rise against
+        it needs the count and ratio gates of its horizon and the horizon before it (its
+        newest part) in excess too: the evidence is still arriving. (Not requests in the
+        window itself: a 2-a-minute app has none in most windows.) Horizons with ``long_reference`` judge a rise against
         the long reference (the learned share where it has none). Only cells past the gates
         (and live series) are scored: every decision is about those.
         """
@@ -622,7 +622,7 @@ class Detector:
         n_rows, n_cols = sums[0].shape
         live = None if self.exhaustive else self._live_share_cells(n_rows, n_cols)
         phi = np.maximum(exp.share_dispersion, exp.long_dispersion)
-        active = exp.warm[:, None] & (shares.totals[:, None] > 0)
+        warm = exp.warm[:, None]
         p = np.clip(exp.share, 1e-12, 1.0 - 1e-12)
         reference = None
         if any(h.long_reference for h in d.horizons[2:]):
@@ -639,7 +639,7 @@ class Detector:
             n = totals[:, None].astype(np.float64)
             up_expected = n * np.clip(p_up, 1e-12, 1.0 - 1e-12)
             big_up, _ = excess_gates(c, up_expected, r.min_excess_count, r.min_share_ratio)
-            maybe_up = active & ~r.ignore & r.up & big_up & (before_counts > before_up)
+            maybe_up = warm & ~r.ignore & r.up & big_up & (before_counts > before_up)
             scored = score_shares(
                 c, exp.share, floor, phi, totals, exp.volume * span, up_share=up_share,
                 up_cells=None if live is None else maybe_up | live,
@@ -668,6 +668,12 @@ class Detector:
                 hit = view.hit_up if key.direction == "up" else view.hit_down
                 if view.windows > age and key.row < hit.shape[0] and key.col < hit.shape[1]:
                     hit[key.row, key.col] = False
+
+    def _horizons_quiet(self) -> bool:
+        """Whether no horizon can hit in a silent window: a hit past the first minute
+        needs the horizon before it in excess, so every sum but the longest is empty."""
+        lengths = self._horizons.lengths
+        return len(lengths) < 3 or self._horizons.quiet_since() >= lengths[-2]
 
     @staticmethod
     def _arriving(key: SeriesKey, scored: ScoredWindow) -> bool:
