@@ -67,6 +67,10 @@ B = npt.NDArray[np.bool_]
 STATE_VERSION = 5  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
 # 4: the long window's dispersion; 5: horizons, the long reference
 
+#: A hit over a long horizon needs the horizon before it to carry excess at least at
+#: this fraction of the long horizon's rate: the evidence is still arriving, not an
+#: ended incident's left in the sum.
+RECENT_EXCESS_RATE = 0.5
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
 
@@ -350,8 +354,9 @@ class Detector:
         closed cheaply (``_pass_silent``): that provably changes nothing but the
         baseline's decay when no series is live or held (nothing to step), there is no
         volume calibration (it learns every score), no scope's expected volume could
-        make its silence a volume hit, and no horizon's sum could still hit. Silence only lowers the learned volume levels, so
-        what holds for the first window of a silent run holds for the rest."""
+        make its silence a volume hit, and no horizon's sum could still hit. Silence
+        only lowers the learned volume levels, so what holds for the first window of a
+        silent run holds for the rest."""
         if (
             self.exhaustive or self._calibrators or self.incidents.held or self._accepted
             or window.counts.any() or self.alerts.live_keys() or not self._horizons_quiet()
@@ -551,14 +556,16 @@ class Detector:
         # windows) become the scope's normal now, in one step.
         self._accepted = self.incidents.with_descendants(self._accepted) & live
         self._level_windows = {k: n for k, n in self._level_windows.items() if k in live}
-        # The new normal is the mix over the longest horizon: at low rates the last
-        # minute lacks most codes, and a share of 0 would make each a new incident.
-        slow = long.views[-1].counts if long.views else long.counts
-        slow_totals = self._totals(slow)
+        # The new normal is the mix over the horizon that fired (the last minute at
+        # least): at low rates the last minute lacks most codes, and a share of 0 would
+        # make each a new incident.
         for row in sorted({k.row for k in self._accepted if k.signal == "share"}):
-            self.baseline.accept(row, slow[row], int(slow_totals[row]))
-            cols = sorted({k.col for k in self._accepted if k.signal == "share" and k.row == row})
-            self.reference.accept(row, cols, slow[row], int(slow_totals[row]))
+            keys = [k for k in self._accepted if k.signal == "share" and k.row == row]
+            fired = max(self._fired_horizon.get(k, 1) for k in keys)
+            level = next((v.counts for v in long.views if v.windows == fired), long.counts)
+            level_total = int(self._totals(level[row : row + 1])[0])
+            self.baseline.accept(row, level[row], level_total)
+            self.reference.accept(row, sorted({k.col for k in keys}), level[row], level_total)
             frozen_share[row] = False
         for row in sorted({k.row for k in self._accepted if k.signal == "volume"}):
             frozen_volume[row] = False
@@ -610,11 +617,12 @@ class Detector:
 
         A hit there is a rise (a drop is judged over the last minutes, as traffic is:
         the learned share may hold an incident's level, whose end is no new incident);
-        it needs the count and ratio gates of its horizon and the horizon before it (its
-        newest part) in excess too: the evidence is still arriving. (Not requests in the
-        window itself: a 2-a-minute app has none in most windows.) Horizons with ``long_reference`` judge a rise against
-        the long reference (the learned share where it has none). Only cells past the gates
-        (and live series) are scored: every decision is about those.
+        it needs the count and ratio gates of its horizon, and the horizon before it (its
+        newest part) in excess at ``RECENT_EXCESS_RATE`` of its rate or more: the
+        evidence is still arriving. (Not requests in the window itself: a 2-a-minute app
+        has none in most windows.) Horizons with ``long_reference`` judge a rise against
+        the long reference (the learned share where it has none). Only cells past the
+        gates (and live series) are scored: every decision is about those.
         """
         d = self.settings.detect
         if len(d.horizons) <= 2:
@@ -627,7 +635,7 @@ class Detector:
         reference = None
         if any(h.long_reference for h in d.horizons[2:]):
             reference = self.reference.up_share(n_rows, n_cols, fallback=exp.share)
-        before_counts = sums[1]
+        before_counts, before_span = sums[1], spans[1]
         before_up = long_shares.up_expected_count
         views = []
         for i in range(2, len(d.horizons)):
@@ -639,7 +647,10 @@ class Detector:
             n = totals[:, None].astype(np.float64)
             up_expected = n * np.clip(p_up, 1e-12, 1.0 - 1e-12)
             big_up, _ = excess_gates(c, up_expected, r.min_excess_count, r.min_share_ratio)
-            maybe_up = warm & ~r.ignore & r.up & big_up & (before_counts > before_up)
+            # excess per window: the newest part's at least RECENT_EXCESS_RATE of the whole's
+            recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
+                c - up_expected) * before_span
+            maybe_up = warm & ~r.ignore & r.up & big_up & recent
             scored = score_shares(
                 c, exp.share, floor, phi, totals, exp.volume * span, up_share=up_share,
                 up_cells=None if live is None else maybe_up | live,
@@ -649,16 +660,23 @@ class Detector:
             elevated = maybe_up & (scored.up >= d.clear_score)
             views.append(HorizonView(h.windows, c, scored, hit_up, np.zeros_like(hit_up),
                                      elevated))
-            before_counts, before_up = c, up_expected
+            before_counts, before_up, before_span = c, up_expected, span
         return views
 
     def _block_resolved(self, views: list[HorizonView]) -> None:
-        """A resolved series cannot fire again on a horizon whose sum still holds windows
-        of the episode it resolved: one incident, one page."""
+        """One incident, one page. A resolved series cannot fire again on a horizon whose
+        sum still holds windows of the episode it resolved. Nor can a rise on the same
+        code (its class or its codes) in a scope that overlaps it (contains it, lies
+        within it, or cuts across it: an app and a service) fire on a horizon past the
+        first minute while it fires, or while that horizon still holds its episode: slow
+        evidence there is the known incident's, arriving late where counts are small."""
         if not views:
             self._resolved_at.clear()
             return
         now = self.counters.windows_closed
+        n_rows, n_cols = views[0].counts.shape
+        sources = [(k, 0) for k in self.alerts.firing_keys()
+                   if k.signal == "share" and k.direction == "up"]
         for key, at in list(self._resolved_at.items()):
             age = now - at
             if age >= views[-1].windows:
@@ -666,8 +684,48 @@ class Detector:
                 continue
             for view in views:
                 hit = view.hit_up if key.direction == "up" else view.hit_down
-                if view.windows > age and key.row < hit.shape[0] and key.col < hit.shape[1]:
+                if view.windows > age and key.row < n_rows and key.col < n_cols:
                     hit[key.row, key.col] = False
+            if key.direction == "up":
+                sources.append((key, age))
+        for key, age in sources:
+            if key.row >= n_rows or key.col >= n_cols:
+                continue
+            rows = np.flatnonzero(self._overlapping_rows(key.row, n_rows))
+            cols = np.asarray(self._code_family(key.col), np.int64)
+            for view in views[1:]:
+                if view.windows > age:
+                    own = bool(view.hit_up[key.row, key.col])
+                    view.hit_up[np.ix_(rows, cols)] = False
+                    if age == 0:  # a firing series' own evidence stays
+                        view.hit_up[key.row, key.col] = own
+
+    def _overlapping_rows(self, row: int, n_rows: int) -> B:
+        """Rows whose scopes share requests with ``row``'s: itself, its ancestors and
+        descendants, and every scope of a level that cuts across its level."""
+        levels = [set(level) for level in self.scopes.levels]
+        mine = levels[self.scopes.level_of_row[row]]
+        nested = np.array([level <= mine or mine <= level for level in levels])
+        mask: B = ~nested[np.asarray(self.scopes.level_of_row[:n_rows], np.int64)]
+        mask[[a for a in self.scopes.ancestors(row) if a < n_rows]] = True
+        mask[row] = True
+        parents = self._parents[:n_rows]
+        up = parents.copy()
+        while (has := up >= 0).any():
+            mask |= up == row
+            up = np.where(has, parents[np.maximum(up, 0)], -1)
+        return mask
+
+    def _code_family(self, col: int) -> list[int]:
+        """``col``, its status class's column and, for a class, its codes' columns."""
+        out = {col}
+        class_col = self.codes.class_of(col)
+        if class_col >= 0:
+            out.add(class_col)
+        for c, members in self.codes.class_members():
+            if c == col:
+                out.update(members.tolist())
+        return sorted(out)
 
     def _horizons_quiet(self) -> bool:
         """Whether no horizon can hit in a silent window: a hit past the first minute
