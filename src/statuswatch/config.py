@@ -625,9 +625,9 @@ class HorizonConfig(_Strict):
     )
     long_reference: bool = Field(
         False,
-        description="Judge rises over this horizon against the lower of the learned share and "
-        "the long reference (`baseline.reference_half_life_windows`), so a slow creep the "
-        "learned share followed still pages.",
+        description="Judge rises over this horizon against the long reference "
+        "(`baseline.reference_half_life_windows`) instead of the learned share, so a slow "
+        "creep the learned share followed still pages.",
     )
 
 

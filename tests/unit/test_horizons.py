@@ -162,3 +162,18 @@ def test_stationary_traffic_at_any_rate_fires_nothing_on_any_horizon(rate, seed)
     fired += [e.to_json() for e in detector.finish()]
     assert detector.counters.windows_closed >= 500  # every horizon filled, the hour too
     assert [a for a in fired if a["state"] == "firing"] == []
+
+
+def test_the_alert_says_which_horizon_fired_it():
+    from statuswatch.shell.alertformat import alertmanager_alert
+
+    alert = {"id": "a1", "state": "firing", "code": 429, "direction": "up", "signal": "share",
+             "scope": {"app": "app-0043"}, "window_start": 600.0, "window_end": 610.0,
+             "episode_start": 610.0, "observed": {"share": 0.55, "count": 12},
+             "expected": {"share": 0.003, "count": 0.07}, "total": 22, "score": 14.2,
+             "horizon_seconds": 600.0, "contributors": []}
+    body = alertmanager_alert(alert, "page", "http://sw/alerts", 700.0)
+    assert body["annotations"]["horizon"] == "10 min"
+    assert "rose in app=app-0043 over 10 min: 55.00% vs 0.30%" in body["annotations"][
+        "description"]
+    assert "horizon" not in body["labels"]  # a label would split one alert in two
