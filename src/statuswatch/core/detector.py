@@ -54,6 +54,7 @@ from statuswatch.core.score import (
     ShareScores,
     VolumeScores,
     excess_gates,
+    rise_scores,
     score_shares,
     score_volume,
     share_floor,
@@ -627,39 +628,60 @@ class Detector:
         d = self.settings.detect
         if len(d.horizons) <= 2:
             return []
-        n_rows, n_cols = sums[0].shape
-        live = None if self.exhaustive else self._live_share_cells(n_rows, n_cols)
-        phi = np.maximum(exp.share_dispersion, exp.long_dispersion)
-        warm = exp.warm[:, None]
-        p = np.clip(exp.share, 1e-12, 1.0 - 1e-12)
-        reference = None
+        shape = sums[0].shape
+        tables = [self._rules_at(i, rules) for i in range(len(d.horizons))]
+        # The cells any decision is about: a count that can pass a horizon's count gate
+        # (an excess of min_excess_count needs that many requests), and live series.
+        live_cells = self._live_share_cells(*shape)
+        if self.exhaustive:
+            need = np.ones(shape, dtype=bool)
+        else:
+            need = live_cells.copy()
+            for i in range(2, len(d.horizons)):
+                need |= sums[i] >= tables[i].min_excess_count
+        flat = np.flatnonzero(need)  # flat cell indices: np.take is the cheap gather
+        rows = flat // shape[1]
+
+        def at(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.take(a, flat)
+
+        live = at(need if self.exhaustive else live_cells)
+        phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
+        warm = exp.warm[rows]
+        learned = at(exp.share)
+        reference = learned
         if any(h.long_reference for h in d.horizons[2:]):
-            reference = self.reference.up_share(n_rows, n_cols, fallback=exp.share)
-        before_counts, before_span = sums[1], spans[1]
-        before_up = long_shares.up_expected_count
+            reference = self.reference.up_share_at(rows, flat % shape[1], fallback=learned)
+        before_counts, before_span = at(sums[1]), spans[1]
+        before_up = at(long_shares.up_expected_count)
+        no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)  # read only
         views = []
         for i in range(2, len(d.horizons)):
-            h, c, span = d.horizons[i], sums[i], spans[i]
-            r = self._rules_at(i, rules)
-            totals = self._totals(c)
-            up_share = reference if h.long_reference else None
-            p_up = np.maximum(p if up_share is None else up_share, floor[:, None])
-            n = totals[:, None].astype(np.float64)
-            up_expected = n * np.clip(p_up, 1e-12, 1.0 - 1e-12)
-            big_up, _ = excess_gates(c, up_expected, r.min_excess_count, r.min_share_ratio)
+            h, span, r = d.horizons[i], spans[i], tables[i]
+            c = at(sums[i])
+            totals = self._totals(sums[i])
+            n = totals[rows].astype(np.float64)
+            p_up = np.clip(np.maximum(reference if h.long_reference else learned, floor[rows]),
+                           1e-12, 1.0 - 1e-12)
+            up_expected = n * p_up
+            big_up, _ = excess_gates(c, up_expected, at(r.min_excess_count),
+                                     at(r.min_share_ratio))
             # excess per window: the newest part's at least RECENT_EXCESS_RATE of the whole's
             recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
                 c - up_expected) * before_span
-            maybe_up = warm & ~r.ignore & r.up & big_up & recent
-            scored = score_shares(
-                c, exp.share, floor, phi, totals, exp.volume * span, up_share=up_share,
-                up_cells=None if live is None else maybe_up | live,
-                down_cells=None if live is None else live,
-            )
-            hit_up = maybe_up & (scored.up >= r.fire_score)
-            elevated = maybe_up & (scored.up >= d.clear_score)
-            views.append(HorizonView(h.windows, c, scored, hit_up, np.zeros_like(hit_up),
-                                     elevated))
+            maybe_up = warm & ~at(r.ignore) & at(r.up) & big_up & recent
+            # Rises only: the drop tail is never read here (0), nor the drop expectation.
+            up = rise_scores(c, n, p_up, phi, maybe_up | live)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                observed = np.where(n > 0, c / np.maximum(n, 1.0), 0.0)
+            full = [np.zeros(shape) for _ in range(3)]
+            for array, values in zip(full, (up, observed, up_expected), strict=True):
+                np.put(array, flat, values)
+            flags = [np.zeros(shape, dtype=bool) for _ in range(2)]
+            np.put(flags[0], flat, maybe_up & (up >= at(r.fire_score)))
+            np.put(flags[1], flat, maybe_up & (up >= d.clear_score))
+            scored = ShareScores(full[0], no_drops, full[1], full[2], full[2], totals)
+            views.append(HorizonView(h.windows, sums[i], scored, flags[0], no_hits, flags[1]))
             before_counts, before_up, before_span = c, up_expected, span
         return views
 

@@ -74,6 +74,19 @@ class LongReference:
         )
         return out
 
+    def up_share_at(self, rows: I64, cols: I64, fallback: F64) -> F64:
+        """``up_share`` at the cells ``(rows[i], cols[i])`` only (``fallback[i]`` where a
+        row has no requests in memory)."""
+        if len(rows) == 0:
+            return fallback.copy()
+        self._fit(int(rows.max()) + 1, int(cols.max()) + 1)
+        totals = self._totals[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = self._counts[rows, cols] / totals
+            floor = 1.0 / (totals / self.alpha + 1.0)
+        out: F64 = np.where(totals > 0, np.maximum(share, floor), fallback)
+        return out
+
     def learn(self, counts: I64, totals: I64, frozen: B | None = None) -> None:
         """Teach one window (rows with requests); ``frozen`` cells are taught their own
         reference share, so it stays put."""

@@ -202,7 +202,6 @@ def score_shares(
     counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None,
     totals: I64 | None = None, down_totals: F64 | None = None, *, below: float | None = None,
     exact: B | None = None, up_cells: B | None = None, down_cells: B | None = None,
-    up_share: F64 | None = None,
 ) -> ShareScores:
     """Quasi-binomial tail scores for every (row, col) of one window; ``totals`` (each
     row's requests) when the columns are not disjoint (a status class's summed column).
@@ -213,9 +212,6 @@ def score_shares(
     ``down_totals`` (per row): the requests a drop is judged over when not all of
     the row's (at most its usual volume: a surge of other traffic that dilutes a
     code's share, such as a crawler's, is not that code's collapse).
-
-    ``up_share``: the share a rise is judged against (before the floor) when not
-    ``expected_share`` (a lower, longer-memory reference).
 
     Screened, with ``below``: a tail that provably scores under ``below`` is not
     computed and reads 0, except in the ``exact`` cells; every score at or above
@@ -231,9 +227,7 @@ def score_shares(
     totals = counts.sum(axis=1) if totals is None else totals
     n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
     p = np.clip(expected_share, 1e-12, 1.0 - 1e-12)
-    p_up = p if up_share is None else np.clip(up_share, 1e-12, 1.0 - 1e-12)
-    if floor is not None:
-        p_up = np.clip(np.maximum(p_up, floor[:, None]), 1e-12, 1.0 - 1e-12)
+    p_up = p if floor is None else np.clip(np.maximum(p, floor[:, None]), 1e-12, 1.0 - 1e-12)
     n_down = n if down_totals is None else np.minimum(n, down_totals[:, None])
     if dispersion is None:
         x, n_up_phi, n_down_phi = counts.astype(np.float64), n, n_down
@@ -278,6 +272,25 @@ def _scores_on(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64,
     if len(i):
         out[i] = _to_score(tail(fx[i], fn[i], fp[i]))
     return out.reshape(shape)
+
+
+def rise_scores(counts: I64, n: F64, p: F64, dispersion: F64, cells: B) -> F64:
+    """Upper-tail (rise) scores of ``counts`` of ``n`` at share ``p``, widened by
+    ``dispersion``, computed only at ``cells`` (0 elsewhere): a few exact tails
+    without a pass of array arithmetic over every cell.
+
+    >>> rise_scores(np.array([[3, 30]]), np.array([[100.0, 100.0]]),
+    ...             np.array([[0.01, 0.01]]), np.ones((1, 2)), np.array([[False, True]]))[0, 0]
+    np.float64(0.0)
+    """
+    out = np.zeros(counts.shape)
+    idx = np.nonzero(cells)
+    if len(idx[0]):
+        phi = dispersion[idx]
+        x, nn = counts[idx] / phi, n[idx] / phi
+        pp = np.clip(p[idx], 1e-12, 1.0 - 1e-12)
+        out[idx] = _to_score(upper_tail(x, nn, pp))
+    return out
 
 
 def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> VolumeScores:
