@@ -79,12 +79,12 @@ def test_the_reference_holds_frozen_series_and_accepts_only_given_codes():
 
 
 def test_horizons_are_validated_with_their_key_named():
-    with pytest.raises(ConfigError, match="detect.horizons"):
+    with pytest.raises(ConfigError, match=r"detect\.horizons"):
         load_settings(None, detect={"horizons": [{"windows": 1}, {"windows": 7},
                                                  {"windows": 60}]})
-    with pytest.raises(ConfigError, match="detect.horizons"):
+    with pytest.raises(ConfigError, match=r"detect\.horizons"):
         load_settings(None, detect={"horizons": [{"windows": 6}]})
-    with pytest.raises(ConfigError, match=r"detect.horizons.1.min_share_ratio"):
+    with pytest.raises(ConfigError, match=r"detect\.horizons\.1\.min_share_ratio"):
         load_settings(None, detect={"horizons": [{"windows": 1},
                                                  {"windows": 6, "min_share_ratio": 0.5}]})
 
