@@ -30,10 +30,10 @@ from benchmarks.common import fmt_rate, machine, table
 from statuswatch.config import KafkaConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.localbroker import LocalKafka
+from statuswatch.shell.kafka_client import aiokafka_has_c_extension
 from statuswatch.shell.runtime import KafkaRunner
-from statuswatch.shell.sources import aiokafka_has_c_extension
-from statuswatch.simulate.cli import Plan, produce_kafka
-from statuswatch.simulate.traffic import SimSpec
+from statuswatch.simulate.output import Plan, produce_kafka
+from statuswatch.simulate.spec import SimSpec
 
 RATE = 5000.0
 START_MS = 1_680_566_400_000

@@ -33,8 +33,9 @@ from statuswatch.core.detector import Detector
 from statuswatch.localbroker import LocalKafka
 from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.simulate import encode, generate
-from statuswatch.simulate.cli import Plan, _make_producer, produce_kafka
-from statuswatch.simulate.traffic import Incident, SimSpec
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.output import Plan, _make_producer, produce_kafka
+from statuswatch.simulate.spec import SimSpec
 
 HISTORY_S = 6 * 60
 CHUNK_MS = 100

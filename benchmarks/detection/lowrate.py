@@ -26,14 +26,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from statuswatch.simulate.traffic import (
-    CRAWLER_APP,
-    Incident,
-    SimSpec,
-    Surge,
-    diurnal_factor,
-    trough_for,
-)
+from statuswatch.simulate.fleet import CRAWLER_APP, diurnal_factor, trough_for
+from statuswatch.simulate.incidents import Incident, Surge
+from statuswatch.simulate.spec import SimSpec
 
 H: Final = 3_600_000
 M: Final = 60_000

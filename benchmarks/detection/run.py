@@ -46,7 +46,10 @@ from statuswatch.config import Settings
 from statuswatch.core.columns import DecodedBatch
 from statuswatch.core.detector import Detector
 from statuswatch.evaluate import Report, evaluate
-from statuswatch.simulate.traffic import CRAWLER_APP, Chunk, Incident, SimSpec, crawls, generate
+from statuswatch.simulate.fleet import CRAWLER_APP
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import Chunk, crawls, generate
 
 START = "2023-04-04T00:00:00+00:00"  # a Tuesday: a weekday profile
 WARMUP_H = 2.0

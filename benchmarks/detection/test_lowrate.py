@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from benchmarks.detection import lowrate, run
-from statuswatch.simulate.traffic import diurnal_factor, generate
+from statuswatch.simulate.fleet import diurnal_factor
+from statuswatch.simulate.traffic import generate
 
 START_MS = round(datetime.fromisoformat(lowrate.START).timestamp() * 1000)
 

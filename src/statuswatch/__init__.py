@@ -2,7 +2,7 @@
 
 Data flow (one module per stage)::
 
-    shell/sources   Kafka | file | list           (I/O)
+    shell/sources   file | list; kafka_source     (I/O)
       core/decode   bytes -> columns               (pure)
       core/window   event-time tumbling windows    (pure)
       core/baseline expected share and volume      (pure, River)

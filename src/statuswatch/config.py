@@ -5,6 +5,12 @@ Nested keys use ``__`` in the environment, e.g. ``STATUSWATCH_WINDOW__SIZE_SECON
 Unknown keys are rejected; errors name the dotted key and never echo values
 (so secrets cannot leak through a validation message).
 
+This module is longer than the others on purpose: it is the one source of the
+configuration reference (``statuswatch config-reference`` renders it, and a test holds
+the YAML, the docs and the schema to it), so most of its lines are the ``Field``
+descriptions of every key. Splitting the schema across modules would scatter that
+reference without making any one part simpler.
+
 >>> s = Settings()
 >>> s.window.size_seconds
 10.0

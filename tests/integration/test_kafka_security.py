@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from statuswatch.config import KafkaConfig
 from statuswatch.errors import SourceError
 from statuswatch.localbroker import LocalKafka
-from statuswatch.shell.sources import KafkaSource
+from statuswatch.shell.kafka_source import KafkaSource
 from tests.integration.support import running
 from tests.integration.tlscerts import CertSet, make_broker_certs, make_ca
 

@@ -8,11 +8,8 @@ import logging
 import pytest
 from aiokafka.record import default_records, memory_records
 
-from statuswatch.shell.sources import (
-    _batches_of_lines,
-    aiokafka_has_c_extension,
-    warn_if_no_c_extension,
-)
+from statuswatch.shell.kafka_client import aiokafka_has_c_extension, warn_if_no_c_extension
+from statuswatch.shell.sources import _batches_of_lines
 
 
 def test_the_installed_aiokafka_has_its_c_extension() -> None:
@@ -21,7 +18,7 @@ def test_the_installed_aiokafka_has_its_c_extension() -> None:
 
 
 def test_no_warning_with_the_extension(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.sources"):
+    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.kafka_client"):
         assert warn_if_no_c_extension()
     assert not caplog.records
 
@@ -35,7 +32,7 @@ def test_pure_python_records_are_detected_and_warned_about(
     )
     monkeypatch.setattr(memory_records, "MemoryRecords", memory_records._MemoryRecordsPy)
     assert not aiokafka_has_c_extension()
-    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.sources"):
+    with caplog.at_level(logging.WARNING, logger="statuswatch.shell.kafka_client"):
         assert not warn_if_no_c_extension()
     assert any("WITHOUT its C extension" in r.getMessage() for r in caplog.records)
 

@@ -380,7 +380,7 @@ def test_backtest_progress_on_a_terminal_only(tmp_path):
 def test_progress_redraws_at_most_four_times_a_second():
     import io
 
-    from statuswatch.core.detector import Counters
+    from statuswatch.core.counters import Counters
     from statuswatch.shell.progress import Progress
     from statuswatch.shell.sources import RawBatch, ReadPosition
 

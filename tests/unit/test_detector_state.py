@@ -9,7 +9,9 @@ import pytest
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
 from statuswatch.simulate.encode import encode
-from statuswatch.simulate.traffic import Incident, SimSpec, generate
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
 
 T0 = 1_680_566_400_000
 

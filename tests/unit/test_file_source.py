@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 
@@ -38,3 +39,16 @@ def test_a_truncated_gzip_file_is_a_source_error_naming_the_file(tmp_path):
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(SourceError, match=r"cut\.gz"):
         lines_of(str(cut))
+
+
+def test_a_gzip_stream_on_stdin_is_decompressed_like_a_file(tmp_path):
+    from tests.unit.test_cli import sw
+
+    piped = sw("backtest", "--format", "combined", "--output", "json", "-",
+               stdin=APACHE_LOG.read_bytes())
+    from_file = sw("backtest", "--format", "combined", "--output", "json", str(APACHE_LOG))
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert piped.stdout == from_file.stdout  # the alerts
+    report = json.loads(piped.stderr)
+    assert report == json.loads(from_file.stderr)
+    assert report["records"] == 10_000 and report["invalid"] == 0

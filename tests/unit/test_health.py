@@ -276,8 +276,12 @@ def test_only_errors_a_retry_cannot_heal_are_unreadable():
     from aiokafka import TopicPartition
     from aiokafka import errors as ke
 
+    from statuswatch.shell.kafka_source import (
+        UNREADABLE_HINTS,
+        failing_partition,
+        unreadable_reason,
+    )
     from statuswatch.shell.metrics import UNREADABLE_REASONS
-    from statuswatch.shell.sources import UNREADABLE_HINTS, failing_partition, unreadable_reason
 
     tp = TopicPartition("t", 4)
     too_large = ke.RecordTooLargeError("There are some messages at %s=%s", tp, 9, 1024)

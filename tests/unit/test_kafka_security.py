@@ -12,7 +12,7 @@ import pytest
 
 from statuswatch.config import Settings, load_settings
 from statuswatch.errors import ConfigError, SourceError
-from statuswatch.shell.sources import security_kwargs
+from statuswatch.shell.kafka_client import security_kwargs
 
 SECRET = "Hunter2-S3CRET-do-not-print"
 

@@ -13,7 +13,9 @@ from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import JsonLinesSink, ListSink
 from statuswatch.shell.sources import ListSource
 from statuswatch.simulate.encode import encode
-from statuswatch.simulate.traffic import Incident, SimSpec, generate
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
 
 T0 = 1_680_566_400_000  # 2023-04-04T00:00:00Z
 ONSET = T0 + 20 * 60_000

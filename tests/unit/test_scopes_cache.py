@@ -16,9 +16,9 @@ def dims(service, route, app):
 
 
 def test_interning_caches_start_afresh_when_full_and_rows_stay_right(monkeypatch):
-    import statuswatch.core.scopes as scopes_module
+    import statuswatch.core.scope_lookup as scope_lookup_module
 
-    monkeypatch.setattr(scopes_module, "INTERN_LIMIT", 8)
+    monkeypatch.setattr(scope_lookup_module, "INTERN_LIMIT", 8)
     t = ScopeTable(LEVELS, max_per_level=1000)
     oracle = ScopeTable(LEVELS, max_per_level=1000)
     for start in range(0, 60, 6):
@@ -68,7 +68,7 @@ def test_rows_after_swaps_match_caches_started_afresh(batches, alpha):
             (s.row, s.new) for s in oracle.rebalance(alpha, set())
         ]
         if swaps:
-            oracle._reset_caches()
+            oracle._lookup.reset()
         assert t.parents().tolist() == [
             (t.ancestors(r) or [-1])[-1] for r in range(len(t.labels))
         ]

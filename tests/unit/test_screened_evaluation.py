@@ -18,7 +18,9 @@ from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import ListSource
 from statuswatch.simulate.encode import encode
-from statuswatch.simulate.traffic import Incident, SimSpec, generate
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
 
 T0 = 1_680_566_400_000
 MINUTE = 60_000

@@ -14,7 +14,8 @@ from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import RawBatch
 from statuswatch.simulate.encode import encode
-from statuswatch.simulate.traffic import SimSpec, generate
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
 
 T0 = 1_680_566_400_000
 

@@ -33,6 +33,7 @@ from statuswatch.simulate import (
     encode,
     generate,
     labels,
+    output,
     trough_for,
 )
 
@@ -941,9 +942,9 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(cli, "_now", lambda: fake.now)
-    monkeypatch.setattr(cli, "_monotonic", lambda: fake.mono)
-    monkeypatch.setattr(cli, "_sleep", fake.sleep)
-    monkeypatch.setattr(cli, "_async_sleep", fake.async_sleep)
+    monkeypatch.setattr(output, "_monotonic", lambda: fake.mono)
+    monkeypatch.setattr(output, "_sleep", fake.sleep)
+    monkeypatch.setattr(output, "_async_sleep", fake.async_sleep)
     return fake
 
 
@@ -987,8 +988,8 @@ class FakeProducer:
 
 def test_cli_kafka_path_keys_by_app_and_closes(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeProducer.instances.clear()
-    monkeypatch.setattr(cli, "_make_producer", FakeProducer)
-    monkeypatch.setattr(cli, "_MAX_PENDING", 100)
+    monkeypatch.setattr(output, "_make_producer", FakeProducer)
+    monkeypatch.setattr(output, "_MAX_PENDING", 100)
     args = parse(
         "--kafka", "127.0.0.1:9092", "--topic", "logs", "--rate", "100", "--duration", "10"
     )
@@ -1003,7 +1004,7 @@ def test_cli_kafka_path_keys_by_app_and_closes(monkeypatch: pytest.MonkeyPatch) 
 
 def test_cli_kafka_realtime_is_paced(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     FakeProducer.instances.clear()
-    monkeypatch.setattr(cli, "_make_producer", FakeProducer)
+    monkeypatch.setattr(output, "_make_producer", FakeProducer)
     args = parse("--kafka", "127.0.0.1:9092", "--realtime", "--rate", "50", "--duration", "3")
     assert cli.run(args) == 0
     (producer,) = FakeProducer.instances
@@ -1023,7 +1024,7 @@ def test_cli_kafka_unreachable_is_reported(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     FakeProducer.instances.clear()
-    monkeypatch.setattr(cli, "_make_producer", lambda b: FakeProducer(b, fail_start=True))
+    monkeypatch.setattr(output, "_make_producer", lambda b: FakeProducer(b, fail_start=True))
     assert cli.run(parse("--kafka", "127.0.0.1:9", "--duration", "1")) == 1
     assert "cannot connect" in capsys.readouterr().err
     assert FakeProducer.instances[0].stopped

@@ -15,9 +15,8 @@ Three signals are scored on every closed window:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from statuswatch.core.baseline import (
 from statuswatch.core.blast import NO_BLAST, BlastRadius, blast_radius
 from statuswatch.core.calibrate import ScoreCalibrator
 from statuswatch.core.columns import I64, DecodedBatch
+from statuswatch.core.counters import Counters
 from statuswatch.core.decide import (
     AlertEvent,
     AlertTracker,
@@ -74,20 +74,6 @@ STATE_VERSION = 5  # 2: folded scopes' rates, volume calibrators; 3: status-clas
 RECENT_EXCESS_RATE = 0.5
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
-
-
-@dataclass(slots=True)
-class Counters:
-    records: int = 0
-    invalid: Counter[str] = field(default_factory=Counter)
-    late: int = 0
-    windows_closed: int = 0
-    alerts_fired: int = 0
-    first_event_ms: int | None = None
-    last_event_ms: int | None = None
-    codes: Counter[int] = field(default_factory=Counter)
-    #: alerts that shadow-mode rules would have fired, by rule name
-    shadow_fired: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,20 +272,12 @@ class Detector:
         offsets: I64 | None = None,
         seen_below: int | None = None,
     ) -> None:
-        c = self.counters
-        c.records += len(batch) + len(batch.invalid)
-        c.invalid.update(r.reason for r in batch.invalid)
+        self.counters.add_batch(batch)
         if len(batch) == 0:
             return
-        freq = np.bincount(batch.status)  # statuses are 100..599: no sort per batch
-        codes = np.flatnonzero(freq)
-        c.codes.update(dict(zip(codes.tolist(), freq[codes].tolist(), strict=True)))
-        first, last = int(batch.ts_ms.min()), int(batch.ts_ms.max())
-        c.first_event_ms = first if c.first_event_ms is None else min(c.first_event_ms, first)
-        c.last_event_ms = last if c.last_event_ms is None else max(c.last_event_ms, last)
         cols = self.codes.columns(batch.status)
         rows = self.scopes.rows(batch.dims)
-        c.late += self.windows.add(
+        self.counters.late += self.windows.add(
             batch.ts_ms,
             rows,
             cols,
@@ -860,7 +838,6 @@ class Detector:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this detector is, as plain JSON."""
-        c = self.counters
         return {
             "version": STATE_VERSION,
             "scope_levels": [list(level) for level in self.scopes.levels],
@@ -882,17 +859,7 @@ class Detector:
             "reference": self.reference.snapshot(),
             "fired_horizon": sorted([*k, w] for k, w in self._fired_horizon.items()),
             "resolved_at": sorted([*k, t] for k, t in self._resolved_at.items()),
-            "counters": {
-                "records": c.records,
-                "invalid": dict(c.invalid),
-                "late": c.late,
-                "windows_closed": c.windows_closed,
-                "alerts_fired": c.alerts_fired,
-                "first_event_ms": c.first_event_ms,
-                "last_event_ms": c.last_event_ms,
-                "codes": {str(k): v for k, v in c.codes.items()},
-                "shadow_fired": dict(c.shadow_fired),
-            },
+            "counters": self.counters.to_json(),
         }
 
     def restore(self, state: dict[str, Any], now_ms: int) -> None:
@@ -920,18 +887,7 @@ class Detector:
         self.reference.restore(state["reference"])
         self._fired_horizon = {SeriesKey.of(k[:4]): int(k[4]) for k in state["fired_horizon"]}
         self._resolved_at = {SeriesKey.of(k[:4]): int(k[4]) for k in state["resolved_at"]}
-        sc = state["counters"]
-        self.counters = Counters(
-            records=int(sc["records"]),
-            invalid=Counter(sc["invalid"]),
-            late=int(sc["late"]),
-            windows_closed=int(sc["windows_closed"]),
-            alerts_fired=int(sc["alerts_fired"]),
-            first_event_ms=sc["first_event_ms"],
-            last_event_ms=sc["last_event_ms"],
-            codes=Counter({int(k): int(v) for k, v in sc["codes"].items()}),
-            shadow_fired=Counter(sc["shadow_fired"]),
-        )
+        self.counters = Counters.from_json(state["counters"])
         self._rules = None
         self._horizon_rules = None
         self._parents = np.zeros(0, np.int64)

@@ -29,6 +29,7 @@ from statuswatch.core.columns import (
     is_class,
     is_status,
 )
+from statuswatch.core.scope_lookup import ID_BITS, RowLookup
 
 OTHER = "other"
 
@@ -43,13 +44,6 @@ MAX_SWAPS_PER_CALL = 20
 #: Folded scopes whose rate is remembered per level (the heaviest are kept).
 MAX_CANDIDATES = 2_000
 
-#: Most distinct values of one dimension kept interned before the caches start afresh.
-INTERN_LIMIT = 1 << 17
-#: Largest dense row table of a multi-dimension level (entries), e.g. 1,024 services x 1,024 routes.
-DENSE_COMBOS = 1 << 20
-#: Bits per dimension id in a combined key (three dimensions fit in an int64).
-_ID_BITS = 20
-_UNKNOWN = -2
 
 
 def _is_other(values: tuple[str, ...]) -> bool:
@@ -196,8 +190,7 @@ class ScopeTable:
         self._row_rate = np.zeros(0)
         #: rows handed from one scope to another, per level
         self.recycled = [0] * len(self.levels)
-        self._generation = 0
-        self._reset_caches()
+        self._lookup = RowLookup(self._row)
         for i, level in enumerate(self.levels):
             if not level:
                 self._row(i, ())
@@ -254,18 +247,18 @@ class ScopeTable:
             return out
         needed = list(dict.fromkeys(dim for level in self.levels for dim in level))
         while True:  # again if the caches started afresh meanwhile: ids of one generation
-            generation = self._generation
-            ids = {dim: self._intern(dim, dims[dim]) for dim in needed}
-            if generation == self._generation:
+            generation = self._lookup.generation
+            ids = {dim: self._lookup.intern(dim, dims[dim]) for dim in needed}
+            if generation == self._lookup.generation:
                 break
         for level_idx, level in enumerate(self.levels):
             if not level:
                 out[level_idx] = self._row(level_idx, ())
                 continue
             if len(level) == 1:
-                out[level_idx] = self._rows_1d(level_idx, level[0], ids[level[0]])
+                out[level_idx] = self._lookup.rows_1d(level_idx, level[0], ids[level[0]])
             else:
-                out[level_idx] = self._rows_nd(level_idx, level, [ids[d] for d in level])
+                out[level_idx] = self._lookup.rows_nd(level_idx, level, [ids[d] for d in level])
             other = self._other_row.get(level_idx)
             if other is not None:
                 self._count_folded(level_idx, level, ids, out[level_idx] == other)
@@ -289,7 +282,7 @@ class ScopeTable:
         if len(level) == 1:  # a count per id: no sort of rows (same order: by id)
             freq = np.bincount(ids[level[0]][folded])
             seen = np.flatnonzero(freq)
-            names = self._values[level[0]]
+            names = self._lookup.values[level[0]]
             for i, n in zip(seen.tolist(), freq[seen].tolist(), strict=True):
                 if names[i] != OTHER:
                     key = (names[i],)
@@ -297,13 +290,13 @@ class ScopeTable:
             return
         combo = ids[level[0]][folded]
         for d in level[1:]:  # one int per combination, in the order of its ids
-            combo = (combo << _ID_BITS) | ids[d][folded]
+            combo = (combo << ID_BITS) | ids[d][folded]
         uniq, freq = np.unique(combo, return_counts=True)
-        tables = [self._values[d] for d in level]
-        mask, last = (1 << _ID_BITS) - 1, len(level) - 1
+        tables = [self._lookup.values[d] for d in level]
+        mask, last = (1 << ID_BITS) - 1, len(level) - 1
         for key, n in zip(uniq.tolist(), freq.tolist(), strict=True):
             values = tuple(
-                t[(key >> (_ID_BITS * (last - k))) & mask] for k, t in enumerate(tables)
+                t[(key >> (ID_BITS * (last - k))) & mask] for k, t in enumerate(tables)
             )
             if not _is_other(values):  # "other" itself is never a candidate for a row
                 pending[values] = pending.get(values, 0) + n
@@ -350,7 +343,7 @@ class ScopeTable:
         for swap in out:  # the lookup tables still map both scopes to their old rows
             level = self.levels[swap.level]
             for label in (swap.old, swap.new):
-                self._forget_lookup(swap.level, level, tuple(label[d] for d in level))
+                self._lookup.forget(swap.level, level, tuple(label[d] for d in level))
         return out
 
     def _swap(
@@ -415,133 +408,6 @@ class ScopeTable:
         self._row_pending = np.array(state["row_pending"], dtype=np.int64)
         self.recycled = [int(n) for n in state["recycled"]]
 
-    # -- interning caches ------------------------------------------------------
-
-    def _reset_caches(self) -> None:
-        self._generation += 1
-        self._ids: dict[str, dict[str, int]] = {}
-        self._values: dict[str, list[str]] = {}
-        self._lut: dict[int, I64] = {}
-        self._combo_row: dict[int, dict[int, int]] = {}
-        #: per multi-dimension level: (capacity per dimension, dense row table)
-        self._combo_lut: dict[int, tuple[tuple[int, ...], I64]] = {}
-
-    def _forget_lookup(
-        self, level_idx: int, level: tuple[str, ...], values: tuple[str, ...]
-    ) -> None:
-        """Drop the cached row of one scope: its next record asks ``_row`` again.
-
-        Cheaper than starting the caches afresh after a swap, which would resolve
-        every folded tail scope through ``_row`` again on the next batch.
-        """
-        ids = [self._ids.get(d, {}).get(v) for d, v in zip(level, values, strict=True)]
-        if any(i is None for i in ids):
-            return  # not interned in this generation: nothing cached
-        known = [int(i) for i in ids if i is not None]
-        if len(level) == 1:
-            lut = self._lut.get(level_idx)
-            if lut is not None and known[0] < len(lut):
-                lut[known[0]] = _UNKNOWN
-            return
-        held = self._combo_lut.get(level_idx)
-        if held is not None and all(i < c for i, c in zip(known, held[0], strict=True)):
-            flat = known[0]
-            for part, cap in zip(known[1:], held[0][1:], strict=True):
-                flat = flat * cap + part
-            held[1][flat] = _UNKNOWN
-        combo = known[0]
-        for part in known[1:]:
-            combo = (combo << _ID_BITS) | part
-        self._combo_row.get(level_idx, {}).pop(combo, None)
-
-    def _intern(self, dim: str, values: list[str]) -> I64:
-        """The id of each value of ``dim`` ("" is id 0), interning new values."""
-        table = self._ids.get(dim)
-        if table is None:
-            table = self._ids[dim] = {"": 0}
-            self._values[dim] = [""]
-        try:
-            return np.fromiter(map(table.__getitem__, values), np.int64, len(values))
-        except KeyError:
-            pass
-        new = [v for v in dict.fromkeys(values) if v not in table]  # first-seen order
-        if len(table) + len(new) > INTERN_LIMIT and len(table) > 1:
-            self._reset_caches()  # bounded memory whatever the input: start afresh
-            return self._intern(dim, values)
-        known = self._values[dim]
-        for value in new:
-            table[value] = len(known)
-            known.append(value)
-        return np.fromiter(map(table.__getitem__, values), np.int64, len(values))
-
-    def _rows_1d(self, level_idx: int, dim: str, ids: I64) -> I64:
-        lut = self._lut.get(level_idx)
-        size = len(self._values[dim])
-        if lut is None or len(lut) < size:
-            grown = np.full(max(size, 64) * 2, _UNKNOWN, np.int64)
-            grown[0] = -1  # "": the record lacks the dimension
-            if lut is not None:
-                grown[: len(lut)] = lut
-            lut = self._lut[level_idx] = grown
-        rows = lut[ids]
-        missing = rows == _UNKNOWN
-        if missing.any():
-            values = self._values[dim]
-            for i in np.unique(ids[missing]).tolist():
-                lut[i] = self._row(level_idx, (values[i],))
-            rows = lut[ids]
-        return rows
-
-    def _rows_nd(self, level_idx: int, level: tuple[str, ...], ids: list[I64]) -> I64:
-        """Rows of a level of several dimensions: a dense table indexed by the ids
-        (no sort) while the combinations fit, else ``np.unique`` of combined keys."""
-        caps = tuple(1 << max(len(self._values[d]) - 1, 1).bit_length() for d in level)
-        if np.prod(caps) <= DENSE_COMBOS:
-            held = self._combo_lut.get(level_idx)
-            if held is None or held[0] != caps:
-                held = self._combo_lut[level_idx] = (
-                    caps, np.full(int(np.prod(caps)), _UNKNOWN, np.int64)
-                )
-            lut = held[1]
-            flat = ids[0]
-            for part, cap in zip(ids[1:], caps[1:], strict=True):
-                flat = flat * cap + part
-            rows = lut[flat]
-            missing = rows == _UNKNOWN
-            if missing.any():
-                first = np.unique(flat[missing], return_index=True)[1]
-                where = np.sort(np.flatnonzero(missing)[first])  # in order of first sight
-                lut[flat[where]] = self._rows_by_key(level_idx, level, [i[where] for i in ids])
-                rows = lut[flat]
-            return rows
-        return self._rows_by_key(level_idx, level, ids)
-
-    def _rows_by_key(self, level_idx: int, level: tuple[str, ...], ids: list[I64]) -> I64:
-        combo = ids[0]
-        for part in ids[1:]:
-            combo = (combo << _ID_BITS) | part
-        ucombo, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
-        cache = self._combo_row.setdefault(level_idx, {})
-        keys = ucombo.tolist()
-        arrival = [keys[i] for i in np.argsort(first, kind="stable").tolist()]
-        try:
-            found = np.fromiter(map(cache.__getitem__, keys), np.int64, len(keys))
-        except KeyError:
-            mask = (1 << _ID_BITS) - 1
-            tables = [self._values[d] for d in level]
-            for key in arrival:  # new scopes take rows in order of first sight
-                if key in cache:
-                    continue
-                last = len(level) - 1
-                vids = [(key >> (_ID_BITS * (last - k))) & mask for k in range(len(level))]
-                if 0 in vids:  # some dimension is ""
-                    cache[key] = -1
-                else:
-                    values = tuple(t[v] for t, v in zip(tables, vids, strict=True))
-                    cache[key] = self._row(level_idx, values)
-            found = np.fromiter(map(cache.__getitem__, keys), np.int64, len(keys))
-        return found[inverse.reshape(-1)]
-
     def ancestors(self, row: int) -> list[int]:
         """Rows of the scopes that contain ``row``'s scope (fleet first).
 
@@ -586,7 +452,7 @@ class ScopeTable:
 
     def restore(self, labels: Sequence[dict[str, str]], level_of_row: Sequence[int]) -> None:
         """Rebuild rows in the same order as a snapshot took them."""
-        self._reset_caches()
+        self._lookup.reset()
         self.labels, self.level_of_row = [], []
         self._row_of.clear()
         self._other_row.clear()

@@ -37,7 +37,8 @@ from typing import Any
 from statuswatch.config import KafkaConfig
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.errors import SinkError
-from statuswatch.shell.sources import RawBatch, security_kwargs
+from statuswatch.shell.kafka_client import security_kwargs
+from statuswatch.shell.sources import RawBatch
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,9 @@ from statuswatch.shell.http import serve
 from statuswatch.shell.metrics import RuntimeStatus, build_registry
 from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.shell.sinks import ListSink, describe
-from statuswatch.simulate.cli import Plan, produce_kafka
-from statuswatch.simulate.traffic import Incident, SimSpec
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.output import Plan, produce_kafka
+from statuswatch.simulate.spec import SimSpec
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ def scope_label(scope: dict[str, str]) -> str:
 
 
 #: Why a partition cannot be read when fetching it again cannot heal it: the closed set of
-#: ``shell.sources.unreadable_reason`` and of a metric label.
+#: ``shell.kafka_source.unreadable_reason`` and of a metric label.
 UNREADABLE_REASONS = ("unsupported_codec", "corrupt_batch", "record_too_large")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
-from statuswatch.core.detector import Counters
+from statuswatch.core.counters import Counters
 from statuswatch.shell.sources import RawBatch, ReadPosition
 
 #: Seconds between two redraws: four a second reads as live without costing anything.

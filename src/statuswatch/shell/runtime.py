@@ -24,11 +24,12 @@ from statuswatch.errors import SourceError, UnreadablePartitionError
 from statuswatch.shell.checkpoint import Checkpoint
 from statuswatch.shell.deadletter import DeadLetterQueue
 from statuswatch.shell.health import BrokerProbe, HealthMonitor
+from statuswatch.shell.kafka_source import UNREADABLE_HINTS, KafkaSource
 from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
 from statuswatch.shell.offsets import OffsetLedger
 from statuswatch.shell.processing import process_batch
 from statuswatch.shell.sinks import Sink
-from statuswatch.shell.sources import UNREADABLE_HINTS, KafkaSource, RawBatch
+from statuswatch.shell.sources import RawBatch
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from statuswatch.config import (
 )
 from statuswatch.errors import SinkError
 from statuswatch.shell.alertformat import SIGNATURE_HEADER, alertmanager_alert, dumps, signature
-from statuswatch.shell.sources import client_tls_context, security_kwargs
+from statuswatch.shell.kafka_client import client_tls_context, security_kwargs
 
 log = logging.getLogger(__name__)
 

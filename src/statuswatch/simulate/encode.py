@@ -19,7 +19,7 @@ Formats (one ``bytes`` per record, no trailing newline):
 Every format derives its per-record variety (ids, client IP, latencies) from the
 record's columns, so equal chunks encode to equal bytes.
 
->>> from statuswatch.simulate.traffic import SimSpec, generate
+>>> from statuswatch.simulate import SimSpec, generate
 >>> spec = SimSpec(rate=20.0, n_apps=5)
 >>> chunk = next(generate(spec, 1_680_566_400_000, 1_680_566_401_000))
 >>> line = encode("combined", chunk, spec)[0].decode()
@@ -41,7 +41,8 @@ import numpy as np
 import numpy.typing as npt
 
 from statuswatch.errors import ConfigError
-from statuswatch.simulate.traffic import Chunk, SimSpec
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import Chunk
 
 #: The supported output formats.
 FORMATS: Final[tuple[str, ...]] = ("kong", "envoy", "nginx-json", "json", "combined")
@@ -425,7 +426,7 @@ _ENCODERS: Final[dict[str, Callable[[Chunk, _Tables], list[bytes]]]] = {
 def encode(fmt: str, chunk: Chunk, spec: SimSpec) -> list[bytes]:
     """Encode each record of ``chunk`` (generated from ``spec``) in format ``fmt``.
 
-    >>> from statuswatch.simulate.traffic import SimSpec, generate
+    >>> from statuswatch.simulate import SimSpec, generate
     >>> spec = SimSpec(rate=20.0, n_apps=5)
     >>> chunk = next(generate(spec, 1_680_566_400_000, 1_680_566_401_000))
     >>> import json

@@ -1,86 +1,40 @@
-"""A throwaway single-node Apache Kafka broker for the tests, the demo and CI.
-
-The broker jars come from Maven Central through Maven (``kafka_2.13`` and its
-runtime dependencies) and are cached per version. The broker runs in KRaft mode
-(one process is broker and controller) on free loopback ports, with its data
-in a temporary directory, under the machine's ``java``.
-
-Command line::
-
-    python -m statuswatch.localbroker fetch   # cache the jars, print their dir
-    python -m statuswatch.localbroker start   # run a broker until Ctrl-C
-"""
+"""The broker process: its configuration (KRaft, extra listeners with TLS and SASL), start,
+stop, crash and freeze, and Kafka's own tools from the cached jars."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import atexit
 import base64
 import concurrent.futures
 import contextlib
-import ctypes
-import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
-
 from statuswatch.errors import BrokerHarnessError
+from statuswatch.localbroker.admin import acreate_topic, fetch_metadata
+from statuswatch.localbroker.jars import DEFAULT_KAFKA_VERSION, ensure_kafka_jars
+from statuswatch.localbroker.process import (
+    HOST,
+    JVM_OPTIONS,
+    die_with_parent,
+    find_java,
+    free_ports,
+    run_to_end,
+    tail_file,
+)
 
-__all__ = ["DEFAULT_KAFKA_VERSION", "LocalKafka", "default_cache_dir", "ensure_kafka_jars"]
-
-DEFAULT_KAFKA_VERSION = "3.9.1"
-HOST = "127.0.0.1"
 NODE_ID = 1
-CLIENT_ID = "statuswatch-localbroker"
-
-_MARKER = ".complete"
-# Pinned so that a cold cache resolves the same plugin everywhere.
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
-# The kafka_2.13 POM declares only slf4j-api: without a binding the broker logs
-# nothing at all (slf4j's NOP logger). Kafka 3.x's own distribution ships
-# slf4j-reload4j + reload4j (log4j 1.x API, configured by log4j.properties).
-_POM = """\
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>local.statuswatch</groupId>
-  <artifactId>kafka-broker-jars</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_2.13</artifactId>
-      <version>{version}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-reload4j</artifactId>
-      <version>1.7.36</version>
-    </dependency>
-    <dependency>
-      <groupId>ch.qos.reload4j</groupId>
-      <artifactId>reload4j</artifactId>
-      <version>1.2.25</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
 
 _LOG4J = """\
 log4j.rootLogger=WARN, file
@@ -123,125 +77,6 @@ broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=2500
 """
 
-_JVM_OPTIONS = (
-    "-Xms128m",
-    "-Xmx512m",
-    # A test broker on a small shared machine: the client compiler alone and a
-    # serial GC leave the CPUs to the tests and start about a second faster.
-    "-XX:+UseSerialGC",
-    "-XX:TieredStopAtLevel=1",
-    "-XX:+ExitOnOutOfMemoryError",
-    # No /tmp/hsperfdata_* file per broker.
-    "-XX:-UsePerfData",
-    "-Djava.awt.headless=true",
-)
-
-
-def default_cache_dir(version: str = DEFAULT_KAFKA_VERSION) -> Path:
-    """``$STATUSWATCH_CACHE/kafka-<version>``, else ``~/.cache/statuswatch/kafka-<version>``."""
-    root = os.environ.get("STATUSWATCH_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "statuswatch"
-    return base / f"kafka-{version}"
-
-
-def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | None = None) -> Path:
-    """Fetch the broker jars with Maven unless cached; return the directory holding them."""
-    cache = (cache_dir if cache_dir is not None else default_cache_dir(version)).absolute()
-    libs = cache / "libs"
-    if _cache_complete(cache, version):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerHarnessError("cannot fetch the Kafka jars: Maven (mvn) is not on PATH")
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BrokerHarnessError(f"cannot create cache dir {cache}: {exc.strerror}") from exc
-    with _file_lock(cache / ".lock"):
-        # Another process may have filled the cache while this one waited.
-        if _cache_complete(cache, version):
-            return libs
-        (cache / _MARKER).unlink(missing_ok=True)
-        shutil.rmtree(libs, ignore_errors=True)  # a partial copy from a failed run
-        (cache / "pom.xml").write_text(_POM.format(version=version), encoding="utf-8")
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "-Dstyle.color=never",
-            "-f",
-            str(cache / "pom.xml"),
-            f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
-            f"-DoutputDirectory={libs}",
-            "-DincludeScope=runtime",
-        ]
-        try:
-            done = subprocess.run(
-                cmd,
-                cwd=cache,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BrokerHarnessError(f"Maven failed to fetch kafka_2.13:{version}: {exc}") from exc
-        if done.returncode != 0:
-            raise BrokerHarnessError(
-                f"Maven failed to fetch kafka_2.13:{version} (exit {done.returncode}):\n"
-                + _tail_text(done.stdout + done.stderr, 40)
-            )
-        jars = sorted(p.name for p in libs.glob("*.jar"))
-        if f"kafka_2.13-{version}.jar" not in jars:
-            raise BrokerHarnessError(f"Maven ran but {libs} has no kafka_2.13-{version}.jar")
-        # Written last: its presence means the copy is whole.
-        (cache / _MARKER).write_text(f"{version}\n" + "\n".join(jars) + "\n", encoding="utf-8")
-    return libs
-
-
-def _cache_complete(cache: Path, version: str) -> bool:
-    try:
-        lines = (cache / _MARKER).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return False
-    if not lines or lines[0] != version:
-        return False
-    return all((cache / "libs" / name).is_file() for name in lines[1:])
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _java() -> str:
-    home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").is_file():
-        return str(Path(home) / "bin" / "java")
-    java = shutil.which("java")
-    if java is None:
-        raise BrokerHarnessError("cannot start Kafka: java is not on PATH (and JAVA_HOME unset)")
-    return java
-
-
-def _free_ports(count: int) -> list[int]:
-    # All sockets stay bound until every port is picked, so the ports differ.
-    # The kernel may hand a port to someone else before the broker binds it;
-    # on loopback with ephemeral ports that race is rare enough for tests.
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((HOST, 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
-
 
 def _new_cluster_id() -> str:
     """A Kafka ``Uuid`` string: 16 random bytes, URL-safe base64, unpadded.
@@ -262,107 +97,6 @@ def _properties_value(text: str) -> str:
     'a\\nb'
     """
     return text.strip().replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _tail_text(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _tail_file(path: Path, lines: int) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 256 * 1024))
-            data = fh.read()
-    except OSError:
-        return ""
-    # Java stack frames would push the one line that says what went wrong
-    # ("Caused by: ... Address already in use") out of a short tail.
-    kept = [
-        line
-        for line in data.decode("utf-8", "replace").splitlines()
-        if not line.startswith(("\tat ", "\t... "))
-    ]
-    return "\n".join(kept[-lines:])
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    def preexec() -> None:
-        # Linux: the kernel SIGKILLs the broker when the process that forked it
-        # dies, even by SIGKILL, where atexit never runs.
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-# --- metadata, through aiokafka's admin client -----------------------------------------
-
-
-@dataclass(frozen=True)
-class _Metadata:
-    brokers: list[int]
-    # topic -> (error code, {partition: leader id})
-    topics: dict[str, tuple[int, dict[int, int]]] = field(default_factory=dict)
-
-
-def _port_open(port: int, timeout: float) -> bool:
-    # A plain connect first: the admin client logs every refused connection as an error.
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-async def _ametadata(bootstrap: str, topics: Sequence[str], timeout: float) -> _Metadata:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id=CLIENT_ID,
-        request_timeout_ms=max(1, int(timeout * 1000)),
-    )
-    try:
-        await admin.start()
-        cluster = await admin.describe_cluster()
-        described = await admin.describe_topics(list(topics)) if topics else []
-    finally:
-        await admin.close()
-    found = {
-        str(t["topic"]): (
-            int(t["error_code"]),
-            {int(p["partition"]): int(p["leader"]) for p in t["partitions"]},
-        )
-        for t in described
-    }
-    return _Metadata([int(b["node_id"]) for b in cluster["brokers"]], found)
-
-
-def _fetch_metadata(port: int, topics: Sequence[str], timeout: float) -> _Metadata | None:
-    """The broker list and the topics' leaders, or None while the broker cannot answer.
-
-    Runs its own event loop in a worker thread, so it serves callers with or
-    without a running loop.
-    """
-    if not _port_open(port, timeout):
-        return None
-    with concurrent.futures.ThreadPoolExecutor(1, "localbroker-metadata") as pool:
-        future = pool.submit(
-            lambda: asyncio.run(
-                asyncio.wait_for(_ametadata(f"{HOST}:{port}", topics, timeout), timeout)
-            )
-        )
-        try:
-            return future.result()
-        except (KafkaError, OSError, TimeoutError):
-            return None
-
-
-# Kafka error codes that a create_topic caller may meet.
-_TOPIC_ALREADY_EXISTS = 36
 
 
 class LocalKafka:
@@ -409,7 +143,7 @@ class LocalKafka:
                 raise BrokerHarnessError(f"bad listener name {name!r}")
             if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT", "PLAINTEXT"):
                 raise BrokerHarnessError(f"bad security protocol {protocol!r} for {name}")
-        picked = _free_ports(2 + len(extra_listeners))
+        picked = free_ports(2 + len(extra_listeners))
         self.port = port if port is not None else picked[0]
         self.controller_port = controller_port if controller_port is not None else picked[1]
         self.listeners = extra_listeners
@@ -454,7 +188,7 @@ class LocalKafka:
         """The last lines of the broker log and of the JVM console."""
         parts = []
         for path in (self.log_file, self.console_file):
-            text = _tail_file(path, lines)
+            text = tail_file(path, lines)
             if text:
                 parts.append(f"--- {path.name} ---\n{text}")
         return "\n".join(parts) or "(the broker wrote no log)"
@@ -467,11 +201,11 @@ class LocalKafka:
             raise BrokerHarnessError("the local Kafka broker is already running")
         deadline = time.monotonic() + timeout
         libs = ensure_kafka_jars(self.version, self._cache_dir)
-        java = _java()
+        java = find_java()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         server_props = self._write_config()
         classpath = str(libs / "*")
-        jvm = [java, *_JVM_OPTIONS, f"-Dlog4j.configuration={self._log4j_file.as_uri()}"]
+        jvm = [java, *JVM_OPTIONS, f"-Dlog4j.configuration={self._log4j_file.as_uri()}"]
         if not (self._kraft_dir / "meta.properties").exists():
             self._format_storage(jvm, classpath, server_props, deadline)
 
@@ -489,7 +223,7 @@ class LocalKafka:
                     # PDEATHSIG fires when the forking *thread* exits, so only
                     # use it from the main thread, which lives as long as we do.
                     preexec_fn=(  # noqa: PLW1509 - only prctl, no locks taken
-                        _die_with_parent(os.getpid())
+                        die_with_parent(os.getpid())
                         if threading.current_thread() is threading.main_thread()
                         else None
                     ),
@@ -514,7 +248,7 @@ class LocalKafka:
                 raise BrokerHarnessError(
                     f"the Kafka broker did not become ready within {timeout:g}s\n{tail}"
                 )
-            meta = _fetch_metadata(self.port, [], timeout=min(2.0, remaining))
+            meta = fetch_metadata(self.port, [], timeout=min(2.0, remaining))
             # Listed in the metadata means registered and unfenced: topics can
             # be created and produced to.
             if meta is not None and NODE_ID in meta.brokers:
@@ -608,7 +342,7 @@ class LocalKafka:
         under the machine's ``java``, e.g. ``tool_command("kafka.tools.ConsoleProducer",
         "--bootstrap-server", broker.bootstrap_servers, "--topic", "t")``."""
         libs = ensure_kafka_jars(self.version, self._cache_dir)
-        return [_java(), *_JVM_OPTIONS, "-cp", str(libs / "*"), main_class, *args]
+        return [find_java(), *JVM_OPTIONS, "-cp", str(libs / "*"), main_class, *args]
 
     # --- topics
 
@@ -629,42 +363,7 @@ class LocalKafka:
         self, name: str, partitions: int = 1, *, exist_ok: bool = False, timeout: float = 30.0
     ) -> None:
         """Create a topic and wait until every partition has a leader."""
-        deadline = time.monotonic() + timeout
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers,
-            client_id=CLIENT_ID,
-            request_timeout_ms=max(1, int(timeout * 1000)),
-        )
-        try:
-            await admin.start()
-            response = await admin.create_topics(
-                [NewTopic(name, partitions, 1)], timeout_ms=max(1, int(timeout * 1000))
-            )
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise BrokerHarnessError(f"cannot create topic {name!r}: {exc!r}") from exc
-        finally:
-            await admin.close()
-        for entry in response.topic_errors:
-            code = int(entry[1])
-            if code == 0 or (code == _TOPIC_ALREADY_EXISTS and exist_ok):
-                continue
-            message = entry[2] if len(entry) > 2 and entry[2] else f"error code {code}"
-            raise BrokerHarnessError(f"cannot create topic {entry[0]!r}: {message}")
-        await asyncio.to_thread(self._wait_for_leaders, name, deadline)
-
-    def _wait_for_leaders(self, name: str, deadline: float) -> None:
-        # CreateTopics answers once the controller has the topic; the broker's
-        # metadata cache (which producers and consumers read) follows shortly.
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BrokerHarnessError(f"topic {name!r} has no leader for every partition")
-            meta = _fetch_metadata(self.port, [name], timeout=min(2.0, remaining))
-            if meta is not None and name in meta.topics:
-                error, leaders = meta.topics[name]
-                if error == 0 and leaders and all(leader >= 0 for leader in leaders.values()):
-                    return
-            time.sleep(0.05)
+        await acreate_topic(self.port, name, partitions, exist_ok=exist_ok, timeout=timeout)
 
     # --- internals
 
@@ -742,23 +441,10 @@ class LocalKafka:
         ]
         for mech, user, password in self._scram_users:
             cmd += ["--add-scram", f"{mech}=[name={user},password={password}]"]
-        try:
-            done = subprocess.run(
-                cmd,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=max(1.0, deadline - time.monotonic()),
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BrokerHarnessError(f"kafka StorageTool format failed: {exc}") from exc
-        if done.returncode != 0:
-            raise BrokerHarnessError(
-                f"kafka StorageTool format failed (exit {done.returncode}):\n"
-                + _tail_text(done.stdout + done.stderr, 40)
-            )
+        run_to_end(
+            cmd, self.data_dir, max(1.0, deadline - time.monotonic()),
+            "kafka StorageTool format failed",
+        )
 
     def _signal(self, sig: signal.Signals) -> None:
         proc = self._proc
@@ -777,88 +463,3 @@ class LocalKafka:
         self.stop(timeout=10.0)
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def _parse_topic(spec: str) -> tuple[str, int]:
-    name, _, count = spec.partition(":")
-    try:
-        partitions = int(count) if count else 1
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad partition count in {spec!r}") from None
-    if not name or partitions < 1:
-        raise argparse.ArgumentTypeError(f"expected NAME or NAME:PARTITIONS, got {spec!r}")
-    return name, partitions
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m statuswatch.localbroker",
-        description="Fetch and run a throwaway single-node Kafka broker on 127.0.0.1.",
-    )
-    parser.add_argument(
-        "--kafka-version", default=DEFAULT_KAFKA_VERSION, help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="jar cache (default: $STATUSWATCH_CACHE/kafka-VERSION, "
-        "else ~/.cache/statuswatch/kafka-VERSION)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="download the broker jars into the cache, print their dir")
-    start = sub.add_parser("start", help="run a broker until Ctrl-C or SIGTERM")
-    start.add_argument(
-        "--topic",
-        action="append",
-        default=[],
-        type=_parse_topic,
-        metavar="NAME[:PARTITIONS]",
-        help="create this topic once the broker is up (repeatable)",
-    )
-    start.add_argument("--port", type=int, help="broker port (default: a free one)")
-    start.add_argument("--timeout", type=float, default=120.0, help="start timeout, seconds")
-    return parser
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m statuswatch.localbroker``."""
-    args = _build_parser().parse_args(argv)
-    try:
-        if args.command == "fetch":
-            print(ensure_kafka_jars(args.kafka_version, args.cache_dir), flush=True)
-            return 0
-        # SIGTERM (e.g. from a process manager) stops the broker cleanly, like Ctrl-C.
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-        broker = LocalKafka(version=args.kafka_version, cache_dir=args.cache_dir, port=args.port)
-        try:
-            broker.start(timeout=args.timeout)
-            for name, partitions in args.topic:
-                broker.create_topic(name, partitions)
-            print(broker.bootstrap_servers, flush=True)
-            print(
-                f"Kafka {args.kafka_version} up; data in {broker.data_dir}; Ctrl-C stops it",
-                file=sys.stderr,
-                flush=True,
-            )
-            while broker.running:
-                time.sleep(0.5)
-            print(f"the broker exited on its own\n{broker.log_tail()}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            broker.close()
-    except BrokerHarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
