@@ -17,7 +17,9 @@ from statuswatch.core.detector import Detector
 from statuswatch.core.horizons import HorizonSums
 from statuswatch.core.reference import LongReference
 from statuswatch.errors import ConfigError
-from statuswatch.simulate.traffic import Incident, SimSpec, generate
+from statuswatch.simulate.incidents import Incident
+from statuswatch.simulate.spec import SimSpec
+from statuswatch.simulate.traffic import generate
 
 T0 = 1_680_566_400_000
 W = 10_000
