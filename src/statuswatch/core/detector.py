@@ -206,8 +206,8 @@ class Detector:
         (a series a rule now ignores counts as calm). Only what was derived from the old
         settings goes: the rule table, the lifecycle's k/m, the volume calibrators if
         their keys changed, the horizons' sums if ``detect.horizons`` changed (they start
-        afresh; a firing series is then judged on the shortest horizon with a hit). The caller refuses changes this cannot apply
-        (``config.restart_keys``).
+        afresh; a firing series is then judged on the shortest horizon with a hit). The
+        caller refuses changes this cannot apply (``config.restart_keys``).
         """
         old, d = self.settings.detect, settings.detect
         self.settings = settings
