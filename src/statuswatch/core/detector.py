@@ -598,11 +598,12 @@ class Detector:
         A hit there is a rise (a drop is judged over the last minutes, as traffic is:
         the learned share may hold an incident's level, whose end is no new incident);
         it needs the count and ratio gates of its horizon, and the horizon before it (its
-        newest part) in excess at ``RECENT_EXCESS_RATE`` of its rate or more: the
-        evidence is still arriving. (Not requests in the window itself: a 2-a-minute app
-        has none in most windows.) Horizons with ``long_reference`` judge a rise against
-        the long reference (the learned share where it has none). Only cells past the
-        gates (and live series) are scored: every decision is about those.
+        newest part) in excess at ``RECENT_EXCESS_RATE`` of its rate or more, and a request
+        in the scope within the last minute: the evidence is still arriving. (Not in the
+        window itself: a 2-a-minute app has none in most windows.) Horizons with
+        ``long_reference`` judge a rise against the long reference (the learned share
+        where it has none). Only cells past the gates (and live series) are scored:
+        every decision is about those.
         """
         d = self.settings.detect
         if len(d.horizons) <= 2:
@@ -626,7 +627,9 @@ class Detector:
 
         live = at(need if self.exhaustive else live_cells)
         phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
-        warm = exp.warm[rows]
+        # a scope without a request in the last minute is not still receiving evidence
+        # (and a silent run past the minute can then be passed cheaply)
+        warm = exp.warm[rows] & (self._totals(sums[1]) > 0)[rows]
         learned = at(exp.share)
         reference = learned
         if any(h.long_reference for h in d.horizons[2:]):
@@ -730,9 +733,9 @@ class Detector:
 
     def _horizons_quiet(self) -> bool:
         """Whether no horizon can hit in a silent window: a hit past the first minute
-        needs the horizon before it in excess, so every sum but the longest is empty."""
+        needs a request in its scope within the last minute."""
         lengths = self._horizons.lengths
-        return len(lengths) < 3 or self._horizons.quiet_since() >= lengths[-2]
+        return len(lengths) < 3 or self._horizons.quiet_since() >= lengths[1]
 
     @staticmethod
     def _arriving(key: SeriesKey, scored: ScoredWindow) -> bool:
