@@ -48,7 +48,7 @@ from statuswatch.core.incidents import IncidentGrouper
 from statuswatch.core.reference import LongReference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
-from statuswatch.core.scopes import CodeTable, ScopeTable
+from statuswatch.core.scopes import CodeTable, Recycled, ScopeTable
 from statuswatch.core.score import (
     F64,
     ShareScores,
@@ -166,6 +166,9 @@ class Detector:
         self._rejected_now: RejectedInput | None = None
         self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
         self.last_report: WindowReport | None = None
+        #: whether the last window of each call is evaluated in full for ``last_report``
+        #: (the metrics endpoint's); a backtest, which serves no metrics, need not
+        self.serves_metrics = True
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
         #: called with every closed window's report, once it is scored
@@ -302,17 +305,20 @@ class Detector:
 
     def _evaluate(self, closed: list[ClosedWindow]) -> list[AlertEvent]:
         events: list[AlertEvent] = []
+        # The last window of a call runs in full: it is the one the metrics show.
+        cheap_until = len(closed) - 1 if self.serves_metrics else len(closed)
         i = 0
         while i < len(closed):
-            # The last window of a call always runs in full: it is the one the metrics show.
-            if i < len(closed) - 1 and self._may_pass_silent(closed[i]):
+            if i < cheap_until and self._may_pass_silent(closed[i]):
                 j = i + 1
-                while j < len(closed) - 1 and not closed[j].counts.any():
+                while j < cheap_until and not closed[j].counts.any():
                     j += 1
                 self._pass_silent(closed[i:j])
                 i = j
                 continue
-            events.extend(self._evaluate_one(closed[i]))
+            quiet = i < cheap_until and self._may_evaluate_quietly()
+            if not (quiet and self._evaluate_quietly(closed[i])):
+                events.extend(self._evaluate_one(closed[i]))
             i += 1
         if closed:  # after every window of the call: each was counted with the old rows
             self._rebalance_scopes(len(closed))
@@ -344,15 +350,19 @@ class Detector:
             return False
         n_rows, n_cols = len(self.scopes), len(self.codes)
         rules, _ = self._tables(n_rows, n_cols)
+        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
+        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
+        return bool(level < self._volume_a_silence_needs(rules))
+
+    def _volume_a_silence_needs(self, rules: RuleTable) -> float:
+        """The least expected volume whose silence could be a volume hit in any scope."""
         if self._silence_needs is None or self._silence_needs[0] is not rules:
             v = rules.volume
             # Silence is a hit only for an expected volume of min_excess_count requests
             # or more, scoring fire_score: -log10 P(X = 0) = volume / phi / ln 10, phi >= 1.
             needed = np.maximum(v.min_excess_count, v.fire_score * np.log(10.0))
             self._silence_needs = (rules, float(needed.min(initial=np.inf)) * (1.0 - 1e-9))
-        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
-        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
-        return bool(level < self._silence_needs[1])
+        return self._silence_needs[1]
 
     def _pass_silent(self, run: list[ClosedWindow]) -> None:
         """Close consecutive windows without requests: count them, keep the long
@@ -392,14 +402,15 @@ class Detector:
             self.report_listener(self.last_report)
         return events
 
-    def _padded_counts(self, window: ClosedWindow) -> tuple[I64, I64]:
+    def _padded_counts(self, window: ClosedWindow, *, closing: bool = True) -> tuple[I64, I64]:
         """The window's counts on the current tables, status-class columns summed, and
-        the requests per row; counts the window as closed."""
+        the requests per row; ``closing``: counts the window as closed."""
         n_rows, n_cols = len(self.scopes), len(self.codes)
         counts = np.zeros((n_rows, n_cols), np.int64)
         counts[: window.counts.shape[0], : window.counts.shape[1]] = window.counts
-        self.counters.windows_closed += 1
-        if self.window_listener is not None:
+        if closing:
+            self.counters.windows_closed += 1
+        if closing and self.window_listener is not None:
             self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
         for class_col, members in self.codes.class_members():
             counts[:, class_col] = counts[:, members].sum(axis=1)
@@ -422,27 +433,13 @@ class Detector:
                 below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
             )
         sums = self._horizons.push(counts)
-        spans = self._horizons.spans()
-        long_counts = sums[1] if len(sums) > 1 else counts
-        long_totals = self._totals(long_counts)
-        # The last minute summed, with its own dispersion; its hits count only where the
-        # window itself reaches clear_score (see evidence.minute_view).
-        long_shares = score_shares(
-            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
-            long_totals, exp.volume * spans[min(1, len(spans) - 1)],
-            # Long scores are compared with clear_score or more (hits, and which sums
-            # are too elevated to teach the long window's dispersion).
-            below=None if self.exhaustive else d.clear_score,
-            exact=None if self.exhaustive else self._live_share_cells(n_rows, n_cols),
+        live = None if self.exhaustive else self._live_share_cells(n_rows, n_cols)
+        long_counts, long_shares, views = self._horizon_views(
+            sums, self._horizons.spans(), counts, exp, floor, shares,
+            [self._rules_at(i, rules) for i in range(len(d.horizons))], live,
         )
-        views: list[HorizonView] = []
-        if len(sums) > 1:
-            views.append(minute_view(
-                d.horizons[1].windows, counts, long_counts, exp, shares, long_shares,
-                self._rules_at(1, rules), d.clear_score,
-            ))
-            views += self._long_horizons(sums, spans, exp, floor, shares, long_shares, rules)
-        self._block_resolved(views)
+        self._forget_old_resolves(bool(views))
+        self._block_resolved(views, self.counters.windows_closed)
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
         rejected_drop = self._drops_of_rejected_records(shares.totals, exp.volume)
@@ -453,15 +450,51 @@ class Detector:
         )
         scored = ScoredWindow(window, counts, exp, shares, volume, hits, rules,
                               dict(self._fired_horizon))
-        return scored, _LongWindow(long_counts, long_totals, long_shares, rejected_drop, views)
+        return scored, _LongWindow(
+            long_counts, long_shares.totals, long_shares, rejected_drop, views
+        )
 
-    def _blast_radius(self, counts: I64, shares: ShareScores, rules: RuleTable) -> BlastRadius:
+    def _horizon_views(
+        self, sums: list[I64], spans: list[int], counts: I64, exp: Expectation, floor: F64,
+        shares: ShareScores, tables: list[RuleTable], live: B | None,
+        row_ids: I64 | None = None,
+    ) -> tuple[I64, ShareScores, list[HorizonView]]:
+        """The last minute summed (the window alone with one horizon), its share scores,
+        and every horizon's view after the window's. ``tables``: each horizon's rules;
+        ``live``: cells scored exactly (None: every cell, unscreened); ``row_ids``: the
+        scope rows the arrays hold, in order (None: every row)."""
+        d = self.settings.detect
+        long_counts = sums[1] if len(sums) > 1 else counts
+        # The last minute summed, with its own dispersion; its hits count only where the
+        # window itself reaches clear_score (see evidence.minute_view).
+        long_shares = score_shares(
+            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
+            self._totals(long_counts), exp.volume * spans[min(1, len(spans) - 1)],
+            # Long scores are compared with clear_score or more (hits, and which sums
+            # are too elevated to teach the long window's dispersion).
+            below=None if live is None else d.clear_score, exact=live,
+        )
+        views: list[HorizonView] = []
+        if len(sums) > 1:
+            views.append(minute_view(
+                d.horizons[1].windows, counts, long_counts, exp, shares, long_shares,
+                tables[1], d.clear_score,
+            ))
+            views += self._long_horizons(
+                sums, spans, exp, floor, long_shares, tables, live, row_ids
+            )
+        return long_counts, long_shares, views
+
+    def _blast_radius(
+        self, counts: I64, shares: ShareScores, rules: RuleTable, rows: I64 | None = None
+    ) -> BlastRadius:
+        """``rows``: the scope rows the arrays hold, in order (None: every row)."""
         d = self.settings.detect
         if not d.blast_radius.enabled or self._blast_level < 0:
             return NO_BLAST
-        level_rows = np.flatnonzero(
-            (np.asarray(self.scopes.level_of_row) == self._blast_level) & (shares.totals > 0)
-        )
+        levels = np.asarray(self.scopes.level_of_row)
+        levels = levels if rows is None else levels[rows]
+        level_rows = np.flatnonzero((levels == self._blast_level) & (shares.totals > 0))
         return blast_radius(
             counts, shares, rules.ignore, level_rows, d.blast_radius,
             fire_score=d.fire_score, extreme_score=d.extreme_score,
@@ -529,9 +562,7 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
-        warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
-        frozen_share |= warm & (shares.up >= d.clear_score) & (counts > shares.up_expected_count)
-        frozen_share |= warm & (shares.down >= d.clear_score) & (counts < shares.expected_count)
+        frozen_share |= self._elevated(counts, exp, shares)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
         self._accepted = self.incidents.with_descendants(self._accepted) & live
@@ -591,7 +622,8 @@ class Detector:
 
     def _long_horizons(
         self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
-        shares: ShareScores, long_shares: ShareScores, rules: RuleTable,
+        long_shares: ShareScores, tables: list[RuleTable], live_cells: B | None,
+        row_ids: I64 | None,
     ) -> list[HorizonView]:
         """Scores and hits of the horizons after the first minute (10 min, 1 h).
 
@@ -603,17 +635,16 @@ class Detector:
         window itself: a 2-a-minute app has none in most windows.) Horizons with
         ``long_reference`` judge a rise against the long reference (the learned share
         where it has none). Only cells past the gates (and live series) are scored:
-        every decision is about those.
+        every decision is about those (every cell where ``live_cells`` is None).
+        ``row_ids``: the scope rows the arrays hold, in order (None: every row).
         """
         d = self.settings.detect
         if len(d.horizons) <= 2:
             return []
         shape = sums[0].shape
-        tables = [self._rules_at(i, rules) for i in range(len(d.horizons))]
         # The cells any decision is about: a count that can pass a horizon's count gate
         # (an excess of min_excess_count needs that many requests), and live series.
-        live_cells = self._live_share_cells(*shape)
-        if self.exhaustive:
+        if live_cells is None:
             need = np.ones(shape, dtype=bool)
         else:
             need = live_cells.copy()
@@ -625,7 +656,7 @@ class Detector:
         def at(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
             return np.take(a, flat)
 
-        live = at(need if self.exhaustive else live_cells)
+        live = at(need if live_cells is None else live_cells)
         phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
         # a scope without a request in the last minute is not still receiving evidence
         # (and a silent run past the minute can then be passed cheaply)
@@ -633,7 +664,9 @@ class Detector:
         learned = at(exp.share)
         reference = learned
         if any(h.long_reference for h in d.horizons[2:]):
-            reference = self.reference.up_share_at(rows, flat % shape[1], fallback=learned)
+            reference = self.reference.up_share_at(
+                rows if row_ids is None else row_ids[rows], flat % shape[1], fallback=learned
+            )
         before_counts, before_span = at(sums[1]), spans[1]
         before_up = at(long_shares.up_expected_count)
         no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)  # read only
@@ -667,42 +700,64 @@ class Detector:
             before_counts, before_up, before_span = c, up_expected, span
         return views
 
-    def _block_resolved(self, views: list[HorizonView]) -> None:
+    def _forget_old_resolves(self, has_views: bool) -> None:
+        """Forget the resolves every horizon's sum has left behind (all of them with no
+        horizon past the window's); ``windows_closed`` counts the window being closed."""
+        if not has_views:
+            self._resolved_at.clear()
+            return
+        now, longest = self.counters.windows_closed, self._horizons.lengths[-1]
+        for key, at in list(self._resolved_at.items()):
+            if now - at >= longest:
+                del self._resolved_at[key]
+
+    def _block_resolved(
+        self, views: list[HorizonView], now: int, row_ids: I64 | None = None
+    ) -> None:
         """One incident, one page. A resolved series cannot fire again on a horizon whose
         sum still holds windows of the episode it resolved. Nor can a rise on the same
         code (its class or its codes) in a scope that overlaps it (contains it, lies
         within it, or cuts across it: an app and a service) fire on a horizon past the
         first minute while it fires, or while that horizon still holds its episode: slow
-        evidence there is the known incident's, arriving late where counts are small."""
+        evidence there is the known incident's, arriving late where counts are small.
+
+        Clears those hits in ``views`` (whose arrays hold ``row_ids``, in order; None:
+        every row) as of window ``now`` (``windows_closed`` with it counted); changes
+        nothing else."""
         if not views:
-            self._resolved_at.clear()
             return
-        now = self.counters.windows_closed
-        n_rows, n_cols = views[0].counts.shape
+        n_rows, n_cols = len(self.scopes), views[0].counts.shape[1]
+        if row_ids is None:
+            local = np.arange(n_rows)
+        else:
+            local = np.full(n_rows, -1)
+            local[row_ids] = np.arange(len(row_ids))
         sources = [(k, 0) for k in self.alerts.firing_keys()
                    if k.signal == "share" and k.direction == "up"]
-        for key, at in list(self._resolved_at.items()):
+        for key, at in self._resolved_at.items():
             age = now - at
             if age >= views[-1].windows:
-                del self._resolved_at[key]
                 continue
+            row = int(local[key.row]) if key.row < n_rows and key.col < n_cols else -1
             for view in views:
                 hit = view.hit_up if key.direction == "up" else view.hit_down
-                if view.windows > age and key.row < n_rows and key.col < n_cols:
-                    hit[key.row, key.col] = False
+                if view.windows > age and row >= 0:
+                    hit[row, key.col] = False
             if key.direction == "up":
                 sources.append((key, age))
         for key, age in sources:
             if key.row >= n_rows or key.col >= n_cols:
                 continue
-            rows = np.flatnonzero(self._overlapping_rows(key.row, n_rows))
+            overlapping = self._overlapping_rows(key.row, n_rows)
+            rows = np.flatnonzero(overlapping if row_ids is None else overlapping[row_ids])
             cols = np.asarray(self._code_family(key.col), np.int64)
+            own_row = int(local[key.row])
             for view in views[1:]:
                 if view.windows > age:
-                    own = bool(view.hit_up[key.row, key.col])
+                    own = own_row >= 0 and bool(view.hit_up[own_row, key.col])
                     view.hit_up[np.ix_(rows, cols)] = False
-                    if age == 0:  # a firing series' own evidence stays
-                        view.hit_up[key.row, key.col] = own
+                    if age == 0 and own_row >= 0:  # a firing series' own evidence stays
+                        view.hit_up[own_row, key.col] = own
 
     def _overlapping_rows(self, row: int, n_rows: int) -> B:
         """Rows whose scopes share requests with ``row``'s: itself, its ancestors and
@@ -757,6 +812,154 @@ class Detector:
         else:
             self._fired_horizon.pop(key, None)
             self._resolved_at[key] = self.counters.windows_closed
+
+    def _elevated(self, counts: I64, exp: Expectation, shares: ShareScores) -> B:
+        """Share series elevated, up or down, to ``clear_score`` where enough requests
+        are expected (the cells ``_learn`` does not teach)."""
+        clear = self.settings.detect.clear_score
+        warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
+        up = warm & (shares.up >= clear) & (counts > shares.up_expected_count)
+        out: B = up | warm & (shares.down >= clear) & (counts < shares.expected_count)
+        return out
+
+    # -- quiet windows: the rows that can matter only --------------------------
+
+    def _may_evaluate_quietly(self) -> bool:
+        """Whether the next window may take ``_evaluate_quietly``: no series is live,
+        held or accepted (nothing to step, no evidence to report), no volume
+        calibrator learns every score, the input is not mostly invalid, and nothing
+        listens to every window."""
+        rejected = self._rejected_now
+        return not (
+            self.exhaustive or self._calibrators or self.incidents.held or self._accepted
+            or self.window_listener is not None or self.report_listener is not None
+            or (rejected is not None and rejected.mostly_invalid) or self.alerts.live_keys()
+        )
+
+    def _rows_that_matter(self, totals: I64, rules: RuleTable, parents: I64) -> I64:
+        """Rows with requests, rows whose silence could be a volume hit, rows whose sums
+        past the last minute can rise (a request within it), and their parents (a cold
+        row borrows its parent's shares), ascending."""
+        level = self.baseline.volume_level(len(totals)) * SEASONAL_MAX_RATIO
+        keep = (totals > 0) | (level >= self._volume_a_silence_needs(rules))
+        if len(self._horizons.lengths) > 2:
+            keep |= self._horizons.rows_with_counts(len(totals))
+        while True:
+            up = parents[keep]
+            up = up[up >= 0]
+            if keep[up].all():
+                return np.flatnonzero(keep)
+            keep[up] = True
+
+    def _may_hit(self, shares: ShareScores, volume: VolumeScores, rules: RuleTable) -> bool:
+        """Whether any hit or blast-radius evidence of the window itself is possible: a
+        share hit needs a score of a fire score, a last-minute hit one of clear_score, an
+        odd app one of blast_radius.scope_score; a volume hit one of a volume fire score."""
+        share = min(self._screen_score(), float(rules.fire_score.min(initial=np.inf)))
+        vol = self._least_volume_fire_score(rules)
+        return bool(
+            (shares.up >= share).any() or (shares.down >= share).any()
+            or (volume.up >= vol).any() or (volume.down >= vol).any()
+        )
+
+    @staticmethod
+    def _least_volume_fire_score(rules: RuleTable) -> float:
+        return float(rules.volume.fire_score.min(initial=np.inf))
+
+    def _evaluate_quietly(self, window: ClosedWindow) -> bool:
+        """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
+        only: the same scores there and the same learning everywhere. Quiet: no hit on
+        any horizon and no blast-radius evidence, so with nothing live
+        (``_may_evaluate_quietly``) no series steps; the horizons' sums, the baseline
+        and the long reference learn the window, every other row scoring 0. Returns
+        False, having changed nothing, where the window is not quiet (then
+        ``_evaluate_one`` takes it)."""
+        counts, totals = self._padded_counts(window, closing=False)
+        n_rows, n_cols = counts.shape
+        rules, parents = self._tables(n_rows, n_cols)
+        rows = self._rows_that_matter(totals, rules, parents)
+        exp = self.baseline.expect(
+            n_rows, n_cols, window_start_ms=window.start_ms,
+            window_ms=self.windows.size_ms, parents=parents, rows=rows,
+        )
+        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        counts_r, totals_r = counts[rows], totals[rows]
+        shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
+        sums, spans = self._horizons.peek(counts, rows)
+        rules_r, tables = self._tables_of_rows(rules, rows)
+        long_counts, long_shares, views = self._horizon_views(
+            sums, spans, counts_r, exp, floor, shares, tables,
+            np.zeros(counts_r.shape, dtype=bool), rows,
+        )
+        now = self.counters.windows_closed + 1  # as _evaluate_one counts it
+        self._block_resolved(views, now, rows)
+        # Volume scores are read only by _may_hit and the hits: exact where they may
+        # reach a volume fire score, rises only where a rule looks at them.
+        volume = score_volume(
+            totals_r, exp.volume, exp.volume_dispersion,
+            below=self._least_volume_fire_score(rules), up_rows=rules.volume.up[rows],
+        )
+        if self._hits_any(counts_r, exp, shares, volume, views, rules, rules_r, rows):
+            return False
+        self.counters.windows_closed += 1
+        self._horizons.push_rows(counts, rows)
+        self._forget_old_resolves(bool(views))
+        self._level_windows.clear()  # nothing is live: none has a level that holds
+        elevated = self._elevated(counts_r, exp, shares)
+
+        def spread(part: npt.NDArray[Any], like: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            full = np.zeros_like(like)
+            full[rows] = part
+            return full
+
+        cells = np.zeros(counts.shape, dtype=bool)
+        clear = self.settings.detect.clear_score
+        long_elevated = elevated | (long_shares.up >= clear) | (long_shares.down >= clear)
+        self.baseline.learn(
+            counts, window_start_ms=window.start_ms, frozen_share=spread(elevated, cells),
+            frozen_volume=np.zeros(n_rows, dtype=bool), totals=totals,
+            long_counts=spread(long_counts, counts),
+            long_totals=spread(long_shares.totals, totals),
+            frozen_long=spread(long_elevated, cells),
+        )
+        frozen_reference = elevated.copy()
+        for view in views:
+            frozen_reference |= view.elevated
+        self.reference.learn(counts, totals, frozen=spread(frozen_reference, cells))
+        return True
+
+    def _tables_of_rows(
+        self, rules: RuleTable, rows: I64
+    ) -> tuple[RuleTable, list[RuleTable]]:
+        """``rules`` and each horizon's rule table (``_rules_at``) cut to ``rows``."""
+        cut = {id(rules): rules.of_rows(rows)}
+        out = []
+        for i in range(len(self.settings.detect.horizons)):
+            table = self._rules_at(i, rules)
+            if id(table) not in cut:
+                cut[id(table)] = table.of_rows(rows)
+            out.append(cut[id(table)])
+        return cut[id(rules)], out
+
+    def _hits_any(
+        self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
+        views: list[HorizonView], rules: RuleTable, rules_of_rows: RuleTable, rows: I64,
+    ) -> bool:
+        """Whether the window has a hit on any horizon or blast-radius evidence on
+        ``rows`` (the rows every array but ``rules``' holds), the input not being mostly
+        invalid."""
+        if any(view.hit_up.any() or view.hit_down.any() for view in views):
+            return True
+        if not self._may_hit(shares, volume, rules):
+            return False
+        hits = find_hits(
+            counts, exp, shares, volume, rules_of_rows, views,
+            detect=self.settings.detect, rejected_drop=np.zeros(len(rows), dtype=bool),
+            blast=self._blast_radius(counts, shares, rules_of_rows, rows),
+        )
+        return bool(hits.blast.evidence) or any(h.any() for h in (
+            hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
+        ))
 
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
         """The scopes whose missing volume the rejected records can explain, while the
@@ -824,8 +1027,29 @@ class Detector:
             self.windows.move_row(r.row, r.other)
         self._horizons.zero_rows(rows)
         self.reference.forget_rows(rows)
-        self._rules = None
-        self._parents = np.zeros(0, np.int64)
+        self._tables_after_recycling(recycled)
+
+    def _tables_after_recycling(self, recycled: list[Recycled]) -> None:
+        """What ``_tables`` keeps once rows changed scope: the rule table unless a rule
+        names scopes (without rules every row has the defaults), the parent rows with
+        only the recycled rows' own parents found again where no row can have them as
+        a parent (their levels are contained in no other level)."""
+        if self.settings.detect.rules:
+            self._rules = None
+        levels = self.scopes.levels
+        has_children = {
+            i for i, inner in enumerate(levels)
+            if any(len(inner) < len(outer) and set(inner) <= set(outer) for outer in levels)
+        }
+        rows = [r.row for r in recycled]
+        if any(r.level in has_children for r in recycled) or max(rows) >= len(self._parents):
+            self._parents = np.zeros(0, np.int64)  # rebuilt whole by _tables
+            return
+        parents = self._parents.copy()
+        for row in rows:
+            up = self.scopes.ancestors(row)
+            parents[row] = up[-1] if up else -1
+        self._parents = parents
 
     def acknowledge(self) -> int:
         """Accept every firing level as the new normal (operator acknowledgement).

@@ -110,6 +110,48 @@ class HorizonSums:
                 self._close_block(i)
         return out
 
+    def peek(self, counts: I64, rows: I64) -> tuple[list[I64], list[int]]:
+        """What ``push(counts)`` would return, at ``rows`` only, and ``spans()`` after it,
+        changing nothing.
+
+        >>> sums = HorizonSums([1, 2])
+        >>> _ = sums.push(np.array([[1], [2]]))
+        >>> got, spans = sums.peek(np.array([[3], [4]]), np.array([1]))
+        >>> [a.tolist() for a in got], spans
+        ([[[4]], [[6]]], [1, 2])
+        """
+        part = counts[rows]
+        have = rows < self._shape[0]
+        at, cols = rows[have], min(self._shape[1], counts.shape[1])
+        out = [part]
+        for i in range(1, len(self.lengths)):
+            total = part.copy()
+            total[have, :cols] += self._ring_sum[i][at, :cols] + self._partial[i][at, :cols]
+            out.append(total)
+        return out, self.spans(ahead=1)
+
+    def push_rows(self, counts: I64, rows: I64) -> None:
+        """``push(counts)`` of counts that are 0 outside ``rows``, without the sums."""
+        self._fit(counts.shape)
+        self.windows += 1
+        part = counts[rows]
+        if part.any():
+            self._last_counted = self.windows
+        for i in range(1, len(self.lengths)):
+            self._partial[i][rows, : counts.shape[1]] += part
+            if self.windows % self._block(i) == 0:
+                self._close_block(i)
+
+    def rows_with_counts(self, n_rows: int) -> B:
+        """Rows with a count in the first horizon after the window's (before the next
+        push): the rows whose sums past it may still rise."""
+        out = np.zeros(n_rows, dtype=bool)
+        if len(self.lengths) > 1:
+            have = min(n_rows, self._shape[0])
+            out[:have] = (self._ring_sum[1][:have].any(axis=1)
+                          | self._partial[1][:have].any(axis=1))
+        return out
+
     def _close_block(self, i: int) -> None:
         ring = self._ring[i]
         if len(ring) == ring.maxlen:
@@ -131,13 +173,15 @@ class HorizonSums:
                 if self.windows % self._block(i) == 0:
                     self._close_block(i)
 
-    def spans(self) -> list[int]:
-        """How many windows each horizon's latest sum covers."""
-        out = [min(self.windows, 1)]
+    def spans(self, ahead: int = 0) -> list[int]:
+        """How many windows each horizon's latest sum covers (``ahead``: after that many
+        more pushes)."""
+        windows = self.windows + ahead
+        out = [min(windows, 1)]
         for i in range(1, len(self.lengths)):
             block = self._block(i)
-            filled = (self.windows - 1) % block + 1
-            out.append(min(self.windows, self.lengths[i] - block + filled))
+            filled = (windows - 1) % block + 1
+            out.append(min(windows, self.lengths[i] - block + filled))
         return out
 
     def quiet_since(self) -> int:
