@@ -63,6 +63,34 @@ def test_running_sums_equal_the_windows_they_cover(lengths, steps, seed):
         sums = restored
 
 
+@given(
+    lengths=st.sampled_from([(1, 6, 60, 360), (1, 2, 4), (1, 3), (1,)]),
+    steps=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), min_size=1, max_size=80),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_peek_is_the_push_at_its_rows_and_push_rows_the_push(lengths, steps, seed):
+    """``peek`` returns ``push``'s sums at the rows asked for and ``spans()`` after it,
+    changing nothing; ``push_rows`` of counts that are 0 elsewhere leaves the state
+    ``push`` leaves."""
+    rng = np.random.default_rng(seed)
+    pushed, by_rows = HorizonSums(lengths), HorizonSums(lengths)
+    n_rows = 1
+    for grow, busy in steps:
+        n_rows += grow  # scopes appear: the tables grow between windows
+        rows = np.sort(rng.choice(n_rows, size=min(busy, n_rows), replace=False))
+        counts = np.zeros((n_rows, 3), np.int64)
+        counts[rows] = rng.poisson(1.5, (len(rows), 3))
+        before = json.dumps(by_rows.snapshot())
+        peeked, spans = by_rows.peek(counts, rows)
+        assert json.dumps(by_rows.snapshot()) == before
+        got = pushed.push(counts)
+        assert spans == pushed.spans()
+        assert [a.tolist() for a in peeked] == [a[rows].tolist() for a in got]
+        by_rows.push_rows(counts, rows)
+        assert by_rows.snapshot() == pushed.snapshot()
+
+
 def test_the_reference_holds_frozen_series_and_accepts_only_given_codes():
     ref = LongReference(half_life_windows=50)
     mix = np.array([[90, 5, 5]])
