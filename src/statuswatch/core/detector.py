@@ -180,6 +180,8 @@ class Detector:
         #: the evidence of that episode cannot fire them again
         self._resolved_at: dict[SeriesKey, int] = {}
         self._horizon_rules: tuple[RuleTable, list[RuleTable]] | None = None
+        #: 1 for a code column, 0 for a status class's summed column (see ``_totals``)
+        self._code_mask: I64 = np.zeros(0, np.int64)
         #: series an operator accepted as the new normal: they learn while firing
         self._accepted: set[SeriesKey] = set()
         #: firing series -> windows they fired with a hit: how long the level has held
@@ -788,9 +790,14 @@ class Detector:
         return cells
 
     def _totals(self, counts: I64) -> I64:
-        """Requests per row: the sum over code columns, the class columns left out."""
-        classes = [col for col, _ in self.codes.class_members()]
-        out: I64 = counts.sum(axis=1) - counts[:, classes].sum(axis=1)
+        """Requests per row: the sum over code columns, the class columns left out (one
+        matrix-vector product with a 0/1 column mask, kept until the columns change)."""
+        n_cols = counts.shape[1]
+        if len(self._code_mask) != n_cols:
+            mask = np.ones(n_cols, np.int64)
+            mask[[col for col, _ in self.codes.class_members() if col < n_cols]] = 0
+            self._code_mask = mask
+        out: I64 = counts @ self._code_mask
         return out
 
     def _calibrated(self, volume: VolumeScores, exp: Expectation) -> VolumeScores:
@@ -894,6 +901,7 @@ class Detector:
         self.counters = Counters.from_json(state["counters"])
         self._rules = None
         self._horizon_rules = None
+        self._code_mask = np.zeros(0, np.int64)
         self._parents = np.zeros(0, np.int64)
 
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
