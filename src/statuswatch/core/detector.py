@@ -638,7 +638,8 @@ class Detector:
             reference = self.reference.up_share_at(rows, flat % shape[1], fallback=learned)
         before_counts, before_span = at(sums[1]), spans[1]
         before_up = at(long_shares.up_expected_count)
-        no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)  # read only
+        # read only: nothing is scored there (the drop tail, or a horizon without a cell)
+        no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)
         views = []
         for i in range(2, len(d.horizons)):
             h, span, r = d.horizons[i], spans[i], tables[i]
@@ -654,8 +655,15 @@ class Detector:
             recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
                 c - up_expected) * before_span
             maybe_up = warm & ~at(r.ignore) & at(r.up) & big_up & recent
+            before_counts, before_up, before_span = c, up_expected, span
+            scored_cells = maybe_up | live
+            if not scored_cells.any():  # the common case: nothing to score or report
+                views.append(HorizonView(h.windows, sums[i], ShareScores(
+                    no_drops, no_drops, no_drops, no_drops, no_drops, totals
+                ), no_hits, no_hits, no_hits))
+                continue
             # Rises only: the drop tail is never read here (0), nor the drop expectation.
-            up = rise_scores(c, n, p_up, phi, maybe_up | live)
+            up = rise_scores(c, n, p_up, phi, scored_cells)
             with np.errstate(divide="ignore", invalid="ignore"):
                 observed = np.where(n > 0, c / np.maximum(n, 1.0), 0.0)
             full = [np.zeros(shape) for _ in range(3)]
@@ -666,7 +674,6 @@ class Detector:
             np.put(flags[1], flat, maybe_up & (up >= d.clear_score))
             scored = ShareScores(full[0], no_drops, full[1], full[2], full[2], totals)
             views.append(HorizonView(h.windows, sums[i], scored, flags[0], no_hits, flags[1]))
-            before_counts, before_up, before_span = c, up_expected, span
         return views
 
     def _block_resolved(self, views: list[HorizonView]) -> None:
