@@ -4,8 +4,9 @@
 
 Two detectors read the same Kong traffic (``backtest_scopes.py``'s file: 60 requests/s,
 3,000 apps, 5 services, 13 routes, 15 codes + 4xx, 5xx): the default one (screened
-share tails, vectorised volume learning) and ``Detector(exhaustive=True)``, the
-reference it is tested against (every tail exact, one River ``EWMean`` per scope).
+share tails, vectorised volume learning, quiet windows on the rows that can matter; the
+last window of each call in full, as for the metrics) and ``Detector(exhaustive=True)``,
+the reference it is tested against (every tail exact, one River ``EWMean`` per scope).
 Batches alternate between the two; only ``close_ready`` (scoring, deciding, learning)
 is timed, after the first half of the input (warm baselines, a full app cap). Per
 app cap (``scopes.max_per_level``): median CPU ms per window, and the cells whose

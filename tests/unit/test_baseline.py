@@ -134,7 +134,7 @@ def test_snapshot_is_plain_json_and_restores_expectations():
 
 class RiverShareReference:
     """The share model with one ``river.stats.EWMean`` per (row, col) series, written
-    record by record: the oracle for the vectorised ``_DenseEWMean`` matrices."""
+    record by record: the oracle for the vectorised ``DenseEWMean`` matrices."""
 
     def __init__(self, half_life: float, dispersion_half_life: float) -> None:
         from river import stats
@@ -228,7 +228,7 @@ def test_new_codes_widen_the_matrices_without_growing_their_rows():
 )
 @settings(max_examples=60, deadline=None)
 def test_vectorised_volume_is_river_bit_for_bit(windows, silent_runs, frozen):
-    """The volume learner on arrays (``_RiverVector``, and ``learn_silent`` for runs of
+    """The volume learner on arrays (``RiverVector``, and ``learn_silent`` for runs of
     silent windows) against one ``river.stats.EWMean`` per scope (``reference=True``)
     taught every silent window with a full ``learn``: the same floats, not merely close."""
     params = {"share_half_life": 5, "volume_half_life": 3, "warmup_windows": 2,
@@ -259,11 +259,11 @@ def test_vectorised_volume_is_river_bit_for_bit(windows, silent_runs, frozen):
 def test_river_vector_is_rivers_ewmean():
     from river import stats
 
-    from statuswatch.core.baseline import _RiverVector
+    from statuswatch.core.ewmean import RiverVector
 
     rng = np.random.default_rng(4)
     alpha = fading_factor(30)
-    vector = _RiverVector(alpha)
+    vector = RiverVector(alpha)
     vector.fit(3)
     models = [stats.EWMean(fading_factor=alpha) for _ in range(3)]
     for _ in range(500):

@@ -12,6 +12,7 @@ from statuswatch.core.score import (
     binomial_tails,
     lower_tail_may_reach,
     score_shares,
+    score_volume,
     share_floor,
     upper_tail_may_reach,
 )
@@ -86,6 +87,28 @@ def test_the_screen_only_rules_out_tails_below_its_threshold(cells, below):
         assert ((rest_b == 0) | (rest_b == rest_a)).all()  # screened out, or computed
 
 
+@given(
+    st.lists(
+        st.tuples(st.floats(1e-3, 1e5), st.floats(0, 1), st.floats(1e-12, 1 - 1e-12)),
+        min_size=1, max_size=50,
+    ),
+    st.floats(0.5, 30),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_screen_holds_for_dispersion_scaled_counts(cells, below):
+    """Counts and totals divided by a dispersion are reals: a drop's tail is still no
+    smaller than at no count, (1-p)^n, so the closed form rules cells out there too."""
+    n = np.array([c[0] for c in cells])
+    x = n * np.array([c[1] for c in cells])
+    p = np.array([c[2] for c in cells])
+    up, down = binomial_tails(x, n, p)
+    assert (down >= (1 - p) ** n * (1 - 1e-9)).all()
+    with np.errstate(divide="ignore"):
+        up_score, down_score = -np.log10(up), -np.log10(down)
+    assert (up_score[~upper_tail_may_reach(x, n, p, below)] < below).all()
+    assert (down_score[~lower_tail_may_reach(x, n, p, below)] < below).all()
+
+
 def test_the_screen_leaves_few_cells_on_ordinary_traffic():
     rng = np.random.default_rng(3)
     share = rng.dirichlet(np.full(16, 0.5), size=500)
@@ -95,3 +118,26 @@ def test_the_screen_leaves_few_cells_on_ordinary_traffic():
     may = upper_tail_may_reach(counts.astype(np.float64), n, share, 3.0)
     may |= lower_tail_may_reach(counts.astype(np.float64), n, share, 3.0)
     assert may.sum() < 0.05 * may.size  # null traffic: few cells need the exact tail
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5_000), st.floats(0, 5_000), st.floats(1, 50), st.booleans()),
+        min_size=1, max_size=40,
+    ),
+    st.floats(0.5, 30),
+)
+@settings(max_examples=300, deadline=None)
+def test_screened_volume_scores_are_exact_wherever_they_may_reach_the_threshold(rows, below):
+    """A drop left out scores under ``below`` (P(X <= k) is at least e^-lam); rises are
+    scored on ``up_rows`` only; every score computed equals the unscreened one."""
+    totals = np.array([r[0] for r in rows])
+    expected, phi = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    up_rows = np.array([r[3] for r in rows])
+    exact = score_volume(totals, expected, phi)
+    screened = score_volume(totals, expected, phi, below=below, up_rows=up_rows)
+    assert np.array_equal(screened.up[up_rows], exact.up[up_rows])
+    assert (screened.up[~up_rows] == 0).all()
+    reached = exact.down >= below
+    assert np.array_equal(screened.down[reached], exact.down[reached])
+    assert ((screened.down == exact.down) | (screened.down == 0)).all()

@@ -1,7 +1,8 @@
 """The fast evaluation (screened share tails, vectorised volume learning, cheap silent
-windows) against the exhaustive reference (``Detector(exhaustive=True)``: every tail
-exact, one River ``EWMean`` per scope, every window in full): same alerts, same ids,
-same counts, same state, on random traffic with incidents, bursts and long silences."""
+windows, quiet windows on the rows that can matter) against the exhaustive reference
+(``Detector(exhaustive=True)``: every tail exact, one River ``EWMean`` per scope, every
+window in full): same alerts, same ids, same counts, same state, on random traffic with
+incidents, bursts and long silences."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 
 from statuswatch.config import Settings
 from statuswatch.core.detector import Detector
+from statuswatch.core.rules import resolve
+from statuswatch.core.window import ClosedWindow
 from statuswatch.shell.backtest import backtest
 from statuswatch.shell.sinks import ListSink
 from statuswatch.shell.sources import ListSource
@@ -59,19 +62,26 @@ settings_overrides = st.fixed_dictionaries({
 
 
 def _traffic(seed: int, rate: float, apps: int, segments: list[tuple[int, int]],
-             found: list[Incident]) -> list[list[bytes]]:
-    """Kong records over ``segments`` (minute offsets, silent between them)."""
+             found: list[Incident], windows_per_batch: int = 1) -> list[list[bytes]]:
+    """Kong records over ``segments`` (minute offsets, silent between them), in batches
+    of ``windows_per_batch`` windows of event time (all but the last window a batch
+    closes may be evaluated quietly)."""
     spec = SimSpec(seed=seed, rate=rate, n_apps=apps, incidents=tuple(found))
-    return [
+    chunks = [
         encode("kong", chunk, spec)
         for start, end in segments
         for chunk in generate(spec, T0 + start * MINUTE, T0 + end * MINUTE, 10_000)
     ]
+    return [
+        [record for chunk in chunks[i : i + windows_per_batch] for record in chunk]
+        for i in range(0, len(chunks), windows_per_batch)
+    ]
 
 
-def _run(overrides: dict[str, Any], batches: list[list[bytes]], *, exhaustive: bool
-         ) -> tuple[list[dict[str, Any]], Detector]:
+def _run(overrides: dict[str, Any], batches: list[list[bytes]], *, exhaustive: bool,
+         serves_metrics: bool = True) -> tuple[list[dict[str, Any]], Detector]:
     detector = Detector(Settings(**overrides), exhaustive=exhaustive)
+    detector.serves_metrics = serves_metrics
     sink = ListSink()
     backtest(detector, ListSource(batches).batches(), sink)
     return sink.alerts, detector
@@ -91,17 +101,19 @@ def _state(detector: Detector) -> dict[str, Any]:
     found=st.lists(incidents, max_size=3),
     silences=st.lists(st.sampled_from([0, 1, 30, 120]), min_size=1, max_size=3),
     overrides=settings_overrides,
+    windows_per_batch=st.sampled_from([1, 6]),
+    serves_metrics=st.booleans(),
 )
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_fast_evaluation_gives_the_reference_alerts_counts_and_state(
-    seed, rate, apps, found, silences, overrides
+    seed, rate, apps, found, silences, overrides, windows_per_batch, serves_metrics
 ):
     segments, t = [], 0
     for silence in silences:  # 6 minutes of traffic, then a silence of that many minutes
         segments.append((t, t + 6))
         t += 6 + silence
-    batches = _traffic(seed, rate, apps, segments, found)
-    fast_alerts, fast = _run(overrides, batches, exhaustive=False)
+    batches = _traffic(seed, rate, apps, segments, found, windows_per_batch)
+    fast_alerts, fast = _run(overrides, batches, exhaustive=False, serves_metrics=serves_metrics)
     ref_alerts, ref = _run(overrides, batches, exhaustive=True)
     assert json.dumps(fast_alerts) == json.dumps(ref_alerts)  # as written: -0.0 is not 0.0
     assert fast.counters == ref.counters
@@ -131,3 +143,70 @@ def test_metrics_read_exact_scores_where_the_screen_left_cells_out():
     left_out = (screened.down == 0) & (exact.down > 0)
     assert left_out.any()  # the screen did skip cells, which all score below clear
     assert (exact.down[left_out] < Settings().detect.clear_score).all()
+
+
+def test_quiet_windows_are_taken_and_left_when_they_are_not_quiet():
+    """Batches of six windows with an incident: the quiet evaluation takes most windows
+    and hands the loud ones back to the full one; the alerts, counts and state are the
+    reference's."""
+    overrides = {"baseline": {"warmup_windows": 2}, "detect": {"min_excess_count": 1}}
+    outage = Incident("outage", T0 + 8 * MINUTE, T0 + 11 * MINUTE, fraction=0.5)
+    batches = _traffic(3, 40.0, 10, [(0, 20)], [outage], windows_per_batch=6)
+    detector = Detector(Settings(**overrides))
+    taken: list[bool] = []
+    quietly = detector._evaluate_quietly
+
+    def counted(window: ClosedWindow) -> bool:
+        taken.append(quietly(window))
+        return taken[-1]
+
+    detector._evaluate_quietly = counted  # type: ignore[method-assign]
+    sink = ListSink()
+    backtest(detector, ListSource(batches).batches(), sink)
+    ref_alerts, ref = _run(overrides, batches, exhaustive=True)
+    assert taken.count(True) > 50 and False in taken
+    assert sink.alerts == ref_alerts and {a["state"] for a in ref_alerts} == {"firing", "resolved"}
+    assert detector.counters == ref.counters
+    assert _state(detector) == _state(ref)
+
+
+APP_UNDER_SERVICE_APP = [[], ["service"], ["app"], ["service", "app"]]  # apps have children
+ONE_APP_RULE = [{"name": "one app", "scope": {"app": "app-0001"}, "fire_score": 9}]
+
+
+def _recycle_and_compare_tables(seed: int, cap: int, levels: Any, rules: Any) -> int:
+    """Feed traffic that makes top-K swaps; after each batch the tables the detector
+    kept must equal tables built afresh. Returns how many rows were recycled."""
+    scopes: dict[str, Any] = {"max_per_level": cap}
+    if levels is not None:
+        scopes["levels"] = levels
+    detector = Detector(Settings(scopes=scopes, detect={"rules": rules}))
+    recycled = 0
+    for batch in _traffic(seed, 40.0, 20, [(0, 10)], []):
+        before = list(detector.scopes.labels)
+        detector.process(batch, now_ms=detector.counters.last_event_ms or 0)
+        recycled += sum(a != b for a, b in zip(before, detector.scopes.labels, strict=False))
+        n_rows, n_cols = len(detector.scopes), len(detector.codes)
+        kept, parents = detector._tables(n_rows, n_cols)
+        assert parents.tolist() == detector.scopes.parents()[:n_rows].tolist()
+        fresh = resolve(detector.settings.detect, detector.scopes.labels, detector.codes.codes)
+        for name in ("fire_score", "rule_index", "ignore", "up", "down"):
+            assert np.array_equal(getattr(kept, name), getattr(fresh, name))
+    return recycled
+
+
+@given(
+    seed=st.integers(0, 1_000), cap=st.sampled_from([2, 3, 5]),
+    levels=st.sampled_from([None, APP_UNDER_SERVICE_APP]),
+    rules=st.sampled_from([[], ONE_APP_RULE]),
+)
+@settings(max_examples=12, deadline=None)
+def test_tables_kept_across_row_recycling_are_the_rebuilt_ones(seed, cap, levels, rules):
+    """After top-K swaps the detector keeps its parent rows and rule table, finding
+    only the recycled rows' parents again: the same tables as built afresh."""
+    _recycle_and_compare_tables(seed, cap, levels, rules)
+
+
+def test_the_table_comparison_sees_recycled_rows():
+    for levels, rules in ((None, []), (APP_UNDER_SERVICE_APP, ONE_APP_RULE)):
+        assert _recycle_and_compare_tables(3, 2, levels, rules) > 0

@@ -3,15 +3,16 @@ how noisy both are, kept as exponentially weighted means (River's ``EWMean``)
 and read by the score stage as numpy arrays.
 
 Where the state lives: the volume level of each scope and its dispersion are
-River's ``EWMean`` arithmetic on numpy vectors (``_RiverVector``, bit for bit one
+River's ``EWMean`` arithmetic on numpy vectors (``ewmean.RiverVector``, bit for bit one
 ``river.stats.EWMean`` per scope, which ``Baseline(reference=True)`` still uses and
 the tests compare against). The (scope x code) share and dispersion series are the
-same ``EWMean`` update applied to whole numpy matrices at once (``_DenseEWMean``,
+same ``EWMean`` update applied to whole numpy matrices at once (``ewmean.DenseEWMean``,
 checked against one River object per series in ``tests/unit/test_baseline.py``):
 at 10,000 scopes x 16 codes that is 160,000 series, which as River objects cost
 ~300 bytes and a Python call each per window, and as matrix cells ~17 bytes and
 one numpy expression per window. A run of silent windows is learned in one pass
-(``learn_silent``), the same arithmetic window by window.
+(``learn_silent``), the same arithmetic window by window. The hour-of-day and
+hour-of-week volume profiles are in ``core/seasonal.py``.
 
 Why this model:
 
@@ -35,40 +36,44 @@ Why this model:
 * Series in an active anomaly are not taught (``frozen`` masks).
 """
 
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from statuswatch.core.columns import I64
-
-if TYPE_CHECKING:
-    from river import stats
+from statuswatch.core.ewmean import (
+    MAX_DISPERSION,
+    DenseEWMean,
+    Dispersion,
+    RiverSeries,
+    RiverVector,
+    fading_factor,
+    flat_cells,
+    grown,
+)
+from statuswatch.core.seasonal import (
+    DAY_MS,
+    SEASONAL_MAX_RATIO,
+    WEEK_MS,
+    Seasonal,
+    seasonal_ratio,
+)
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 #: Dispersion is learned only from windows with at least this many expected events.
 MIN_EXPECTED_FOR_DISPERSION = 5.0
-MAX_DISPERSION = 50.0
-#: The seasonal profile moves the expected volume by at most this factor either way.
-SEASONAL_MAX_RATIO = 5.0
-#: Expected events of prior weight at phi = 1 in a share series' dispersion estimate.
-DISPERSION_PRIOR_EVENTS = 5.0
-DAY_MS = 86_400_000
-WEEK_MS = 7 * DAY_MS
 
-
-def fading_factor(half_life_windows: float) -> float:
-    """EWMean weight of the newest value so that old values halve every half-life.
-
-    >>> round(fading_factor(1.0), 3)
-    0.5
-    """
-    return float(1.0 - 0.5 ** (1.0 / half_life_windows))
+__all__ = [
+    "DAY_MS", "MAX_DISPERSION", "MIN_EXPECTED_FOR_DISPERSION", "SEASONAL_MAX_RATIO",
+    "Baseline", "Expectation", "fading_factor",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,305 +89,20 @@ class Expectation:
     warm: B  # (rows,)
 
 
-class _RiverSeries:
-    """One River ``EWMean`` per row (the volume level and its dispersion)."""
+def _local_parents(parents: I64, rows: I64) -> I64:
+    """``parents`` of ``rows`` as positions in ``rows`` (-1: none); every parent must
+    be among ``rows``.
 
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.models: dict[int, stats.EWMean] = {}
-
-    def update(self, row: int, value: float) -> float:
-        model = self.models.get(row)
-        if model is None:
-            from river import stats  # deferred: only the reference path uses River
-
-            model = self.models[row] = stats.EWMean(fading_factor=self.alpha)
-        model.update(value)
-        return float(model.get())
-
-    def fit(self, rows: int) -> None:
-        """Nothing to size: a model is made on a row's first value."""
-
-    def forget(self, rows: I64) -> None:
-        for row in rows.tolist():
-            self.models.pop(row, None)
-
-    def snapshot(self) -> list[list[float]]:
-        return [[row, float(m.get())] for row, m in self.models.items()]
-
-    def restore(self, items: list[list[float]]) -> list[tuple[int, float]]:
-        self.models.clear()
-        return [(int(row), self.update(int(row), float(v))) for row, v in items]
-
-
-class _RiverVector:
-    """River's ``EWMean`` for a vector of series, one per row, in River's own arithmetic:
-    a series' first value is its mean, later ones ``a * x + (1 - a) * mean``.
-
-    Bit for bit the same as ``_RiverSeries`` (one ``river.stats.EWMean`` per row, the
-    reference learner: ``Baseline(reference=True)``), checked against it in
-    ``tests/unit/test_baseline.py``; one numpy expression per window instead of a
-    Python call per row.
+    >>> _local_parents(np.array([-1, 0, 0, 2]), np.array([0, 2, 3])).tolist()
+    [-1, 0, 1]
     """
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.mean = np.zeros(0)
-        self.started = np.zeros(0, dtype=bool)
-
-    def fit(self, rows: int) -> None:
-        self.mean = _grown(self.mean, (rows,), 0.0)
-        self.started = _grown(self.started, (rows,), False)
-
-    def update(self, rows: I64, values: F64) -> F64:
-        """Teach ``values[i]`` to series ``rows[i]`` (distinct); returns their means."""
-        old = self.mean[rows]
-        new: F64 = np.where(
-            self.started[rows], self.alpha * values + (1.0 - self.alpha) * old, values
-        )
-        self.mean[rows] = new
-        self.started[rows] = True
-        return new
-
-    def forget(self, rows: I64) -> None:
-        self.mean[rows] = 0.0
-        self.started[rows] = False
-
-    def snapshot(self) -> list[list[float]]:
-        rows = np.flatnonzero(self.started)
-        return [[r, v] for r, v in zip(rows.tolist(), self.mean[rows].tolist(), strict=True)]
-
-    def restore(self, items: list[list[float]]) -> list[tuple[int, float]]:
-        self.mean[:] = 0.0
-        self.started[:] = False
-        out = [(int(row), float(v)) for row, v in items]
-        if out:
-            rows = np.array([r for r, _ in out], np.int64)
-            self.fit(int(rows.max()) + 1)
-            self.mean[rows] = [v for _, v in out]
-            self.started[rows] = True
-        return out
-
-
-class _DenseEWMean:
-    """River's ``EWMean`` update for a whole (rows, cols) matrix of series at once.
-
-    A series' first value becomes its mean; later values move it by ``alpha``,
-    exactly as ``river.stats.EWMean`` does (``tests/unit/test_baseline.py``
-    checks the two against each other). One matrix instead of one River object
-    per (scope, code) keeps memory flat at ~17 bytes per series and the update
-    one numpy expression per closed window.
-    """
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.mean = np.zeros((0, 0))
-        self.started = np.zeros((0, 0), dtype=bool)
-
-    def fit(self, rows: int, cols: int) -> None:
-        self.mean = _grown(self.mean, (rows, cols), 0.0)
-        self.started = _grown(self.started, (rows, cols), False)
-
-    def update(self, rows: I64, cols: I64, values: F64) -> None:
-        """Teach ``values[i]`` to series ``(rows[i], cols[i])`` (pairs are distinct)."""
-        old = self.mean[rows, cols]
-        moved = old + self.alpha * (values - old)
-        self.mean[rows, cols] = np.where(self.started[rows, cols], moved, values)
-        self.started[rows, cols] = True
-
-    def snapshot(self) -> list[list[float]]:
-        rows, cols = np.nonzero(self.started)
-        values = self.mean[rows, cols].tolist()
-        return [[r, c, v] for r, c, v in zip(rows.tolist(), cols.tolist(), values, strict=True)]
-
-    def restore(self, items: list[list[float]]) -> None:
-        self.mean[:] = 0.0
-        self.started[:] = False
-        if items:
-            arr = np.array(items, dtype=np.float64).reshape(-1, 3)
-            rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-            self.mean[rows, cols] = arr[:, 2]
-            self.started[rows, cols] = True
-
-
-class _Dispersion:
-    """Over-dispersion phi of a (rows, cols) matrix of count series: the ratio of
-    exponentially weighted sums, ``(sum (x - e)^2 / (1 - p) + k) / (sum e + k)``.
-
-    Each window weighs by its expected count ``e``, so a sparse series (e well under
-    one a window: a quiet scope, a rare code, bursty traffic between gaps) learns its
-    dispersion as surely as a busy one, without the noise of ``(x - e)^2 / e`` at tiny
-    ``e``; ``k`` (``DISPERSION_PRIOR_EVENTS``) pseudo-events at phi = 1 keep a series
-    with little history near 1. Under binomial noise both sums grow alike: phi ~ 1.
-
-    >>> d = _Dispersion(fading_factor(100))
-    >>> d.fit(1, 1)
-    >>> for x in [0, 0, 0, 9] * 50:  # one request in 4 windows expected, 9 at a time
-    ...     d.update(np.array([0]), np.array([0]), np.array([x]), np.array([1.0]),
-    ...              np.array([0.25]))
-    >>> bool(d.phi(1, 1)[0, 0] > 5)
-    True
-    """
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.resid = np.zeros((0, 0))  # EW mean of (x - e)^2 / (1 - p), from 0
-        self.expected = np.zeros((0, 0))  # EW mean of e, from 0
-
-    def fit(self, rows: int, cols: int) -> None:
-        self.resid = _grown(self.resid, (rows, cols), 0.0)
-        self.expected = _grown(self.expected, (rows, cols), 0.0)
-
-    def update(self, rows: I64, cols: I64, count: I64, total: I64 | F64, p: F64) -> None:
-        """Teach one window of series ``(rows[i], cols[i])`` (pairs are distinct)."""
-        expected = total * p
-        ok = (p > 0.0) & (p < 1.0)
-        rows, cols, count, expected, p = rows[ok], cols[ok], count[ok], expected[ok], p[ok]
-        # One window moves phi by at most what the old per-window cap allowed.
-        resid = np.minimum((count - expected) ** 2 / (1.0 - p),
-                           MAX_DISPERSION * 4 * np.maximum(expected, 1.0))
-        for dense, value in ((self.resid, resid), (self.expected, expected)):
-            dense[rows, cols] += self.alpha * (value - dense[rows, cols])
-
-    def phi(self, n_rows: int, n_cols: int) -> F64:
-        k = DISPERSION_PRIOR_EVENTS * self.alpha  # the prior on the EW-mean scale
-        ratio = (self.resid[:n_rows, :n_cols] + k) / (self.expected[:n_rows, :n_cols] + k)
-        out: F64 = np.clip(ratio, 1.0, MAX_DISPERSION)
-        return out
-
-    def forget(self, rows: I64) -> None:
-        self.resid[rows] = 0.0
-        self.expected[rows] = 0.0
-
-    def snapshot(self) -> list[list[float]]:
-        rows, cols = np.nonzero(self.expected)
-        return [
-            [r, c, x, e] for r, c, x, e in zip(
-                rows.tolist(), cols.tolist(), self.resid[rows, cols].tolist(),
-                self.expected[rows, cols].tolist(), strict=True,
-            )
-        ]
-
-    def restore(self, items: list[list[float]]) -> None:
-        self.resid[:] = 0.0
-        self.expected[:] = 0.0
-        if items:
-            arr = np.array(items, dtype=np.float64).reshape(-1, 4)
-            rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-            self.resid[rows, cols] = arr[:, 2]
-            self.expected[rows, cols] = arr[:, 3]
-
-
-def _grown(a: Any, shape: tuple[int, ...], fill: Any) -> Any:
-    """``a`` padded with ``fill`` to at least ``shape``; capacity grows by a quarter
-    along rows, so scopes appearing one by one do not copy the matrix every window
-    and at most a fifth of it is slack."""
-    have = a.shape
-    if have[0] >= shape[0] and (len(shape) == 1 or have[1:] == shape[1:] or all(
-        s >= n for s, n in zip(have, shape, strict=True)
-    )):
-        return a  # the common case, checked without a generator
-    rows = a.shape[0] if a.shape[0] >= shape[0] else max(shape[0], a.shape[0] + a.shape[0] // 4)
-    target = (
-        rows,
-        *(max(s, n) for s, n in zip(a.shape[1:], shape[1:], strict=True)),
-    )
-    out = np.full(target, fill, dtype=a.dtype)
-    out[tuple(slice(0, s) for s in a.shape)] = a
+    position = np.full(len(parents), -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    up = parents[rows]
+    out: I64 = np.where(up >= 0, position[np.maximum(up, 0)], -1)
+    if (out[up >= 0] < 0).any():
+        raise ValueError("a row's parent is not among the rows")
     return out
-
-
-class _Seasonal:
-    """Average volume per bucket of a period (hour of day, hour of week), per row.
-
-    Dense numpy arrays, allocated once per row: the profile's memory does not
-    grow as event time walks into new hours (one River object per bucket did).
-    The update is the same exponentially weighted mean as ``EWMean``. Values are
-    float32 (a volume to 7 digits is plenty for a ratio between two hours): the
-    weekly profile is the biggest per-scope state, 168 buckets.
-    """
-
-    def __init__(self, period_ms: int, buckets: int, alpha: float) -> None:
-        self.period_ms = period_ms
-        self.buckets = buckets
-        self.alpha = alpha
-        self.values = np.zeros((0, buckets), dtype=np.float32)
-        self.seen = np.zeros((0, buckets), dtype=bool)
-        self.first_ms = np.zeros(0, dtype=np.int64)  # -1: never learned
-
-    def _position(self, t_ms: int) -> float:
-        return (t_ms % self.period_ms) / self.period_ms * self.buckets
-
-    def fit(self, rows: int) -> None:
-        if rows <= len(self.first_ms) and rows <= len(self.values):
-            return
-        self.values = _grown(self.values, (rows, self.buckets), 0.0)
-        self.seen = _grown(self.seen, (rows, self.buckets), False)
-        self.first_ms = _grown(self.first_ms, (rows,), -1)
-
-    def learn(self, rows: I64, t_ms: int, volume: F64) -> None:
-        self.fit(int(rows.max(initial=-1)) + 1)
-        self.first_ms[rows[self.first_ms[rows] < 0]] = t_ms
-        b = int(self._position(t_ms))
-        values, seen = self.values[:, b], self.seen[:, b]  # views of the bucket's column
-        old = values[rows]
-        values[rows] = np.where(seen[rows], old + self.alpha * (volume - old), volume)
-        seen[rows] = True
-
-    def learn_silent(self, rows: I64, times_ms: list[int]) -> None:
-        """``learn(rows, t, 0)`` for each of ``times_ms`` in order: each hour's bucket
-        column is read and written once, the same arithmetic window by window."""
-        self.fit(int(rows.max(initial=-1)) + 1)
-        if len(rows) == 0 or not times_ms:
-            return
-        self.first_ms[rows[self.first_ms[rows] < 0]] = times_ms[0]
-        zeros = np.zeros(len(rows))
-        buckets = [int(self._position(t)) for t in times_ms]
-        i = 0
-        while i < len(buckets):
-            b = buckets[i]
-            j = i
-            while j < len(buckets) and buckets[j] == b:
-                j += 1
-            values, seen = self.values[:, b], self.seen[:, b]
-            old = values[rows]
-            val = np.where(seen[rows], old + self.alpha * (zeros - old), zeros).astype(np.float32)
-            for _ in range(j - i - 1):  # seen from now on
-                val = (val + self.alpha * (zeros - val)).astype(np.float32)
-            values[rows] = val
-            seen[rows] = True
-            i = j
-
-    def value(self, rows: I64, t_ms: int) -> F64:
-        """Profile at ``t_ms``, linear between bucket centres; NaN until a full period."""
-        self.fit(int(rows.max(initial=-1)) + 1)
-        first = self.first_ms[rows]
-        ready = (first >= 0) & (t_ms - first >= self.period_ms)
-        if not ready.any():  # the first period of every row: nothing to read
-            return np.full(len(rows), np.nan)
-        pos = self._position(t_ms) - 0.5
-        lo = int(np.floor(pos)) % self.buckets
-        hi = (lo + 1) % self.buckets
-        frac = pos - np.floor(pos)
-        ready &= self.seen[rows, lo] & self.seen[rows, hi]
-        lo_v, hi_v = self.values[rows, lo].astype(np.float64), self.values[rows, hi]
-        out = (1 - frac) * lo_v + frac * hi_v
-        return np.where(ready, out, np.nan)
-
-    def snapshot(self) -> list[list[float]]:
-        rows, buckets = np.nonzero(self.seen)
-        values = self.values[rows, buckets].tolist()
-        return [[r, b, v] for r, b, v in zip(rows.tolist(), buckets.tolist(), values, strict=True)]
-
-    def restore(self, items: list[list[float]], first_ms: dict[int, int]) -> None:
-        self.values = np.zeros((0, self.buckets), dtype=np.float32)
-        self.seen = np.zeros((0, self.buckets), dtype=bool)
-        self.first_ms = np.zeros(0, dtype=np.int64)
-        self.fit(1 + max([int(r) for r, _, _ in items] + list(first_ms), default=-1))
-        for r, b, v in items:
-            self.values[int(r), int(b)], self.seen[int(r), int(b)] = v, True
-        for r, t in first_ms.items():
-            self.first_ms[r] = t
 
 
 def _depth(parents: I64) -> I64:
@@ -420,24 +140,24 @@ class Baseline:
         reference: bool = False,
     ) -> None:
         """``reference``: learn volume with one River ``EWMean`` per row (the reference
-        the vectorised learner is tested against) instead of ``_RiverVector``."""
+        the vectorised learner is tested against) instead of ``RiverVector``."""
         self.share_half_life = share_half_life
         self.volume_half_life = volume_half_life
         self.warmup_windows = warmup_windows
-        self._share = _DenseEWMean(fading_factor(share_half_life))
-        self._share_disp = _DenseEWMean(fading_factor(dispersion_half_life))
-        self._long_disp = _Dispersion(fading_factor(dispersion_half_life))
-        series = _RiverSeries if reference else _RiverVector
+        self._share = DenseEWMean(fading_factor(share_half_life))
+        self._share_disp = DenseEWMean(fading_factor(dispersion_half_life))
+        self._long_disp = Dispersion(fading_factor(dispersion_half_life))
+        series = RiverSeries if reference else RiverVector
         self.reference = reference
-        self._volume: _RiverSeries | _RiverVector = series(fading_factor(volume_half_life))
-        self._volume_disp: _RiverSeries | _RiverVector = series(
+        self._volume: RiverSeries | RiverVector = series(fading_factor(volume_half_life))
+        self._volume_disp: RiverSeries | RiverVector = series(
             fading_factor(dispersion_half_life)
         )
         # A bucket of an hour sees 3600 s / window updates per period.
         per_bucket = 3_600_000 / window_ms
         seasonal_alpha = fading_factor(seasonal_half_life_periods * per_bucket)
-        self._daily = _Seasonal(DAY_MS, 24, seasonal_alpha)
-        self._weekly = _Seasonal(WEEK_MS, 168, seasonal_alpha)
+        self._daily = Seasonal(DAY_MS, 24, seasonal_alpha)
+        self._weekly = Seasonal(WEEK_MS, 168, seasonal_alpha)
         self._volume_mean = np.zeros(0)
         self._volume_phi = np.ones(0)
         self._seen = np.zeros(0, np.int64)
@@ -452,18 +172,18 @@ class Baseline:
         self._share.fit(n_rows, n_cols)
         self._share_disp.fit(n_rows, n_cols)
         self._long_disp.fit(n_rows, n_cols)
-        self._known = _grown(self._known, (n_rows, n_cols), False)
-        self._volume_mean = _grown(self._volume_mean, (n_rows,), 0.0)
-        self._volume_phi = _grown(self._volume_phi, (n_rows,), 1.0)
-        self._seen = _grown(self._seen, (n_rows,), 0)
+        self._known = grown(self._known, (n_rows, n_cols), False)
+        self._volume_mean = grown(self._volume_mean, (n_rows,), 0.0)
+        self._volume_phi = grown(self._volume_phi, (n_rows,), 1.0)
+        self._seen = grown(self._seen, (n_rows,), 0)
         self._volume.fit(n_rows)
         self._volume_disp.fit(n_rows)
         self._fitted = (max(n_rows, self._fitted[0]), max(n_cols, self._fitted[1]))
 
-    def _share_phi(self, n_rows: int, n_cols: int) -> F64:
+    def _share_phi(self, rows: slice | I64, n_cols: int) -> F64:
         disp = self._share_disp
-        phi = np.clip(disp.mean[:n_rows, :n_cols], 1.0, MAX_DISPERSION)
-        return np.where(disp.started[:n_rows, :n_cols], phi, 1.0)
+        phi = np.clip(disp.mean[rows, :n_cols], 1.0, MAX_DISPERSION)
+        return np.where(disp.started[rows, :n_cols], phi, 1.0)
 
     # -- read -----------------------------------------------------------------
 
@@ -477,54 +197,46 @@ class Baseline:
         return self._seen[:n_rows]
 
     def expect(
-        self, n_rows: int, n_cols: int, *, window_start_ms: int, window_ms: int, parents: I64
+        self, n_rows: int, n_cols: int, *, window_start_ms: int, window_ms: int, parents: I64,
+        rows: I64 | None = None,
     ) -> Expectation:
         """Expectations for the window starting at ``window_start_ms``.
 
         ``parents[r]`` is the row a cold row ``r`` borrows shares from (-1: none);
-        parents must come before their children.
+        parents must come before their children. ``rows``: only these rows (ascending,
+        with their parents), each field's rows in that order; the same numbers as
+        those rows of the whole expectation.
         """
         self._fit(n_rows, n_cols)
-        seen = self._seen[:n_rows].copy()
-        share = self._share.mean[:n_rows, :n_cols] / self._debias(seen)[:, None]
+        sel: slice | I64 = slice(0, n_rows) if rows is None else rows
+        own_parents = parents[:n_rows] if rows is None else _local_parents(parents, rows)
+        seen = np.array(self._seen[sel])
+        share = self._share.mean[sel, :n_cols] / self._debias(seen)[:, None]
         weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
-        cold = (weight < 1.0) & (parents[:n_rows] >= 0)
+        cold = (weight < 1.0) & (own_parents >= 0)
         # A cold row blends in its parent's already blended share: rows one level
         # deeper at a time, each level in one expression.
-        depth = _depth(parents[:n_rows])
+        depth = _depth(own_parents)
         for level in range(1, int(depth.max(initial=0)) + 1):
-            rows = np.flatnonzero(cold & (depth == level))
-            w = weight[rows][:, None]
-            share[rows] = w * share[rows] + (1 - w) * share[parents[rows]]
-        volume = self._volume_mean[:n_rows].copy()
+            blend = np.flatnonzero(cold & (depth == level))
+            w = weight[blend][:, None]
+            share[blend] = w * share[blend] + (1 - w) * share[own_parents[blend]]
+        volume = np.array(self._volume_mean[sel])
         lag_ms = round(self.volume_half_life * window_ms / np.log(2))  # mean age of an EWMean
-        rows = np.flatnonzero(seen >= 1)
-        volume[rows] *= self._seasonal_ratio(rows, window_start_ms, window_start_ms - lag_ms)
+        known = np.flatnonzero(seen >= 1)
+        volume[known] *= seasonal_ratio(
+            (self._weekly, self._daily), known if rows is None else rows[known],
+            window_start_ms, window_start_ms - lag_ms,
+        )
         return Expectation(
             share=share,
-            share_dispersion=self._share_phi(n_rows, n_cols),
-            long_dispersion=self._long_disp.phi(n_rows, n_cols),
+            share_dispersion=self._share_phi(sel, n_cols),
+            long_dispersion=self._long_disp.phi(n_rows, n_cols, rows),
             volume=volume,
-            volume_dispersion=self._volume_phi[:n_rows].copy(),
+            volume_dispersion=np.array(self._volume_phi[sel]),
             windows_seen=seen,
             warm=seen >= self.warmup_windows,
         )
-
-    def _seasonal_ratio(self, rows: I64, now_ms: int, then_ms: int) -> F64:
-        """How much the learned profile moves from ``then_ms`` to ``now_ms`` (1: no profile).
-
-        The weekly profile wins where it has a full week, else the daily one."""
-        ratio = np.ones(len(rows))
-        todo = np.ones(len(rows), dtype=bool)
-        for profile in (self._weekly, self._daily):
-            now, then = profile.value(rows, now_ms), profile.value(rows, then_ms)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                usable = todo & ~np.isnan(now) & ~np.isnan(then) & (then > 0)
-                ratio = np.where(
-                    usable, np.clip(now / then, 1 / SEASONAL_MAX_RATIO, SEASONAL_MAX_RATIO), ratio
-                )
-            todo &= ~usable
-        return ratio
 
     # -- learn ----------------------------------------------------------------
 
@@ -573,7 +285,7 @@ class Baseline:
         self._fit(n_rows, n_cols)
         rows = np.flatnonzero(self._seen[:n_rows] > 0)
         vol, disp = self._volume, self._volume_disp
-        if not isinstance(vol, _RiverVector) or not isinstance(disp, _RiverVector):
+        if not isinstance(vol, RiverVector) or not isinstance(disp, RiverVector):
             for t in window_starts_ms:
                 self._learn_volume(rows, np.zeros(n_rows, np.int64), t)
             return
@@ -605,17 +317,21 @@ class Baseline:
         known = self._known[rows, :n_cols]
         mean = share.mean[rows, :n_cols]
         p = mean / self._debias(self._seen[rows] - 1)[:, None]
-        r_hold, c_hold = np.nonzero(known & frozen & share.started[rows, :n_cols])
-        held = p[r_hold, c_hold]
-        r_learn, c_learn = np.nonzero(known & ~frozen)
+        # Cells as flat positions in these (rows, n_cols) arrays: faster than pairs.
+        hold = np.flatnonzero(known & frozen & share.started[rows, :n_cols])
+        r_hold, c_hold = np.divmod(hold, n_cols)
+        held = p.reshape(-1)[hold]
+        learn = np.flatnonzero(known & ~frozen)
+        r_learn, c_learn = np.divmod(learn, n_cols)
         # Every share series starts at 0, as if tracked since the scope's first
         # window: a code's first appearance then weighs as one window among the
         # scope's history, and the bias correction in ``expect`` keeps a young
         # scope's shares right (the bias-corrected EW mean, as in Adam).
         rr = rows[r_learn]
-        share.started[rr, c_learn] = True
-        p_learn = p[r_learn, c_learn]
-        count = counts[r_learn, c_learn]
+        started, at = flat_cells(share.started, rr, c_learn)
+        started[at] = True
+        p_learn = p.reshape(-1)[learn]
+        count = counts.reshape(-1)[learn]
         total = totals[r_learn]
         expected = total * p_learn
         disp = (expected >= MIN_EXPECTED_FOR_DISPERSION) & (p_learn < 1.0)
@@ -633,13 +349,14 @@ class Baseline:
         independent ones would, so the long window needs its own, larger phi."""
         n_cols = counts.shape[1]
         p = self._share.mean[rows, :n_cols] / self._debias(self._seen[rows] - 1)[:, None]
-        r, c = np.nonzero(self._known[rows, :n_cols] & ~frozen)
-        self._long_disp.update(rows[r], c, counts[r, c], totals[r], p[r, c])
+        at = np.flatnonzero(self._known[rows, :n_cols] & ~frozen)
+        r, c = np.divmod(at, n_cols)
+        self._long_disp.update(rows[r], c, counts.reshape(-1)[at], totals[r], p.reshape(-1)[at])
 
     def _learn_volume(self, rows: I64, totals: I64, window_start_ms: int) -> None:
         volume = totals[rows].astype(np.float64)
-        if isinstance(self._volume, _RiverVector):
-            assert isinstance(self._volume_disp, _RiverVector)
+        if isinstance(self._volume, RiverVector):
+            assert isinstance(self._volume_disp, RiverVector)
             expected = self._volume_mean[rows]
             disp = expected >= MIN_EXPECTED_FOR_DISPERSION
             exp, dev = expected[disp], volume[disp] - expected[disp]
@@ -653,8 +370,8 @@ class Baseline:
         self._weekly.learn(rows, window_start_ms, volume)
 
     def _learn_volume_per_row(self, rows: I64, totals: I64) -> None:
-        assert isinstance(self._volume, _RiverSeries)
-        assert isinstance(self._volume_disp, _RiverSeries)
+        assert isinstance(self._volume, RiverSeries)
+        assert isinstance(self._volume_disp, RiverSeries)
         expected = self._volume_mean[rows]
         for row, total, exp in zip(
             rows.tolist(), totals[rows].tolist(), expected.tolist(), strict=True
@@ -723,9 +440,9 @@ class Baseline:
     def restore(self, state: dict[str, Any]) -> None:
         seen = state["windows_seen"]
         n_cols = 1 + max((int(item[1]) for item in state["share"]), default=-1)
-        self._share = _DenseEWMean(self._share.alpha)
-        self._share_disp = _DenseEWMean(self._share_disp.alpha)
-        self._long_disp = _Dispersion(self._long_disp.alpha)
+        self._share = DenseEWMean(self._share.alpha)
+        self._share_disp = DenseEWMean(self._share_disp.alpha)
+        self._long_disp = Dispersion(self._long_disp.alpha)
         self._known = np.zeros((0, 0), dtype=bool)
         self._volume_mean = np.zeros(0)
         self._volume_phi = np.ones(0)

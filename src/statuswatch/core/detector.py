@@ -48,7 +48,7 @@ from statuswatch.core.incidents import IncidentGrouper
 from statuswatch.core.reference import LongReference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
-from statuswatch.core.scopes import CodeTable, ScopeTable
+from statuswatch.core.scopes import CodeTable, Recycled, ScopeTable
 from statuswatch.core.score import (
     F64,
     ShareScores,
@@ -166,6 +166,9 @@ class Detector:
         self._rejected_now: RejectedInput | None = None
         self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
         self.last_report: WindowReport | None = None
+        #: whether the last window of each call is evaluated in full for ``last_report``
+        #: (the metrics endpoint's); a backtest, which serves no metrics, need not
+        self.serves_metrics = True
         #: called with every closed window (counts padded to the current tables)
         self.window_listener: Callable[[ClosedWindow], None] | None = None
         #: called with every closed window's report, once it is scored
@@ -304,17 +307,20 @@ class Detector:
 
     def _evaluate(self, closed: list[ClosedWindow]) -> list[AlertEvent]:
         events: list[AlertEvent] = []
+        # The last window of a call runs in full: it is the one the metrics show.
+        cheap_until = len(closed) - 1 if self.serves_metrics else len(closed)
         i = 0
         while i < len(closed):
-            # The last window of a call always runs in full: it is the one the metrics show.
-            if i < len(closed) - 1 and self._may_pass_silent(closed[i]):
+            if i < cheap_until and self._may_pass_silent(closed[i]):
                 j = i + 1
-                while j < len(closed) - 1 and not closed[j].counts.any():
+                while j < cheap_until and not closed[j].counts.any():
                     j += 1
                 self._pass_silent(closed[i:j])
                 i = j
                 continue
-            events.extend(self._evaluate_one(closed[i]))
+            quiet = i < cheap_until and self._may_evaluate_quietly()
+            if not (quiet and self._evaluate_quietly(closed[i])):
+                events.extend(self._evaluate_one(closed[i]))
             i += 1
         if closed:  # after every window of the call: each was counted with the old rows
             self._rebalance_scopes(len(closed))
@@ -346,15 +352,19 @@ class Detector:
             return False
         n_rows, n_cols = len(self.scopes), len(self.codes)
         rules, _ = self._tables(n_rows, n_cols)
+        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
+        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
+        return bool(level < self._volume_a_silence_needs(rules))
+
+    def _volume_a_silence_needs(self, rules: RuleTable) -> float:
+        """The least expected volume whose silence could be a volume hit in any scope."""
         if self._silence_needs is None or self._silence_needs[0] is not rules:
             v = rules.volume
             # Silence is a hit only for an expected volume of min_excess_count requests
             # or more, scoring fire_score: -log10 P(X = 0) = volume / phi / ln 10, phi >= 1.
             needed = np.maximum(v.min_excess_count, v.fire_score * np.log(10.0))
             self._silence_needs = (rules, float(needed.min(initial=np.inf)) * (1.0 - 1e-9))
-        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
-        level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
-        return bool(level < self._silence_needs[1])
+        return self._silence_needs[1]
 
     def _pass_silent(self, run: list[ClosedWindow]) -> None:
         """Close consecutive windows without requests: count them, keep the long
@@ -394,14 +404,15 @@ class Detector:
             self.report_listener(self.last_report)
         return events
 
-    def _padded_counts(self, window: ClosedWindow) -> tuple[I64, I64]:
+    def _padded_counts(self, window: ClosedWindow, *, closing: bool = True) -> tuple[I64, I64]:
         """The window's counts on the current tables, status-class columns summed, and
-        the requests per row; counts the window as closed."""
+        the requests per row; ``closing``: counts the window as closed."""
         n_rows, n_cols = len(self.scopes), len(self.codes)
         counts = np.zeros((n_rows, n_cols), np.int64)
         counts[: window.counts.shape[0], : window.counts.shape[1]] = window.counts
-        self.counters.windows_closed += 1
-        if self.window_listener is not None:
+        if closing:
+            self.counters.windows_closed += 1
+        if closing and self.window_listener is not None:
             self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
         for class_col, members in self.codes.class_members():
             counts[:, class_col] = counts[:, members].sum(axis=1)
@@ -414,14 +425,14 @@ class Detector:
         """Share, long-window and volume scores of the window, and their hits."""
         d = self.settings.detect
         n_rows, n_cols = counts.shape
+        live = self._live_share_cells(n_rows, n_cols)
         if self.exhaustive:
             shares = window_share_scores(counts, exp, floor, totals)
         else:
             # Every use of a share score compares it with clear_score or more (fire
             # scores are above it), or blast_radius.scope_score; live series report theirs.
             shares = window_share_scores(
-                counts, exp, floor, totals,
-                below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
+                counts, exp, floor, totals, below=self._screen_score(), exact=live,
             )
         sums = self._horizons.push(counts)
         spans = self._horizons.spans()
@@ -435,7 +446,11 @@ class Detector:
             # Long scores are compared with clear_score or more (hits, and which sums
             # are too elevated to teach the long window's dispersion).
             below=None if self.exhaustive else d.clear_score,
-            exact=None if self.exhaustive else self._live_share_cells(n_rows, n_cols),
+            # ... in the rows with requests now: elsewhere no short score reaches it,
+            # and only they learn the long window's dispersion; and in live series' rows,
+            # which a series that fired on this horizon is judged calm on.
+            rows=None if self.exhaustive else (totals > 0) | live.any(axis=1),
+            exact=None if self.exhaustive else live,
         )
         views: list[HorizonView] = []
         if len(sums) > 1:
@@ -443,7 +458,7 @@ class Detector:
                 d.horizons[1].windows, counts, long_counts, exp, shares, long_shares,
                 self._rules_at(1, rules), d.clear_score,
             ))
-            views += self._long_horizons(sums, spans, exp, floor, shares, long_shares, rules)
+            views += self._long_horizons(sums, spans, exp, floor, rules)
         self._block_resolved(views)
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
@@ -457,13 +472,16 @@ class Detector:
                               dict(self._fired_horizon))
         return scored, _LongWindow(long_counts, long_totals, long_shares, rejected_drop, views)
 
-    def _blast_radius(self, counts: I64, shares: ShareScores, rules: RuleTable) -> BlastRadius:
+    def _blast_radius(
+        self, counts: I64, shares: ShareScores, rules: RuleTable, rows: I64 | None = None
+    ) -> BlastRadius:
+        """``rows``: the scope rows the arrays hold, in order (None: every row)."""
         d = self.settings.detect
         if not d.blast_radius.enabled or self._blast_level < 0:
             return NO_BLAST
-        level_rows = np.flatnonzero(
-            (np.asarray(self.scopes.level_of_row) == self._blast_level) & (shares.totals > 0)
-        )
+        levels = np.asarray(self.scopes.level_of_row)
+        levels = levels if rows is None else levels[rows]
+        level_rows = np.flatnonzero((levels == self._blast_level) & (shares.totals > 0))
         return blast_radius(
             counts, shares, rules.ignore, level_rows, d.blast_radius,
             fire_score=d.fire_score, extreme_score=d.extreme_score,
@@ -531,9 +549,7 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
-        warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
-        frozen_share |= warm & (shares.up >= d.clear_score) & (counts > shares.up_expected_count)
-        frozen_share |= warm & (shares.down >= d.clear_score) & (counts < shares.expected_count)
+        frozen_share |= self._elevated(counts, exp, shares)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
         self._accepted = self.incidents.with_descendants(self._accepted) & live
@@ -593,7 +609,7 @@ class Detector:
 
     def _long_horizons(
         self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
-        shares: ShareScores, long_shares: ShareScores, rules: RuleTable,
+        rules: RuleTable,
     ) -> list[HorizonView]:
         """Scores and hits of the horizons after the first minute (10 min, 1 h).
 
@@ -631,13 +647,16 @@ class Detector:
         phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
         # a scope without a request in the last minute is not still receiving evidence
         # (and a silent run past the minute can then be passed cheaply)
-        warm = exp.warm[rows] & (self._totals(sums[1]) > 0)[rows]
+        minute_totals = self._totals(sums[1])[rows].astype(np.float64)
+        warm = exp.warm[rows] & (minute_totals > 0)
         learned = at(exp.share)
         reference = learned
         if any(h.long_reference for h in d.horizons[2:]):
             reference = self.reference.up_share_at(rows, flat % shape[1], fallback=learned)
         before_counts, before_span = at(sums[1]), spans[1]
-        before_up = at(long_shares.up_expected_count)
+        # the minute's rise expectation, as the minute's scores have it (computed here:
+        # those are screened to the rows with requests now)
+        before_up = minute_totals * np.clip(np.maximum(learned, floor[rows]), 1e-12, 1 - 1e-12)
         # read only: nothing is scored there (the drop tail, or a horizon without a cell)
         no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)
         views = []
@@ -767,6 +786,136 @@ class Detector:
             self._fired_horizon.pop(key, None)
             self._resolved_at[key] = self.counters.windows_closed
 
+    def _elevated(self, counts: I64, exp: Expectation, shares: ShareScores) -> B:
+        """Share series elevated, up or down, to ``clear_score`` where enough requests
+        are expected (the cells ``_learn`` does not teach)."""
+        clear = self.settings.detect.clear_score
+        warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
+        up = warm & (shares.up >= clear) & (counts > shares.up_expected_count)
+        out: B = up | warm & (shares.down >= clear) & (counts < shares.expected_count)
+        return out
+
+    # -- quiet windows: the rows that can matter only --------------------------
+
+    def _may_evaluate_quietly(self) -> bool:
+        """Whether the next window may take ``_evaluate_quietly``: no series is live,
+        held or accepted (nothing to step, no evidence to report), no volume
+        calibrator learns every score, the input is not mostly invalid, and nothing
+        listens to every window. Not with horizons past the minute: a hit there needs
+        no request in the window, and the reference learns every scope's window (the
+        quiet evaluation of those is yet to be written)."""
+        rejected = self._rejected_now
+        return len(self.settings.detect.horizons) <= 2 and not (
+            self.exhaustive or self._calibrators or self.incidents.held or self._accepted
+            or self.window_listener is not None or self.report_listener is not None
+            or (rejected is not None and rejected.mostly_invalid) or self.alerts.live_keys()
+        )
+
+    def _rows_that_matter(self, totals: I64, rules: RuleTable, parents: I64) -> I64:
+        """Rows with requests, rows whose silence could be a volume hit, and their
+        parents (a cold row borrows its parent's shares), ascending."""
+        level = self.baseline.volume_level(len(totals)) * SEASONAL_MAX_RATIO
+        keep = (totals > 0) | (level >= self._volume_a_silence_needs(rules))
+        while True:
+            up = parents[keep]
+            up = up[up >= 0]
+            if keep[up].all():
+                return np.flatnonzero(keep)
+            keep[up] = True
+
+    def _may_hit(self, shares: ShareScores, volume: VolumeScores, rules: RuleTable) -> bool:
+        """Whether any hit or blast-radius evidence is possible: a share hit needs a
+        score of a fire score, a long-window hit one of clear_score, an odd app one of
+        blast_radius.scope_score; a volume hit one of a volume fire score."""
+        share = min(self._screen_score(), float(rules.fire_score.min(initial=np.inf)))
+        vol = self._least_volume_fire_score(rules)
+        return bool(
+            (shares.up >= share).any() or (shares.down >= share).any()
+            or (volume.up >= vol).any() or (volume.down >= vol).any()
+        )
+
+    @staticmethod
+    def _least_volume_fire_score(rules: RuleTable) -> float:
+        return float(rules.volume.fire_score.min(initial=np.inf))
+
+    def _evaluate_quietly(self, window: ClosedWindow) -> bool:
+        """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
+        only: the same scores there and the same learning everywhere. Quiet: no hit
+        and no blast-radius evidence, so with nothing live (``_may_evaluate_quietly``)
+        no series steps and only the baseline changes; every other row scores 0 and
+        learns its volume alone. Returns False, having changed nothing, where the
+        window is not quiet (then ``_evaluate_one`` takes it)."""
+        counts, totals = self._padded_counts(window, closing=False)
+        n_rows, n_cols = counts.shape
+        rules, parents = self._tables(n_rows, n_cols)
+        rows = self._rows_that_matter(totals, rules, parents)
+        exp = self.baseline.expect(
+            n_rows, n_cols, window_start_ms=window.start_ms,
+            window_ms=self.windows.size_ms, parents=parents, rows=rows,
+        )
+        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        counts_r, totals_r = counts[rows], totals[rows]
+        shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
+        long_counts, summed = self._long_counts_of(counts_r, rows)
+        clear = self.settings.detect.clear_score
+        long_shares = score_shares(
+            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
+            self._totals(long_counts), exp.volume * summed, below=clear, rows=totals_r > 0,
+        )
+        # Volume scores are read only by _may_hit and the hits: exact where they may
+        # reach a volume fire score, rises only where a rule looks at them.
+        volume = score_volume(
+            totals_r, exp.volume, exp.volume_dispersion,
+            below=self._least_volume_fire_score(rules), up_rows=rules.volume.up[rows],
+        )
+        if self._may_hit(shares, volume, rules) and self._hits_any(
+            counts_r, exp, shares, volume, long_counts, long_shares, rules.of_rows(rows), rows
+        ):
+            return False
+        self.counters.windows_closed += 1
+        self._horizons.push(counts)
+        elevated = self._elevated(counts_r, exp, shares)
+
+        def spread(part: npt.NDArray[Any], like: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            full = np.zeros_like(like)
+            full[rows] = part
+            return full
+
+        cells = np.zeros(counts.shape, dtype=bool)
+        long_elevated = elevated | (long_shares.up >= clear) | (long_shares.down >= clear)
+        self.baseline.learn(
+            counts, window_start_ms=window.start_ms, frozen_share=spread(elevated, cells),
+            frozen_volume=np.zeros(n_rows, dtype=bool), totals=totals,
+            long_counts=spread(long_counts, counts),
+            long_totals=spread(long_shares.totals, totals),
+            frozen_long=spread(long_elevated, cells),
+        )
+        return True
+
+    def _long_counts_of(self, counts: I64, rows: I64) -> tuple[I64, int]:
+        """The minute's sum of ``rows`` as ``_score`` sums it (``counts``, this window's,
+        added to the history), and how many windows it sums."""
+        out, span = self._horizons.peek(counts, rows)
+        return out, span
+
+    def _hits_any(
+        self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
+        long_counts: I64, long_shares: ShareScores, rules: RuleTable, rows: I64,
+    ) -> bool:
+        """Whether the window has a hit or blast-radius evidence on ``rows`` (the rows
+        every array holds), the input not being mostly invalid."""
+        d = self.settings.detect
+        minute = [minute_view(d.horizons[1].windows, counts, long_counts, exp, shares,
+                              long_shares, rules, d.clear_score)] if len(d.horizons) > 1 else []
+        hits = find_hits(
+            counts, exp, shares, volume, rules, minute,
+            detect=d, rejected_drop=np.zeros(len(rows), dtype=bool),
+            blast=self._blast_radius(counts, shares, rules, rows),
+        )
+        return bool(hits.blast.evidence) or any(h.any() for h in (
+            hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
+        ))
+
     def _drops_of_rejected_records(self, totals: I64, expected: npt.NDArray[np.float64]) -> B:
         """The scopes whose missing volume the rejected records can explain, while the
         input is mostly invalid (``decode.mostly_invalid``): their volume drops are not
@@ -838,8 +987,29 @@ class Detector:
             self.windows.move_row(r.row, r.other)
         self._horizons.zero_rows(rows)
         self.reference.forget_rows(rows)
-        self._rules = None
-        self._parents = np.zeros(0, np.int64)
+        self._tables_after_recycling(recycled)
+
+    def _tables_after_recycling(self, recycled: list[Recycled]) -> None:
+        """What ``_tables`` keeps once rows changed scope: the rule table unless a rule
+        names scopes (without rules every row has the defaults), the parent rows with
+        only the recycled rows' own parents found again where no row can have them as
+        a parent (their levels are contained in no other level)."""
+        if self.settings.detect.rules:
+            self._rules = None
+        levels = self.scopes.levels
+        has_children = {
+            i for i, inner in enumerate(levels)
+            if any(len(inner) < len(outer) and set(inner) <= set(outer) for outer in levels)
+        }
+        rows = [r.row for r in recycled]
+        if any(r.level in has_children for r in recycled) or max(rows) >= len(self._parents):
+            self._parents = np.zeros(0, np.int64)  # rebuilt whole by _tables
+            return
+        parents = self._parents.copy()
+        for row in rows:
+            up = self.scopes.ancestors(row)
+            parents[row] = up[-1] if up else -1
+        self._parents = parents
 
     def acknowledge(self) -> int:
         """Accept every firing level as the new normal (operator acknowledgement).

@@ -119,6 +119,20 @@ class HorizonSums:
         self._ring_sum[i] += block
         self._partial[i] = np.zeros(self._shape, np.int64)
 
+    def peek(self, counts: I64, rows: I64) -> tuple[I64, int]:
+        """The first horizon's sum of ``rows`` that ``push(counts)`` would give (``counts``
+        holds those rows only), and its span; nothing changes."""
+        if len(self.lengths) < 2:
+            return counts.copy(), 1
+        out = counts.copy()
+        have = rows < self._shape[0]
+        cols = min(out.shape[1], self._shape[1])
+        if have.any():
+            out[have, :cols] += (self._ring_sum[1] + self._partial[1])[rows[have], :cols]
+        block = self._block(1)
+        span = min(self.windows + 1, self.lengths[1] - block + self.windows % block + 1)
+        return out, span
+
     def push_silent(self, n: int) -> None:
         """``n`` windows without requests: the same sums as ``n`` pushes of zeros."""
         flush = self.lengths[-1] + self.lengths[-2] if len(self.lengths) > 1 else 0

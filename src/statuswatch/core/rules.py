@@ -19,7 +19,8 @@ volume is one more series (``VOLUME_CODE``), decided by the first matching rule 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,21 @@ from statuswatch.core.columns import I64, is_class
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
+Table = TypeVar("Table", "VolumeRules", "RuleTable")
+
+
+def _of_rows(table: Table, rows: I64) -> Table:
+    """``table`` with every per-row array cut to ``rows``, in that order."""
+    cut: dict[str, Any] = {}
+    for name in _FIELDS[type(table)]:
+        value = getattr(table, name)
+        if isinstance(value, np.ndarray):
+            cut[name] = value[rows]
+        elif isinstance(value, VolumeRules):
+            cut[name] = _of_rows(value, rows)
+        else:
+            cut[name] = value
+    return type(table)(**cut)
 
 
 def code_matches(pattern: str, code: int) -> bool:
@@ -108,6 +124,10 @@ class VolumeRules:
     k: I64
     m: I64
     rule_index: I64  # -1: the defaults
+
+    def of_rows(self, rows: I64) -> VolumeRules:
+        """The settings of ``rows`` only, in that order."""
+        return _of_rows(self, rows)
 
 
 def per_rule(values: list[object], default: object, index: I64,
@@ -204,6 +224,11 @@ class RuleTable:
     lifecycles: list[Effective]  # per rule, then the defaults last
     volume: VolumeRules
 
+    def of_rows(self, rows: I64) -> RuleTable:
+        """The thresholds of ``rows`` only, in that order (row indices then count
+        within ``rows``)."""
+        return _of_rows(self, rows)
+
     def effective_of(self, row: int, col: int) -> Effective:
         return self.lifecycles[int(self.rule_index[row, col])]
 
@@ -253,6 +278,9 @@ def resolve(cfg: DetectConfig, scopes: list[dict[str, str]], codes: list[int]) -
         lifecycles=[*per_rule_effective, default],  # index -1 selects the defaults
         volume=volume_rules(rules, with_volume[:, n_cols], cfg),
     )
+
+
+_FIELDS = {t: [f.name for f in fields(t)] for t in (VolumeRules, RuleTable)}
 
 
 def severity_of(rules: list[Rule], scope: dict[str, str], code: int, signal: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ from statuswatch.core.columns import I64
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
+T = TypeVar("T", bound=npt.NDArray[np.generic])
 
 #: Scores are capped so they stay finite in JSON and metrics.
 MAX_SCORE = 300.0
@@ -144,12 +146,15 @@ def upper_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
 
 def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     """Cells whose P(X <= x) may score ``below`` or more (see ``upper_tail_may_reach``).
-    At x = 0 the tail is (1-p)^n in closed form; elsewhere the series bound."""
+    At x = 0 the tail is (1-p)^n in closed form, and no smaller elsewhere (the tail
+    I_{1-p}(n - x, x + 1) grows with x): where (1-p)^n scores under ``below``, as it
+    does wherever fewer than about ``below * ln 10`` events are expected, no count
+    can reach it. The series bound decides the rest."""
     shape, (fx, fn, fp) = _flat(x, n, p)
     absent = fx <= 0
     with np.errstate(divide="ignore", invalid="ignore"):
         none_seen = -fn * np.log1p(-fp) / _LN10 >= below - SCREEN_MARGIN
-    out = np.where(absent, none_seen & (fx < fn), fx < fn)
+    out = none_seen & (fx < fn)
     i = np.flatnonzero(out & ~absent)
     a = fn[i] - fx[i]
     out[i] = -_log_tail_lower_bound(a, fx[i] + 1, 1 - fp[i]) / _LN10 >= below - SCREEN_MARGIN
@@ -158,6 +163,9 @@ def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
 
 def _flat(*arrays: F64) -> tuple[tuple[int, ...], list[F64]]:
     """The broadcast shape and each array flattened to it (a view where it can be)."""
+    first = arrays[0].shape
+    if all(a.shape == first for a in arrays):  # the common case, without broadcasting
+        return first, [a.ravel() for a in arrays]
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     return shape, [_full(a, shape).ravel() for a in arrays]
 
@@ -178,10 +186,17 @@ def poisson_tails(k: F64, lam: F64) -> tuple[F64, F64]:
     >>> [round(float(x), 4) for x in up], [round(float(x), 4) for x in down]
     ([1.0, 0.3233], [0.1353, 0.8571])
     """
-    lam = np.maximum(lam, 1e-12)
-    up = np.where(k > 0, special.gammainc(np.maximum(k, 1e-12), lam), 1.0)
-    down = special.gammaincc(k + 1, lam)
-    return up, down
+    return _poisson_up(k, lam), _poisson_down(k, lam)
+
+
+def _poisson_up(k: F64, lam: F64) -> F64:
+    out: F64 = np.where(k > 0, special.gammainc(np.maximum(k, 1e-12), np.maximum(lam, 1e-12)), 1.0)
+    return out
+
+
+def _poisson_down(k: F64, lam: F64) -> F64:
+    out: F64 = special.gammaincc(k + 1, np.maximum(lam, 1e-12))
+    return out
 
 
 def share_floor(volume: F64, windows_seen: I64, half_life: float) -> F64:
@@ -202,6 +217,7 @@ def score_shares(
     counts: I64, expected_share: F64, floor: F64 | None = None, dispersion: F64 | None = None,
     totals: I64 | None = None, down_totals: F64 | None = None, *, below: float | None = None,
     exact: B | None = None, up_cells: B | None = None, down_cells: B | None = None,
+    rows: B | None = None,
 ) -> ShareScores:
     """Quasi-binomial tail scores for every (row, col) of one window; ``totals`` (each
     row's requests) when the columns are not disjoint (a status class's summed column).
@@ -216,7 +232,10 @@ def score_shares(
     Screened, with ``below``: a tail that provably scores under ``below`` is not
     computed and reads 0, except in the ``exact`` cells; every score at or above
     ``below`` is exact. ``up_cells`` / ``down_cells``: score only those cells of
-    that tail (0 elsewhere). Without these arguments every cell is exact.
+    that tail (0 elsewhere). Without these arguments every cell is exact. Screened,
+    only the rows with requests (or ``exact`` cells) are computed: a row without
+    requests has nothing to score. ``rows``: only those rows at all; every field of
+    the others reads 0 (for a caller that reads none of them).
 
     >>> s = score_shares(np.array([[0, 18]]), np.array([[0.001, 0.999]]), np.array([0.98]))
     >>> round(float(s.expected_count[0, 0]), 3), round(float(s.up_expected_count[0, 0]), 2)
@@ -225,7 +244,50 @@ def score_shares(
     True
     """
     totals = counts.sum(axis=1) if totals is None else totals
-    n = np.broadcast_to(totals[:, None], counts.shape).astype(np.float64)
+    if below is None and rows is None:
+        return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
+                             below, exact, up_cells, down_cells)
+    keep = totals > 0 if below is not None else np.ones(len(totals), dtype=bool)
+    if below is not None and exact is not None:
+        keep |= exact.any(axis=1)
+    if rows is not None:
+        keep &= rows
+    if keep.all():  # a row without requests would score 0 anyway: only ``rows`` matters
+        return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
+                             below, exact, up_cells, down_cells)
+    idx = np.flatnonzero(keep)
+    shape = counts.shape
+
+    sub = _score_shares(
+        counts[idx], _full(expected_share, shape)[idx], _rows_of(floor, idx),
+        None if dispersion is None else _full(dispersion, shape)[idx], totals[idx],
+        _rows_of(down_totals, idx), below, _rows_of(exact, idx), _rows_of(up_cells, idx),
+        _rows_of(down_cells, idx),
+    )
+    def spread(part: F64, fill: float) -> F64:
+        full = np.full(shape, fill)
+        full[idx] = part
+        return full
+
+    return ShareScores(
+        spread(sub.up, -0.0), spread(sub.down, -0.0), spread(sub.observed_share, 0.0),
+        spread(sub.expected_count, 0.0), spread(sub.up_expected_count, 0.0), totals,
+    )
+
+
+def _rows_of(a: T | None, idx: npt.NDArray[np.intp]) -> T | None:
+    """Rows ``idx`` of ``a`` (None stays None)."""
+    return None if a is None else a[idx]  # type: ignore[return-value]
+
+
+def _score_shares(
+    counts: I64, expected_share: F64, floor: F64 | None, dispersion: F64 | None,
+    totals: I64, down_totals: F64 | None, below: float | None, exact: B | None,
+    up_cells: B | None, down_cells: B | None,
+) -> ShareScores:
+    """``score_shares`` of every row given."""
+    n = np.empty(counts.shape)
+    n[...] = totals[:, None]
     p = np.clip(expected_share, 1e-12, 1.0 - 1e-12)
     p_up = p if floor is None else np.clip(np.maximum(p, floor[:, None]), 1e-12, 1.0 - 1e-12)
     n_down = n if down_totals is None else np.minimum(n, down_totals[:, None])
@@ -237,9 +299,13 @@ def score_shares(
         # A row without requests has no tail that can reach ``below`` (x = n = 0):
         # bound only the rows with requests.
         rows = np.flatnonzero(totals > 0)
-        may_up = np.zeros(counts.shape, dtype=bool)
-        may_down = np.zeros(counts.shape, dtype=bool)
-        if len(rows):
+        if len(rows) == len(totals):  # every row (what ``score_shares`` passes, mostly)
+            may_up = upper_tail_may_reach(x, n_up_phi, p_up, below)
+            may_down = lower_tail_may_reach(x, n_down_phi, p, below)
+        else:
+            may_up = np.zeros(counts.shape, dtype=bool)
+            may_down = np.zeros(counts.shape, dtype=bool)
+        if 0 < len(rows) < len(totals):
             shape = counts.shape
             x_r = _full(x, shape)[rows]
             may_up[rows] = upper_tail_may_reach(
@@ -293,15 +359,38 @@ def rise_scores(counts: I64, n: F64, p: F64, dispersion: F64, cells: B) -> F64:
     return out
 
 
-def score_volume(totals: I64, expected: F64, dispersion: F64 | None = None) -> VolumeScores:
-    """Quasi-Poisson tail scores of each row's total against its expected volume."""
+def score_volume(
+    totals: I64, expected: F64, dispersion: F64 | None = None, *, below: float | None = None,
+    up_rows: B | None = None,
+) -> VolumeScores:
+    """Quasi-Poisson tail scores of each row's total against its expected volume.
+
+    Screened, with ``below``: a drop that provably scores under ``below`` reads 0,
+    uncomputed: P(X <= k) >= P(X = 0) = e^-lam for every k >= 0 (the regularised
+    upper incomplete gamma Q(k + 1, lam) grows with k). ``up_rows``: rises are scored
+    only there (0 elsewhere).
+    """
     phi = np.ones_like(expected) if dispersion is None else dispersion
-    up, down = poisson_tails(totals / phi, expected / phi)
+    k, lam = totals / phi, expected / phi
     # Without a baseline (expected 0) there is nothing to compare against.
     known = expected > 0
-    return VolumeScores(
-        np.where(known, _to_score(up), 0.0), np.where(known, _to_score(down), 0.0), expected
-    )
+    if below is None and up_rows is None:
+        up, down = poisson_tails(k, lam)
+        return VolumeScores(
+            np.where(known, _to_score(up), 0.0), np.where(known, _to_score(down), 0.0), expected
+        )
+    drop_rows = known
+    if below is not None:
+        drop_rows = known & (np.maximum(lam, 1e-12) / _LN10 >= below - SCREEN_MARGIN)
+    rise_rows = known if up_rows is None else known & up_rows
+    scores = []
+    for tail, rows in ((_poisson_up, rise_rows), (_poisson_down, drop_rows)):
+        out = np.zeros(len(k))
+        i = np.flatnonzero(rows)
+        if len(i):
+            out[i] = _to_score(tail(k[i], lam[i]))
+        scores.append(out)
+    return VolumeScores(scores[0], scores[1], expected)
 
 
 def excess_gates(

@@ -117,6 +117,7 @@ def run_backtest(
             )
     plots_dir = _prepare_plots(request.plots) if request.plots else None
     detector = Detector(settings)
+    detector.serves_metrics = False
     recorder = SeriesRecorder(detector) if plots_dir else None
     comparing = request.compare is not None
     alerts_out = request.alerts_out or (None if comparing else "-")
@@ -124,6 +125,7 @@ def run_backtest(
     other: tuple[Detector, _RunSink, SeriesRecorder | None] | None = None
     if request.compare is not None:
         other_detector = Detector(request.compare, detector.decoder)
+        other_detector.serves_metrics = False
         other_recorder = SeriesRecorder(other_detector) if plots_dir else None
         other = (other_detector, _RunSink(None, other_recorder), other_recorder)
     position = ReadPosition()
