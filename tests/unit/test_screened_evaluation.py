@@ -148,8 +148,10 @@ def test_metrics_read_exact_scores_where_the_screen_left_cells_out():
 def test_quiet_windows_are_taken_and_left_when_they_are_not_quiet():
     """Batches of six windows with an incident: the quiet evaluation takes most windows
     and hands the loud ones back to the full one; the alerts, counts and state are the
-    reference's."""
-    overrides = {"baseline": {"warmup_windows": 2}, "detect": {"min_excess_count": 1}}
+    reference's. (With the minute as the longest horizon: past it, quiet evaluation is
+    not taken.)"""
+    overrides = {"baseline": {"warmup_windows": 2}, "detect": {
+        "min_excess_count": 1, "horizons": [{"windows": 1}, {"windows": 6}]}}
     outage = Incident("outage", T0 + 8 * MINUTE, T0 + 11 * MINUTE, fraction=0.5)
     batches = _traffic(3, 40.0, 10, [(0, 20)], [outage], windows_per_batch=6)
     detector = Detector(Settings(**overrides))

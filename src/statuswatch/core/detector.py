@@ -890,6 +890,7 @@ class Detector:
             long_totals=spread(long_shares.totals, totals),
             frozen_long=spread(long_elevated, cells),
         )
+        self.reference.learn(counts, totals, frozen=spread(elevated, cells))
         return True
 
     def _long_counts_of(self, counts: I64, rows: I64) -> tuple[I64, int]:
