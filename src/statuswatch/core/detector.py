@@ -183,6 +183,8 @@ class Detector:
         #: the evidence of that episode cannot fire them again
         self._resolved_at: dict[SeriesKey, int] = {}
         self._horizon_rules: tuple[RuleTable, list[RuleTable]] | None = None
+        #: 1 for a code column, 0 for a status class's summed column (see ``_totals``)
+        self._code_mask: I64 = np.zeros(0, np.int64)
         #: series an operator accepted as the new normal: they learn while firing
         self._accepted: set[SeriesKey] = set()
         #: firing series -> windows they fired with a hit: how long the level has held
@@ -423,20 +425,20 @@ class Detector:
         """Share, long-window and volume scores of the window, and their hits."""
         d = self.settings.detect
         n_rows, n_cols = counts.shape
+        live = self._live_share_cells(n_rows, n_cols)
         if self.exhaustive:
             shares = window_share_scores(counts, exp, floor, totals)
         else:
             # Every use of a share score compares it with clear_score or more (fire
             # scores are above it), or blast_radius.scope_score; live series report theirs.
             shares = window_share_scores(
-                counts, exp, floor, totals,
-                below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
+                counts, exp, floor, totals, below=self._screen_score(), exact=live,
             )
         sums = self._horizons.push(counts)
-        live = None if self.exhaustive else self._live_share_cells(n_rows, n_cols)
         long_counts, long_shares, views = self._horizon_views(
             sums, self._horizons.spans(), counts, exp, floor, shares,
-            [self._rules_at(i, rules) for i in range(len(d.horizons))], live,
+            [self._rules_at(i, rules) for i in range(len(d.horizons))],
+            None if self.exhaustive else live,
         )
         self._forget_old_resolves(bool(views))
         self._block_resolved(views, self.counters.windows_closed)
@@ -472,7 +474,12 @@ class Detector:
             self._totals(long_counts), exp.volume * spans[min(1, len(spans) - 1)],
             # Long scores are compared with clear_score or more (hits, and which sums
             # are too elevated to teach the long window's dispersion).
-            below=None if live is None else d.clear_score, exact=live,
+            below=None if live is None else d.clear_score,
+            # ... in the rows with requests now: elsewhere no short score reaches it,
+            # and only they learn the long window's dispersion; and in live series' rows,
+            # which a series that fired on this horizon is judged calm on.
+            rows=None if live is None else (shares.totals > 0) | live.any(axis=1),
+            exact=live,
         )
         views: list[HorizonView] = []
         if len(sums) > 1:
@@ -480,9 +487,7 @@ class Detector:
                 d.horizons[1].windows, counts, long_counts, exp, shares, long_shares,
                 tables[1], d.clear_score,
             ))
-            views += self._long_horizons(
-                sums, spans, exp, floor, long_shares, tables, live, row_ids
-            )
+            views += self._long_horizons(sums, spans, exp, floor, tables, live, row_ids)
         return long_counts, long_shares, views
 
     def _blast_radius(
@@ -622,8 +627,7 @@ class Detector:
 
     def _long_horizons(
         self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
-        long_shares: ShareScores, tables: list[RuleTable], live_cells: B | None,
-        row_ids: I64 | None,
+        tables: list[RuleTable], live_cells: B | None, row_ids: I64 | None,
     ) -> list[HorizonView]:
         """Scores and hits of the horizons after the first minute (10 min, 1 h).
 
@@ -660,7 +664,8 @@ class Detector:
         phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
         # a scope without a request in the last minute is not still receiving evidence
         # (and a silent run past the minute can then be passed cheaply)
-        warm = exp.warm[rows] & (self._totals(sums[1]) > 0)[rows]
+        minute_totals = self._totals(sums[1])[rows].astype(np.float64)
+        warm = exp.warm[rows] & (minute_totals > 0)
         learned = at(exp.share)
         reference = learned
         if any(h.long_reference for h in d.horizons[2:]):
@@ -668,8 +673,11 @@ class Detector:
                 rows if row_ids is None else row_ids[rows], flat % shape[1], fallback=learned
             )
         before_counts, before_span = at(sums[1]), spans[1]
-        before_up = at(long_shares.up_expected_count)
-        no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)  # read only
+        # the minute's rise expectation, as the minute's scores have it (computed here:
+        # those are screened to the rows with requests now)
+        before_up = minute_totals * np.clip(np.maximum(learned, floor[rows]), 1e-12, 1 - 1e-12)
+        # read only: nothing is scored there (the drop tail, or a horizon without a cell)
+        no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)
         views = []
         for i in range(2, len(d.horizons)):
             h, span, r = d.horizons[i], spans[i], tables[i]
@@ -685,8 +693,15 @@ class Detector:
             recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
                 c - up_expected) * before_span
             maybe_up = warm & ~at(r.ignore) & at(r.up) & big_up & recent
+            before_counts, before_up, before_span = c, up_expected, span
+            scored_cells = maybe_up | live
+            if not scored_cells.any():  # the common case: nothing to score or report
+                views.append(HorizonView(h.windows, sums[i], ShareScores(
+                    no_drops, no_drops, no_drops, no_drops, no_drops, totals
+                ), no_hits, no_hits, no_hits))
+                continue
             # Rises only: the drop tail is never read here (0), nor the drop expectation.
-            up = rise_scores(c, n, p_up, phi, maybe_up | live)
+            up = rise_scores(c, n, p_up, phi, scored_cells)
             with np.errstate(divide="ignore", invalid="ignore"):
                 observed = np.where(n > 0, c / np.maximum(n, 1.0), 0.0)
             full = [np.zeros(shape) for _ in range(3)]
@@ -697,7 +712,6 @@ class Detector:
             np.put(flags[1], flat, maybe_up & (up >= d.clear_score))
             scored = ShareScores(full[0], no_drops, full[1], full[2], full[2], totals)
             views.append(HorizonView(h.windows, sums[i], scored, flags[0], no_hits, flags[1]))
-            before_counts, before_up, before_span = c, up_expected, span
         return views
 
     def _forget_old_resolves(self, has_views: bool) -> None:
@@ -991,9 +1005,14 @@ class Detector:
         return cells
 
     def _totals(self, counts: I64) -> I64:
-        """Requests per row: the sum over code columns, the class columns left out."""
-        classes = [col for col, _ in self.codes.class_members()]
-        out: I64 = counts.sum(axis=1) - counts[:, classes].sum(axis=1)
+        """Requests per row: the sum over code columns, the class columns left out (one
+        matrix-vector product with a 0/1 column mask, kept until the columns change)."""
+        n_cols = counts.shape[1]
+        if len(self._code_mask) != n_cols:
+            mask = np.ones(n_cols, np.int64)
+            mask[[col for col, _ in self.codes.class_members() if col < n_cols]] = 0
+            self._code_mask = mask
+        out: I64 = counts @ self._code_mask
         return out
 
     def _calibrated(self, volume: VolumeScores, exp: Expectation) -> VolumeScores:
@@ -1118,6 +1137,7 @@ class Detector:
         self.counters = Counters.from_json(state["counters"])
         self._rules = None
         self._horizon_rules = None
+        self._code_mask = np.zeros(0, np.int64)
         self._parents = np.zeros(0, np.int64)
 
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:
