@@ -609,7 +609,7 @@ class Detector:
 
     def _long_horizons(
         self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
-        rules: RuleTable,
+        rules: RuleTable, *, tables: list[RuleTable] | None = None, row_ids: I64 | None = None,
     ) -> list[HorizonView]:
         """Scores and hits of the horizons after the first minute (10 min, 1 h).
 
@@ -622,12 +622,16 @@ class Detector:
         ``long_reference`` judge a rise against the long reference (the learned share
         where it has none). Only cells past the gates (and live series) are scored:
         every decision is about those.
+
+        ``row_ids``: the scope rows the arrays hold (all, in order, by default), with
+        ``tables`` the horizons' rule tables of those rows (a quiet window's).
         """
         d = self.settings.detect
         if len(d.horizons) <= 2:
             return []
         shape = sums[0].shape
-        tables = [self._rules_at(i, rules) for i in range(len(d.horizons))]
+        if tables is None:
+            tables = [self._rules_at(i, rules) for i in range(len(d.horizons))]
         # The cells any decision is about: a count that can pass a horizon's count gate
         # (an excess of min_excess_count needs that many requests), and live series.
         live_cells = self._live_share_cells(*shape)
@@ -652,7 +656,9 @@ class Detector:
         learned = at(exp.share)
         reference = learned
         if any(h.long_reference for h in d.horizons[2:]):
-            reference = self.reference.up_share_at(rows, flat % shape[1], fallback=learned)
+            scope_rows = rows if row_ids is None else row_ids[rows]
+            reference = self.reference.up_share_at(scope_rows, flat % shape[1],
+                                                   fallback=learned)
         before_counts, before_span = at(sums[1]), spans[1]
         # the minute's rise expectation, as the minute's scores have it (computed here:
         # those are screened to the rows with requests now)
@@ -801,11 +807,9 @@ class Detector:
         """Whether the next window may take ``_evaluate_quietly``: no series is live,
         held or accepted (nothing to step, no evidence to report), no volume
         calibrator learns every score, the input is not mostly invalid, and nothing
-        listens to every window. Not with horizons past the minute: a hit there needs
-        no request in the window, and the reference learns every scope's window (the
-        quiet evaluation of those is yet to be written)."""
+        listens to every window."""
         rejected = self._rejected_now
-        return len(self.settings.detect.horizons) <= 2 and not (
+        return not (
             self.exhaustive or self._calibrators or self.incidents.held or self._accepted
             or self.window_listener is not None or self.report_listener is not None
             or (rejected is not None and rejected.mostly_invalid) or self.alerts.live_keys()
@@ -848,7 +852,16 @@ class Detector:
         counts, totals = self._padded_counts(window, closing=False)
         n_rows, n_cols = counts.shape
         rules, parents = self._tables(n_rows, n_cols)
-        rows = self._rows_that_matter(totals, rules, parents)
+        d = self.settings.detect
+        long_sums: list[I64] = []
+        long_spans: list[int] = []
+        active = totals
+        if len(d.horizons) > 2:
+            # A hit past the minute needs a request in the scope's last minute, not now:
+            # those scopes matter too.
+            long_sums, long_spans = self._horizons.peek_all(counts)
+            active = np.where(self._totals(long_sums[1]) > 0, 1, totals)
+        rows = self._rows_that_matter(active, rules, parents)
         exp = self.baseline.expect(
             n_rows, n_cols, window_start_ms=window.start_ms,
             window_ms=self.windows.size_ms, parents=parents, rows=rows,
@@ -872,6 +885,14 @@ class Detector:
             counts_r, exp, shares, volume, long_counts, long_shares, rules.of_rows(rows), rows
         ):
             return False
+        if long_sums:
+            tables = [self._rules_at(i, rules).of_rows(rows) for i in range(len(d.horizons))]
+            views = self._long_horizons(
+                [s[rows] for s in long_sums], long_spans, exp, floor, rules.of_rows(rows),
+                tables=tables, row_ids=rows,
+            )
+            if any(v.hit_up.any() or v.elevated.any() for v in views):
+                return False
         self.counters.windows_closed += 1
         self._horizons.push(counts)
         elevated = self._elevated(counts_r, exp, shares)

@@ -133,6 +133,20 @@ class HorizonSums:
         span = min(self.windows + 1, self.lengths[1] - block + self.windows % block + 1)
         return out, span
 
+    def peek_all(self, counts: I64) -> tuple[list[I64], list[int]]:
+        """Each horizon's sum and span that ``push(counts)`` would give; nothing changes."""
+        rows, cols = counts.shape
+        out: list[I64] = [counts]
+        for i in range(1, len(self.lengths)):
+            total = counts.copy()
+            r, c = min(rows, self._shape[0]), min(cols, self._shape[1])
+            total[:r, :c] += (self._ring_sum[i] + self._partial[i])[:r, :c]
+            out.append(total)
+        self.windows += 1
+        spans = self.spans()
+        self.windows -= 1
+        return out, spans
+
     def push_silent(self, n: int) -> None:
         """``n`` windows without requests: the same sums as ``n`` pushes of zeros."""
         flush = self.lengths[-1] + self.lengths[-2] if len(self.lengths) > 1 else 0
