@@ -257,7 +257,7 @@ def test_the_comparison_sees_long_horizon_alerts_and_quiet_windows():
     quietly = detector._evaluate_quietly
 
     def counted(window: ClosedWindow) -> bool:
-        full = detector._horizons.windows >= ten_minutes
+        full = detector.horizons.sums.windows >= ten_minutes
         taken.append((quietly(window), full))
         return taken[-1][0]
 

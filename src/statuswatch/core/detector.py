@@ -11,6 +11,12 @@ Three signals are scored on every closed window:
   "input went silent";
 * **blast radius**: the fraction of active apps whose share of one code is
   anomalous at once, which catches a freeze of many small apps.
+
+The stages' logic lives in their modules (baseline, score, evidence, horizon_judge,
+blast, decide, incidents); this one wires them and owns their state. It is longer than
+the others for one reason: the two shortcuts, silent runs and quiet windows, must make
+exactly the state changes ``_evaluate_one`` makes, and sit beside it so a change to one
+is seen in the others (``tests/unit/test_screened_evaluation.py`` checks they agree).
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ from statuswatch.core.decide import (
     Signal,
 )
 from statuswatch.core.decode import Decoder, build_decoder
-from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits, minute_view
-from statuswatch.core.horizons import HorizonSums, HorizonView
+from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits
+from statuswatch.core.horizon_judge import HorizonJudge
+from statuswatch.core.horizons import HorizonView
 from statuswatch.core.incidents import IncidentGrouper
 from statuswatch.core.reference import LongReference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
@@ -53,8 +60,6 @@ from statuswatch.core.score import (
     F64,
     ShareScores,
     VolumeScores,
-    excess_gates,
-    rise_scores,
     score_shares,
     score_volume,
     share_floor,
@@ -68,10 +73,6 @@ B = npt.NDArray[np.bool_]
 STATE_VERSION = 5  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
 # 4: the long window's dispersion; 5: horizons, the long reference
 
-#: A hit over a long horizon needs the horizon before it to carry excess at least at
-#: this fraction of the long horizon's rate: the evidence is still arriving, not an
-#: ended incident's left in the sum.
-RECENT_EXCESS_RATE = 0.5
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
 
@@ -173,16 +174,13 @@ class Detector:
         self.window_listener: Callable[[ClosedWindow], None] | None = None
         #: called with every closed window's report, once it is scored
         self.report_listener: Callable[[WindowReport], None] | None = None
-        #: counts summed over each of ``detect.horizons``: slow, small, persistent excess
-        self._horizons = HorizonSums([h.windows for h in d.horizons])
         #: the long-memory share a creep cannot drag along
         self.reference = LongReference(b.reference_half_life_windows)
-        #: share series firing -> the horizon (windows) that fired it: it resolves there
-        self._fired_horizon: dict[SeriesKey, int] = {}
-        #: share series -> ``windows_closed`` at their resolve: horizons still holding
-        #: the evidence of that episode cannot fire them again
-        self._resolved_at: dict[SeriesKey, int] = {}
-        self._horizon_rules: tuple[RuleTable, list[RuleTable]] | None = None
+        #: evidence over ``detect.horizons``: slow, small, persistent excess
+        self.horizons = HorizonJudge(
+            [h.windows for h in d.horizons], self.scopes, self.codes, self.reference,
+            self._totals,
+        )
         #: 1 for a code column, 0 for a status class's summed column (see ``_totals``)
         self._code_mask: I64 = np.zeros(0, np.int64)
         #: series an operator accepted as the new normal: they learn while firing
@@ -220,8 +218,7 @@ class Detector:
         self._silence_needs = None
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
         if d.horizons != old.horizons:
-            self._horizons = HorizonSums([h.windows for h in d.horizons])
-            self._fired_horizon.clear()
+            self.horizons.restart([h.windows for h in d.horizons])
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
         if any(getattr(d.volume, k) != getattr(old.volume, k) for k in calibration):
             self._calibrators = _calibrators_for(d.volume)
@@ -347,7 +344,8 @@ class Detector:
         silent run holds for the rest."""
         if (
             self.exhaustive or self._calibrators or self.incidents.held or self._accepted
-            or window.counts.any() or self.alerts.live_keys() or not self._horizons_quiet()
+            or window.counts.any() or self.alerts.live_keys()
+            or not self.horizons.quiet_in_silence()
         ):
             return False
         n_rows, n_cols = len(self.scopes), len(self.codes)
@@ -376,7 +374,7 @@ class Detector:
             for window in run:
                 counts = np.zeros((n_rows, n_cols), np.int64)
                 self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
-        self._horizons.push_silent(len(run))
+        self.horizons.sums.push_silent(len(run))
         self.baseline.learn_silent(
             n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
         )
@@ -434,14 +432,15 @@ class Detector:
             shares = window_share_scores(
                 counts, exp, floor, totals, below=self._screen_score(), exact=live,
             )
-        sums = self._horizons.push(counts)
-        long_counts, long_shares, views = self._horizon_views(
-            sums, self._horizons.spans(), counts, exp, floor, shares,
-            [self._rules_at(i, rules) for i in range(len(d.horizons))],
-            None if self.exhaustive else live,
+        sums = self.horizons.sums.push(counts)
+        long_counts, long_shares, views = self.horizons.views(
+            sums, self.horizons.sums.spans(), counts, exp, floor, shares,
+            [self.horizons.rules_at(i, rules, d) for i in range(len(d.horizons))],
+            None if self.exhaustive else live, d,
         )
-        self._forget_old_resolves(bool(views))
-        self._block_resolved(views, self.counters.windows_closed)
+        now = self.counters.windows_closed
+        self.horizons.forget_old_resolves(bool(views), now)
+        self.horizons.block_resolved(views, now, self.alerts.firing_keys(), self._parents)
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
         rejected_drop = self._drops_of_rejected_records(shares.totals, exp.volume)
@@ -451,44 +450,10 @@ class Detector:
             blast=self._blast_radius(counts, shares, rules),
         )
         scored = ScoredWindow(window, counts, exp, shares, volume, hits, rules,
-                              dict(self._fired_horizon))
+                              dict(self.horizons.fired))
         return scored, _LongWindow(
             long_counts, long_shares.totals, long_shares, rejected_drop, views
         )
-
-    def _horizon_views(
-        self, sums: list[I64], spans: list[int], counts: I64, exp: Expectation, floor: F64,
-        shares: ShareScores, tables: list[RuleTable], live: B | None,
-        row_ids: I64 | None = None,
-    ) -> tuple[I64, ShareScores, list[HorizonView]]:
-        """The last minute summed (the window alone with one horizon), its share scores,
-        and every horizon's view after the window's. ``tables``: each horizon's rules;
-        ``live``: cells scored exactly (None: every cell, unscreened); ``row_ids``: the
-        scope rows the arrays hold, in order (None: every row)."""
-        d = self.settings.detect
-        long_counts = sums[1] if len(sums) > 1 else counts
-        # The last minute summed, with its own dispersion; its hits count only where the
-        # window itself reaches clear_score (see evidence.minute_view).
-        long_shares = score_shares(
-            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
-            self._totals(long_counts), exp.volume * spans[min(1, len(spans) - 1)],
-            # Long scores are compared with clear_score or more (hits, and which sums
-            # are too elevated to teach the long window's dispersion).
-            below=None if live is None else d.clear_score,
-            # ... in the rows with requests now: elsewhere no short score reaches it,
-            # and only they learn the long window's dispersion; and in live series' rows,
-            # which a series that fired on this horizon is judged calm on.
-            rows=None if live is None else (shares.totals > 0) | live.any(axis=1),
-            exact=live,
-        )
-        views: list[HorizonView] = []
-        if len(sums) > 1:
-            views.append(minute_view(
-                d.horizons[1].windows, counts, long_counts, exp, shares, long_shares,
-                tables[1], d.clear_score,
-            ))
-            views += self._long_horizons(sums, spans, exp, floor, tables, live, row_ids)
-        return long_counts, long_shares, views
 
     def _blast_radius(
         self, counts: I64, shares: ShareScores, rules: RuleTable, rows: I64 | None = None
@@ -538,7 +503,7 @@ class Detector:
             )
             if event is not None:
                 stepped.append((key, event))
-                self._note_horizon(key, event)
+                self.horizons.note(key, event, self.counters.windows_closed)
             live = self.alerts.state_of(key) is not None or evidence.hit
             # A level that has held (firing, still a hit, and still arriving in this very
             # window) for accept_after windows is the new normal: the windows a long
@@ -577,7 +542,7 @@ class Detector:
         # make each a new incident.
         for row in sorted({k.row for k in self._accepted if k.signal == "share"}):
             keys = [k for k in self._accepted if k.signal == "share" and k.row == row]
-            fired = max(self._fired_horizon.get(k, 1) for k in keys)
+            fired = max(self.horizons.fired.get(k, 1) for k in keys)
             level = next((v.counts for v in long.views if v.windows == fired), long.counts)
             level_total = int(self._totals(level[row : row + 1])[0])
             self.baseline.accept(row, level[row], level_total)
@@ -605,207 +570,6 @@ class Detector:
             frozen_reference |= view.elevated
         self.reference.learn(counts, totals, frozen=frozen_reference)
 
-    # -- horizons ---------------------------------------------------------------
-
-    def _rules_at(self, horizon: int, rules: RuleTable) -> RuleTable:
-        """The rule table at horizon ``horizon``: its own count and ratio gates in place
-        of ``detect``'s (rules with their own thresholds keep them)."""
-        cached = self._horizon_rules
-        if cached is None or cached[0] is not rules:
-            d = self.settings.detect
-            tables = []
-            for h in d.horizons:
-                gates = {k: v for k, v in (("min_excess_count", h.min_excess_count),
-                                           ("min_share_ratio", h.min_share_ratio))
-                         if v is not None}
-                tables.append(rules if not gates else resolve(
-                    d.model_copy(update=gates), self.scopes.labels[: rules.ignore.shape[0]],
-                    self.codes.codes[: rules.ignore.shape[1]],
-                ))
-            cached = self._horizon_rules = (rules, tables)
-        return cached[1][horizon]
-
-    def _long_horizons(
-        self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
-        tables: list[RuleTable], live_cells: B | None, row_ids: I64 | None,
-    ) -> list[HorizonView]:
-        """Scores and hits of the horizons after the first minute (10 min, 1 h).
-
-        A hit there is a rise (a drop is judged over the last minutes, as traffic is:
-        the learned share may hold an incident's level, whose end is no new incident);
-        it needs the count and ratio gates of its horizon, and the horizon before it (its
-        newest part) in excess at ``RECENT_EXCESS_RATE`` of its rate or more, and a request
-        in the scope within the last minute: the evidence is still arriving. (Not in the
-        window itself: a 2-a-minute app has none in most windows.) Horizons with
-        ``long_reference`` judge a rise against the long reference (the learned share
-        where it has none). Only cells past the gates (and live series) are scored:
-        every decision is about those (every cell where ``live_cells`` is None).
-        ``row_ids``: the scope rows the arrays hold, in order (None: every row).
-        """
-        d = self.settings.detect
-        if len(d.horizons) <= 2:
-            return []
-        shape = sums[0].shape
-        # The cells any decision is about: a count that can pass a horizon's count gate
-        # (an excess of min_excess_count needs that many requests), and live series.
-        if live_cells is None:
-            need = np.ones(shape, dtype=bool)
-        else:
-            need = live_cells.copy()
-            for i in range(2, len(d.horizons)):
-                need |= sums[i] >= tables[i].min_excess_count
-        flat = np.flatnonzero(need)  # flat cell indices: np.take is the cheap gather
-        rows = flat // shape[1]
-
-        def at(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            return np.take(a, flat)
-
-        live = at(need if live_cells is None else live_cells)
-        phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
-        # a scope without a request in the last minute is not still receiving evidence
-        # (and a silent run past the minute can then be passed cheaply)
-        minute_totals = self._totals(sums[1])[rows].astype(np.float64)
-        warm = exp.warm[rows] & (minute_totals > 0)
-        learned = at(exp.share)
-        reference = learned
-        if any(h.long_reference for h in d.horizons[2:]):
-            reference = self.reference.up_share_at(
-                rows if row_ids is None else row_ids[rows], flat % shape[1], fallback=learned
-            )
-        before_counts, before_span = at(sums[1]), spans[1]
-        # the minute's rise expectation, as the minute's scores have it (computed here:
-        # those are screened to the rows with requests now)
-        before_up = minute_totals * np.clip(np.maximum(learned, floor[rows]), 1e-12, 1 - 1e-12)
-        # read only: nothing is scored there (the drop tail, or a horizon without a cell)
-        no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)
-        views = []
-        for i in range(2, len(d.horizons)):
-            h, span, r = d.horizons[i], spans[i], tables[i]
-            c = at(sums[i])
-            totals = self._totals(sums[i])
-            n = totals[rows].astype(np.float64)
-            p_up = np.clip(np.maximum(reference if h.long_reference else learned, floor[rows]),
-                           1e-12, 1.0 - 1e-12)
-            up_expected = n * p_up
-            big_up, _ = excess_gates(c, up_expected, at(r.min_excess_count),
-                                     at(r.min_share_ratio))
-            # excess per window: the newest part's at least RECENT_EXCESS_RATE of the whole's
-            recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
-                c - up_expected) * before_span
-            maybe_up = warm & ~at(r.ignore) & at(r.up) & big_up & recent
-            before_counts, before_up, before_span = c, up_expected, span
-            scored_cells = maybe_up | live
-            if not scored_cells.any():  # the common case: nothing to score or report
-                views.append(HorizonView(h.windows, sums[i], ShareScores(
-                    no_drops, no_drops, no_drops, no_drops, no_drops, totals
-                ), no_hits, no_hits, no_hits))
-                continue
-            # Rises only: the drop tail is never read here (0), nor the drop expectation.
-            up = rise_scores(c, n, p_up, phi, scored_cells)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                observed = np.where(n > 0, c / np.maximum(n, 1.0), 0.0)
-            full = [np.zeros(shape) for _ in range(3)]
-            for array, values in zip(full, (up, observed, up_expected), strict=True):
-                np.put(array, flat, values)
-            flags = [np.zeros(shape, dtype=bool) for _ in range(2)]
-            np.put(flags[0], flat, maybe_up & (up >= at(r.fire_score)))
-            np.put(flags[1], flat, maybe_up & (up >= d.clear_score))
-            scored = ShareScores(full[0], no_drops, full[1], full[2], full[2], totals)
-            views.append(HorizonView(h.windows, sums[i], scored, flags[0], no_hits, flags[1]))
-        return views
-
-    def _forget_old_resolves(self, has_views: bool) -> None:
-        """Forget the resolves every horizon's sum has left behind (all of them with no
-        horizon past the window's); ``windows_closed`` counts the window being closed."""
-        if not has_views:
-            self._resolved_at.clear()
-            return
-        now, longest = self.counters.windows_closed, self._horizons.lengths[-1]
-        for key, at in list(self._resolved_at.items()):
-            if now - at >= longest:
-                del self._resolved_at[key]
-
-    def _block_resolved(
-        self, views: list[HorizonView], now: int, row_ids: I64 | None = None
-    ) -> None:
-        """One incident, one page. A resolved series cannot fire again on a horizon whose
-        sum still holds windows of the episode it resolved. Nor can a rise on the same
-        code (its class or its codes) in a scope that overlaps it (contains it, lies
-        within it, or cuts across it: an app and a service) fire on a horizon past the
-        first minute while it fires, or while that horizon still holds its episode: slow
-        evidence there is the known incident's, arriving late where counts are small.
-
-        Clears those hits in ``views`` (whose arrays hold ``row_ids``, in order; None:
-        every row) as of window ``now`` (``windows_closed`` with it counted); changes
-        nothing else."""
-        if not views:
-            return
-        n_rows, n_cols = len(self.scopes), views[0].counts.shape[1]
-        if row_ids is None:
-            local = np.arange(n_rows)
-        else:
-            local = np.full(n_rows, -1)
-            local[row_ids] = np.arange(len(row_ids))
-        sources = [(k, 0) for k in self.alerts.firing_keys()
-                   if k.signal == "share" and k.direction == "up"]
-        for key, at in self._resolved_at.items():
-            age = now - at
-            if age >= views[-1].windows:
-                continue
-            row = int(local[key.row]) if key.row < n_rows and key.col < n_cols else -1
-            for view in views:
-                hit = view.hit_up if key.direction == "up" else view.hit_down
-                if view.windows > age and row >= 0:
-                    hit[row, key.col] = False
-            if key.direction == "up":
-                sources.append((key, age))
-        for key, age in sources:
-            if key.row >= n_rows or key.col >= n_cols:
-                continue
-            overlapping = self._overlapping_rows(key.row, n_rows)
-            rows = np.flatnonzero(overlapping if row_ids is None else overlapping[row_ids])
-            cols = np.asarray(self._code_family(key.col), np.int64)
-            own_row = int(local[key.row])
-            for view in views[1:]:
-                if view.windows > age:
-                    own = own_row >= 0 and bool(view.hit_up[own_row, key.col])
-                    view.hit_up[np.ix_(rows, cols)] = False
-                    if age == 0 and own_row >= 0:  # a firing series' own evidence stays
-                        view.hit_up[own_row, key.col] = own
-
-    def _overlapping_rows(self, row: int, n_rows: int) -> B:
-        """Rows whose scopes share requests with ``row``'s: itself, its ancestors and
-        descendants, and every scope of a level that cuts across its level."""
-        levels = [set(level) for level in self.scopes.levels]
-        mine = levels[self.scopes.level_of_row[row]]
-        nested = np.array([level <= mine or mine <= level for level in levels])
-        mask: B = ~nested[np.asarray(self.scopes.level_of_row[:n_rows], np.int64)]
-        mask[[a for a in self.scopes.ancestors(row) if a < n_rows]] = True
-        mask[row] = True
-        parents = self._parents[:n_rows]
-        up = parents.copy()
-        while (has := up >= 0).any():
-            mask |= up == row
-            up = np.where(has, parents[np.maximum(up, 0)], -1)
-        return mask
-
-    def _code_family(self, col: int) -> list[int]:
-        """``col``, its status class's column and, for a class, its codes' columns."""
-        out = {col}
-        class_col = self.codes.class_of(col)
-        if class_col >= 0:
-            out.add(class_col)
-        for c, members in self.codes.class_members():
-            if c == col:
-                out.update(members.tolist())
-        return sorted(out)
-
-    def _horizons_quiet(self) -> bool:
-        """Whether no horizon can hit in a silent window: a hit past the first minute
-        needs a request in its scope within the last minute."""
-        lengths = self._horizons.lengths
-        return len(lengths) < 3 or self._horizons.quiet_since() >= lengths[1]
-
     @staticmethod
     def _arriving(key: SeriesKey, scored: ScoredWindow) -> bool:
         """Whether the window itself carries the series' excess (shares: its count past
@@ -816,16 +580,6 @@ class Detector:
         if key.direction == "up":
             return bool(count > scored.shares.up_expected_count[key.row, key.col])
         return bool(count < scored.shares.expected_count[key.row, key.col])
-
-    def _note_horizon(self, key: SeriesKey, event: AlertEvent) -> None:
-        """Remember the horizon that fired a share series, and when it resolved."""
-        if key.signal != "share":
-            return
-        if event.state == "firing":
-            self._fired_horizon[key] = event.evidence.horizon_windows
-        else:
-            self._fired_horizon.pop(key, None)
-            self._resolved_at[key] = self.counters.windows_closed
 
     def _elevated(self, counts: I64, exp: Expectation, shares: ShareScores) -> B:
         """Share series elevated, up or down, to ``clear_score`` where enough requests
@@ -856,8 +610,8 @@ class Detector:
         row borrows its parent's shares), ascending."""
         level = self.baseline.volume_level(len(totals)) * SEASONAL_MAX_RATIO
         keep = (totals > 0) | (level >= self._volume_a_silence_needs(rules))
-        if len(self._horizons.lengths) > 2:
-            keep |= self._horizons.rows_with_counts(len(totals))
+        if len(self.horizons.sums.lengths) > 2:
+            keep |= self.horizons.sums.rows_with_counts(len(totals))
         while True:
             up = parents[keep]
             up = up[up >= 0]
@@ -899,14 +653,14 @@ class Detector:
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         counts_r, totals_r = counts[rows], totals[rows]
         shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
-        sums, spans = self._horizons.peek(counts, rows)
+        sums, spans = self.horizons.sums.peek(counts, rows)
         rules_r, tables = self._tables_of_rows(rules, rows)
-        long_counts, long_shares, views = self._horizon_views(
+        long_counts, long_shares, views = self.horizons.views(
             sums, spans, counts_r, exp, floor, shares, tables,
-            np.zeros(counts_r.shape, dtype=bool), rows,
+            np.zeros(counts_r.shape, dtype=bool), self.settings.detect, rows,
         )
         now = self.counters.windows_closed + 1  # as _evaluate_one counts it
-        self._block_resolved(views, now, rows)
+        self.horizons.block_resolved(views, now, self.alerts.firing_keys(), parents, rows)
         # Volume scores are read only by _may_hit and the hits: exact where they may
         # reach a volume fire score, rises only where a rule looks at them.
         volume = score_volume(
@@ -916,8 +670,8 @@ class Detector:
         if self._hits_any(counts_r, exp, shares, volume, views, rules, rules_r, rows):
             return False
         self.counters.windows_closed += 1
-        self._horizons.push_rows(counts, rows)
-        self._forget_old_resolves(bool(views))
+        self.horizons.sums.push_rows(counts, rows)
+        self.horizons.forget_old_resolves(bool(views), now)
         self._level_windows.clear()  # nothing is live: none has a level that holds
         elevated = self._elevated(counts_r, exp, shares)
 
@@ -945,11 +699,11 @@ class Detector:
     def _tables_of_rows(
         self, rules: RuleTable, rows: I64
     ) -> tuple[RuleTable, list[RuleTable]]:
-        """``rules`` and each horizon's rule table (``_rules_at``) cut to ``rows``."""
+        """``rules`` and each horizon's rule table (``HorizonJudge.rules_at``) cut to ``rows``."""
         cut = {id(rules): rules.of_rows(rows)}
         out = []
         for i in range(len(self.settings.detect.horizons)):
-            table = self._rules_at(i, rules)
+            table = self.horizons.rules_at(i, rules, self.settings.detect)
             if id(table) not in cut:
                 cut[id(table)] = table.of_rows(rows)
             out.append(cut[id(table)])
@@ -1044,7 +798,7 @@ class Detector:
             calibrator.forget_rows(rows)
         for r in recycled:
             self.windows.move_row(r.row, r.other)
-        self._horizons.zero_rows(rows)
+        self.horizons.sums.zero_rows(rows)
         self.reference.forget_rows(rows)
         self._tables_after_recycling(recycled)
 
@@ -1102,10 +856,8 @@ class Detector:
             "held": sorted(list(k) for k in self.incidents.held),
             "accepted": sorted(list(k) for k in self._accepted),
             "level_windows": sorted([*k, n] for k, n in self._level_windows.items()),
-            "horizons": self._horizons.snapshot(),
+            **self.horizons.snapshot(),
             "reference": self.reference.snapshot(),
-            "fired_horizon": sorted([*k, w] for k, w in self._fired_horizon.items()),
-            "resolved_at": sorted([*k, t] for k, t in self._resolved_at.items()),
             "counters": self.counters.to_json(),
         }
 
@@ -1129,14 +881,10 @@ class Detector:
         self.incidents.held = {SeriesKey.of(k) for k in state["held"]}
         self._accepted = {SeriesKey.of(k) for k in state["accepted"]}
         self._level_windows = {SeriesKey.of(k[:4]): int(k[4]) for k in state["level_windows"]}
-        self._horizons = HorizonSums(self._horizons.lengths)
-        self._horizons.restore(state["horizons"])
+        self.horizons.restore(state)
         self.reference.restore(state["reference"])
-        self._fired_horizon = {SeriesKey.of(k[:4]): int(k[4]) for k in state["fired_horizon"]}
-        self._resolved_at = {SeriesKey.of(k[:4]): int(k[4]) for k in state["resolved_at"]}
         self.counters = Counters.from_json(state["counters"])
         self._rules = None
-        self._horizon_rules = None
         self._code_mask = np.zeros(0, np.int64)
         self._parents = np.zeros(0, np.int64)
 
