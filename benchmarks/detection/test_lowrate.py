@@ -74,3 +74,32 @@ def test_the_quick_run_reports_every_detector(capsys: pytest.CaptureFixture[str]
         assert f"| {name} |" in out
     assert "| storm-429-app-2/min | 02:30:00 | 20 |" in out
     assert "night lulls (fleet < 10 req/s)" in out
+
+
+def test_statuswatch_pages_each_low_rate_incident_once_in_time() -> None:
+    """The quick run with the shipped defaults: the storm and the night freeze page within
+    10 minutes, the creep within 30 of its start, nothing else pages, and each incident's
+    alert fires once and resolves once (no series of that incident flaps)."""
+    result = run.run_lowrate(10.5, 100.0, 1)
+    report = result["reports"]["statuswatch"]
+    delays = {lb["name"]: r.delay_s for lb, r in zip(result["labels"], report.labels,
+                                                      strict=True)}
+    assert delays["storm-429-app-2/min"] is not None and delays["storm-429-app-2/min"] <= 600
+    assert delays["freeze-403-5%-apps-night"] is not None
+    assert delays["freeze-403-5%-apps-night"] <= 600
+    assert delays["creep-5xx-email-api-40min"] is not None
+    assert delays["creep-5xx-email-api-40min"] <= 1800
+    assert report.false_alarms == []
+    alerts = result["alerts"]["statuswatch"]
+
+    def series(a: dict) -> tuple[str, str, str, str]:
+        return str(sorted(a["scope"].items())), str(a["code"]), a["direction"], a["signal"]
+
+    for label in result["labels"]:
+        paged = {series(a) for a in alerts if a["state"] == "firing"
+                 and label["start"] <= a["window_end"] <= label["end"] + 60}
+        assert paged, label["name"]
+        for key in paged:  # until an hour after the incident: one firing, one resolve
+            states = [a["state"] for a in alerts if series(a) == key
+                      and label["start"] <= a["window_end"] <= label["end"] + 3600]
+            assert states == ["firing", "resolved"], (label["name"], key, states)

@@ -19,6 +19,7 @@ reference without making any one part simpler.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -403,6 +404,12 @@ class BaselineConfig(_Strict):
         description="A level firing this many windows becomes the new normal (0: never); `kill "
         "-USR1` accepts at once.",
     )
+    reference_half_life_windows: float = Field(
+        2160.0, gt=0,
+        description="Memory of the long reference share each code is also held against over "
+        "the horizons with `long_reference` (2160 x 10 s = 6 h): a creep the fast share follows "
+        "stays visible against it.",
+    )
 
 
 Preset = Literal["low", "medium", "high"]
@@ -611,6 +618,39 @@ class BlastRadiusConfig(_Strict):
     min_scopes: int = Field(5, ge=1, description="... and at least this many of them.")
 
 
+class HorizonConfig(_Strict):
+    """One horizon: the sum of the last ``windows`` windows, scored as one count."""
+
+    windows: int = Field(
+        gt=0,
+        description="Windows summed (1: the window itself; 6 x 10 s = 1 min, 360 = 1 h).",
+    )
+    min_excess_count: float | None = Field(
+        None, ge=0,
+        description="Requests above (or below) expected over this horizon needed for a hit; "
+        "unset: `detect.min_excess_count` (rules with their own thresholds keep them).",
+    )
+    min_share_ratio: float | None = Field(
+        None, ge=1.0,
+        description="Observed/expected share ratio over this horizon needed for a hit; unset: "
+        "`detect.min_share_ratio`.",
+    )
+    long_reference: bool = Field(
+        False,
+        description="Judge rises over this horizon against the long reference "
+        "(`baseline.reference_half_life_windows`) instead of the learned share, so a slow "
+        "creep the learned share followed still pages.",
+    )
+
+
+def _default_horizons() -> list[HorizonConfig]:
+    return [
+        HorizonConfig(windows=1), HorizonConfig(windows=6),
+        HorizonConfig(windows=60, long_reference=True),
+        HorizonConfig(windows=360, long_reference=True),
+    ]
+
+
 class DetectConfig(_Strict):
     """When a window is a hit, when an alert fires and when it resolves."""
 
@@ -644,10 +684,12 @@ class DetectConfig(_Strict):
         description="An alert stays firing at least this many windows.",
     )
     clear_windows: int = Field(3, ge=1, description="Calm windows in a row needed to resolve.")
-    long_windows: int = Field(
-        6, ge=1,
-        description="Also score the sum of the last this many windows: a small excess that "
-        "persists pages too.",
+    horizons: list[HorizonConfig] = Field(
+        default_factory=_default_horizons,
+        description="Each series is also scored over the sum of its last `windows` windows "
+        "(10 s, 1 min, 10 min, 1 h by default): a sparse scope's evidence adds up where its "
+        "counts become meaningful. The first is 1, each a multiple of the one before; an "
+        "alert resolves on the horizon that fired it.",
     )
     classes: list[str] = Field(
         default_factory=lambda: ["4xx", "5xx"],
@@ -668,6 +710,19 @@ class DetectConfig(_Strict):
         description="Per-code and per-scope overrides; the first rule whose `codes` and `scope` "
         "match wins.",
     )
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons_valid(cls, horizons: list[HorizonConfig]) -> list[HorizonConfig]:
+        if not horizons or horizons[0].windows != 1:
+            raise ValueError("the first horizon is the window itself: windows 1")
+        for before, h in itertools.pairwise(horizons):
+            if h.windows <= before.windows or h.windows % before.windows:
+                raise ValueError(
+                    f"windows {h.windows}: each horizon must be a larger multiple of the one "
+                    f"before ({before.windows})"
+                )
+        return horizons
 
     @field_validator("classes")
     @classmethod

@@ -171,6 +171,9 @@ def _default_text(info: FieldInfo) -> str:
     value = info.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
         return "see below"
+    if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+        # a list of sections: each item's keys that differ from that section's defaults
+        return json.dumps([v.model_dump(mode="json", exclude_defaults=True) for v in value])
     return json.dumps(value, default=str)
 
 

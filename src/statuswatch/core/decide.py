@@ -60,6 +60,8 @@ class Evidence:
     observed_share: float
     expected_share: float
     total: int
+    #: windows summed by the horizon these figures are of (1: the window alone)
+    horizon_windows: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,9 @@ class AlertEvent:
             },
             "total": ev.total,
             "score": round(ev.score, 3),
+            # the evidence's horizon: the sum of this many seconds of windows
+            "horizon_seconds": ev.horizon_windows * (self.window_end_ms - self.window_start_ms)
+            / 1000,
             "contributors": self.contributors,
         }
 

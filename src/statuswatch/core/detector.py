@@ -11,11 +11,16 @@ Three signals are scored on every closed window:
   "input went silent";
 * **blast radius**: the fraction of active apps whose share of one code is
   anomalous at once, which catches a freeze of many small apps.
+
+The stages' logic lives in their modules (baseline, score, evidence, horizon_judge,
+blast, decide, incidents); this one wires them and owns their state. It is longer than
+the others for one reason: the two shortcuts, silent runs and quiet windows, must make
+exactly the state changes ``_evaluate_one`` makes, and sit beside it so a change to one
+is seen in the others (``tests/unit/test_screened_evaluation.py`` checks they agree).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +49,10 @@ from statuswatch.core.decide import (
 )
 from statuswatch.core.decode import Decoder, build_decoder
 from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits
+from statuswatch.core.horizon_judge import HorizonJudge
+from statuswatch.core.horizons import HorizonView
 from statuswatch.core.incidents import IncidentGrouper
+from statuswatch.core.reference import LongReference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
 from statuswatch.core.scopes import CodeTable, Recycled, ScopeTable
@@ -62,8 +70,8 @@ from statuswatch.errors import DecodeError
 B = npt.NDArray[np.bool_]
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 4  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
-# 4: the long window's dispersion
+STATE_VERSION = 5  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
+# 4: the long window's dispersion; 5: horizons, the long reference
 
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
@@ -99,12 +107,14 @@ def window_share_scores(
 
 @dataclass(frozen=True, slots=True)
 class _LongWindow:
-    """The last ``long_windows`` windows summed, and what was scored on them."""
+    """The last minute summed (the first horizon after the window), what was scored on
+    it, and every longer horizon's view."""
 
     counts: I64
     totals: I64
     shares: ShareScores
     rejected_drop: B  # scopes whose volume drop rejected records explain (not learned)
+    views: list[HorizonView]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +174,19 @@ class Detector:
         self.window_listener: Callable[[ClosedWindow], None] | None = None
         #: called with every closed window's report, once it is scored
         self.report_listener: Callable[[WindowReport], None] | None = None
-        #: the last ``long_windows`` windows' counts, for slow, small, persistent excess
-        self._recent: deque[npt.NDArray[np.int32]] = deque(maxlen=d.long_windows)
+        #: the long-memory share a creep cannot drag along
+        self.reference = LongReference(b.reference_half_life_windows)
+        #: evidence over ``detect.horizons``: slow, small, persistent excess
+        self.horizons = HorizonJudge(
+            [h.windows for h in d.horizons], self.scopes, self.codes, self.reference,
+            self._totals,
+        )
+        #: 1 for a code column, 0 for a status class's summed column (see ``_totals``)
+        self._code_mask: I64 = np.zeros(0, np.int64)
         #: series an operator accepted as the new normal: they learn while firing
         self._accepted: set[SeriesKey] = set()
+        #: firing series -> windows they fired with a hit: how long the level has held
+        self._level_windows: dict[SeriesKey, int] = {}
         #: folds the alerts another alert explains; holds children of pending ancestors
         self.incidents = IncidentGrouper(self.scopes, self.codes, self.alerts)
         self._rules: RuleTable | None = None
@@ -189,16 +208,17 @@ class Detector:
         a firing series keeps firing under the new thresholds until they call it calm
         (a series a rule now ignores counts as calm). Only what was derived from the old
         settings goes: the rule table, the lifecycle's k/m, the volume calibrators if
-        their keys changed. The caller refuses changes this cannot apply
-        (``config.restart_keys``).
+        their keys changed, the horizons' sums if ``detect.horizons`` changed (they start
+        afresh; a firing series is then judged on the shortest horizon with a hit). The
+        caller refuses changes this cannot apply (``config.restart_keys``).
         """
         old, d = self.settings.detect, settings.detect
         self.settings = settings
         self._rules = None
         self._silence_needs = None
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
-        if d.long_windows != old.long_windows:
-            self._recent = deque(self._recent, maxlen=d.long_windows)
+        if d.horizons != old.horizons:
+            self.horizons.restart([h.windows for h in d.horizons])
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
         if any(getattr(d.volume, k) != getattr(old.volume, k) for k in calibration):
             self._calibrators = _calibrators_for(d.volume)
@@ -318,12 +338,14 @@ class Detector:
         """Whether a window without requests, and the silent ones right after it, may be
         closed cheaply (``_pass_silent``): that provably changes nothing but the
         baseline's decay when no series is live or held (nothing to step), there is no
-        volume calibration (it learns every score), and no scope's expected volume could
-        make its silence a volume hit. Silence only lowers the learned volume levels, so
-        what holds for the first window of a silent run holds for the rest."""
+        volume calibration (it learns every score), no scope's expected volume could
+        make its silence a volume hit, and no horizon's sum could still hit. Silence
+        only lowers the learned volume levels, so what holds for the first window of a
+        silent run holds for the rest."""
         if (
             self.exhaustive or self._calibrators or self.incidents.held or self._accepted
             or window.counts.any() or self.alerts.live_keys()
+            or not self.horizons.quiet_in_silence()
         ):
             return False
         n_rows, n_cols = len(self.scopes), len(self.codes)
@@ -352,8 +374,7 @@ class Detector:
             for window in run:
                 counts = np.zeros((n_rows, n_cols), np.int64)
                 self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
-        for _ in range(min(len(run), self._recent.maxlen or len(run))):
-            self._recent.append(np.zeros((n_rows, n_cols), np.int32))
+        self.horizons.sums.push_silent(len(run))
         self.baseline.learn_silent(
             n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
         )
@@ -402,42 +423,37 @@ class Detector:
         """Share, long-window and volume scores of the window, and their hits."""
         d = self.settings.detect
         n_rows, n_cols = counts.shape
+        live = self._live_share_cells(n_rows, n_cols)
         if self.exhaustive:
             shares = window_share_scores(counts, exp, floor, totals)
         else:
             # Every use of a share score compares it with clear_score or more (fire
             # scores are above it), or blast_radius.scope_score; live series report theirs.
             shares = window_share_scores(
-                counts, exp, floor, totals,
-                below=self._screen_score(), exact=self._live_share_cells(n_rows, n_cols),
+                counts, exp, floor, totals, below=self._screen_score(), exact=live,
             )
-        self._recent.append(counts.astype(np.int32))  # half the memory; a window's count fits
-        long_counts = np.zeros_like(counts)
-        for past in self._recent:
-            long_counts[: past.shape[0], : past.shape[1]] += past
-        long_totals = self._totals(long_counts)
-        # The last minute summed, with its own dispersion; its hits count only where the
-        # window itself reaches clear_score (see evidence.find_hits).
-        long_shares = score_shares(
-            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
-            long_totals, exp.volume * len(self._recent),
-            # Long scores are compared with clear_score or more (hits, and which sums
-            # are too elevated to teach the long window's dispersion).
-            below=None if self.exhaustive else d.clear_score,
-            # ... in the rows with requests now: elsewhere no short score reaches it,
-            # and only they learn the long window's dispersion.
-            rows=None if self.exhaustive else totals > 0,
+        sums = self.horizons.sums.push(counts)
+        long_counts, long_shares, views = self.horizons.views(
+            sums, self.horizons.sums.spans(), counts, exp, floor, shares,
+            [self.horizons.rules_at(i, rules, d) for i in range(len(d.horizons))],
+            None if self.exhaustive else live, d,
         )
+        now = self.counters.windows_closed
+        self.horizons.forget_old_resolves(bool(views), now)
+        self.horizons.block_resolved(views, now, self.alerts.firing_keys(), self._parents)
         raw_volume = score_volume(shares.totals, exp.volume, exp.volume_dispersion)
         volume = self._calibrated(raw_volume, exp)
         rejected_drop = self._drops_of_rejected_records(shares.totals, exp.volume)
         hits = find_hits(
-            counts, exp, shares, volume, rules, long_counts, long_shares,
+            counts, exp, shares, volume, rules, views,
             detect=d, rejected_drop=rejected_drop,
             blast=self._blast_radius(counts, shares, rules),
         )
-        scored = ScoredWindow(window, counts, exp, shares, volume, hits, rules)
-        return scored, _LongWindow(long_counts, long_totals, long_shares, rejected_drop)
+        scored = ScoredWindow(window, counts, exp, shares, volume, hits, rules,
+                              dict(self.horizons.fired))
+        return scored, _LongWindow(
+            long_counts, long_shares.totals, long_shares, rejected_drop, views
+        )
 
     def _blast_radius(
         self, counts: I64, shares: ShareScores, rules: RuleTable, rows: I64 | None = None
@@ -487,8 +503,16 @@ class Detector:
             )
             if event is not None:
                 stepped.append((key, event))
+                self.horizons.note(key, event, self.counters.windows_closed)
             live = self.alerts.state_of(key) is not None or evidence.hit
-            if key not in self._accepted and 0 < accept_after <= self.alerts.firing_windows(key):
+            # A level that has held (firing, still a hit, and still arriving in this very
+            # window) for accept_after windows is the new normal: the windows a long
+            # horizon takes to calm after it ended do not count.
+            if evidence.hit and self.alerts.state_of(key) == "firing" and self._arriving(
+                key, scored
+            ):
+                self._level_windows[key] = self._level_windows.get(key, 0) + 1
+            if key not in self._accepted and 0 < accept_after <= self._level_windows.get(key, 0):
                 self._accepted.add(key)
             if live and key.signal == "share":
                 frozen_share[key.row, key.col] = True
@@ -503,6 +527,7 @@ class Detector:
         """Teach the baseline the window, except what is (or may be becoming) anomalous."""
         d = self.settings.detect
         counts, shares, exp = scored.counts, scored.shares, scored.expectation
+        live = self.alerts.live_keys()
         # Elevated but not (yet) anomalous windows do not teach either: a slow
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
@@ -510,9 +535,18 @@ class Detector:
         frozen_share |= self._elevated(counts, exp, shares)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
-        self._accepted = self.incidents.with_descendants(self._accepted) & self.alerts.live_keys()
+        self._accepted = self.incidents.with_descendants(self._accepted) & live
+        self._level_windows = {k: n for k, n in self._level_windows.items() if k in live}
+        # The new normal is the mix over the horizon that fired (the last minute at
+        # least): at low rates the last minute lacks most codes, and a share of 0 would
+        # make each a new incident.
         for row in sorted({k.row for k in self._accepted if k.signal == "share"}):
-            self.baseline.accept(row, long.counts[row], int(long.totals[row]))
+            keys = [k for k in self._accepted if k.signal == "share" and k.row == row]
+            fired = max(self.horizons.fired.get(k, 1) for k in keys)
+            level = next((v.counts for v in long.views if v.windows == fired), long.counts)
+            level_total = int(self._totals(level[row : row + 1])[0])
+            self.baseline.accept(row, level[row], level_total)
+            self.reference.accept(row, sorted({k.col for k in keys}), level[row], level_total)
             frozen_share[row] = False
         for row in sorted({k.row for k in self._accepted if k.signal == "volume"}):
             frozen_volume[row] = False
@@ -525,6 +559,27 @@ class Detector:
             frozen_long=frozen_share | (long.shares.up >= d.clear_score)
             | (long.shares.down >= d.clear_score),
         )
+        # Series elevated over a long horizon do not teach the reference either: at low
+        # rates no single window is, and a creep would drag it along. Nor does a scope
+        # with a live rise: its other codes' shares fall with it.
+        frozen_reference = frozen_share.copy()
+        rising = [k.row for k in live if k.signal == "share" and k.direction == "up"
+                  and k not in self._accepted]
+        frozen_reference[rising] = True
+        for view in long.views:
+            frozen_reference |= view.elevated
+        self.reference.learn(counts, totals, frozen=frozen_reference)
+
+    @staticmethod
+    def _arriving(key: SeriesKey, scored: ScoredWindow) -> bool:
+        """Whether the window itself carries the series' excess (shares: its count past
+        the expectation in the key's direction; other signals: always)."""
+        if key.signal != "share":
+            return True
+        count = scored.counts[key.row, key.col]
+        if key.direction == "up":
+            return bool(count > scored.shares.up_expected_count[key.row, key.col])
+        return bool(count < scored.shares.expected_count[key.row, key.col])
 
     def _elevated(self, counts: I64, exp: Expectation, shares: ShareScores) -> B:
         """Share series elevated, up or down, to ``clear_score`` where enough requests
@@ -550,10 +605,13 @@ class Detector:
         )
 
     def _rows_that_matter(self, totals: I64, rules: RuleTable, parents: I64) -> I64:
-        """Rows with requests, rows whose silence could be a volume hit, and their
-        parents (a cold row borrows its parent's shares), ascending."""
+        """Rows with requests, rows whose silence could be a volume hit, rows whose sums
+        past the last minute can rise (a request within it), and their parents (a cold
+        row borrows its parent's shares), ascending."""
         level = self.baseline.volume_level(len(totals)) * SEASONAL_MAX_RATIO
         keep = (totals > 0) | (level >= self._volume_a_silence_needs(rules))
+        if len(self.horizons.sums.lengths) > 2:
+            keep |= self.horizons.sums.rows_with_counts(len(totals))
         while True:
             up = parents[keep]
             up = up[up >= 0]
@@ -562,9 +620,9 @@ class Detector:
             keep[up] = True
 
     def _may_hit(self, shares: ShareScores, volume: VolumeScores, rules: RuleTable) -> bool:
-        """Whether any hit or blast-radius evidence is possible: a share hit needs a
-        score of a fire score, a long-window hit one of clear_score, an odd app one of
-        blast_radius.scope_score; a volume hit one of a volume fire score."""
+        """Whether any hit or blast-radius evidence of the window itself is possible: a
+        share hit needs a score of a fire score, a last-minute hit one of clear_score, an
+        odd app one of blast_radius.scope_score; a volume hit one of a volume fire score."""
         share = min(self._screen_score(), float(rules.fire_score.min(initial=np.inf)))
         vol = self._least_volume_fire_score(rules)
         return bool(
@@ -578,11 +636,12 @@ class Detector:
 
     def _evaluate_quietly(self, window: ClosedWindow) -> bool:
         """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
-        only: the same scores there and the same learning everywhere. Quiet: no hit
-        and no blast-radius evidence, so with nothing live (``_may_evaluate_quietly``)
-        no series steps and only the baseline changes; every other row scores 0 and
-        learns its volume alone. Returns False, having changed nothing, where the
-        window is not quiet (then ``_evaluate_one`` takes it)."""
+        only: the same scores there and the same learning everywhere. Quiet: no hit on
+        any horizon and no blast-radius evidence, so with nothing live
+        (``_may_evaluate_quietly``) no series steps; the horizons' sums, the baseline
+        and the long reference learn the window, every other row scoring 0. Returns
+        False, having changed nothing, where the window is not quiet (then
+        ``_evaluate_one`` takes it)."""
         counts, totals = self._padded_counts(window, closing=False)
         n_rows, n_cols = counts.shape
         rules, parents = self._tables(n_rows, n_cols)
@@ -594,24 +653,26 @@ class Detector:
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         counts_r, totals_r = counts[rows], totals[rows]
         shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
-        long_counts, summed = self._long_counts_of(counts_r, rows)
-        clear = self.settings.detect.clear_score
-        long_shares = score_shares(
-            long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
-            self._totals(long_counts), exp.volume * summed, below=clear, rows=totals_r > 0,
+        sums, spans = self.horizons.sums.peek(counts, rows)
+        rules_r, tables = self._tables_of_rows(rules, rows)
+        long_counts, long_shares, views = self.horizons.views(
+            sums, spans, counts_r, exp, floor, shares, tables,
+            np.zeros(counts_r.shape, dtype=bool), self.settings.detect, rows,
         )
+        now = self.counters.windows_closed + 1  # as _evaluate_one counts it
+        self.horizons.block_resolved(views, now, self.alerts.firing_keys(), parents, rows)
         # Volume scores are read only by _may_hit and the hits: exact where they may
         # reach a volume fire score, rises only where a rule looks at them.
         volume = score_volume(
             totals_r, exp.volume, exp.volume_dispersion,
             below=self._least_volume_fire_score(rules), up_rows=rules.volume.up[rows],
         )
-        if self._may_hit(shares, volume, rules) and self._hits_any(
-            counts_r, exp, shares, volume, long_counts, long_shares, rules.of_rows(rows), rows
-        ):
+        if self._hits_any(counts_r, exp, shares, volume, views, rules, rules_r, rows):
             return False
         self.counters.windows_closed += 1
-        self._recent.append(counts.astype(np.int32))
+        self.horizons.sums.push_rows(counts, rows)
+        self.horizons.forget_old_resolves(bool(views), now)
+        self._level_windows.clear()  # nothing is live: none has a level that holds
         elevated = self._elevated(counts_r, exp, shares)
 
         def spread(part: npt.NDArray[Any], like: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -620,6 +681,7 @@ class Detector:
             return full
 
         cells = np.zeros(counts.shape, dtype=bool)
+        clear = self.settings.detect.clear_score
         long_elevated = elevated | (long_shares.up >= clear) | (long_shares.down >= clear)
         self.baseline.learn(
             counts, window_start_ms=window.start_ms, frozen_share=spread(elevated, cells),
@@ -628,32 +690,40 @@ class Detector:
             long_totals=spread(long_shares.totals, totals),
             frozen_long=spread(long_elevated, cells),
         )
+        frozen_reference = elevated.copy()
+        for view in views:
+            frozen_reference |= view.elevated
+        self.reference.learn(counts, totals, frozen=spread(frozen_reference, cells))
         return True
 
-    def _long_counts_of(self, counts: I64, rows: I64) -> tuple[I64, int]:
-        """The long window of ``rows`` as ``_score`` sums it (``counts``, this window's,
-        appended to the history), and how many windows it sums."""
-        older = list(self._recent)[len(self._recent) == self._recent.maxlen:]
-        out = counts.copy()
-        last = int(rows[-1]) if len(rows) else -1  # rows ascend
-        for past in older:
-            if past.shape[0] > last and past.shape[1] == out.shape[1]:
-                out += past[rows]  # the tables have not grown since (nearly always)
-                continue
-            have = rows < past.shape[0]
-            out[have, : past.shape[1]] += past[rows[have]]
-        return out, len(older) + 1
+    def _tables_of_rows(
+        self, rules: RuleTable, rows: I64
+    ) -> tuple[RuleTable, list[RuleTable]]:
+        """``rules`` and each horizon's rule table (``HorizonJudge.rules_at``) cut to ``rows``."""
+        cut = {id(rules): rules.of_rows(rows)}
+        out = []
+        for i in range(len(self.settings.detect.horizons)):
+            table = self.horizons.rules_at(i, rules, self.settings.detect)
+            if id(table) not in cut:
+                cut[id(table)] = table.of_rows(rows)
+            out.append(cut[id(table)])
+        return cut[id(rules)], out
 
     def _hits_any(
         self, counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
-        long_counts: I64, long_shares: ShareScores, rules: RuleTable, rows: I64,
+        views: list[HorizonView], rules: RuleTable, rules_of_rows: RuleTable, rows: I64,
     ) -> bool:
-        """Whether the window has a hit or blast-radius evidence on ``rows`` (the rows
-        every array holds), the input not being mostly invalid."""
+        """Whether the window has a hit on any horizon or blast-radius evidence on
+        ``rows`` (the rows every array but ``rules``' holds), the input not being mostly
+        invalid."""
+        if any(view.hit_up.any() or view.hit_down.any() for view in views):
+            return True
+        if not self._may_hit(shares, volume, rules):
+            return False
         hits = find_hits(
-            counts, exp, shares, volume, rules, long_counts, long_shares,
+            counts, exp, shares, volume, rules_of_rows, views,
             detect=self.settings.detect, rejected_drop=np.zeros(len(rows), dtype=bool),
-            blast=self._blast_radius(counts, shares, rules, rows),
+            blast=self._blast_radius(counts, shares, rules_of_rows, rows),
         )
         return bool(hits.blast.evidence) or any(h.any() for h in (
             hits.share_up, hits.share_down, hits.volume_up, hits.volume_down
@@ -689,9 +759,14 @@ class Detector:
         return cells
 
     def _totals(self, counts: I64) -> I64:
-        """Requests per row: the sum over code columns, the class columns left out."""
-        classes = [col for col, _ in self.codes.class_members()]
-        out: I64 = counts.sum(axis=1) - counts[:, classes].sum(axis=1)
+        """Requests per row: the sum over code columns, the class columns left out (one
+        matrix-vector product with a 0/1 column mask, kept until the columns change)."""
+        n_cols = counts.shape[1]
+        if len(self._code_mask) != n_cols:
+            mask = np.ones(n_cols, np.int64)
+            mask[[col for col, _ in self.codes.class_members() if col < n_cols]] = 0
+            self._code_mask = mask
+        out: I64 = counts @ self._code_mask
         return out
 
     def _calibrated(self, volume: VolumeScores, exp: Expectation) -> VolumeScores:
@@ -723,9 +798,8 @@ class Detector:
             calibrator.forget_rows(rows)
         for r in recycled:
             self.windows.move_row(r.row, r.other)
-            for past in self._recent:
-                if r.row < past.shape[0]:
-                    past[r.row] = 0
+        self.horizons.sums.zero_rows(rows)
+        self.reference.forget_rows(rows)
         self._tables_after_recycling(recycled)
 
     def _tables_after_recycling(self, recycled: list[Recycled]) -> None:
@@ -781,11 +855,9 @@ class Detector:
             "alerts": self.alerts.snapshot(),
             "held": sorted(list(k) for k in self.incidents.held),
             "accepted": sorted(list(k) for k in self._accepted),
-            "recent": [
-                {"shape": list(c.shape), "cells": np.stack(
-                    [*np.nonzero(c), c[np.nonzero(c)]], axis=1).tolist()}
-                for c in self._recent
-            ],
+            "level_windows": sorted([*k, n] for k, n in self._level_windows.items()),
+            **self.horizons.snapshot(),
+            "reference": self.reference.snapshot(),
             "counters": self.counters.to_json(),
         }
 
@@ -808,14 +880,12 @@ class Detector:
         self.alerts.restore(state["alerts"])
         self.incidents.held = {SeriesKey.of(k) for k in state["held"]}
         self._accepted = {SeriesKey.of(k) for k in state["accepted"]}
-        self._recent.clear()
-        for item in state["recent"]:
-            recent = np.zeros(tuple(item["shape"]), np.int32)
-            cells = np.asarray(item["cells"], np.int64).reshape(-1, 3)
-            recent[cells[:, 0], cells[:, 1]] = cells[:, 2]
-            self._recent.append(recent)
+        self._level_windows = {SeriesKey.of(k[:4]): int(k[4]) for k in state["level_windows"]}
+        self.horizons.restore(state)
+        self.reference.restore(state["reference"])
         self.counters = Counters.from_json(state["counters"])
         self._rules = None
+        self._code_mask = np.zeros(0, np.int64)
         self._parents = np.zeros(0, np.int64)
 
     def active_alerts(self) -> set[tuple[int, Direction, Signal]]:

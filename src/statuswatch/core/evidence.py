@@ -7,7 +7,8 @@ window says of one series: hit or not, calm or not, and the figures an alert sho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from statuswatch.core.baseline import Expectation
 from statuswatch.core.blast import CALM_BLAST, BlastRadius
 from statuswatch.core.columns import I64
 from statuswatch.core.decide import Evidence, SeriesKey
+from statuswatch.core.horizons import HorizonView
 from statuswatch.core.rules import RuleTable
 from statuswatch.core.score import ShareScores, VolumeScores, excess_gates
 from statuswatch.core.window import ClosedWindow
@@ -33,8 +35,8 @@ class Hits:
     share_down: B
     volume_up: B
     volume_down: B
-    long_up: npt.NDArray[np.float64]  # scores of the summed last ``long_windows`` windows
-    long_down: npt.NDArray[np.float64]
+    #: every horizon's scores and hits, the window itself first (share hits: any of them)
+    views: list[HorizonView]
     blast: BlastRadius
 
 
@@ -50,6 +52,8 @@ class ScoredWindow:
     volume: VolumeScores
     hits: Hits
     rules: RuleTable
+    #: firing share series -> the horizon (windows) that fired them: they resolve there
+    fired_horizon: Mapping[SeriesKey, int] = field(default_factory=dict)
 
 
 def share_hits(
@@ -70,34 +74,43 @@ def share_hits(
     return up_all, down_all
 
 
+def minute_view(
+    windows: int, counts: I64, long_counts: I64, exp: Expectation, shares: ShareScores,
+    long_shares: ShareScores, rules: RuleTable, clear: float,
+) -> HorizonView:
+    """The first horizon after the window (the last minute summed): a small excess that
+    persists adds up to significance. It counts only while the current window is
+    elevated too, so one past burst does not keep producing hits."""
+    gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
+    up, down = shares.up >= clear, shares.down >= clear
+    long_up, long_down = share_hits(long_counts, long_shares, rules, gate, cells=up | down)
+    return HorizonView(windows, long_counts, long_shares, long_up & up, long_down & down,
+                       np.zeros(counts.shape, dtype=bool))
+
+
 def find_hits(
     counts: I64, exp: Expectation, shares: ShareScores, volume: VolumeScores,
-    rules: RuleTable, long_counts: I64, long_shares: ShareScores, *,
+    rules: RuleTable, long_views: list[HorizonView], *,
     detect: DetectConfig, rejected_drop: B, blast: BlastRadius,
 ) -> Hits:
-    """Every signal's hits in one window. ``rejected_drop``: scopes whose volume drop
-    the rejected records explain (never a volume hit)."""
-    clear = detect.clear_score
+    """Every signal's hits in one window; a share hit on any horizon of ``long_views``
+    is a hit. ``rejected_drop``: scopes whose volume drop the rejected records explain
+    (never a volume hit)."""
     gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
-    share_up, share_down = share_hits(counts, shares, rules, gate)
-    # The long window sums the last minute: a small excess that persists adds up to
-    # significance. It counts only while the current window is elevated too, so one
-    # past burst does not keep producing hits.
-    long_up, long_down = share_hits(
-        long_counts, long_shares, rules, gate,
-        cells=(shares.up >= clear) | (shares.down >= clear),
-    )
-    share_up |= long_up & (shares.up >= clear)
-    share_down |= long_down & (shares.down >= clear)
+    window_up, window_down = share_hits(counts, shares, rules, gate)
+    views = [HorizonView(1, counts, shares, window_up, window_down,
+                         np.zeros(counts.shape, dtype=bool)), *long_views]
+    share_up, share_down = window_up.copy(), window_down.copy()
+    for view in long_views:
+        share_up |= view.hit_up
+        share_down |= view.hit_down
 
     v = rules.volume  # detect.volume, or per scope the rule that decides its volume
     vgate = exp.warm & detect.volume.enabled & ~v.ignore
     big_up, big_down = excess_gates(shares.totals, exp.volume, v.min_excess_count, v.min_ratio)
     volume_up = vgate & v.up & (volume.up >= v.fire_score) & big_up
     volume_down = vgate & v.down & (volume.down >= v.fire_score) & big_down & ~rejected_drop
-    return Hits(
-        share_up, share_down, volume_up, volume_down, long_shares.up, long_shares.down, blast
-    )
+    return Hits(share_up, share_down, volume_up, volume_down, views, blast)
 
 
 def evidence_of(key: SeriesKey, scored: ScoredWindow, detect: DetectConfig) -> Evidence:
@@ -121,15 +134,36 @@ def evidence_of(key: SeriesKey, scored: ScoredWindow, detect: DetectConfig) -> E
         )
     short = float((shares.up if up else shares.down)[row, col])
     hit = bool((hits.share_up if up else hits.share_down)[row, col])
-    # A hit may come from the long window; report the evidence that made it.
-    long = float((hits.long_up if up else hits.long_down)[row, col])
+    # The figures of the horizon that fired the series (it resolves there), else of the
+    # shortest one with a hit now.
+    view = view_of(key, hits.views, scored.fired_horizon)
+    v = view.shares
+    score = float((v.up if up else v.down)[row, col])
+    expected = float(v.expected(direction)[row, col])
+    total = int(v.totals[row])
     ignored = bool(scored.rules.ignore[row, col])
     return Evidence(
-        hit=hit, calm=short < detect.clear_score or ignored,
+        hit=hit, calm=score < detect.clear_score or ignored,
         extreme=hit and short >= detect.extreme_score,
-        score=max(short, long) if hit else short, observed_count=int(scored.counts[row, col]),
-        expected_count=float(shares.expected(direction)[row, col]),
-        observed_share=float(shares.observed_share[row, col]),
-        expected_share=float(scored.expectation.share[row, col]),
-        total=int(shares.totals[row]),
+        score=score, observed_count=int(view.counts[row, col]),
+        expected_count=expected, observed_share=float(v.observed_share[row, col]),
+        # over a longer horizon, what a rise is judged against (the long reference, if lower)
+        expected_share=expected / total if view.windows > 1 and total
+        else float(scored.expectation.share[row, col]),
+        total=total, horizon_windows=view.windows,
     )
+
+
+def view_of(key: SeriesKey, views: list[HorizonView],
+            fired_horizon: Mapping[SeriesKey, int]) -> HorizonView:
+    """The horizon a share series is judged on: the one that fired it while it fires,
+    else the shortest with a hit now (the window itself if none)."""
+    fired = fired_horizon.get(key)
+    if fired is not None:
+        for view in views:
+            if view.windows == fired:
+                return view
+    for view in views:
+        if (view.hit_up if key.direction == "up" else view.hit_down)[key.row, key.col]:
+            return view
+    return views[0]

@@ -60,6 +60,25 @@ def summary(alert: dict[str, Any]) -> str:
     return f"{what} {moved} in {_scope_text(alert['scope'])}"
 
 
+def horizon_text(alert: dict[str, Any]) -> str:
+    """The span of windows the alert's evidence sums (its horizon), as people say it.
+
+    >>> [horizon_text({"horizon_seconds": s}) for s in (10, 60, 600, 3600, 5400)]
+    ['10 s', '1 min', '10 min', '1 h', '90 min']
+    >>> horizon_text({})
+    ''
+    """
+    seconds = alert.get("horizon_seconds")
+    if not seconds:
+        return ""
+    seconds = round(seconds)
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
 def description(alert: dict[str, Any]) -> str:
     """The evidence and the top contributors with their observed and expected counts.
 
@@ -74,8 +93,12 @@ def description(alert: dict[str, Any]) -> str:
     'Top contributors: app=a7 120 observed vs 2.5 expected.'
     """
     obs, exp = alert["observed"], alert["expected"]
+    # Evidence summed over more than its window says so (the window alone goes unsaid).
+    window = alert.get("window_end", 0) - alert.get("window_start", 0)
+    summed = alert.get("horizon_seconds", 0) > window
+    over = f" over {horizon_text(alert)}" if summed else ""
     text = (
-        f"{summary(alert)}: {obs['share']:.2%} vs {exp['share']:.2%} expected "
+        f"{summary(alert)}{over}: {obs['share']:.2%} vs {exp['share']:.2%} expected "
         f"({obs['count']} of {alert['total']} requests, {exp['count']:g} expected; "
         f"score {alert['score']:.1f}, signal {alert['signal']})."
     )
@@ -131,6 +154,8 @@ def alertmanager_alert(
             "summary": summary(alert),
             "description": description(alert),
             "alert_id": alert["id"],
+            # the span whose summed counts fired the alert (it resolves on the same span)
+            **({"horizon": horizon_text(alert)} if horizon_text(alert) else {}),
         },
         "startsAt": iso_time(alert["episode_start"]),
         "generatorURL": f"{generator_url}?id={alert['id']}",
