@@ -291,8 +291,15 @@ class Baseline:
             return
         zeros = np.zeros(len(rows))
         mean, started = vol.mean[rows], vol.started[rows]
-        for _ in window_starts_ms:
+        for done in range(len(window_starts_ms)):
             high = mean >= MIN_EXPECTED_FOR_DISPERSION  # as in _learn_volume
+            if not high.any() and started.all():
+                # Silence only lowers the means: no dispersion is learned from here on,
+                # and each step is the multiplication below (alpha * 0 adds exactly 0).
+                decay = 1.0 - vol.alpha
+                for _ in range(len(window_starts_ms) - done):
+                    mean = decay * mean
+                break
             if high.any():
                 exp, dev = mean[high], zeros[high] - mean[high]
                 phi = disp.update(rows[high], np.minimum(dev * dev / exp, MAX_DISPERSION * 4))

@@ -167,11 +167,19 @@ class HorizonSums:
         if self.windows - self._last_counted >= flush:
             self.windows += n  # every sum is zero already: only the phase moves
             return
-        for _ in range(n):
-            self.windows += 1
-            for i in range(1, len(self.lengths)):
-                if self.windows % self._block(i) == 0:
-                    self._close_block(i)
+        start, self.windows = self.windows, self.windows + n
+        for i in range(1, len(self.lengths)):
+            closes = self.windows // self._block(i) - start // self._block(i)
+            if closes == 0:
+                continue
+            self._close_block(i)  # the block being filled, with what it holds
+            # The blocks after it are empty: the ring turns over once at most, and its
+            # empty blocks share one array (only zero_rows writes to blocks: zeros).
+            ring, empty = self._ring[i], np.zeros(self._shape, np.int32)
+            for _ in range(min(closes - 1, ring.maxlen or 0)):
+                if len(ring) == ring.maxlen:
+                    self._ring_sum[i] -= ring.popleft()
+                ring.append(empty)
 
     def spans(self, ahead: int = 0) -> list[int]:
         """How many windows each horizon's latest sum covers (``ahead``: after that many
