@@ -154,20 +154,28 @@ class WindowCounter:
             len(uniq_starts), n_rows, n_cols
         )
         for i, start in enumerate(uniq_starts.tolist()):
-            window = self._open.get(start)
-            if window is None:
-                window = self._open[start] = _OpenWindow()
-            part = window.parts.get(partition)
-            part = _grow(part, n_rows, n_cols) if part is not None else np.zeros(
-                (n_rows, n_cols), np.int64
-            )
+            window, part = self._part_of(start, partition, n_rows, n_cols)
             part[:n_rows, :n_cols] += counts[i]
-            window.parts[partition] = part
             if offsets is not None:
                 first = int(offsets[win_idx == i].min())
                 prev = window.min_offset.get(partition)
                 window.min_offset[partition] = first if prev is None else min(prev, first)
         return late
+
+    def _part_of(
+        self, start_ms: int, partition: int, n_rows: int, n_cols: int
+    ) -> tuple[_OpenWindow, I64]:
+        """The open window at ``start_ms`` and ``partition``'s counts in it, grown to
+        (``n_rows``, ``n_cols``) and stored there: the caller adds to them in place."""
+        window = self._open.get(start_ms)
+        if window is None:
+            window = self._open[start_ms] = _OpenWindow()
+        part = window.parts.get(partition)
+        part = _grow(part, n_rows, n_cols) if part is not None else np.zeros(
+            (n_rows, n_cols), np.int64
+        )
+        window.parts[partition] = part
+        return window, part
 
     def add_counts(
         self,
@@ -202,15 +210,8 @@ class WindowCounter:
             late = int(counts.sum())
             self.late_records += late
             return late
-        window = self._open.get(start_ms)
-        if window is None:
-            window = self._open[start_ms] = _OpenWindow()
-        part = window.parts.get(partition)
-        part = _grow(part, n_rows, n_cols) if part is not None else np.zeros(
-            (n_rows, n_cols), np.int64
-        )
+        window, part = self._part_of(start_ms, partition, n_rows, n_cols)
         np.add.at(part, (rows, cols), counts)
-        window.parts[partition] = part
         if offset is not None:
             prev = window.min_offset.get(partition)
             window.min_offset[partition] = offset if prev is None else min(prev, offset)
