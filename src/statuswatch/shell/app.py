@@ -179,7 +179,7 @@ async def run_forever(
     if settings.kafka.input == "aggregates":
         from statuswatch.shell.merging import PartialsCollector, PartialsRunner
 
-        merging = PartialsRunner(settings, detector, delivery, status, on_events=on_events)
+        merging = PartialsRunner(settings, detector, delivery, status=status, on_events=on_events)
         if registry is not None:
             registry.register(PartialsCollector(merging))
         runner: KafkaRunner = merging

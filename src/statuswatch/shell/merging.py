@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from statuswatch.config import Settings
-from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.errors import DecodeError
 from statuswatch.shell.kafka_source import KafkaSource
-from statuswatch.shell.metrics import RuntimeStatus
 from statuswatch.shell.processing import escape
-from statuswatch.shell.runtime import KafkaRunner, wall_ms
+from statuswatch.shell.runtime import KafkaRunner
 from statuswatch.shell.sinks import Sink
 from statuswatch.shell.sources import RawBatch
 
@@ -47,19 +46,13 @@ class PartialsRunner(KafkaRunner):
 
     keep_clocks = True
 
-    def __init__(
-        self,
-        settings: Settings,
-        detector: Detector,
-        sink: Sink,
-        status: RuntimeStatus | None = None,
-        clock: Callable[[], int] = wall_ms,
-        on_events: Callable[[list[AlertEvent]], None] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, detector: Detector, sink: Sink, **options: Any) -> None:
+        """``options``: ``KafkaRunner``'s (status, clock, on_events); the source is the
+        aggregates topic, read committed."""
         cfg = settings.kafka.model_copy(
             update={"topic": settings.aggregate.topic, "dead_letter_topic": None}
         )
-        super().__init__(settings, detector, sink, status, clock, on_events,
+        super().__init__(settings, detector, sink, **options,
                          source=KafkaSource(cfg, isolation_level="read_committed"))
         self.source_topic = settings.kafka.topic
         detector.windows.idle_timeout_ms = NEVER_MS
