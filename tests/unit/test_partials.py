@@ -85,7 +85,11 @@ def window_log(detector: Detector, out: list[tuple[int, dict[tuple[str, int], in
     detector.window_listener = listen
 
 
-def test_two_stages_in_process_equal_one_detector():
+@pytest.mark.parametrize("in_flight", [False, True], ids=["committed-at-once", "in-flight"])
+def test_two_stages_in_process_equal_one_detector(in_flight):
+    """``in_flight``: each partition's transaction is committed only after the next
+    batches were taken (and more windows closed), as when the worker's loop goes on
+    reading while a transaction runs."""
     settings = Settings()
     batches = partitioned_traffic()
 
@@ -106,12 +110,27 @@ def test_two_stages_in_process_equal_one_detector():
     window_log(two, two_windows)
     two_alerts = []
 
-    def deliver(now_ms: int) -> None:  # one transaction per partition
+    transactions: dict[int, tuple[int, list[Partial]]] = {}
+
+    def begin(now_ms: int) -> None:  # one transaction per partition
         for p, part in stage1.parts.items():
-            if part.unwritten():
-                for partial in stage1.outgoing(p, now_ms):
-                    merge_partial(two, Partial.decode(partial.encode()), now_ms=now_ms)
-                stage1.written(p, now_ms)
+            if p not in transactions and part.unwritten():
+                transactions[p] = (len(part.pending), stage1.outgoing(p, now_ms))
+
+    def commit(now_ms: int) -> None:
+        for p, (taken, sent) in transactions.items():
+            for partial in sent:
+                merge_partial(two, Partial.decode(partial.encode()), now_ms=now_ms)
+            stage1.written(p, now_ms, taken, sent[-1])
+        transactions.clear()
+
+    def deliver(now_ms: int) -> None:
+        if in_flight:  # what began last time commits now, then the next begins
+            commit(now_ms)
+            begin(now_ms)
+        else:
+            begin(now_ms)
+            commit(now_ms)
 
     for i, b in enumerate(batches):
         stage1.take(b, 0)
@@ -125,6 +144,8 @@ def test_two_stages_in_process_equal_one_detector():
     stage1.status.consumer_lag = dict.fromkeys(range(PARTITIONS), 0)  # read to the end
     stage1.close(end)
     deliver(end)
+    deliver(end)
+    assert not transactions and not any(part.unwritten() for part in stage1.parts.values())
     two_alerts.extend(two.close_ready(end))
 
     last = one_windows[-1][0]

@@ -246,12 +246,16 @@ class Aggregator:
         )
         return records
 
-    def written(self, p: int, now_ms: int) -> None:
-        """Partition ``p``'s ``outgoing()`` is committed."""
+    def written(self, p: int, now_ms: int, taken: int, last: Partial) -> None:
+        """Partition ``p``'s ``outgoing()``, which took its first ``taken`` pending
+        partials and ended with ``last``, is committed. What was counted and queued
+        while the transaction was in flight stays for the next one."""
         part = self.parts[p]
-        part.pending.clear()
-        part.records, part.late = 0, 0
-        part.invalid.clear()
+        del part.pending[:taken]
+        part.records -= last.records
+        part.invalid.subtract(last.invalid)
+        part.invalid = +part.invalid  # drop the reasons now at zero
+        part.late -= last.late
         part.last_transaction_ms = now_ms
 
     async def _transact(self, p: int, now_ms: int) -> None:
@@ -267,10 +271,14 @@ class Aggregator:
         from aiokafka import TopicPartition
         from aiokafka.structs import OffsetAndMetadata
 
-        records = self.outgoing(p, now_ms)
+        # Everything the transaction writes is taken here, before its first await: the
+        # loop goes on counting (and queueing partials) while it is in flight.
+        taken, records = len(part.pending), self.outgoing(p, now_ms)
         consumed = self.ledger.consumed().get(p)
         pending = part.windows.pending_min_offset(p)
         position = pending if pending is not None else consumed
+        read = [o for o in (self.ledger.read_through(p), part.seen_below) if o is not None]
+        meta = offset_metadata(part.windows.next_start_ms, max(read, default=None))
         producer = part.producer
         values = [r.encode() for r in records]
         key = f"{self.topic}/{p}".encode()
@@ -281,9 +289,6 @@ class Aggregator:
                     partition=p % self._out_partitions) for v in values]
                 await asyncio.gather(*sent)
                 if position is not None:
-                    read = [o for o in (self.ledger.read_through(p), part.seen_below)
-                            if o is not None]
-                    meta = offset_metadata(part.windows.next_start_ms, max(read, default=None))
                     await producer.send_offsets_to_transaction(
                         {TopicPartition(self.topic, p): OffsetAndMetadata(position, meta)},
                         self.settings.aggregate.group_id,
@@ -297,7 +302,7 @@ class Aggregator:
             self.exit_code = 4
             self.stop()
             return
-        self.written(p, now_ms)
+        self.written(p, now_ms, taken, records[-1])
         self.status.partials += len(values)
         self.status.partial_bytes += sum(map(len, values))
         self.status.transactions += 1
@@ -379,6 +384,8 @@ class Aggregator:
         log.info("aggregating topic %s into %s (%d partitions) as group %s",
                  self.topic, out, self._out_partitions, self.settings.aggregate.group_id)
         next_lag = 0.0
+        flushing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        flushing.set_result(None)
         try:
             while not self._stop.is_set():
                 poll = asyncio.ensure_future(self.source.poll())
@@ -413,13 +420,19 @@ class Aggregator:
                     with contextlib.suppress(Exception):
                         self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
                 self.close(now)
-                await self.flush(now)
+                # Transactions run beside the loop (a few broker round trips each):
+                # waiting for them here would leave the worker idle that long.
+                if flushing.done():
+                    flushing.result()
+                    flushing = asyncio.ensure_future(self.flush(now))
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + 2.0
                     with contextlib.suppress(Exception):
                         self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
         finally:
             self.runtime.ready, self.runtime.not_ready_reason = False, "stopping"
+            with contextlib.suppress(Exception):  # a transaction in flight ends first
+                await asyncio.wait_for(asyncio.shield(flushing), 15.0)
             if not self.exit_code:
                 self.close(self.clock())
             with contextlib.suppress(Exception):  # write what closed, stop the producers
