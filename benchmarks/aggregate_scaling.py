@@ -2,11 +2,13 @@
 
     python -m benchmarks.aggregate_scaling [--records 3000000] [--repeat 2] [--quick]
 
-Starts a local single-node KRaft broker, produces ``--records`` simulated Kong
-records (200 apps, 5,000 req/s of event time) to a 6-partition topic, then, each
-pass in a new consumer group reading the topic from the start, runs 1 and then 2
-``statuswatch aggregate`` worker processes (transactions, partial windows to a
-6-partition aggregates topic) and scrapes their ``/metrics``:
+Starts a local single-node KRaft broker (with the JVM options of Kafka's own
+``kafka-server-start.sh``, not the test harness's quick-start ones), produces
+``--records`` simulated Kong records (200 apps, 5,000 req/s of event time) to a
+6-partition topic, then, each pass in a new consumer group reading the topic from
+the start, runs 1 and then 2 ``statuswatch aggregate`` worker processes
+(transactions, partial windows to a 6-partition aggregates topic) and scrapes their
+``/metrics``:
 
 * **throughput**: records read once per second of wall time, from the moment the
   workers' assignment is stable (every worker holds partitions) until every record
@@ -40,12 +42,15 @@ from statuswatch.config import KafkaConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.localbroker import LocalKafka
+from statuswatch.localbroker.process import KAFKA_SCRIPT_JVM_OPTIONS
 from statuswatch.simulate.output import Plan, produce_kafka
 from statuswatch.simulate.spec import SimSpec
 
 RATE = 5000.0
 START_MS = 1_680_566_400_000
 PARTITIONS = 6
+#: Between two scrapes of the workers while they read (the end time's resolution).
+SCRAPE_S = 0.1
 
 
 async def produce(bootstrap: str, topic: str, n: int) -> int:
@@ -112,7 +117,8 @@ def worker_pass(tmp: Path, bootstrap: str, topic: str, out: str, n: int,
                 logs = "".join((tmp / f"{group}-{i}.log").read_text()[-2000:]
                                for i in range(workers))
                 raise RuntimeError(f"only {read:.0f} of {n} records read:\n{logs}")
-            time.sleep(0.02)
+            # Scrapes cost the workers and this process CPU: few, for a run of seconds.
+            time.sleep(SCRAPE_S)
         wall = time.perf_counter() - t0
         cpu = sum(cpu_seconds(proc.pid) for proc in procs) - sum(cpu0)
         broker_cpu = cpu_seconds(broker_pid) - broker0
@@ -161,7 +167,7 @@ async def stage2_cost(bootstrap: str, out: str, topic: str) -> tuple[int, float,
 
 async def main_async(n: int, repeat: int) -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    broker = LocalKafka()
+    broker = LocalKafka(jvm_options=KAFKA_SCRIPT_JVM_OPTIONS)
     await asyncio.to_thread(broker.start, 300)
     try:
         topic, out = "bench-raw", "bench-aggregates"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statuswatch.config import Settings
+from statuswatch.config import DecodeConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.core.window import ClosedWindow
@@ -20,6 +20,7 @@ from statuswatch.simulate.encode import encode
 from statuswatch.simulate.incidents import Incident
 from statuswatch.simulate.spec import SimSpec
 from statuswatch.simulate.traffic import generate
+from tests.unit.test_input_mostly_invalid import OFF, kong
 
 T0 = 1_680_566_400_000
 ONSET = T0 + 10 * 60_000
@@ -168,3 +169,37 @@ def test_a_second_partial_of_one_window_and_partition_is_dropped():
     assert merge_partial(detector, other, now_ms=0, offset=3)
     closed = detector.windows.close_ready(0)
     assert [int(w.counts.sum()) for w in closed] == [7]
+
+
+@pytest.mark.parametrize("check", ["on", "off"])
+def test_stage_2_takes_mostly_invalid_input_from_the_partials_counts(check):
+    """A renamed time field, seen only by stage 1's decoder: stage 2 learns of the
+    rejected records from the partials, reports the input mostly invalid, and pages
+    no "traffic fell" for it (with the check off: it does, as run would)."""
+    decode = DecodeConfig() if check == "on" else DecodeConfig(mostly_invalid=OFF)
+    settings = Settings(decode=decode)
+    stage1, stage2 = Aggregator(settings), Detector(settings)
+    stage1.own(0, 0)
+    stage1.status.consumer_lag = {0: 0}  # read to the end at every step
+    events, offset = [], 0
+    for sec in range(900):
+        ts = T0 + sec * 1000
+        values = [kong(ts + j * 7, j, service, sec >= 600) for service in ("a", "b")
+                  for j in range(10)]
+        offsets = np.arange(offset, offset + len(values), dtype=np.int64)
+        offset += len(values)
+        now = ts + 1500
+        stage1.take(RawBatch("logs", 0, offsets, values), now)
+        stage1.close(now)
+        taken, sent = len(stage1.parts[0].pending), stage1.outgoing(0, now)
+        for partial in sent:
+            merge_partial(stage2, Partial.decode(partial.encode()), now_ms=now)
+        stage1.written(0, now, taken, sent[-1])
+        events += stage2.close_ready(now)
+    drops = [e for e in events if e.signal == "volume" and e.state == "firing"]
+    verdict = stage2.input_verdict(T0 + 900_500)
+    assert verdict.rejected.share == 1.0 and verdict.rejected.top_reason == "missing_field"
+    if check == "on":
+        assert verdict.mostly_invalid and drops == []
+    else:
+        assert not verdict.mostly_invalid and {} in [e.scope for e in drops]

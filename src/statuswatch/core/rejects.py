@@ -22,7 +22,7 @@ False
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -93,6 +93,17 @@ class RejectTracker:
 
         ``values`` (and ``offsets``) keep one rejected record per reason as a sample.
         """
+        reasons = Counter(r.reason for r in invalid)
+        self.add_counts(now_ms, records, reasons)
+        if invalid and values is not None:
+            last = {r.reason: r.index for r in invalid}
+            for reason, index in last.items():
+                offset = None if offsets is None else int(offsets[index])
+                self._samples[reason] = Sample(values[index], partition, offset)
+
+    def add_counts(self, now_ms: int, records: int, reasons: Mapping[str, int]) -> None:
+        """Count ``records`` records, ``reasons[r]`` of them rejected for ``r`` (counts
+        without the records themselves, as stage 2 gets them from stage 1)."""
         if records == 0:
             return
         start = now_ms - now_ms % BUCKET_MS
@@ -100,15 +111,8 @@ class RejectTracker:
             self._buckets.append(_Bucket(start))
         bucket = self._buckets[-1]  # a clock going back adds to the newest bucket
         bucket.records += records
-        if invalid:
-            bucket.rejected += len(invalid)
-            reasons = Counter(r.reason for r in invalid)
-            bucket.reasons.update(reasons)
-            if values is not None:
-                last = {r.reason: r.index for r in invalid}
-                for reason, index in last.items():
-                    offset = None if offsets is None else int(offsets[index])
-                    self._samples[reason] = Sample(values[index], partition, offset)
+        bucket.rejected += sum(reasons.values())
+        bucket.reasons.update(reasons)
         self._prune(now_ms)
 
     def _prune(self, now_ms: int) -> None:

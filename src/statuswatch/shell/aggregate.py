@@ -185,9 +185,11 @@ class Aggregator:
             )
             part.late += late
             self.status.late += late
-        part.last_record_ms = now_ms
-        if part.idle_reported:
-            part.idle_reported, part.resumed = False, True
+            # Only records that count keep a partition from idleness, as in `run`: one
+            # whose every record is rejected lets stage 2's event time follow the clock.
+            part.last_record_ms = now_ms
+            if part.idle_reported:
+                part.idle_reported, part.resumed = False, True
 
     def close(self, now_ms: int) -> None:
         """Queue a partial for every window closed per partition, and say which went idle."""
