@@ -29,6 +29,7 @@ from typing import Final
 from statuswatch.config import DecodeConfig, MostlyInvalidConfig
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decode import Decoder
+from statuswatch.errors import DecodeError
 
 #: Width of one bucket of the sliding window (the window slides by it).
 BUCKET_MS: Final = 1_000
@@ -79,6 +80,7 @@ class RejectTracker:
         self.window_ms = round(cfg.window_seconds * 1000)
         self._buckets: deque[_Bucket] = deque()
         self._samples: dict[str, Sample] = {}
+        self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
 
     def add(
         self,
@@ -137,6 +139,24 @@ class RejectTracker:
             records, rejected, top, None if top is None else self._samples.get(top),
             share, span, mostly,
         )
+
+
+    def verdict(self, now_ms: int, decoder: Decoder, cfg: DecodeConfig) -> InputVerdict:
+        """``assess(now_ms)`` for an operator: with the field the top reason concerns
+        (from decoding one record rejected for it again) and a hint."""
+        rejected = self.assess(now_ms)
+        field = ""
+        sample = rejected.sample
+        if rejected.mostly_invalid and sample is not None:
+            if self._explained is None or self._explained[0] is not sample.value:
+                try:
+                    decoder.decode_one(sample.value)
+                except DecodeError as exc:
+                    self._explained = (sample.value, exc.detail)
+                else:  # accepted now: rejected for a reason decode_one does not see
+                    self._explained = (sample.value, "")
+            field = self._explained[1]
+        return InputVerdict.of(rejected, field, decoder, cfg)
 
 
 #: What to do about a reason when no configured field is to blame.

@@ -35,12 +35,14 @@ from prometheus_client.registry import Collector
 from statuswatch.config import Settings
 from statuswatch.core.decode import build_decoder
 from statuswatch.core.partials import Partial, window_cells
+from statuswatch.core.rejects import RejectTracker
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.window import WindowCounter
-from statuswatch.errors import SourceError
+from statuswatch.errors import SourceError, UnreadablePartitionError
+from statuswatch.shell.health import HealthMonitor, report_unreadable, source_probe
 from statuswatch.shell.kafka_client import security_kwargs
 from statuswatch.shell.kafka_source import KafkaSource
-from statuswatch.shell.metrics import RuntimeStatus
+from statuswatch.shell.metrics import RuntimeStatus, status_metrics
 from statuswatch.shell.offsets import OffsetLedger
 from statuswatch.shell.processing import log_invalid
 from statuswatch.shell.runtime import wall_ms
@@ -139,8 +141,17 @@ class Aggregator:
         self.status = AggregateStatus()
         #: for /ready and /healthz: the loop beats it
         self.runtime = RuntimeStatus(ready=False, not_ready_reason="starting")
-        self.exit_code = 0
+        self.exit_code = 0  # 3: the stuck-consumer watchdog fired; 4: a transaction failed
+        self.exit_reason = ""
         self._stop = asyncio.Event()
+        #: readiness, the watchdog and mostly-invalid input, as in ``run``
+        self.rejects = RejectTracker(settings.decode.mostly_invalid)
+        self.monitor = HealthMonitor(
+            settings.health, self.runtime, probe=lambda: source_probe(self.source, self.runtime),
+            positions=self.ledger.consumed, on_stuck=self._on_stuck,
+            input_check=lambda: self.rejects.verdict(self.clock(), self.decoder, settings.decode),
+            topic=self.topic,
+        )
         self._out_partitions = 0
         w = settings.window
         self._size_ms, self._lateness_ms = w.size_ms, w.lateness_ms
@@ -149,6 +160,14 @@ class Aggregator:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _on_stuck(self, message: str) -> None:
+        log.error("%s", message)
+        self.exit_code, self.exit_reason = 3, message
+        self.stop()
+
+    def _set_lag(self, lag: dict[int, int]) -> None:
+        self.status.consumer_lag = self.runtime.consumer_lag = lag
 
     def _pending_min_offset(self, partition: int) -> int | None:
         part = self.parts.get(partition)
@@ -169,6 +188,8 @@ class Aggregator:
         part.records += fresh
         self.status.records += len(batch)
         decoded = self.decoder.decode(batch.values)
+        self.rejects.add(now_ms, len(batch), decoded.invalid, batch.values, p,
+                         batch.offsets.tolist() if decoded.invalid else None)
         invalid = [r for r in decoded.invalid
                    if seen_below is None or batch.offsets[r.index] >= seen_below]
         if invalid:
@@ -376,11 +397,17 @@ class Aggregator:
     # -- the loop -------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.source.start(on_revoke=self.on_revoke, on_assign=self.on_assign)
+        self.monitor.start()
+        try:
+            await self.source.start(on_revoke=self.on_revoke, on_assign=self.on_assign)
+        except BaseException:
+            await self.monitor.stop()
+            raise
         out = self.settings.aggregate.topic
         self._out_partitions = len(await self.source.partitions_of(out))
         if not self._out_partitions:
             await self.source.stop()
+            await self.monitor.stop()
             raise SourceError(f"aggregate.topic {out}: no such topic on "
                               f"{self.settings.kafka.bootstrap_servers}")
         log.info("aggregating topic %s into %s (%d partitions) as group %s",
@@ -401,13 +428,17 @@ class Aggregator:
                     break
                 try:
                     batches = poll.result()
+                except UnreadablePartitionError as exc:
+                    self.runtime.poll_failures = 0  # the broker answered
+                    report_unreadable(self.runtime, exc, self.settings.health.stuck_timeout_seconds)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - a broker error must not kill the loop
+                    self.runtime.poll_failures += 1
                     log.warning("poll failed: %s", exc)
                     await asyncio.sleep(1.0)
                     continue
+                self.runtime.poll_failures = 0
                 now = self.clock()
-                self.runtime.last_heartbeat_monotonic = time.monotonic()
-                self.runtime.ready, self.runtime.not_ready_reason = True, ""
                 # A rebalance may run at any await below; a partition it hands back to
                 # this worker starts again from its commit, so the rest of a batch list
                 # polled before it is stale for that partition.
@@ -420,7 +451,7 @@ class Aggregator:
                        for part in self.parts.values()):
                     # about to call a partition idle: on the lag of now, not of seconds ago
                     with contextlib.suppress(Exception):
-                        self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
+                        self._set_lag(await asyncio.wait_for(self.source.lag(), 5.0))
                 self.close(now)
                 # Transactions run beside the loop (a few broker round trips each):
                 # waiting for them here would leave the worker idle that long.
@@ -430,8 +461,9 @@ class Aggregator:
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + 2.0
                     with contextlib.suppress(Exception):
-                        self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
+                        self._set_lag(await asyncio.wait_for(self.source.lag(), 5.0))
         finally:
+            await self.monitor.stop()
             self.runtime.ready, self.runtime.not_ready_reason = False, "stopping"
             with contextlib.suppress(Exception):  # a transaction in flight ends first
                 await asyncio.wait_for(asyncio.shield(flushing), 15.0)
@@ -451,6 +483,7 @@ class AggregatorCollector(Collector):
         self.aggregator = aggregator
 
     def collect(self) -> Iterator[Metric]:
+        yield from status_metrics(self.aggregator.runtime)
         st = self.aggregator.status
         for name, doc, value in (
             ("records", "Raw records read (valid and invalid).", st.records),
