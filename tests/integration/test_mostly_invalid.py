@@ -13,8 +13,6 @@ ERROR line about it, naming the topic, partition and an offset.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -90,9 +88,7 @@ async def test_a_renamed_time_field_is_reported_not_mistaken_for_a_traffic_drop(
     # warnings and block the process
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log_file:
-        proc = (start_run(config, stderr=log_file) if command == "run" else subprocess.Popen(
-            [sys.executable, "-m", "statuswatch", "aggregate", "--config", str(config)],
-            stderr=log_file))
+        proc = start_run(config, stderr=log_file, command=command)
     try:
         def read_all_good() -> bool:
             try:

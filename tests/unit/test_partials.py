@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statuswatch.config import DecodeConfig, Settings
+from statuswatch.config import DecodeConfig, KafkaConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.core.window import ClosedWindow
@@ -203,3 +203,25 @@ def test_stage_2_takes_mostly_invalid_input_from_the_partials_counts(check):
         assert verdict.mostly_invalid and drops == []
     else:
         assert not verdict.mostly_invalid and {} in [e.scope for e in drops]
+
+
+def test_dead_letters_leave_with_their_transaction_and_not_before():
+    """Rejected records wait for the next transaction of their partition; those
+    rejected while it is in flight wait for the one after."""
+    settings = Settings(kafka=KafkaConfig(dead_letter_topic="logs-dlq"))
+    stage1 = Aggregator(settings)
+    stage1.own(0, 0)
+    good = kong(T0, 1, "a")
+
+    def batch(first: int, values: list[bytes]) -> RawBatch:
+        return RawBatch("logs", 0, np.arange(first, first + len(values), dtype=np.int64), values)
+
+    stage1.take(batch(0, [good, b"{", good, b"[]"]), 0)
+    part = stage1.parts[0]
+    assert [(d.offset, d.reason) for d in part.dead_letters] == [
+        (1, "invalid_json"), (3, "not_an_object")]
+    taken, sent, letters = len(part.pending), stage1.outgoing(0, 0), len(part.dead_letters)
+    stage1.take(batch(4, [b"{"]), 0)  # while the transaction is in flight
+    stage1.written(0, 0, taken, sent[-1], letters)
+    assert [d.offset for d in part.dead_letters] == [4]
+    assert dict(part.invalid) == {"invalid_json": 1} and part.unwritten()

@@ -39,6 +39,7 @@ from statuswatch.core.rejects import RejectTracker
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.window import WindowCounter
 from statuswatch.errors import SourceError, UnreadablePartitionError
+from statuswatch.shell.deadletter import DeadLetter, max_request_size
 from statuswatch.shell.health import HealthMonitor, report_unreadable, source_probe
 from statuswatch.shell.kafka_client import security_kwargs
 from statuswatch.shell.kafka_source import KafkaSource
@@ -69,6 +70,7 @@ class AggregateStatus:
     late: int = 0
     partials: int = 0
     partial_bytes: int = 0
+    dead_letters: int = 0
     transactions: int = 0
     consumer_lag: dict[int, int] = field(default_factory=dict)
     assigned: set[int] = field(default_factory=set)
@@ -85,6 +87,8 @@ class _SourcePartition:
     #: read through this offset before this owner: below it, a record is a re-read
     seen_below: int | None = None
     pending: list[Partial] = field(default_factory=list)
+    #: rejected records for ``kafka.dead_letter_topic``, written with the next partials
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     records: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
     late: int = 0
@@ -95,7 +99,8 @@ class _SourcePartition:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def unwritten(self) -> bool:
-        return bool(self.pending or self.records or self.invalid or self.late or self.resumed)
+        return bool(self.pending or self.records or self.invalid or self.late or self.resumed
+                    or self.dead_letters)
 
 
 def offset_metadata(next_start_ms: int | None, read_through: int | None) -> str:
@@ -196,6 +201,9 @@ class Aggregator:
             part.invalid.update(r.reason for r in invalid)
             self.status.invalid.update(r.reason for r in invalid)
             log_invalid(batch, invalid)
+            if self.settings.kafka.dead_letter_topic is not None:
+                max_bytes = self.settings.kafka.dead_letter_max_bytes
+                part.dead_letters += [DeadLetter.of(batch, r, max_bytes) for r in invalid]
         if len(decoded):
             rows = self.scopes.rows(decoded.dims)
             cols = self.codes.columns(decoded.status)
@@ -269,12 +277,14 @@ class Aggregator:
         )
         return records
 
-    def written(self, p: int, now_ms: int, taken: int, last: Partial) -> None:
+    def written(self, p: int, now_ms: int, taken: int, last: Partial, letters: int = 0) -> None:
         """Partition ``p``'s ``outgoing()``, which took its first ``taken`` pending
-        partials and ended with ``last``, is committed. What was counted and queued
-        while the transaction was in flight stays for the next one."""
+        partials and ended with ``last``, is committed with its first ``letters`` dead
+        letters. What was counted and queued while the transaction was in flight stays
+        for the next one."""
         part = self.parts[p]
         del part.pending[:taken]
+        del part.dead_letters[:letters]
         part.records -= last.records
         part.invalid.subtract(last.invalid)
         part.invalid = +part.invalid  # drop the reasons now at zero
@@ -297,6 +307,7 @@ class Aggregator:
         # Everything the transaction writes is taken here, before its first await: the
         # loop goes on counting (and queueing partials) while it is in flight.
         taken, records = len(part.pending), self.outgoing(p, now_ms)
+        letters = list(part.dead_letters)
         consumed = self.ledger.consumed().get(p)
         pending = part.windows.pending_min_offset(p)
         position = pending if pending is not None else consumed
@@ -310,6 +321,10 @@ class Aggregator:
                 sent = [await producer.send(
                     self.settings.aggregate.topic, value=v, key=key,
                     partition=p % self._out_partitions) for v in values]
+                dead_letter_topic = self.settings.kafka.dead_letter_topic
+                sent += [await producer.send(dead_letter_topic, value=letter.value,
+                                             key=letter.key(), headers=letter.headers())
+                         for letter in letters]
                 await asyncio.gather(*sent)
                 if position is not None:
                     await producer.send_offsets_to_transaction(
@@ -325,7 +340,8 @@ class Aggregator:
             self.exit_code = 4
             self.stop()
             return
-        self.written(p, now_ms, taken, records[-1])
+        self.written(p, now_ms, taken, records[-1], len(letters))
+        self.status.dead_letters += len(letters)
         self.status.partials += len(values)
         self.status.partial_bytes += sum(map(len, values))
         self.status.transactions += 1
@@ -340,7 +356,7 @@ class Aggregator:
         producer = AIOKafkaProducer(
             bootstrap_servers=kafka.bootstrap_servers, client_id=kafka.client_id,
             transactional_id=f"{self.settings.aggregate.group_id}.{self.topic}.{p}",
-            linger_ms=5, **security_kwargs(kafka),
+            linger_ms=5, max_request_size=max_request_size(kafka), **security_kwargs(kafka),
         )
         await producer.start()  # init_transactions: fences the previous owner, ends its txn
         return producer
@@ -453,6 +469,12 @@ class Aggregator:
                     with contextlib.suppress(Exception):
                         self._set_lag(await asyncio.wait_for(self.source.lag(), 5.0))
                 self.close(now)
+                kafka = self.settings.kafka
+                crowded = [p for p, part in self.parts.items() if len(part.dead_letters)
+                           >= kafka.dead_letter_max_in_flight + kafka.max_batch_records]
+                if crowded:  # a flood of rejected records: write them before reading on
+                    await flushing
+                    await self.flush(now, crowded)
                 # Transactions run beside the loop (a few broker round trips each):
                 # waiting for them here would leave the worker idle that long.
                 if flushing.done():
@@ -492,6 +514,8 @@ class AggregatorCollector(Collector):
             ("late_records", "Records whose window had closed for their partition.", st.late),
             ("partials", "Partial windows written (committed transactions).", st.partials),
             ("partial_bytes", "Bytes of the partial windows written.", st.partial_bytes),
+            ("dead_letters", "Rejected records written to kafka.dead_letter_topic (in the "
+             "transaction of their partition's partials).", st.dead_letters),
             ("transactions", "Transactions committed (partials with source offsets).",
              st.transactions),
         ):
