@@ -300,6 +300,13 @@ class KafkaSource:
         else:
             await self._consumer.seek_to_end(tp)
 
+    async def position(self, partition: int) -> int:
+        """The offset ``partition`` is read from next (after an assignment: the commit, or
+        where ``auto_offset_reset`` says)."""
+        from aiokafka import TopicPartition
+
+        return int(await self._consumer.position(TopicPartition(self.cfg.topic, partition)))
+
     async def partitions_of(self, topic: str) -> set[int]:
         """The partitions of ``topic`` (another topic than the one read); empty if unknown."""
         cluster = await self._consumer._client.fetch_all_metadata()

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: Stage 2's windows never take silence for idleness (stage 1 reports idle partitions).
 NEVER_MS = 1 << 62
+#: Stands, in the windows' partition clocks, for the partials to read again after a
+#: restore: like an assigned partition not yet read, it holds every window meanwhile.
+REREAD = -1
 
 
 class PartialsRunner(KafkaRunner):
@@ -62,6 +65,9 @@ class PartialsRunner(KafkaRunner):
         self.last_partial: dict[int, float] = {}
         self.invalid_partials = 0
         self.duplicate_partials = 0
+        #: aggregates partition -> the offset up to which it was read before the restore
+        #: and is being read again (its partials may belong in windows still open)
+        self.rereading: dict[int, int] = {}
 
     def _pending_min_offset(self, partition: int) -> int | None:
         windows = self.detector.windows
@@ -95,18 +101,45 @@ class PartialsRunner(KafkaRunner):
             self.arrives_on[partial.partition] = batch.partition
             self.last_partial[partial.partition] = read_at
         self.status.records_reread += self.offsets.record(batch.partition, batch.offsets)
+        until = self.rereading.get(batch.partition)
+        if until is not None and int(batch.offsets[-1]) + 1 >= until:
+            self._reread({batch.partition})
+
+    def _reread(self, partitions: set[int]) -> None:
+        """``partitions`` are read again as far as before the restore (or gone)."""
+        for p in partitions:
+            self.rereading.pop(p, None)
+        if not self.rereading:
+            self.detector.windows.revoke([REREAD])
 
     async def on_assign(self, partitions: set[int]) -> None:
-        """Every partition of the source topic holds the watermark until reported."""
+        """Every partition of the source topic holds the watermark until reported; and
+        no window closes before the partials read before a restore are read again.
+
+        The restored partition clocks already count those partials (see
+        ``keep_clocks``), but their counts are in no window: were another aggregates
+        partition's new partials read first, a window could close without them.
+        """
         sources = await self.source.partitions_of(self.source_topic)
-        self.detector.windows.assign(sources, self.clock())
+        now_ms = self.clock()
+        self.detector.windows.assign(sources, now_ms)
         now = time.monotonic()
         for src in sources:
             self.last_partial.setdefault(src, now)
+        for p in partitions:
+            read = self.offsets.read_through(p)
+            if read is not None and await self.source.position(p) < read:
+                self.rereading[p] = read
+        if self.rereading:
+            log.info("reading again the partials of topic=%s up to offsets %s before "
+                     "closing a window", escape(self.source.cfg.topic), self.rereading)
+            self.detector.windows.assign([REREAD], now_ms)
+        self._reread(set())
 
     async def on_revoke(self, partitions: set[int]) -> None:
         await self.checkpoint.run(sorted(partitions & set(self.offsets.consumed())))
         self.offsets.revoke(partitions)
+        self._reread(partitions)
         gone = [src for src, agg in self.arrives_on.items() if agg in partitions]
         self.detector.windows.revoke(gone)
         for src in gone:
