@@ -12,7 +12,8 @@ idleness here: a partition whose worker is down or being replaced holds the
 windows back rather than let them close without its counts
 (``statuswatch_partials_age_seconds`` shows it). Snapshots and commits are
 today's: the offsets are of the aggregates topic, and a restore keeps the
-partition clocks, since the partials re-read from the commit need not carry them.
+partition clocks, since the partials re-read from the commit need not carry them,
+but closes no window before it has read them again (``REREAD``).
 """
 
 from __future__ import annotations
