@@ -15,6 +15,7 @@ from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.core.window import ClosedWindow
 from statuswatch.errors import DecodeError
 from statuswatch.shell.aggregate import Aggregator, offset_metadata, parse_offset_metadata
+from statuswatch.shell.merging import NEVER_MS
 from statuswatch.shell.sources import RawBatch
 from statuswatch.simulate.encode import encode
 from statuswatch.simulate.incidents import Incident
@@ -169,6 +170,32 @@ def test_a_second_partial_of_one_window_and_partition_is_dropped():
     assert merge_partial(detector, other, now_ms=0, offset=3)
     closed = detector.windows.close_ready(0)
     assert [int(w.counts.sum()) for w in closed] == [7]
+
+
+@given(silent_for_ms=st.integers(60_000, 10**12))
+def test_a_silent_source_partition_holds_stage_2_until_its_next_owner_writes(silent_for_ms):
+    """A worker killed mid-window writes nothing more and says nothing: stage 2 must not
+    take that silence for idleness, however long its wall clock runs (only stage 1
+    reports a partition idle), or the partition's records come too late for their window."""
+    detector = Detector(Settings())
+    detector.windows.idle_timeout_ms = NEVER_MS  # as the stage-2 runner sets it
+    detector.windows.assign([0, 1], 0)
+
+    def merge(partition: int, start: int | None, requests: int, watermark: int,
+              now_ms: int, idle_ms: int | None = None) -> None:
+        end = None if start is None else start + 10_000
+        cells = [(0, 200, requests)] if requests else []
+        merge_partial(detector, Partial("logs", partition, start, end, watermark, idle_ms,
+                                        [{}] if cells else [], cells), now_ms=now_ms)
+
+    merge(0, T0, 5, T0 + 20_000, now_ms=0)
+    merge(1, None, 0, T0 + 5_000, now_ms=0)  # partition 1's last word before its worker died
+    assert detector.windows.close_ready(silent_for_ms) == []
+    merge(0, None, 0, T0 + 20_000, now_ms=silent_for_ms, idle_ms=10_000)  # the other goes idle
+    assert detector.windows.close_ready(silent_for_ms) == []
+    merge(1, T0, 3, T0 + 12_000, now_ms=silent_for_ms)  # its next owner writes the window
+    closed = detector.windows.close_ready(silent_for_ms)
+    assert [(w.start_ms, int(w.counts.sum())) for w in closed] == [(T0, 8)]
 
 
 @pytest.mark.parametrize("check", ["on", "off"])

@@ -455,12 +455,11 @@ class Aggregator:
                     continue
                 self.runtime.poll_failures = 0
                 now = self.clock()
-                # A rebalance may run at any await below; a partition it hands back to
-                # this worker starts again from its commit, so the rest of a batch list
-                # polled before it is stale for that partition.
-                owners = {b.partition: self.parts.get(b.partition) for b in batches}
+                # A rebalance may have run since the poll returned, or run at any await
+                # below; a partition it hands (back) to this worker starts again from
+                # its commit, so a batch polled before is stale for that partition.
                 for batch in batches:
-                    if self.parts.get(batch.partition) is owners[batch.partition]:
+                    if self.source.is_current(batch):
                         self.take(batch, now)
                     await asyncio.sleep(0)
                 if any(not part.idle_reported and now - part.last_record_ms >= self._idle_ms

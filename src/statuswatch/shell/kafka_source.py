@@ -95,6 +95,8 @@ class KafkaSource:
         self.assigned: set[int] = set()
         #: per partition, the offset after the last record poll() returned since assignment
         self._delivered: dict[int, int] = {}
+        #: per partition, the batch the last poll() returned, until a seek or revocation
+        self._current: dict[int, RawBatch] = {}
 
     async def start(self, on_revoke: Any = None, on_assign: Any = None) -> None:
         from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -108,6 +110,7 @@ class KafkaSource:
                 source.assigned -= {tp.partition for tp in revoked}
                 for tp in revoked:
                     source._delivered.pop(tp.partition, None)
+                    source._current.pop(tp.partition, None)
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 source.assigned |= {tp.partition for tp in assigned}
@@ -185,6 +188,7 @@ class KafkaSource:
                 raise
             raise unreadable from exc
         out = []
+        self._current = {}
         for tp, msgs in records.items():
             if not msgs:
                 continue
@@ -196,9 +200,21 @@ class KafkaSource:
             values = list(map(_VALUE, msgs))
             if None in values:  # a tombstone: an empty (invalid) record
                 values = [b"" if v is None else v for v in values]
-            out.append(RawBatch(tp.topic, tp.partition, offsets, values))
+            batch = RawBatch(tp.topic, tp.partition, offsets, values)
+            out.append(batch)
             self._delivered[tp.partition] = last + 1
+            self._current[tp.partition] = batch
         return out
+
+    def is_current(self, batch: RawBatch) -> bool:
+        """Whether ``batch`` is of the last poll() and its partition was neither sought
+        nor revoked since.
+
+        aiokafka runs a rebalance's callbacks beside the poll loop, and returns
+        records while they run: a batch fetched from the old position can arrive
+        after the new owner's seek, and must not count as read from the new one.
+        """
+        return self._current.get(batch.partition) is batch
 
     async def _unreadable(self, exc: BaseException) -> UnreadablePartitionError | None:
         """Pause the partition ``exc`` cannot be healed on and describe it; None if it can."""
@@ -276,12 +292,20 @@ class KafkaSource:
         from aiokafka import TopicPartition
 
         tp = TopicPartition(self.cfg.topic, partition)
+        self._current.pop(partition, None)  # what was polled before is of the old position
         if offset is not None:
             self._consumer.seek(tp, offset)
         elif self.cfg.auto_offset_reset == "earliest":
             await self._consumer.seek_to_beginning(tp)
         else:
             await self._consumer.seek_to_end(tp)
+
+    async def position(self, partition: int) -> int:
+        """The offset ``partition`` is read from next (after an assignment: the commit, or
+        where ``auto_offset_reset`` says)."""
+        from aiokafka import TopicPartition
+
+        return int(await self._consumer.position(TopicPartition(self.cfg.topic, partition)))
 
     async def partitions_of(self, topic: str) -> set[int]:
         """The partitions of ``topic`` (another topic than the one read); empty if unknown."""

@@ -12,7 +12,8 @@ idleness here: a partition whose worker is down or being replaced holds the
 windows back rather than let them close without its counts
 (``statuswatch_partials_age_seconds`` shows it). Snapshots and commits are
 today's: the offsets are of the aggregates topic, and a restore keeps the
-partition clocks, since the partials re-read from the commit need not carry them.
+partition clocks, since the partials re-read from the commit need not carry them,
+but closes no window before it has read them again (``REREAD``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 #: Stage 2's windows never take silence for idleness (stage 1 reports idle partitions).
 NEVER_MS = 1 << 62
+#: Stands, in the windows' partition clocks, for the partials to read again after a
+#: restore: like an assigned partition not yet read, it holds every window meanwhile.
+REREAD = -1
 
 
 class PartialsRunner(KafkaRunner):
@@ -62,6 +66,9 @@ class PartialsRunner(KafkaRunner):
         self.last_partial: dict[int, float] = {}
         self.invalid_partials = 0
         self.duplicate_partials = 0
+        #: aggregates partition -> the offset up to which it was read before the restore
+        #: and is being read again (its partials may belong in windows still open)
+        self.rereading: dict[int, int] = {}
 
     def _pending_min_offset(self, partition: int) -> int | None:
         windows = self.detector.windows
@@ -71,6 +78,8 @@ class PartialsRunner(KafkaRunner):
 
     def take(self, batch: RawBatch, now_ms: int) -> None:
         """Merge one polled batch of partials; note in the ledger how far it was read."""
+        if not self.source.is_current(batch):
+            return  # polled before a rebalance took its partition: read again from the commit
         seen_below = self.offsets.read_through(batch.partition)
         read_at = time.monotonic()
         for offset, value in zip(batch.offsets.tolist(), batch.values, strict=True):
@@ -93,18 +102,45 @@ class PartialsRunner(KafkaRunner):
             self.arrives_on[partial.partition] = batch.partition
             self.last_partial[partial.partition] = read_at
         self.status.records_reread += self.offsets.record(batch.partition, batch.offsets)
+        until = self.rereading.get(batch.partition)
+        if until is not None and int(batch.offsets[-1]) + 1 >= until:
+            self._reread({batch.partition})
+
+    def _reread(self, partitions: set[int]) -> None:
+        """``partitions`` are read again as far as before the restore (or gone)."""
+        for p in partitions:
+            self.rereading.pop(p, None)
+        if not self.rereading:
+            self.detector.windows.revoke([REREAD])
 
     async def on_assign(self, partitions: set[int]) -> None:
-        """Every partition of the source topic holds the watermark until reported."""
+        """Every partition of the source topic holds the watermark until reported; and
+        no window closes before the partials read before a restore are read again.
+
+        The restored partition clocks already count those partials (see
+        ``keep_clocks``), but their counts are in no window: were another aggregates
+        partition's new partials read first, a window could close without them.
+        """
         sources = await self.source.partitions_of(self.source_topic)
-        self.detector.windows.assign(sources, self.clock())
+        now_ms = self.clock()
+        self.detector.windows.assign(sources, now_ms)
         now = time.monotonic()
         for src in sources:
             self.last_partial.setdefault(src, now)
+        for p in partitions:
+            read = self.offsets.read_through(p)
+            if read is not None and await self.source.position(p) < read:
+                self.rereading[p] = read
+        if self.rereading:
+            log.info("reading again the partials of topic=%s up to offsets %s before "
+                     "closing a window", escape(self.source.cfg.topic), self.rereading)
+            self.detector.windows.assign([REREAD], now_ms)
+        self._reread(set())
 
     async def on_revoke(self, partitions: set[int]) -> None:
         await self.checkpoint.run(sorted(partitions & set(self.offsets.consumed())))
         self.offsets.revoke(partitions)
+        self._reread(partitions)
         gone = [src for src, agg in self.arrives_on.items() if agg in partitions]
         self.detector.windows.revoke(gone)
         for src in gone:
