@@ -364,23 +364,35 @@ class Aggregator:
     async def on_assign(self, partitions: set[int]) -> None:
         """Own ``partitions``: fence their previous owners, then continue where they committed."""
         ordered = sorted(partitions)
-        producers = await asyncio.gather(*(self._producer(p) for p in ordered))
-        # After the fence the previous owner's last transaction is complete, but the
-        # group coordinator applies its offsets a moment later, and aiokafka's offset
-        # fetch (v3) cannot ask for stable offsets: read until two reads agree.
-        committed = await self.source.committed_with_metadata(ordered)
-        for _ in range(50):
-            await asyncio.sleep(SETTLE_S)
-            again = await self.source.committed_with_metadata(ordered)
-            if again == committed:
-                break
-            committed = again
-        for p, producer in zip(ordered, producers, strict=True):
-            offset, meta = committed.get(p, (None, ""))
-            self.own(p, self.clock(), producer, *parse_offset_metadata(meta))
-            # Always: the consumer may have fetched (and this worker dropped, owning
-            # nothing yet) records while the producers started.
-            await self.source.seek(p, offset)
+        started = await asyncio.gather(*(self._producer(p) for p in ordered),
+                                       return_exceptions=True)
+        try:
+            failed = [r for r in started if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
+            # After the fence the previous owner's last transaction is complete, but the
+            # group coordinator applies its offsets a moment later, and aiokafka's offset
+            # fetch (v3) cannot ask for stable offsets: read until two reads agree.
+            committed = await self.source.committed_with_metadata(ordered)
+            for _ in range(50):
+                await asyncio.sleep(SETTLE_S)
+                again = await self.source.committed_with_metadata(ordered)
+                if again == committed:
+                    break
+                committed = again
+            for p, producer in zip(ordered, started, strict=True):
+                offset, meta = committed.get(p, (None, ""))
+                self.own(p, self.clock(), producer, *parse_offset_metadata(meta))
+                # Always: the consumer may have fetched (and this worker dropped, owning
+                # nothing yet) records while the producers started.
+                await self.source.seek(p, offset)
+        except BaseException:  # stopped or failed mid-way: close what nobody owns
+            owned = {id(part.producer) for part in self.parts.values()}
+            for producer in started:
+                if not isinstance(producer, BaseException) and id(producer) not in owned:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+            raise
         self.status.assigned |= partitions
 
     def own(
@@ -495,6 +507,12 @@ class Aggregator:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     self.source.stop(), self.settings.health.shutdown_timeout_seconds)
+            # A rebalance that handed partitions over while the consumer stopped: its
+            # producers have written nothing (the loop is over), only close them.
+            for part in list(self.parts.values()):
+                with contextlib.suppress(Exception):
+                    await part.producer.stop()
+            self.parts.clear()
 
 
 class AggregatorCollector(Collector):

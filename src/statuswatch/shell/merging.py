@@ -78,8 +78,6 @@ class PartialsRunner(KafkaRunner):
 
     def take(self, batch: RawBatch, now_ms: int) -> None:
         """Merge one polled batch of partials; note in the ledger how far it was read."""
-        if not self.source.is_current(batch):
-            return  # polled before a rebalance took its partition: read again from the commit
         seen_below = self.offsets.read_through(batch.partition)
         read_at = time.monotonic()
         for offset, value in zip(batch.offsets.tolist(), batch.values, strict=True):

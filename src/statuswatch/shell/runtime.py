@@ -194,7 +194,11 @@ class KafkaRunner:
                 self.status.poll_failures = 0
                 now = self.clock()
                 for batch in batches:
-                    self.take(batch, now)
+                    # A rebalance may have run since the poll returned, or run at the
+                    # await below: a partition it sought (back) to its commit is read
+                    # again from there, so a batch polled before is stale.
+                    if self.source.is_current(batch):
+                        self.take(batch, now)
                     await asyncio.sleep(0)  # let heartbeats and scrapes through
                     if self.dead_letters is not None:  # backpressure: bounded pending letters
                         await self.dead_letters.wait_for_room(self._stop)
