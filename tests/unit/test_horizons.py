@@ -207,3 +207,41 @@ def test_the_alert_says_which_horizon_fired_it():
     assert "rose in app=app-0043 over 10 min: 55.00% vs 0.30%" in body["annotations"][
         "description"]
     assert "horizon" not in body["labels"]  # a label would split one alert in two
+
+
+
+@pytest.mark.xfail(strict=True, reason="the storm teaches its own long dispersion and young "
+                   "reference before any horizon calls it elevated")
+def test_a_storm_of_a_two_a_minute_app_pages_within_ten_minutes():
+    """An app at 2 requests a minute, 3 % 404 as usual, 2.5 h of history, gets 429 on
+    60 % of its calls (3 of every 5). Over 10 minutes that is 12 where 0.7 were
+    expected. Its 1-minute sums (one or two 429s) are never elevated, so in those 10
+    minutes they teach the long window's dispersion (1.0 to 2.2) and the long reference
+    (2.3 % to 5.8 % of 4xx), and 12 of 20 scores 4.7 over 10 minutes, under the fire
+    score: nothing pages in the storm's 20 minutes. The benchmark's storm app (2 h of
+    warm-up as here) is caught in 400 to 880 s over seeds 1 to 5."""
+    rng = np.random.default_rng(7)
+    detector = Detector(Settings())
+    storm_start = 150 * 6  # windows: 2.5 h of history first
+    big = np.array([200, 200, 200, 200, 304, 404])
+    alerts = []
+    for w in range(storm_start + 20 * 6):
+        t = T0 + w * W
+        status = big[rng.integers(0, len(big), 30)].tolist()
+        apps = [f"big-{i % 3}" for i in range(30)]
+        if w % 3 == 0:  # the small app: one call every 30 s
+            if w < storm_start:
+                status.append(404 if rng.random() < 0.03 else 200)
+            else:
+                status.append(429 if (w - storm_start) // 3 % 5 in (0, 2, 4) else 200)
+            apps.append("small")
+        n = len(status)
+        batch = DecodedBatch(np.full(n, t + 1, np.int64), np.array(status, np.int64),
+                             {"service": ["a"] * n, "route": ["r"] * n, "app": apps},
+                             np.arange(n, dtype=np.int64))
+        detector.count(batch, now_ms=t + W)
+        alerts += [e.to_json() for e in detector.close_ready(now_ms=t + W)]
+    mine = [a for a in alerts if a["state"] == "firing" and a["scope"] == {"app": "small"}]
+    assert mine, [a for a in alerts if a["state"] == "firing"]
+    assert mine[0]["code"] in (429, "4xx") and mine[0]["horizon_seconds"] == 600
+    assert mine[0]["window_end"] - (T0 + storm_start * W) / 1000 <= 600
