@@ -245,3 +245,27 @@ def test_a_storm_of_a_two_a_minute_app_pages_within_ten_minutes():
     assert mine, [a for a in alerts if a["state"] == "firing"]
     assert mine[0]["code"] in (429, "4xx") and mine[0]["horizon_seconds"] == 600
     assert mine[0]["window_end"] - (T0 + storm_start * W) / 1000 <= 600
+
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_a_night_freeze_of_five_percent_of_apps_counts_its_apps_over_its_horizon(seed):
+    """10 of 200 apps get 403 on every call at 2 requests a second fleet-wide: under one
+    403 a window, and each frozen app sees none or one request a window, so per window
+    no app is anomalous. The fleet's 403 share pages over 10 minutes, and its blast
+    radius counts the apps over those 10 minutes: those above their expected 403s,
+    less those chance explains (each app alone has too few requests to be anomalous)."""
+    onset = T0 + 120 * MINUTE
+    freeze = Incident("freeze", onset, onset + 30 * MINUTE, fraction=0.05)
+    spec = SimSpec(seed=seed, rate=2.0, incidents=(freeze,))
+    frozen = set(spec.labels()[0]["apps"])
+    alerts = _run(spec, Settings(), 150)
+    firing = [a for a in alerts if a["state"] == "firing"]
+    assert [(a["scope"], a["code"]) for a in firing] == [({}, 403)], firing
+    alert = firing[0]
+    assert alert["window_end"] - onset / 1000 <= 600 and alert["horizon_seconds"] == 600
+    blast = alert["blast_radius"]
+    assert blast["level"] == ["app"] and blast["active"] > 100
+    assert 3 <= blast["estimated"] <= len(frozen) and blast["scopes"] <= blast["estimated"]
+    apps = {c["scope"]["app"] for c in alert["contributors"] if "app" in c["scope"]}
+    assert apps <= frozen

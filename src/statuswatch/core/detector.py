@@ -450,7 +450,7 @@ class Detector:
             blast=self._blast_radius(counts, shares, rules),
         )
         scored = ScoredWindow(window, counts, exp, shares, volume, hits, rules,
-                              dict(self.horizons.fired))
+                              dict(self.horizons.fired), self.reference)
         return scored, _LongWindow(
             long_counts, long_shares.totals, long_shares, rejected_drop, views
         )
