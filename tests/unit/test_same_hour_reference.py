@@ -91,6 +91,7 @@ def _daily_creeps(days: float) -> list[dict]:
     return [a for a in alerts if a["state"] == "firing"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("days", "pages_on_day_two"), [(7.0, False), (0.0, True)])
 def test_a_level_accepted_at_this_hour_yesterday_is_no_rise_today(days, pages_on_day_two):
     """Without the same hour the 6-hour reference has forgotten yesterday's accepted
