@@ -222,6 +222,8 @@ class SameHourReference:
 
     def learn(self, counts: I64, totals: I64, t_ms: int, frozen: B | None = None) -> None:
         """Teach the hour of ``t_ms`` one window (as ``LongReference.learn``)."""
+        if not totals.any():  # nothing to learn: an hour without requests keeps no state
+            return
         self._fit(len(totals))
         new = (totals > 0) & (self.first_ms[: len(totals)] < 0)
         self.first_ms[: len(totals)][new] = t_ms
