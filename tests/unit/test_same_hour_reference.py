@@ -101,3 +101,11 @@ def test_a_level_accepted_at_this_hour_yesterday_is_no_rise_today(days, pages_on
     day_two = [a for a in firing if a["window_end"] * 1000 >= T0 + DAY_MS]
     assert day_one and day_one[0]["code"] in (500, "5xx"), firing
     assert bool(day_two) == pages_on_day_two, firing
+
+
+def test_a_reload_of_the_horizons_reads_the_hours_the_new_longest_spans():
+    detector = Detector(Settings())
+    assert detector.reference.same_hour is not None
+    assert detector.reference.same_hour.span_ms == HOUR_MS
+    detector.reconfigure(Settings(detect={"horizons": [{"windows": 1}, {"windows": 6}]}))
+    assert detector.reference.same_hour.span_ms == MINUTE

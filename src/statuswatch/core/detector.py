@@ -218,6 +218,8 @@ class Detector:
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
         if d.horizons != old.horizons:
             self.horizons.restart([h.windows for h in d.horizons])
+            if self.reference.same_hour is not None:  # read over the longest one's hours
+                self.reference.same_hour.span_ms = d.horizons[-1].windows * self.windows.size_ms
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
         if any(getattr(d.volume, k) != getattr(old.volume, k) for k in calibration):
             self._calibrators = _calibrators_for(d.volume)
