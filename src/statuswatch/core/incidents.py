@@ -244,8 +244,8 @@ class IncidentGrouper:
         self, key: SeriesKey, scored: ScoredWindow, detect: DetectConfig
     ) -> tuple[F64, F64, F64, I64]:
         """Per row: the key's observed and expected counts, score and requests, over the
-        horizon the series is judged on (a share rise past the minute: against the share
-        that horizon judges rises against, in every row with a count)."""
+        horizon the series is judged on (a share rise on a horizon with ``long_reference``:
+        against the long reference, in every row with a count)."""
         _, col, direction, signal = key
         shares, volume = scored.shares, scored.volume
         if signal == "volume":
@@ -254,10 +254,16 @@ class IncidentGrouper:
         view = view_of(key, scored.hits.views, scored.fired_horizon)
         horizon = next((h for h in detect.horizons if h.windows == view.windows), None)
         if signal == "share" and direction == "up" and view.windows > 1 and horizon:
+            if not (horizon.long_reference and scored.reference is not None):
+                # the minute: as it was judged (floored learned share, scored in full
+                # where it could reach clear_score)
+                v = view.shares
+                return (view.counts[:, col].astype(np.float64), v.up_expected_count[:, col],
+                        v.up[:, col], v.totals)
             exp = scored.expectation
             share = exp.share[:, col].copy()
             rows = np.flatnonzero(view.counts[:, col] > 0)
-            if horizon.long_reference and scored.reference is not None and len(rows):
+            if len(rows):
                 share[rows] = scored.reference.up_share_at(
                     rows, np.full(len(rows), col, np.int64), fallback=share[rows])
             phi = np.maximum(exp.share_dispersion[:, col], exp.long_dispersion[:, col])
