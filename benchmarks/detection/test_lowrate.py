@@ -103,3 +103,21 @@ def test_statuswatch_pages_each_low_rate_incident_once_in_time() -> None:
             states = [a["state"] for a in alerts if series(a) == key
                       and label["start"] <= a["window_end"] <= label["end"] + 3600]
             assert states == ["firing", "resolved"], (label["name"], key, states)
+
+
+def test_over_seeds_shows_the_worst_delay_and_a_miss_as_the_worst() -> None:
+    from types import SimpleNamespace
+
+    def result(seed: int, delays: list[float | None], false: int) -> dict:
+        labels = [SimpleNamespace(delay_s=d) for d in delays]
+        fas = [{"window_end": 0.0, "code": 403, "direction": "up", "scope": {}}] * false
+        return {"seed": seed, "scored_days": 0.5,
+                "labels": [{"name": "storm"}, {"name": "creep"}],
+                "reports": {"statuswatch": SimpleNamespace(labels=labels, false_alarms=fas)}}
+
+    table = run.over_seeds([result(1, [400.0, 590.0], 0), result(2, [880.0, None], 1)])
+    assert "| storm | 400 | 880 | 880 |" in table
+    assert "| creep | 590 | - | - |" in table
+    assert "| false alarms | 0 | 1 | 1.0/day |" in table
+    assert "- seed 2:" in table
+    assert run.parse_seeds("1-3") == [1, 2, 3] and run.parse_seeds("4,9") == [4, 9]

@@ -410,6 +410,14 @@ class BaselineConfig(_Strict):
         "the horizons with `long_reference` (2160 x 10 s = 6 h): a creep the fast share follows "
         "stays visible against it.",
     )
+    same_hour_reference_days: float = Field(
+        7.0, ge=0,
+        description="Memory, in days, of each code's share at each hour of the day, read "
+        "beside the long reference once a scope has a day of history: a rise over the "
+        "horizons with `long_reference` is judged against the higher of the two, so a level "
+        "normal at this hour on the previous days (a nightly batch accepted once) is no rise "
+        "(0: off).",
+    )
 
 
 Preset = Literal["low", "medium", "high"]

@@ -207,3 +207,65 @@ def test_the_alert_says_which_horizon_fired_it():
     assert "rose in app=app-0043 over 10 min: 55.00% vs 0.30%" in body["annotations"][
         "description"]
     assert "horizon" not in body["labels"]  # a label would split one alert in two
+
+
+
+@pytest.mark.xfail(strict=True, reason="the storm teaches its own long dispersion and young "
+                   "reference before any horizon calls it elevated")
+def test_a_storm_of_a_two_a_minute_app_pages_within_ten_minutes():
+    """An app at 2 requests a minute, 3 % 404 as usual, 2.5 h of history, gets 429 on
+    60 % of its calls (3 of every 5). Over 10 minutes that is 12 where 0.7 were
+    expected. Its 1-minute sums (one or two 429s) are never elevated, so in those 10
+    minutes they teach the long window's dispersion (1.0 to 2.2) and the long reference
+    (2.3 % to 5.8 % of 4xx), and 12 of 20 scores 4.7 over 10 minutes, under the fire
+    score: nothing pages in the storm's 20 minutes. The benchmark's storm app (2 h of
+    warm-up as here) is caught in 400 to 880 s over seeds 1 to 5."""
+    rng = np.random.default_rng(7)
+    detector = Detector(Settings())
+    storm_start = 150 * 6  # windows: 2.5 h of history first
+    big = np.array([200, 200, 200, 200, 304, 404])
+    alerts = []
+    for w in range(storm_start + 20 * 6):
+        t = T0 + w * W
+        status = big[rng.integers(0, len(big), 30)].tolist()
+        apps = [f"big-{i % 3}" for i in range(30)]
+        if w % 3 == 0:  # the small app: one call every 30 s
+            if w < storm_start:
+                status.append(404 if rng.random() < 0.03 else 200)
+            else:
+                status.append(429 if (w - storm_start) // 3 % 5 in (0, 2, 4) else 200)
+            apps.append("small")
+        n = len(status)
+        batch = DecodedBatch(np.full(n, t + 1, np.int64), np.array(status, np.int64),
+                             {"service": ["a"] * n, "route": ["r"] * n, "app": apps},
+                             np.arange(n, dtype=np.int64))
+        detector.count(batch, now_ms=t + W)
+        alerts += [e.to_json() for e in detector.close_ready(now_ms=t + W)]
+    mine = [a for a in alerts if a["state"] == "firing" and a["scope"] == {"app": "small"}]
+    assert mine, [a for a in alerts if a["state"] == "firing"]
+    assert mine[0]["code"] in (429, "4xx") and mine[0]["horizon_seconds"] == 600
+    assert mine[0]["window_end"] - (T0 + storm_start * W) / 1000 <= 600
+
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_a_night_freeze_of_five_percent_of_apps_counts_its_apps_over_its_horizon(seed):
+    """10 of 200 apps get 403 on every call at 2 requests a second fleet-wide: under one
+    403 a window, and each frozen app sees none or one request a window, so per window
+    no app is anomalous. The fleet's 403 share pages over 10 minutes, and its blast
+    radius counts the apps over those 10 minutes: those above their expected 403s,
+    less those chance explains (each app alone has too few requests to be anomalous)."""
+    onset = T0 + 120 * MINUTE
+    freeze = Incident("freeze", onset, onset + 30 * MINUTE, fraction=0.05)
+    spec = SimSpec(seed=seed, rate=2.0, incidents=(freeze,))
+    frozen = set(spec.labels()[0]["apps"])
+    alerts = _run(spec, Settings(), 150)
+    firing = [a for a in alerts if a["state"] == "firing"]
+    assert [(a["scope"], a["code"]) for a in firing] == [({}, 403)], firing
+    alert = firing[0]
+    assert alert["window_end"] - onset / 1000 <= 600 and alert["horizon_seconds"] == 600
+    blast = alert["blast_radius"]
+    assert blast["level"] == ["app"] and blast["active"] > 100
+    assert 3 <= blast["estimated"] <= len(frozen) and blast["scopes"] <= blast["estimated"]
+    apps = {c["scope"]["app"] for c in alert["contributors"] if "app" in c["scope"]}
+    assert apps <= frozen

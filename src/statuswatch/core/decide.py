@@ -79,6 +79,10 @@ class AlertEvent:
     contributors: list[dict[str, Any]] = field(default_factory=list)
     #: part of an ancestor scope's alert: shown as its contributor, never paged alone
     quiet: bool = False
+    #: a share rise above the blast-radius level: how many of its scopes under the
+    #: alert's scope are anomalous on the code over the alert's horizon, of how many
+    #: had requests (empty: none counted)
+    blast_radius: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The alert as written to the JSON-lines sink (times in epoch seconds)."""
@@ -105,6 +109,7 @@ class AlertEvent:
             "horizon_seconds": ev.horizon_windows * (self.window_end_ms - self.window_start_ms)
             / 1000,
             "contributors": self.contributors,
+            **({"blast_radius": self.blast_radius} if self.blast_radius else {}),
         }
 
 

@@ -52,7 +52,7 @@ from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits
 from statuswatch.core.horizon_judge import HorizonJudge
 from statuswatch.core.horizons import HorizonView
 from statuswatch.core.incidents import IncidentGrouper
-from statuswatch.core.reference import LongReference
+from statuswatch.core.reference import LongReference, same_hour_reference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
 from statuswatch.core.scopes import CodeTable, Recycled, ScopeTable
@@ -69,8 +69,8 @@ from statuswatch.core.window import ClosedWindow, WindowCounter
 B = npt.NDArray[np.bool_]
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 5  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
-# 4: the long window's dispersion; 5: horizons, the long reference
+STATE_VERSION = 6  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
+# 4: the long window's dispersion; 5: horizons, the long reference; 6: its same hour
 
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
@@ -173,7 +173,8 @@ class Detector:
         #: called with every closed window's report, once it is scored
         self.report_listener: Callable[[WindowReport], None] | None = None
         #: the long-memory share a creep cannot drag along
-        self.reference = LongReference(b.reference_half_life_windows)
+        self.reference = LongReference(b.reference_half_life_windows, same_hour_reference(
+            b.same_hour_reference_days, w.size_ms, d.horizons[-1].windows))
         #: evidence over ``detect.horizons``: slow, small, persistent excess
         self.horizons = HorizonJudge(
             [h.windows for h in d.horizons], self.scopes, self.codes, self.reference,
@@ -217,6 +218,8 @@ class Detector:
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
         if d.horizons != old.horizons:
             self.horizons.restart([h.windows for h in d.horizons])
+            if self.reference.same_hour is not None:  # read over the longest one's hours
+                self.reference.same_hour.span_ms = d.horizons[-1].windows * self.windows.size_ms
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
         if any(getattr(d.volume, k) != getattr(old.volume, k) for k in calibration):
             self._calibrators = _calibrators_for(d.volume)
@@ -368,6 +371,7 @@ class Detector:
     def _evaluate_one(self, window: ClosedWindow) -> list[AlertEvent]:
         """One closed window through the stages: expect, score, hits, step, group, learn."""
         counts, totals = self._padded_counts(window)
+        self.reference.at(window.start_ms)
         paged_before = self.alerts.firing_keys(paged_only=True)
         rules, parents = self._tables(*counts.shape)
         exp = self.baseline.expect(
@@ -436,7 +440,7 @@ class Detector:
             blast=self._blast_radius(counts, shares, rules),
         )
         scored = ScoredWindow(window, counts, exp, shares, volume, hits, rules,
-                              dict(self.horizons.fired))
+                              dict(self.horizons.fired), self.reference)
         return scored, _LongWindow(
             long_counts, long_shares.totals, long_shares, rejected_drop, views
         )
@@ -532,7 +536,8 @@ class Detector:
             level = next((v.counts for v in long.views if v.windows == fired), long.counts)
             level_total = int(self._totals(level[row : row + 1])[0])
             self.baseline.accept(row, level[row], level_total)
-            self.reference.accept(row, sorted({k.col for k in keys}), level[row], level_total)
+            self.reference.accept(row, self._with_classes([k.col for k in keys]), level[row],
+                                  level_total)
             frozen_share[row] = False
         for row in sorted({k.row for k in self._accepted if k.signal == "volume"}):
             frozen_volume[row] = False
@@ -555,6 +560,11 @@ class Detector:
         for view in long.views:
             frozen_reference |= view.elevated
         self.reference.learn(counts, totals, frozen=frozen_reference)
+
+    def _with_classes(self, cols: list[int]) -> list[int]:
+        """``cols`` and their status classes' columns: accepting 500's level accepts the
+        5xx share it makes (a class is not rising anew the next time that level comes)."""
+        return sorted({*cols, *(c for c in map(self.codes.class_of, cols) if c >= 0)})
 
     @staticmethod
     def _arriving(key: SeriesKey, scored: ScoredWindow) -> bool:
@@ -629,6 +639,7 @@ class Detector:
         False, having changed nothing, where the window is not quiet (then
         ``_evaluate_one`` takes it)."""
         counts, totals = self._padded_counts(window, closing=False)
+        self.reference.at(window.start_ms)
         n_rows, n_cols = counts.shape
         rules, parents = self._tables(n_rows, n_cols)
         rows = self._rows_that_matter(totals, rules, parents)

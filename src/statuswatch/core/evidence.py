@@ -20,6 +20,7 @@ from statuswatch.core.blast import CALM_BLAST, BlastRadius
 from statuswatch.core.columns import I64
 from statuswatch.core.decide import Evidence, SeriesKey
 from statuswatch.core.horizons import HorizonView
+from statuswatch.core.reference import LongReference
 from statuswatch.core.rules import RuleTable
 from statuswatch.core.score import ShareScores, VolumeScores, excess_gates
 from statuswatch.core.window import ClosedWindow
@@ -54,6 +55,8 @@ class ScoredWindow:
     rules: RuleTable
     #: firing share series -> the horizon (windows) that fired them: they resolve there
     fired_horizon: Mapping[SeriesKey, int] = field(default_factory=dict)
+    #: the long reference the horizons with ``long_reference`` judge rises against
+    reference: LongReference | None = None
 
 
 def share_hits(

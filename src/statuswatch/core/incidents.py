@@ -12,13 +12,15 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from statuswatch.config import DetectConfig
+from statuswatch.core.blast import blast_count, rise_over_horizon
 from statuswatch.core.columns import I64
 from statuswatch.core.decide import AlertEvent, AlertTracker, SeriesKey
-from statuswatch.core.evidence import ScoredWindow, evidence_of
+from statuswatch.core.evidence import ScoredWindow, evidence_of, view_of
 from statuswatch.core.scopes import CodeTable, ScopeTable
-from statuswatch.core.score import ShareScores
+from statuswatch.core.score import F64, ShareScores
 
 #: Contributors listed per scope level in an alert.
 CONTRIBUTORS_PER_LEVEL = 10
@@ -115,7 +117,7 @@ class IncidentGrouper:
                 if shadow_rule is not None and not (covered or complement):
                     shadow_fired.append(shadow_rule)
                 continue
-            out.append(replace(event, contributors=self.contributors(key, scored, detect)))
+            out.append(self._described(event, key, scored, detect, blast_level))
         return out, shadow_fired
 
     def _release_held(
@@ -141,7 +143,7 @@ class IncidentGrouper:
                 code=self.codes.code_at(key.col), scope=self.scopes.labels[key.row],
             )
             if event is not None:
-                out.append(replace(event, contributors=self.contributors(key, scored, detect)))
+                out.append(self._described(event, key, scored, detect, blast_level))
         return out
 
     def _explained_elsewhere(
@@ -211,21 +213,76 @@ class IncidentGrouper:
             return [covering]
         return []
 
-    def contributors(
+    def _described(
+        self, event: AlertEvent, key: SeriesKey, scored: ScoredWindow, detect: DetectConfig,
+        blast_level: int,
+    ) -> AlertEvent:
+        """``event`` with its contributors and, for a share rise above the blast-radius
+        level, its blast radius: both over the horizon the alert is judged on."""
+        figures = self._figures(key, scored, detect)
+        blast: dict[str, Any] = {}
+        if key.signal == "share" and key.direction == "up" and blast_level >= 0:
+            observed, expected, score, totals = figures
+            under = self._under(key.row, len(observed)) & (
+                np.asarray(self.scopes.level_of_row[: len(observed)]) == blast_level)
+            odd = under & (score >= detect.blast_radius.scope_score) & (observed > expected)
+            if under.any():
+                blast = {**blast_count(odd, under & (totals > 0), observed, expected),
+                         "level": list(self.scopes.levels[blast_level])}
+        return replace(event, contributors=self.contributors(key, scored, detect, figures),
+                       blast_radius=blast)
+
+    def _under(self, row: int, n_rows: int) -> npt.NDArray[np.bool_]:
+        """Rows of scopes strictly under ``row``'s scope."""
+        parent = self.scopes.labels[row].items()
+        return np.array([
+            len(label) > len(parent) and parent <= label.items()
+            for label in self.scopes.labels[:n_rows]
+        ], dtype=bool)
+
+    def _figures(
         self, key: SeriesKey, scored: ScoredWindow, detect: DetectConfig
-    ) -> list[dict[str, Any]]:
-        """Top descendant scopes by excess count, per scope level."""
-        row, col, direction, signal = key
+    ) -> tuple[F64, F64, F64, I64]:
+        """Per row: the key's observed and expected counts, score and requests, over the
+        horizon the series is judged on (a share rise on a horizon with ``long_reference``:
+        against the long reference, in every row with a count)."""
+        _, col, direction, signal = key
         shares, volume = scored.shares, scored.volume
-        sign = 1.0 if direction == "up" else -1.0
         if signal == "volume":
-            observed = shares.totals.astype(np.float64)
-            expected = volume.expected
             score = volume.up if direction == "up" else volume.down
-        else:
-            observed = scored.counts[:, col].astype(np.float64)
-            expected = shares.expected(direction)[:, col]
-            score = (shares.up if direction == "up" else shares.down)[:, col]
+            return (shares.totals.astype(np.float64), volume.expected, score, shares.totals)
+        view = view_of(key, scored.hits.views, scored.fired_horizon)
+        horizon = next((h for h in detect.horizons if h.windows == view.windows), None)
+        if signal == "share" and direction == "up" and view.windows > 1 and horizon:
+            if not (horizon.long_reference and scored.reference is not None):
+                # the minute: as it was judged (floored learned share, scored in full
+                # where it could reach clear_score)
+                v = view.shares
+                return (view.counts[:, col].astype(np.float64), v.up_expected_count[:, col],
+                        v.up[:, col], v.totals)
+            exp = scored.expectation
+            share = exp.share[:, col].copy()
+            rows = np.flatnonzero(view.counts[:, col] > 0)
+            if len(rows):
+                share[rows] = scored.reference.up_share_at(
+                    rows, np.full(len(rows), col, np.int64), fallback=share[rows])
+            phi = np.maximum(exp.share_dispersion[:, col], exp.long_dispersion[:, col])
+            rises = rise_over_horizon(view, col, share, phi, rows)
+            return rises.observed, rises.expected, rises.score, view.shares.totals
+        observed = scored.counts[:, col].astype(np.float64)
+        expected = shares.expected(direction)[:, col]
+        score = (shares.up if direction == "up" else shares.down)[:, col]
+        return observed, expected, score, shares.totals
+
+    def contributors(
+        self, key: SeriesKey, scored: ScoredWindow, detect: DetectConfig,
+        figures: tuple[F64, F64, F64, I64] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Top descendant scopes by excess count, per scope level (``figures``: those of
+        ``_figures``, the horizon the alert is judged on)."""
+        row, col, direction, signal = key
+        sign = 1.0 if direction == "up" else -1.0
+        observed, expected, score, totals = figures or self._figures(key, scored, detect)
         excess = sign * (observed - expected)
         candidates = np.flatnonzero((score >= detect.clear_score) & (excess > 0))
         if signal == "blast_radius":
@@ -248,7 +305,7 @@ class IncidentGrouper:
                     "score": round(float(score[r]), 3),
                 }
                 if signal != "volume":
-                    entry["observed"]["share"] = round(float(shares.observed_share[r, col]), 6)
+                    entry["observed"]["share"] = round(float(observed[r] / max(totals[r], 1)), 6)
                 out.append(entry)
         return out
 

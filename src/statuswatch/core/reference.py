@@ -20,6 +20,14 @@ codes' shares fall with it) and series elevated over a long horizon teach it
 their own reference, so a creep never drags it along; accepting a level (after
 ``baseline.accept_after_windows`` of firing, or ``SIGUSR1``) moves it at once.
 
+Beside the slow mean, the same hour of the previous days (``SameHourReference``,
+``baseline.same_hour_reference_days``): a level that was normal at this hour on the
+days before (a nightly batch's 5xx, accepted once) is no rise when it comes back at
+that hour, although the 6-hour mean has long forgotten it; a creep of today is above
+both. A rise is judged against the higher of the two once the scope has a day of
+history (the higher: each is a level that was normal then, and today's creep drags
+neither).
+
 >>> ref = LongReference(half_life_windows=100)
 >>> for _ in range(50):
 ...     ref.learn(np.array([[99, 1]]), np.array([100]))
@@ -40,14 +48,27 @@ from statuswatch.core.columns import I64
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
 
 class LongReference:
-    """EW sums of each (row, col)'s counts and of each row's requests."""
+    """EW sums of each (row, col)'s counts and of each row's requests; with
+    ``same_hour``, read as the higher of them and the same hour of the previous days."""
 
-    def __init__(self, half_life_windows: float) -> None:
+    def __init__(
+        self, half_life_windows: float, same_hour: SameHourReference | None = None
+    ) -> None:
         self.alpha = fading_factor(half_life_windows)
         self._counts = np.zeros((0, 0))
         self._totals = np.zeros(0)
+        self.same_hour = same_hour
+        #: start of the window being judged and learned (``at``): its hour of the day
+        self.now_ms: int | None = None
+
+    def at(self, window_start_ms: int) -> None:
+        """The next reads and the next ``learn`` are of the window starting then."""
+        self.now_ms = window_start_ms
 
     def _fit(self, n_rows: int, n_cols: int) -> None:
         rows, cols = self._counts.shape
@@ -85,6 +106,9 @@ class LongReference:
             share = self._counts[rows, cols] / totals
             floor = 1.0 / (totals / self.alpha + 1.0)
         out: F64 = np.where(totals > 0, np.maximum(share, floor), fallback)
+        if self.same_hour is not None and self.now_ms is not None:
+            same, ready = self.same_hour.up_share_at(rows, cols, self.now_ms)
+            out = np.where(ready, np.maximum(out, same), out)
         return out
 
     def learn(self, counts: I64, totals: I64, frozen: B | None = None) -> None:
@@ -92,6 +116,8 @@ class LongReference:
         reference share, so it stays put."""
         n_rows, n_cols = counts.shape
         self._fit(n_rows, n_cols)
+        if self.same_hour is not None and self.now_ms is not None:
+            self.same_hour.learn(counts, totals, self.now_ms, frozen)
         rows = np.flatnonzero(totals > 0)
         if len(rows) == 0:
             return
@@ -111,6 +137,8 @@ class LongReference:
         night, a few requests in an hour, say little."""
         if total <= 0 or not cols:
             return
+        if self.same_hour is not None and self.now_ms is not None:
+            self.same_hour.accept(row, cols, counts, total, self.now_ms)
         self._fit(row + 1, len(counts))
         if self._totals[row] <= 0:
             self._totals[row] = self.alpha * total
@@ -121,6 +149,8 @@ class LongReference:
             self._fit(max(rows) + 1, 0)
             self._counts[rows] = 0.0
             self._totals[rows] = 0.0
+            if self.same_hour is not None:
+                self.same_hour.forget_rows(rows)
 
     def snapshot(self) -> dict[str, Any]:
         rows = np.flatnonzero(self._totals > 0)
@@ -129,9 +159,12 @@ class LongReference:
             "totals": [[int(i), float(self._totals[i])] for i in rows.tolist()],
             "counts": [[i, j, v] for i, j, v in zip(
                 r.tolist(), c.tolist(), self._counts[r, c].tolist(), strict=True)],
+            "same_hour": None if self.same_hour is None else self.same_hour.snapshot(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
+        if self.same_hour is not None:
+            self.same_hour.restore(state.get("same_hour") or {"first_ms": [], "hours": {}})
         totals = [(int(r), float(v)) for r, v in state["totals"]]
         counts = [(int(r), int(c), float(v)) for r, c, v in state["counts"]]
         self._counts = np.zeros((0, 0))
@@ -142,3 +175,111 @@ class LongReference:
             self._totals[r] = v
         for r, c, v in counts:
             self._counts[r, c] = v
+
+
+class SameHourReference:
+    """Each (row, col)'s share at each hour of the day over the previous days: one
+    ``LongReference`` per hour, learned only by the windows of its hour (``half_life_days``
+    of them), read only for rows with a day of history.
+
+    >>> ref = SameHourReference(half_life_days=7, windows_per_hour=360)
+    >>> three_am = 3 * HOUR_MS
+    >>> for w in range(360):  # 03:00 to 04:00: 5 % of 500s, then 1 % the rest of the day
+    ...     ref.learn(np.array([[95, 5]]), np.array([100]), three_am + w * 10_000)
+    >>> ref.learn(np.array([[99, 1]]), np.array([100]), 5 * HOUR_MS)
+    >>> share, ready = ref.up_share_at(np.array([0]), np.array([1]), DAY_MS + three_am)
+    >>> round(float(share[0]), 3), bool(ready[0])
+    (0.05, True)
+    >>> bool(ref.up_share_at(np.array([0]), np.array([1]), three_am + 20_000)[1][0])
+    False
+    """
+
+    def __init__(
+        self, half_life_days: float, windows_per_hour: float, span_ms: int = HOUR_MS
+    ) -> None:
+        """``span_ms``: the longest horizon: a read is of every hour its sum spans."""
+        self.half_life_windows = half_life_days * windows_per_hour
+        self.span_ms = span_ms
+        self.hours: dict[int, LongReference] = {}
+        #: per row, the start of the first window it learned (-1: none)
+        self.first_ms = np.full(0, -1, np.int64)
+
+    @staticmethod
+    def hour_of(t_ms: int) -> int:
+        return int(t_ms // HOUR_MS) % 24
+
+    def _hour(self, t_ms: int) -> LongReference:
+        hour = self.hour_of(t_ms)
+        if hour not in self.hours:
+            self.hours[hour] = LongReference(self.half_life_windows)
+        return self.hours[hour]
+
+    def _fit(self, n_rows: int) -> None:
+        if n_rows > len(self.first_ms):
+            grown = np.full(max(n_rows, len(self.first_ms) * 5 // 4), -1, np.int64)
+            grown[: len(self.first_ms)] = self.first_ms
+            self.first_ms = grown
+
+    def learn(self, counts: I64, totals: I64, t_ms: int, frozen: B | None = None) -> None:
+        """Teach the hour of ``t_ms`` one window (as ``LongReference.learn``)."""
+        if not totals.any():  # nothing to learn: an hour without requests keeps no state
+            return
+        self._fit(len(totals))
+        new = (totals > 0) & (self.first_ms[: len(totals)] < 0)
+        self.first_ms[: len(totals)][new] = t_ms
+        self._hour(t_ms).learn(counts, totals, frozen)
+
+    def up_share_at(self, rows: I64, cols: I64, t_ms: int) -> tuple[F64, B]:
+        """The share of each cell over the hours a horizon ending at ``t_ms`` spans (the
+        highest of them; floored as the long reference's), and whether it has one: a
+        day of history and requests at one of those hours."""
+        share = np.full(len(rows), -1.0)
+        if len(rows) == 0:
+            return share, np.zeros(0, dtype=bool)
+        self._fit(int(rows.max()) + 1)
+        start = t_ms - self.span_ms + 1
+        for t in range(start - start % HOUR_MS, t_ms + 1, HOUR_MS):
+            hour = self.hours.get(self.hour_of(t))
+            if hour is not None:
+                share = np.maximum(share, hour.up_share_at(rows, cols, fallback=share))
+        first = self.first_ms[rows]
+        ready: B = (first >= 0) & (t_ms - first >= DAY_MS) & (share >= 0)
+        return np.where(ready, share, 0.0), ready
+
+    def accept(self, row: int, cols: list[int], counts: I64, total: int, t_ms: int) -> None:
+        """An accepted level is normal at this hour from now on."""
+        self._hour(t_ms).accept(row, cols, counts, total)
+
+    def forget_rows(self, rows: list[int]) -> None:
+        self._fit(max(rows) + 1)
+        self.first_ms[rows] = -1
+        for hour in self.hours.values():
+            hour.forget_rows(rows)
+
+    def snapshot(self) -> dict[str, Any]:
+        learned = np.flatnonzero(self.first_ms >= 0)
+        return {
+            "first_ms": [[int(r), int(self.first_ms[r])] for r in learned.tolist()],
+            "hours": {str(h): ref.snapshot() for h, ref in sorted(self.hours.items())},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        first = [(int(r), int(t)) for r, t in state["first_ms"]]
+        self.first_ms = np.full(0, -1, np.int64)
+        self._fit(1 + max([r for r, _ in first], default=-1))
+        for r, t in first:
+            self.first_ms[r] = t
+        self.hours = {}
+        for h, part in state["hours"].items():
+            self.hours[int(h)] = LongReference(self.half_life_windows)
+            self.hours[int(h)].restore(part)
+
+
+def same_hour_reference(
+    days: float, window_ms: int, longest_horizon: int
+) -> SameHourReference | None:
+    """``baseline.same_hour_reference_days`` as a ``SameHourReference`` for horizons of
+    up to ``longest_horizon`` windows (None: 0, off)."""
+    if days <= 0:
+        return None
+    return SameHourReference(days, HOUR_MS / window_ms, longest_horizon * window_ms)
