@@ -52,6 +52,7 @@ from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits
 from statuswatch.core.horizon_judge import HorizonJudge
 from statuswatch.core.horizons import HorizonView
 from statuswatch.core.incidents import IncidentGrouper
+from statuswatch.core.lagged import LaggedLearning, lag_for
 from statuswatch.core.reference import LongReference, same_hour_reference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
@@ -69,8 +70,9 @@ from statuswatch.core.window import ClosedWindow, WindowCounter
 B = npt.NDArray[np.bool_]
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 6  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
-# 4: the long window's dispersion; 5: horizons, the long reference; 6: its same hour
+STATE_VERSION = 7  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
+# 4: the long window's dispersion; 5: horizons, the long reference; 6: its same hour;
+# 7: the long state's pending windows (lagged learning)
 
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
@@ -175,6 +177,8 @@ class Detector:
         #: the long-memory share a creep cannot drag along
         self.reference = LongReference(b.reference_half_life_windows, same_hour_reference(
             b.same_hour_reference_days, w.size_ms, d.horizons[-1].windows))
+        #: what the long dispersion and reference have yet to learn, and when
+        self.lagged = LaggedLearning(lag_for([h.windows for h in d.horizons]))
         #: evidence over ``detect.horizons``: slow, small, persistent excess
         self.horizons = HorizonJudge(
             [h.windows for h in d.horizons], self.scopes, self.codes, self.reference,
@@ -218,6 +222,7 @@ class Detector:
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
         if d.horizons != old.horizons:
             self.horizons.restart([h.windows for h in d.horizons])
+            self.lagged.lag_windows = lag_for([h.windows for h in d.horizons])
             if self.reference.same_hour is not None:  # read over the longest one's hours
                 self.reference.same_hour.span_ms = d.horizons[-1].windows * self.windows.size_ms
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
@@ -364,6 +369,7 @@ class Detector:
                 counts = np.zeros((n_rows, n_cols), np.int64)
                 self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
         self.horizons.sums.push_silent(len(run))
+        self.lagged.pass_silent(len(run))
         self.baseline.learn_silent(
             n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
         )
@@ -522,6 +528,7 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
+        alarmed = frozen_share.copy()  # live series (see lagged)
         frozen_share |= self._elevated(counts, exp, shares)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
@@ -546,10 +553,9 @@ class Detector:
         self.baseline.learn(
             counts, window_start_ms=scored.window.start_ms,
             frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
-            long_counts=long.counts, long_totals=long.totals,
-            frozen_long=frozen_share | (long.shares.up >= d.clear_score)
-            | (long.shares.down >= d.clear_score),
         )
+        frozen_long = (frozen_share | (long.shares.up >= d.clear_score)
+                       | (long.shares.down >= d.clear_score))
         # Series elevated over a long horizon do not teach the reference either: at low
         # rates no single window is, and a creep would drag it along. Nor does a scope
         # with a live rise: its other codes' shares fall with it.
@@ -557,9 +563,15 @@ class Detector:
         rising = [k.row for k in live if k.signal == "share" and k.direction == "up"
                   and k not in self._accepted]
         frozen_reference[rising] = True
+        alarmed[rising] = True
         for view in long.views:
             frozen_reference |= view.elevated
-        self.reference.learn(counts, totals, frozen=frozen_reference)
+            if view.windows > self.horizons.sums.lengths[1]:
+                alarmed |= view.elevated
+        self.lagged.teach(
+            self.baseline, self.reference, scored.window.start_ms, counts, totals,
+            long.counts, long.totals, frozen_long, frozen_reference, alarmed,
+        )
 
     def _with_classes(self, cols: list[int]) -> list[int]:
         """``cols`` and their status classes' columns: accepting 500's level accepts the
@@ -683,14 +695,19 @@ class Detector:
         self.baseline.learn(
             counts, window_start_ms=window.start_ms, frozen_share=spread(elevated, cells),
             frozen_volume=np.zeros(n_rows, dtype=bool), totals=totals,
-            long_counts=spread(long_counts, counts),
-            long_totals=spread(long_shares.totals, totals),
-            frozen_long=spread(long_elevated, cells),
         )
         frozen_reference = elevated.copy()
+        alarmed = np.zeros_like(elevated)  # nothing is live here
         for view in views:
             frozen_reference |= view.elevated
-        self.reference.learn(counts, totals, frozen=spread(frozen_reference, cells))
+            if view.windows > self.horizons.sums.lengths[1]:
+                alarmed |= view.elevated
+        self.lagged.teach(
+            self.baseline, self.reference, window.start_ms, counts, totals,
+            spread(long_counts, counts), spread(long_shares.totals, totals),
+            spread(long_elevated, cells), spread(frozen_reference, cells),
+            spread(alarmed, cells),
+        )
         return True
 
     def _tables_of_rows(
@@ -797,6 +814,7 @@ class Detector:
             self.windows.move_row(r.row, r.other)
         self.horizons.sums.zero_rows(rows)
         self.reference.forget_rows(rows)
+        self.lagged.forget_rows(rows)
         self._tables_after_recycling(recycled)
 
     def _tables_after_recycling(self, recycled: list[Recycled]) -> None:
@@ -855,6 +873,7 @@ class Detector:
             "level_windows": sorted([*k, n] for k, n in self._level_windows.items()),
             **self.horizons.snapshot(),
             "reference": self.reference.snapshot(),
+            "lagged": self.lagged.snapshot(),
             "counters": self.counters.to_json(),
         }
 
@@ -880,6 +899,7 @@ class Detector:
         self._level_windows = {SeriesKey.of(k[:4]): int(k[4]) for k in state["level_windows"]}
         self.horizons.restore(state)
         self.reference.restore(state["reference"])
+        self.lagged.restore(state["lagged"])
         self.counters = Counters.from_json(state["counters"])
         self._rules = None
         self._code_mask = np.zeros(0, np.int64)
