@@ -192,6 +192,12 @@ class Baseline:
         self._fit(n_rows, 0)
         return self._volume_mean[:n_rows]
 
+    def first_learned_ms(self, rows: I64) -> I64:
+        """The start of the first window each of ``rows`` learned (-1: none yet)."""
+        self._daily.fit(int(rows.max(initial=-1)) + 1)
+        out: I64 = self._daily.first_ms[rows]
+        return out
+
     def windows_seen(self, n_rows: int) -> I64:
         self._fit(n_rows, 0)
         return self._seen[:n_rows]

@@ -178,7 +178,8 @@ class Detector:
         self.reference = LongReference(b.reference_half_life_windows, same_hour_reference(
             b.same_hour_reference_days, w.size_ms, d.horizons[-1].windows))
         #: what the long dispersion and reference have yet to learn, and when
-        self.lagged = LaggedLearning(lag_for([h.windows for h in d.horizons]))
+        self.lagged = LaggedLearning(lag_for([h.windows for h in d.horizons]),
+                                     d.horizons[-1].windows * w.size_ms)
         #: evidence over ``detect.horizons``: slow, small, persistent excess
         self.horizons = HorizonJudge(
             [h.windows for h in d.horizons], self.scopes, self.codes, self.reference,
@@ -223,6 +224,7 @@ class Detector:
         if d.horizons != old.horizons:
             self.horizons.restart([h.windows for h in d.horizons])
             self.lagged.lag_windows = lag_for([h.windows for h in d.horizons])
+            self.lagged.young_ms = d.horizons[-1].windows * self.windows.size_ms
             if self.reference.same_hour is not None:  # read over the longest one's hours
                 self.reference.same_hour.span_ms = d.horizons[-1].windows * self.windows.size_ms
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]

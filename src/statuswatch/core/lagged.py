@@ -94,8 +94,10 @@ class LaggedLearning:
     """Windows' contributions waiting ``lag_windows`` before they are learned, and the
     last window each (row, col) was frozen in."""
 
-    def __init__(self, lag_windows: int) -> None:
+    def __init__(self, lag_windows: int, young_ms: int = 0) -> None:
+        """``young_ms``: scopes with less history learn at once (see ``teach``)."""
         self.lag_windows = lag_windows
+        self.young_ms = young_ms
         self.windows = 0  # windows pushed or passed
         self.pending: deque[Pending] = deque()
         #: per cell, the last window it was frozen in (-1: never)
@@ -130,9 +132,11 @@ class LaggedLearning:
             rows, long_counts[rows], long_totals[rows], frozen_long[rows])
         now = Pending(self.windows, window_start_ms, rows, totals[rows], counts[rows],
                       frozen_reference[rows], *terms)
-        # A young scope learns at once: nothing has judged it yet, and the horizons
-        # would meanwhile read a dispersion of 1 and a share of one window.
-        young = rows[baseline.windows_seen(len(totals))[rows] <= self.lag_windows]
+        # A young scope learns at once, until it has the longest horizon's history: the
+        # horizons would meanwhile read a dispersion of 1 and a reference of a few
+        # windows, and a long horizon called elevated against those would hold them.
+        first = baseline.first_learned_ms(rows)
+        young = rows[(first < 0) | (window_start_ms - first < self.young_ms)]
         if len(young):
             part = now.without_rows(young, invert=True)
             self._learn(baseline, reference, part, part.frozen,
