@@ -565,11 +565,8 @@ class Detector:
         rising = [k.row for k in live if k.signal == "share" and k.direction == "up"
                   and k not in self._accepted]
         frozen_reference[rising] = True
-        alarmed[rising] = True
         for view in long.views:
             frozen_reference |= view.elevated
-            if view.windows > self.horizons.sums.lengths[1]:
-                alarmed |= view.elevated
         self.lagged.teach(
             self.baseline, self.reference, scored.window.start_ms, counts, totals,
             long.counts, long.totals, frozen_long, frozen_reference, alarmed,
@@ -699,16 +696,13 @@ class Detector:
             frozen_volume=np.zeros(n_rows, dtype=bool), totals=totals,
         )
         frozen_reference = elevated.copy()
-        alarmed = np.zeros_like(elevated)  # nothing is live here
         for view in views:
             frozen_reference |= view.elevated
-            if view.windows > self.horizons.sums.lengths[1]:
-                alarmed |= view.elevated
         self.lagged.teach(
             self.baseline, self.reference, window.start_ms, counts, totals,
             spread(long_counts, counts), spread(long_shares.totals, totals),
             spread(long_elevated, cells), spread(frozen_reference, cells),
-            spread(alarmed, cells),
+            cells,  # nothing is live here
         )
         return True
 

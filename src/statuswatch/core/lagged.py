@@ -122,7 +122,7 @@ class LaggedLearning:
         ``long_counts``, ``long_totals`` but ``frozen_long``) and to the long reference
         (``counts``, ``totals``; ``frozen_reference`` taught their own), then teach
         ``baseline`` and ``reference`` what has waited long enough, but the cells
-        ``alarmed`` (live, or elevated over a long horizon) in a window since.
+        ``alarmed`` (a live series: an alert pending or firing) in a window since.
 
         (Only those: the cells merely elevated now and then, which the window's own
         freeze keeps out, would keep out the calm windows around them too, and a
