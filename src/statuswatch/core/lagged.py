@@ -16,13 +16,14 @@ The wait costs a ring of the pending windows' sparse parts (rows with requests
 only) and one array of the last window each cell was frozen in.
 
 >>> lag = LaggedLearning(lag_windows=2)
+>>> none, one = np.zeros(0, np.int64), np.array([0])
 >>> learned = []
->>> for w in range(4):
-...     lag.push(Pending(w, w * 10, np.array([0]), np.array([5]), np.array([[5]]),
-...                      np.array([[False]]), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
-...                      np.zeros(0), np.zeros(0)), frozen=np.array([[w == 2]]))
-...     learned += [(p.index, bool(held[0, 0])) for p, held in lag.due()]
->>> learned
+>>> for w in range(4):  # one cell, frozen in window 3 only
+...     window = Pending.of(w, w * 10_000, one, one + 5, np.array([[5]]), np.array([[False]]),
+...                         none, none, none * 1.0, none * 1.0, none * 1.0)
+...     lag.push(window, frozen=np.array([[w == 3]]))
+...     learned += [(p.index, bool(held[0, 0])) for p, held, _ in lag.due()]
+>>> learned  # window 0 learned as it was, 1 held: frozen in 3, before it was due
 [(0, False), (1, True)]
 """
 
@@ -43,6 +44,7 @@ from statuswatch.core.reference import LongReference
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
+Compact = npt.NDArray[Any]  # 32-bit integers or floats
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +54,28 @@ class Pending:
     index: int  # the window's number (``LaggedLearning.windows`` when pushed)
     start_ms: int
     #: the long reference's part: rows with requests, their requests and counts
-    rows: I64
-    totals: I64
-    counts: I64  # (len(rows), cols)
+    rows: Compact
+    totals: Compact
+    counts: Compact  # (len(rows), cols)
     frozen: B  # (len(rows), cols): taught their own reference
     #: the long dispersion's part: its cells and their minute count, requests, share
-    disp_rows: I64
-    disp_cols: I64
-    disp_count: F64
-    disp_total: F64
-    disp_share: F64
+    disp_rows: Compact
+    disp_cols: Compact
+    disp_count: Compact
+    disp_total: Compact
+    disp_share: Compact
+
+    @classmethod
+    def of(
+        cls, index: int, start_ms: int, rows: I64, totals: I64, counts: I64, frozen: B,
+        disp_rows: I64, disp_cols: I64, disp_count: F64, disp_total: F64, disp_share: F64,
+    ) -> Pending:
+        """Kept in 32 bits (a window's or a minute's counts fit; a share needs no more
+        digits than its noise has): the ring holds an hour's windows."""
+        i32, f32 = np.int32, np.float32
+        return cls(index, start_ms, rows.astype(i32), totals.astype(i32), counts.astype(i32),
+                   frozen, disp_rows.astype(i32), disp_cols.astype(i32),
+                   disp_count.astype(i32), disp_total.astype(i32), disp_share.astype(f32))
 
     def to_json(self) -> list[Any]:
         return [self.index, self.start_ms, self.rows.tolist(), self.totals.tolist(),
@@ -75,10 +89,10 @@ class Pending:
         counts = np.asarray(item[4][1], np.int64).reshape(len(rows), int(item[4][0]))
         frozen = np.zeros(counts.size, dtype=bool)
         frozen[np.asarray(item[5], np.int64)] = True
-        return cls(int(item[0]), int(item[1]), rows, np.asarray(item[3], np.int64), counts,
-                   frozen.reshape(counts.shape), np.asarray(item[6], np.int64),
-                   np.asarray(item[7], np.int64),
-                   *(np.asarray(item[k], np.float64) for k in (8, 9, 10)))
+        return cls.of(int(item[0]), int(item[1]), rows, np.asarray(item[3], np.int64), counts,
+                      frozen.reshape(counts.shape), np.asarray(item[6], np.int64),
+                      np.asarray(item[7], np.int64),
+                      *(np.asarray(item[k], np.float64) for k in (8, 9, 10)))
 
     def without_rows(self, rows: I64, *, invert: bool = False) -> Pending:
         """This contribution but ``rows``' (only ``rows``' with ``invert``)."""
@@ -130,8 +144,12 @@ class LaggedLearning:
         rows = np.flatnonzero(totals > 0)
         terms = baseline.long_dispersion_terms(
             rows, long_counts[rows], long_totals[rows], frozen_long[rows])
-        now = Pending(self.windows, window_start_ms, rows, totals[rows], counts[rows],
-                      frozen_reference[rows], *terms)
+        import os
+        if os.environ.get("DISP_NOW"):
+            baseline.learn_long_dispersion_terms(*terms)
+            terms = (terms[0][:0], terms[1][:0], terms[2][:0], terms[3][:0], terms[4][:0])
+        now = Pending.of(self.windows, window_start_ms, rows, totals[rows], counts[rows],
+                         frozen_reference[rows], *terms)
         # A young scope learns at once, until it has the longest horizon's history: the
         # horizons would meanwhile read a dispersion of 1 and a reference of a few
         # windows, and a long horizon called elevated against those would hold them.
