@@ -192,10 +192,10 @@ class Baseline:
         self._fit(n_rows, 0)
         return self._volume_mean[:n_rows]
 
-    def first_learned_ms(self, rows: I64) -> I64:
-        """The start of the first window each of ``rows`` learned (-1: none yet)."""
-        self._daily.fit(int(rows.max(initial=-1)) + 1)
-        out: I64 = self._daily.first_ms[rows]
+    def first_learned_ms(self, n_rows: int) -> I64:
+        """The start of the first window each row learned (-1: none yet)."""
+        self._daily.fit(n_rows)
+        out: I64 = self._daily.first_ms[:n_rows]
         return out
 
     def windows_seen(self, n_rows: int) -> I64:
@@ -360,30 +360,11 @@ class Baseline:
         """The dispersion of the last minute's sums: in traffic that comes in sessions
         (a client's burst spans several windows), summed windows vary far more than
         independent ones would, so the long window needs its own, larger phi."""
-        self.learn_long_dispersion_terms(
-            *self.long_dispersion_terms(rows, counts, totals, frozen))
-
-    def long_dispersion_terms(
-        self, rows: I64, counts: I64, totals: I64, frozen: B
-    ) -> tuple[I64, I64, F64, F64, F64]:
-        """What ``_learn_long_dispersion`` would teach now (the last minute's sums
-        ``counts``, ``totals`` of ``rows``, but ``frozen``), to be taught later by
-        ``learn_long_dispersion_terms``: its cells' rows, columns, counts, requests
-        and learned shares."""
         n_cols = counts.shape[1]
         p = self._share.mean[rows, :n_cols] / self._debias(self._seen[rows] - 1)[:, None]
         at = np.flatnonzero(self._known[rows, :n_cols] & ~frozen)
         r, c = np.divmod(at, n_cols)
-        return (rows[r], c, counts.reshape(-1)[at].astype(np.float64),
-                totals[r].astype(np.float64), p.reshape(-1)[at])
-
-    def learn_long_dispersion_terms(
-        self, rows: I64, cols: I64, counts: F64, totals: F64, shares: F64
-    ) -> None:
-        """Teach the last minute's dispersion ``long_dispersion_terms`` taken earlier."""
-        if len(rows):
-            self._fit(int(rows.max()) + 1, int(cols.max()) + 1)
-            self._long_disp.update(rows, cols, counts, totals, shares)
+        self._long_disp.update(rows[r], c, counts.reshape(-1)[at], totals[r], p.reshape(-1)[at])
 
     def _learn_volume(self, rows: I64, totals: I64, window_start_ms: int) -> None:
         volume = totals[rows].astype(np.float64)

@@ -72,7 +72,7 @@ B = npt.NDArray[np.bool_]
 #: Version of the snapshot format; a snapshot of another version is refused.
 STATE_VERSION = 7  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
 # 4: the long window's dispersion; 5: horizons, the long reference; 6: its same hour;
-# 7: the long state's pending windows (lagged learning)
+# 7: the long reference's pending windows (lagged learning)
 
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
@@ -177,9 +177,10 @@ class Detector:
         #: the long-memory share a creep cannot drag along
         self.reference = LongReference(b.reference_half_life_windows, same_hour_reference(
             b.same_hour_reference_days, w.size_ms, d.horizons[-1].windows))
-        #: what the long dispersion and reference have yet to learn, and when
-        self.lagged = LaggedLearning(lag_for([h.windows for h in d.horizons]),
-                                     d.horizons[-1].windows * w.size_ms)
+        #: what the long reference has yet to learn, and when
+        self.lagged = LaggedLearning(
+            lag_for([h.windows for h in d.horizons], [h.long_reference for h in d.horizons]),
+            d.horizons[-1].windows * w.size_ms)
         #: evidence over ``detect.horizons``: slow, small, persistent excess
         self.horizons = HorizonJudge(
             [h.windows for h in d.horizons], self.scopes, self.codes, self.reference,
@@ -223,7 +224,8 @@ class Detector:
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
         if d.horizons != old.horizons:
             self.horizons.restart([h.windows for h in d.horizons])
-            self.lagged.lag_windows = lag_for([h.windows for h in d.horizons])
+            self.lagged.lag_windows = lag_for(
+                [h.windows for h in d.horizons], [h.long_reference for h in d.horizons])
             self.lagged.young_ms = d.horizons[-1].windows * self.windows.size_ms
             if self.reference.same_hour is not None:  # read over the longest one's hours
                 self.reference.same_hour.span_ms = d.horizons[-1].windows * self.windows.size_ms
@@ -530,7 +532,7 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
-        alarmed = frozen_share.copy()  # live series (see lagged)
+        live_cells = frozen_share.copy()  # the live series' (see lagged)
         frozen_share |= self._elevated(counts, exp, shares)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
@@ -555,9 +557,10 @@ class Detector:
         self.baseline.learn(
             counts, window_start_ms=scored.window.start_ms,
             frozen_share=frozen_share, frozen_volume=frozen_volume, totals=totals,
+            long_counts=long.counts, long_totals=long.totals,
+            frozen_long=frozen_share | (long.shares.up >= d.clear_score)
+            | (long.shares.down >= d.clear_score),
         )
-        frozen_long = (frozen_share | (long.shares.up >= d.clear_score)
-                       | (long.shares.down >= d.clear_score))
         # Series elevated over a long horizon do not teach the reference either: at low
         # rates no single window is, and a creep would drag it along. Nor does a scope
         # with a live rise: its other codes' shares fall with it.
@@ -567,10 +570,16 @@ class Detector:
         frozen_reference[rising] = True
         for view in long.views:
             frozen_reference |= view.elevated
-        self.lagged.teach(
-            self.baseline, self.reference, scored.window.start_ms, counts, totals,
-            long.counts, long.totals, frozen_long, frozen_reference, alarmed,
-        )
+        self._learn_reference(
+            scored.window.start_ms, counts, totals, frozen_reference, live_cells)
+
+    def _learn_reference(
+        self, window_start_ms: int, counts: I64, totals: I64, frozen: B, live: B
+    ) -> None:
+        """Teach the long reference the window once it is ``lagged.lag_windows`` old, if
+        no series of it went live meanwhile (``frozen`` cells: their own reference)."""
+        self.lagged.teach(self.reference, self.baseline.first_learned_ms(len(totals)),
+                          window_start_ms, counts, totals, frozen, live)
 
     def _with_classes(self, cols: list[int]) -> list[int]:
         """``cols`` and their status classes' columns: accepting 500's level accepts the
@@ -694,16 +703,16 @@ class Detector:
         self.baseline.learn(
             counts, window_start_ms=window.start_ms, frozen_share=spread(elevated, cells),
             frozen_volume=np.zeros(n_rows, dtype=bool), totals=totals,
+            long_counts=spread(long_counts, counts),
+            long_totals=spread(long_shares.totals, totals),
+            frozen_long=spread(long_elevated, cells),
         )
         frozen_reference = elevated.copy()
         for view in views:
             frozen_reference |= view.elevated
-        self.lagged.teach(
-            self.baseline, self.reference, window.start_ms, counts, totals,
-            spread(long_counts, counts), spread(long_shares.totals, totals),
-            spread(long_elevated, cells), spread(frozen_reference, cells),
-            cells,  # nothing is live here
-        )
+        # nothing is live here
+        self._learn_reference(window.start_ms, counts, totals, spread(frozen_reference, cells),
+                              cells)
         return True
 
     def _tables_of_rows(
