@@ -121,9 +121,14 @@ class HorizonSums:
         ([[[4]], [[6]]], [1, 2])
         """
         part = counts[rows]
+        out = [part]
+        if self._shape == counts.shape:  # every row and column has sums: whole-row gathers
+            for i in range(1, len(self.lengths)):
+                ring = np.take(self._ring_sum[i], rows, axis=0)
+                out.append(ring + np.take(self._partial[i], rows, axis=0) + part)
+            return out, self.spans(ahead=1)
         have = rows < self._shape[0]
         at, cols = rows[have], min(self._shape[1], counts.shape[1])
-        out = [part]
         for i in range(1, len(self.lengths)):
             total = part.copy()
             total[have, :cols] += self._ring_sum[i][at, :cols] + self._partial[i][at, :cols]
