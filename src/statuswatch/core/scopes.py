@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -72,11 +73,12 @@ def _faded(
     {('a',): 2.0, ('b',): 4.0, ('c',): 0.5}
     """
     # from 0, as tracked rows' rates start: a one-off burst does not evict
-    moved = {key: rates.get(key, 0.0) + alpha * (n - rates.get(key, 0.0))
-             for key, n in pending.items()}
+    old = np.fromiter(map(rates.get, pending, repeat(0.0)), np.float64, len(pending))
+    count = np.fromiter(pending.values(), np.float64, len(pending))
+    moved = old + alpha * (count - old)
     faded = np.fromiter(rates.values(), np.float64, len(rates)) * (1.0 - alpha)
     out = dict(zip(rates.keys(), faded.tolist(), strict=True))
-    out.update(moved)
+    out.update(zip(pending.keys(), moved.tolist(), strict=True))
     return out
 
 
