@@ -125,11 +125,13 @@ def simulate_into(bootstrap: str, topic: str, *args: str) -> None:
     assert produced.returncode == 0, produced.stderr.decode()
 
 
-def start_run(config: Path, stderr: int | IO[bytes] = subprocess.PIPE) -> subprocess.Popen[bytes]:
-    """``statuswatch run --config config`` as a user runs it; its log (stderr) kept for
-    ``stop_run`` unless it goes to ``stderr``."""
+def start_run(
+    config: Path, stderr: int | IO[bytes] = subprocess.PIPE, command: str = "run"
+) -> subprocess.Popen[bytes]:
+    """``statuswatch run --config config`` (or another ``command``: ``aggregate``) as a
+    user runs it; its log (stderr) kept for ``stop_run`` unless it goes to ``stderr``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "statuswatch", "run", "--config", str(config)], stderr=stderr)
+        [sys.executable, "-m", "statuswatch", command, "--config", str(config)], stderr=stderr)
 
 
 def stop_run(proc: subprocess.Popen[bytes]) -> bytes:

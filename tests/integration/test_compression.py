@@ -75,13 +75,15 @@ def run_config(tmp_path: Path, broker: LocalKafka, topic: str, port: int, extra:
 
 @contextmanager
 def statuswatch_run(
-    config: Path, env: dict[str, str] | None = None, log: Path | None = None
+    config: Path, env: dict[str, str] | None = None, log: Path | None = None,
+    command: str = "run",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``statuswatch run`` as a user runs it; stopped (SIGTERM, then kill) on exit."""
+    """``statuswatch run`` (or ``aggregate``) as a user runs it; stopped (SIGTERM, then
+    kill) on exit."""
     with ExitStack() as stack:
         stderr = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
         proc = subprocess.Popen(
-            [sys.executable, "-m", "statuswatch", "run", "--config", str(config)],
+            [sys.executable, "-m", "statuswatch", command, "--config", str(config)],
             stdout=subprocess.DEVNULL, stderr=stderr, env=env,
         )
         try:
@@ -141,12 +143,14 @@ def test_every_codec_of_the_console_producer_is_read(kafka_broker: LocalKafka, t
             assert sample(body, "statuswatch_broker_up") == 1.0, codec
 
 
+@pytest.mark.parametrize("command", ["run", "aggregate"])
 def test_a_codec_the_install_lacks_is_reported_once_and_ends_the_process(
-    kafka_broker: LocalKafka, tmp_path: Path
+    kafka_broker: LocalKafka, tmp_path: Path, command: str
 ):
     """An install without the codec libraries (cramjam made unimportable, as if absent)
     reading a zstd topic: the cause on /ready, in a metric and in one ERROR line; the
-    broker still counts as up; the watchdog exits non-zero with the cause last."""
+    broker still counts as up; the watchdog exits non-zero with the cause last. The
+    same for a stage-1 worker."""
     lines = tmp_path / "apache.log"
     lines.write_bytes(b"\n".join(apache_lines()[:2000]) + b"\n")
     topics = unique_topics(kafka_broker, "nocodec", ["zstd"])
@@ -158,10 +162,13 @@ def test_a_codec_the_install_lacks_is_reported_once_and_ends_the_process(
         [str(stubs), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
     port, timeout_s = free_port(), 12
-    config = run_config(tmp_path, kafka_broker, topics["zstd"], port,
-                        f"health:\n  stuck_timeout_seconds: {timeout_s}\n")
+    extra = f"health:\n  stuck_timeout_seconds: {timeout_s}\n"
+    if command == "aggregate":
+        kafka_broker.create_topic(f"{topics['zstd']}-aggregates")
+        extra += f"aggregate:\n  topic: {topics['zstd']}-aggregates\n"
+    config = run_config(tmp_path, kafka_broker, topics["zstd"], port, extra)
     log = tmp_path / "run.log"
-    with statuswatch_run(config, env=env, log=log) as proc:
+    with statuswatch_run(config, env=env, log=log, command=command) as proc:
         _, body = wait_for(
             lambda: (r := get(port, "/ready"))[0] == 503 and "unsupported_codec" in r[1] and r,
             60, lambda: f"/ready to name the codec:\n{log.read_text()[-2000:]}",

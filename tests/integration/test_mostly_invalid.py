@@ -1,7 +1,9 @@
-"""A renamed time field, end to end: real Kafka -> `statuswatch run` -> /ready, /metrics, log.
+"""A renamed time field, end to end: real Kafka -> `statuswatch run` (or a stage-1
+`statuswatch aggregate` worker) -> /ready, /metrics, log.
 
 nginx-json records (``statuswatch.simulate``) are produced to a topic and
-``statuswatch run`` (a subprocess, default ``decode.fields``) reads them. Then
+``statuswatch run`` or ``aggregate`` (a subprocess, default ``decode.fields``) reads
+them. Then
 the "gateway upgrade" renames ``time`` to ``@timestamp``: every new record is
 rejected. /ready must answer 503 naming the reason, the field and the key to
 set, /metrics must show the rejected share, and the log must hold exactly one
@@ -51,9 +53,19 @@ async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
+#: per command: its counter of records read and of records rejected
+COUNTERS = {
+    "run": ("statuswatch_records_total", "statuswatch_invalid_records_total"),
+    "aggregate": ("statuswatch_aggregate_records_total",
+                  "statuswatch_aggregate_invalid_records_total"),
+}
+
+
+@pytest.mark.parametrize("command", ["run", "aggregate"])
 async def test_a_renamed_time_field_is_reported_not_mistaken_for_a_traffic_drop(
-    kafka_broker, topic, tmp_path: Path
+    kafka_broker, topic, tmp_path: Path, command: str
 ):
+    records_total, invalid_total = COUNTERS[command]
     good = nginx_lines(60)
     assert all(b'"time":"' in v for v in good)
     renamed = [v.replace(b'"time":"', b'"@timestamp":"') for v in nginx_lines(60)]
@@ -68,25 +80,29 @@ async def test_a_renamed_time_field_is_reported_not_mistaken_for_a_traffic_drop(
         f"alerts:\n  output: {tmp_path / 'alerts.jsonl'}\n"
         f"metrics:\n  port: {port}\n"
     )
+    if command == "aggregate":
+        await kafka_broker.acreate_topic(f"{topic}-aggregates", partitions=1)
+        with config.open("a") as out:
+            out.write(f"aggregate:\n  topic: {topic}-aggregates\n  group_id: agg-{topic}\n")
     # the log goes to a file: a pipe nobody reads would fill up with the "skipped record"
     # warnings and block the process
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log_file:
-        proc = start_run(config, stderr=log_file)
+        proc = start_run(config, stderr=log_file, command=command)
     try:
         def read_all_good() -> bool:
             try:
                 body = scrape(port)
             except ConnectionError:
                 return False
-            return (sample(body, "statuswatch_records_total") or 0) >= len(good)
+            return (sample(body, records_total) or 0) >= len(good)
 
         wait_for(read_all_good, 120, "the good records to be read")
         wait_for(lambda: get(port, "/ready")[0] == 200, 60, "/ready 200")
         body = scrape(port)
         assert sample(body, "statuswatch_input_mostly_invalid") == 0.0
-        assert sum(int(v) for v in re.findall(
-            r'statuswatch_invalid_records_total\{reason="[a-z_]+"\} (\d+)', body)) == 0
+        assert sum(int(float(v)) for v in re.findall(
+            rf'{invalid_total}\{{reason="[a-z_]+"\}} ([0-9.e+]+)', body)) == 0
 
         await produce(kafka_broker.bootstrap_servers, topic, renamed)
         _, reason = wait_for(
@@ -100,8 +116,7 @@ async def test_a_renamed_time_field_is_reported_not_mistaken_for_a_traffic_drop(
         assert sample(body, "statuswatch_input_mostly_invalid") == 1.0
         ratio = sample(body, "statuswatch_input_rejected_ratio") or 0.0
         assert 0.5 <= ratio <= 1.0
-        assert 'statuswatch_invalid_records_total{reason="missing_field"} ' \
-               f"{float(len(renamed))}" in body
+        assert f'{invalid_total}{{reason="missing_field"}} {float(len(renamed))}' in body
     finally:
         stop_run(proc)
     log = log_path.read_text(errors="replace")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statuswatch.config import Settings
+from statuswatch.config import DecodeConfig, KafkaConfig, Settings
 from statuswatch.core.detector import Detector
 from statuswatch.core.partials import Partial, merge_partial
 from statuswatch.core.window import ClosedWindow
@@ -20,6 +20,7 @@ from statuswatch.simulate.encode import encode
 from statuswatch.simulate.incidents import Incident
 from statuswatch.simulate.spec import SimSpec
 from statuswatch.simulate.traffic import generate
+from tests.unit.test_input_mostly_invalid import OFF, kong
 
 T0 = 1_680_566_400_000
 ONSET = T0 + 10 * 60_000
@@ -85,7 +86,11 @@ def window_log(detector: Detector, out: list[tuple[int, dict[tuple[str, int], in
     detector.window_listener = listen
 
 
-def test_two_stages_in_process_equal_one_detector():
+@pytest.mark.parametrize("in_flight", [False, True], ids=["committed-at-once", "in-flight"])
+def test_two_stages_in_process_equal_one_detector(in_flight):
+    """``in_flight``: each partition's transaction is committed only after the next
+    batches were taken (and more windows closed), as when the worker's loop goes on
+    reading while a transaction runs."""
     settings = Settings()
     batches = partitioned_traffic()
 
@@ -106,12 +111,27 @@ def test_two_stages_in_process_equal_one_detector():
     window_log(two, two_windows)
     two_alerts = []
 
-    def deliver(now_ms: int) -> None:  # one transaction per partition
+    transactions: dict[int, tuple[int, list[Partial]]] = {}
+
+    def begin(now_ms: int) -> None:  # one transaction per partition
         for p, part in stage1.parts.items():
-            if part.unwritten():
-                for partial in stage1.outgoing(p, now_ms):
-                    merge_partial(two, Partial.decode(partial.encode()), now_ms=now_ms)
-                stage1.written(p, now_ms)
+            if p not in transactions and part.unwritten():
+                transactions[p] = (len(part.pending), stage1.outgoing(p, now_ms))
+
+    def commit(now_ms: int) -> None:
+        for p, (taken, sent) in transactions.items():
+            for partial in sent:
+                merge_partial(two, Partial.decode(partial.encode()), now_ms=now_ms)
+            stage1.written(p, now_ms, taken, sent[-1])
+        transactions.clear()
+
+    def deliver(now_ms: int) -> None:
+        if in_flight:  # what began last time commits now, then the next begins
+            commit(now_ms)
+            begin(now_ms)
+        else:
+            begin(now_ms)
+            commit(now_ms)
 
     for i, b in enumerate(batches):
         stage1.take(b, 0)
@@ -125,6 +145,8 @@ def test_two_stages_in_process_equal_one_detector():
     stage1.status.consumer_lag = dict.fromkeys(range(PARTITIONS), 0)  # read to the end
     stage1.close(end)
     deliver(end)
+    deliver(end)
+    assert not transactions and not any(part.unwritten() for part in stage1.parts.values())
     two_alerts.extend(two.close_ready(end))
 
     last = one_windows[-1][0]
@@ -147,3 +169,59 @@ def test_a_second_partial_of_one_window_and_partition_is_dropped():
     assert merge_partial(detector, other, now_ms=0, offset=3)
     closed = detector.windows.close_ready(0)
     assert [int(w.counts.sum()) for w in closed] == [7]
+
+
+@pytest.mark.parametrize("check", ["on", "off"])
+def test_stage_2_takes_mostly_invalid_input_from_the_partials_counts(check):
+    """A renamed time field, seen only by stage 1's decoder: stage 2 learns of the
+    rejected records from the partials, reports the input mostly invalid, and pages
+    no "traffic fell" for it (with the check off: it does, as run would)."""
+    decode = DecodeConfig() if check == "on" else DecodeConfig(mostly_invalid=OFF)
+    settings = Settings(decode=decode)
+    stage1, stage2 = Aggregator(settings), Detector(settings)
+    stage1.own(0, 0)
+    stage1.status.consumer_lag = {0: 0}  # read to the end at every step
+    events, offset = [], 0
+    for sec in range(900):
+        ts = T0 + sec * 1000
+        values = [kong(ts + j * 7, j, service, sec >= 600) for service in ("a", "b")
+                  for j in range(10)]
+        offsets = np.arange(offset, offset + len(values), dtype=np.int64)
+        offset += len(values)
+        now = ts + 1500
+        stage1.take(RawBatch("logs", 0, offsets, values), now)
+        stage1.close(now)
+        taken, sent = len(stage1.parts[0].pending), stage1.outgoing(0, now)
+        for partial in sent:
+            merge_partial(stage2, Partial.decode(partial.encode()), now_ms=now)
+        stage1.written(0, now, taken, sent[-1])
+        events += stage2.close_ready(now)
+    drops = [e for e in events if e.signal == "volume" and e.state == "firing"]
+    verdict = stage2.input_verdict(T0 + 900_500)
+    assert verdict.rejected.share == 1.0 and verdict.rejected.top_reason == "missing_field"
+    if check == "on":
+        assert verdict.mostly_invalid and drops == []
+    else:
+        assert not verdict.mostly_invalid and {} in [e.scope for e in drops]
+
+
+def test_dead_letters_leave_with_their_transaction_and_not_before():
+    """Rejected records wait for the next transaction of their partition; those
+    rejected while it is in flight wait for the one after."""
+    settings = Settings(kafka=KafkaConfig(dead_letter_topic="logs-dlq"))
+    stage1 = Aggregator(settings)
+    stage1.own(0, 0)
+    good = kong(T0, 1, "a")
+
+    def batch(first: int, values: list[bytes]) -> RawBatch:
+        return RawBatch("logs", 0, np.arange(first, first + len(values), dtype=np.int64), values)
+
+    stage1.take(batch(0, [good, b"{", good, b"[]"]), 0)
+    part = stage1.parts[0]
+    assert [(d.offset, d.reason) for d in part.dead_letters] == [
+        (1, "invalid_json"), (3, "not_an_object")]
+    taken, sent, letters = len(part.pending), stage1.outgoing(0, 0), len(part.dead_letters)
+    stage1.take(batch(4, [b"{"]), 0)  # while the transaction is in flight
+    stage1.written(0, 0, taken, sent[-1], letters)
+    assert [d.offset for d in part.dead_letters] == [4]
+    assert dict(part.invalid) == {"invalid_json": 1} and part.unwritten()

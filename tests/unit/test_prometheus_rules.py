@@ -49,6 +49,14 @@ def test_every_alert_is_unit_tested_and_the_scrape_config_loads_the_rules():
             "/etc/prometheus/prometheus/statuswatch-rules.yml:ro") in mounts
     done = promtool("check", "config", str(REPO / "config" / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
+    # every statuswatch process of the compose file is scraped by that job
+    job, = (j for j in prom["scrape_configs"] if j["job_name"] == "statuswatch")
+    scraped = {t.split(":")[0] for c in job["static_configs"] for t in c["targets"]}
+    scraped |= {n for c in job.get("dns_sd_configs", []) for n in c["names"]}
+    ours = {name for name, svc in compose["services"].items()
+            if svc.get("build", {}).get("dockerfile") == "config/Dockerfile"
+            and svc.get("command", [None])[0] in ("run", "aggregate")}
+    assert ours == scraped, (ours, scraped)
 
 
 def test_compose_alertmanager_config_is_valid_and_prometheus_sends_to_it():

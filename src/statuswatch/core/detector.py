@@ -65,7 +65,6 @@ from statuswatch.core.score import (
     share_floor,
 )
 from statuswatch.core.window import ClosedWindow, WindowCounter
-from statuswatch.errors import DecodeError
 
 B = npt.NDArray[np.bool_]
 
@@ -168,7 +167,6 @@ class Detector:
         self.rejects = RejectTracker(settings.decode.mostly_invalid)
         #: ``rejects`` as of the last ``close_ready``: which volume drops it explains
         self._rejected_now: RejectedInput | None = None
-        self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
         self.last_report: WindowReport | None = None
         #: whether the last window of each call is evaluated in full for ``last_report``
         #: (the metrics endpoint's); a backtest, which serves no metrics, need not
@@ -254,20 +252,8 @@ class Detector:
 
     def input_verdict(self, now_ms: int) -> InputVerdict:
         """Is the input mostly invalid at ``now_ms``? With the top reason, the field it
-        concerns (from re-decoding one record rejected for it) and a hint."""
-        rejected = self.rejects.assess(now_ms)
-        field = ""
-        sample = rejected.sample
-        if rejected.mostly_invalid and sample is not None:
-            if self._explained is None or self._explained[0] is not sample.value:
-                try:
-                    self.decoder.decode_one(sample.value)
-                except DecodeError as exc:
-                    self._explained = (sample.value, exc.detail)
-                else:  # accepted now: rejected for a reason decode_one does not see
-                    self._explained = (sample.value, "")
-            field = self._explained[1]
-        return InputVerdict.of(rejected, field, self.decoder, self.settings.decode)
+        concerns and a hint (``RejectTracker.verdict``)."""
+        return self.rejects.verdict(now_ms, self.decoder, self.settings.decode)
 
     def count(
         self,

@@ -145,6 +145,8 @@ def merge_partial(
         c.records += partial.records
         c.invalid.update(partial.invalid)
         c.late += partial.late
+        # stage 2 judges "mostly invalid" (and the volume drops it explains) as run does
+        detector.rejects.add_counts(now_ms, partial.records, partial.invalid)
     if partial.start_ms is not None and partial.cells:
         levels = detector.scopes.levels
         keys: list[tuple[int, tuple[str, ...]]] = []

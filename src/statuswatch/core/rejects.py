@@ -22,13 +22,14 @@ False
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from statuswatch.config import DecodeConfig, MostlyInvalidConfig
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decode import Decoder
+from statuswatch.errors import DecodeError
 
 #: Width of one bucket of the sliding window (the window slides by it).
 BUCKET_MS: Final = 1_000
@@ -79,6 +80,7 @@ class RejectTracker:
         self.window_ms = round(cfg.window_seconds * 1000)
         self._buckets: deque[_Bucket] = deque()
         self._samples: dict[str, Sample] = {}
+        self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
 
     def add(
         self,
@@ -93,6 +95,17 @@ class RejectTracker:
 
         ``values`` (and ``offsets``) keep one rejected record per reason as a sample.
         """
+        reasons = Counter(r.reason for r in invalid)
+        self.add_counts(now_ms, records, reasons)
+        if invalid and values is not None:
+            last = {r.reason: r.index for r in invalid}
+            for reason, index in last.items():
+                offset = None if offsets is None else int(offsets[index])
+                self._samples[reason] = Sample(values[index], partition, offset)
+
+    def add_counts(self, now_ms: int, records: int, reasons: Mapping[str, int]) -> None:
+        """Count ``records`` records, ``reasons[r]`` of them rejected for ``r`` (counts
+        without the records themselves, as stage 2 gets them from stage 1)."""
         if records == 0:
             return
         start = now_ms - now_ms % BUCKET_MS
@@ -100,15 +113,8 @@ class RejectTracker:
             self._buckets.append(_Bucket(start))
         bucket = self._buckets[-1]  # a clock going back adds to the newest bucket
         bucket.records += records
-        if invalid:
-            bucket.rejected += len(invalid)
-            reasons = Counter(r.reason for r in invalid)
-            bucket.reasons.update(reasons)
-            if values is not None:
-                last = {r.reason: r.index for r in invalid}
-                for reason, index in last.items():
-                    offset = None if offsets is None else int(offsets[index])
-                    self._samples[reason] = Sample(values[index], partition, offset)
+        bucket.rejected += sum(reasons.values())
+        bucket.reasons.update(reasons)
         self._prune(now_ms)
 
     def _prune(self, now_ms: int) -> None:
@@ -133,6 +139,24 @@ class RejectTracker:
             records, rejected, top, None if top is None else self._samples.get(top),
             share, span, mostly,
         )
+
+
+    def verdict(self, now_ms: int, decoder: Decoder, cfg: DecodeConfig) -> InputVerdict:
+        """``assess(now_ms)`` for an operator: with the field the top reason concerns
+        (from decoding one record rejected for it again) and a hint."""
+        rejected = self.assess(now_ms)
+        field = ""
+        sample = rejected.sample
+        if rejected.mostly_invalid and sample is not None:
+            if self._explained is None or self._explained[0] is not sample.value:
+                try:
+                    decoder.decode_one(sample.value)
+                except DecodeError as exc:
+                    self._explained = (sample.value, exc.detail)
+                else:  # accepted now: rejected for a reason decode_one does not see
+                    self._explained = (sample.value, "")
+            field = self._explained[1]
+        return InputVerdict.of(rejected, field, decoder, cfg)
 
 
 #: What to do about a reason when no configured field is to blame.

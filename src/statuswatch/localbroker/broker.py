@@ -120,6 +120,7 @@ class LocalKafka:
         tls_cert_chain: Path | None = None,
         tls_key: Path | None = None,
         scram_users: Sequence[tuple[str, str, str]] = (),
+        jvm_options: Sequence[str] = JVM_OPTIONS,
     ) -> None:
         """``listeners`` adds listeners beside PLAINTEXT (which the harness itself uses):
         name -> security protocol (``SSL``, ``SASL_SSL``, ``SASL_PLAINTEXT``), each on a
@@ -128,6 +129,8 @@ class LocalKafka:
         ``scram_users`` are ``(mechanism, user, password)`` credentials written into the
         metadata at format time (``SCRAM-SHA-512`` or ``SCRAM-SHA-256``); the SASL
         listeners then accept those mechanisms.
+        ``jvm_options`` are the broker JVM's options (``KAFKA_SCRIPT_JVM_OPTIONS``: those of
+        Kafka's start script, for measurements).
         """
         self.version = version
         self._cache_dir = cache_dir
@@ -151,6 +154,7 @@ class LocalKafka:
         self._tls = (tls_cert_chain, tls_key)
         self._scram_users = list(scram_users)
         self._extra = dict(extra_properties or {})
+        self.jvm_options = tuple(jvm_options)
         self._proc: subprocess.Popen[bytes] | None = None
         self._atexit_registered = False
 
@@ -205,7 +209,7 @@ class LocalKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         server_props = self._write_config()
         classpath = str(libs / "*")
-        jvm = [java, *JVM_OPTIONS, f"-Dlog4j.configuration={self._log4j_file.as_uri()}"]
+        jvm = [java, *self.jvm_options, f"-Dlog4j.configuration={self._log4j_file.as_uri()}"]
         if not (self._kraft_dir / "meta.properties").exists():
             self._format_storage(jvm, classpath, server_props, deadline)
 

@@ -35,12 +35,15 @@ from prometheus_client.registry import Collector
 from statuswatch.config import Settings
 from statuswatch.core.decode import build_decoder
 from statuswatch.core.partials import Partial, window_cells
+from statuswatch.core.rejects import RejectTracker
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.window import WindowCounter
-from statuswatch.errors import SourceError
+from statuswatch.errors import SourceError, UnreadablePartitionError
+from statuswatch.shell.deadletter import DeadLetter, max_request_size
+from statuswatch.shell.health import HealthMonitor, report_unreadable, source_probe
 from statuswatch.shell.kafka_client import security_kwargs
 from statuswatch.shell.kafka_source import KafkaSource
-from statuswatch.shell.metrics import RuntimeStatus
+from statuswatch.shell.metrics import RuntimeStatus, status_metrics
 from statuswatch.shell.offsets import OffsetLedger
 from statuswatch.shell.processing import log_invalid
 from statuswatch.shell.runtime import wall_ms
@@ -67,6 +70,7 @@ class AggregateStatus:
     late: int = 0
     partials: int = 0
     partial_bytes: int = 0
+    dead_letters: int = 0
     transactions: int = 0
     consumer_lag: dict[int, int] = field(default_factory=dict)
     assigned: set[int] = field(default_factory=set)
@@ -83,6 +87,8 @@ class _SourcePartition:
     #: read through this offset before this owner: below it, a record is a re-read
     seen_below: int | None = None
     pending: list[Partial] = field(default_factory=list)
+    #: rejected records for ``kafka.dead_letter_topic``, written with the next partials
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     records: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
     late: int = 0
@@ -93,7 +99,8 @@ class _SourcePartition:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def unwritten(self) -> bool:
-        return bool(self.pending or self.records or self.invalid or self.late or self.resumed)
+        return bool(self.pending or self.records or self.invalid or self.late or self.resumed
+                    or self.dead_letters)
 
 
 def offset_metadata(next_start_ms: int | None, read_through: int | None) -> str:
@@ -139,8 +146,17 @@ class Aggregator:
         self.status = AggregateStatus()
         #: for /ready and /healthz: the loop beats it
         self.runtime = RuntimeStatus(ready=False, not_ready_reason="starting")
-        self.exit_code = 0
+        self.exit_code = 0  # 3: the stuck-consumer watchdog fired; 4: a transaction failed
+        self.exit_reason = ""
         self._stop = asyncio.Event()
+        #: readiness, the watchdog and mostly-invalid input, as in ``run``
+        self.rejects = RejectTracker(settings.decode.mostly_invalid)
+        self.monitor = HealthMonitor(
+            settings.health, self.runtime, probe=lambda: source_probe(self.source, self.runtime),
+            positions=self.ledger.consumed, on_stuck=self._on_stuck,
+            input_check=lambda: self.rejects.verdict(self.clock(), self.decoder, settings.decode),
+            topic=self.topic,
+        )
         self._out_partitions = 0
         w = settings.window
         self._size_ms, self._lateness_ms = w.size_ms, w.lateness_ms
@@ -149,6 +165,14 @@ class Aggregator:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _on_stuck(self, message: str) -> None:
+        log.error("%s", message)
+        self.exit_code, self.exit_reason = 3, message
+        self.stop()
+
+    def _set_lag(self, lag: dict[int, int]) -> None:
+        self.status.consumer_lag = self.runtime.consumer_lag = lag
 
     def _pending_min_offset(self, partition: int) -> int | None:
         part = self.parts.get(partition)
@@ -169,12 +193,17 @@ class Aggregator:
         part.records += fresh
         self.status.records += len(batch)
         decoded = self.decoder.decode(batch.values)
+        self.rejects.add(now_ms, len(batch), decoded.invalid, batch.values, p,
+                         batch.offsets.tolist() if decoded.invalid else None)
         invalid = [r for r in decoded.invalid
                    if seen_below is None or batch.offsets[r.index] >= seen_below]
         if invalid:
             part.invalid.update(r.reason for r in invalid)
             self.status.invalid.update(r.reason for r in invalid)
             log_invalid(batch, invalid)
+            if self.settings.kafka.dead_letter_topic is not None:
+                max_bytes = self.settings.kafka.dead_letter_max_bytes
+                part.dead_letters += [DeadLetter.of(batch, r, max_bytes) for r in invalid]
         if len(decoded):
             rows = self.scopes.rows(decoded.dims)
             cols = self.codes.columns(decoded.status)
@@ -185,9 +214,11 @@ class Aggregator:
             )
             part.late += late
             self.status.late += late
-        part.last_record_ms = now_ms
-        if part.idle_reported:
-            part.idle_reported, part.resumed = False, True
+            # Only records that count keep a partition from idleness, as in `run`: one
+            # whose every record is rejected lets stage 2's event time follow the clock.
+            part.last_record_ms = now_ms
+            if part.idle_reported:
+                part.idle_reported, part.resumed = False, True
 
     def close(self, now_ms: int) -> None:
         """Queue a partial for every window closed per partition, and say which went idle."""
@@ -246,12 +277,18 @@ class Aggregator:
         )
         return records
 
-    def written(self, p: int, now_ms: int) -> None:
-        """Partition ``p``'s ``outgoing()`` is committed."""
+    def written(self, p: int, now_ms: int, taken: int, last: Partial, letters: int = 0) -> None:
+        """Partition ``p``'s ``outgoing()``, which took its first ``taken`` pending
+        partials and ended with ``last``, is committed with its first ``letters`` dead
+        letters. What was counted and queued while the transaction was in flight stays
+        for the next one."""
         part = self.parts[p]
-        part.pending.clear()
-        part.records, part.late = 0, 0
-        part.invalid.clear()
+        del part.pending[:taken]
+        del part.dead_letters[:letters]
+        part.records -= last.records
+        part.invalid.subtract(last.invalid)
+        part.invalid = +part.invalid  # drop the reasons now at zero
+        part.late -= last.late
         part.last_transaction_ms = now_ms
 
     async def _transact(self, p: int, now_ms: int) -> None:
@@ -267,10 +304,15 @@ class Aggregator:
         from aiokafka import TopicPartition
         from aiokafka.structs import OffsetAndMetadata
 
-        records = self.outgoing(p, now_ms)
+        # Everything the transaction writes is taken here, before its first await: the
+        # loop goes on counting (and queueing partials) while it is in flight.
+        taken, records = len(part.pending), self.outgoing(p, now_ms)
+        letters = list(part.dead_letters)
         consumed = self.ledger.consumed().get(p)
         pending = part.windows.pending_min_offset(p)
         position = pending if pending is not None else consumed
+        read = [o for o in (self.ledger.read_through(p), part.seen_below) if o is not None]
+        meta = offset_metadata(part.windows.next_start_ms, max(read, default=None))
         producer = part.producer
         values = [r.encode() for r in records]
         key = f"{self.topic}/{p}".encode()
@@ -279,11 +321,12 @@ class Aggregator:
                 sent = [await producer.send(
                     self.settings.aggregate.topic, value=v, key=key,
                     partition=p % self._out_partitions) for v in values]
+                dead_letter_topic = self.settings.kafka.dead_letter_topic
+                sent += [await producer.send(dead_letter_topic, value=letter.value,
+                                             key=letter.key(), headers=letter.headers())
+                         for letter in letters]
                 await asyncio.gather(*sent)
                 if position is not None:
-                    read = [o for o in (self.ledger.read_through(p), part.seen_below)
-                            if o is not None]
-                    meta = offset_metadata(part.windows.next_start_ms, max(read, default=None))
                     await producer.send_offsets_to_transaction(
                         {TopicPartition(self.topic, p): OffsetAndMetadata(position, meta)},
                         self.settings.aggregate.group_id,
@@ -297,7 +340,8 @@ class Aggregator:
             self.exit_code = 4
             self.stop()
             return
-        self.written(p, now_ms)
+        self.written(p, now_ms, taken, records[-1], len(letters))
+        self.status.dead_letters += len(letters)
         self.status.partials += len(values)
         self.status.partial_bytes += sum(map(len, values))
         self.status.transactions += 1
@@ -312,7 +356,7 @@ class Aggregator:
         producer = AIOKafkaProducer(
             bootstrap_servers=kafka.bootstrap_servers, client_id=kafka.client_id,
             transactional_id=f"{self.settings.aggregate.group_id}.{self.topic}.{p}",
-            linger_ms=5, **security_kwargs(kafka),
+            linger_ms=5, max_request_size=max_request_size(kafka), **security_kwargs(kafka),
         )
         await producer.start()  # init_transactions: fences the previous owner, ends its txn
         return producer
@@ -369,16 +413,24 @@ class Aggregator:
     # -- the loop -------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.source.start(on_revoke=self.on_revoke, on_assign=self.on_assign)
+        self.monitor.start()
+        try:
+            await self.source.start(on_revoke=self.on_revoke, on_assign=self.on_assign)
+        except BaseException:
+            await self.monitor.stop()
+            raise
         out = self.settings.aggregate.topic
         self._out_partitions = len(await self.source.partitions_of(out))
         if not self._out_partitions:
             await self.source.stop()
+            await self.monitor.stop()
             raise SourceError(f"aggregate.topic {out}: no such topic on "
                               f"{self.settings.kafka.bootstrap_servers}")
         log.info("aggregating topic %s into %s (%d partitions) as group %s",
                  self.topic, out, self._out_partitions, self.settings.aggregate.group_id)
         next_lag = 0.0
+        flushing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        flushing.set_result(None)
         try:
             while not self._stop.is_set():
                 poll = asyncio.ensure_future(self.source.poll())
@@ -392,13 +444,17 @@ class Aggregator:
                     break
                 try:
                     batches = poll.result()
+                except UnreadablePartitionError as exc:
+                    self.runtime.poll_failures = 0  # the broker answered
+                    report_unreadable(self.runtime, exc, self.settings.health.stuck_timeout_seconds)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - a broker error must not kill the loop
+                    self.runtime.poll_failures += 1
                     log.warning("poll failed: %s", exc)
                     await asyncio.sleep(1.0)
                     continue
+                self.runtime.poll_failures = 0
                 now = self.clock()
-                self.runtime.last_heartbeat_monotonic = time.monotonic()
-                self.runtime.ready, self.runtime.not_ready_reason = True, ""
                 # A rebalance may run at any await below; a partition it hands back to
                 # this worker starts again from its commit, so the rest of a batch list
                 # polled before it is stale for that partition.
@@ -411,15 +467,28 @@ class Aggregator:
                        for part in self.parts.values()):
                     # about to call a partition idle: on the lag of now, not of seconds ago
                     with contextlib.suppress(Exception):
-                        self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
+                        self._set_lag(await asyncio.wait_for(self.source.lag(), 5.0))
                 self.close(now)
-                await self.flush(now)
+                kafka = self.settings.kafka
+                crowded = [p for p, part in self.parts.items() if len(part.dead_letters)
+                           >= kafka.dead_letter_max_in_flight + kafka.max_batch_records]
+                if crowded:  # a flood of rejected records: write them before reading on
+                    await flushing
+                    await self.flush(now, crowded)
+                # Transactions run beside the loop (a few broker round trips each):
+                # waiting for them here would leave the worker idle that long.
+                if flushing.done():
+                    flushing.result()
+                    flushing = asyncio.ensure_future(self.flush(now))
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + 2.0
                     with contextlib.suppress(Exception):
-                        self.status.consumer_lag = await asyncio.wait_for(self.source.lag(), 5.0)
+                        self._set_lag(await asyncio.wait_for(self.source.lag(), 5.0))
         finally:
+            await self.monitor.stop()
             self.runtime.ready, self.runtime.not_ready_reason = False, "stopping"
+            with contextlib.suppress(Exception):  # a transaction in flight ends first
+                await asyncio.wait_for(asyncio.shield(flushing), 15.0)
             if not self.exit_code:
                 self.close(self.clock())
             with contextlib.suppress(Exception):  # write what closed, stop the producers
@@ -436,6 +505,7 @@ class AggregatorCollector(Collector):
         self.aggregator = aggregator
 
     def collect(self) -> Iterator[Metric]:
+        yield from status_metrics(self.aggregator.runtime)
         st = self.aggregator.status
         for name, doc, value in (
             ("records", "Raw records read (valid and invalid).", st.records),
@@ -444,6 +514,8 @@ class AggregatorCollector(Collector):
             ("late_records", "Records whose window had closed for their partition.", st.late),
             ("partials", "Partial windows written (committed transactions).", st.partials),
             ("partial_bytes", "Bytes of the partial windows written.", st.partial_bytes),
+            ("dead_letters", "Rejected records written to kafka.dead_letter_topic (in the "
+             "transaction of their partition's partials).", st.dead_letters),
             ("transactions", "Transactions committed (partials with source offsets).",
              st.transactions),
         ):

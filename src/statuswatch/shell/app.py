@@ -213,8 +213,9 @@ async def run_forever(
 
 
 async def aggregate_forever(settings: Settings, metrics_port: int | None = None) -> int:
-    """``statuswatch aggregate`` until SIGINT/SIGTERM (exit 0), or exit 4 when a
-    transaction fails (this worker was fenced, or the broker refused it)."""
+    """``statuswatch aggregate`` until SIGINT/SIGTERM (exit 0), exit 3 when the
+    stuck-consumer watchdog fires (as ``run``), or exit 4 when a transaction fails
+    (this worker was fenced, or the broker refused it)."""
     from statuswatch.shell.aggregate import Aggregator, AggregatorCollector
 
     quiet_repeats()
@@ -240,6 +241,9 @@ async def aggregate_forever(settings: Settings, metrics_port: int | None = None)
         if server is not None:
             server.shutdown()
     if aggregator.exit_code:
+        if aggregator.exit_reason:
+            log.error("stopped by the watchdog (exit %d): %s", aggregator.exit_code,
+                      aggregator.exit_reason)
         return aggregator.exit_code
     log.info("stopped cleanly")
     return 0

@@ -72,6 +72,10 @@ class DeadLetter:
             value[:max_bytes], len(value),
         )
 
+    def key(self) -> bytes:
+        """The letters of one source partition share a key (and so a DLQ partition)."""
+        return f"{self.topic}:{self.partition}".encode()
+
     def headers(self) -> list[tuple[str, bytes]]:
         return [
             (HEADER_PREFIX + "topic", self.topic.encode()),
@@ -83,6 +87,12 @@ class DeadLetter:
         ]
 
 
+def max_request_size(cfg: KafkaConfig) -> int:
+    """A producer's request size that fits the largest dead letter (at least aiokafka's
+    default of 1 MiB)."""
+    return max(1024 * 1024, cfg.dead_letter_max_bytes + _OVERHEAD_BYTES)
+
+
 def _make_producer(cfg: KafkaConfig) -> Any:
     from aiokafka import AIOKafkaProducer
 
@@ -91,7 +101,7 @@ def _make_producer(cfg: KafkaConfig) -> Any:
         client_id=f"{cfg.client_id}-dead-letters",
         acks="all",
         linger_ms=5,
-        max_request_size=cfg.dead_letter_max_bytes + _OVERHEAD_BYTES,
+        max_request_size=max_request_size(cfg),
         request_timeout_ms=max(1000, round(cfg.dead_letter_timeout_seconds * 1000)),
         **security_kwargs(cfg),
     )
@@ -226,7 +236,7 @@ class DeadLetterQueue:
                     fut = await self._producer.send(
                         self.topic,
                         value=letter.value,
-                        key=f"{letter.topic}:{letter.partition}".encode(),
+                        key=letter.key(),
                         headers=letter.headers(),
                     )
                 except Exception as exc:  # noqa: BLE001 - retried below; never kill the pump

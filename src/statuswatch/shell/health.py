@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from statuswatch.config import HealthConfig
 from statuswatch.core.rejects import InputVerdict
+from statuswatch.errors import UnreadablePartitionError
+from statuswatch.shell.kafka_source import UNREADABLE_HINTS, KafkaSource
 from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,30 @@ class BrokerProbe:
     fetch_ages: Mapping[int, float | None]
     #: Whether the consumer group coordinator is known (used when nothing is assigned).
     coordinator_known: bool = False
+
+
+def source_probe(source: KafkaSource, status: RuntimeStatus) -> BrokerProbe | None:
+    """What ``source`` knows of its broker now (None: not started). A paused,
+    unreadable partition gets no fetch answers: that is not a broker outage."""
+    ages = source.fetch_ages(exclude=status.unreadable)
+    return None if ages is None else BrokerProbe(ages, source.coordinator_known())
+
+
+def report_unreadable(
+    status: RuntimeStatus, exc: UnreadablePartitionError, stuck_timeout_seconds: float
+) -> None:
+    """Note a partition the source paused: once, with its cause; never as an outage."""
+    if exc.partition in status.unreadable:
+        return
+    exits = (f"exiting in {stuck_timeout_seconds:g}s (health.stuck_timeout_seconds)"
+             if stuck_timeout_seconds > 0 else "health.stuck_timeout_seconds=0: not exiting")
+    log.error(
+        "%s; retrying cannot fix this: %s. The partition is paused, %s",
+        exc, UNREADABLE_HINTS[exc.reason], exits,
+    )
+    status.unreadable[exc.partition] = UnreadablePartition(
+        exc.reason, str(exc), time.monotonic()
+    )
 
 
 @dataclass(frozen=True, slots=True)

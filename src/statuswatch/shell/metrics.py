@@ -117,9 +117,7 @@ class DetectorCollector(Collector):
         for partition, n in sorted(self.status.consumer_lag.items()):
             lag.add_metric([str(partition)], n)
         yield lag
-        yield _gauge("statuswatch_ready", "1 when consuming normally.", float(self.status.ready))
-        yield from self._health_metrics()
-        yield from self._input_metrics()
+        yield from status_metrics(self.status)
         yield _gauge("statuswatch_scopes", "Scopes tracked (rows).", len(det.scopes))
         folded = CounterMetricFamily(
             "statuswatch_scopes_folded", "Scopes folded into 'other' by the cap.", labels=["level"]
@@ -142,58 +140,6 @@ class DetectorCollector(Collector):
             det.scopes.max_per_level,
         )
         yield from self._window_metrics()
-
-    def _health_metrics(self) -> Iterator[Metric]:
-        st = self.status
-        yield _gauge(
-            "statuswatch_broker_up",
-            "1 while the consumer gets fetch responses from the broker.", float(st.broker_up),
-        )
-        yield _gauge(
-            "statuswatch_event_loop_lag_seconds",
-            "Largest asyncio sleep overshoot over the last seconds.", st.event_loop_lag_seconds,
-        )
-        yield _gauge(
-            "statuswatch_consumer_stalled_seconds",
-            "How long lag has been > 0 with no consumed progress (the watchdog exits at "
-            "health.stuck_timeout_seconds).", st.stalled_seconds,
-        )
-        unreadable = GaugeMetricFamily(
-            "statuswatch_consumer_unreadable_partitions",
-            "Partitions paused because their records cannot be read and retrying cannot "
-            "heal it, by reason (the watchdog exits at health.stuck_timeout_seconds).",
-            labels=["reason"],
-        )
-        for reason in UNREADABLE_REASONS:
-            n = sum(1 for u in list(st.unreadable.values()) if u.reason == reason)
-            unreadable.add_metric([reason], n)
-        yield unreadable
-        snapshot = GaugeMetricFamily(
-            "statuswatch_snapshot_age_seconds", "Seconds since the last durable state snapshot."
-        )
-        if st.last_snapshot_unix is not None:
-            snapshot.add_metric([], max(0.0, time.time() - st.last_snapshot_unix))
-        yield snapshot
-        build = GaugeMetricFamily(
-            "statuswatch_build_info", "Always 1; the version as a label.", labels=["version"]
-        )
-        build.add_metric([__version__], 1.0)
-        yield build
-
-    def _input_metrics(self) -> Iterator[Metric]:
-        st = self.status
-        yield _gauge(
-            "statuswatch_input_rejected_ratio",
-            "Share of the records read in the last decode.mostly_invalid.window_seconds "
-            "that were rejected (statuswatch_invalid_records_total has the reasons).",
-            st.input_rejected_ratio,
-        )
-        yield _gauge(
-            "statuswatch_input_mostly_invalid",
-            "1 while at least decode.mostly_invalid.share of at least .min_records records "
-            "were rejected: /ready says why, volume drops it explains do not page.",
-            float(st.input_mostly_invalid),
-        )
 
     def _window_metrics(self) -> Iterator[Metric]:
         det = self.detector
@@ -272,6 +218,66 @@ def build_registry(detector: Detector, status: RuntimeStatus) -> CollectorRegist
     registry = StatusRegistry(status)
     registry.register(DetectorCollector(detector, status))
     return registry
+
+
+def status_metrics(st: RuntimeStatus) -> Iterator[Metric]:
+    """Readiness, the broker, the watchdog and the input's rejected share: the same
+    for ``run`` and ``aggregate``."""
+    yield _gauge("statuswatch_ready", "1 when consuming normally.", float(st.ready))
+    yield from _health_metrics(st)
+    yield from _input_metrics(st)
+
+
+def _health_metrics(st: RuntimeStatus) -> Iterator[Metric]:
+    yield _gauge(
+        "statuswatch_broker_up",
+        "1 while the consumer gets fetch responses from the broker.", float(st.broker_up),
+    )
+    yield _gauge(
+        "statuswatch_event_loop_lag_seconds",
+        "Largest asyncio sleep overshoot over the last seconds.", st.event_loop_lag_seconds,
+    )
+    yield _gauge(
+        "statuswatch_consumer_stalled_seconds",
+        "How long lag has been > 0 with no consumed progress (the watchdog exits at "
+        "health.stuck_timeout_seconds).", st.stalled_seconds,
+    )
+    unreadable = GaugeMetricFamily(
+        "statuswatch_consumer_unreadable_partitions",
+        "Partitions paused because their records cannot be read and retrying cannot "
+        "heal it, by reason (the watchdog exits at health.stuck_timeout_seconds).",
+        labels=["reason"],
+    )
+    for reason in UNREADABLE_REASONS:
+        n = sum(1 for u in list(st.unreadable.values()) if u.reason == reason)
+        unreadable.add_metric([reason], n)
+    yield unreadable
+    snapshot = GaugeMetricFamily(
+        "statuswatch_snapshot_age_seconds", "Seconds since the last durable state snapshot."
+    )
+    if st.last_snapshot_unix is not None:
+        snapshot.add_metric([], max(0.0, time.time() - st.last_snapshot_unix))
+    yield snapshot
+    build = GaugeMetricFamily(
+        "statuswatch_build_info", "Always 1; the version as a label.", labels=["version"]
+    )
+    build.add_metric([__version__], 1.0)
+    yield build
+
+
+def _input_metrics(st: RuntimeStatus) -> Iterator[Metric]:
+    yield _gauge(
+        "statuswatch_input_rejected_ratio",
+        "Share of the records read in the last decode.mostly_invalid.window_seconds "
+        "that were rejected (the invalid records counter has the reasons).",
+        st.input_rejected_ratio,
+    )
+    yield _gauge(
+        "statuswatch_input_mostly_invalid",
+        "1 while at least decode.mostly_invalid.share of at least .min_records records "
+        "were rejected: /ready says why, volume drops it explains do not page.",
+        float(st.input_mostly_invalid),
+    )
 
 
 class StatusRegistry(CollectorRegistry):

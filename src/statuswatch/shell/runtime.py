@@ -23,9 +23,9 @@ from statuswatch.core.detector import Detector
 from statuswatch.errors import SourceError, UnreadablePartitionError
 from statuswatch.shell.checkpoint import Checkpoint
 from statuswatch.shell.deadletter import DeadLetterQueue
-from statuswatch.shell.health import BrokerProbe, HealthMonitor
-from statuswatch.shell.kafka_source import UNREADABLE_HINTS, KafkaSource
-from statuswatch.shell.metrics import RuntimeStatus, UnreadablePartition
+from statuswatch.shell.health import BrokerProbe, HealthMonitor, report_unreadable, source_probe
+from statuswatch.shell.kafka_source import KafkaSource
+from statuswatch.shell.metrics import RuntimeStatus
 from statuswatch.shell.offsets import OffsetLedger
 from statuswatch.shell.processing import process_batch
 from statuswatch.shell.sinks import Sink
@@ -92,9 +92,7 @@ class KafkaRunner:
         return self.detector.windows.pending_min_offset(partition)
 
     def _broker_probe(self) -> BrokerProbe | None:
-        # a paused, unreadable partition gets no fetch answers: not a broker outage
-        ages = self.source.fetch_ages(exclude=self.status.unreadable)
-        return None if ages is None else BrokerProbe(ages, self.source.coordinator_known())
+        return source_probe(self.source, self.status)
 
     def _on_stuck(self, message: str) -> None:
         log.error("%s", message)
@@ -103,19 +101,7 @@ class KafkaRunner:
         self.stop()
 
     def _on_unreadable(self, exc: UnreadablePartitionError) -> None:
-        """Report a partition the source paused: once, with its cause; never as an outage."""
-        if exc.partition in self.status.unreadable:
-            return
-        timeout = self.settings.health.stuck_timeout_seconds
-        exits = (f"exiting in {timeout:g}s (health.stuck_timeout_seconds)" if timeout > 0
-                 else "health.stuck_timeout_seconds=0: not exiting")
-        log.error(
-            "%s; retrying cannot fix this: %s. The partition is paused, %s",
-            exc, UNREADABLE_HINTS[exc.reason], exits,
-        )
-        self.status.unreadable[exc.partition] = UnreadablePartition(
-            exc.reason, str(exc), time.monotonic()
-        )
+        report_unreadable(self.status, exc, self.settings.health.stuck_timeout_seconds)
 
     async def _until_stopped(self, aw: Any) -> bool:
         """Await ``aw`` unless ``stop()`` comes first (then cancel it); True if it finished."""

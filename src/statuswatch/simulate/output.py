@@ -115,15 +115,17 @@ async def _settle(pending: list[asyncio.Future[Any]]) -> None:
             raise SinkError(f"kafka: delivery failed: {result!r}") from result
 
 
-async def produce_kafka(p: Plan, bootstrap: str, topic: str) -> int:
-    """Produce every record of ``p`` to ``topic``, keyed by app id; return the count.
+async def produce_kafka(p: Plan, bootstrap: str, topic: str, *, keyed: bool = True) -> int:
+    """Produce every record of ``p`` to ``topic``, keyed by app id (``keyed``: an app's
+    records share a partition) or without a key (spread evenly, as a log shipper
+    without a key spreads them); return the count.
 
     Records carry the broker-assigned (wall clock) Kafka timestamp, not the event
     time: old event times would make the broker's retention delete them at once.
     """
     from aiokafka.errors import KafkaError
 
-    keys = [app.encode() for app in p.spec.apps]
+    keys: list[bytes | None] = [app.encode() if keyed else None for app in p.spec.apps]
     producer = _make_producer(bootstrap)
     try:
         await producer.start()
