@@ -625,7 +625,8 @@ class Detector:
 
     def _evaluate_quietly(self, window: ClosedWindow) -> bool:
         """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
-        only: the same scores there and the same learning everywhere. Quiet: no hit on
+        only (on every row once that is most of them, ``EVERY_ROW_SHARE``): the same
+        scores there and the same learning everywhere. Quiet: no hit on
         any horizon and no blast-radius evidence, so with nothing live
         (``_may_evaluate_quietly``) no series steps; the horizons' sums, the baseline
         and the long reference learn the window, every other row scoring 0. Returns
@@ -635,8 +636,8 @@ class Detector:
         n_rows, n_cols = counts.shape
         rules, parents = self._tables(n_rows, n_cols)
         rows = self._rows_that_matter(totals, rules, parents)
-        # Where nearly every row matters, all of them: the other rows score 0 as they
-        # would left out, and cutting every table to the rows costs more than that.
+        # Where most rows matter, all of them: the others score 0 as they would left
+        # out (no decision reads them), and cutting every table to the rows costs more.
         every = len(rows) >= EVERY_ROW_SHARE * n_rows
         if every:
             rows = np.arange(n_rows)
