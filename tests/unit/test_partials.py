@@ -4,6 +4,8 @@ give the windows and alerts of one detector reading every partition."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -87,11 +89,16 @@ def window_log(detector: Detector, out: list[tuple[int, dict[tuple[str, int], in
     detector.window_listener = listen
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
 @pytest.mark.parametrize("in_flight", [False, True], ids=["committed-at-once", "in-flight"])
-def test_two_stages_in_process_equal_one_detector(in_flight):
+def test_two_stages_in_process_equal_one_detector(in_flight, chunked, monkeypatch):
     """``in_flight``: each partition's transaction is committed only after the next
     batches were taken (and more windows closed), as when the worker's loop goes on
-    reading while a transaction runs."""
+    reading while a transaction runs. ``chunked``: every window's partial is cut into
+    chunks of a few scopes, and stage 2 closes what it can after each record it reads
+    (a poll may end anywhere in a transaction's records)."""
+    if chunked:
+        monkeypatch.setattr("statuswatch.core.partials.MAX_PARTIAL_BYTES", 300)
     settings = Settings()
     batches = partitioned_traffic()
 
@@ -108,21 +115,26 @@ def test_two_stages_in_process_equal_one_detector(in_flight):
     for p in range(PARTITIONS):
         stage1.own(p, 0)
     two = Detector(settings)
+    two.windows.idle_timeout_ms = NEVER_MS  # as stage 2 runs it: only stage 1 says idle
     two_windows: list[tuple[int, dict[tuple[str, int], int]]] = []
     window_log(two, two_windows)
     two_alerts = []
 
     transactions: dict[int, tuple[int, list[Partial]]] = {}
+    seen: list[tuple[int, list[Partial]]] = []
 
     def begin(now_ms: int) -> None:  # one transaction per partition
         for p, part in stage1.parts.items():
             if p not in transactions and part.unwritten():
                 transactions[p] = (len(part.pending), stage1.outgoing(p, now_ms))
+                seen.append(transactions[p])
 
     def commit(now_ms: int) -> None:
         for p, (taken, sent) in transactions.items():
             for partial in sent:
                 merge_partial(two, Partial.decode(partial.encode()), now_ms=now_ms)
+                if chunked:
+                    two_alerts.extend(two.close_ready(now_ms))
             stage1.written(p, now_ms, taken, sent[-1])
         transactions.clear()
 
@@ -159,6 +171,8 @@ def test_two_stages_in_process_equal_one_detector(in_flight):
     ref = [e.to_json() for e in one_alerts]
     assert any(a["code"] == 403 and a["scope"] == {} for a in ref)
     assert got == ref
+    if chunked:
+        assert max(partial.chunk for _, sent in seen for partial in sent) >= 3
 
 
 def test_a_second_partial_of_one_window_and_partition_is_dropped():
@@ -170,6 +184,57 @@ def test_a_second_partial_of_one_window_and_partition_is_dropped():
     assert merge_partial(detector, other, now_ms=0, offset=3)
     closed = detector.windows.close_ready(0)
     assert [int(w.counts.sum()) for w in closed] == [7]
+
+
+def test_the_chunks_of_a_window_count_once_each_and_a_repeated_chunk_is_dropped():
+    """A partition's window in three chunks, then the same three again (a new owner
+    writing the window its previous owner wrote): each chunk counts once."""
+    detector = Detector(Settings())
+    labels = [{"service": f"s{i}"} for i in range(3)]
+    parts = [Partial("logs", 2, 0, 10_000, None, None, [labels[i]], [(0, 200, i + 1)], chunk=i)
+             for i in range(3)]
+    parts[-1] = replace(parts[-1], watermark_ms=10_000)
+    assert [merge_partial(detector, p, now_ms=0) for p in parts] == [True] * 3
+    assert [merge_partial(detector, p, now_ms=0) for p in parts] == [False] * 3
+    closed = detector.windows.close_ready(0)
+    assert [int(w.counts.sum()) for w in closed] == [6]
+
+
+def test_only_the_last_record_of_a_transaction_moves_stage_2s_clock():
+    """Two windows closed at once and a window's partial in chunks: stage 2 reading the
+    records one by one closes no window before it has read them all."""
+    stage1 = Aggregator(Settings())
+    stage1.own(0, 0)
+    apps = [f"app-{i}" for i in range(40)]
+    values = [kong(T0 + 3_000 + j * 10, j, "a").replace(b'"name": "a"', f'"name": "{a}"'.encode())
+              for j, a in enumerate(apps)]
+    values += [kong(T0 + 13_000 + j * 10, j, "a") for j in range(5)]  # the next window
+    values += [kong(T0 + 40_000, 0, "a")]  # a watermark past both
+    stage1.take(RawBatch("logs", 0, np.arange(len(values), dtype=np.int64), values), 0)
+    stage1.close(0)
+    sent = stage1.outgoing(0, 0)
+    assert len(sent) >= 3 and [p.watermark_ms is None for p in sent[:-1]] == [True] * (
+        len(sent) - 1) and sent[-1].watermark_ms is not None
+    stage2 = Detector(Settings())
+    stage2.windows.idle_timeout_ms = NEVER_MS
+    closed: list[ClosedWindow] = []
+    stage2.window_listener = closed.append
+    for partial in sent:
+        assert not closed, "a window closed before the transaction was read"
+        merge_partial(stage2, Partial.decode(partial.encode()), now_ms=0)
+        stage2.close_ready(0)
+    one = Detector(Settings())  # the oracle: one detector reading the same records
+    reference: list[ClosedWindow] = []
+    one.window_listener = reference.append
+    one.process(values, now_ms=0)
+    one.finish()
+
+    def fleet(detector: Detector, windows: list[ClosedWindow]) -> list[int]:
+        row = detector.scopes.labels.index({})
+        return [int(w.counts[row].sum()) for w in windows]
+
+    assert fleet(stage2, closed)[:2] == fleet(one, reference)[:2]
+    assert [w.start_ms for w in closed[:2]] == [T0, T0 + 10_000]
 
 
 @given(silent_for_ms=st.integers(60_000, 10**12))

@@ -178,3 +178,31 @@ def test_a_scope_named_other_shares_the_fold_row_and_survives_restore():
     u.restore(t.labels, t.level_of_row)
     assert u.rows(dims([OTHER, "a", "b"], [""] * 3, [""] * 3))[1].tolist() == [
         rows[0], rows[1], len(t.labels)]
+
+
+def _faded_per_scope(rates, pending, alpha):
+    """The per-scope loops ``scopes._faded`` replaces: its reference."""
+    out = dict(rates)
+    for key in out.keys() - pending.keys():
+        out[key] *= 1.0 - alpha
+    for key, n in pending.items():
+        out[key] = out.get(key, 0.0) + alpha * (n - out.get(key, 0.0))
+    return out
+
+
+names = st.tuples(st.sampled_from(["a", "b", "c", "d", "e", "f"]), st.sampled_from(["x", "y"]))
+
+
+@given(
+    rates=st.dictionaries(names, st.sampled_from([0.0, 0.5, 1.0, 3.0]) | st.floats(0, 1e6)),
+    pending=st.dictionaries(names, st.integers(0, 10_000)),
+    alpha=st.sampled_from([1.0, 0.5, 0.0231]) | st.floats(1e-6, 1.0),
+    keep=st.integers(0, 12),
+)
+def test_folded_rates_fade_and_rank_as_the_per_scope_loops_did(rates, pending, alpha, keep):
+    from statuswatch.core.scopes import _faded, _heaviest, _heaviest_first
+
+    faded = _faded(rates, pending, alpha)
+    reference = _faded_per_scope(rates, pending, alpha)
+    assert list(faded.items()) == list(reference.items())  # same floats, same key order
+    assert _heaviest(faded, keep) == sorted(faded.items(), key=_heaviest_first)[:keep]

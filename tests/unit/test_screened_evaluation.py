@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statuswatch.config import Settings
+from statuswatch.core import detector as detector_module
 from statuswatch.core.detector import Detector
 from statuswatch.core.rules import resolve
 from statuswatch.core.window import ClosedWindow
@@ -161,11 +162,16 @@ def test_metrics_read_exact_scores_where_the_screen_left_cells_out():
     assert (exact.down[left_out] < Settings().detect.clear_score).all()
 
 
+@pytest.mark.parametrize("every_row_share", [0.0, 2.0])  # every row always / never
 @pytest.mark.parametrize("horizons", [None, [{"windows": 1}, {"windows": 6}]])
-def test_quiet_windows_are_taken_and_left_when_they_are_not_quiet(horizons):
+def test_quiet_windows_are_taken_and_left_when_they_are_not_quiet(
+    horizons, every_row_share, monkeypatch
+):
     """Batches of six windows with an incident: the quiet evaluation takes most windows
     and hands the loud ones back to the full one; the alerts, counts and state are the
-    reference's. With the shipped horizons (10 s to 1 h) and with the minute alone."""
+    reference's. With the shipped horizons (10 s to 1 h) and with the minute alone; on
+    every row and on the rows that matter only."""
+    monkeypatch.setattr(detector_module, "EVERY_ROW_SHARE", every_row_share)
     detect: dict[str, Any] = {"min_excess_count": 1}
     if horizons is not None:
         detect["horizons"] = horizons
@@ -209,14 +215,29 @@ def _state_json(detector: Detector) -> str:
     silences=st.lists(st.sampled_from([0, 1, 30]), min_size=1, max_size=3),
     overrides=settings_overrides,
     windows_per_batch=st.sampled_from([1, 6]),
+    every_row_share=st.sampled_from([0.0, detector_module.EVERY_ROW_SHARE, 2.0]),
 )
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_each_quiet_window_changes_what_the_full_evaluation_does_or_nothing(
-    seed, rate, apps, found, silences, overrides, windows_per_batch
+    seed, rate, apps, found, silences, overrides, windows_per_batch, every_row_share
 ):
     """Window by window: where the quiet evaluation takes a window, the detector's
     state (horizons' sums, baseline, long reference, counters) is what ``_evaluate_one``
-    makes of it on a copy, which raises no alert; where it refuses, nothing changed."""
+    makes of it on a copy, which raises no alert; where it refuses, nothing changed.
+    On every row, on the rows that matter only, and as the shipped share decides."""
+    shipped = detector_module.EVERY_ROW_SHARE
+    detector_module.EVERY_ROW_SHARE = every_row_share
+    try:
+        _compare_each_quiet_window(seed, rate, apps, found, silences, overrides,
+                                   windows_per_batch)
+    finally:
+        detector_module.EVERY_ROW_SHARE = shipped
+
+
+def _compare_each_quiet_window(
+    seed: int, rate: float, apps: int, found: list[Incident], silences: list[int],
+    overrides: dict[str, Any], windows_per_batch: int,
+) -> None:
     segments, t = [], 0
     for silence in silences:
         segments.append((t, t + 6))

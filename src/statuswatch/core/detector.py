@@ -76,6 +76,9 @@ STATE_VERSION = 7  # 2: folded scopes' rates, volume calibrators; 3: status-clas
 
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
+#: A quiet window is evaluated on every row once at least this share of the rows
+#: matters (``Detector._rows_that_matter``): cutting the tables then costs more.
+EVERY_ROW_SHARE = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,7 +655,8 @@ class Detector:
 
     def _evaluate_quietly(self, window: ClosedWindow) -> bool:
         """``_evaluate_one`` of a window that turns out quiet, on ``_rows_that_matter``
-        only: the same scores there and the same learning everywhere. Quiet: no hit on
+        only (on every row once that is most of them, ``EVERY_ROW_SHARE``): the same
+        scores there and the same learning everywhere. Quiet: no hit on
         any horizon and no blast-radius evidence, so with nothing live
         (``_may_evaluate_quietly``) no series steps; the horizons' sums, the baseline
         and the long reference learn the window, every other row scoring 0. Returns
@@ -663,26 +667,32 @@ class Detector:
         n_rows, n_cols = counts.shape
         rules, parents = self._tables(n_rows, n_cols)
         rows = self._rows_that_matter(totals, rules, parents)
+        # Where most rows matter, all of them: the others score 0 as they would left
+        # out (no decision reads them), and cutting every table to the rows costs more.
+        every = len(rows) >= EVERY_ROW_SHARE * n_rows
+        if every:
+            rows = np.arange(n_rows)
+        sel = None if every else rows
         exp = self.baseline.expect(
             n_rows, n_cols, window_start_ms=window.start_ms,
-            window_ms=self.windows.size_ms, parents=parents, rows=rows,
+            window_ms=self.windows.size_ms, parents=parents, rows=sel,
         )
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
-        counts_r, totals_r = counts[rows], totals[rows]
+        counts_r, totals_r = (counts, totals) if every else (counts[rows], totals[rows])
         shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
         sums, spans = self.horizons.sums.peek(counts, rows)
-        rules_r, tables = self._tables_of_rows(rules, rows)
+        rules_r, tables = self._tables_of_rows(rules, sel)
         long_counts, long_shares, views = self.horizons.views(
             sums, spans, counts_r, exp, floor, shares, tables,
-            np.zeros(counts_r.shape, dtype=bool), self.settings.detect, rows,
+            np.zeros(counts_r.shape, dtype=bool), self.settings.detect, sel,
         )
         now = self.counters.windows_closed + 1  # as _evaluate_one counts it
-        self.horizons.block_resolved(views, now, self.alerts.firing_keys(), parents, rows)
+        self.horizons.block_resolved(views, now, self.alerts.firing_keys(), parents, sel)
         # Volume scores are read only by _may_hit and the hits: exact where they may
         # reach a volume fire score, rises only where a rule looks at them.
         volume = score_volume(
             totals_r, exp.volume, exp.volume_dispersion,
-            below=self._least_volume_fire_score(rules), up_rows=rules.volume.up[rows],
+            below=self._least_volume_fire_score(rules), up_rows=rules_r.volume.up,
         )
         if self._hits_any(counts_r, exp, shares, volume, views, rules, rules_r, rows):
             return False
@@ -693,6 +703,8 @@ class Detector:
         elevated = self._elevated(counts_r, exp, shares)
 
         def spread(part: npt.NDArray[Any], like: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            if every:
+                return part
             full = np.zeros_like(like)
             full[rows] = part
             return full
@@ -716,15 +728,19 @@ class Detector:
         return True
 
     def _tables_of_rows(
-        self, rules: RuleTable, rows: I64
+        self, rules: RuleTable, rows: I64 | None
     ) -> tuple[RuleTable, list[RuleTable]]:
-        """``rules`` and each horizon's rule table (``HorizonJudge.rules_at``) cut to ``rows``."""
-        cut = {id(rules): rules.of_rows(rows)}
+        """``rules`` and each horizon's rule table (``HorizonJudge.rules_at``) cut to ``rows``
+        (None: every row, uncut)."""
+        def cut_to_rows(table: RuleTable) -> RuleTable:
+            return table if rows is None else table.of_rows(rows)
+
+        cut = {id(rules): cut_to_rows(rules)}
         out = []
         for i in range(len(self.settings.detect.horizons)):
             table = self.horizons.rules_at(i, rules, self.settings.detect)
             if id(table) not in cut:
-                cut[id(table)] = table.of_rows(rows)
+                cut[id(table)] = cut_to_rows(table)
             out.append(cut[id(table)])
         return cut[id(rules)], out
 

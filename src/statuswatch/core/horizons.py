@@ -111,8 +111,8 @@ class HorizonSums:
         return out
 
     def peek(self, counts: I64, rows: I64) -> tuple[list[I64], list[int]]:
-        """What ``push(counts)`` would return, at ``rows`` only, and ``spans()`` after it,
-        changing nothing.
+        """What ``push(counts)`` would return, at ``rows`` (ascending) only, and ``spans()``
+        after it, changing nothing.
 
         >>> sums = HorizonSums([1, 2])
         >>> _ = sums.push(np.array([[1], [2]]))
@@ -121,9 +121,17 @@ class HorizonSums:
         ([[[4]], [[6]]], [1, 2])
         """
         part = counts[rows]
+        out = [part]
+        if self._shape == counts.shape:  # every row and column has sums: whole-row gathers
+            every = len(rows) == counts.shape[0]  # ``rows`` ascend: every row, in order
+            for i in range(1, len(self.lengths)):
+                ring, partial = self._ring_sum[i], self._partial[i]
+                if not every:
+                    ring, partial = np.take(ring, rows, axis=0), np.take(partial, rows, axis=0)
+                out.append(ring + partial + part)
+            return out, self.spans(ahead=1)
         have = rows < self._shape[0]
         at, cols = rows[have], min(self._shape[1], counts.shape[1])
-        out = [part]
         for i in range(1, len(self.lengths)):
             total = part.copy()
             total[have, :cols] += self._ring_sum[i][at, :cols] + self._partial[i][at, :cols]
@@ -131,14 +139,18 @@ class HorizonSums:
         return out, self.spans(ahead=1)
 
     def push_rows(self, counts: I64, rows: I64) -> None:
-        """``push(counts)`` of counts that are 0 outside ``rows``, without the sums."""
+        """``push(counts)`` of counts that are 0 outside ``rows`` (ascending), without the sums."""
         self._fit(counts.shape)
         self.windows += 1
-        part = counts[rows]
+        every = len(rows) == counts.shape[0]  # ``rows`` ascend: every row, in order
+        part = counts if every else counts[rows]
         if part.any():
             self._last_counted = self.windows
         for i in range(1, len(self.lengths)):
-            self._partial[i][rows, : counts.shape[1]] += part
+            if every:
+                self._partial[i][: counts.shape[0], : counts.shape[1]] += part
+            else:
+                self._partial[i][rows, : counts.shape[1]] += part
             if self.windows % self._block(i) == 0:
                 self._close_block(i)
 

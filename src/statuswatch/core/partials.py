@@ -2,7 +2,8 @@
 
 ``statuswatch aggregate`` (stage 1) decodes and counts the raw records of the
 partitions it owns and, when a window closes for a partition, writes one partial
-window: its sparse counts per (scope, code), that partition's watermark, and the
+window (in chunks of at most ``MAX_PARTIAL_BYTES`` when large, see :func:`chunks`):
+its sparse counts per (scope, code), that partition's watermark, and the
 records, invalid records (by reason) and late records it accounted for since its
 previous partial. A partial without a window only moves the watermark or says the
 partition is idle. ``statuswatch run --input aggregates`` (stage 2) merges them per
@@ -35,6 +36,10 @@ from statuswatch.errors import DecodeError
 
 #: Version of the partial-window record; another version is refused.
 PARTIAL_VERSION = 1
+#: A partial window larger than this (estimated JSON bytes) is written in chunks: a
+#: Kafka record must fit the producer's request (1 MiB) and the topic's
+#: ``max.message.bytes`` (1 MiB by default), and a partition may see 100,000 scopes.
+MAX_PARTIAL_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,8 @@ class Partial:
     records: int = 0
     invalid: dict[str, int] = field(default_factory=dict)
     late: int = 0
+    #: which chunk of the window's partial this is (see ``chunks``); 0 for most
+    chunk: int = 0
 
     def encode(self) -> bytes:
         return json.dumps({
@@ -66,6 +73,7 @@ class Partial:
             "watermark_ms": self.watermark_ms, "idle_ms": self.idle_ms,
             "scopes": self.scopes, "cells": [list(c) for c in self.cells],
             "records": self.records, "invalid": self.invalid, "late": self.late,
+            "chunk": self.chunk,
         }, separators=(",", ":")).encode()
 
     @classmethod
@@ -93,7 +101,7 @@ class Partial:
                 str(obj["topic"]), int(obj["partition"]), start, end,
                 _opt_int(obj["watermark_ms"]), _opt_int(obj["idle_ms"]), scopes, cells,
                 int(obj["records"]), {str(k): int(v) for k, v in obj["invalid"].items()},
-                int(obj["late"]),
+                int(obj["late"]), int(obj.get("chunk", 0)),
             )
         except DecodeError:
             raise
@@ -103,6 +111,42 @@ class Partial:
 
 def _opt_int(value: object) -> int | None:
     return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def chunks(
+    scopes: list[dict[str, str]], cells: list[tuple[int, int, int]],
+    max_bytes: int | None = None,
+) -> list[tuple[list[dict[str, str]], list[tuple[int, int, int]]]]:
+    """``(scopes, cells)`` of one window cut into parts of at most about ``max_bytes``
+    (``MAX_PARTIAL_BYTES``) of JSON each, every scope with all its cells in one part
+    (cells re-indexed).
+
+    >>> chunks([{"app": "a"}, {"app": "b"}], [(0, 200, 2), (1, 200, 1), (1, 503, 1)], 40)
+    [([{'app': 'a'}], [(0, 200, 2)]), ([{'app': 'b'}], [(0, 200, 1), (0, 503, 1)])]
+    >>> len(chunks([{"app": "a"}], [(0, 200, 2)]))
+    1
+    """
+    limit = MAX_PARTIAL_BYTES if max_bytes is None else max_bytes
+    by_scope: list[list[tuple[int, int, int]]] = [[] for _ in scopes]
+    for cell in cells:
+        by_scope[cell[0]].append(cell)
+    out: list[tuple[list[dict[str, str]], list[tuple[int, int, int]]]] = []
+    part_scopes: list[dict[str, str]] = []
+    part_cells: list[tuple[int, int, int]] = []
+    size = 0
+    for labels, own in zip(scopes, by_scope, strict=True):
+        # the labels' JSON plus ~24 bytes per cell ("[12345,503,1234567],")
+        cost = sum(len(k) + len(v) + 6 for k, v in labels.items()) + 3 + 24 * len(own)
+        if part_scopes and size + cost > limit:
+            out.append((part_scopes, part_cells))
+            part_scopes, part_cells, size = [], [], 0
+        index = len(part_scopes)
+        part_scopes.append(labels)
+        part_cells += [(index, code, n) for _, code, n in own]
+        size += cost
+    if part_scopes or not out:
+        out.append((part_scopes, part_cells))
+    return out
 
 
 def window_cells(
@@ -134,12 +178,13 @@ def merge_partial(
 
     A partial at an ``offset`` below ``seen_below`` was read before: its window
     counts only if that window is still open, its counters not again. A source
-    partition writes one partial per window: a second one for an open window is a
-    duplicate, dropped (False).
+    partition writes one partial per window (chunks 0, 1, ... of it when large): a
+    second copy of a chunk for an open window is a duplicate, dropped (False).
     """
     c = detector.counters
     again = seen_below is not None and offset is not None and offset < seen_below
-    if partial.start_ms is not None and detector.windows.holds(partial.start_ms, partial.partition):
+    if partial.start_ms is not None and detector.windows.holds(
+            partial.start_ms, partial.partition, partial.chunk):
         return False
     if not again:
         c.records += partial.records
@@ -163,6 +208,7 @@ def merge_partial(
             partial.start_ms, rows[cells[:, 0]], cols, cells[:, 2],
             n_rows=len(detector.scopes), n_cols=len(detector.codes),
             partition=partial.partition, offset=offset, seen_below=seen_below,
+            chunk=partial.chunk,
         )
         c.late += late
         if not again:
@@ -181,4 +227,5 @@ def merge_partial(
     return True
 
 
-__all__ = ["PARTIAL_VERSION", "Partial", "merge_partial", "window_cells"]
+__all__ = ["MAX_PARTIAL_BYTES", "PARTIAL_VERSION", "Partial", "chunks", "merge_partial",
+           "window_cells"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,40 @@ def _heaviest_first(item: tuple[tuple[str, ...], float]) -> tuple[float, tuple[s
     """Sort key of folded scopes: by rate, ties by name, so the choice of a swap
     does not depend on the order the interning caches happened to see them."""
     return -item[1], item[0]
+
+
+def _faded(
+    rates: dict[tuple[str, ...], float], pending: dict[tuple[str, ...], int], alpha: float
+) -> dict[tuple[str, ...], float]:
+    """Each folded scope's rate after one more call: the pending ones moved towards
+    their new count, the others faded (in one array pass: the same products as one
+    ``*=`` per scope), in the same key order.
+
+    >>> _faded({("a",): 4.0, ("b",): 2.0}, {("b",): 6, ("c",): 1}, 0.5)
+    {('a',): 2.0, ('b',): 4.0, ('c',): 0.5}
+    """
+    # from 0, as tracked rows' rates start: a one-off burst does not evict
+    old = np.fromiter(map(rates.get, pending, repeat(0.0)), np.float64, len(pending))
+    count = np.fromiter(pending.values(), np.float64, len(pending))
+    moved = old + alpha * (count - old)
+    faded = np.fromiter(rates.values(), np.float64, len(rates)) * (1.0 - alpha)
+    out = dict(zip(rates.keys(), faded.tolist(), strict=True))
+    out.update(zip(pending.keys(), moved.tolist(), strict=True))
+    return out
+
+
+def _heaviest(
+    rates: dict[tuple[str, ...], float], n: int
+) -> list[tuple[tuple[str, ...], float]]:
+    """The ``n`` heaviest folded scopes, in ``_heaviest_first`` order (pairs of
+    (-rate, name) compare in C: no key function call per scope).
+
+    >>> _heaviest({("a",): 1.0, ("b",): 3.0, ("c",): 3.0}, 2)
+    [(('b',), 3.0), (('c',), 3.0)]
+    """
+    negated = (-np.fromiter(rates.values(), np.float64, len(rates))).tolist()
+    ranked = sorted(zip(negated, rates.keys(), strict=True))[:n]
+    return [(key, -rate) for rate, key in ranked]
 
 
 class CodeTable:
@@ -354,14 +389,10 @@ class ScopeTable:
             pending = self._fold_pending[level_idx]
             if not rates and not pending:
                 continue
-            for key in rates.keys() - pending.keys():
-                rates[key] *= 1.0 - alpha
-            for key, n in pending.items():
-                # from 0, as tracked rows' rates start: a one-off burst does not evict
-                rates[key] = rates.get(key, 0.0) + alpha * (n - rates.get(key, 0.0))
+            self._fold_rate[level_idx] = rates = _faded(rates, pending, alpha)
             pending.clear()
             if len(rates) > MAX_CANDIDATES:
-                keep = sorted(rates.items(), key=_heaviest_first)[: MAX_CANDIDATES // 2]
+                keep = _heaviest(rates, MAX_CANDIDATES // 2)
                 rates.clear()
                 rates.update(keep)
             out += self._swap(level_idx, level, protected)

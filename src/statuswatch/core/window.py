@@ -49,6 +49,8 @@ class _OpenWindow:
     parts: dict[int, I64] = field(default_factory=dict)
     #: smallest source offset per partition of the records counted here
     min_offset: dict[int, int] = field(default_factory=dict)
+    #: per partition, how many chunks of its partial window were counted (stage 2)
+    chunks: dict[int, int] = field(default_factory=dict)
 
     def shape(self) -> tuple[int, int]:
         rows = max((c.shape[0] for c in self.parts.values()), default=0)
@@ -189,9 +191,11 @@ class WindowCounter:
         partition: int,
         offset: int | None = None,
         seen_below: int | None = None,
+        chunk: int = 0,
     ) -> int:
         """Count requests already summed per (row, col) in the window at ``start_ms``:
-        one source partition's partial window, stored as that partition's share.
+        one source partition's partial window (its ``chunk``-th chunk), stored as that
+        partition's share.
 
         Returns how many were late (the window had closed). A partial at an
         ``offset`` below ``seen_below`` was read before: dropped, not late.
@@ -212,15 +216,21 @@ class WindowCounter:
             return late
         window, part = self._part_of(start_ms, partition, n_rows, n_cols)
         np.add.at(part, (rows, cols), counts)
+        window.chunks[partition] = max(window.chunks.get(partition, 0), chunk + 1)
         if offset is not None:
             prev = window.min_offset.get(partition)
             window.min_offset[partition] = offset if prev is None else min(prev, offset)
         return 0
 
-    def holds(self, start_ms: int, partition: int) -> bool:
-        """Whether the open window at ``start_ms`` has counts of ``partition``."""
+    def holds(self, start_ms: int, partition: int, chunk: int = 0) -> bool:
+        """Whether the open window at ``start_ms`` has counted chunk ``chunk`` of
+        ``partition``'s partial window (counts of ``partition``, for chunk 0)."""
         window = self._open.get(start_ms)
-        return window is not None and partition in window.parts
+        if window is None:
+            return False
+        if chunk == 0:
+            return partition in window.parts
+        return window.chunks.get(partition, 0) > chunk
 
     def advance(
         self, partition: int, watermark_ms: int | None, now_ms: int,
@@ -263,6 +273,7 @@ class WindowCounter:
             for start, window in list(self._open.items()):
                 window.parts.pop(p, None)
                 window.min_offset.pop(p, None)
+                window.chunks.pop(p, None)
                 if not window.parts:
                     del self._open[start]
 
@@ -383,6 +394,7 @@ class WindowCounter:
                 "start_ms": start,
                 "parts": parts,
                 "min_offset": {str(p): o for p, o in w.min_offset.items()},
+                "chunks": {str(p): n for p, n in w.chunks.items()},
             })
         return {
             "size_ms": self.size_ms,
@@ -417,5 +429,6 @@ class WindowCounter:
                 counts[cells[:, 0], cells[:, 1]] = cells[:, 2]
                 parts[int(p)] = counts
             self._open[int(w["start_ms"])] = _OpenWindow(
-                parts, {int(p): int(o) for p, o in w["min_offset"].items()}
+                parts, {int(p): int(o) for p, o in w["min_offset"].items()},
+                {int(p): int(n) for p, n in w.get("chunks", {}).items()},
             )

@@ -4,7 +4,8 @@ N workers share the raw topic in one consumer group. Each decodes and counts the
 records of its partitions with the code ``run`` uses (the decoder, the scope and
 code tables, ``WindowCounter``), one window counter per source partition, and
 when a window closes for a partition it writes one partial window
-(``core.partials``) to the aggregates topic.
+(``core.partials``; in chunks when large) to the aggregates topic. Only the last
+record of a transaction carries the partition's watermark (see ``outgoing``).
 
 Exactly once, per source partition: each has its own transactional producer
 (transactional id ``<aggregate.group_id>.<topic>.<partition>``), and the partials
@@ -25,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from prometheus_client.registry import Collector
 
 from statuswatch.config import Settings
 from statuswatch.core.decode import build_decoder
-from statuswatch.core.partials import Partial, window_cells
+from statuswatch.core.partials import Partial, chunks, window_cells
 from statuswatch.core.rejects import RejectTracker
 from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.window import WindowCounter
@@ -238,9 +239,11 @@ class Aggregator:
                 if not window.counts.any():
                     continue
                 scopes, cells = window_cells(window, self.scopes.labels, self.codes.codes)
-                part.pending.append(Partial(
-                    self.topic, p, window.start_ms, window.end_ms, watermark, None, scopes, cells,
-                ))
+                part.pending += [
+                    Partial(self.topic, p, window.start_ms, window.end_ms, watermark, None,
+                            scopes_part, cells_part, chunk=i)
+                    for i, (scopes_part, cells_part) in enumerate(chunks(scopes, cells))
+                ]
                 written = True
             if idle:
                 part.idle_reported = True
@@ -263,19 +266,20 @@ class Aggregator:
 
     def outgoing(self, p: int, now_ms: int) -> list[Partial]:
         """What partition ``p``'s next transaction writes: its closed windows, the last
-        carrying the records, invalid and late records counted since the last one."""
+        record carrying the records, invalid and late records counted since the last
+        one, and alone the partition's watermark and idleness: stage 2 may close a
+        window between two records it reads, and must not before it has them all."""
         part = self.parts[p]
         records = list(part.pending)
         if part.records or part.invalid or part.late or not records:
             watermark = part.windows.watermark_ms(now_ms)
             idle = now_ms - part.last_record_ms if part.idle_reported else None
             records.append(Partial(self.topic, p, None, None, watermark, idle))
-        last = records[-1]
-        records[-1] = Partial(
-            last.topic, last.partition, last.start_ms, last.end_ms, last.watermark_ms,
-            last.idle_ms, last.scopes, last.cells, part.records, dict(part.invalid), part.late,
-        )
-        return records
+        watermark = max((r.watermark_ms for r in records if r.watermark_ms is not None),
+                        default=None)
+        return [replace(r, watermark_ms=None, idle_ms=None) for r in records[:-1]] + [
+            replace(records[-1], watermark_ms=watermark, records=part.records,
+                    invalid=dict(part.invalid), late=part.late)]
 
     def written(self, p: int, now_ms: int, taken: int, last: Partial, letters: int = 0) -> None:
         """Partition ``p``'s ``outgoing()``, which took its first ``taken`` pending
