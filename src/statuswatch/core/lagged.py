@@ -63,14 +63,18 @@ class Pending:
                    frozen)
 
     def to_json(self) -> list[Any]:
+        flat = self.counts.reshape(-1)
+        nonzero = np.flatnonzero(flat)  # most codes of a window are 0
         return [self.index, self.start_ms, self.rows.tolist(), self.totals.tolist(),
-                [self.counts.shape[1], self.counts.reshape(-1).tolist()],
+                [self.counts.shape[1], nonzero.tolist(), flat[nonzero].tolist()],
                 np.flatnonzero(self.frozen).tolist()]
 
     @classmethod
     def of_json(cls, item: list[Any]) -> Pending:
         rows = np.asarray(item[2], np.int64)
-        counts = np.asarray(item[4][1], np.int64).reshape(len(rows), int(item[4][0]))
+        flat = np.zeros(len(rows) * int(item[4][0]), np.int64)
+        flat[np.asarray(item[4][1], np.int64)] = np.asarray(item[4][2], np.int64)
+        counts = flat.reshape(len(rows), int(item[4][0]))
         frozen = np.zeros(counts.size, dtype=bool)
         frozen[np.asarray(item[5], np.int64)] = True
         return cls.of(int(item[0]), int(item[1]), rows, np.asarray(item[3], np.int64), counts,
