@@ -192,6 +192,12 @@ class Baseline:
         self._fit(n_rows, 0)
         return self._volume_mean[:n_rows]
 
+    def first_learned_ms(self, n_rows: int) -> I64:
+        """The start of the first window each row learned (-1: none yet)."""
+        self._daily.fit(n_rows)
+        out: I64 = self._daily.first_ms[:n_rows]
+        return out
+
     def windows_seen(self, n_rows: int) -> I64:
         self._fit(n_rows, 0)
         return self._seen[:n_rows]

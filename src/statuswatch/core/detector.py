@@ -52,6 +52,7 @@ from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits
 from statuswatch.core.horizon_judge import HorizonJudge
 from statuswatch.core.horizons import HorizonView
 from statuswatch.core.incidents import IncidentGrouper
+from statuswatch.core.lagged import LaggedLearning, lag_for
 from statuswatch.core.reference import LongReference, same_hour_reference
 from statuswatch.core.rejects import InputVerdict, RejectedInput, RejectTracker
 from statuswatch.core.rules import RuleTable, resolve
@@ -69,8 +70,9 @@ from statuswatch.core.window import ClosedWindow, WindowCounter
 B = npt.NDArray[np.bool_]
 
 #: Version of the snapshot format; a snapshot of another version is refused.
-STATE_VERSION = 6  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
-# 4: the long window's dispersion; 5: horizons, the long reference; 6: its same hour
+STATE_VERSION = 7  # 2: folded scopes' rates, volume calibrators; 3: status-class columns;
+# 4: the long window's dispersion; 5: horizons, the long reference; 6: its same hour;
+# 7: the long reference's pending windows (lagged learning)
 
 #: Expected count below which an elevated window still teaches the baseline.
 MIN_EXPECTED_TO_FREEZE = 10.0
@@ -178,6 +180,10 @@ class Detector:
         #: the long-memory share a creep cannot drag along
         self.reference = LongReference(b.reference_half_life_windows, same_hour_reference(
             b.same_hour_reference_days, w.size_ms, d.horizons[-1].windows))
+        #: what the long reference has yet to learn, and when
+        self.lagged = LaggedLearning(
+            lag_for([h.windows for h in d.horizons], [h.long_reference for h in d.horizons]),
+            d.horizons[-1].windows * w.size_ms)
         #: evidence over ``detect.horizons``: slow, small, persistent excess
         self.horizons = HorizonJudge(
             [h.windows for h in d.horizons], self.scopes, self.codes, self.reference,
@@ -221,6 +227,9 @@ class Detector:
         self.alerts.lifecycle = Lifecycle(d.k, d.m, d.min_firing_windows, d.clear_windows)
         if d.horizons != old.horizons:
             self.horizons.restart([h.windows for h in d.horizons])
+            self.lagged.lag_windows = lag_for(
+                [h.windows for h in d.horizons], [h.long_reference for h in d.horizons])
+            self.lagged.young_ms = d.horizons[-1].windows * self.windows.size_ms
             if self.reference.same_hour is not None:  # read over the longest one's hours
                 self.reference.same_hour.span_ms = d.horizons[-1].windows * self.windows.size_ms
         calibration = [k for k in type(d.volume).model_fields if k.startswith("calibration")]
@@ -367,6 +376,7 @@ class Detector:
                 counts = np.zeros((n_rows, n_cols), np.int64)
                 self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
         self.horizons.sums.push_silent(len(run))
+        self.lagged.pass_silent(len(run))
         self.baseline.learn_silent(
             n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
         )
@@ -525,6 +535,7 @@ class Detector:
         # creep would otherwise be learned before it is ever significant. Only
         # where both tails can reach the clear score, or small counts would
         # skew the baseline low.
+        live_cells = frozen_share.copy()  # the live series' (see lagged)
         frozen_share |= self._elevated(counts, exp, shares)
         # Accepted levels (operator acknowledgement, or firing for accept_after
         # windows) become the scope's normal now, in one step.
@@ -562,7 +573,16 @@ class Detector:
         frozen_reference[rising] = True
         for view in long.views:
             frozen_reference |= view.elevated
-        self.reference.learn(counts, totals, frozen=frozen_reference)
+        self._learn_reference(
+            scored.window.start_ms, counts, totals, frozen_reference, live_cells)
+
+    def _learn_reference(
+        self, window_start_ms: int, counts: I64, totals: I64, frozen: B, live: B
+    ) -> None:
+        """Teach the long reference the window once it is ``lagged.lag_windows`` old, if
+        no series of it went live meanwhile (``frozen`` cells: their own reference)."""
+        self.lagged.teach(self.reference, self.baseline.first_learned_ms(len(totals)),
+                          window_start_ms, counts, totals, frozen, live)
 
     def _with_classes(self, cols: list[int]) -> list[int]:
         """``cols`` and their status classes' columns: accepting 500's level accepts the
@@ -702,7 +722,9 @@ class Detector:
         frozen_reference = elevated.copy()
         for view in views:
             frozen_reference |= view.elevated
-        self.reference.learn(counts, totals, frozen=spread(frozen_reference, cells))
+        # nothing is live here
+        self._learn_reference(window.start_ms, counts, totals, spread(frozen_reference, cells),
+                              cells)
         return True
 
     def _tables_of_rows(
@@ -813,6 +835,7 @@ class Detector:
             self.windows.move_row(r.row, r.other)
         self.horizons.sums.zero_rows(rows)
         self.reference.forget_rows(rows)
+        self.lagged.forget_rows(rows)
         self._tables_after_recycling(recycled)
 
     def _tables_after_recycling(self, recycled: list[Recycled]) -> None:
@@ -871,6 +894,7 @@ class Detector:
             "level_windows": sorted([*k, n] for k, n in self._level_windows.items()),
             **self.horizons.snapshot(),
             "reference": self.reference.snapshot(),
+            "lagged": self.lagged.snapshot(),
             "counters": self.counters.to_json(),
         }
 
@@ -896,6 +920,7 @@ class Detector:
         self._level_windows = {SeriesKey.of(k[:4]): int(k[4]) for k in state["level_windows"]}
         self.horizons.restore(state)
         self.reference.restore(state["reference"])
+        self.lagged.restore(state["lagged"])
         self.counters = Counters.from_json(state["counters"])
         self._rules = None
         self._code_mask = np.zeros(0, np.int64)

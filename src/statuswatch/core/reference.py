@@ -131,6 +131,27 @@ class LongReference:
         self._counts[rows, :n_cols] += a * (x - self._counts[rows, :n_cols])
         self._totals[rows] += a * (totals[rows] - self._totals[rows])
 
+    def learn_rows(
+        self, rows: I64, counts: I64, totals: I64, frozen: B, window_start_ms: int
+    ) -> None:
+        """``learn`` of the window starting at ``window_start_ms`` (an earlier one: see
+        ``lagged``) whose rows with requests are ``rows``, with their ``counts``,
+        ``totals`` and ``frozen`` cells (in ``rows``' order)."""
+        if len(rows) == 0:
+            return
+        n_rows, n_cols = int(rows.max()) + 1, counts.shape[1]
+        full = np.zeros((n_rows, n_cols), np.int64)
+        full[rows] = counts
+        full_totals = np.zeros(n_rows, np.int64)
+        full_totals[rows] = totals
+        held = np.zeros((n_rows, n_cols), dtype=bool)
+        held[rows] = frozen
+        now, self.now_ms = self.now_ms, window_start_ms
+        try:
+            self.learn(full, full_totals, frozen=held)
+        finally:
+            self.now_ms = now
+
     def accept(self, row: int, cols: list[int], counts: I64, total: int) -> None:
         """Take the shares of ``cols`` in ``counts`` (of ``total`` requests) as the row's
         normal, keeping its remembered volume. Only those: the other codes' shares at
