@@ -137,6 +137,30 @@ def test_fast_evaluation_gives_the_reference_alerts_counts_and_state(
     assert _state(fast) == _state(ref)
 
 
+def test_a_minute_alert_counts_the_apps_the_exhaustive_evaluation_counts():
+    """Found by the property above: a fleet alert judged on the minute counted its
+    anomalous apps (``blast_radius.scopes``) from minute scores the screen had left at 0
+    (below ``clear_score`` but above ``blast_radius.scope_score``, or in apps without
+    requests in the last window): 0 apps where the exhaustive evaluation counts 3."""
+    overrides = {
+        "scopes": {"max_per_level": 3},
+        "baseline": {"warmup_windows": 2, "accept_after_windows": 0,
+                     "reference_half_life_windows": 30.0},
+        "detect": {"min_excess_count": 1, "min_share_ratio": 1.2, "k": 1,
+                   "volume": {"direction": "down", "min_excess_count": 2, "fire_score": 3.5},
+                   "blast_radius": {"min_scopes": 2, "scope_score": 1.0},
+                   "horizons": [{"windows": 1}, {"windows": 6},
+                                {"windows": 60, "long_reference": True},
+                                {"windows": 360, "long_reference": True}]},
+    }
+    freeze = Incident("freeze", T0 + 2 * MINUTE, T0 + 6 * MINUTE, fraction=0.9)
+    batches = _traffic(0, 40.0, 3, [(0, 6), (6, 12)], [freeze], 1)
+    fast_alerts, _ = _run(overrides, batches, exhaustive=False, serves_metrics=False)
+    ref_alerts, _ = _run(overrides, batches, exhaustive=True)
+    assert any((a.get("blast_radius") or {}).get("scopes") for a in ref_alerts)
+    assert fast_alerts == ref_alerts
+
+
 def test_the_comparison_sees_alerts_and_silent_windows():
     """The property above is not vacuous: such traffic fires, resolves and has silence."""
     overrides = {"baseline": {"warmup_windows": 2}, "detect": {"min_excess_count": 1}}

@@ -48,7 +48,7 @@ from statuswatch.core.decide import (
     Signal,
 )
 from statuswatch.core.decode import Decoder, build_decoder
-from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits
+from statuswatch.core.evidence import ScoredWindow, evidence_of, find_hits, screen_score
 from statuswatch.core.horizon_judge import HorizonJudge
 from statuswatch.core.horizons import HorizonView
 from statuswatch.core.incidents import IncidentGrouper
@@ -780,10 +780,7 @@ class Detector:
         explained: B = deficit <= 2.0 * rejected.rejected_per(self.windows.size_ms)
         return explained
     def _screen_score(self) -> float:
-        """The lowest threshold any share score is compared with."""
-        d = self.settings.detect
-        br = d.blast_radius
-        return min(d.clear_score, br.scope_score) if br.enabled else d.clear_score
+        return screen_score(self.settings.detect)
 
     def _live_share_cells(self, n_rows: int, n_cols: int) -> npt.NDArray[np.bool_]:
         """Cells of live or held share series: their evidence reports the score."""

@@ -59,6 +59,13 @@ class ScoredWindow:
     reference: LongReference | None = None
 
 
+def screen_score(detect: DetectConfig) -> float:
+    """The lowest threshold any share score is compared with: a screened score below
+    it may read 0."""
+    br = detect.blast_radius
+    return min(detect.clear_score, br.scope_score) if br.enabled else detect.clear_score
+
+
 def share_hits(
     counts: I64, shares: ShareScores, rules: RuleTable, gate: B, cells: B | None = None,
 ) -> tuple[B, B]:

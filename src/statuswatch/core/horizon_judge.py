@@ -20,7 +20,7 @@ from statuswatch.config import DetectConfig
 from statuswatch.core.baseline import Expectation
 from statuswatch.core.columns import I64
 from statuswatch.core.decide import AlertEvent, SeriesKey
-from statuswatch.core.evidence import minute_view
+from statuswatch.core.evidence import minute_view, screen_score
 from statuswatch.core.horizons import HorizonSums, HorizonView
 from statuswatch.core.reference import LongReference
 from statuswatch.core.rules import RuleTable, resolve
@@ -92,18 +92,23 @@ class HorizonJudge:
         ``live``: cells scored exactly (None: every cell, unscreened); ``row_ids``: the
         scope rows the arrays hold, in order (None: every row)."""
         long_counts = sums[1] if len(sums) > 1 else counts
+        long_totals = self.totals_of(long_counts)
         # The last minute summed, with its own dispersion; its hits count only where the
         # window itself reaches clear_score (see evidence.minute_view).
         long_shares = score_shares(
             long_counts, exp.share, floor, np.maximum(exp.share_dispersion, exp.long_dispersion),
-            self.totals_of(long_counts), exp.volume * spans[min(1, len(spans) - 1)],
+            long_totals, exp.volume * spans[min(1, len(spans) - 1)],
             # Long scores are compared with clear_score or more (hits, and which sums
-            # are too elevated to teach the long window's dispersion).
-            below=None if live is None else detect.clear_score,
-            # ... in the rows with requests now: elsewhere no short score reaches it,
-            # and only they learn the long window's dispersion; and in live series' rows,
-            # which a series that fired on this horizon is judged calm on.
-            rows=None if live is None else (shares.totals > 0) | live.any(axis=1),
+            # are too elevated to teach the long window's dispersion), or with
+            # blast_radius.scope_score (the apps an alert judged on the minute counts).
+            below=None if live is None else screen_score(detect),
+            # ... in the rows with requests now (or, when an alert may count anomalous
+            # apps over the minute, in the minute): elsewhere no score used reaches it;
+            # and in live series' rows, which a series that fired on this horizon is
+            # judged calm on.
+            rows=None if live is None else (
+                (long_totals if detect.blast_radius.enabled else shares.totals) > 0)
+            | live.any(axis=1),
             exact=live,
         )
         views: list[HorizonView] = []
