@@ -196,6 +196,7 @@ async def test_poison_messages_are_counted_dead_lettered_and_never_stall(
 
         # the good records exactly as the simulator made them ...
         oracle = Counter(good_status)
+        n_bad = sum(r is not None for r in reasons)
         if command == "run":  # stage 1 counts codes in its partials, not on /metrics
             requests = metric_values(body, "statuswatch_requests_total", "code")
             assert {int(k): int(v) for k, v in requests.items()} == dict(oracle)
@@ -219,6 +220,14 @@ async def test_poison_messages_are_counted_dead_lettered_and_never_stall(
         while (await committed()) != len(values):
             assert time.monotonic() < deadline, "the group never committed to the end"
             await asyncio.sleep(1)
+        # committed to the end: every letter was acknowledged before, and is counted
+        body = scrape(port)
+        if command == "run":
+            letters_counted = metric_values(body, "statuswatch_dead_letters_total", "result")
+            assert letters_counted["produced"] == n_bad, letters_counted
+            assert metric(body, "statuswatch_dead_letters_pending") == 0
+        else:
+            assert metric(body, "statuswatch_aggregate_dead_letters_total") == n_bad
     finally:
         stderr = stop_run(proc)
     text = stderr.decode()

@@ -185,6 +185,10 @@ async def run_forever(
         runner: KafkaRunner = merging
     else:
         runner = KafkaRunner(settings, detector, delivery, status, on_events=on_events)
+    if registry is not None and runner.dead_letters is not None:
+        from statuswatch.shell.deadletter import DeadLetterCollector
+
+        registry.register(DeadLetterCollector(runner.dead_letters))
     install_signal_handlers(runner.stop)
     install_acknowledge_handler(detector)
     watch = reloader.install()

@@ -30,9 +30,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from statuswatch.config import KafkaConfig
 from statuswatch.core.columns import InvalidRecord
@@ -272,3 +275,25 @@ class DeadLetterQueue:
         if not self._queue and not self._in_flight:
             self._idle.set()
         self._wake.set()
+
+
+class DeadLetterCollector(Collector):
+    """``statuswatch_dead_letters_total{result}`` and ``statuswatch_dead_letters_pending``."""
+
+    def __init__(self, queue: DeadLetterQueue) -> None:
+        self.queue = queue
+
+    def collect(self) -> Iterator[Metric]:
+        letters = CounterMetricFamily(
+            "statuswatch_dead_letters",
+            "Rejected records sent to kafka.dead_letter_topic: produced (acknowledged), "
+            "failed (an attempt failed; retried).", labels=["result"],
+        )
+        letters.add_metric(["produced"], self.queue.produced)
+        letters.add_metric(["failed"], self.queue.failures)
+        yield letters
+        yield GaugeMetricFamily(
+            "statuswatch_dead_letters_pending",
+            "Dead letters not yet acknowledged (offsets past them wait to be committed).",
+            value=self.queue.pending,
+        )
