@@ -159,8 +159,6 @@ class Aggregator:
             topic=self.topic,
         )
         self._out_partitions = 0
-        #: per partition, the last offset (and metadata) this worker committed
-        self._committed: dict[int, tuple[int, str]] = {}
         w = settings.window
         self._size_ms, self._lateness_ms = w.size_ms, w.lateness_ms
         self._idle_ms = round(w.idle_timeout_seconds * 1000)
@@ -347,8 +345,6 @@ class Aggregator:
             self.stop()
             return
         self.written(p, now_ms, taken, records[-1], len(letters))
-        if position is not None:
-            self._committed[p] = (position, meta)
         self.status.dead_letters += len(letters)
         self.status.partials += len(values)
         self.status.partial_bytes += sum(map(len, values))
@@ -390,11 +386,6 @@ class Aggregator:
                 committed = again
             for p, producer in zip(ordered, started, strict=True):
                 offset, meta = committed.get(p, (None, ""))
-                # Handed back to this worker: its own last commit may be newer than
-                # what the coordinator answers yet (commits only move forward).
-                mine = self._committed.get(p)
-                if mine is not None and (offset is None or mine[0] > offset):
-                    offset, meta = mine
                 self.own(p, self.clock(), producer, *parse_offset_metadata(meta))
                 # Always: the consumer may have fetched (and this worker dropped, owning
                 # nothing yet) records while the producers started.
