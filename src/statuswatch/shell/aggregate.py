@@ -190,9 +190,7 @@ class Aggregator:
         self.ledger.record(p, batch.offsets)
         fresh = len(batch) if seen_below is None else int(np.count_nonzero(
             batch.offsets >= seen_below))
-        self.status.records_reread += len(batch) - fresh  # read by a previous owner
         part.records += fresh
-        self.status.records += len(batch)
         decoded = self.decoder.decode(batch.values)
         self.rejects.add(now_ms, len(batch), decoded.invalid, batch.values, p,
                          batch.offsets.tolist() if decoded.invalid else None)
@@ -220,6 +218,10 @@ class Aggregator:
             part.last_record_ms = now_ms
             if part.idle_reported:
                 part.idle_reported, part.resumed = False, True
+        # Last, so that a scrape (another thread) that sees these records counted also
+        # sees their rejections counted.
+        self.status.records_reread += len(batch) - fresh  # read by a previous owner
+        self.status.records += len(batch)
 
     def close(self, now_ms: int) -> None:
         """Queue a partial for every window closed per partition, and say which went idle."""
