@@ -433,7 +433,7 @@ class Detector:
             # Every use of a share score compares it with clear_score or more (fire
             # scores are above it), or blast_radius.scope_score; live series report theirs.
             shares = window_share_scores(
-                counts, exp, floor, totals, below=self._screen_score(), exact=live,
+                counts, exp, floor, totals, below=screen_score(self.settings.detect), exact=live,
             )
         sums = self.horizons.sums.push(counts)
         long_counts, long_shares, views = self.horizons.views(
@@ -642,7 +642,7 @@ class Detector:
         """Whether any hit or blast-radius evidence of the window itself is possible: a
         share hit needs a score of a fire score, a last-minute hit one of clear_score, an
         odd app one of blast_radius.scope_score; a volume hit one of a volume fire score."""
-        share = min(self._screen_score(), float(rules.fire_score.min(initial=np.inf)))
+        share = min(screen_score(self.settings.detect), float(rules.fire_score.min(initial=np.inf)))
         vol = self._least_volume_fire_score(rules)
         return bool(
             (shares.up >= share).any() or (shares.down >= share).any()
@@ -679,7 +679,8 @@ class Detector:
         )
         floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
         counts_r, totals_r = (counts, totals) if every else (counts[rows], totals[rows])
-        shares = window_share_scores(counts_r, exp, floor, totals_r, below=self._screen_score())
+        shares = window_share_scores(counts_r, exp, floor, totals_r,
+                                     below=screen_score(self.settings.detect))
         sums, spans = self.horizons.sums.peek(counts, rows)
         rules_r, tables = self._tables_of_rows(rules, sel)
         long_counts, long_shares, views = self.horizons.views(
@@ -779,9 +780,6 @@ class Detector:
         deficit = expected[: len(totals)] - totals
         explained: B = deficit <= 2.0 * rejected.rejected_per(self.windows.size_ms)
         return explained
-    def _screen_score(self) -> float:
-        return screen_score(self.settings.detect)
-
     def _live_share_cells(self, n_rows: int, n_cols: int) -> npt.NDArray[np.bool_]:
         """Cells of live or held share series: their evidence reports the score."""
         cells = np.zeros((n_rows, n_cols), dtype=bool)
