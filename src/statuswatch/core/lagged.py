@@ -80,9 +80,8 @@ class Pending:
         return cls.of(int(item[0]), int(item[1]), rows, np.asarray(item[3], np.int64), counts,
                       frozen.reshape(counts.shape))
 
-    def without_rows(self, rows: I64, *, invert: bool = False) -> Pending:
-        """This contribution but ``rows``' (only ``rows``' with ``invert``)."""
-        keep = np.isin(self.rows, rows, invert=not invert)
+    def where(self, keep: B) -> Pending:
+        """This contribution, of the rows where ``keep`` (one flag per row held) only."""
         return Pending(self.index, self.start_ms, self.rows[keep], self.totals[keep],
                        self.counts[keep], self.frozen[keep])
 
@@ -128,11 +127,11 @@ class LaggedLearning:
         # horizons would meanwhile read a reference of a few windows, and a long horizon
         # called elevated against it would hold it there.
         first = first_learned_ms[rows]
-        young = rows[(first < 0) | (window_start_ms - first < self.young_ms)]
-        if len(young):
-            part = now.without_rows(young, invert=True)
+        young = (first < 0) | (window_start_ms - first < self.young_ms)
+        if young.any():
+            part = now.where(young)
             self._learn(reference, part, part.frozen)
-            now = now.without_rows(young)
+            now = now.where(~young)
         self.push(now, live)
         for item, held in self.due():
             self._learn(reference, item, held | item.frozen)
@@ -161,7 +160,14 @@ class LaggedLearning:
         if not rows:
             return
         idx = np.asarray(rows, np.int64)
-        self.pending = deque(p.without_rows(idx) for p in self.pending)
+        forgotten = np.zeros(int(idx.max()) + 1, dtype=bool)
+        forgotten[idx] = True
+
+        def kept(p: Pending) -> B:
+            out: B = ~forgotten[np.minimum(p.rows, len(forgotten) - 1)]
+            return out | (p.rows >= len(forgotten))
+
+        self.pending = deque(p.where(kept(p)) for p in self.pending)
         have = idx[idx < self.last_live.shape[0]]
         self.last_live[have] = -1
 
