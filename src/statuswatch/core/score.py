@@ -37,6 +37,9 @@ T = TypeVar("T", bound=npt.NDArray[np.generic])
 
 #: Scores are capped so they stay finite in JSON and metrics.
 MAX_SCORE = 300.0
+#: Screened scores are computed on a gathered subset of rows only below this share of
+#: the rows: above it, gathering and spreading back costs more than the rows saved.
+SUBSET_ROW_SHARE = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +250,17 @@ def score_shares(
     if below is None and rows is None:
         return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
                              below, exact, up_cells, down_cells)
-    keep = totals > 0 if below is not None else np.ones(len(totals), dtype=bool)
+    # The rows that can have a score: with requests, or exact cells (screened); all.
+    scorable = totals > 0 if below is not None else np.ones(len(totals), dtype=bool)
     if below is not None and exact is not None:
-        keep |= exact.any(axis=1)
-    if rows is not None:
-        keep &= rows
-    if keep.all():  # a row without requests would score 0 anyway: only ``rows`` matters
+        scorable |= exact.any(axis=1)
+    keep = scorable if rows is None else scorable & rows
+    n_keep = int(np.count_nonzero(keep))
+    if n_keep == len(keep) or (
+        n_keep >= SUBSET_ROW_SHARE * len(keep) and (rows is None or bool(rows[scorable].all()))
+    ):
+        # Every row: the others read 0 computed as they do spread (no request, no exact
+        # cell), and gathering most rows and spreading them back costs more.
         return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
                              below, exact, up_cells, down_cells)
     idx = np.flatnonzero(keep)
