@@ -98,6 +98,8 @@ class LaggedLearning:
         self.pending: deque[Pending] = deque()
         #: per cell, the last window it was live in (-1: never)
         self.last_live = np.full((0, 0), -1, np.int64)
+        #: per row, ``windows`` when it was last forgotten (-1: never)
+        self.forgotten_at = np.full(0, -1, np.int64)
 
     def push(self, pending: Pending, live: B) -> None:
         """Hold one window's contribution (``pending.index`` is this window's number)
@@ -151,31 +153,36 @@ class LaggedLearning:
         with its cells live since (its rows' cells, in order); they are dropped as they
         are read."""
         while self.pending and self.windows - self.pending[0].index > self.lag_windows:
-            item = self.pending.popleft()
+            item = self._without_forgotten(self.pending.popleft())
             self.last_live = grown(self.last_live, (
                 int(item.rows.max(initial=-1)) + 1, item.counts.shape[1]), -1)
             yield item, self.last_live[item.rows, : item.counts.shape[1]] >= item.index
 
     def forget_rows(self, rows: list[int]) -> None:
+        """Drop what ``rows`` hold (their scope changed): their pending contributions
+        are left out as they come due (``_without_forgotten``), not rebuilt now."""
         if not rows:
             return
         idx = np.asarray(rows, np.int64)
-        forgotten = np.zeros(int(idx.max()) + 1, dtype=bool)
-        forgotten[idx] = True
-
-        def kept(p: Pending) -> B:
-            out: B = ~forgotten[np.minimum(p.rows, len(forgotten) - 1)]
-            return out | (p.rows >= len(forgotten))
-
-        self.pending = deque(p.where(kept(p)) for p in self.pending)
+        self.forgotten_at = grown(self.forgotten_at, (int(idx.max()) + 1,), -1)
+        self.forgotten_at[idx] = self.windows
         have = idx[idx < self.last_live.shape[0]]
         self.last_live[have] = -1
+
+    def _without_forgotten(self, item: Pending) -> Pending:
+        """``item`` but the rows forgotten since it was pushed."""
+        at = self.forgotten_at
+        if not len(at) or not len(item.rows):
+            return item
+        forgotten = at[np.minimum(item.rows, len(at) - 1)] > item.index
+        forgotten &= item.rows < len(at)
+        return item.where(~forgotten) if forgotten.any() else item
 
     def snapshot(self) -> dict[str, Any]:
         r, c = np.nonzero(self.last_live >= 0)
         return {
             "windows": self.windows,
-            "pending": [p.to_json() for p in self.pending],
+            "pending": [self._without_forgotten(p).to_json() for p in self.pending],
             "last_live": [[i, j, t] for i, j, t in zip(
                 r.tolist(), c.tolist(), self.last_live[r, c].tolist(), strict=True)],
         }
@@ -183,6 +190,7 @@ class LaggedLearning:
     def restore(self, state: dict[str, Any]) -> None:
         self.windows = int(state["windows"])
         self.pending = deque(Pending.of_json(p) for p in state["pending"])
+        self.forgotten_at = np.full(0, -1, np.int64)
         cells = np.asarray(state["last_live"], np.int64).reshape(-1, 3)
         shape = (int(cells[:, 0].max(initial=-1)) + 1, int(cells[:, 1].max(initial=-1)) + 1)
         self.last_live = np.full(shape, -1, np.int64)
