@@ -101,9 +101,9 @@ class LongReference:
         if len(rows) == 0:
             return fallback.copy()
         self._fit(int(rows.max()) + 1, int(cols.max()) + 1)
-        totals = self._totals[rows]
+        totals = self._totals.take(rows)
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = self._counts[rows, cols] / totals
+            share = self._counts.take(rows * self._counts.shape[1] + cols) / totals
             floor = 1.0 / (totals / self.alpha + 1.0)
         out: F64 = np.where(totals > 0, np.maximum(share, floor), fallback)
         if self.same_hour is not None and self.now_ms is not None:

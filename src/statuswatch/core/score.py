@@ -414,15 +414,23 @@ def excess_gates(
     ([True, False, False], [False, False, True])
     """
     low = expected if expected_down is None else expected_down
-    up, down = observed - expected >= min_excess, low - observed >= min_excess
+    return (rise_gate(observed, expected, min_excess, min_ratio),
+            rise_gate(low, observed, min_excess, min_ratio))
+
+
+def rise_gate(
+    observed: I64 | F64, expected: I64 | F64, min_excess: F64 | float, min_ratio: F64 | float
+) -> npt.NDArray[np.bool_]:
+    """The rise half of ``excess_gates`` (a fall is a rise of the expectation over the
+    count)."""
+    mask: npt.NDArray[np.bool_] = observed - expected >= min_excess
     # The ratio only where the excess already counts (few cells): same decisions.
-    for mask, num, den in ((up, observed, expected), (down, low, observed)):
-        idx = np.nonzero(mask)
-        n, d = _pick(num, idx, mask.shape), _pick(den, idx, mask.shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(d > 0, n / d, np.inf)
-        mask[idx] = ratio >= _pick(min_ratio, idx, mask.shape)
-    return up, down
+    idx = np.nonzero(mask)
+    n, d = _pick(observed, idx, mask.shape), _pick(expected, idx, mask.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(d > 0, n / d, np.inf)
+    mask[idx] = ratio >= _pick(min_ratio, idx, mask.shape)
+    return mask
 
 
 def _pick(a: npt.ArrayLike, idx: tuple[npt.NDArray[np.intp], ...], shape: tuple[int, ...]
