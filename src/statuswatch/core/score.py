@@ -329,8 +329,8 @@ def _score_shares(
         down_cells = may_down if down_cells is None else down_cells & may_down
     up = _scores_on(upper_tail, x, n_up_phi, p_up, up_cells)
     down = _scores_on(lower_tail, x, n_down_phi, p, down_cells)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        observed = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
+    # A row without requests has no count in any column: 0 / 1 reads 0.0 there.
+    observed = counts / np.maximum(n, 1.0)
     return ShareScores(up, down, observed, p * n_down, p_up * n, totals)
 
 
