@@ -98,6 +98,8 @@ class LaggedLearning:
         self.pending: deque[Pending] = deque()
         #: per cell, the last window it was live in (-1: never)
         self.last_live = np.full((0, 0), -1, np.int64)
+        #: the last window any cell was live in (at least; -1: none)
+        self.latest_live = -1
         #: per row, ``windows`` when it was last forgotten (-1: never)
         self.forgotten_at = np.full(0, -1, np.int64)
 
@@ -107,7 +109,9 @@ class LaggedLearning:
         self.windows = pending.index + 1
         rows, cols = live.shape
         self.last_live = grown(self.last_live, (rows, cols), -1)
-        self.last_live[:rows, :cols][live] = pending.index
+        if live.any():  # mostly nothing is live: no masked write over every cell
+            self.last_live[:rows, :cols][live] = pending.index
+            self.latest_live = pending.index
         if len(pending.rows):
             self.pending.append(pending)
 
@@ -156,6 +160,9 @@ class LaggedLearning:
             item = self._without_forgotten(self.pending.popleft())
             self.last_live = grown(self.last_live, (
                 int(item.rows.max(initial=-1)) + 1, item.counts.shape[1]), -1)
+            if self.latest_live < item.index:  # no cell live since: none held
+                yield item, np.zeros(item.counts.shape, dtype=bool)
+                continue
             yield item, self.last_live[item.rows, : item.counts.shape[1]] >= item.index
 
     def forget_rows(self, rows: list[int]) -> None:
@@ -195,6 +202,7 @@ class LaggedLearning:
         shape = (int(cells[:, 0].max(initial=-1)) + 1, int(cells[:, 1].max(initial=-1)) + 1)
         self.last_live = np.full(shape, -1, np.int64)
         self.last_live[cells[:, 0], cells[:, 1]] = cells[:, 2]
+        self.latest_live = int(cells[:, 2].max(initial=-1))
 
 
 def lag_for(horizon_windows: list[int], long_reference: list[bool]) -> int:
