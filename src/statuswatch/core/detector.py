@@ -639,15 +639,21 @@ class Detector:
             keep[up] = True
 
     def _may_hit(self, shares: ShareScores, volume: VolumeScores, rules: RuleTable) -> bool:
-        """Whether any hit or blast-radius evidence of the window itself is possible: a
-        share hit needs a score of a fire score, a last-minute hit one of clear_score, an
-        odd app one of blast_radius.scope_score; a volume hit one of a volume fire score."""
-        share = min(screen_score(self.settings.detect), float(rules.fire_score.min(initial=np.inf)))
+        """Whether a hit of the window itself or blast-radius evidence is possible (the
+        longer horizons' hits are in their views): a share hit needs a score of a fire
+        score, a volume hit one of a volume fire score, blast-radius evidence
+        ``blast_radius.min_scopes`` scopes scoring ``blast_radius.scope_score`` on one
+        code."""
+        share = float(rules.fire_score.min(initial=np.inf))
         vol = self._least_volume_fire_score(rules)
-        return bool(
-            (shares.up >= share).any() or (shares.down >= share).any()
-            or (volume.up >= vol).any() or (volume.down >= vol).any()
-        )
+        if ((shares.up >= share).any() or (shares.down >= share).any()
+                or (volume.up >= vol).any() or (volume.down >= vol).any()):
+            return True
+        blast = self.settings.detect.blast_radius
+        if not blast.enabled or self._blast_level < 0:
+            return False
+        odd = shares.up >= blast.scope_score
+        return bool(odd.any() and odd.sum(axis=0).max() >= blast.min_scopes)
 
     @staticmethod
     def _least_volume_fire_score(rules: RuleTable) -> float:
