@@ -691,7 +691,7 @@ class Detector:
         rules_r, tables = self._tables_of_rows(rules, sel)
         long_counts, long_shares, views = self.horizons.views(
             sums, spans, counts_r, exp, floor, shares, tables,
-            np.zeros(counts_r.shape, dtype=bool), self.settings.detect, sel,
+            np.zeros(counts_r.shape, dtype=bool), self.settings.detect, sel, quiet=True,
         )
         now = self.counters.windows_closed + 1  # as _evaluate_one counts it
         self.horizons.block_resolved(views, now, self.alerts.firing_keys(), parents, sel)

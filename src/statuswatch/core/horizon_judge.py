@@ -85,12 +85,15 @@ class HorizonJudge:
     def views(
         self, sums: list[I64], spans: list[int], counts: I64, exp: Expectation, floor: F64,
         shares: ShareScores, tables: list[RuleTable], live: B | None, detect: DetectConfig,
-        row_ids: I64 | None = None,
+        row_ids: I64 | None = None, quiet: bool = False,
     ) -> tuple[I64, ShareScores, list[HorizonView]]:
         """The last minute summed (the window alone with one horizon), its share scores,
         and every horizon's view after the window's. ``tables``: each horizon's rules;
         ``live``: cells scored exactly (None: every cell, unscreened); ``row_ids``: the
-        scope rows the arrays hold, in order (None: every row)."""
+        scope rows the arrays hold, in order (None: every row). ``quiet``: for a window
+        with nothing live that counts no anomalous apps over the minute: the minute is
+        scored only in the rows with requests now (the minute's hits and what the
+        baseline learns read no other)."""
         long_counts = sums[1] if len(sums) > 1 else counts
         long_totals = self.totals_of(long_counts)
         # The last minute summed, with its own dispersion; its hits count only where the
@@ -107,8 +110,8 @@ class HorizonJudge:
             # and in live series' rows, which a series that fired on this horizon is
             # judged calm on.
             rows=None if live is None else (
-                (long_totals if detect.blast_radius.enabled else shares.totals) > 0)
-            | live.any(axis=1),
+                (long_totals if detect.blast_radius.enabled and not quiet else shares.totals)
+                > 0) | live.any(axis=1),
             exact=live,
         )
         views: list[HorizonView] = []
