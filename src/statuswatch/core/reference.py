@@ -256,12 +256,14 @@ class SameHourReference:
         if len(rows) == 0:
             return share, np.zeros(0, dtype=bool)
         self._fit(int(rows.max()) + 1)
+        first = self.first_ms[rows]
+        if not ((first >= 0) & (t_ms - first >= DAY_MS)).any():  # the first day: none ready
+            return np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
         start = t_ms - self.span_ms + 1
         for t in range(start - start % HOUR_MS, t_ms + 1, HOUR_MS):
             hour = self.hours.get(self.hour_of(t))
             if hour is not None:
                 share = np.maximum(share, hour.up_share_at(rows, cols, fallback=share))
-        first = self.first_ms[rows]
         ready: B = (first >= 0) & (t_ms - first >= DAY_MS) & (share >= 0)
         return np.where(ready, share, 0.0), ready
 
