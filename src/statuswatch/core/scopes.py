@@ -14,9 +14,9 @@ rate is well above the lightest tracked scope's, recycling that scope's row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any
 
 import numpy as np
@@ -62,38 +62,101 @@ def _heaviest_first(item: tuple[tuple[str, ...], float]) -> tuple[float, tuple[s
     return -item[1], item[0]
 
 
-def _faded(
-    rates: dict[tuple[str, ...], float], pending: dict[tuple[str, ...], int], alpha: float
-) -> dict[tuple[str, ...], float]:
-    """Each folded scope's rate after one more call: the pending ones moved towards
-    their new count, the others faded (in one array pass: the same products as one
-    ``*=`` per scope), in the same key order.
+class FoldRates:
+    """The rates of one level's folded scopes: each scope's slot in one array, so a
+    call fades them all with one in-place multiply (the same products as one ``*=``
+    per scope) and the heaviest come from ``np.partition``, not a sort of them all.
+    The slot dict keeps the order scopes arrived in: the snapshot's order.
 
-    >>> _faded({("a",): 4.0, ("b",): 2.0}, {("b",): 6, ("c",): 1}, 0.5)
-    {('a',): 2.0, ('b',): 4.0, ('c',): 0.5}
+    >>> r = FoldRates()
+    >>> r.fade({("a",): 4, ("b",): 2}, 1.0)
+    >>> r.fade({("b",): 6, ("c",): 1}, 0.5)
+    >>> r.items(), r.heaviest(2)
+    ([(('a',), 2.0), (('b',), 4.0), (('c',), 0.5)], [(('b',), 4.0), (('a',), 2.0)])
     """
-    # from 0, as tracked rows' rates start: a one-off burst does not evict
-    old = np.fromiter(map(rates.get, pending, repeat(0.0)), np.float64, len(pending))
-    count = np.fromiter(pending.values(), np.float64, len(pending))
-    moved = old + alpha * (count - old)
-    faded = np.fromiter(rates.values(), np.float64, len(rates)) * (1.0 - alpha)
-    out = dict(zip(rates.keys(), faded.tolist(), strict=True))
-    out.update(zip(pending.keys(), moved.tolist(), strict=True))
-    return out
 
+    def __init__(self, items: Iterable[tuple[tuple[str, ...], float]] = ()) -> None:
+        self._slot: dict[tuple[str, ...], int] = {}
+        self._keys: list[tuple[str, ...]] = []
+        self._rate = np.zeros(64)
+        for key, rate in items:
+            self.set(key, rate)
 
-def _heaviest(
-    rates: dict[tuple[str, ...], float], n: int
-) -> list[tuple[tuple[str, ...], float]]:
-    """The ``n`` heaviest folded scopes, in ``_heaviest_first`` order (pairs of
-    (-rate, name) compare in C: no key function call per scope).
+    def __len__(self) -> int:
+        return len(self._keys)
 
-    >>> _heaviest({("a",): 1.0, ("b",): 3.0, ("c",): 3.0}, 2)
-    [(('b',), 3.0), (('c',), 3.0)]
-    """
-    negated = (-np.fromiter(rates.values(), np.float64, len(rates))).tolist()
-    ranked = sorted(zip(negated, rates.keys(), strict=True))[:n]
-    return [(key, -rate) for rate, key in ranked]
+    def items(self) -> list[tuple[tuple[str, ...], float]]:
+        """(scope, rate) in arrival order."""
+        rates = self._rate.tolist()
+        return [(key, rates[slot]) for key, slot in self._slot.items()]
+
+    def _grow(self, size: int) -> None:
+        if size > len(self._rate):
+            self._rate = np.pad(self._rate, (0, max(size, 2 * len(self._rate)) - len(self._rate)))
+
+    def set(self, key: tuple[str, ...], rate: float) -> None:
+        slot = self._slot.get(key)
+        if slot is None:
+            slot = self._slot[key] = len(self._keys)
+            self._keys.append(key)
+            self._grow(len(self._keys))
+        self._rate[slot] = rate
+
+    def pop(self, key: tuple[str, ...]) -> None:
+        """Forget ``key``: the last slot's scope moves into its slot."""
+        slot = self._slot.pop(key)
+        last = len(self._keys) - 1
+        if slot != last:
+            moved = self._keys[slot] = self._keys[last]
+            self._slot[moved] = slot  # an existing key: its arrival order stays
+            self._rate[slot] = self._rate[last]
+        self._keys.pop()
+
+    def fade(self, pending: dict[tuple[str, ...], int], alpha: float) -> None:
+        """One more call: the ``pending`` scopes move towards their new count (from 0,
+        as tracked rows' rates start: a one-off burst does not evict), the others fade;
+        scopes new here arrive in ``pending``'s order."""
+        n = len(self._keys)
+        slots = np.fromiter(map(self._slot.get, pending, repeat(-1)), np.int64, len(pending))
+        count = np.fromiter(pending.values(), np.float64, len(pending))
+        old = np.where(slots >= 0, self._rate[slots], 0.0)
+        moved = old + alpha * (count - old)
+        self._rate[:n] *= 1.0 - alpha
+        new = slots < 0
+        if new.any():
+            for key in compress(pending, new.tolist()):
+                self._slot[key] = len(self._keys)
+                self._keys.append(key)
+            self._grow(len(self._keys))
+            slots[new] = np.arange(n, len(self._keys))
+        self._rate[slots] = moved
+
+    def max(self) -> float:
+        return float(self._rate[: len(self._keys)].max()) if self._keys else -np.inf
+
+    def heaviest(
+        self, n: int, at_least: float = -np.inf, above: float = -np.inf
+    ) -> list[tuple[tuple[str, ...], float]]:
+        """The ``n`` heaviest scopes of rate >= ``at_least`` and > ``above``, in
+        ``_heaviest_first`` order: the scopes as heavy as the n-th (ties included) are
+        ranked by (-rate, name), pairs that compare in C; the rest never are."""
+        rates = self._rate[: len(self._keys)]
+        candidates = np.flatnonzero((rates >= at_least) & (rates > above))
+        negated = -rates
+        if n < len(candidates):
+            nth = np.partition(negated[candidates], n - 1)[n - 1] if n > 0 else -np.inf
+            candidates = candidates[negated[candidates] <= nth]
+        keys = self._keys
+        names = map(keys.__getitem__, candidates.tolist())
+        ranked = sorted(zip(negated[candidates].tolist(), names, strict=True))[:n]
+        return [(key, -rate) for rate, key in ranked]
+
+    def keep_heaviest(self, n: int) -> None:
+        """Forget all but the ``n`` heaviest, which take the heaviest-first order."""
+        keep = self.heaviest(n)
+        self._slot, self._keys = {}, []
+        for key, rate in keep:
+            self.set(key, rate)
 
 
 class CodeTable:
@@ -210,6 +273,8 @@ class ScopeTable:
         self.max_per_level = max_per_level
         self.labels: list[dict[str, str]] = []
         self.level_of_row: list[int] = []
+        self._level_of_row = np.zeros(0, np.int64)  # level_of_row as an array
+        self._level_of_row_at = 0  # len(level_of_row) when _level_of_row was built
         self._row_of: dict[tuple[int, tuple[str, ...]], int] = {}
         self._other_row: dict[int, int] = {}
         self._per_level = [0] * len(self.levels)
@@ -219,7 +284,7 @@ class ScopeTable:
         #: per level, folded scope -> records since the last ``rebalance``
         self._fold_pending: list[dict[tuple[str, ...], int]] = [{} for _ in self.levels]
         #: per level, folded scope -> exponentially weighted records per window
-        self._fold_rate: list[dict[tuple[str, ...], float]] = [{} for _ in self.levels]
+        self._fold_rate = [FoldRates() for _ in self.levels]
         #: per row, records since the last ``rebalance`` and their weighted rate per call
         self._row_pending = np.zeros(0, np.int64)
         self._row_rate = np.zeros(0)
@@ -389,12 +454,10 @@ class ScopeTable:
             pending = self._fold_pending[level_idx]
             if not rates and not pending:
                 continue
-            self._fold_rate[level_idx] = rates = _faded(rates, pending, alpha)
+            rates.fade(pending, alpha)
             pending.clear()
             if len(rates) > MAX_CANDIDATES:
-                keep = _heaviest(rates, MAX_CANDIDATES // 2)
-                rates.clear()
-                rates.update(keep)
+                rates.keep_heaviest(MAX_CANDIDATES // 2)
             out += self._swap(level_idx, level, protected)
         for swap in out:  # the lookup tables still map both scopes to their old rows
             level = self.levels[swap.level]
@@ -407,28 +470,28 @@ class ScopeTable:
     ) -> list[Recycled]:
         rates = self._fold_rate[level_idx]
         other = self._other_row.get(level_idx)
-        if other is None or not rates or max(rates.values()) < MIN_SWAP_RATE:
+        if other is None or not rates or rates.max() < MIN_SWAP_RATE:
             return []
-        tracked = [
-            (float(self._row_rate[row]), row, values)
-            for (lvl, values), row in self._row_of.items()
-            if lvl == level_idx and row not in protected
-        ]
-        if not tracked:
+        rows = self._tracked_rows(level_idx)
+        if protected:
+            rows = rows[~np.isin(rows, np.fromiter(protected, np.int64, len(protected)))]
+        if not len(rows):
             return []
-        tracked.sort()
+        row_rates = self._row_rate[rows]
         # Only scopes heavier than the lightest tracked one can take a row: ranking
         # just those gives the same leading candidates as ranking all of them.
-        bar = SWAP_RATIO * tracked[0][0]
-        heavier = [kv for kv in rates.items() if kv[1] >= MIN_SWAP_RATE and kv[1] > bar]
-        best = sorted(heavier, key=_heaviest_first)[:MAX_SWAPS_PER_CALL]
+        bar = SWAP_RATIO * float(row_rates.min())
+        best = rates.heaviest(MAX_SWAPS_PER_CALL, at_least=MIN_SWAP_RATE, above=bar)
+        lightest = rows[np.lexsort((rows, row_rates))[: len(best)]].tolist()
         out = []
-        for (values, rate), (tracked_rate, row, old_values) in zip(best, tracked, strict=False):
+        for (values, rate), row in zip(best, lightest, strict=False):
+            tracked_rate = float(self._row_rate[row])
             if rate < MIN_SWAP_RATE or rate <= SWAP_RATIO * tracked_rate:
                 break
+            old_values = tuple(self.labels[row][d] for d in level)
             del self._row_of[(level_idx, old_values)]
-            del rates[values]
-            rates[old_values] = tracked_rate
+            rates.pop(values)
+            rates.set(old_values, tracked_rate)
             self._row_rate[row] = rate
             self._row_of[(level_idx, values)] = row
             old_label = self.labels[row]
@@ -436,6 +499,15 @@ class ScopeTable:
             self.recycled[level_idx] += 1
             out.append(Recycled(row, level_idx, old_label, self.labels[row], other))
         return out
+
+    def _tracked_rows(self, level_idx: int) -> I64:
+        """The rows of a level's tracked scopes (all but its fold row), ascending."""
+        if self._level_of_row_at != len(self.level_of_row):
+            self._level_of_row = np.array(self.level_of_row, np.int64)
+            self._level_of_row_at = len(self.level_of_row)
+        rows = np.flatnonzero(self._level_of_row == level_idx)
+        other = self._other_row.get(level_idx)
+        return rows if other is None else rows[rows != other]
 
     def forget_pending(self) -> None:
         """Drop the records counted since the last ``rebalance``: they are about to be
@@ -455,11 +527,12 @@ class ScopeTable:
         }
 
     def restore_fold_state(self, state: dict[str, Any]) -> None:
-        for target, items in ((self._fold_rate, state["rates"]),
-                              (self._fold_pending, state["pending"])):
-            for level_idx, entries in enumerate(items):
-                target[level_idx].clear()
-                target[level_idx].update((tuple(e[:-1]), e[-1]) for e in entries)
+        self._fold_rate = [
+            FoldRates((tuple(e[:-1]), e[-1]) for e in entries) for entries in state["rates"]
+        ]
+        for level_idx, entries in enumerate(state["pending"]):
+            self._fold_pending[level_idx].clear()
+            self._fold_pending[level_idx].update((tuple(e[:-1]), e[-1]) for e in entries)
         self._row_rate = np.array(state["row_rate"], dtype=np.float64)
         self._row_pending = np.array(state["row_pending"], dtype=np.int64)
         self.recycled = [int(n) for n in state["recycled"]]
@@ -510,6 +583,7 @@ class ScopeTable:
         """Rebuild rows in the same order as a snapshot took them."""
         self._lookup.reset()
         self.labels, self.level_of_row = [], []
+        self._level_of_row_at = -1
         self._row_of.clear()
         self._other_row.clear()
         self._per_level = [0] * len(self.levels)
