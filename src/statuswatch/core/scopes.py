@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
+from operator import add
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from statuswatch.core.columns import (
     is_class,
     is_status,
 )
-from statuswatch.core.scope_lookup import ID_BITS, RowLookup
+from statuswatch.core.scope_lookup import ID_BITS, RowLookup, picked
 
 OTHER = "other"
 
@@ -154,9 +155,9 @@ class FoldRates:
     def keep_heaviest(self, n: int) -> None:
         """Forget all but the ``n`` heaviest, which take the heaviest-first order."""
         keep = self.heaviest(n)
-        self._slot, self._keys = {}, []
-        for key, rate in keep:
-            self.set(key, rate)
+        self._keys = [key for key, _ in keep]
+        self._slot = dict(zip(self._keys, range(len(keep)), strict=True))
+        self._rate = np.array([rate for _, rate in keep] + [0.0] * 64)
 
 
 class CodeTable:
@@ -406,12 +407,13 @@ class ScopeTable:
         pending = self._fold_pending[level_idx]
         if len(level) == 1:  # a count per id: no sort of rows (same order: by id)
             freq = np.bincount(ids[level[0]][folded])
+            other_id = self._lookup.ids[level[0]].get(OTHER)
+            if other_id is not None and other_id < len(freq):
+                freq[other_id] = 0  # "other" itself is never a candidate for a row
             seen = np.flatnonzero(freq)
-            names = self._lookup.values[level[0]]
-            for i, n in zip(seen.tolist(), freq[seen].tolist(), strict=True):
-                if names[i] != OTHER:
-                    key = (names[i],)
-                    pending[key] = pending.get(key, 0) + n
+            keys = picked(self._lookup.singletons[level[0]], seen.tolist())
+            counts = map(add, map(pending.get, keys, repeat(0)), freq[seen].tolist())
+            pending.update(zip(keys, counts, strict=True))  # keys unique: each read first
             return
         combo = ids[level[0]][folded]
         for d in level[1:]:  # one int per combination, in the order of its ids
