@@ -1,12 +1,13 @@
 """CPU of the scope table inside ``statuswatch backtest`` of ``backtest_scopes.py``'s file.
 
-    python -m benchmarks.scope_table [--hours 6] [--apps 3000] [--repeat 3]
+    python -m benchmarks.scope_table [--hours 6] [--apps 3000] [--repeat 3] [--quick]
 
 The backtest runs in this process with its ``ScopeTable`` timed: ``rows`` (interning
 each batch's dimension values, the row tables, counting folded scopes) and
 ``rebalance`` (fading the folded scopes' rates, top-K swaps). The reference is the
 whole backtest's CPU in the same run. Only the scope table's public methods are
 timed, so the script measures older commits too (``PYTHONPATH=<their src>``).
+``--quick``: one hour, one run.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hours", type=float, default=6.0)
     p.add_argument("--apps", type=int, default=3000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="one hour, one run")
     args = p.parse_args(argv)
-    path = str(scopes_file(args.hours, args.apps))
-    runs = [run(path) for _ in range(args.repeat)]
+    repeat = 1 if args.quick else args.repeat
+    path = str(scopes_file(1.0 if args.quick else args.hours, args.apps))
+    runs = [run(path) for _ in range(repeat)]
     best = min(runs, key=lambda r: r["backtest"])
     rows = [
         (part, f"{min(r[part] for r in runs):.3f}", f"{best[part] / best['backtest']:.1%}")
@@ -72,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     rows.append(("whole backtest (reference)", f"{best['backtest']:.2f}", "100%"))
     print(f"### scope table in the backtest of {path.rsplit('/', 1)[-1]} (best of "
-          f"{args.repeat}; {machine()})\n")
+          f"{repeat}; {machine()})\n")
     print(table(("part", "CPU s", "share of the backtest"), rows))
     return 0
 
