@@ -80,5 +80,12 @@ def test_the_pending_windows_round_trip_through_json_and_forget_rows():
     assert twin.snapshot() == reference.snapshot()
     assert len(lag.pending) == LAG
     lag.forget_rows([0])
-    assert all(len(p.rows) == 0 for p in lag.pending)
+    assert all(p[2] == [] for p in lag.snapshot()["pending"])
     assert (lag.last_live[0] == -1).all()
+    # what was pending for the row is never learned; what it holds afresh is
+    before = reference.snapshot()
+    _teach(reference, lag, HOUR + 11 + LAG, [[10, 10]])
+    assert reference.snapshot() == before
+    for w in range(HOUR + 12 + LAG, HOUR + 13 + 2 * LAG):
+        _teach(reference, lag, w, [[10, 10]])
+    assert reference.snapshot() != before

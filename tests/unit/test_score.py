@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+import statuswatch.core.score as score_module
 from statuswatch.core.score import (
     MAX_SCORE,
     binomial_tails,
@@ -141,3 +142,47 @@ def test_screened_volume_scores_are_exact_wherever_they_may_reach_the_threshold(
     reached = exact.down >= below
     assert np.array_equal(screened.down[reached], exact.down[reached])
     assert ((screened.down == exact.down) | (screened.down == 0)).all()
+
+
+@given(
+    st.integers(1, 12).flatmap(lambda n_rows: st.tuples(
+        st.lists(st.lists(st.integers(0, 40), min_size=4, max_size=4),
+                 min_size=n_rows, max_size=n_rows),
+        st.lists(st.booleans(), min_size=n_rows, max_size=n_rows),
+        st.lists(st.booleans(), min_size=n_rows * 4, max_size=n_rows * 4),
+    )),
+    st.sampled_from([None, 1.0, 3.0]),
+    st.floats(0.0, 1.0),
+)
+@settings(max_examples=300, deadline=None)
+def test_scoring_some_rows_equals_those_rows_of_scoring_every_row(case, below, row_share):
+    """``rows`` and screening cut the work to some rows, gathered or not (the choice
+    depends on their share): either way those rows carry exactly the scores of the
+    whole matrix, and every other row reads 0."""
+    counts_list, rows_list, exact_list = case
+    counts = np.array(counts_list, np.int64)
+    n_rows = len(counts)
+    rng = np.random.default_rng(len(counts_list) + sum(map(sum, counts_list)))
+    share = rng.dirichlet(np.ones(4), size=n_rows)
+    floor = rng.uniform(0, 0.2, n_rows)
+    dispersion = rng.uniform(1, 3, (n_rows, 4))
+    rows = np.array(rows_list)
+    exact = np.array(exact_list).reshape(n_rows, 4) & (below is not None)
+    whole = score_shares(counts, share, floor, dispersion, below=None)
+    old = score_module.SUBSET_ROW_SHARE
+    try:
+        score_module.SUBSET_ROW_SHARE = row_share
+        cut = score_shares(counts, share, floor, dispersion, below=below, rows=rows,
+                           exact=exact if below is not None else None)
+    finally:
+        score_module.SUBSET_ROW_SHARE = old
+    scored = rows & ((counts.sum(axis=1) > 0) | exact.any(axis=1) | (below is None))
+    for name in ("up", "down", "observed_share", "expected_count", "up_expected_count"):
+        a, b = getattr(whole, name), getattr(cut, name)
+        assert (b[~scored] == 0).all(), name
+        if name in ("up", "down") and below is not None:
+            keep = scored[:, None] & ((a >= below) | exact)
+            assert np.array_equal(a[keep], b[keep]), name
+            assert ((b[scored] == 0) | (b[scored] == a[scored])).all(), name
+        else:
+            assert np.array_equal(a[scored], b[scored]), name

@@ -39,6 +39,7 @@ Why this model:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,8 @@ class Baseline:
         self.volume_half_life = volume_half_life
         self.warmup_windows = warmup_windows
         self._share = DenseEWMean(fading_factor(share_half_life))
+        #: ``expect``'s last parents array and their depths (``_depth_of``)
+        self._depths: tuple[I64, I64] | None = None
         self._share_disp = DenseEWMean(fading_factor(dispersion_half_life))
         self._long_disp = Dispersion(fading_factor(dispersion_half_life))
         series = RiverSeries if reference else RiverVector
@@ -222,13 +225,13 @@ class Baseline:
         cold = (weight < 1.0) & (own_parents >= 0)
         # A cold row blends in its parent's already blended share: rows one level
         # deeper at a time, each level in one expression.
-        depth = _depth(own_parents)
+        depth = self._depth_of(parents, n_rows, own_parents, rows)
         for level in range(1, int(depth.max(initial=0)) + 1):
             blend = np.flatnonzero(cold & (depth == level))
             w = weight[blend][:, None]
             share[blend] = w * share[blend] + (1 - w) * share[own_parents[blend]]
         volume = np.array(self._volume_mean[sel])
-        lag_ms = round(self.volume_half_life * window_ms / np.log(2))  # mean age of an EWMean
+        lag_ms = round(self.volume_half_life * window_ms / math.log(2))  # mean age of an EWMean
         known = np.flatnonzero(seen >= 1)
         volume[known] *= seasonal_ratio(
             (self._weekly, self._daily), known if rows is None else rows[known],
@@ -243,6 +246,16 @@ class Baseline:
             windows_seen=seen,
             warm=seen >= self.warmup_windows,
         )
+
+    def _depth_of(self, parents: I64, n_rows: int, own_parents: I64, rows: I64 | None) -> I64:
+        """``_depth(own_parents)``, kept while the caller passes the same ``parents``
+        array for every row (a new array whenever the scopes change)."""
+        if rows is not None:
+            return _depth(own_parents)
+        held = self._depths
+        if held is None or held[0] is not parents or len(held[1]) != n_rows:
+            held = self._depths = (parents, _depth(own_parents))
+        return held[1]
 
     # -- learn ----------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from statuswatch.core.scopes import CodeTable, ScopeTable
 from statuswatch.core.score import (
     F64,
     ShareScores,
-    excess_gates,
+    rise_gate,
     rise_scores,
     score_shares,
 )
@@ -199,8 +199,7 @@ class HorizonJudge:
             p_up = np.clip(np.maximum(reference if h.long_reference else learned, floor[rows]),
                            1e-12, 1.0 - 1e-12)
             up_expected = n * p_up
-            big_up, _ = excess_gates(c, up_expected, at(r.min_excess_count),
-                                     at(r.min_share_ratio))
+            big_up = rise_gate(c, up_expected, at(r.min_excess_count), at(r.min_share_ratio))
             # excess per window: the newest part's at least RECENT_EXCESS_RATE of the whole's
             recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
                 c - up_expected) * before_span

@@ -160,8 +160,9 @@ class HorizonSums:
         out = np.zeros(n_rows, dtype=bool)
         if len(self.lengths) > 1:
             have = min(n_rows, self._shape[0])
-            out[:have] = (self._ring_sum[1][:have].any(axis=1)
-                          | self._partial[1][:have].any(axis=1))
+            # counts are never negative: a row's sum is positive where any count is
+            both = self._ring_sum[1][:have] + self._partial[1][:have]
+            out[:have] = both @ np.ones(both.shape[1], both.dtype) > 0
         return out
 
     def _close_block(self, i: int) -> None:

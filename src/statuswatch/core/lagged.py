@@ -80,9 +80,8 @@ class Pending:
         return cls.of(int(item[0]), int(item[1]), rows, np.asarray(item[3], np.int64), counts,
                       frozen.reshape(counts.shape))
 
-    def without_rows(self, rows: I64, *, invert: bool = False) -> Pending:
-        """This contribution but ``rows``' (only ``rows``' with ``invert``)."""
-        keep = np.isin(self.rows, rows, invert=not invert)
+    def where(self, keep: B) -> Pending:
+        """This contribution, of the rows where ``keep`` (one flag per row held) only."""
         return Pending(self.index, self.start_ms, self.rows[keep], self.totals[keep],
                        self.counts[keep], self.frozen[keep])
 
@@ -99,6 +98,10 @@ class LaggedLearning:
         self.pending: deque[Pending] = deque()
         #: per cell, the last window it was live in (-1: never)
         self.last_live = np.full((0, 0), -1, np.int64)
+        #: the last window any cell was live in (at least; -1: none)
+        self.latest_live = -1
+        #: per row, ``windows`` when it was last forgotten (-1: never)
+        self.forgotten_at = np.full(0, -1, np.int64)
 
     def push(self, pending: Pending, live: B) -> None:
         """Hold one window's contribution (``pending.index`` is this window's number)
@@ -106,7 +109,9 @@ class LaggedLearning:
         self.windows = pending.index + 1
         rows, cols = live.shape
         self.last_live = grown(self.last_live, (rows, cols), -1)
-        self.last_live[:rows, :cols][live] = pending.index
+        if live.any():  # mostly nothing is live: no masked write over every cell
+            self.last_live[:rows, :cols][live] = pending.index
+            self.latest_live = pending.index
         if len(pending.rows):
             self.pending.append(pending)
 
@@ -128,11 +133,11 @@ class LaggedLearning:
         # horizons would meanwhile read a reference of a few windows, and a long horizon
         # called elevated against it would hold it there.
         first = first_learned_ms[rows]
-        young = rows[(first < 0) | (window_start_ms - first < self.young_ms)]
-        if len(young):
-            part = now.without_rows(young, invert=True)
+        young = (first < 0) | (window_start_ms - first < self.young_ms)
+        if young.any():
+            part = now.where(young)
             self._learn(reference, part, part.frozen)
-            now = now.without_rows(young)
+            now = now.where(~young)
         self.push(now, live)
         for item, held in self.due():
             self._learn(reference, item, held | item.frozen)
@@ -152,24 +157,39 @@ class LaggedLearning:
         with its cells live since (its rows' cells, in order); they are dropped as they
         are read."""
         while self.pending and self.windows - self.pending[0].index > self.lag_windows:
-            item = self.pending.popleft()
+            item = self._without_forgotten(self.pending.popleft())
             self.last_live = grown(self.last_live, (
                 int(item.rows.max(initial=-1)) + 1, item.counts.shape[1]), -1)
+            if self.latest_live < item.index:  # no cell live since: none held
+                yield item, np.zeros(item.counts.shape, dtype=bool)
+                continue
             yield item, self.last_live[item.rows, : item.counts.shape[1]] >= item.index
 
     def forget_rows(self, rows: list[int]) -> None:
+        """Drop what ``rows`` hold (their scope changed): their pending contributions
+        are left out as they come due (``_without_forgotten``), not rebuilt now."""
         if not rows:
             return
         idx = np.asarray(rows, np.int64)
-        self.pending = deque(p.without_rows(idx) for p in self.pending)
+        self.forgotten_at = grown(self.forgotten_at, (int(idx.max()) + 1,), -1)
+        self.forgotten_at[idx] = self.windows
         have = idx[idx < self.last_live.shape[0]]
         self.last_live[have] = -1
+
+    def _without_forgotten(self, item: Pending) -> Pending:
+        """``item`` but the rows forgotten since it was pushed."""
+        at = self.forgotten_at
+        if not len(at) or not len(item.rows):
+            return item
+        forgotten = at[np.minimum(item.rows, len(at) - 1)] > item.index
+        forgotten &= item.rows < len(at)
+        return item.where(~forgotten) if forgotten.any() else item
 
     def snapshot(self) -> dict[str, Any]:
         r, c = np.nonzero(self.last_live >= 0)
         return {
             "windows": self.windows,
-            "pending": [p.to_json() for p in self.pending],
+            "pending": [self._without_forgotten(p).to_json() for p in self.pending],
             "last_live": [[i, j, t] for i, j, t in zip(
                 r.tolist(), c.tolist(), self.last_live[r, c].tolist(), strict=True)],
         }
@@ -177,10 +197,12 @@ class LaggedLearning:
     def restore(self, state: dict[str, Any]) -> None:
         self.windows = int(state["windows"])
         self.pending = deque(Pending.of_json(p) for p in state["pending"])
+        self.forgotten_at = np.full(0, -1, np.int64)
         cells = np.asarray(state["last_live"], np.int64).reshape(-1, 3)
         shape = (int(cells[:, 0].max(initial=-1)) + 1, int(cells[:, 1].max(initial=-1)) + 1)
         self.last_live = np.full(shape, -1, np.int64)
         self.last_live[cells[:, 0], cells[:, 1]] = cells[:, 2]
+        self.latest_live = int(cells[:, 2].max(initial=-1))
 
 
 def lag_for(horizon_windows: list[int], long_reference: list[bool]) -> int:

@@ -101,9 +101,9 @@ class LongReference:
         if len(rows) == 0:
             return fallback.copy()
         self._fit(int(rows.max()) + 1, int(cols.max()) + 1)
-        totals = self._totals[rows]
+        totals = self._totals.take(rows)
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = self._counts[rows, cols] / totals
+            share = self._counts.take(rows * self._counts.shape[1] + cols) / totals
             floor = 1.0 / (totals / self.alpha + 1.0)
         out: F64 = np.where(totals > 0, np.maximum(share, floor), fallback)
         if self.same_hour is not None and self.now_ms is not None:
@@ -114,43 +114,33 @@ class LongReference:
     def learn(self, counts: I64, totals: I64, frozen: B | None = None) -> None:
         """Teach one window (rows with requests); ``frozen`` cells are taught their own
         reference share, so it stays put."""
-        n_rows, n_cols = counts.shape
-        self._fit(n_rows, n_cols)
-        if self.same_hour is not None and self.now_ms is not None:
-            self.same_hour.learn(counts, totals, self.now_ms, frozen)
         rows = np.flatnonzero(totals > 0)
+        self._fit(*counts.shape)
+        self.learn_rows(rows, counts[rows], totals[rows],
+                        None if frozen is None else frozen[rows], self.now_ms)
+
+    def learn_rows(
+        self, rows: I64, counts: I64, totals: I64, frozen: B | None, window_start_ms: int | None
+    ) -> None:
+        """``learn`` of the window starting at ``window_start_ms`` (an earlier one: see
+        ``lagged``) whose rows with requests are ``rows`` (ascending), with their
+        ``counts``, ``totals`` and ``frozen`` cells (in ``rows``' order): the work grows
+        with those rows, not with the scopes."""
         if len(rows) == 0:
             return
-        x = counts[rows].astype(np.float64)
+        n_cols = counts.shape[1]
+        self._fit(int(rows[-1]) + 1, n_cols)
+        if self.same_hour is not None and window_start_ms is not None:
+            self.same_hour.learn_rows(rows, counts, totals, window_start_ms, frozen)
+        x = counts.astype(np.float64)
         if frozen is not None and frozen.any():
             with np.errstate(divide="ignore", invalid="ignore"):
                 held = self._counts[rows, :n_cols] / self._totals[rows, None]
-            held = np.where(self._totals[rows, None] > 0, held, 0.0) * totals[rows, None]
-            x = np.where(frozen[rows], held, x)
+            held = np.where(self._totals[rows, None] > 0, held, 0.0) * totals[:, None]
+            x = np.where(frozen, held, x)
         a = self.alpha
         self._counts[rows, :n_cols] += a * (x - self._counts[rows, :n_cols])
-        self._totals[rows] += a * (totals[rows] - self._totals[rows])
-
-    def learn_rows(
-        self, rows: I64, counts: I64, totals: I64, frozen: B, window_start_ms: int
-    ) -> None:
-        """``learn`` of the window starting at ``window_start_ms`` (an earlier one: see
-        ``lagged``) whose rows with requests are ``rows``, with their ``counts``,
-        ``totals`` and ``frozen`` cells (in ``rows``' order)."""
-        if len(rows) == 0:
-            return
-        n_rows, n_cols = int(rows.max()) + 1, counts.shape[1]
-        full = np.zeros((n_rows, n_cols), np.int64)
-        full[rows] = counts
-        full_totals = np.zeros(n_rows, np.int64)
-        full_totals[rows] = totals
-        held = np.zeros((n_rows, n_cols), dtype=bool)
-        held[rows] = frozen
-        now, self.now_ms = self.now_ms, window_start_ms
-        try:
-            self.learn(full, full_totals, frozen=held)
-        finally:
-            self.now_ms = now
+        self._totals[rows] += a * (totals - self._totals[rows])
 
     def accept(self, row: int, cols: list[int], counts: I64, total: int) -> None:
         """Take the shares of ``cols`` in ``counts`` (of ``total`` requests) as the row's
@@ -243,12 +233,20 @@ class SameHourReference:
 
     def learn(self, counts: I64, totals: I64, t_ms: int, frozen: B | None = None) -> None:
         """Teach the hour of ``t_ms`` one window (as ``LongReference.learn``)."""
-        if not totals.any():  # nothing to learn: an hour without requests keeps no state
+        rows = np.flatnonzero(totals > 0)
+        self.learn_rows(rows, counts[rows], totals[rows], t_ms,
+                        None if frozen is None else frozen[rows])
+
+    def learn_rows(
+        self, rows: I64, counts: I64, totals: I64, t_ms: int, frozen: B | None = None
+    ) -> None:
+        """``learn`` of the rows with requests only (``LongReference.learn_rows``)."""
+        if len(rows) == 0:  # nothing to learn: an hour without requests keeps no state
             return
-        self._fit(len(totals))
-        new = (totals > 0) & (self.first_ms[: len(totals)] < 0)
-        self.first_ms[: len(totals)][new] = t_ms
-        self._hour(t_ms).learn(counts, totals, frozen)
+        self._fit(int(rows[-1]) + 1)
+        first = self.first_ms[rows]
+        self.first_ms[rows[first < 0]] = t_ms
+        self._hour(t_ms).learn_rows(rows, counts, totals, frozen, None)
 
     def up_share_at(self, rows: I64, cols: I64, t_ms: int) -> tuple[F64, B]:
         """The share of each cell over the hours a horizon ending at ``t_ms`` spans (the

@@ -37,6 +37,9 @@ T = TypeVar("T", bound=npt.NDArray[np.generic])
 
 #: Scores are capped so they stay finite in JSON and metrics.
 MAX_SCORE = 300.0
+#: Screened scores are computed on a gathered subset of rows only below this share of
+#: the rows: above it, gathering and spreading back costs more than the rows saved.
+SUBSET_ROW_SHARE = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +250,17 @@ def score_shares(
     if below is None and rows is None:
         return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
                              below, exact, up_cells, down_cells)
-    keep = totals > 0 if below is not None else np.ones(len(totals), dtype=bool)
+    # The rows that can have a score: with requests, or exact cells (screened); all.
+    scorable = totals > 0 if below is not None else np.ones(len(totals), dtype=bool)
     if below is not None and exact is not None:
-        keep |= exact.any(axis=1)
-    if rows is not None:
-        keep &= rows
-    if keep.all():  # a row without requests would score 0 anyway: only ``rows`` matters
+        scorable |= exact.any(axis=1)
+    keep = scorable if rows is None else scorable & rows
+    n_keep = int(np.count_nonzero(keep))
+    if n_keep == len(keep) or (
+        n_keep >= SUBSET_ROW_SHARE * len(keep) and (rows is None or bool(rows[scorable].all()))
+    ):
+        # Every row: the others read 0 computed as they do spread (no request, no exact
+        # cell), and gathering most rows and spreading them back costs more.
         return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
                              below, exact, up_cells, down_cells)
     idx = np.flatnonzero(keep)
@@ -321,8 +329,8 @@ def _score_shares(
         down_cells = may_down if down_cells is None else down_cells & may_down
     up = _scores_on(upper_tail, x, n_up_phi, p_up, up_cells)
     down = _scores_on(lower_tail, x, n_down_phi, p, down_cells)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        observed = np.where(n > 0, counts / np.maximum(n, 1), 0.0)
+    # A row without requests has no count in any column: 0 / 1 reads 0.0 there.
+    observed = counts / np.maximum(n, 1.0)
     return ShareScores(up, down, observed, p * n_down, p_up * n, totals)
 
 
@@ -406,15 +414,23 @@ def excess_gates(
     ([True, False, False], [False, False, True])
     """
     low = expected if expected_down is None else expected_down
-    up, down = observed - expected >= min_excess, low - observed >= min_excess
+    return (rise_gate(observed, expected, min_excess, min_ratio),
+            rise_gate(low, observed, min_excess, min_ratio))
+
+
+def rise_gate(
+    observed: I64 | F64, expected: I64 | F64, min_excess: F64 | float, min_ratio: F64 | float
+) -> npt.NDArray[np.bool_]:
+    """The rise half of ``excess_gates`` (a fall is a rise of the expectation over the
+    count)."""
+    mask: npt.NDArray[np.bool_] = observed - expected >= min_excess
     # The ratio only where the excess already counts (few cells): same decisions.
-    for mask, num, den in ((up, observed, expected), (down, low, observed)):
-        idx = np.nonzero(mask)
-        n, d = _pick(num, idx, mask.shape), _pick(den, idx, mask.shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(d > 0, n / d, np.inf)
-        mask[idx] = ratio >= _pick(min_ratio, idx, mask.shape)
-    return up, down
+    idx = np.nonzero(mask)
+    n, d = _pick(observed, idx, mask.shape), _pick(expected, idx, mask.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(d > 0, n / d, np.inf)
+    mask[idx] = ratio >= _pick(min_ratio, idx, mask.shape)
+    return mask
 
 
 def _pick(a: npt.ArrayLike, idx: tuple[npt.NDArray[np.intp], ...], shape: tuple[int, ...]
