@@ -181,7 +181,7 @@ def test_a_scope_named_other_shares_the_fold_row_and_survives_restore():
 
 
 def _faded_per_scope(rates, pending, alpha):
-    """The per-scope loops ``scopes._faded`` replaces: its reference."""
+    """The per-scope loops ``FoldRates.fade`` replaces: its reference."""
     out = dict(rates)
     for key in out.keys() - pending.keys():
         out[key] *= 1.0 - alpha
@@ -191,18 +191,83 @@ def _faded_per_scope(rates, pending, alpha):
 
 
 names = st.tuples(st.sampled_from(["a", "b", "c", "d", "e", "f"]), st.sampled_from(["x", "y"]))
+rate_values = st.sampled_from([0.0, 0.5, 1.0, 3.0]) | st.floats(0, 1e6)
 
 
 @given(
-    rates=st.dictionaries(names, st.sampled_from([0.0, 0.5, 1.0, 3.0]) | st.floats(0, 1e6)),
-    pending=st.dictionaries(names, st.integers(0, 10_000)),
+    rates=st.dictionaries(names, rate_values),
+    pendings=st.lists(st.dictionaries(names, st.integers(0, 10_000)), max_size=4),
     alpha=st.sampled_from([1.0, 0.5, 0.0231]) | st.floats(1e-6, 1.0),
     keep=st.integers(0, 12),
+    bars=st.tuples(rate_values, rate_values),
+    swaps=st.lists(st.tuples(names, rate_values), max_size=6),
 )
-def test_folded_rates_fade_and_rank_as_the_per_scope_loops_did(rates, pending, alpha, keep):
-    from statuswatch.core.scopes import _faded, _heaviest, _heaviest_first
+def test_folded_rates_fade_rank_and_swap_as_a_dict_of_rates_did(
+    rates, pendings, alpha, keep, bars, swaps
+):
+    from statuswatch.core.scopes import FoldRates, _heaviest_first
 
-    faded = _faded(rates, pending, alpha)
-    reference = _faded_per_scope(rates, pending, alpha)
-    assert list(faded.items()) == list(reference.items())  # same floats, same key order
-    assert _heaviest(faded, keep) == sorted(faded.items(), key=_heaviest_first)[:keep]
+    held, reference = FoldRates(rates.items()), dict(rates)
+    for pending in pendings:
+        held.fade(pending, alpha)
+        reference = _faded_per_scope(reference, pending, alpha)
+        assert held.items() == list(reference.items())  # same floats, same key order
+    at_least, above = bars
+    ranked = sorted(reference.items(), key=_heaviest_first)
+    assert held.heaviest(keep) == ranked[:keep]
+    assert held.heaviest(keep, at_least, above) == [
+        kv for kv in ranked if kv[1] >= at_least and kv[1] > above][:keep]
+    for key, rate in swaps:  # a folded scope takes a row, the row's scope folds
+        if reference:
+            gone = next(iter(reference))
+            held.pop(gone)
+            del reference[gone]
+        held.set(key, rate)
+        reference[key] = rate
+        assert held.items() == list(reference.items())
+    held.keep_heaviest(keep)
+    assert held.items() == sorted(reference.items(), key=_heaviest_first)[:keep]
+
+
+@given(
+    rates=st.dictionaries(st.sampled_from("abcdefgh").map(lambda v: (v,)), rate_values),
+    batches=st.lists(st.lists(st.integers(0, 6), max_size=6), max_size=5),
+    calls=st.lists(
+        st.tuples(st.sampled_from([1.0, 0.5, 0.0231]), st.booleans(), st.integers(0, 9)),
+        min_size=1, max_size=4,
+    ),
+)
+def test_counts_by_id_fade_as_the_pending_dict_did(rates, batches, calls):
+    """Counts by value id drain in the order the pending dict took them (by first
+    batch, then id); fading from ids equals fading from that dict, across swaps
+    (pop and set) and a new generation of ids."""
+    from statuswatch.core.scopes import FoldRates, IdCounts
+
+    by_id, by_name = FoldRates(rates.items()), FoldRates(rates.items())
+    generation = [("",)] + [(v,) for v in "abcdefg"]
+    for alpha, new_generation, swapped in calls:
+        if new_generation:  # the same names under fresh ids
+            generation = [("",)] + [(v,) for v in "gfedcba"]
+        held, pending = IdCounts(generation), {}
+        for batch in batches:
+            freq = np.bincount(np.array(batch, np.int64), minlength=1)
+            held.add(freq)
+            for i in np.flatnonzero(freq).tolist():  # the per-id loop counts replace
+                key = generation[i]
+                pending[key] = pending.get(key, 0) + int(freq[i])
+        ids, counts = held.drain()
+        drained = zip(ids.tolist(), counts.tolist(), strict=True)
+        assert [(generation[i], n) for i, n in drained] == list(pending.items())
+        by_id.fade_ids(ids, counts, generation, alpha)
+        by_name.fade(pending, alpha)
+        assert by_id.items() == by_name.items()
+        if len(by_id) and swapped:  # a folded scope takes a row, the row's scope folds
+            gone = by_id.items()[swapped % len(by_id)][0]
+            for r in (by_id, by_name):
+                r.pop(gone)
+                r.set(("h",) if gone != ("h",) else ("a",), float(swapped))
+            assert by_id.items() == by_name.items()
+        if swapped > 5:  # too many candidates: only the heaviest stay
+            by_id.keep_heaviest(3)
+            by_name.keep_heaviest(3)
+            assert by_id.items() == by_name.items()

@@ -7,7 +7,9 @@ started afresh when full.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,23 @@ DENSE_COMBOS = 1 << 20
 #: Bits per dimension id in a combined key (three dimensions fit in an int64).
 ID_BITS = 20
 _UNKNOWN = -2
+
+def picked(items: Any, at: Sequence[Any]) -> list[Any]:
+    """``[items[i] for i in at]``, the lookups in C (``itemgetter``).
+
+    >>> picked({"a": 1, "b": 2}, ["b", "a", "b"]), picked("xyz", [2]), picked("xyz", [])
+    ([2, 1, 2], ['z'], [])
+    """
+    if len(at) > 1:
+        return list(itemgetter(*at)(items))
+    return [items[at[0]]] if at else []
+
+
+def _ids(table: dict[str, int], values: Sequence[str]) -> I64:
+    """The id of each of ``values`` (``KeyError`` for one not interned)."""
+    if len(values) > 1:
+        return np.fromiter(itemgetter(*values)(table), np.int64, len(values))
+    return np.array([table[v] for v in values], np.int64)
 
 
 class RowLookup:
@@ -35,6 +54,8 @@ class RowLookup:
         self.generation += 1
         self.ids: dict[str, dict[str, int]] = {}
         self.values: dict[str, list[str]] = {}
+        #: per dimension, ``(value,)`` for each id: the keys of a one-dimension level
+        self.singletons: dict[str, list[tuple[str]]] = {}
         self._lut: dict[int, I64] = {}
         self._combo_row: dict[int, dict[int, int]] = {}
         #: per multi-dimension level: (capacity per dimension, dense row table)
@@ -74,19 +95,21 @@ class RowLookup:
         if table is None:
             table = self.ids[dim] = {"": 0}
             self.values[dim] = [""]
+            self.singletons[dim] = [("",)]
         try:
-            return np.fromiter(map(table.__getitem__, values), np.int64, len(values))
+            return _ids(table, values)
         except KeyError:
             pass
         new = [v for v in dict.fromkeys(values) if v not in table]  # first-seen order
         if len(table) + len(new) > INTERN_LIMIT and len(table) > 1:
             self.reset()  # bounded memory whatever the input: start afresh
             return self.intern(dim, values)
-        known = self.values[dim]
+        known, singletons = self.values[dim], self.singletons[dim]
         for value in new:
             table[value] = len(known)
             known.append(value)
-        return np.fromiter(map(table.__getitem__, values), np.int64, len(values))
+            singletons.append((value,))
+        return _ids(table, values)
 
     def rows_1d(self, level_idx: int, dim: str, ids: I64) -> I64:
         lut = self._lut.get(level_idx)

@@ -14,9 +14,10 @@ rate is well above the lightest tracked scope's, recycling that scope's row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import repeat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import add
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from statuswatch.core.columns import (
     is_class,
     is_status,
 )
-from statuswatch.core.scope_lookup import ID_BITS, RowLookup
+from statuswatch.core.scope_lookup import ID_BITS, RowLookup, picked
 
 OTHER = "other"
 
@@ -62,38 +63,208 @@ def _heaviest_first(item: tuple[tuple[str, ...], float]) -> tuple[float, tuple[s
     return -item[1], item[0]
 
 
-def _faded(
-    rates: dict[tuple[str, ...], float], pending: dict[tuple[str, ...], int], alpha: float
-) -> dict[tuple[str, ...], float]:
-    """Each folded scope's rate after one more call: the pending ones moved towards
-    their new count, the others faded (in one array pass: the same products as one
-    ``*=`` per scope), in the same key order.
+class FoldRates:
+    """The rates of one level's folded scopes: each scope's slot in one array, so a
+    call fades them all with one in-place multiply (the same products as one ``*=``
+    per scope) and the heaviest come from ``np.partition``, not a sort of them all.
+    The slot dict keeps the order scopes arrived in: the snapshot's order.
 
-    >>> _faded({("a",): 4.0, ("b",): 2.0}, {("b",): 6, ("c",): 1}, 0.5)
-    {('a',): 2.0, ('b',): 4.0, ('c',): 0.5}
+    A one-dimension level's counts arrive by value id (``fade_ids``): the slot of
+    each id is kept too, so only scopes without a slot yet are looked up by name.
+
+    >>> r = FoldRates()
+    >>> r.fade({("a",): 4, ("b",): 2}, 1.0)
+    >>> r.fade({("b",): 6, ("c",): 1}, 0.5)
+    >>> r.items(), r.heaviest(2)
+    ([(('a',), 2.0), (('b',), 4.0), (('c',), 0.5)], [(('b',), 4.0), (('a',), 2.0)])
+    >>> names = [("",), ("c",), ("d",)]
+    >>> r.fade_ids(np.array([2, 1]), np.array([3, 5]), names, 0.5)
+    >>> r.items()
+    [(('a',), 1.0), (('b',), 2.0), (('c',), 2.75), (('d',), 1.5)]
     """
-    # from 0, as tracked rows' rates start: a one-off burst does not evict
-    old = np.fromiter(map(rates.get, pending, repeat(0.0)), np.float64, len(pending))
-    count = np.fromiter(pending.values(), np.float64, len(pending))
-    moved = old + alpha * (count - old)
-    faded = np.fromiter(rates.values(), np.float64, len(rates)) * (1.0 - alpha)
-    out = dict(zip(rates.keys(), faded.tolist(), strict=True))
-    out.update(zip(pending.keys(), moved.tolist(), strict=True))
-    return out
+
+    def __init__(self, items: Iterable[tuple[tuple[str, ...], float]] = ()) -> None:
+        self._slot: dict[tuple[str, ...], int] = {}
+        self._keys: list[tuple[str, ...]] = []
+        self._rate = np.zeros(64)
+        #: the id list ``fade_ids`` was last given (ids of one generation), each id's
+        #: slot and each slot's id (-1: not known)
+        self._ids_of: list[tuple[str]] | None = None
+        self._slot_of_id = np.zeros(0, np.int64)
+        self._id_of_slot = np.full(64, -1, np.int64)
+        for key, rate in items:
+            self.set(key, rate)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def items(self) -> list[tuple[tuple[str, ...], float]]:
+        """(scope, rate) in arrival order."""
+        rates = self._rate.tolist()
+        return [(key, rates[slot]) for key, slot in self._slot.items()]
+
+    def _append(self, keys: list[tuple[str, ...]], ids: I64 | None = None) -> None:
+        """New scopes in the next slots (rates set by the caller)."""
+        first = len(self._keys)
+        for key in keys:
+            self._slot[key] = len(self._keys)
+            self._keys.append(key)
+        size = len(self._keys)
+        if size > len(self._rate):
+            grown = max(size, 2 * len(self._rate)) - len(self._rate)
+            self._rate = np.pad(self._rate, (0, grown))
+            self._id_of_slot = np.pad(self._id_of_slot, (0, grown), constant_values=-1)
+        self._id_of_slot[first:size] = -1 if ids is None else ids
+        if ids is not None:
+            self._slot_of_id[ids] = np.arange(first, size)
+
+    def set(self, key: tuple[str, ...], rate: float) -> None:
+        slot = self._slot.get(key)
+        if slot is None:
+            slot = len(self._keys)
+            self._append([key])
+        self._rate[slot] = rate
+
+    def pop(self, key: tuple[str, ...]) -> None:
+        """Forget ``key``: the last slot's scope moves into its slot."""
+        slot = self._slot.pop(key)
+        last = len(self._keys) - 1
+        gone = int(self._id_of_slot[slot])
+        if gone >= 0:
+            self._slot_of_id[gone] = -1
+        if slot != last:
+            moved = self._keys[slot] = self._keys[last]
+            self._slot[moved] = slot  # an existing key: its arrival order stays
+            self._rate[slot] = self._rate[last]
+            moved_id = self._id_of_slot[slot] = self._id_of_slot[last]
+            if moved_id >= 0:
+                self._slot_of_id[moved_id] = slot
+        self._keys.pop()
+
+    def fade(self, pending: dict[tuple[str, ...], int], alpha: float) -> None:
+        """One more call: the ``pending`` scopes move towards their new count (from 0,
+        as tracked rows' rates start: a one-off burst does not evict), the others fade;
+        scopes new here arrive in ``pending``'s order."""
+        slots = np.fromiter(map(self._slot.get, pending, repeat(-1)), np.int64, len(pending))
+        count = np.fromiter(pending.values(), np.float64, len(pending))
+        new = slots < 0
+        self._move(slots, count, alpha, list(compress(pending, new.tolist())))
+
+    def fade_ids(
+        self, ids: I64, counts: I64, keys: list[tuple[str]], alpha: float
+    ) -> None:
+        """``fade`` of the pending counts ``{keys[i]: n for i, n in zip(ids, counts)}``
+        (``ids`` in the order the dict would hold them)."""
+        if keys is not self._ids_of:  # ids of another generation: slots by name again
+            self._ids_of = keys
+            self._slot_of_id = np.full(len(keys), -1, np.int64)
+            self._id_of_slot[:] = -1
+        if len(self._slot_of_id) < len(keys):
+            self._slot_of_id = np.pad(
+                self._slot_of_id, (0, len(keys) - len(self._slot_of_id)), constant_values=-1
+            )
+        slots = self._slot_of_id[ids]
+        unknown = np.flatnonzero(slots < 0)
+        if len(unknown):
+            names = picked(keys, ids[unknown].tolist())
+            found = np.fromiter(map(self._slot.get, names, repeat(-1)), np.int64, len(names))
+            slots[unknown] = found
+            known = found >= 0
+            self._slot_of_id[ids[unknown[known]]] = found[known]
+            self._id_of_slot[found[known]] = ids[unknown[known]]
+        new = slots < 0
+        new_ids = ids[new]
+        self._move(slots, counts.astype(np.float64), alpha, picked(keys, new_ids.tolist()),
+                   new_ids)
+
+    def _move(
+        self, slots: I64, count: npt.NDArray[np.float64], alpha: float,
+        new_keys: list[tuple[str, ...]], new_ids: I64 | None = None,
+    ) -> None:
+        """The fade of ``fade``: ``slots`` (-1: the scopes of ``new_keys``, in order)."""
+        n = len(self._keys)
+        old = np.where(slots >= 0, self._rate[slots], 0.0)
+        moved = old + alpha * (count - old)
+        self._rate[:n] *= 1.0 - alpha
+        if new_keys:
+            self._append(new_keys, new_ids)
+            slots[slots < 0] = np.arange(n, len(self._keys))
+        self._rate[slots] = moved
+
+    def max(self) -> float:
+        return float(self._rate[: len(self._keys)].max()) if self._keys else -np.inf
+
+    def _heaviest_slots(
+        self, n: int, at_least: float = -np.inf, above: float = -np.inf
+    ) -> list[int]:
+        rates = self._rate[: len(self._keys)]
+        candidates = np.flatnonzero((rates >= at_least) & (rates > above))
+        negated = -rates
+        if n < len(candidates):
+            nth = np.partition(negated[candidates], n - 1)[n - 1] if n > 0 else -np.inf
+            candidates = candidates[negated[candidates] <= nth]
+        slots = candidates.tolist()
+        names = map(self._keys.__getitem__, slots)
+        ranked = sorted(zip(negated[candidates].tolist(), names, slots, strict=True))[:n]
+        return [slot for _, _, slot in ranked]
+
+    def heaviest(
+        self, n: int, at_least: float = -np.inf, above: float = -np.inf
+    ) -> list[tuple[tuple[str, ...], float]]:
+        """The ``n`` heaviest scopes of rate >= ``at_least`` and > ``above``, in
+        ``_heaviest_first`` order: the scopes as heavy as the n-th (ties included) are
+        ranked by (-rate, name), pairs that compare in C; the rest never are."""
+        slots = self._heaviest_slots(n, at_least, above)
+        return list(zip(picked(self._keys, slots), self._rate[slots].tolist(), strict=True))
+
+    def keep_heaviest(self, n: int) -> None:
+        """Forget all but the ``n`` heaviest, which take the heaviest-first order."""
+        slots = self._heaviest_slots(n)
+        self._keys = picked(self._keys, slots)
+        self._slot = dict(zip(self._keys, range(len(slots)), strict=True))
+        self._rate = np.concatenate([self._rate[slots], np.zeros(64)])
+        ids = np.concatenate([self._id_of_slot[slots], np.full(64, -1, np.int64)])
+        self._id_of_slot = ids
+        self._slot_of_id[:] = -1
+        at = np.flatnonzero(ids >= 0)
+        self._slot_of_id[ids[at]] = at
 
 
-def _heaviest(
-    rates: dict[tuple[str, ...], float], n: int
-) -> list[tuple[tuple[str, ...], float]]:
-    """The ``n`` heaviest folded scopes, in ``_heaviest_first`` order (pairs of
-    (-rate, name) compare in C: no key function call per scope).
+@dataclass(slots=True)
+class IdCounts:
+    """A one-dimension level's records of folded scopes since the last ``rebalance``,
+    by value id (one ``np.bincount`` a batch), and the batch each id was first seen
+    in: the order the pending dict would have taken them in.
 
-    >>> _heaviest({("a",): 1.0, ("b",): 3.0, ("c",): 3.0}, 2)
-    [(('b',), 3.0), (('c',), 3.0)]
+    >>> c = IdCounts([("",), ("a",), ("b",), ("c",)])
+    >>> c.add(np.array([0, 0, 0, 2])); c.add(np.array([0, 1, 4]))
+    >>> [(c.keys[i], n) for i, n in zip(*(a.tolist() for a in c.drain()))]
+    [(('c',), 2), (('a',), 1), (('b',), 4)]
     """
-    negated = (-np.fromiter(rates.values(), np.float64, len(rates))).tolist()
-    ranked = sorted(zip(negated, rates.keys(), strict=True))[:n]
-    return [(key, -rate) for rate, key in ranked]
+
+    keys: list[tuple[str]]  # the lookup's one-value keys by id, of the generation counted
+    counts: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    first_seen: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    batches: int = 0
+
+    def add(self, freq: I64) -> None:
+        if len(self.counts) < len(freq):
+            grown = len(freq) - len(self.counts)
+            self.counts = np.pad(self.counts, (0, grown))
+            self.first_seen = np.pad(self.first_seen, (0, grown))
+        counts = self.counts[: len(freq)]
+        self.first_seen[: len(freq)][(counts == 0) & (freq > 0)] = self.batches
+        counts += freq
+        self.batches += 1
+
+    def drain(self) -> tuple[I64, I64]:
+        """(ids, counts) in the pending dict's order; starts counting afresh."""
+        ids = np.flatnonzero(self.counts)
+        ids = ids[np.lexsort((ids, self.first_seen[ids]))]
+        counts = self.counts[ids]
+        self.counts[:] = 0
+        self.batches = 0
+        return ids, counts
 
 
 class CodeTable:
@@ -210,6 +381,8 @@ class ScopeTable:
         self.max_per_level = max_per_level
         self.labels: list[dict[str, str]] = []
         self.level_of_row: list[int] = []
+        self._level_of_row = np.zeros(0, np.int64)  # level_of_row as an array
+        self._level_of_row_at = 0  # len(level_of_row) when _level_of_row was built
         self._row_of: dict[tuple[int, tuple[str, ...]], int] = {}
         self._other_row: dict[int, int] = {}
         self._per_level = [0] * len(self.levels)
@@ -218,8 +391,11 @@ class ScopeTable:
         self._folded_keys: list[set[tuple[str, ...]]] = [set() for _ in self.levels]
         #: per level, folded scope -> records since the last ``rebalance``
         self._fold_pending: list[dict[tuple[str, ...], int]] = [{} for _ in self.levels]
+        #: per one-dimension level, the same counts while they arrive by value id; the
+        #: pending dict takes them over (``_pending_by_name``) before anyone reads it
+        self._fold_pending_ids: list[IdCounts | None] = [None for _ in self.levels]
         #: per level, folded scope -> exponentially weighted records per window
-        self._fold_rate: list[dict[tuple[str, ...], float]] = [{} for _ in self.levels]
+        self._fold_rate = [FoldRates() for _ in self.levels]
         #: per row, records since the last ``rebalance`` and their weighted rate per call
         self._row_pending = np.zeros(0, np.int64)
         self._row_rate = np.zeros(0)
@@ -318,6 +494,8 @@ class ScopeTable:
         rows = np.fromiter(
             (self._row(level, values) for level, values in scopes), np.int64, len(scopes)
         )
+        for level_idx in range(len(self.levels)):
+            self._pending_by_name(level_idx)
         for (level, values), row, n in zip(scopes, rows.tolist(), records, strict=True):
             if row == self._other_row.get(level) and not _is_other(values):
                 pending = self._fold_pending[level]
@@ -341,12 +519,15 @@ class ScopeTable:
         pending = self._fold_pending[level_idx]
         if len(level) == 1:  # a count per id: no sort of rows (same order: by id)
             freq = np.bincount(ids[level[0]][folded])
-            seen = np.flatnonzero(freq)
-            names = self._lookup.values[level[0]]
-            for i, n in zip(seen.tolist(), freq[seen].tolist(), strict=True):
-                if names[i] != OTHER:
-                    key = (names[i],)
-                    pending[key] = pending.get(key, 0) + n
+            other_id = self._lookup.ids[level[0]].get(OTHER)
+            if other_id is not None and other_id < len(freq):
+                freq[other_id] = 0  # "other" itself is never a candidate for a row
+            keys = self._lookup.singletons[level[0]]
+            held = self._fold_pending_ids[level_idx]
+            if held is None or held.keys is not keys:  # ids of a new generation
+                self._pending_by_name(level_idx)
+                held = self._fold_pending_ids[level_idx] = IdCounts(keys)
+            held.add(freq)
             return
         combo = ids[level[0]][folded]
         for d in level[1:]:  # one int per combination, in the order of its ids
@@ -387,14 +568,20 @@ class ScopeTable:
         for level_idx, level in enumerate(self.levels):
             rates = self._fold_rate[level_idx]
             pending = self._fold_pending[level_idx]
-            if not rates and not pending:
-                continue
-            self._fold_rate[level_idx] = rates = _faded(rates, pending, alpha)
-            pending.clear()
+            held = self._fold_pending_ids[level_idx]
+            if pending or held is None:
+                self._pending_by_name(level_idx)
+                if not rates and not pending:
+                    continue
+                rates.fade(pending, alpha)
+                pending.clear()
+            else:  # this call's counts arrived by id only
+                ids, counts = held.drain()
+                if not rates and not len(ids):
+                    continue
+                rates.fade_ids(ids, counts, held.keys, alpha)
             if len(rates) > MAX_CANDIDATES:
-                keep = _heaviest(rates, MAX_CANDIDATES // 2)
-                rates.clear()
-                rates.update(keep)
+                rates.keep_heaviest(MAX_CANDIDATES // 2)
             out += self._swap(level_idx, level, protected)
         for swap in out:  # the lookup tables still map both scopes to their old rows
             level = self.levels[swap.level]
@@ -407,28 +594,28 @@ class ScopeTable:
     ) -> list[Recycled]:
         rates = self._fold_rate[level_idx]
         other = self._other_row.get(level_idx)
-        if other is None or not rates or max(rates.values()) < MIN_SWAP_RATE:
+        if other is None or not rates or rates.max() < MIN_SWAP_RATE:
             return []
-        tracked = [
-            (float(self._row_rate[row]), row, values)
-            for (lvl, values), row in self._row_of.items()
-            if lvl == level_idx and row not in protected
-        ]
-        if not tracked:
+        rows = self._tracked_rows(level_idx)
+        if protected:
+            rows = rows[~np.isin(rows, np.fromiter(protected, np.int64, len(protected)))]
+        if not len(rows):
             return []
-        tracked.sort()
+        row_rates = self._row_rate[rows]
         # Only scopes heavier than the lightest tracked one can take a row: ranking
         # just those gives the same leading candidates as ranking all of them.
-        bar = SWAP_RATIO * tracked[0][0]
-        heavier = [kv for kv in rates.items() if kv[1] >= MIN_SWAP_RATE and kv[1] > bar]
-        best = sorted(heavier, key=_heaviest_first)[:MAX_SWAPS_PER_CALL]
+        bar = SWAP_RATIO * float(row_rates.min())
+        best = rates.heaviest(MAX_SWAPS_PER_CALL, at_least=MIN_SWAP_RATE, above=bar)
+        lightest = rows[np.lexsort((rows, row_rates))[: len(best)]].tolist()
         out = []
-        for (values, rate), (tracked_rate, row, old_values) in zip(best, tracked, strict=False):
+        for (values, rate), row in zip(best, lightest, strict=False):
+            tracked_rate = float(self._row_rate[row])
             if rate < MIN_SWAP_RATE or rate <= SWAP_RATIO * tracked_rate:
                 break
+            old_values = tuple(self.labels[row][d] for d in level)
             del self._row_of[(level_idx, old_values)]
-            del rates[values]
-            rates[old_values] = tracked_rate
+            rates.pop(values)
+            rates.set(old_values, tracked_rate)
             self._row_rate[row] = rate
             self._row_of[(level_idx, values)] = row
             old_label = self.labels[row]
@@ -437,15 +624,38 @@ class ScopeTable:
             out.append(Recycled(row, level_idx, old_label, self.labels[row], other))
         return out
 
+    def _tracked_rows(self, level_idx: int) -> I64:
+        """The rows of a level's tracked scopes (all but its fold row), ascending."""
+        if self._level_of_row_at != len(self.level_of_row):
+            self._level_of_row = np.array(self.level_of_row, np.int64)
+            self._level_of_row_at = len(self.level_of_row)
+        rows = np.flatnonzero(self._level_of_row == level_idx)
+        other = self._other_row.get(level_idx)
+        return rows if other is None else rows[rows != other]
+
+    def _pending_by_name(self, level_idx: int) -> None:
+        """Move the level's counts by id into its pending dict, in the dict's order."""
+        held = self._fold_pending_ids[level_idx]
+        if held is None:
+            return
+        ids, counts = held.drain()
+        pending = self._fold_pending[level_idx]
+        keys = picked(held.keys, ids.tolist())
+        totals = map(add, map(pending.get, keys, repeat(0)), counts.tolist())
+        pending.update(zip(keys, totals, strict=True))  # keys unique: each read first
+
     def forget_pending(self) -> None:
         """Drop the records counted since the last ``rebalance``: they are about to be
         read again (a restart re-reads from the oldest open window)."""
         self._row_pending[:] = 0
         for pending in self._fold_pending:
             pending.clear()
+        self._fold_pending_ids = [None for _ in self.levels]
 
     def fold_state(self) -> dict[str, Any]:
         """The folded scopes' rates and pending counts, as plain JSON."""
+        for level_idx in range(len(self.levels)):
+            self._pending_by_name(level_idx)
         return {
             "rates": [[[*k, v] for k, v in r.items()] for r in self._fold_rate],
             "pending": [[[*k, v] for k, v in p.items()] for p in self._fold_pending],
@@ -455,11 +665,13 @@ class ScopeTable:
         }
 
     def restore_fold_state(self, state: dict[str, Any]) -> None:
-        for target, items in ((self._fold_rate, state["rates"]),
-                              (self._fold_pending, state["pending"])):
-            for level_idx, entries in enumerate(items):
-                target[level_idx].clear()
-                target[level_idx].update((tuple(e[:-1]), e[-1]) for e in entries)
+        self._fold_rate = [
+            FoldRates((tuple(e[:-1]), e[-1]) for e in entries) for entries in state["rates"]
+        ]
+        self._fold_pending_ids = [None for _ in self.levels]
+        for level_idx, entries in enumerate(state["pending"]):
+            self._fold_pending[level_idx].clear()
+            self._fold_pending[level_idx].update((tuple(e[:-1]), e[-1]) for e in entries)
         self._row_rate = np.array(state["row_rate"], dtype=np.float64)
         self._row_pending = np.array(state["row_pending"], dtype=np.int64)
         self.recycled = [int(n) for n in state["recycled"]]
@@ -510,6 +722,7 @@ class ScopeTable:
         """Rebuild rows in the same order as a snapshot took them."""
         self._lookup.reset()
         self.labels, self.level_of_row = [], []
+        self._level_of_row_at = -1
         self._row_of.clear()
         self._other_row.clear()
         self._per_level = [0] * len(self.levels)
