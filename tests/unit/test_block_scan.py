@@ -116,12 +116,17 @@ def test_a_block_decodes_as_the_list_of_its_lines(name: str, data: st.DataObject
 @given(
     text=st.binary(max_size=300).map(lambda b: b.replace(b"a", b"\n").replace(b"b", b"\r")),
     cut=st.integers(0, 300),
+    head=st.none() | st.binary(max_size=5),
 )
-def test_lines_index_slice_and_count_like_the_split_block(text: bytes, cut: int) -> None:
+def test_lines_index_slice_and_count_like_the_split_block(
+    text: bytes, cut: int, head: bytes | None
+) -> None:
+    start = text.find(b"\n") + 1
     end = text.rfind(b"\n", 0, cut) + 1 if cut < len(text) else len(text)
-    expected = reference_lines(text[:end])
-    lines = Lines(text, end)
-    assert len(lines) == count_lines(text, end) == len(expected)
+    end = max(start, end)
+    expected = ([] if head is None else [head]) + reference_lines(text[start:end])
+    lines = Lines(text, start, end, head)
+    assert len(lines) == count_lines(lines.data) + (head is not None) == len(expected)
     assert [lines[i] for i in range(-len(lines), len(lines))] == expected * 2
     assert lines[1:3] == expected[1:3]
     with pytest.raises(IndexError):
@@ -132,10 +137,12 @@ def test_the_scanner_checks_the_number_of_lines() -> None:
     decoder = DECODERS["sim-kong"][0]
     assert isinstance(decoder, JsonDecoder) and decoder._scanner is not None
     scanner = decoder._scanner
-    for data, n in [(b"{}\n{}\n", 1), (b"{}\n{}\n", 3), (b"", 1), (b"{}\n", 2)]:
+    cases = [(b"{}\n{}\n", 1, None), (b"{}\n{}\n", 3, None), (b"", 1, None),
+             (b"{}\n", 2, None), (b"{}\n", 1, b"{}"), (b"", 0, b"{}"), (b"{}", 3, b"{}")]
+    for data, n, head in cases:
         ints, ok = np.empty((scanner.n_ints, n), np.int64), np.empty(n, np.bool_)
         with pytest.raises(ValueError, match="lines"):
-            scanner.scan_lines(data, ints, ok, np.empty((2, n), np.int64))
+            scanner.scan_lines(data, ints, ok, np.empty((2, n), np.int64), head)
     ints, ok = np.empty((scanner.n_ints, 2), np.int64), np.empty(2, np.bool_)
     with pytest.raises(ValueError, match="bounds"):
         scanner.scan_lines(b"{}\n{}", ints, ok, np.empty((2, 3), np.int64))

@@ -56,14 +56,18 @@ def _batches_of_lines(stream: _Readable, name: str, batch_size: int) -> Iterator
             if carry:
                 yield RawBatch(name, 0, np.array([offset], dtype=np.int64), Lines(carry))
             return
-        if carry:
-            block = carry + block
         end = block.rfind(b"\n") + 1
         if not end:
-            carry = block
+            carry += block
             continue  # a line longer than the block: read on
+        # The line begun in the block before is completed on its own, not by joining
+        # the blocks: a copy of the block costs more in fresh memory than in bytes.
+        start, head = 0, None
+        if carry:
+            start = block.find(b"\n") + 1
+            head = (carry + block[: start - 1]).rstrip(b"\r")
         carry = block[end:]
-        lines = Lines(block, end)
+        lines = Lines(block, start, end, head)
         offsets = np.arange(offset, offset + len(lines), dtype=np.int64)
         offset += len(lines)
         yield RawBatch(name, 0, offsets, lines)

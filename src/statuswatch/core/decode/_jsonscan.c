@@ -935,12 +935,13 @@ done:
 }
 
 PyDoc_STRVAR(scan_lines_doc,
-"scan_lines(data, ints, ok, bounds, /)\n--\n\n"
+"scan_lines(data, ints, ok, bounds, head=None, /)\n--\n\n"
 "Scan the lines of ``data`` (a bytes-like block) as ``scan`` scans a list of values.\n"
 "Its lines are what ``data.split(b'\\n')`` gives without a last empty item, each\n"
-"without its trailing CRs; there must be exactly len(ok) of them. ``bounds``: a\n"
-"writable int64 buffer of 2 * len(ok) items, set to where each line starts (row 0)\n"
-"and stops (row 1) in ``data``. Returns the str columns, as ``scan``.");
+"without its trailing CRs; ``head`` (bytes), if given, is a line before them.\n"
+"There must be exactly len(ok) lines in all. ``bounds``: a writable int64 buffer\n"
+"of 2 * len(ok) items, set to where each line of ``data`` starts (row 0) and\n"
+"stops (row 1) in it (0 and 0 for ``head``). Returns the str columns, as ``scan``.");
 
 static PyObject *Scanner_scan_lines(Scanner *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *result = NULL;
@@ -952,8 +953,15 @@ static PyObject *Scanner_scan_lines(Scanner *self, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
         return NULL;
     }
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "scan_lines(data, ints, ok, bounds) takes 4 arguments");
+    if (nargs != 4 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_lines(data, ints, ok, bounds, head=None) takes 4 or 5 arguments");
+        return NULL;
+    }
+    /* (the caller holds head, and bytes cannot change) */
+    PyObject *head = nargs == 5 && args[4] != Py_None ? args[4] : NULL;
+    if (head != NULL && !PyBytes_CheckExact(head)) {
+        PyErr_SetString(PyExc_TypeError, "head must be bytes or None");
         return NULL;
     }
     /* Every buffer is taken before the scan: the exports keep them in place and of
@@ -975,7 +983,20 @@ static PyObject *Scanner_scan_lines(Scanner *self, PyObject *const *args, Py_ssi
     const uint8_t *base = (const uint8_t *)db.buf, *end = base + db.len, *p = base;
     Rec r;
     r.sc = self;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t i = 0;
+    if (head != NULL) {
+        if (n < 1) {
+            PyErr_SetString(PyExc_ValueError, "data holds fewer lines than len(ok)");
+            goto done;
+        }
+        bounds[0] = bounds[n] = 0;
+        if (put_record(self, &r, &out, 0, (const uint8_t *)PyBytes_AS_STRING(head),
+                       PyBytes_GET_SIZE(head)) < 0) {
+            goto done;
+        }
+        i = 1;
+    }
+    for (; i < n; i++) {
         if (p >= end) {
             PyErr_SetString(PyExc_ValueError, "data holds fewer lines than len(ok)");
             goto done;

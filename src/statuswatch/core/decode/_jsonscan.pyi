@@ -39,7 +39,8 @@ class Scanner:
         ints: npt.NDArray[np.int64] | Buffer,
         ok: npt.NDArray[np.bool_] | Buffer,
         bounds: npt.NDArray[np.int64] | Buffer,
+        head: bytes | None = None,
         /,
     ) -> list[list[str]]:
-        """``scan`` of the lines of ``data`` (len(ok) of them); ``bounds`` (2 x len(ok))
-        gets where each line starts and stops."""
+        """``scan`` of ``head`` (if given) and the lines of ``data`` (len(ok) in all);
+        ``bounds`` (2 x len(ok)) gets where each line of ``data`` starts and stops."""

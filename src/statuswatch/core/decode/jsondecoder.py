@@ -306,7 +306,7 @@ class JsonDecoder(BaseDecoder):
         ints = np.empty((scanner.n_ints, n), np.int64)
         ok = np.empty(n, np.bool_)
         bounds = np.empty((2, n), np.int64)
-        strs = scanner.scan_lines(lines.data, ints, ok, bounds)
+        strs = scanner.scan_lines(lines.data, ints, ok, bounds, lines.head)
         lines.keep_bounds(bounds)
         return self._complete(lines, scanned_columns(self.table, plan, ints, strs, ok))
 

@@ -32,42 +32,51 @@ def _native_count() -> Callable[[memoryview], int] | None:
 _COUNT_LINES: Final = _native_count()
 
 
-def count_lines(block: bytes, end: int) -> int:
-    """The lines of ``block[:end]``: its LF bytes, and one more if it does not end with LF.
+def count_lines(data: memoryview) -> int:
+    """The lines of ``data``: its LF bytes, and one more if it does not end with LF.
 
-    >>> count_lines(b"a\\nb", 3), count_lines(b"a\\nb", 2), count_lines(b"a", 0)
-    (2, 1, 0)
+    >>> [count_lines(memoryview(b)) for b in (b"a\\nb", b"a\\n", b"")]
+    [2, 1, 0]
     """
     if _COUNT_LINES is not None:
-        return _COUNT_LINES(memoryview(block)[:end])
-    return block.count(b"\n", 0, end) + (end > 0 and block[end - 1] != ord("\n"))
+        return _COUNT_LINES(data)
+    return data.tobytes().count(b"\n") + (len(data) > 0 and data[-1] != ord("\n"))
 
 
 class Lines(Sequence[bytes]):
-    """The lines of ``block[:end]``: what ``split(b"\\n")`` gives without a last empty
-    item, each without its trailing CRs (``rstrip(b"\\r")``).
+    """The lines of ``block[start:end]``: what ``split(b"\\n")`` gives without a last
+    empty item, each without its trailing CRs (``rstrip(b"\\r")``); after ``head``,
+    a line given on its own (one that began in the block before), if any.
 
-    ``block[:end]`` must be whole lines: every one ends with LF, except that the last
-    may end at ``end`` (the end of a file). A line is sliced out of the block when it
-    is asked for; iterating or slicing splits the whole block once.
+    ``block[start:end]`` must be whole lines: every one ends with LF, except that the
+    last may end at ``end`` (the end of a file). A line is sliced out of the block
+    when it is asked for; iterating or slicing splits the whole block once.
+
+    >>> lines = Lines(b'x"}\\n{"b": 2}\\n{"c"', start=4, end=13, head=b'{"a": "x"}')
+    >>> len(lines), list(lines)
+    (2, [b'{"a": "x"}', b'{"b": 2}'])
     """
 
-    __slots__ = ("_bounds", "_count", "_lines", "block", "end")
+    __slots__ = ("_bounds", "_count", "_lines", "block", "end", "head", "start")
 
-    def __init__(self, block: bytes, end: int | None = None) -> None:
+    def __init__(
+        self, block: bytes, start: int = 0, end: int | None = None, head: bytes | None = None
+    ) -> None:
         self.block = block
+        self.start = start
         self.end = len(block) if end is None else end
-        self._count = count_lines(block, self.end)
+        self.head = head
+        self._count = count_lines(self.data) + (head is not None)
         self._lines: list[bytes] | None = None
         self._bounds: I64 | None = None
 
     @property
     def data(self) -> memoryview:
-        """The lines' bytes, ``block[:end]``, without a copy."""
-        return memoryview(self.block)[: self.end]
+        """The bytes of the lines after ``head``, ``block[start:end]``, without a copy."""
+        return memoryview(self.block)[self.start : self.end]
 
     def keep_bounds(self, bounds: I64) -> None:
-        """Where each line starts (row 0) and stops (row 1) in the block, as a scan of
+        """Where each line starts (row 0) and stops (row 1) in ``data``, as a scan of
         these lines found them: indexing a line then slices it out at once."""
         assert bounds.shape == (2, self._count), bounds.shape
         self._bounds = bounds
@@ -75,13 +84,14 @@ class Lines(Sequence[bytes]):
     def tolist(self) -> list[bytes]:
         """Every line as bytes (split once, then kept)."""
         if self._lines is None:
-            block = self.block if self.end == len(self.block) else self.block[: self.end]
+            whole = self.start == 0 and self.end == len(self.block)
+            block = self.block if whole else self.block[self.start : self.end]
             lines = block.split(b"\n")
             if lines[-1] == b"":
                 lines.pop()
             if b"\r" in block:
                 lines = [line.rstrip(b"\r") for line in lines]
-            self._lines = lines
+            self._lines = lines if self.head is None else [self.head, *lines]
         return self._lines
 
     def __len__(self) -> int:
@@ -98,11 +108,13 @@ class Lines(Sequence[bytes]):
         if not -n <= index < n:
             raise IndexError("line index out of range")
         at = index % n
-        return self.block[int(self._bounds[0, at]) : int(self._bounds[1, at])]
+        if at == 0 and self.head is not None:
+            return self.head
+        start = self.start
+        return self.block[start + int(self._bounds[0, at]) : start + int(self._bounds[1, at])]
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.tolist())
 
     def __repr__(self) -> str:
-        return f"<Lines: {self._count} lines, {self.end} bytes>"
-
+        return f"<Lines: {self._count} lines, {self.end - self.start} bytes>"
