@@ -9,9 +9,10 @@ the whole batch into int64 and str columns, which ``scanned_columns`` checks
 (numpy). Every record it does not vouch for (a field absent, ``null``, of
 another type, out of range, anything unusual) goes through the full decoder, so
 the fast path can only be faster, never different
-(``tests/unit/test_fast_path.py``). A block of lines from a file (``Lines``)
-is scanned as one buffer (``Scanner.scan_lines``). Without the extension, ``decode`` runs the
-full decoder record by record after batch-wide prechecks (``precheck_batch``).
+(``tests/unit/test_fast_path.py``). A file's block of lines (``Lines``) is
+scanned in place (``Scanner.scan_lines``): no bytes object per line it vouches
+for (``tests/unit/test_block_scan.py``). Without the extension, ``decode`` runs
+the full decoder record by record after batch-wide prechecks (``precheck_batch``).
 (Decoding the batch as one JSON array was measured slower: building the array
 copies the batch, and records that are not complete JSON values could merge
 across their boundaries.)
