@@ -177,3 +177,17 @@ def test_the_real_apache_log_as_json_decodes_to_its_known_codes(tmp_path: Any) -
             vouched += len(decoded)
     assert vouched == 10_000
     assert codes == Counter(APACHE_CODES)
+
+
+def test_the_real_apache_log_decodes_alike_as_blocks_and_as_lists() -> None:
+    """A format without the C scanner (combined) decodes a block as its lines."""
+    from tests.data import APACHE_LOG
+
+    decoder = build_decoder(DecodeConfig(format="combined"))
+    codes: Counter[int] = Counter()
+    for batch in read_file_batches(str(APACHE_LOG), batch_size=64):
+        assert isinstance(batch.values, Lines)
+        got = decoder.decode(batch.values)
+        assert as_dict(got) == as_dict(decoder.decode(list(batch.values)))
+        codes.update(got.status.tolist())
+    assert codes == Counter(APACHE_CODES)

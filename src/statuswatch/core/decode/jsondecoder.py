@@ -45,7 +45,7 @@ from statuswatch.core.decode.json_fields import (
     record_values,
     scan_plan,
 )
-from statuswatch.core.decode.lines import Lines
+from statuswatch.core.decode.lines import Lines, indexable
 from statuswatch.core.decode.protocol import Parsed, dim_value, fail, status_value
 from statuswatch.core.decode.scanned_columns import FastColumns, scanned_columns
 from statuswatch.core.decode.timestamps import END_TS_MS, MIN_TS_MS, timestamp_value
@@ -283,7 +283,7 @@ class JsonDecoder(BaseDecoder):
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         if self._skip_fast > 0 or self._scanner is None or not NATIVE_SCAN:
             self._skip_fast = max(0, self._skip_fast - 1)
-            return self._decode_full(values)
+            return self._decode_full(indexable(values))
         if isinstance(values, Lines):
             return self._decode_lines(values)
         return self._decode_native(values)

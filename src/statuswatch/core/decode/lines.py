@@ -118,3 +118,9 @@ class Lines(Sequence[bytes]):
 
     def __repr__(self) -> str:
         return f"<Lines: {self._count} lines, {self.end - self.start} bytes>"
+
+
+def indexable(values: Sequence[bytes]) -> Sequence[bytes]:
+    """``values``, as a list if they are ``Lines``: for decoders that index every value
+    (a list's ``[i]`` is a C call, a ``Lines``' a Python one)."""
+    return values.tolist() if isinstance(values, Lines) else values
