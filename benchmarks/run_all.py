@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "decode_window": [],
     "backtest": [],
     "backtest_scopes": [],
+    "read_decode": [],
     "backtest_sparse": [],
     "window_eval": [],
     "kafka_consume": ["--sweep"],
