@@ -144,6 +144,8 @@ def test_the_scanner_checks_the_number_of_lines() -> None:
         with pytest.raises(ValueError, match="lines"):
             scanner.scan_lines(data, ints, ok, np.empty((2, n), np.int64), head)
     ints, ok = np.empty((scanner.n_ints, 2), np.int64), np.empty(2, np.bool_)
+    with pytest.raises(TypeError, match="read-only"):  # bytes a finalizer could change
+        scanner.scan_lines(bytearray(b"{}\n{}"), ints, ok, np.empty((2, 2), np.int64))
     with pytest.raises(ValueError, match="bounds"):
         scanner.scan_lines(b"{}\n{}", ints, ok, np.empty((2, 3), np.int64))
 

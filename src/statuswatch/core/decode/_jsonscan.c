@@ -936,7 +936,8 @@ done:
 
 PyDoc_STRVAR(scan_lines_doc,
 "scan_lines(data, ints, ok, bounds, head=None, /)\n--\n\n"
-"Scan the lines of ``data`` (a bytes-like block) as ``scan`` scans a list of values.\n"
+"Scan the lines of ``data`` (a read-only bytes-like block, e.g. bytes or a memoryview\n"
+"of bytes) as ``scan`` scans a list of values.\n"
 "Its lines are what ``data.split(b'\\n')`` gives without a last empty item, each\n"
 "without its trailing CRs; ``head`` (bytes), if given, is a line before them.\n"
 "There must be exactly len(ok) lines in all. ``bounds``: a writable int64 buffer\n"
@@ -968,6 +969,12 @@ static PyObject *Scanner_scan_lines(Scanner *self, PyObject *const *args, Py_ssi
      * their size, whatever Python code a finalizer may run during it. */
     if (PyObject_GetBuffer(args[0], &db, PyBUF_C_CONTIGUOUS) < 0) goto done;
     have_db = 1;
+    /* Read-only: a finalizer run by an allocation could otherwise change bytes that
+     * were validated (as UTF-8, say) before they are copied into a str. */
+    if (!db.readonly) {
+        PyErr_SetString(PyExc_TypeError, "data must be a read-only buffer (bytes)");
+        goto done;
+    }
     /* the number of lines is the size of ok (open_out checks its format) */
     Py_ssize_t n = PyObject_Length(args[2]);
     if (n < 0 || open_out(self, &out, args[1], args[2], n) < 0) goto done;
