@@ -209,6 +209,8 @@ def seed_inputs() -> Iterator[bytes]:
     # a batch: good, cut and empty records together
     good = tf.SIM_RECORDS["kong"][0]
     yield on("kong", SEPARATOR.join([good, good[:40], b"", good]))
+    # the same as a block of lines (check_block): CRs before the line ends, a CR alone
+    yield on("kong", SEPARATOR.join([good + b"\r", b"\r\r", good[:40] + b"\r", good + b"\r\r"]))
 
 
 def write_seeds(directory: Path) -> int:
