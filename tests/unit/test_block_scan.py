@@ -193,3 +193,13 @@ def test_the_real_apache_log_decodes_alike_as_blocks_and_as_lists() -> None:
         assert as_dict(got) == as_dict(decoder.decode(list(batch.values)))
         codes.update(got.status.tolist())
     assert codes == Counter(APACHE_CODES)
+
+
+def test_lines_count_alike_without_the_c_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    from statuswatch.core.decode import lines as lines_module
+
+    blocks = [b"", b"\n", b"a", b"a\n", b"a\r\n\nb", b"\r", b"x" * 40 + b"\n" * 17 + b"y"]
+    native = [lines_module.count_lines(memoryview(b)) for b in blocks]
+    monkeypatch.setattr(lines_module, "_COUNT_LINES", None)
+    assert [lines_module.count_lines(memoryview(b)) for b in blocks] == native
+    assert native == [len(reference_lines(b)) for b in blocks]
