@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "backtest": [],
     "backtest_scopes": [],
     "scope_table": [],
+    "read_decode": [],
     "backtest_sparse": [],
     "window_eval": [],
     "kafka_consume": ["--sweep"],

@@ -9,7 +9,8 @@ An input is a set-up byte and a batch: ``data[0]`` picks one of ``targets()``
   is the C scanner, ``decode`` (the scanner, falling back to the full decoder for
   what it does not vouch for) gives for the batch exactly what ``decode_one``
   (the full decoder alone) gives record by record: the same values or the same
-  reason;
+  reason; and the batch read as a file's block of lines (``SEPARATOR`` as LF, the
+  block scanned by ``Scanner.scan_lines``) decodes exactly as the list of its lines;
 - for the bare scanner (``"scanner"``), reading the fields of
   ``tests/unit/test_jsonscan.py``: it vouches only for records ``json.loads`` and
   msgspec read with the same values, and for every such record without a
@@ -88,6 +89,7 @@ def check(data: bytes, every: bool = False) -> None:
             check_bare(values)
         else:
             check_decoder(name, decoder, values)
+            check_block(name, decoder, data[1:].replace(SEPARATOR, b"\n"))
 
 
 def check_decoder(name: str, decoder: Any, values: list[bytes]) -> None:
@@ -98,6 +100,33 @@ def check_decoder(name: str, decoder: Any, values: list[bytes]) -> None:
     if got != expected:
         diff = [(g, e) for g, e in zip(got, expected, strict=True) if g != e]
         raise Mismatch(f"{name}: decode gave / decode_one gave: {diff}")
+
+
+def check_block(name: str, decoder: Any, block: bytes) -> None:
+    from statuswatch.core.decode.lines import Lines
+
+    lines = block.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    lines = [line.rstrip(b"\r") for line in lines]
+    as_block = Lines(block)
+    if len(as_block) != len(lines):
+        raise Mismatch(f"{name}: {len(as_block)} lines counted, {len(lines)} split")
+    decoder._skip_fast = 0
+    got = decoder.decode(as_block)
+    decoder._skip_fast = 0
+    expected = decoder.decode(lines)
+    parts = [
+        (got.ts_ms.tolist(), expected.ts_ms.tolist()),
+        (got.status.tolist(), expected.status.tolist()),
+        (got.dims, expected.dims),
+        (got.index.tolist(), expected.index.tolist()),
+        (got.invalid, expected.invalid),
+        ([as_block[r.index] for r in got.invalid], [lines[r.index] for r in got.invalid]),
+    ]
+    for g, e in parts:
+        if g != e:
+            raise Mismatch(f"{name}: the block gave {g!r}, its lines {e!r}")
 
 
 def check_bare(values: list[bytes]) -> None:
@@ -180,6 +209,8 @@ def seed_inputs() -> Iterator[bytes]:
     # a batch: good, cut and empty records together
     good = tf.SIM_RECORDS["kong"][0]
     yield on("kong", SEPARATOR.join([good, good[:40], b"", good]))
+    # the same as a block of lines (check_block): CRs before the line ends, a CR alone
+    yield on("kong", SEPARATOR.join([good + b"\r", b"\r\r", good[:40] + b"\r", good + b"\r\r"]))
 
 
 def write_seeds(directory: Path) -> int:

@@ -44,7 +44,8 @@ ENV = "STATUSWATCH_JSONSCAN"
 #: The scanner's own tests, the fast-path properties on the scanner (the fallback, the
 #: full decoder, runs no C) and the fuzz corpus as regressions.
 SANITIZE_TESTS = [
-    "tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py", "tests/fuzz",
+    "tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py",
+    "tests/unit/test_block_scan.py", "tests/fuzz",
     "-k", "not full_decoder",
 ]  # fmt: skip
 

@@ -21,6 +21,7 @@ from typing import IO, Protocol
 import numpy as np
 
 from statuswatch.core.columns import I64
+from statuswatch.core.decode.lines import Lines
 from statuswatch.errors import SourceError
 
 
@@ -29,7 +30,7 @@ class RawBatch:
     topic: str
     partition: int
     offsets: I64
-    values: list[bytes]
+    values: Sequence[bytes]  # a list, or a file's block of lines (``Lines``)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -42,8 +43,9 @@ class _Readable(Protocol):
 def _batches_of_lines(stream: _Readable, name: str, batch_size: int) -> Iterator[RawBatch]:
     """Lines (without their trailing CR/LF) in batches of about ``batch_size * 512`` bytes.
 
-    Reads blocks and splits them in C (one ``split`` per block instead of a
-    Python call per line); the last, unterminated line of a block waits for the next.
+    Each batch's values are the whole lines of one block read (``Lines``), not split
+    here: the JSON decoders scan the block itself. The last, unterminated line of a
+    block waits for the next.
     """
     offset = 0
     carry = b""
@@ -52,20 +54,23 @@ def _batches_of_lines(stream: _Readable, name: str, batch_size: int) -> Iterator
         block = stream.read(block_size)
         if not block:
             if carry:
-                values = [carry.rstrip(b"\r")]
-                yield RawBatch(name, 0, np.array([offset], dtype=np.int64), values)
+                yield RawBatch(name, 0, np.array([offset], dtype=np.int64), Lines(carry))
             return
-        if carry:
-            block = carry + block
-        values = block.split(b"\n")
-        carry = values.pop()
-        if not values:
+        end = block.rfind(b"\n") + 1
+        if not end:
+            carry += block
             continue  # a line longer than the block: read on
-        if b"\r" in block:
-            values = [v.rstrip(b"\r") for v in values]
-        offsets = np.arange(offset, offset + len(values), dtype=np.int64)
-        offset += len(values)
-        yield RawBatch(name, 0, offsets, values)
+        # The line begun in the block before is completed on its own, not by joining
+        # the blocks: a copy of the block costs more in fresh memory than in bytes.
+        start, head = 0, None
+        if carry:
+            start = block.find(b"\n") + 1
+            head = (carry + block[: start - 1]).rstrip(b"\r")
+        carry = block[end:]
+        lines = Lines(block, start, end, head)
+        offsets = np.arange(offset, offset + len(lines), dtype=np.int64)
+        offset += len(lines)
+        yield RawBatch(name, 0, offsets, lines)
 
 
 #: The first two bytes of every gzip member (RFC 1952).

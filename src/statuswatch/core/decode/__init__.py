@@ -7,7 +7,8 @@ protocol, field checks), ``timestamps`` (and ``timestamp_columns``, vectorised),
 (a JSON format's table of fields and what is derived from it: the full schema,
 the C scanner's fields), ``jsondecoder`` (the JSON decoder: the C scanner
 ``_jsonscan`` as the fast path, ``scanned_columns`` for its columns, and the full
-decoder as the reference and the fallback).
+decoder as the reference and the fallback). ``lines``: a file's block of lines as
+a sequence of values, which the C scanner reads in place.
 
 >>> from statuswatch.config import DecodeConfig
 >>> d = build_decoder(DecodeConfig(format="kong"))

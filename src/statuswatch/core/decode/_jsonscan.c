@@ -4,7 +4,10 @@
  * A Scanner is built once per decoder with the key paths of the fields the
  * decoder needs (e.g. ("response", "status")) and a kind per field. Its
  * scan() reads a whole batch of records and, for each one, either vouches for
- * it (and writes its fields into int64 / str columns) or does not.
+ * it (and writes its fields into int64 / str columns) or does not. scan_lines()
+ * does the same for the lines of one block of a file (it finds the lines itself,
+ * so a line it vouches for never becomes a bytes object); both run put_record
+ * per record. count_lines() counts a block's lines as scan_lines reads them.
  *
  * It vouches for a record only if ALL of these hold; anything else (including
  * anything it is not sure about) means "not vouched", and the caller decodes the
@@ -756,6 +759,114 @@ static int bool_format(const char *format) {
     return (format[0] == '?' || format[0] == 'B' || format[0] == 'b') && format[1] == '\0';
 }
 
+/* Where one scan writes: the int64 rows, the ok flags and the str columns. */
+typedef struct {
+    Py_ssize_t n;
+    int64_t *ints;
+    uint8_t *ok;
+    PyObject *lists; /* owned: one list of n str per str field */
+    Py_buffer ib, ob;
+    int have_ib, have_ob;
+} Out;
+
+/* Checks and takes the ints and ok buffers of a scan of n records, and makes the
+ * str columns. -1 with an exception set on failure (close_out still runs). */
+static int open_out(const Scanner *self, Out *out, PyObject *ints_arg, PyObject *ok_arg,
+                    Py_ssize_t n) {
+    out->n = n;
+    if (PyObject_GetBuffer(ints_arg, &out->ib,
+                           PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
+    out->have_ib = 1;
+    if (out->ib.itemsize != 8 || !int64_format(out->ib.format) ||
+        out->ib.len != 8 * n * self->n_ints) {
+        PyErr_SetString(PyExc_ValueError, "ints must be int64 with n_ints * n items");
+        return -1;
+    }
+    if (PyObject_GetBuffer(ok_arg, &out->ob,
+                           PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
+    out->have_ob = 1;
+    if (out->ob.itemsize != 1 || !bool_format(out->ob.format) || out->ob.len != n) {
+        PyErr_SetString(PyExc_ValueError, "ok must be a bool buffer of n items");
+        return -1;
+    }
+    out->ints = (int64_t *)out->ib.buf;
+    out->ok = (uint8_t *)out->ob.buf;
+    out->lists = PyList_New(self->n_strs);
+    if (out->lists == NULL) return -1;
+    for (int s = 0; s < self->n_strs; s++) {
+        PyObject *col = PyList_New(n);
+        if (col == NULL) return -1;
+        PyList_SET_ITEM(out->lists, s, col);
+    }
+    return 0;
+}
+
+/* Releases what open_out took; returns the str columns if `keep`, else NULL. */
+static PyObject *close_out(Out *out, int keep) {
+    PyObject *result = NULL;
+    if (keep) {
+        result = out->lists;
+        out->lists = NULL;
+    }
+    /* a list left half filled holds NULL items, which list_dealloc skips */
+    Py_CLEAR(out->lists);
+    if (out->have_ib) PyBuffer_Release(&out->ib);
+    if (out->have_ob) PyBuffer_Release(&out->ob);
+    out->have_ib = out->have_ob = 0;
+    return result;
+}
+
+/* Record i of the scan: the n bytes at p (p NULL: a record the scanner does not
+ * look at). Writes its fields, or placeholders if not vouched; -1 on failure. */
+static int put_record(Scanner *self, Rec *r, Out *out, Py_ssize_t i, const uint8_t *p,
+                      Py_ssize_t len) {
+    PyObject *row[MAX_FIELDS];
+    Py_ssize_t n = out->n;
+    int vouched = p != NULL && len <= self->max_bytes && scan_record(r, p, len);
+    if (vouched) {
+        int made = 0;
+        for (int f = 0; f < self->n_fields; f++) {
+            char k = self->kind[f];
+            if (k == 'i') continue;
+            if (k == 'f' && PyUnicode_GET_LENGTH(row[made - 1]) != 0) continue;
+            PyObject *o;
+            if (r->got & (1u << f)) {
+                o = make_str(self, r->sptr[f], r->slen[f], r->shigh[f], k == 'd');
+            } else {
+                Py_INCREF(EMPTY_STR);
+                o = EMPTY_STR;
+            }
+            if (o == NULL) {
+                for (int j = 0; j < made; j++) Py_DECREF(row[j]);
+                return -1;
+            }
+            if (k == 'f') {
+                Py_SETREF(row[made - 1], o);
+            } else {
+                row[made++] = o;
+            }
+        }
+        for (int f = 0; f < self->n_fields; f++) {
+            if (self->kind[f] == 'i') out->ints[(Py_ssize_t)self->slot[f] * n + i] = r->ival[f];
+        }
+        for (int s = 0; s < self->n_strs; s++) {
+            PyList_SET_ITEM(PyList_GET_ITEM(out->lists, s), i, row[s]);
+        }
+    } else {
+        for (int k = 0; k < self->n_ints; k++) out->ints[(Py_ssize_t)k * n + i] = 0;
+        for (int s = 0; s < self->n_strs; s++) {
+            Py_INCREF(EMPTY_STR);
+            PyList_SET_ITEM(PyList_GET_ITEM(out->lists, s), i, EMPTY_STR);
+        }
+    }
+    out->ok[i] = (uint8_t)vouched;
+    return 0;
+}
+
 PyDoc_STRVAR(scan_doc,
 "scan(values, ints, ok, /)\n--\n\n"
 "Scan a batch of records. ``values``: a sequence of bytes; ``ints``: a writable\n"
@@ -765,12 +876,10 @@ PyDoc_STRVAR(scan_doc,
 "per str field (in path order). Fields of records not vouched for are 0 and \"\".");
 
 static PyObject *Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *seq = NULL, *lists = NULL, *result = NULL;
+    PyObject *seq = NULL, *result = NULL;
     PyObject **items = NULL;
     Py_ssize_t n_items = 0;
-    Py_buffer ib = {0}, ob = {0};
-    int have_ib = 0, have_ob = 0;
-    PyObject *row[MAX_FIELDS];
+    Out out = {0};
 
     if (self->cache == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
@@ -803,93 +912,160 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t n
     }
     Py_CLEAR(seq); /* (no Python code runs in its dealloc: we hold every item) */
 
-    if (PyObject_GetBuffer(args[1], &ib, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
-        goto done;
-    }
-    have_ib = 1;
-    if (ib.itemsize != 8 || !int64_format(ib.format) || ib.len != 8 * n * self->n_ints) {
-        PyErr_SetString(PyExc_ValueError, "ints must be int64 with n_ints * len(values) items");
-        goto done;
-    }
-    if (PyObject_GetBuffer(args[2], &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
-        goto done;
-    }
-    have_ob = 1;
-    if (ob.itemsize != 1 || !bool_format(ob.format) || ob.len != n) {
-        PyErr_SetString(PyExc_ValueError, "ok must be a bool buffer of len(values) items");
-        goto done;
-    }
-    int64_t *ints = (int64_t *)ib.buf;
-    uint8_t *ok = (uint8_t *)ob.buf;
-
-    lists = PyList_New(self->n_strs);
-    if (lists == NULL) goto done;
-    for (int s = 0; s < self->n_strs; s++) {
-        PyObject *col = PyList_New(n);
-        if (col == NULL) goto done;
-        PyList_SET_ITEM(lists, s, col);
-    }
-
+    if (open_out(self, &out, args[1], args[2], n) < 0) goto done;
     Rec r;
     r.sc = self;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = items[i];
-        int vouched = 0;
-        if (PyBytes_CheckExact(item) && PyBytes_GET_SIZE(item) <= self->max_bytes) {
-            vouched = scan_record(&r, (const uint8_t *)PyBytes_AS_STRING(item),
-                                  PyBytes_GET_SIZE(item));
+        int exact = PyBytes_CheckExact(item);
+        if (put_record(self, &r, &out, i,
+                       exact ? (const uint8_t *)PyBytes_AS_STRING(item) : NULL,
+                       exact ? PyBytes_GET_SIZE(item) : 0) < 0) {
+            goto done;
         }
-        if (vouched) {
-            int made = 0;
-            for (int f = 0; f < self->n_fields; f++) {
-                char k = self->kind[f];
-                if (k == 'i') continue;
-                if (k == 'f' && PyUnicode_GET_LENGTH(row[made - 1]) != 0) continue;
-                PyObject *o;
-                if (r.got & (1u << f)) {
-                    o = make_str(self, r.sptr[f], r.slen[f], r.shigh[f], k == 'd');
-                } else {
-                    Py_INCREF(EMPTY_STR);
-                    o = EMPTY_STR;
-                }
-                if (o == NULL) {
-                    for (int j = 0; j < made; j++) Py_DECREF(row[j]);
-                    goto done;
-                }
-                if (k == 'f') {
-                    Py_SETREF(row[made - 1], o);
-                } else {
-                    row[made++] = o;
-                }
-            }
-            for (int f = 0; f < self->n_fields; f++) {
-                if (self->kind[f] == 'i') ints[(Py_ssize_t)self->slot[f] * n + i] = r.ival[f];
-            }
-            for (int s = 0; s < self->n_strs; s++) {
-                PyList_SET_ITEM(PyList_GET_ITEM(lists, s), i, row[s]);
-            }
-        } else {
-            for (int k = 0; k < self->n_ints; k++) ints[(Py_ssize_t)k * n + i] = 0;
-            for (int s = 0; s < self->n_strs; s++) {
-                Py_INCREF(EMPTY_STR);
-                PyList_SET_ITEM(PyList_GET_ITEM(lists, s), i, EMPTY_STR);
-            }
-        }
-        ok[i] = (uint8_t)vouched;
     }
-    result = lists;
-    lists = NULL;
+    result = close_out(&out, 1);
 
 done:
-    /* a list left half filled holds NULL items, which list_dealloc skips */
-    Py_XDECREF(lists);
-    if (have_ib) PyBuffer_Release(&ib);
-    if (have_ob) PyBuffer_Release(&ob);
+    close_out(&out, 0);
     Py_XDECREF(seq);
     for (Py_ssize_t i = 0; i < n_items; i++) Py_DECREF(items[i]);
     PyMem_Free(items);
     return result;
 }
+
+PyDoc_STRVAR(scan_lines_doc,
+"scan_lines(data, ints, ok, bounds, head=None, /)\n--\n\n"
+"Scan the lines of ``data`` (a read-only bytes-like block, e.g. bytes or a memoryview\n"
+"of bytes) as ``scan`` scans a list of values.\n"
+"Its lines are what ``data.split(b'\\n')`` gives without a last empty item, each\n"
+"without its trailing CRs; ``head`` (bytes), if given, is a line before them.\n"
+"There must be exactly len(ok) lines in all. ``bounds``: a writable int64 buffer\n"
+"of 2 * len(ok) items, set to where each line of ``data`` starts (row 0) and\n"
+"stops (row 1) in it (0 and 0 for ``head``). Returns the str columns, as ``scan``.");
+
+static PyObject *Scanner_scan_lines(Scanner *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *result = NULL;
+    Py_buffer db = {0}, bb = {0};
+    int have_db = 0, have_bb = 0;
+    Out out = {0};
+
+    if (self->cache == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
+        return NULL;
+    }
+    if (nargs != 4 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan_lines(data, ints, ok, bounds, head=None) takes 4 or 5 arguments");
+        return NULL;
+    }
+    /* (the caller holds head, and bytes cannot change) */
+    PyObject *head = nargs == 5 && args[4] != Py_None ? args[4] : NULL;
+    if (head != NULL && !PyBytes_CheckExact(head)) {
+        PyErr_SetString(PyExc_TypeError, "head must be bytes or None");
+        return NULL;
+    }
+    /* Every buffer is taken before the scan: the exports keep them in place and of
+     * their size, whatever Python code a finalizer may run during it. */
+    if (PyObject_GetBuffer(args[0], &db, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have_db = 1;
+    /* Read-only: a finalizer run by an allocation could otherwise change bytes that
+     * were validated (as UTF-8, say) before they are copied into a str. */
+    if (!db.readonly) {
+        PyErr_SetString(PyExc_TypeError, "data must be a read-only buffer (bytes)");
+        goto done;
+    }
+    /* the number of lines is the size of ok (open_out checks its format) */
+    Py_ssize_t n = PyObject_Length(args[2]);
+    if (n < 0 || open_out(self, &out, args[1], args[2], n) < 0) goto done;
+    if (PyObject_GetBuffer(args[3], &bb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        goto done;
+    }
+    have_bb = 1;
+    if (bb.itemsize != 8 || !int64_format(bb.format) || bb.len != 16 * n) {
+        PyErr_SetString(PyExc_ValueError, "bounds must be int64 with 2 * len(ok) items");
+        goto done;
+    }
+    int64_t *bounds = (int64_t *)bb.buf;
+    const uint8_t *base = (const uint8_t *)db.buf, *end = base + db.len, *p = base;
+    Rec r;
+    r.sc = self;
+    Py_ssize_t i = 0;
+    if (head != NULL) {
+        if (n < 1) {
+            PyErr_SetString(PyExc_ValueError, "data holds fewer lines than len(ok)");
+            goto done;
+        }
+        bounds[0] = bounds[n] = 0;
+        if (put_record(self, &r, &out, 0, (const uint8_t *)PyBytes_AS_STRING(head),
+                       PyBytes_GET_SIZE(head)) < 0) {
+            goto done;
+        }
+        i = 1;
+    }
+    for (; i < n; i++) {
+        if (p >= end) {
+            PyErr_SetString(PyExc_ValueError, "data holds fewer lines than len(ok)");
+            goto done;
+        }
+        const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+        const uint8_t *stop = nl != NULL ? nl : end;
+        while (stop > p && stop[-1] == '\r') stop--;
+        bounds[i] = p - base;
+        bounds[n + i] = stop - base;
+        if (put_record(self, &r, &out, i, p, stop - p) < 0) goto done;
+        p = nl != NULL ? nl + 1 : end;
+    }
+    if (p != end) {
+        PyErr_SetString(PyExc_ValueError, "data holds more lines than len(ok)");
+        goto done;
+    }
+    result = close_out(&out, 1);
+
+done:
+    close_out(&out, 0);
+    if (have_bb) PyBuffer_Release(&bb);
+    if (have_db) PyBuffer_Release(&db);
+    return result;
+}
+
+PyDoc_STRVAR(count_lines_doc,
+"count_lines(data, /)\n--\n\n"
+"The number of lines of ``data`` (a bytes-like block) as ``Scanner.scan_lines``\n"
+"reads them: its LF bytes, plus one if it does not end with LF and is not empty.");
+
+static PyObject *count_lines(PyObject *module, PyObject *data) {
+    (void)module;
+    Py_buffer db;
+    if (PyObject_GetBuffer(data, &db, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    const uint8_t *p = (const uint8_t *)db.buf, *end = p + db.len;
+    Py_ssize_t count = 0;
+#ifdef JS_SSE2
+    const __m128i lf = _mm_set1_epi8('\n');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        unsigned int mask = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+        while (mask) { /* (lines are long: a set bit is rare) */
+            count++;
+            mask &= mask - 1;
+        }
+        p += 16;
+    }
+#endif
+    const uint8_t *q;
+    while (p < end && (q = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        count++;
+        p = q + 1;
+    }
+    if (db.len > 0 && ((const uint8_t *)db.buf)[db.len - 1] != '\n') count++;
+    PyBuffer_Release(&db);
+    return PyLong_FromSsize_t(count);
+}
+
+static PyMethodDef module_methods[] = {
+    {"count_lines", (PyCFunction)count_lines, METH_O, count_lines_doc},
+    {NULL, NULL, 0, NULL},
+};
 
 static PyObject *Scanner_repr(Scanner *self) {
     return PyUnicode_FromFormat("Scanner(%R, %R, max_depth=%d, max_bytes=%zd)",
@@ -922,6 +1098,8 @@ static PyGetSetDef Scanner_getset[] = {
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL, scan_doc},
+    {"scan_lines", (PyCFunction)(void (*)(void))Scanner_scan_lines, METH_FASTCALL,
+     scan_lines_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -953,6 +1131,7 @@ static struct PyModuleDef jsonscan_module = {
     .m_name = "statuswatch.core.decode._jsonscan",
     .m_doc = "A strict JSON scanner that extracts a few fields from a batch of records.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__jsonscan(void) {

@@ -9,6 +9,9 @@ from typing_extensions import Buffer
 
 HARD_MAX_DEPTH: Final[int]
 
+def count_lines(data: Buffer, /) -> int:
+    """LF bytes of ``data``, and one more if it does not end with LF and is not empty."""
+
 @final
 class Scanner:
     """A strict JSON scanner for the fields at ``paths``, one kind per path in ``kinds``."""
@@ -30,3 +33,14 @@ class Scanner:
         /,
     ) -> list[list[str]]:
         """Fill ``ints`` (int64, n_ints x len(values)) and ``ok``; the str columns."""
+    def scan_lines(
+        self,
+        data: Buffer,
+        ints: npt.NDArray[np.int64] | Buffer,
+        ok: npt.NDArray[np.bool_] | Buffer,
+        bounds: npt.NDArray[np.int64] | Buffer,
+        head: bytes | None = None,
+        /,
+    ) -> list[list[str]]:
+        """``scan`` of ``head`` (if given) and the lines of ``data`` (len(ok) in all);
+        ``bounds`` (2 x len(ok)) gets where each line of ``data`` starts and stops."""

@@ -34,6 +34,7 @@ import numpy as np
 
 from statuswatch.core.columns import NO_RESPONSE, DecodedBatch, InvalidRecord
 from statuswatch.core.decode.batch import BaseDecoder, precheck, precheck_batch
+from statuswatch.core.decode.lines import indexable
 from statuswatch.core.decode.protocol import Parsed, check_status, fail
 from statuswatch.core.decode.timestamps import clf_time_ms
 
@@ -77,6 +78,7 @@ class CombinedDecoder(BaseDecoder):
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         """``decode_one`` over the batch, with the size and UTF-8 checks done for the
         whole batch at once and the columns built directly (no ``Parsed`` per line)."""
+        values = indexable(values)
         ok, bad = precheck_batch(values, self.max_bytes, None)
         invalid = [InvalidRecord(i, reason) for i, reason in bad.items()]
         match, stamp_ms, route_of = _LINE.match, clf_time_ms, _route

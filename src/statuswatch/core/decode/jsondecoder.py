@@ -9,8 +9,10 @@ the whole batch into int64 and str columns, which ``scanned_columns`` checks
 (numpy). Every record it does not vouch for (a field absent, ``null``, of
 another type, out of range, anything unusual) goes through the full decoder, so
 the fast path can only be faster, never different
-(``tests/unit/test_fast_path.py``). Without the extension, ``decode`` runs the
-full decoder record by record after batch-wide prechecks (``precheck_batch``).
+(``tests/unit/test_fast_path.py``). A file's block of lines (``Lines``) is
+scanned in place (``Scanner.scan_lines``): no bytes object per line it vouches
+for (``tests/unit/test_block_scan.py``). Without the extension, ``decode`` runs
+the full decoder record by record after batch-wide prechecks (``precheck_batch``).
 (Decoding the batch as one JSON array was measured slower: building the array
 copies the batch, and records that are not complete JSON values could merge
 across their boundaries.)
@@ -43,6 +45,7 @@ from statuswatch.core.decode.json_fields import (
     record_values,
     scan_plan,
 )
+from statuswatch.core.decode.lines import Lines, indexable
 from statuswatch.core.decode.protocol import Parsed, dim_value, fail, status_value
 from statuswatch.core.decode.scanned_columns import FastColumns, scanned_columns
 from statuswatch.core.decode.timestamps import END_TS_MS, MIN_TS_MS, timestamp_value
@@ -280,7 +283,9 @@ class JsonDecoder(BaseDecoder):
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         if self._skip_fast > 0 or self._scanner is None or not NATIVE_SCAN:
             self._skip_fast = max(0, self._skip_fast - 1)
-            return self._decode_full(values)
+            return self._decode_full(indexable(values))
+        if isinstance(values, Lines):
+            return self._decode_lines(values)
         return self._decode_native(values)
 
     def _decode_native(self, values: Sequence[bytes]) -> DecodedBatch:
@@ -292,6 +297,19 @@ class JsonDecoder(BaseDecoder):
         ok = np.empty(n, np.bool_)
         strs = scanner.scan(values, ints, ok)
         return self._complete(values, scanned_columns(self.table, plan, ints, strs, ok))
+
+    def _decode_lines(self, lines: Lines) -> DecodedBatch:
+        """The fast path on a block of lines: the scanner finds the lines itself, and
+        only those it does not vouch for are sliced out (as bytes) for the full decoder."""
+        scanner, plan = self._scanner, self._plan
+        assert scanner is not None and plan is not None
+        n = len(lines)
+        ints = np.empty((scanner.n_ints, n), np.int64)
+        ok = np.empty(n, np.bool_)
+        bounds = np.empty((2, n), np.int64)
+        strs = scanner.scan_lines(lines.data, ints, ok, bounds, lines.head)
+        lines.keep_bounds(bounds)
+        return self._complete(lines, scanned_columns(self.table, plan, ints, strs, ok))
 
     def _complete(self, values: Sequence[bytes], fc: FastColumns) -> DecodedBatch:
         """The batch from the fast path's columns: the records it did not vouch for
