@@ -263,6 +263,17 @@ def score_shares(
         # cell), and gathering most rows and spreading them back costs more.
         return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
                              below, exact, up_cells, down_cells)
+    if below is not None and n_keep >= SUBSET_ROW_SHARE * len(keep):
+        # Most rows, screened: every row in place, the rows ``rows`` leaves out scored as
+        # rows without requests (they read 0, as spread leaves them).
+        kept = keep[:, None]
+        whole = _score_shares(
+            np.where(kept, counts, 0), expected_share, floor, dispersion,
+            np.where(keep, totals, 0), down_totals, below,
+            None if exact is None else exact & kept, up_cells, down_cells,
+        )
+        return ShareScores(whole.up, whole.down, whole.observed_share, whole.expected_count,
+                           whole.up_expected_count, totals)
     idx = np.flatnonzero(keep)
     shape = counts.shape
 
