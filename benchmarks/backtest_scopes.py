@@ -43,14 +43,24 @@ def scopes_file(hours: float, apps: int) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def file_arguments(description: str, repeat: int) -> argparse.ArgumentParser:
+    """The options of the benchmarks on this file: ``--hours``, ``--apps``, ``--repeat``
+    (default ``repeat``) and ``--quick`` (one hour; ``hours_of`` reads them)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--hours", type=float, default=6.0)
     p.add_argument("--apps", type=int, default=3000)
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=repeat)
     p.add_argument("--quick", action="store_true", help="one hour")
-    args = p.parse_args(argv)
-    hours = 1.0 if args.quick else args.hours
+    return p
+
+
+def hours_of(args: argparse.Namespace) -> float:
+    return 1.0 if args.quick else float(args.hours)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = file_arguments(__doc__.splitlines()[0], repeat=1).parse_args(argv)
+    hours = hours_of(args)
     path = scopes_file(hours, args.apps)
     sw_runs, naive_runs = [], []
     summary: dict[str, object] = {}

@@ -18,9 +18,7 @@ CPU seconds of this process, best of ``--repeat``. ``--quick``: one hour.
 
 from __future__ import annotations
 
-import argparse
-
-from benchmarks.backtest_scopes import scopes_file
+from benchmarks.backtest_scopes import file_arguments, hours_of, scopes_file
 from benchmarks.common import best_of, fmt_rate, machine, table
 from statuswatch.config import DecodeConfig
 from statuswatch.core.decode import build_decoder
@@ -28,13 +26,8 @@ from statuswatch.shell.sources import read_file_batches
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hours", type=float, default=6.0)
-    p.add_argument("--apps", type=int, default=3000)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="one hour")
-    args = p.parse_args(argv)
-    hours = 1.0 if args.quick else args.hours
+    args = file_arguments(__doc__.splitlines()[0], repeat=3).parse_args(argv)
+    hours = hours_of(args)
     path = str(scopes_file(hours, args.apps))
     decoder = build_decoder(DecodeConfig(format="kong"))
     if decoder.fast_path != "native":

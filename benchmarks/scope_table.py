@@ -12,13 +12,12 @@ timed, so the script measures older commits too (``PYTHONPATH=<their src>``).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.backtest_scopes import scopes_file
+from benchmarks.backtest_scopes import file_arguments, hours_of, scopes_file
 from benchmarks.common import machine, table
 
 
@@ -59,14 +58,9 @@ def run(path: str) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hours", type=float, default=6.0)
-    p.add_argument("--apps", type=int, default=3000)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="one hour, one run")
-    args = p.parse_args(argv)
+    args = file_arguments(__doc__.splitlines()[0], repeat=3).parse_args(argv)
     repeat = 1 if args.quick else args.repeat
-    path = str(scopes_file(1.0 if args.quick else args.hours, args.apps))
+    path = str(scopes_file(hours_of(args), args.apps))
     runs = [run(path) for _ in range(repeat)]
     best = min(runs, key=lambda r: r["backtest"])
     rows = [
