@@ -61,6 +61,16 @@ def substitute(text: str, values: dict[str, str]) -> str:
     return VARIABLE.sub(lambda m: values[next(g for g in m.groups() if g)], text)
 
 
+def multi_value(values: list[str]) -> str:
+    r"""What Grafana puts for a multi-value variable (or "All" without a custom value) into
+    a Prometheus query: the values, regex-escaped inside a PromQL string, as alternatives.
+
+    >>> print(multi_value(["127.0.0.1:9464", "stage2:9464"]))
+    (127\\.0\\.0\\.1:9464|stage2:9464)
+    """
+    return "(" + "|".join(re.escape(v).replace("\\", "\\\\") for v in values) + ")"
+
+
 def label_values(variable: dict[str, Any]) -> tuple[str, str]:
     """(series selector, label) of a ``label_values(selector, label)`` query variable."""
     query = variable["query"]
