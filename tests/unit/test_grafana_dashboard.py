@@ -7,8 +7,8 @@ Their queries are run against a real Prometheus in tests/integration/test_dashbo
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -119,7 +119,7 @@ dashboards = pytest.mark.parametrize("path", [d[0] for d in DASHBOARDS.values()]
 @pytest.mark.parametrize(("path", "exported", "required"), DASHBOARDS.values(),
                          ids=list(DASHBOARDS))
 def test_every_panel_queries_exported_metrics_and_covers_each_section(
-    path: Path, exported: Any, required: set[str]
+    path: Path, exported: Callable[[], set[str]], required: set[str]
 ) -> None:
     used = grafana.metrics_used(grafana.load(path))
     assert used - exported() == set()
@@ -129,8 +129,7 @@ def test_every_panel_queries_exported_metrics_and_covers_each_section(
 def test_the_scale_out_instances_are_the_workers_and_stage_2():
     """Its instance variable offers the processes with a stage's own metrics (not a ``run``
     beside them), and "All" means those: no catch-all regex."""
-    (instance,) = [v for v in grafana.variables(grafana.load(grafana.SCALE_OUT)).values()
-                   if v["name"] == "instance"]
+    instance = grafana.variables(grafana.load(grafana.SCALE_OUT))["instance"]
     selector, label = grafana.label_values(instance)
     assert label == "instance"
     assert set(grafana.METRIC.findall(selector)) == {
