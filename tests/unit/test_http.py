@@ -155,3 +155,66 @@ def test_tls_needs_cert_and_key(keys: dict[str, Any]):
 
     with pytest.raises(ConfigError, match=r"metrics: .*set together"):
         load_settings(None, metrics=keys)
+
+
+class _BigCollector:
+    """Several megabytes of samples: a response a client can hang up in the middle of."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily("big", "Many series.", labels=["n"])
+        for n in range(100_000):
+            family.add_metric([str(n)], float(n))
+        yield family
+
+
+def test_a_client_hanging_up_mid_response_is_a_debug_line_not_a_traceback(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+):
+    """A scrape cut at its timeout resets the connection while /metrics is written: no
+    traceback on stderr (the stdlib server's default), one debug line; the server goes on."""
+    import socket
+    import struct
+
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    registry.register(_BigCollector())  # type: ignore[arg-type]
+    caplog.set_level("DEBUG", logger="statuswatch.shell.http")
+    server, port = serve(registry, "127.0.0.1", 0, status=RuntimeStatus())
+    try:
+        for _ in range(3):
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.recv(1)  # the response has started
+            # close with a reset (linger 0): the server's next writes fail
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            "went away" in r.getMessage() for r in caplog.records
+        ):
+            time.sleep(0.05)
+        assert any("went away" in r.getMessage() and r.levelname == "DEBUG"
+                   for r in caplog.records)
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    finally:
+        server.shutdown()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_any_other_request_failure_is_one_error_line_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+):
+    server, _ = serve(build_registry(Detector(Settings()), RuntimeStatus()), "127.0.0.1", 0)
+    try:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.shutdown()
+    [record] = [r for r in caplog.records if r.name == "statuswatch.shell.http"]
+    assert record.levelname == "ERROR" and record.exc_info is not None
+    assert "127.0.0.1" in record.getMessage()

@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -75,6 +76,16 @@ class EndpointServer(ThreadingHTTPServer):
                 tls_request.close()
             return
         super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request that failed: a client that hung up mid-response (a scrape cut at its
+        timeout, a probe gone) is routine and logged at debug; anything else is one
+        ERROR line with its traceback, in the log rather than on bare stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("client %s went away: %s", client_address, exc)
+            return
+        log.error("request from %s failed", client_address, exc_info=exc)
 
     def shutdown(self) -> None:
         """Stop serving and close the listening socket."""
