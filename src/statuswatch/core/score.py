@@ -256,21 +256,18 @@ def score_shares(
         scorable |= exact.any(axis=1)
     keep = scorable if rows is None else scorable & rows
     n_keep = int(np.count_nonzero(keep))
-    if n_keep == len(keep) or (
-        n_keep >= SUBSET_ROW_SHARE * len(keep) and (rows is None or bool(rows[scorable].all()))
-    ):
-        # Every row: the others read 0 computed as they do spread (no request, no exact
-        # cell), and gathering most rows and spreading them back costs more.
-        return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
-                             below, exact, up_cells, down_cells)
-    if below is not None and n_keep >= SUBSET_ROW_SHARE * len(keep):
-        # Most rows, screened: every row in place, the rows ``rows`` leaves out scored as
-        # rows without requests (they read 0, as spread leaves them).
-        kept = keep[:, None]
+    if n_keep == len(keep) or (below is not None and n_keep >= SUBSET_ROW_SHARE * len(keep)):
+        # Every row in place: gathering most rows and spreading them back costs more.
+        # Screened, a row without requests or exact cells reads 0 as spread leaves it;
+        # the rows ``rows`` leaves out that could score are scored as such rows.
+        cut = scorable & ~keep
+        if not cut.any():
+            return _score_shares(counts, expected_share, floor, dispersion, totals,
+                                 down_totals, below, exact, up_cells, down_cells)
         whole = _score_shares(
-            np.where(kept, counts, 0), expected_share, floor, dispersion,
-            np.where(keep, totals, 0), down_totals, below,
-            None if exact is None else exact & kept, up_cells, down_cells,
+            np.where(cut[:, None], 0, counts), expected_share, floor, dispersion,
+            np.where(cut, 0, totals), down_totals, below,
+            None if exact is None else exact & ~cut[:, None], up_cells, down_cells,
         )
         return ShareScores(whole.up, whole.down, whole.observed_share, whole.expected_count,
                            whole.up_expected_count, totals)
