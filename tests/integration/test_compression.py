@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -36,6 +36,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
+Producer = Callable[[LocalKafka, str, str, Path], "subprocess.Popen[bytes]"]
+
+
 def console_produce(
     broker: LocalKafka, topic: str, codec: str, lines: Path
 ) -> subprocess.Popen[bytes]:
@@ -51,12 +54,27 @@ def console_produce(
         )
 
 
-def produce_all(broker: LocalKafka, topics: dict[str, str], lines: Path) -> None:
-    """Run one ConsoleProducer per codec at once (a JVM start costs seconds)."""
-    producers = {codec: console_produce(broker, t, codec, lines) for codec, t in topics.items()}
+def librdkafka_produce(
+    broker: LocalKafka, topic: str, codec: str, lines: Path
+) -> subprocess.Popen[bytes]:
+    """librdkafka, the client Fluent Bit, Vector and most log shippers embed, through its
+    own command-line producer (kcat, a Debian package): each line of ``lines`` one record."""
+    return subprocess.Popen(
+        ["kcat", "-P", "-b", broker.bootstrap_servers, "-t", topic,
+         "-X", f"compression.codec={codec}", "-X", "linger.ms=50", "-l", str(lines)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def produce_all(
+    broker: LocalKafka, topics: dict[str, str], lines: Path,
+    producer: Producer = console_produce,
+) -> None:
+    """Run one producer per codec at once (a JVM start costs seconds)."""
+    producers = {codec: producer(broker, t, codec, lines) for codec, t in topics.items()}
     for codec, proc in producers.items():
         out, _ = proc.communicate(timeout=180)
-        assert proc.returncode == 0, f"ConsoleProducer --compression-codec {codec}:\n{out!r}"
+        assert proc.returncode == 0, f"{producer.__name__} {codec}:\n{out!r}"
 
 
 def run_config(tmp_path: Path, broker: LocalKafka, topic: str, port: int, extra: str = "") -> Path:
@@ -112,12 +130,16 @@ def unique_topics(broker: LocalKafka, stem: str, codecs: Sequence[str]) -> dict[
     return topics
 
 
-def test_every_codec_of_the_console_producer_is_read(kafka_broker: LocalKafka, tmp_path: Path):
+@pytest.mark.parametrize("producer", [console_produce, librdkafka_produce],
+                         ids=["kafka-console-producer", "librdkafka"])
+def test_every_codec_of_real_producers_is_read(
+    kafka_broker: LocalKafka, tmp_path: Path, producer: Producer
+):
     lines = tmp_path / "apache.log"
     lines.write_bytes(b"\n".join(apache_lines()) + b"\n")
     assert APACHE_LOG.is_file()
     topics = unique_topics(kafka_broker, "codec", CODECS)
-    produce_all(kafka_broker, topics, lines)
+    produce_all(kafka_broker, topics, lines, producer)
 
     ports = {codec: free_port() for codec in CODECS}
     with ExitStack() as stack:
