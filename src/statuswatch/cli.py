@@ -9,22 +9,25 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from statuswatch import __version__
-from statuswatch.config import Settings, load_settings
+from statuswatch.config import DecodeConfig, Settings, load_settings
 from statuswatch.errors import StatuswatchError
 
 log = logging.getLogger("statuswatch")
 
-FORMATS = ("kong", "envoy", "nginx-json", "combined", "json")
+#: the choices of ``decode.format`` and ``decode.envelope``, from their types
+FORMATS: tuple[str, ...] = get_args(DecodeConfig.model_fields["format"].annotation)
+ENVELOPES: tuple[str, ...] = get_args(DecodeConfig.model_fields["envelope"].annotation)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    if getattr(args, "format", None):
+    decode = {k: v for k in ("format", "envelope") if (v := getattr(args, k, None))}
+    if decode:
         base = load_settings(args.config)
-        overrides["decode"] = base.decode.model_copy(update={"format": args.format})
+        overrides["decode"] = base.decode.model_copy(update=decode)
     if getattr(args, "input", None):
         base = load_settings(args.config)
         overrides["kafka"] = base.kafka.model_copy(update={"input": args.input})
@@ -50,7 +53,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     compare = None
     if args.compare:
-        compare = _settings(argparse.Namespace(config=args.compare, format=args.format))
+        compare = _settings(argparse.Namespace(
+            config=args.compare, format=args.format, envelope=args.envelope))
     return run_backtest(_settings(args), BacktestRequest(
         input=args.input, config_name=args.config or "(defaults)",
         alerts_out=args.alerts_out, summary_out=args.summary_out, labels=args.labels,
@@ -102,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="consume from Kafka and detect")
     with_config(p)
     p.add_argument("--format", choices=FORMATS, help="override decode.format")
+    p.add_argument("--envelope", choices=ENVELOPES, help="override decode.envelope")
     p.add_argument("--metrics-port", type=int, help="override metrics.port")
     p.add_argument(
         "--input", choices=("raw", "aggregates"),
@@ -115,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(p)
     p.add_argument("--format", choices=FORMATS, help="override decode.format")
+    p.add_argument("--envelope", choices=ENVELOPES, help="override decode.envelope")
     p.add_argument("--metrics-port", type=int, help="override metrics.port")
     p.set_defaults(func=cmd_aggregate)
 
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("input", metavar="PATH", help="log file, or - for stdin")
     p.add_argument("--format", choices=FORMATS, help="override decode.format")
+    p.add_argument("--envelope", choices=ENVELOPES, help="override decode.envelope")
     p.add_argument(
         "--alerts-out", metavar="PATH",
         help="alerts as JSON lines (default stdout; with --compare, not written unless given)",

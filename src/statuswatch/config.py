@@ -311,6 +311,12 @@ class DecodeConfig(_Strict):
         FieldMap(),
         description="Dotted paths to the fields, for the `json` and `nginx-json` formats.",
     )
+    envelope: Literal["none", "syslog"] = Field(
+        "none",
+        description="`syslog`: each record's syslog header (RFC 3164, RFC 5424, or an RFC 3339 "
+        "time, host and tag, as rsyslog's omkafka and syslog-ng write them) is dropped before "
+        "the format reads the line; a record without one is read as it is.",
+    )
     max_record_bytes: int = Field(
         1_000_000, gt=0,
         description="Larger records are rejected as `too_large`.",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +36,18 @@ def running(broker: LocalKafka, what: str, timeout: float = 300) -> Iterator[Loc
         yield broker
     finally:
         broker.close()
+
+
+def installed(program: str, package: str) -> str:
+    """The path of ``program``; fails (never skips) naming the Debian ``package`` that
+    ``.ci/run`` installs for it."""
+    # daemons live in sbin, which is not on every user's PATH
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    path = shutil.which(program, path=search)
+    if path is None:
+        pytest.fail(f"{program} is not installed (Debian package {package!r}; .ci/run "
+                    "installs it)", pytrace=False)
+    return path
 
 
 def free_port() -> int:

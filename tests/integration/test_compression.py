@@ -25,6 +25,7 @@ from tests.data import APACHE_CODES, APACHE_LOG, apache_lines
 from tests.integration.support import (
     free_port,
     get,
+    installed,
     records_read_once,
     sample,
     scrape,
@@ -60,7 +61,7 @@ def librdkafka_produce(
     """librdkafka, the client Fluent Bit, Vector and most log shippers embed, through its
     own command-line producer (kcat, a Debian package): each line of ``lines`` one record."""
     return subprocess.Popen(
-        ["kcat", "-P", "-b", broker.bootstrap_servers, "-t", topic,
+        [installed("kcat", "kcat"), "-P", "-b", broker.bootstrap_servers, "-t", topic,
          "-X", f"compression.codec={codec}", "-X", "linger.ms=50", "-l", str(lines)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
@@ -77,15 +78,21 @@ def produce_all(
         assert proc.returncode == 0, f"{producer.__name__} {codec}:\n{out!r}"
 
 
-def run_config(tmp_path: Path, broker: LocalKafka, topic: str, port: int, extra: str = "") -> Path:
-    config = tmp_path / f"{topic}.yaml"
+def run_config(
+    tmp_path: Path, broker: LocalKafka, topic: str, port: int, extra: str = "", *,
+    name: str | None = None, envelope: str = "none",
+) -> Path:
+    """A ``statuswatch run`` config reading ``topic`` as the combined format; ``name``
+    (default the topic) names its file, its consumer group and its alerts file."""
+    name = topic if name is None else name
+    config = tmp_path / f"{name}.yaml"
     config.write_text(
         f"kafka:\n  bootstrap_servers: {broker.bootstrap_servers}\n  topic: {topic}\n"
-        f"  group_id: sw-{topic}\n"
-        "decode:\n  format: combined\n"
+        f"  group_id: sw-{name}\n"
+        f"decode:\n  format: combined\n  envelope: {envelope}\n"
         # hour windows: 3.5 days of sparse traffic close in ~84 evaluations, not 30,000
         "window:\n  size_seconds: 3600\n"
-        f"alerts:\n  output: {tmp_path / (topic + '.alerts.jsonl')}\n"
+        f"alerts:\n  output: {tmp_path / (name + '.alerts.jsonl')}\n"
         f"metrics:\n  port: {port}\n" + extra
     )
     return config

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.data import APACHE_CODES, APACHE_LOG
+from tests.data import APACHE_CODES, APACHE_LOG, apache_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,6 +54,23 @@ def test_backtest_apache_log_counts_every_code_exactly(tmp_path):
     assert s["invalid"] == 0
     assert s["codes"] == {str(code): n for code, n in APACHE_CODES.items()}
     assert s["windows"] > 0
+
+
+def test_backtest_of_an_rsyslog_file_with_the_envelope_flag(tmp_path):
+    """The Apache log as rsyslog writes it to a file (RSYSLOG_FileFormat's header)."""
+    framed = tmp_path / "access.log"
+    framed.write_bytes(b"".join(b"2026-12-06T05:30:01.000000+00:00 www apache2: " + x + b"\n"
+                                for x in apache_lines()))
+    counts = {}
+    for envelope in ("syslog", "none"):
+        summary = tmp_path / f"{envelope}.json"
+        result = sw("backtest", "--format", "combined", "--envelope", envelope,
+                    "--summary-out", str(summary), str(framed))
+        assert result.returncode == 0, result.stderr
+        counts[envelope] = json.loads(summary.read_text())
+    assert counts["syslog"]["records"] == 10_000 and counts["syslog"]["invalid"] == 0
+    assert counts["syslog"]["codes"] == {str(code): n for code, n in APACHE_CODES.items()}
+    assert counts["none"]["invalid_by_reason"] == {"unparseable_line": 10_000}
 
 
 def test_simulate_to_stdin_backtest_with_labels(tmp_path):

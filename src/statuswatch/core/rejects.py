@@ -29,6 +29,7 @@ from typing import Final
 from statuswatch.config import DecodeConfig, MostlyInvalidConfig
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decode import Decoder
+from statuswatch.core.decode.envelope import syslog_header_length
 from statuswatch.errors import DecodeError
 
 #: Width of one bucket of the sliding window (the window slides by it).
@@ -166,6 +167,13 @@ _REASON_HINTS: Final = {
 }
 
 
+#: What to do about records that begin with a syslog header.
+SYSLOG_HINT: Final = (
+    "the records begin with a syslog header: set decode.envelope: syslog, or have the "
+    "shipper send the line alone (rsyslog: a template of %msg%; syslog-ng: template(\"$MSG\"))"
+)
+
+
 def hint(reason: str | None, field: str, key: str | None, fmt: str) -> str:
     """What to check for the top reason, naming the configuration key.
 
@@ -208,10 +216,12 @@ class InputVerdict:
         rejected: RejectedInput, field: str, decoder: Decoder, cfg: DecodeConfig
     ) -> InputVerdict:
         key = decoder.config_key(field) if field else None
-        return InputVerdict(
-            rejected, field, key, hint(rejected.top_reason, field, key, cfg.format),
-            cfg.mostly_invalid.window_seconds,
-        )
+        sample = rejected.sample
+        if cfg.envelope == "none" and sample is not None and syslog_header_length(sample.value):
+            advice = SYSLOG_HINT  # maybe the right format, behind a header
+        else:
+            advice = hint(rejected.top_reason, field, key, cfg.format)
+        return InputVerdict(rejected, field, key, advice, cfg.mostly_invalid.window_seconds)
 
     def message(self) -> str:
         """One line: how much was rejected, the top reason, the field, the hint.

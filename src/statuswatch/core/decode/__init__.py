@@ -8,7 +8,8 @@ protocol, field checks), ``timestamps`` (and ``timestamp_columns``, vectorised),
 the C scanner's fields), ``jsondecoder`` (the JSON decoder: the C scanner
 ``_jsonscan`` as the fast path, ``scanned_columns`` for its columns, and the full
 decoder as the reference and the fallback). ``lines``: a file's block of lines as
-a sequence of values, which the C scanner reads in place.
+a sequence of values, which the C scanner reads in place. ``envelope``: records
+behind a syslog header (``decode.envelope``).
 
 >>> from statuswatch.config import DecodeConfig
 >>> d = build_decoder(DecodeConfig(format="kong"))
@@ -28,6 +29,7 @@ from __future__ import annotations
 from statuswatch.config import DecodeConfig
 from statuswatch.core.decode.batch import BaseDecoder
 from statuswatch.core.decode.combined import CombinedDecoder
+from statuswatch.core.decode.envelope import SyslogEnvelope
 from statuswatch.core.decode.envoy import EnvoyDecoder
 from statuswatch.core.decode.generic_json import GenericJsonDecoder
 from statuswatch.core.decode.jsondecoder import JsonDecoder
@@ -50,6 +52,7 @@ __all__ = [
     "KongDecoder",
     "NginxJsonDecoder",
     "Parsed",
+    "SyslogEnvelope",
     "build_decoder",
 ]
 
@@ -73,4 +76,5 @@ def build_decoder(cfg: DecodeConfig) -> Decoder:
         cls = DECODERS[cfg.format]
     except KeyError:
         raise ConfigError(f"decode.format: unknown format {cfg.format!r}") from None
-    return cls(cfg)
+    decoder: Decoder = cls(cfg)
+    return SyslogEnvelope(decoder) if cfg.envelope == "syslog" else decoder

@@ -1,0 +1,117 @@
+"""Syslog-framed records (``decode.envelope: syslog``): the line behind the header decodes
+exactly as the bare line does; nothing else is touched; input framed but not configured
+is named in the mostly-invalid verdict."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from statuswatch.config import DecodeConfig, load_settings
+from statuswatch.core.decode import build_decoder
+from statuswatch.core.decode.envelope import syslog_header_length, syslog_message
+from statuswatch.core.rejects import SYSLOG_HINT, RejectTracker
+from statuswatch.errors import ConfigError
+from tests.data import apache_lines
+from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes, realistic_batch
+
+LINE = b'{"time_local":"06/Dec/2026:05:30:01 +0000","status":"403"}'
+
+#: What real shippers put before a line, and what they send it through.
+HEADERS = {
+    "nginx access_log syslog: (RFC 3164)": b"<190>Dec  6 05:30:01 web-1 nginx: ",
+    "RFC 3164 without hostname (nginx nohostname)": b"<190>Dec 16 05:30:01 nginx: ",
+    "RFC 3164 without priority": b"Dec  6 05:30:01 web-1 nginx: ",
+    "rsyslog omkafka, RSYSLOG_FileFormat": b"2026-12-06T05:30:01.123456+00:00 web-1 nginx: ",
+    "syslog-ng kafka, $ISODATE $HOST $MSGHDR": b"2026-12-06T05:30:01+00:00 web-1 nginx[812]: ",
+    "RFC 3339 in UTC": b"2026-12-06T05:30:01Z web-1 kong: ",
+    "RFC 5424, no structured data": b"<190>1 2026-12-06T05:30:01.123Z web-1 nginx 812 - - ",
+    "RFC 5424, nil fields": b"<14>1 - - - - - - ",
+    "RFC 5424, structured data": (
+        b'<190>1 2026-12-06T05:30:01Z web-1 nginx - access [meta seq="1" x="a\\"]b"][id@1 y="2"] '
+    ),
+    "RFC 5424, BOM": b"<190>1 2026-12-06T05:30:01Z web-1 nginx - - - \xef\xbb\xbf",
+}
+
+#: Records that begin with no header and must stay whole.
+UNFRAMED = [
+    LINE,
+    b' {"status": 200}',
+    b'192.0.2.1 - - [06/Dec/2026:05:30:01 +0000] "GET / HTTP/1.1" 200 5',
+    b"Dec 6 is not a header",
+    b"2026-12-06T05:30:01Z",
+    b"<190>not a header",
+    b"",
+]
+
+
+@pytest.mark.parametrize("header", list(HEADERS.values()), ids=list(HEADERS))
+def test_each_shippers_header_is_dropped(header: bytes):
+    assert syslog_header_length(header + LINE) == len(header)
+    assert syslog_message(header + LINE) == LINE
+
+
+@pytest.mark.parametrize("value", UNFRAMED)
+def test_a_record_without_a_header_stays_whole(value: bytes):
+    assert syslog_header_length(value) == 0
+    assert syslog_message(value) is value
+
+
+@pytest.mark.parametrize("fmt", sorted(CONFIGS))
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), header=st.sampled_from(sorted(HEADERS.values())),
+       framed=st.lists(st.booleans(), min_size=1, max_size=40))
+def test_framed_records_decode_as_the_bare_records_do(
+    fmt: str, seed: int, header: bytes, framed: list[bool]
+):
+    """Oracle: the format's own decoder on the bare records. Each record framed or not
+    (a topic fed by several shippers), some of them invalid."""
+    values, _ = realistic_batch(fmt, len(framed), seed)
+    values = [v if i % 7 else v[: len(v) // 2] for i, v in enumerate(values)]  # some cut
+    sent = [header + v if f else v for v, f in zip(values, framed, strict=True)]
+    plain = build_decoder(CONFIGS[fmt])
+    enveloped = build_decoder(CONFIGS[fmt].model_copy(update={"envelope": "syslog"}))
+    expected = batch_outcomes(plain, values)
+    assert batch_outcomes(enveloped, sent) == expected
+    assert outcomes(enveloped, sent) == outcomes(plain, values)
+
+
+def test_the_apache_log_behind_rsyslogs_header_decodes_whole():
+    lines = apache_lines()
+    header = b"2026-12-06T05:30:01.000000+00:00 www apache2: "
+    cfg = DecodeConfig(format="combined")
+    plain = build_decoder(cfg).decode(lines)
+    framed = build_decoder(cfg.model_copy(update={"envelope": "syslog"})).decode(
+        [header + x for x in lines])
+    assert len(framed) == len(plain) == 10_000 and not framed.invalid
+    assert framed.status.tolist() == plain.status.tolist()
+    assert framed.ts_ms.tolist() == plain.ts_ms.tolist()  # the log's time, not the header's
+
+
+def test_without_the_setting_framed_records_are_rejected_and_the_verdict_says_why():
+    cfg = DecodeConfig(format="nginx-json")
+    decoder = build_decoder(cfg)
+    values = [HEADERS["nginx access_log syslog: (RFC 3164)"] + LINE] * 2000
+    batch = decoder.decode(values)
+    assert len(batch) == 0 and {r.reason for r in batch.invalid} == {"invalid_json"}
+    tracker = RejectTracker(cfg.mostly_invalid)
+    tracker.add(1_000, len(values), batch.invalid, values, 0, None)
+    verdict = tracker.verdict(2_000, decoder, cfg)
+    assert verdict.mostly_invalid and verdict.hint == SYSLOG_HINT
+    assert "decode.envelope: syslog" in verdict.message()
+
+
+def test_with_the_setting_a_wrong_format_still_gets_the_formats_hint():
+    cfg = DecodeConfig(format="kong", envelope="syslog")
+    decoder = build_decoder(cfg)
+    values = [HEADERS["rsyslog omkafka, RSYSLOG_FileFormat"] + b"not json"] * 2000
+    tracker = RejectTracker(cfg.mostly_invalid)
+    tracker.add(1_000, len(values), decoder.decode(values).invalid, values, 0, None)
+    verdict = tracker.verdict(2_000, decoder, cfg)
+    assert verdict.mostly_invalid and "check decode.format (now kong)" in verdict.hint
+
+
+def test_an_unknown_envelope_names_the_key():
+    with pytest.raises(ConfigError, match=r"decode\.envelope.*'none' or 'syslog'"):
+        load_settings(decode={"envelope": "gelf"})
