@@ -311,11 +311,17 @@ class DecodeConfig(_Strict):
         FieldMap(),
         description="Dotted paths to the fields, for the `json` and `nginx-json` formats.",
     )
-    envelope: Literal["none", "syslog"] = Field(
+    envelope: Literal["none", "syslog", "json"] = Field(
         "none",
-        description="`syslog`: each record's syslog header (RFC 3164, RFC 5424, or an RFC 3339 "
-        "time, host and tag, as rsyslog's omkafka and syslog-ng write them) is dropped before "
-        "the format reads the line; a record without one is read as it is.",
+        description="Where the line is in a record. `syslog`: behind a syslog header (RFC 3164, "
+        "RFC 5424, or an RFC 3339 time, host and tag, as rsyslog's omkafka and syslog-ng write "
+        "them); `json`: in the string field `envelope_field` of a JSON event (Vector, Filebeat, "
+        "Fluent Bit). A record without the envelope is read as it is.",
+    )
+    envelope_field: str = Field(
+        "message", min_length=1, pattern=r"^[^.]+(\.[^.]+)*$",
+        description="With `envelope: json`, the dotted path of the field holding the line: "
+        "`message` (Vector, Filebeat), `log` (Fluent Bit).",
     )
     max_record_bytes: int = Field(
         1_000_000, gt=0,

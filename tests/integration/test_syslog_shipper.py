@@ -1,9 +1,10 @@
 """Access logs shipped through syslog: util-linux ``logger`` sends the real Apache log to
-rsyslog (Debian's ``rsyslog-kafka``), whose ``omkafka`` writes each line to Kafka behind
-its default template's header (``2026-12-06T05:30:01+00:00 host apache2: ...``), lz4
-compressed by librdkafka. ``statuswatch run`` with ``decode.envelope: syslog`` counts
-every record exactly; without it the input is mostly invalid and ``/ready`` says why; a
-template of the line alone (the operations guide's) needs no envelope."""
+rsyslog (Debian's ``rsyslog-kafka``), whose ``omkafka`` writes each line to Kafka (lz4,
+by librdkafka) three ways: behind its default template's header
+(``2026-12-06T05:30:01+00:00 host apache2: ...``), alone (the operations guide's
+template), and in the ``message`` of a JSON event. ``statuswatch run`` counts every
+record exactly with ``decode.envelope: syslog``, ``none`` and ``json`` respectively; the
+framed records without the envelope are mostly invalid and ``/ready`` says why."""
 
 from __future__ import annotations
 
@@ -32,28 +33,41 @@ from tests.integration.test_compression import code_counts, run_config, statuswa
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
+#: rsyslog templates of the line alone (the operations guide's) and of a JSON event
+#: holding it in ``message``, as shippers that wrap lines send them.
+TEMPLATES = (
+    'template(name="line" type="string" string="%msg:2:$%")\n'
+    'template(name="event" type="list" option.jsonf="on") {\n'
+    '  property(outname="@timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")\n'
+    '  property(outname="host" name="hostname" format="jsonf")\n'
+    '  property(outname="message" name="msg" position.from="2" format="jsonf")\n'
+    "}\n"
+)
+
+
 @contextmanager
 def rsyslog_to_kafka(
-    tmp_path: Path, broker: LocalKafka, framed: str, line_only: str
+    tmp_path: Path, broker: LocalKafka, topics: dict[str, str | None]
 ) -> Iterator[int]:
-    """rsyslogd in the foreground: a TCP syslog input on 127.0.0.1 (its port yielded),
-    an omkafka action with its default template into topic ``framed`` and one with the
-    template of the line alone that the operations guide gives into ``line_only``;
+    """rsyslogd in the foreground: a TCP syslog input on 127.0.0.1 (its port yielded)
+    and one omkafka action per topic, with its template (None: omkafka's default);
     stopped on exit."""
     port = free_port()
     conf = tmp_path / "rsyslog.conf"
     kafka = (f'type="omkafka" broker=["{broker.bootstrap_servers}"] '
              'confParam=["compression.codec=lz4", "linger.ms=50"]')
+    actions = "".join(
+        f'  action({kafka} topic="{topic}"'
+        + ("" if template is None else f' template="{template}"') + ")\n"
+        for topic, template in topics.items()
+    )
     conf.write_text(
         f'global(workDirectory="{tmp_path}")\n'
         'module(load="imtcp")\n'
         'module(load="omkafka")\n'
-        'template(name="line" type="string" string="%msg:2:$%")\n'
-        f'input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="to-kafka")\n'
-        'ruleset(name="to-kafka") {\n'
-        f'  action({kafka} topic="{framed}")\n'
-        f'  action({kafka} topic="{line_only}" template="line")\n'
-        "}\n"
+        + TEMPLATES
+        + f'input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="to-kafka")\n'
+        'ruleset(name="to-kafka") {\n' + actions + "}\n"
     )
     log = tmp_path / "rsyslogd.log"
     with log.open("wb") as out:
@@ -85,10 +99,12 @@ def test_the_apache_log_through_rsyslog_is_counted_exactly(
     lines = apache_lines()
     source = tmp_path / "access.log"
     source.write_bytes(b"\n".join(lines) + b"\n")
-    topic, line_only = f"syslog-{time.monotonic_ns()}", f"syslog-line-{time.monotonic_ns()}"
-    kafka_broker.create_topic(topic)
-    kafka_broker.create_topic(line_only)
-    with rsyslog_to_kafka(tmp_path, kafka_broker, topic, line_only) as syslog_port:
+    stamp = time.monotonic_ns()
+    topics = {f"syslog-{stamp}": None, f"line-{stamp}": "line", f"event-{stamp}": "event"}
+    framed, line_only, events = topics
+    for topic in topics:
+        kafka_broker.create_topic(topic)
+    with rsyslog_to_kafka(tmp_path, kafka_broker, topics) as syslog_port:
         sent = subprocess.run(
             [installed("logger", "bsdutils"), "--tcp", "--server", "127.0.0.1",
              "--port", str(syslog_port), "--rfc3164", "--tag", "apache2", "--size", "4096",
@@ -97,16 +113,21 @@ def test_the_apache_log_through_rsyslog_is_counted_exactly(
         )
         assert sent.returncode == 0, sent.stderr
 
-        framed, bare, alone = free_port(), free_port(), free_port()
+        runs = {  # name: (topic, decode.envelope, its port)
+            "framed": (framed, "syslog", free_port()),
+            "bare": (framed, "none", free_port()),
+            "alone": (line_only, "none", free_port()),
+            "events": (events, "json", free_port()),
+            "bare events": (events, "none", free_port()),
+        }
         with ExitStack() as stack:
-            for port, name, envelope, read in ((framed, "framed", "syslog", topic),
-                                               (bare, "bare", "none", topic),
-                                               (alone, "alone", "none", line_only)):
-                config = run_config(tmp_path, kafka_broker, read, port, name=f"{read}-{name}",
+            for name, (topic, envelope, port) in runs.items():
+                config = run_config(tmp_path, kafka_broker, topic, port, name=f"{topic}-{name}",
                                     envelope=envelope)
                 stack.enter_context(statuswatch_run(config, log=tmp_path / f"{name}.log"))
 
-            for port, name in ((framed, "framed"), (alone, "alone")):
+            for name in ("framed", "alone", "events"):
+                port = runs[name][2]
                 wait_for(lambda port=port: records_read_once(port) == len(lines), 120,
                          lambda name=name: f"{len(lines)} records, {name}:\n"
                          + (tmp_path / f"{name}.log").read_text()[-2000:])
@@ -119,11 +140,18 @@ def test_the_apache_log_through_rsyslog_is_counted_exactly(
                 wait_for(lambda port=port: get(port, "/ready")[0] == 200, 30,
                          lambda port=port, name=name: f"/ready of {name}: {get(port, '/ready')}")
 
-            _, reason = wait_for(
-                lambda: (r := get(bare, "/ready"))[0] == 503 and "mostly invalid" in r[1] and r,
-                60, lambda: "/ready of the bare run:\n"
-                + (tmp_path / "bare.log").read_text()[-2000:],
-            )
-            assert "top reason unparseable_line" in reason, reason
-            assert "set decode.envelope: syslog" in reason, reason
-            assert code_counts(scrape(bare)) == {}
+            for name, top_reason, advice in (
+                ("bare", "unparseable_line", "set decode.envelope: syslog"),
+                ("bare events", "unparseable_line",
+                 "set decode.envelope: json and decode.envelope_field: message"),
+            ):
+                port = runs[name][2]
+                _, reason = wait_for(
+                    lambda port=port: (r := get(port, "/ready"))[0] == 503
+                    and "mostly invalid" in r[1] and r,
+                    60, lambda name=name: f"/ready of {name}:\n"
+                    + (tmp_path / f"{name}.log").read_text()[-2000:],
+                )
+                assert f"top reason {top_reason}" in reason, reason
+                assert advice in reason, reason
+                assert code_counts(scrape(port)) == {}, name

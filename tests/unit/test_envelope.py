@@ -1,8 +1,11 @@
-"""Syslog-framed records (``decode.envelope: syslog``): the line behind the header decodes
-exactly as the bare line does; nothing else is touched; input framed but not configured
-is named in the mostly-invalid verdict."""
+"""Records inside an envelope (``decode.envelope``): behind a syslog header, or in a string
+field of a shipper's JSON event. The line decodes exactly as the bare line does; nothing
+else is touched; input in an envelope the configuration does not name is named in the
+mostly-invalid verdict."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -10,8 +13,8 @@ from hypothesis import strategies as st
 
 from statuswatch.config import DecodeConfig, load_settings
 from statuswatch.core.decode import build_decoder
-from statuswatch.core.decode.envelope import syslog_header_length, syslog_message
-from statuswatch.core.rejects import SYSLOG_HINT, RejectTracker
+from statuswatch.core.decode.envelope import json_field, syslog_header_length, syslog_message
+from statuswatch.core.rejects import SYSLOG_HINT, RejectTracker, envelope_hint
 from statuswatch.errors import ConfigError
 from tests.data import apache_lines
 from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes, realistic_batch
@@ -113,5 +116,95 @@ def test_with_the_setting_a_wrong_format_still_gets_the_formats_hint():
 
 
 def test_an_unknown_envelope_names_the_key():
-    with pytest.raises(ConfigError, match=r"decode\.envelope.*'none' or 'syslog'"):
+    with pytest.raises(ConfigError, match=r"decode\.envelope.*'none', 'syslog' or 'json'"):
         load_settings(decode={"envelope": "gelf"})
+
+
+#: How shippers that tail a file wrap a line (``%s``), and the field that holds it.
+WRAPPERS = {
+    "Vector": ('{"file":"/var/log/nginx/access.log","host":"web-1","message":%s,'
+               '"source_type":"file","timestamp":"2026-12-06T05:30:01.123Z"}', "message"),
+    "Filebeat": ('{"@timestamp":"2026-12-06T05:30:01.123Z","@metadata":{"beat":"filebeat"},'
+                 '"log":{"offset":1,"file":{"path":"/var/log/nginx/access.log"}},'
+                 '"message":%s,"input":{"type":"log"},"host":{"name":"web-1"}}', "message"),
+    "Fluent Bit": ('{"@timestamp":1765000201.123,"log":%s,"stream":"stdout"}', "log"),
+    "Filebeat, event.original": ('{"event":{"original":%s,"dataset":"nginx.access"}}',
+                                 "event.original"),
+}
+
+
+def wrapped(shape: str, line: bytes) -> bytes:
+    return (WRAPPERS[shape][0] % json.dumps(line.decode())).encode()
+
+
+@pytest.mark.parametrize("shape", sorted(WRAPPERS))
+def test_each_shippers_event_gives_its_line(shape: str):
+    for line in (LINE, UNFRAMED[2], "naïve \\ \" \t line".encode()):
+        assert json_field(WRAPPERS[shape][1])(wrapped(shape, line)) == line
+
+
+@pytest.mark.parametrize("value", [LINE, b"[1, 2]", b'{"message": 5}', b'{"message": null}',
+                                   b'{"message": {"a": "b"}}', b"\xff", b'{"log": "x"}', b""])
+def test_a_record_without_the_field_stays_whole(value: bytes):
+    assert json_field("message")(value) is value
+
+
+@pytest.mark.parametrize("fmt", sorted(CONFIGS))
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), shape=st.sampled_from(sorted(WRAPPERS)),
+       wrap=st.lists(st.booleans(), min_size=1, max_size=40))
+def test_records_in_json_events_decode_as_the_bare_records_do(
+    fmt: str, seed: int, shape: str, wrap: list[bool]
+):
+    """Oracle: the format's own decoder on the bare records; each record wrapped or not,
+    some cut short (invalid; one cut inside a UTF-8 sequence stays bare). A bare record
+    with a string at the field is read as an envelope (an ECS log's own ``message``): it
+    is always wrapped here."""
+    values, _ = realistic_batch(fmt, len(wrap), seed)
+    values = [v if i % 7 else v[: len(v) // 2] for i, v in enumerate(values)]
+    unwrap = json_field(WRAPPERS[shape][1])
+
+    def send(v: bytes, w: bool) -> bytes:
+        try:
+            return wrapped(shape, v) if w or unwrap(v) is not v else v
+        except UnicodeDecodeError:
+            return v
+
+    sent = [send(v, w) for v, w in zip(values, wrap, strict=True)]
+    cfg = CONFIGS[fmt].model_copy(update={"envelope": "json",
+                                          "envelope_field": WRAPPERS[shape][1]})
+    plain, enveloped = build_decoder(CONFIGS[fmt]), build_decoder(cfg)
+    assert batch_outcomes(enveloped, sent) == batch_outcomes(plain, values)
+    assert outcomes(enveloped, sent) == outcomes(plain, values)
+
+
+@pytest.mark.parametrize(("fmt", "shape"), [("combined", "Fluent Bit"), ("nginx-json", "Vector"),
+                                            ("combined", "Filebeat")])
+def test_without_the_setting_the_verdict_names_the_field(fmt: str, shape: str):
+    """A wrapped nginx JSON line lacks the time and status at the top (missing_field): the
+    hint must be the envelope, not decode.fields.timestamp."""
+    cfg = CONFIGS.get(fmt, DecodeConfig(format=fmt))
+    line = UNFRAMED[2] if fmt == "combined" else realistic_batch(fmt, 1)[0][0]
+    values = [wrapped(shape, line)] * 2000
+    decoder = build_decoder(cfg)
+    tracker = RejectTracker(cfg.mostly_invalid)
+    tracker.add(1_000, len(values), decoder.decode(values).invalid, values, 0, None)
+    verdict = tracker.verdict(2_000, decoder, cfg)
+    field = WRAPPERS[shape][1]
+    assert verdict.mostly_invalid
+    assert verdict.hint.endswith(f"set decode.envelope: json and decode.envelope_field: {field}")
+
+
+def test_no_envelope_hint_where_the_line_inside_is_not_the_format():
+    cfg = DecodeConfig(format="kong")
+    decoder = build_decoder(cfg)
+    assert envelope_hint(wrapped("Vector", UNFRAMED[2]), decoder, cfg) is None
+    assert envelope_hint(HEADERS["RFC 3164 without priority"] + UNFRAMED[2], decoder, cfg) is None
+    nginx = DecodeConfig(format="nginx-json")
+    assert envelope_hint(HEADERS["RFC 3164 without priority"] + LINE, build_decoder(nginx),
+                         nginx) == SYSLOG_HINT
+
+
+def test_an_envelope_field_that_is_no_dotted_path_names_the_key():
+    with pytest.raises(ConfigError, match=r"decode\.envelope_field"):
+        load_settings(decode={"envelope": "json", "envelope_field": "a..b"})

@@ -29,7 +29,7 @@ from typing import Final
 from statuswatch.config import DecodeConfig, MostlyInvalidConfig
 from statuswatch.core.columns import InvalidRecord
 from statuswatch.core.decode import Decoder
-from statuswatch.core.decode.envelope import syslog_header_length
+from statuswatch.core.decode.envelope import json_field, syslog_header_length, syslog_message
 from statuswatch.errors import DecodeError
 
 #: Width of one bucket of the sliding window (the window slides by it).
@@ -167,11 +167,47 @@ _REASON_HINTS: Final = {
 }
 
 
-#: What to do about records that begin with a syslog header.
+#: What to do about records of the format behind a syslog header.
 SYSLOG_HINT: Final = (
     "the records begin with a syslog header: set decode.envelope: syslog, or have the "
     "shipper send the line alone (rsyslog: a template of %msg%; syslog-ng: template(\"$MSG\"))"
 )
+#: The fields shippers that tail a file put each line in.
+SHIPPER_FIELDS: Final = ("message", "log")
+
+
+def envelope_hint(value: bytes, decoder: Decoder, cfg: DecodeConfig) -> str | None:
+    """What to set when the rejected ``value`` is a record of the format in an envelope
+    that ``decode.envelope`` does not name (None: it is not).
+
+    >>> from statuswatch.core.decode import build_decoder
+    >>> cfg = DecodeConfig(format="combined")
+    >>> import json
+    >>> line = '1.2.3.4 - - [06/Dec/2026:05:30:01 +0000] "GET / HTTP/1.1" 200 5'
+    >>> envelope_hint(json.dumps({"log": line}).encode(), build_decoder(cfg), cfg)[-56:]
+    'set decode.envelope: json and decode.envelope_field: log'
+    >>> envelope_hint(b'{"log": "no access log"}', build_decoder(cfg), cfg) is None
+    True
+    """
+    candidates: list[tuple[bytes, str]] = []
+    if cfg.envelope != "syslog" and syslog_header_length(value):
+        candidates.append((syslog_message(value), SYSLOG_HINT))
+    if cfg.envelope != "json":
+        for path in SHIPPER_FIELDS:
+            line = json_field(path)(value)
+            if line is not value:
+                candidates.append((line, (
+                    f"the records carry the line in the JSON field {path} (as Fluent Bit, "
+                    f"Vector or Filebeat send it): set decode.envelope: json and "
+                    f"decode.envelope_field: {path}")))
+    for line, advice in candidates:
+        try:
+            decoder.decode_one(line)
+        except DecodeError:
+            continue
+        return advice
+    return None
+
 
 
 def hint(reason: str | None, field: str, key: str | None, fmt: str) -> str:
@@ -217,9 +253,8 @@ class InputVerdict:
     ) -> InputVerdict:
         key = decoder.config_key(field) if field else None
         sample = rejected.sample
-        if cfg.envelope == "none" and sample is not None and syslog_header_length(sample.value):
-            advice = SYSLOG_HINT  # maybe the right format, behind a header
-        else:
+        advice = None if sample is None else envelope_hint(sample.value, decoder, cfg)
+        if advice is None:
             advice = hint(rejected.top_reason, field, key, cfg.format)
         return InputVerdict(rejected, field, key, advice, cfg.mostly_invalid.window_seconds)
 

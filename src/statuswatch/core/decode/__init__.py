@@ -9,7 +9,7 @@ the C scanner's fields), ``jsondecoder`` (the JSON decoder: the C scanner
 ``_jsonscan`` as the fast path, ``scanned_columns`` for its columns, and the full
 decoder as the reference and the fallback). ``lines``: a file's block of lines as
 a sequence of values, which the C scanner reads in place. ``envelope``: records
-behind a syslog header (``decode.envelope``).
+behind a syslog header or inside a shipper's JSON event (``decode.envelope``).
 
 >>> from statuswatch.config import DecodeConfig
 >>> d = build_decoder(DecodeConfig(format="kong"))
@@ -29,7 +29,7 @@ from __future__ import annotations
 from statuswatch.config import DecodeConfig
 from statuswatch.core.decode.batch import BaseDecoder
 from statuswatch.core.decode.combined import CombinedDecoder
-from statuswatch.core.decode.envelope import SyslogEnvelope
+from statuswatch.core.decode.envelope import Unwrapped, unwrapper
 from statuswatch.core.decode.envoy import EnvoyDecoder
 from statuswatch.core.decode.generic_json import GenericJsonDecoder
 from statuswatch.core.decode.jsondecoder import JsonDecoder
@@ -52,7 +52,7 @@ __all__ = [
     "KongDecoder",
     "NginxJsonDecoder",
     "Parsed",
-    "SyslogEnvelope",
+    "Unwrapped",
     "build_decoder",
 ]
 
@@ -77,4 +77,5 @@ def build_decoder(cfg: DecodeConfig) -> Decoder:
     except KeyError:
         raise ConfigError(f"decode.format: unknown format {cfg.format!r}") from None
     decoder: Decoder = cls(cfg)
-    return SyslogEnvelope(decoder) if cfg.envelope == "syslog" else decoder
+    unwrap = unwrapper(cfg)
+    return decoder if unwrap is None else Unwrapped(decoder, unwrap)

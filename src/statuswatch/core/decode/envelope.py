@@ -1,9 +1,11 @@
-"""Syslog-framed records: the access log line after a syslog header.
+"""Records that carry the access log line inside something else: behind a syslog header,
+or in a string field of a shipper's JSON event.
 
-Shippers that speak syslog put a header before each line they forward to Kafka:
-rsyslog's ``omkafka`` with its default template (``RSYSLOG_FileFormat``), syslog-ng's
-``kafka`` destination with its default template, NGINX logging with
-``access_log syslog:...`` through a relay. Three header shapes cover them:
+``decode.envelope: syslog``. Shippers that speak syslog put a header before each line
+they forward to Kafka: rsyslog's ``omkafka`` with its default template
+(``RSYSLOG_FileFormat``), syslog-ng's ``kafka`` destination with its default template,
+NGINX logging with ``access_log syslog:...`` through a relay. Three header shapes cover
+them:
 
 * RFC 3164, as on the wire: ``<190>Dec  6 05:30:01 web-1 nginx: ``
   (the priority and the hostname may be absent, the tag may carry ``[pid]``);
@@ -12,9 +14,12 @@ rsyslog's ``omkafka`` with its default template (``RSYSLOG_FileFormat``), syslog
 * RFC 5424: ``<190>1 2026-12-06T05:30:01.123Z web-1 nginx 812 - - `` (structured data
   ``-`` or ``[id k="v"]...``; a UTF-8 BOM before the message is dropped too).
 
-With ``decode.envelope: syslog`` each record loses such a header before the format's
-decoder reads it; a record without one is decoded as it is (a topic fed by several
-shippers). The event time is the access log's own, never the header's.
+``decode.envelope: json``. Shippers that tail a file send each line as a string field
+of a JSON event: Vector and Filebeat ``{"message": "<line>", "host": ..., ...}``, Fluent
+Bit ``{"log": "<line>", ...}``; ``decode.envelope_field`` names it (a dotted path).
+
+Either way, a record without the envelope is decoded as it is (a topic fed by several
+shippers), and the event time is the access log's own, never the envelope's.
 
 >>> syslog_message(b'<190>Dec  6 05:30:01 web-1 nginx: {"status":"403"}')
 b'{"status":"403"}'
@@ -24,14 +29,22 @@ b'1.2.3.4 - -'
 b'{}'
 >>> syslog_message(b'{"status": 200}')
 b'{"status": 200}'
+>>> json_field("log")(b'{"log": "1.2.3.4 - - [06/Dec/2026:05:30:01 +0000]", "stream": "stdout"}')
+b'1.2.3.4 - - [06/Dec/2026:05:30:01 +0000]'
+>>> json_field("event.original")(b'{"event": {"original": "GET /"}, "host": "a"}')
+b'GET /'
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any, Final
 
+import msgspec
+
+from statuswatch.config import DecodeConfig
 from statuswatch.core.columns import DecodedBatch
 from statuswatch.core.decode.protocol import Decoder, Parsed
 
@@ -63,13 +76,43 @@ def syslog_message(value: bytes) -> bytes:
     return value[n:] if n else value
 
 
-class SyslogEnvelope:
-    """A decoder whose records lose their syslog header before ``inner`` reads them.
+@lru_cache(maxsize=16)
+def json_field(path: str) -> Callable[[bytes], bytes]:
+    """The unwrapping of ``decode.envelope: json``: a record's string at the dotted
+    ``path`` as UTF-8; the record itself where it is no JSON object with a string there."""
+    schema: Any = str
+    for depth, key in reversed(list(enumerate(path.split(".")))):
+        schema = msgspec.defstruct(f"Envelope{depth}", [("inner", schema | None, None)],
+                                   rename={"inner": key}, gc=False)
+    decoder = msgspec.json.Decoder(schema)
 
-    Decoding takes the full path of ``inner`` on a list of the messages (its C scanner
+    def unwrap(value: bytes) -> bytes:
+        try:
+            found: Any = decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return value
+        while found is not None and not isinstance(found, str):
+            found = found.inner
+        return value if found is None else found.encode("utf-8", "surrogatepass")
+
+    return unwrap
+
+
+def unwrapper(cfg: DecodeConfig) -> Callable[[bytes], bytes] | None:
+    """How ``cfg.envelope`` takes a record's line out of its envelope (None: none)."""
+    if cfg.envelope == "syslog":
+        return syslog_message
+    if cfg.envelope == "json":
+        return json_field(cfg.envelope_field)
+    return None
+
+
+class Unwrapped:
+    """A decoder whose records are taken out of their envelope before ``inner`` reads them.
+
+    Decoding takes the full path of ``inner`` on a list of the lines (its C scanner
     still does the JSON), not the in-place scan of a file's blocks.
 
-    >>> from statuswatch.config import DecodeConfig
     >>> from statuswatch.core.decode import build_decoder
     >>> d = build_decoder(DecodeConfig(format="nginx-json", envelope="syslog"))
     >>> batch = d.decode([b'<190>Dec  6 05:30:01 web-1 nginx: {"time_local": '
@@ -78,8 +121,9 @@ class SyslogEnvelope:
     ([403], [(1, 'invalid_json')])
     """
 
-    def __init__(self, inner: Decoder) -> None:
+    def __init__(self, inner: Decoder, unwrap: Callable[[bytes], bytes]) -> None:
         self.inner = inner
+        self.unwrap = unwrap
         self.name = inner.name
 
     @property
@@ -91,13 +135,14 @@ class SyslogEnvelope:
         return self.inner.scanner_missing
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
-        return self.inner.decode([syslog_message(v) for v in values])
+        unwrap = self.unwrap
+        return self.inner.decode([unwrap(v) for v in values])
 
     def decode_one(self, value: bytes) -> Parsed:
-        return self.inner.decode_one(syslog_message(value))
+        return self.inner.decode_one(self.unwrap(value))
 
     def config_key(self, field: str) -> str | None:
         return self.inner.config_key(field)
 
 
-__all__ = ["SyslogEnvelope", "syslog_header_length", "syslog_message"]
+__all__ = ["Unwrapped", "json_field", "syslog_header_length", "syslog_message", "unwrapper"]
