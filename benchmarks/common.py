@@ -147,13 +147,35 @@ def _naive_fields(fmt: str) -> Callable[[bytes], tuple[int, int, str, str, str]]
     raise ValueError(fmt)
 
 
+#: A line as shippers put it in their envelopes (``decode.envelope``): behind rsyslog
+#: omkafka's default header, and as the ``message`` of a Vector event.
+ENVELOPES: dict[str, Callable[[bytes], bytes]] = {
+    "syslog": lambda line: b"2026-12-06T05:30:01.123456+00:00 web-1 gateway: " + line,
+    "json": lambda line: (b'{"file":"/var/log/gateway/access.log","host":"web-1","message":'
+                          + json.dumps(line.decode()).encode()
+                          + b',"source_type":"file","timestamp":"2026-12-06T05:30:01.123Z"}'),
+}
+
+
+def _naive_unwrap(envelope: str | None) -> Callable[[bytes], bytes] | None:
+    """The line out of its envelope as one would write it first: split after the syslog
+    tag's ": ", or json.loads and the field."""
+    if envelope == "syslog":
+        return lambda v: v.split(b": ", 1)[1]
+    if envelope == "json":
+        return lambda v: json.loads(v)["message"].encode()
+    return None
+
+
 class NaivePipeline:
     """The reference: per record, parse (json.loads / a regex), count in a dict keyed by
     (window, scope, code) for the four default scope levels, and update a River
-    ``stats.EWMean`` of the record's error indicator for its service."""
+    ``stats.EWMean`` of the record's error indicator for its service. ``envelope``: each
+    record's line is first taken out of it (``ENVELOPES``)."""
 
-    def __init__(self, fmt: str) -> None:
-        self.fields = _naive_fields(fmt)
+    def __init__(self, fmt: str, envelope: str | None = None) -> None:
+        fields, unwrap = _naive_fields(fmt), _naive_unwrap(envelope)
+        self.fields = fields if unwrap is None else lambda v: fields(unwrap(v))
         self.counts: defaultdict[tuple[int, tuple[str, ...], int], int] = defaultdict(int)
         self.means: dict[str, Any] = {}
         self.records = 0
