@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from statuswatch.config import DecodeConfig, load_settings
 from statuswatch.core.decode import build_decoder
 from statuswatch.core.decode.envelope import json_field, syslog_header_length, syslog_message
-from statuswatch.core.rejects import SYSLOG_HINT, RejectTracker, envelope_hint
+from statuswatch.core.rejects import RejectTracker, reading_hint
 from statuswatch.errors import ConfigError
 from tests.data import apache_lines
 from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes, realistic_batch
@@ -101,7 +101,9 @@ def test_without_the_setting_framed_records_are_rejected_and_the_verdict_says_wh
     tracker = RejectTracker(cfg.mostly_invalid)
     tracker.add(1_000, len(values), batch.invalid, values, 0, None)
     verdict = tracker.verdict(2_000, decoder, cfg)
-    assert verdict.mostly_invalid and verdict.hint == SYSLOG_HINT
+    assert verdict.mostly_invalid
+    assert verdict.hint.startswith("the records are nginx-json behind a syslog header: set "
+                                   "decode.envelope: syslog, or have the shipper send")
     assert "decode.envelope: syslog" in verdict.message()
 
 
@@ -195,14 +197,28 @@ def test_without_the_setting_the_verdict_names_the_field(fmt: str, shape: str):
     assert verdict.hint.endswith(f"set decode.envelope: json and decode.envelope_field: {field}")
 
 
-def test_no_envelope_hint_where_the_line_inside_is_not_the_format():
-    cfg = DecodeConfig(format="kong")
-    decoder = build_decoder(cfg)
-    assert envelope_hint(wrapped("Vector", UNFRAMED[2]), decoder, cfg) is None
-    assert envelope_hint(HEADERS["RFC 3164 without priority"] + UNFRAMED[2], decoder, cfg) is None
-    nginx = DecodeConfig(format="nginx-json")
-    assert envelope_hint(HEADERS["RFC 3164 without priority"] + LINE, build_decoder(nginx),
-                         nginx) == SYSLOG_HINT
+def test_the_hint_names_the_format_and_envelope_the_records_read_in():
+    """Configured kong: a Vector event of a combined line names both settings; a bare
+    combined line the format; a syslog-framed NGINX JSON line both; a record that reads
+    in no way, or rejected for its own values, gets no such hint."""
+    kong = DecodeConfig(format="kong")
+    assert reading_hint("invalid_json", wrapped("Vector", UNFRAMED[2]), kong) == (
+        "the records are combined in the JSON field message (as Fluent Bit, Vector or "
+        "Filebeat send it): set decode.format: combined and decode.envelope: json and "
+        "decode.envelope_field: message")
+    assert reading_hint("invalid_json", UNFRAMED[2], kong) == (
+        "the records are combined: set decode.format: combined")
+    framed = HEADERS["RFC 3164 without priority"] + LINE
+    assert reading_hint("invalid_json", framed, kong) == (
+        "the records are nginx-json behind a syslog header: set decode.format: nginx-json "
+        "and decode.envelope: syslog")
+    assert reading_hint("invalid_json", b"not a log", kong) is None
+    assert reading_hint("status_out_of_range", UNFRAMED[2], kong) is None
+    # configured json envelope in the wrong field: the other field is named
+    log_field = DecodeConfig(format="combined", envelope="json", envelope_field="message")
+    assert reading_hint("unparseable_line", wrapped("Fluent Bit", UNFRAMED[2]), log_field) == (
+        "the records are combined in the JSON field log (as Fluent Bit, Vector or Filebeat "
+        "send it): set decode.envelope: json and decode.envelope_field: log")
 
 
 def test_an_envelope_field_that_is_no_dotted_path_names_the_key():

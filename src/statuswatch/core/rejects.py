@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 from statuswatch.config import DecodeConfig, MostlyInvalidConfig
 from statuswatch.core.columns import InvalidRecord
-from statuswatch.core.decode import Decoder
-from statuswatch.core.decode.envelope import json_field, syslog_header_length, syslog_message
+from statuswatch.core.decode import Decoder, build_decoder
 from statuswatch.errors import DecodeError
 
 #: Width of one bucket of the sliding window (the window slides by it).
@@ -167,47 +167,79 @@ _REASON_HINTS: Final = {
 }
 
 
-#: What to do about records of the format behind a syslog header.
-SYSLOG_HINT: Final = (
-    "the records begin with a syslog header: set decode.envelope: syslog, or have the "
-    "shipper send the line alone (rsyslog: a template of %msg%; syslog-ng: template(\"$MSG\"))"
-)
+#: Reasons a record of another format (or inside an envelope) is rejected for: what
+#: ``reading_hint`` looks past. Others (a bad status, a bad time, a size) are the
+#: record's own.
+_SHAPE_REASONS: Final = frozenset(
+    {"invalid_json", "not_an_object", "unparseable_line", "missing_field"})
 #: The fields shippers that tail a file put each line in.
 SHIPPER_FIELDS: Final = ("message", "log")
+#: Formats tried for another reading, with their default fields (``json`` has none worth
+#: guessing).
+_OTHER_FORMATS: Final = ("kong", "envoy", "nginx-json", "combined")
+SYSLOG_ADVICE: Final = (
+    "or have the shipper send the line alone (rsyslog: a template of %msg%; "
+    "syslog-ng: template(\"$MSG\"))"
+)
 
 
-def envelope_hint(value: bytes, decoder: Decoder, cfg: DecodeConfig) -> str | None:
-    """What to set when the rejected ``value`` is a record of the format in an envelope
-    that ``decode.envelope`` does not name (None: it is not).
+def _readings(cfg: DecodeConfig) -> list[tuple[DecodeConfig, str]]:
+    """Other ways to read a record than ``cfg``'s, most alike first, each with what its
+    settings are called: ``cfg``'s format in another envelope, then the other formats
+    (with their default fields) in each envelope."""
+    envelopes: list[tuple[dict[str, str], str, str]] = [
+        ({"envelope": "none"}, "", ""),
+        ({"envelope": "syslog"}, "behind a syslog header", "decode.envelope: syslog"),
+        *(({"envelope": "json", "envelope_field": f}, f"in the JSON field {f} (as Fluent Bit, "
+           "Vector or Filebeat send it)", f"decode.envelope: json and decode.envelope_field: "
+           f"{f}") for f in SHIPPER_FIELDS),
+    ]
+    same = (cfg.envelope, cfg.envelope_field if cfg.envelope == "json" else "")
+    out: list[tuple[DecodeConfig, str]] = []
+    for update, where, setting in envelopes:
+        if (update["envelope"], update.get("envelope_field", "")) != same:
+            out.append((cfg.model_copy(update=update), f"the records are {cfg.format} {where}"
+                        f": set {setting}" + (f", {SYSLOG_ADVICE}" if "syslog" in setting else "")))
+    for fmt in _OTHER_FORMATS:
+        if fmt == cfg.format:
+            continue
+        for update, where, setting in envelopes:
+            other = DecodeConfig(format=fmt, **update)
+            also = f" and {setting}" if setting else ""
+            out.append((other, f"the records are {fmt}{' ' + where if where else ''}: set "
+                               f"decode.format: {fmt}{also}"))
+    return out
 
-    >>> from statuswatch.core.decode import build_decoder
-    >>> cfg = DecodeConfig(format="combined")
+
+@lru_cache(maxsize=32)
+def _decoder_of(cfg: DecodeConfig) -> Decoder:
+    return build_decoder(cfg)
+
+
+def reading_hint(reason: str | None, value: bytes, cfg: DecodeConfig) -> str | None:
+    """What to set when the rejected ``value`` reads as an access log with other
+    ``decode`` settings: the configured format inside an envelope, or another format
+    (None: no reading fits, or ``reason`` is the record's own, not its shape).
+
     >>> import json
     >>> line = '1.2.3.4 - - [06/Dec/2026:05:30:01 +0000] "GET / HTTP/1.1" 200 5'
-    >>> envelope_hint(json.dumps({"log": line}).encode(), build_decoder(cfg), cfg)[-56:]
+    >>> combined = DecodeConfig(format="combined")
+    >>> reading_hint("unparseable_line", json.dumps({"log": line}).encode(), combined)[-56:]
     'set decode.envelope: json and decode.envelope_field: log'
-    >>> envelope_hint(b'{"log": "no access log"}', build_decoder(cfg), cfg) is None
+    >>> reading_hint("invalid_json", line.encode(), DecodeConfig(format="kong"))
+    'the records are combined: set decode.format: combined'
+    >>> reading_hint("invalid_json", b'{"log": "no access log"}', combined) is None
     True
     """
-    candidates: list[tuple[bytes, str]] = []
-    if cfg.envelope != "syslog" and syslog_header_length(value):
-        candidates.append((syslog_message(value), SYSLOG_HINT))
-    if cfg.envelope != "json":
-        for path in SHIPPER_FIELDS:
-            line = json_field(path)(value)
-            if line is not value:
-                candidates.append((line, (
-                    f"the records carry the line in the JSON field {path} (as Fluent Bit, "
-                    f"Vector or Filebeat send it): set decode.envelope: json and "
-                    f"decode.envelope_field: {path}")))
-    for line, advice in candidates:
+    if reason not in _SHAPE_REASONS:
+        return None
+    for other, advice in _readings(cfg):
         try:
-            decoder.decode_one(line)
+            _decoder_of(other).decode_one(value)
         except DecodeError:
             continue
         return advice
     return None
-
 
 
 def hint(reason: str | None, field: str, key: str | None, fmt: str) -> str:
@@ -253,7 +285,9 @@ class InputVerdict:
     ) -> InputVerdict:
         key = decoder.config_key(field) if field else None
         sample = rejected.sample
-        advice = None if sample is None else envelope_hint(sample.value, decoder, cfg)
+        advice = None  # looked for only when it is shown: a dozen decodings of the sample
+        if rejected.mostly_invalid and sample is not None:
+            advice = reading_hint(rejected.top_reason, sample.value, cfg)
         if advice is None:
             advice = hint(rejected.top_reason, field, key, cfg.format)
         return InputVerdict(rejected, field, key, advice, cfg.mostly_invalid.window_seconds)
