@@ -209,9 +209,12 @@ def test_the_hint_names_the_format_and_envelope_the_records_read_in():
     assert reading_hint("invalid_json", UNFRAMED[2], kong) == (
         "the records are combined: set decode.format: combined")
     framed = HEADERS["RFC 3164 without priority"] + LINE
-    assert reading_hint("invalid_json", framed, kong) == (
+    assert reading_hint("invalid_json", framed, kong).startswith(
         "the records are nginx-json behind a syslog header: set decode.format: nginx-json "
-        "and decode.envelope: syslog")
+        "and decode.envelope: syslog, or have the shipper send the line alone")
+    kong_in_syslog = kong.model_copy(update={"envelope": "syslog"})
+    assert reading_hint("invalid_json", UNFRAMED[2], kong_in_syslog) == (
+        "the records are combined: set decode.format: combined and decode.envelope: none")
     assert reading_hint("invalid_json", b"not a log", kong) is None
     assert reading_hint("status_out_of_range", UNFRAMED[2], kong) is None
     # configured json envelope in the wrong field: the other field is named

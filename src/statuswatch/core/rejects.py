@@ -173,41 +173,48 @@ _REASON_HINTS: Final = {
 _SHAPE_REASONS: Final = frozenset(
     {"invalid_json", "not_an_object", "unparseable_line", "missing_field"})
 #: The fields shippers that tail a file put each line in.
-SHIPPER_FIELDS: Final = ("message", "log")
+_SHIPPER_FIELDS: Final = ("message", "log")
 #: Formats tried for another reading, with their default fields (``json`` has none worth
 #: guessing).
 _OTHER_FORMATS: Final = ("kong", "envoy", "nginx-json", "combined")
-SYSLOG_ADVICE: Final = (
-    "or have the shipper send the line alone (rsyslog: a template of %msg%; "
-    "syslog-ng: template(\"$MSG\"))"
+#: Each envelope: its settings, and where it puts the line.
+_ENVELOPES: Final[tuple[tuple[dict[str, str], str], ...]] = (
+    ({"envelope": "none"}, ""),
+    ({"envelope": "syslog"}, " behind a syslog header"),
+    *(({"envelope": "json", "envelope_field": f},
+       f" in the JSON field {f} (as Fluent Bit, Vector or Filebeat send it)")
+      for f in _SHIPPER_FIELDS),
+)
+_SYSLOG_ADVICE: Final = (
+    ", or have the shipper send the line alone (rsyslog: a template of %msg%; "
+    'syslog-ng: template("$MSG"))'
 )
 
 
 def _readings(cfg: DecodeConfig) -> list[tuple[DecodeConfig, str]]:
-    """Other ways to read a record than ``cfg``'s, most alike first, each with what its
-    settings are called: ``cfg``'s format in another envelope, then the other formats
-    (with their default fields) in each envelope."""
-    envelopes: list[tuple[dict[str, str], str, str]] = [
-        ({"envelope": "none"}, "", ""),
-        ({"envelope": "syslog"}, "behind a syslog header", "decode.envelope: syslog"),
-        *(({"envelope": "json", "envelope_field": f}, f"in the JSON field {f} (as Fluent Bit, "
-           "Vector or Filebeat send it)", f"decode.envelope: json and decode.envelope_field: "
-           f"{f}") for f in SHIPPER_FIELDS),
-    ]
-    same = (cfg.envelope, cfg.envelope_field if cfg.envelope == "json" else "")
+    """Other ways to read a record than ``cfg``'s, most alike first, each with the
+    advice to take it: ``cfg``'s format in another envelope, then the other formats (with
+    their default fields) in each envelope."""
+
+    def envelope_of(c: DecodeConfig) -> tuple[str, str]:
+        return c.envelope, c.envelope_field if c.envelope == "json" else ""
+
     out: list[tuple[DecodeConfig, str]] = []
-    for update, where, setting in envelopes:
-        if (update["envelope"], update.get("envelope_field", "")) != same:
-            out.append((cfg.model_copy(update=update), f"the records are {cfg.format} {where}"
-                        f": set {setting}" + (f", {SYSLOG_ADVICE}" if "syslog" in setting else "")))
-    for fmt in _OTHER_FORMATS:
-        if fmt == cfg.format:
-            continue
-        for update, where, setting in envelopes:
-            other = DecodeConfig(format=fmt, **update)
-            also = f" and {setting}" if setting else ""
-            out.append((other, f"the records are {fmt}{' ' + where if where else ''}: set "
-                               f"decode.format: {fmt}{also}"))
+    for fmt in (cfg.format, *(f for f in _OTHER_FORMATS if f != cfg.format)):
+        for update, where in _ENVELOPES:
+            other = (cfg.model_copy(update=update) if fmt == cfg.format
+                     else DecodeConfig(format=fmt, **update))
+            settings = [] if fmt == cfg.format else [f"decode.format: {fmt}"]
+            if envelope_of(other) != envelope_of(cfg):
+                settings.append(f"decode.envelope: {other.envelope}")
+                if other.envelope == "json":
+                    settings.append(f"decode.envelope_field: {other.envelope_field}")
+            if not settings:
+                continue  # cfg itself
+            advice = f"the records are {fmt}{where}: set {' and '.join(settings)}"
+            if "decode.envelope: syslog" in settings:
+                advice += _SYSLOG_ADVICE
+            out.append((other, advice))
     return out
 
 
