@@ -11,11 +11,10 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,15 @@ import pytest
 from statuswatch.localbroker import LocalKafka
 from tests.data import APACHE_CODES, APACHE_LOG, apache_lines
 from tests.integration.support import (
+    apache_run_config,
+    code_counts,
     free_port,
     get,
     installed,
     records_read_once,
     sample,
     scrape,
+    statuswatch_run,
     wait_for,
 )
 
@@ -78,58 +80,6 @@ def produce_all(
         assert proc.returncode == 0, f"{producer.__name__} {codec}:\n{out!r}"
 
 
-def run_config(
-    tmp_path: Path, broker: LocalKafka, topic: str, port: int, extra: str = "", *,
-    name: str | None = None, envelope: str = "none",
-) -> Path:
-    """A ``statuswatch run`` config reading ``topic`` as the combined format; ``name``
-    (default the topic) names its file, its consumer group and its alerts file."""
-    name = topic if name is None else name
-    config = tmp_path / f"{name}.yaml"
-    config.write_text(
-        f"kafka:\n  bootstrap_servers: {broker.bootstrap_servers}\n  topic: {topic}\n"
-        f"  group_id: sw-{name}\n"
-        f"decode:\n  format: combined\n  envelope: {envelope}\n"
-        # hour windows: 3.5 days of sparse traffic close in ~84 evaluations, not 30,000
-        "window:\n  size_seconds: 3600\n"
-        f"alerts:\n  output: {tmp_path / (name + '.alerts.jsonl')}\n"
-        f"metrics:\n  port: {port}\n" + extra
-    )
-    return config
-
-
-@contextmanager
-def statuswatch_run(
-    config: Path, env: dict[str, str] | None = None, log: Path | None = None,
-    command: str = "run",
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``statuswatch run`` (or ``aggregate``) as a user runs it; stopped (SIGTERM, then
-    kill) on exit."""
-    with ExitStack() as stack:
-        stderr = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "statuswatch", command, "--config", str(config)],
-            stdout=subprocess.DEVNULL, stderr=stderr, env=env,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def code_counts(body: str) -> dict[int, int]:
-    return {
-        int(m[1]): int(float(m[2]))
-        for m in re.finditer(r'^statuswatch_requests_total\{code="(\d+)"\} (\S+)$', body, re.M)
-    }
-
-
 def unique_topics(broker: LocalKafka, stem: str, codecs: Sequence[str]) -> dict[str, str]:
     topics = {codec: f"{stem}-{codec}-{time.monotonic_ns()}" for codec in codecs}
     for name in topics.values():
@@ -152,7 +102,7 @@ def test_every_codec_of_real_producers_is_read(
     with ExitStack() as stack:
         for codec, topic in topics.items():
             stack.enter_context(statuswatch_run(
-                run_config(tmp_path, kafka_broker, topic, ports[codec]),
+                apache_run_config(tmp_path, kafka_broker, topic, ports[codec]),
                 log=tmp_path / f"{codec}.log",
             ))
         for codec, port in ports.items():
@@ -195,7 +145,7 @@ def test_a_codec_the_install_lacks_is_reported_once_and_ends_the_process(
     if command == "aggregate":
         kafka_broker.create_topic(f"{topics['zstd']}-aggregates")
         extra += f"aggregate:\n  topic: {topics['zstd']}-aggregates\n"
-    config = run_config(tmp_path, kafka_broker, topics["zstd"], port, extra)
+    config = apache_run_config(tmp_path, kafka_broker, topics["zstd"], port, extra)
     log = tmp_path / "run.log"
     with statuswatch_run(config, env=env, log=log, command=command) as proc:
         _, body = wait_for(
@@ -257,7 +207,7 @@ async def test_an_unreadable_partition_does_not_hold_up_or_lose_the_others(
     (stubs / "cramjam.py").write_text('raise ImportError("cramjam is not installed")\n')
     env = {**os.environ, "PYTHONPATH": str(stubs)}
     port, log = free_port(), tmp_path / "run.log"
-    config = run_config(tmp_path, kafka_broker, topic, port)
+    config = apache_run_config(tmp_path, kafka_broker, topic, port)
     with statuswatch_run(config, env=env, log=log):
         await asyncio.to_thread(
             wait_for, lambda: records_read_once(port) == len(readable), 60,
@@ -300,7 +250,7 @@ async def test_a_corrupt_batch_on_the_broker_is_reported_as_corrupt_not_as_an_ou
         out.write(bytes([data[500]]))
 
     port, timeout_s, log = free_port(), 8, tmp_path / "run.log"
-    config = run_config(tmp_path, kafka_broker, topic, port,
+    config = apache_run_config(tmp_path, kafka_broker, topic, port,
                         f"health:\n  stuck_timeout_seconds: {timeout_s}\n")
     with statuswatch_run(config, log=log) as proc:
         _, body = await asyncio.to_thread(

@@ -21,15 +21,17 @@ import pytest
 from statuswatch.localbroker import LocalKafka
 from tests.data import APACHE_CODES, apache_lines
 from tests.integration.support import (
+    apache_run_config,
+    code_counts,
     free_port,
     get,
     installed,
     records_read_once,
     sample,
     scrape,
+    statuswatch_run,
     wait_for,
 )
-from tests.integration.test_compression import code_counts, run_config, statuswatch_run
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -122,8 +124,8 @@ def test_the_apache_log_through_rsyslog_is_counted_exactly(
         }
         with ExitStack() as stack:
             for name, (topic, envelope, port) in runs.items():
-                config = run_config(tmp_path, kafka_broker, topic, port, name=f"{topic}-{name}",
-                                    envelope=envelope)
+                config = apache_run_config(tmp_path, kafka_broker, topic, port,
+                                           name=f"{topic}-{name}", envelope=envelope)
                 stack.enter_context(statuswatch_run(config, log=tmp_path / f"{name}.log"))
 
             for name in ("framed", "alone", "events"):
