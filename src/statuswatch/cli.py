@@ -56,7 +56,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         compare = _settings(argparse.Namespace(
             config=args.compare, format=args.format, envelope=args.envelope))
     return run_backtest(_settings(args), BacktestRequest(
-        input=args.input, config_name=args.config or "(defaults)",
+        inputs=tuple(args.paths), config_name=args.config or "(defaults)",
         alerts_out=args.alerts_out, summary_out=args.summary_out, labels=args.labels,
         compare=compare, compare_name=args.compare or "", output=args.output,
         plots=args.plots, quiet=args.quiet,
@@ -126,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backtest", help="run the pipeline over a file or stdin in event time")
     with_config(p)
-    p.add_argument("input", metavar="PATH", help="log file, or - for stdin")
+    p.add_argument(
+        "paths", metavar="PATH", nargs="+",
+        help="log files in time order (rotated ones oldest first; gzip is read as such), "
+             "or - for stdin",
+    )
     p.add_argument("--format", choices=FORMATS, help="override decode.format")
     p.add_argument("--envelope", choices=ENVELOPES, help="override decode.envelope")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""``statuswatch backtest``: one configuration, or two compared, over a file.
+"""``statuswatch backtest``: one configuration, or two compared, over files in time order.
 
 One run writes its alerts (JSON lines) and a summary, and with labels scores
 the alerts against them. With ``--compare`` the second configuration's
@@ -24,7 +24,7 @@ from statuswatch.plots import Mark, SeriesRecorder, file_name, render, require_m
 from statuswatch.shell.backtest import BacktestSummary, backtest
 from statuswatch.shell.progress import Progress
 from statuswatch.shell.sinks import JsonLinesSink
-from statuswatch.shell.sources import ReadPosition, read_file_batches
+from statuswatch.shell.sources import ReadPosition, read_files_batches
 from statuswatch.whatif import Comparison, compare, decode_difference, episodes
 
 
@@ -32,7 +32,7 @@ from statuswatch.whatif import Comparison, compare, decode_difference, episodes
 class BacktestRequest:
     """What ``statuswatch backtest`` was asked to do."""
 
-    input: str
+    inputs: tuple[str, ...]  # files in time order, or ("-",) for stdin
     config_name: str
     alerts_out: str | None = None  # None: stdout for one run, nowhere when comparing
     summary_out: str | None = None
@@ -107,6 +107,8 @@ def run_backtest(
     stderr: TextIO = sys.stderr,
 ) -> int:
     """Run the request; return the exit code."""
+    if "-" in request.inputs and len(request.inputs) > 1:
+        raise ConfigError("backtest: - (stdin) cannot be read with other files")
     labels = read_labels(request.labels) if request.labels else None
     if request.compare is not None:
         differs = decode_difference(settings, request.compare)
@@ -129,7 +131,7 @@ def run_backtest(
         other_recorder = SeriesRecorder(other_detector) if plots_dir else None
         other = (other_detector, _RunSink(None, other_recorder), other_recorder)
     position = ReadPosition()
-    batches = read_file_batches(request.input, position=position)
+    batches = read_files_batches(request.inputs, position=position)
     if Progress.wanted(stderr, request.quiet):
         batches = Progress(stderr, position).track(batches, lambda: detector.counters)
     try:

@@ -132,6 +132,38 @@ def read_file_batches(
         raise SourceError(f"cannot read {name}: {reason}") from exc
 
 
+def read_files_batches(
+    paths: Sequence[str], batch_size: int = 8192, position: ReadPosition | None = None
+) -> Iterator[RawBatch]:
+    """``read_file_batches`` of each of ``paths`` in turn: rotated logs, oldest first,
+    each plain or gzip. A batch names its own file, and its offsets are line numbers in
+    it. ``position`` follows the bytes read of all of them (no total if one is a pipe)."""
+    sizes = [_regular_size(p) for p in paths]
+    if position is not None:
+        position.total_bytes = None if None in sizes else sum(s or 0 for s in sizes)
+    done = 0
+    for path, size in zip(paths, sizes, strict=True):
+        here = ReadPosition()
+        for batch in read_file_batches(path, batch_size, here):
+            if position is not None and position.total_bytes is not None:
+                position.read_bytes = done + here.read_bytes
+            yield batch
+        done += size or 0
+        if position is not None and position.total_bytes is not None:
+            position.read_bytes = done
+
+
+def _regular_size(path: str) -> int | None:
+    """The size of ``path`` if it is a regular file (None: stdin, a pipe, missing)."""
+    if path == "-":
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # read_file_batches says why
+    return stat.st_size if S_ISREG(stat.st_mode) else None
+
+
 def _decompressed(raw: IO[bytes], head: bytes) -> _Readable:
     """``raw`` itself, or read through ``gzip`` if ``head`` (its first bytes) says so."""
     return gzip.GzipFile(fileobj=raw, mode="rb") if head == GZIP_MAGIC else raw
