@@ -175,6 +175,30 @@ def statuswatch_run(
                     proc.wait()
 
 
+@contextmanager
+def serving(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A server (``command``, in the foreground, writing to ``log``) until it accepts TCP
+    connections on 127.0.0.1:``port``; stopped on exit (SIGTERM, then kill after 30 s).
+    Fails with its log if it exits or does not listen within 30 s."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def listening() -> bool:
+            assert proc.poll() is None, f"{command[0]} exited:\n{log.read_text()}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, 30, lambda: f"{command[0]} on port {port}:\n{log.read_text()}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def apache_run_config(
     tmp_path: Path, broker: LocalKafka, topic: str, port: int, extra: str = "", *,
     name: str | None = None, envelope: str = "none",

@@ -22,7 +22,7 @@ import pytest
 
 from statuswatch.config import DecodeConfig, FieldMap
 from statuswatch.core.decode import build_decoder
-from tests.integration.support import free_port, installed, wait_for
+from tests.integration.support import free_port, installed, serving, wait_for
 
 #: path -> (status, requests): what NGINX answers and how often it is asked
 MIX = {
@@ -61,22 +61,10 @@ def nginx(tmp_path: Path, syslog_port: int) -> Iterator[int]:
         f"  server {{\n    listen 127.0.0.1:{port};\n{locations}  }}\n"
         "}\n"
     )
-    proc = subprocess.Popen(
-        [installed("nginx", "nginx"), "-p", str(tmp_path), "-e", str(tmp_path / "error.log"),
-         "-c", str(conf)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # errors: error.log
-    )
-    try:
-        def listening() -> bool:
-            assert proc.poll() is None, (tmp_path / "error.log").read_text()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(listening, 30, (tmp_path / "error.log").read_text)
+    log = tmp_path / "error.log"  # nginx writes its errors there itself
+    with serving([installed("nginx", "nginx"), "-p", str(tmp_path), "-e", str(log),
+                  "-c", str(conf)], port, log):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def ask(port: int) -> tuple[Counter[int], Counter[str]]:

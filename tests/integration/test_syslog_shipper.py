@@ -9,7 +9,6 @@ framed records without the envelope are mostly invalid and ``/ready`` says why."
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from tests.integration.support import (
     records_read_once,
     sample,
     scrape,
+    serving,
     statuswatch_run,
     wait_for,
 )
@@ -71,28 +71,10 @@ def rsyslog_to_kafka(
         + f'input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="to-kafka")\n'
         'ruleset(name="to-kafka") {\n' + actions + "}\n"
     )
-    log = tmp_path / "rsyslogd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [installed("rsyslogd", "rsyslog-kafka"), "-n", "-f", str(conf),
-             "-i", str(tmp_path / "rsyslogd.pid")],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        def listening() -> bool:
-            assert proc.poll() is None, log.read_text()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(listening, 30, lambda: f"rsyslogd on {port}:\n{log.read_text()}")
+    # rsyslogd flushes its queues on SIGTERM
+    with serving([installed("rsyslogd", "rsyslog-kafka"), "-n", "-f", str(conf),
+                  "-i", str(tmp_path / "rsyslogd.pid")], port, tmp_path / "rsyslogd.log"):
         yield port
-    finally:
-        proc.terminate()  # rsyslogd flushes its queues on SIGTERM
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_apache_log_through_rsyslog_is_counted_exactly(
