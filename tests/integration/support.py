@@ -166,13 +166,7 @@ def statuswatch_run(
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc)
 
 
 @contextmanager
@@ -191,6 +185,12 @@ def serving(command: list[str], port: int, log: Path) -> Iterator[subprocess.Pop
         wait_for(listening, 30, lambda: f"{command[0]} on port {port}:\n{log.read_text()}")
         yield proc
     finally:
+        terminate(proc)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``proc`` if it still runs: SIGTERM, then kill after 30 s."""
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=30)
