@@ -81,7 +81,8 @@ class RejectTracker:
         self.window_ms = round(cfg.window_seconds * 1000)
         self._buckets: deque[_Bucket] = deque()
         self._samples: dict[str, Sample] = {}
-        self._explained: tuple[bytes, str] | None = None  # (sample value, its field)
+        #: (sample value, its field, the other settings it reads with): once per sample
+        self._explained: tuple[bytes, str, str | None] | None = None
 
     def add(
         self,
@@ -144,20 +145,24 @@ class RejectTracker:
 
     def verdict(self, now_ms: int, decoder: Decoder, cfg: DecodeConfig) -> InputVerdict:
         """``assess(now_ms)`` for an operator: with the field the top reason concerns
-        (from decoding one record rejected for it again) and a hint."""
+        (from decoding one record rejected for it again) and a hint (``reading_hint``
+        where the record reads with other settings). Worked out once per sample, and
+        only while the input is mostly invalid (when it is shown)."""
         rejected = self.assess(now_ms)
-        field = ""
+        field, reading = "", None
         sample = rejected.sample
         if rejected.mostly_invalid and sample is not None:
             if self._explained is None or self._explained[0] is not sample.value:
                 try:
                     decoder.decode_one(sample.value)
                 except DecodeError as exc:
-                    self._explained = (sample.value, exc.detail)
+                    detail = exc.detail
                 else:  # accepted now: rejected for a reason decode_one does not see
-                    self._explained = (sample.value, "")
-            field = self._explained[1]
-        return InputVerdict.of(rejected, field, decoder, cfg)
+                    detail = ""
+                self._explained = (sample.value, detail,
+                                   reading_hint(rejected.top_reason, sample.value, cfg))
+            _, field, reading = self._explained
+        return InputVerdict.of(rejected, field, decoder, cfg, reading)
 
 
 #: What to do about a reason when no configured field is to blame.
@@ -288,15 +293,13 @@ class InputVerdict:
 
     @staticmethod
     def of(
-        rejected: RejectedInput, field: str, decoder: Decoder, cfg: DecodeConfig
+        rejected: RejectedInput, field: str, decoder: Decoder, cfg: DecodeConfig,
+        reading: str | None = None,
     ) -> InputVerdict:
+        """``reading``: the settings the rejected records read with, if any (the hint)."""
         key = decoder.config_key(field) if field else None
-        sample = rejected.sample
-        advice = None  # looked for only when it is shown: a dozen decodings of the sample
-        if rejected.mostly_invalid and sample is not None:
-            advice = reading_hint(rejected.top_reason, sample.value, cfg)
-        if advice is None:
-            advice = hint(rejected.top_reason, field, key, cfg.format)
+        advice = reading if reading is not None else hint(
+            rejected.top_reason, field, key, cfg.format)
         return InputVerdict(rejected, field, key, advice, cfg.mostly_invalid.window_seconds)
 
     def message(self) -> str:
