@@ -253,7 +253,8 @@ def test_vectorised_volume_is_river_bit_for_bit(windows, silent_runs, frozen):
     state = fast.snapshot(), river.snapshot()
     for key in ("volume", "volume_dispersion"):
         assert sorted(state[0][key]) == sorted(state[1][key])
-    assert json.dumps(state[0]["daily"]) == json.dumps(state[1]["daily"])
+    for key in ("daily", "weekly"):
+        assert json.dumps(state[0][key]) == json.dumps(state[1][key])
 
 
 def test_river_vector_is_rivers_ewmean():
@@ -273,3 +274,23 @@ def test_river_vector_is_rivers_ewmean():
         for r, v in zip(rows.tolist(), values.tolist(), strict=True):
             models[r].update(v)
     assert vector.mean.tolist() == [m.get() for m in models]
+
+
+@given(
+    values=st.lists(st.floats(0.0, 1e7, width=32), min_size=1, max_size=40),
+    alpha=st.sampled_from([fading_factor(3 * 360), fading_factor(30), 0.5]),
+    steps=st.integers(1, 500),
+)
+@settings(max_examples=80, deadline=None)
+def test_a_silent_hour_decays_the_profile_as_learning_each_zero_does(values, alpha, steps):
+    """``_decay_silent`` (a Python float loop for a few rows, two ufunc calls a step for
+    more) against ``Seasonal.learn``'s arithmetic for a 0, step by step: same float32
+    bits."""
+    from statuswatch.core.seasonal import _decay_silent
+
+    fast = np.array(values, np.float32)
+    slow = fast.copy()
+    for _ in range(steps):
+        slow = (slow + alpha * (np.zeros(len(slow)) - slow)).astype(np.float32)
+    _decay_silent(fast, alpha, steps)
+    assert fast.tobytes() == slow.tobytes()

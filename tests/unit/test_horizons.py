@@ -43,7 +43,7 @@ def test_running_sums_equal_the_windows_they_cover(lengths, steps, seed):
     rows = 1
     for step in steps:
         if step < 0:  # a silent run of -step windows
-            sums.push_silent(-step)
+            sums.push_silent(-step, (rows, 3))
             history += [np.zeros((rows, 3), np.int64)] * -step
             continue
         rows += step % 2

@@ -261,7 +261,10 @@ def test_each_quiet_window_changes_what_the_full_evaluation_does_or_nothing(
 def _compare_each_quiet_window(
     seed: int, rate: float, apps: int, found: list[Incident], silences: list[int],
     overrides: dict[str, Any], windows_per_batch: int,
-) -> None:
+) -> tuple[list[bool], list[int]]:
+    """Check each window the quiet evaluation takes or refuses, and each run of silent
+    windows passed cheaply, against ``_evaluate_one`` on a copy; returns whether each
+    quiet evaluation took its window, and the length of each silent run passed."""
     segments, t = [], 0
     for silence in silences:
         segments.append((t, t + 6))
@@ -284,8 +287,21 @@ def _compare_each_quiet_window(
             assert _state_json(detector) == before
         return outcomes[-1]
 
+    passed: list[int] = []
+    pass_silent = detector._pass_silent
+
+    def compared_silent(run: list[ClosedWindow]) -> None:
+        twin = copy.deepcopy(detector, {id(detector.decoder): detector.decoder})
+        twin_events = [event for window in run for event in twin._evaluate_one(window)]
+        pass_silent(run)
+        passed.append(len(run))
+        assert twin_events == [] and not twin.alerts.live_keys()
+        assert _state_json(detector) == _state_json(twin)
+
     detector._evaluate_quietly = compared  # type: ignore[method-assign]
+    detector._pass_silent = compared_silent  # type: ignore[method-assign]
     backtest(detector, ListSource(batches).batches(), ListSink())
+    return outcomes, passed
 
 
 def test_the_comparison_sees_long_horizon_alerts_and_quiet_windows():
@@ -357,3 +373,17 @@ def test_tables_kept_across_row_recycling_are_the_rebuilt_ones(seed, cap, levels
 def test_the_table_comparison_sees_recycled_rows():
     for levels, rules in ((None, []), (APP_UNDER_SERVICE_APP, ONE_APP_RULE)):
         assert _recycle_and_compare_tables(3, 2, levels, rules) > 0
+
+
+def test_a_silence_passed_cheaply_teaches_and_forgets_what_each_window_would():
+    """Found by the comparison above: past the longest horizon's first hour, a silence
+    passed cheaply left the long reference's pending windows that came due in it
+    untaught (the first window after it read the reference without them), and kept
+    resolves every horizon had left behind. Each run is checked against
+    ``_evaluate_one`` window by window."""
+    overrides = {"baseline": {"warmup_windows": 2, "reference_half_life_windows": 30.0},
+                 "detect": {"min_excess_count": 1}}
+    freeze = Incident("freeze", T0 + 60 * MINUTE, T0 + 64 * MINUTE, fraction=0.9)
+    _, passed = _compare_each_quiet_window(3, 3.0, 10, [freeze], [0] * 10 + [90, 0],
+                                           overrides, 1)
+    assert sum(passed) > 60  # most of the hour and a half of silence

@@ -349,11 +349,15 @@ class Detector:
             or not self.horizons.quiet_in_silence()
         ):
             return False
+        return not self._silence_may_hit_volume()
+
+    def _silence_may_hit_volume(self) -> bool:
+        """Whether some scope's expected volume could make a silent window a volume hit
+        (the expectation is the learned level moved by at most SEASONAL_MAX_RATIO)."""
         n_rows, n_cols = len(self.scopes), len(self.codes)
         rules, _ = self._tables(n_rows, n_cols)
-        # The expectation is the learned level moved by at most SEASONAL_MAX_RATIO.
         level = self.baseline.volume_level(n_rows).max(initial=0.0) * SEASONAL_MAX_RATIO
-        return bool(level < self._volume_a_silence_needs(rules))
+        return bool(level >= self._volume_a_silence_needs(rules))
 
     def _volume_a_silence_needs(self, rules: RuleTable) -> float:
         """The least expected volume whose silence could be a volume hit in any scope."""
@@ -375,11 +379,18 @@ class Detector:
             for window in run:
                 counts = np.zeros((n_rows, n_cols), np.int64)
                 self.window_listener(ClosedWindow(window.start_ms, window.end_ms, counts))
-        self.horizons.sums.push_silent(len(run))
-        self.lagged.pass_silent(len(run))
+        self.horizons.sums.push_silent(len(run), (n_rows, n_cols))
+        self.lagged.pass_silent(len(run), self.reference)
         self.baseline.learn_silent(
             n_rows, n_cols, window_starts_ms=[w.start_ms for w in run]
         )
+        self._after_quiet_window(has_views=len(self.horizons.sums.lengths) > 1)
+
+    def _after_quiet_window(self, *, has_views: bool) -> None:
+        """What a window without hits changes while nothing is live, once it is counted:
+        resolves every horizon has left behind are forgotten, and no level holds."""
+        self.horizons.forget_old_resolves(has_views, self.counters.windows_closed)
+        self._level_windows.clear()
 
     def _evaluate_one(self, window: ClosedWindow) -> list[AlertEvent]:
         """One closed window through the stages: expect, score, hits, step, group, learn."""
@@ -668,6 +679,8 @@ class Detector:
         and the long reference learn the window, every other row scoring 0. Returns
         False, having changed nothing, where the window is not quiet (then
         ``_evaluate_one`` takes it)."""
+        if not window.counts.any() and not self._silence_may_hit_volume():
+            return self._evaluate_silently(window)
         counts, totals = self._padded_counts(window, closing=False)
         self.reference.at(window.start_ms)
         n_rows, n_cols = counts.shape
@@ -705,8 +718,7 @@ class Detector:
             return False
         self.counters.windows_closed += 1
         self.horizons.sums.push_rows(counts, rows)
-        self.horizons.forget_old_resolves(bool(views), now)
-        self._level_windows.clear()  # nothing is live: none has a level that holds
+        self._after_quiet_window(has_views=bool(views))
         elevated = self._elevated(counts_r, exp, shares)
 
         def spread(part: npt.NDArray[Any], like: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -732,6 +744,34 @@ class Detector:
         # nothing is live here
         self._learn_reference(window.start_ms, counts, totals, spread(frozen_reference, cells),
                               cells)
+        return True
+
+    def _evaluate_silently(self, window: ClosedWindow) -> bool:
+        """``_evaluate_quietly`` of a window without requests that cannot be a volume
+        hit, within a minute of the last request (else ``_pass_silent`` takes it): it
+        scores nothing, so its minute has no hit either (``minute_view``), and only the
+        horizons past the minute are judged, in the rows with a request in the last
+        minute (the only ones where they can hit). Without a hit, the window changes
+        what ``_pass_silent`` makes of it."""
+        n_rows, n_cols = len(self.scopes), len(self.codes)
+        counts = np.zeros((n_rows, n_cols), np.int64)
+        self.reference.at(window.start_ms)
+        rules, parents = self._tables(n_rows, n_cols)
+        rows = self._rows_that_matter(np.zeros(n_rows, np.int64), rules, parents)
+        exp = self.baseline.expect(
+            n_rows, n_cols, window_start_ms=window.start_ms,
+            window_ms=self.windows.size_ms, parents=parents, rows=rows,
+        )
+        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        sums, spans = self.horizons.sums.peek(counts, rows)
+        _, tables = self._tables_of_rows(rules, rows)
+        views = self.horizons.silent_views(sums, spans, exp, floor, tables,
+                                           self.settings.detect, rows)
+        now = self.counters.windows_closed + 1  # as _evaluate_one counts it
+        self.horizons.block_resolved(views, now, self.alerts.firing_keys(), parents, rows)
+        if any(view.hit_up.any() or view.hit_down.any() for view in views):
+            return False
+        self._pass_silent([window])
         return True
 
     def _tables_of_rows(

@@ -123,6 +123,23 @@ class HorizonJudge:
             views += self._long_horizons(sums, spans, exp, floor, tables, live, detect, row_ids)
         return long_counts, long_shares, views
 
+    def silent_views(
+        self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
+        tables: list[RuleTable], detect: DetectConfig, row_ids: I64 | None = None,
+    ) -> list[HorizonView]:
+        """``views`` of a window without requests, nothing live: every score of the
+        window is 0, so the minute holds no hit (``minute_view`` counts one only where
+        the window is elevated) and is not scored; the horizons past it are."""
+        if len(sums) < 2:
+            return []
+        shape = sums[0].shape
+        nothing, none = np.zeros(shape), np.zeros(shape, dtype=bool)
+        minute = HorizonView(detect.horizons[1].windows, sums[1], ShareScores(
+            nothing, nothing, nothing, nothing, nothing, self.totals_of(sums[1])
+        ), none, none, none)
+        return [minute, *self._long_horizons(sums, spans, exp, floor, tables, none, detect,
+                                             row_ids)]
+
     def rules_at(self, horizon: int, rules: RuleTable, detect: DetectConfig) -> RuleTable:
         """The rule table at horizon ``horizon``: its own count and ratio gates in place
         of ``detect``'s (rules with their own thresholds keep them)."""

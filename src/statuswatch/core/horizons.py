@@ -174,8 +174,10 @@ class HorizonSums:
         self._ring_sum[i] += block
         self._partial[i] = np.zeros(self._shape, np.int64)
 
-    def push_silent(self, n: int) -> None:
-        """``n`` windows without requests: the same sums as ``n`` pushes of zeros."""
+    def push_silent(self, n: int, shape: tuple[int, int]) -> None:
+        """``n`` windows without requests on tables of ``shape``: the same sums as ``n``
+        pushes of zeros of that shape."""
+        self._fit(shape)
         flush = self.lengths[-1] + self.lengths[-2] if len(self.lengths) > 1 else 0
         if self.windows - self._last_counted >= flush:
             self.windows += n  # every sum is zero already: only the phase moves

@@ -139,6 +139,9 @@ class LaggedLearning:
             self._learn(reference, part, part.frozen)
             now = now.where(~young)
         self.push(now, live)
+        self._teach_due(reference)
+
+    def _teach_due(self, reference: LongReference) -> None:
         for item, held in self.due():
             self._learn(reference, item, held | item.frozen)
 
@@ -148,9 +151,12 @@ class LaggedLearning:
         reference.learn_rows(item.rows.astype(np.int64), item.counts.astype(np.int64),
                              item.totals.astype(np.int64), held, item.start_ms)
 
-    def pass_silent(self, n: int) -> None:
-        """``n`` windows without requests: nothing to hold, the pending ones age."""
+    def pass_silent(self, n: int, reference: LongReference) -> None:
+        """``n`` windows without requests, nothing live: nothing to hold; the pending
+        ones age, and what comes due is taught, as ``teach`` would in each of them
+        (a read of ``reference`` after the silence, or a snapshot during it, sees it)."""
         self.windows += n
+        self._teach_due(reference)
 
     def due(self) -> Iterator[tuple[Pending, B]]:
         """The pending contributions now over ``lag_windows`` old, oldest first, each

@@ -3,6 +3,8 @@ the expected volume between two instants."""
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 import numpy.typing as npt
 
@@ -83,8 +85,8 @@ class Seasonal:
             values, seen = self.values[:, b], self.seen[:, b]
             old = values[rows]
             val = np.where(seen[rows], old + self.alpha * (zeros - old), zeros).astype(np.float32)
-            for _ in range(j - i - 1):  # seen from now on
-                val = (val + self.alpha * (zeros - val)).astype(np.float32)
+            if j - i > 1 and val.any():  # seen from now on; zeros stay zeros
+                _decay_silent(val, self.alpha, j - i - 1)
             values[rows] = val
             seen[rows] = True
             i = j
@@ -123,6 +125,39 @@ class Seasonal:
         for r, t in first_ms.items():
             self.first_ms[r] = t
             self._learned_at(t)
+
+
+#: Up to this many rows, ``_decay_silent`` steps each row's float in Python.
+FEW_ROWS = 16
+
+
+def _decay_silent(val: npt.NDArray[np.float32], alpha: float, steps: int) -> None:
+    """``steps`` times, in place: ``val + alpha * (0 - val)`` in float64, stored as
+    float32, which ``learn`` of a 0 does; two ufunc calls a step instead of four.
+    (``alpha * (0 - v)`` is ``-(alpha * v)`` bit for bit: rounding is symmetric.)
+
+    >>> v = np.array([100.0, 0.0], np.float32)
+    >>> w = v.copy()
+    >>> for _ in range(3):
+    ...     w = (w + 0.1 * (np.zeros(2) - w)).astype(np.float32)
+    >>> _decay_silent(v, 0.1, 3)
+    >>> v.tobytes() == w.tobytes()
+    True
+    """
+    if len(val) <= FEW_ROWS:
+        # A few rows (a small site's scopes, over a night's silence): Python floats are
+        # float64 and ``array("f")`` stores as float32 (C's rounding, as numpy's cast):
+        # the same operations, without two ufunc calls' overhead a step.
+        stored = array("f", val.tobytes())
+        for i in range(len(stored)):
+            for _ in range(steps):
+                stored[i] = stored[i] - alpha * stored[i]
+        val[:] = np.frombuffer(stored, np.float32)
+        return
+    moved = np.empty(len(val))
+    for _ in range(steps):
+        np.multiply(val, alpha, out=moved, dtype=np.float64)
+        np.subtract(val, moved, out=val, dtype=np.float64, casting="same_kind")
 
 
 def seasonal_ratio(profiles: tuple[Seasonal, ...], rows: I64, now_ms: int, then_ms: int) -> F64:

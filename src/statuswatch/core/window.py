@@ -337,6 +337,10 @@ class WindowCounter:
             self.next_start_ms = min(self._open)
         closed: list[ClosedWindow] = []
         shape = self._shape()
+        # The windows without records share one read-only array of zeros: a night of
+        # them is thousands of windows.
+        empty = np.zeros(shape, np.int64)
+        empty.flags.writeable = False
         while self.next_start_ms + self.size_ms <= watermark:
             start = self.next_start_ms
             window = self._open.pop(start, None)
@@ -345,7 +349,7 @@ class WindowCounter:
                     # A long gap: skip ahead instead of emitting days of empty windows.
                     self.next_start_ms = (watermark // self.size_ms) * self.size_ms
                     break
-                counts = np.zeros(shape, np.int64)
+                counts = empty
             else:
                 counts = window.total(shape)
             closed.append(ClosedWindow(start, start + self.size_ms, counts))
