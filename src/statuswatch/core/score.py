@@ -135,12 +135,25 @@ def _log_tail_lower_bound(a: F64, b: F64, q: F64) -> F64:
     return out
 
 
+#: The most a tail at or beyond the mean of a log-concave Beta can score: such a Beta
+#: puts at least 1/e of its mass on each side of its mean (Grunbaum's inequality in one
+#: dimension), so the tail is at least 1/e.
+MEAN_SIDE_SCORE = float(np.log10(np.e))
+
+
 def upper_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     """Cells whose P(X >= x) may score ``below`` or more; every other cell provably
     scores less (its tail probability is above a lower bound above ``10**-below``).
-    Costs a few array passes over the cells with x > 0, no incomplete beta."""
+    Costs a few array passes over the cells with x > 0, no incomplete beta.
+
+    P(X >= x) = I_p(x, n - x + 1) = P(B <= p), B ~ Beta(x, n - x + 1): log-concave for
+    1 <= x <= n, with mean x / (n + 1). A count at most that share of
+    n + 1 therefore scores at most ``MEAN_SIDE_SCORE``: below ``below`` without a bound.
+    """
     shape, (fx, fn, fp) = _flat(x, n, p)
     out = fx > 0
+    if below - SCREEN_MARGIN > MEAN_SIDE_SCORE:
+        out &= (fx < 1.0) | (fx > (fn + 1.0) * fp) | (fx > fn)
     i = np.flatnonzero(out)
     a = fx[i]
     out[i] = -_log_tail_lower_bound(a, fn[i] - a + 1, fp[i]) / _LN10 >= below - SCREEN_MARGIN
@@ -152,12 +165,16 @@ def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     At x = 0 the tail is (1-p)^n in closed form, and no smaller elsewhere (the tail
     I_{1-p}(n - x, x + 1) grows with x): where (1-p)^n scores under ``below``, as it
     does wherever fewer than about ``below * ln 10`` events are expected, no count
-    can reach it. The series bound decides the rest."""
+    can reach it. The series bound decides the rest, but for counts at or above the
+    mean of their tail's Beta (see ``upper_tail_may_reach``): P(X <= x) = P(B <= 1 - p),
+    B ~ Beta(n - x, x + 1), log-concave for n - x >= 1, with mean (n - x) / (n + 1)."""
     shape, (fx, fn, fp) = _flat(x, n, p)
     absent = fx <= 0
     with np.errstate(divide="ignore", invalid="ignore"):
         none_seen = -fn * np.log1p(-fp) / _LN10 >= below - SCREEN_MARGIN
     out = none_seen & (fx < fn)
+    if below - SCREEN_MARGIN > MEAN_SIDE_SCORE:
+        out &= (fn - fx < 1.0) | ((fn - fx) > (fn + 1.0) * (1.0 - fp))
     i = np.flatnonzero(out & ~absent)
     a = fn[i] - fx[i]
     out[i] = -_log_tail_lower_bound(a, fx[i] + 1, 1 - fp[i]) / _LN10 >= below - SCREEN_MARGIN
