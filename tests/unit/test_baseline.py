@@ -207,7 +207,9 @@ def test_vectorised_shares_equal_one_river_ewmean_per_series(windows):
     for r in range(2):
         for c in range(3):
             want = ref.share(r, c, ref.seen.get(r, 0))
-            assert e.share[r, c] == pytest.approx(want, rel=1e-9, abs=1e-12)
+            # Shares bit for bit: the threshold of dispersion learning (5 expected
+            # events) decides alike; phi, a smooth function of them, to rounding.
+            assert e.share[r, c] == want
             assert e.share_dispersion[r, c] == pytest.approx(ref.phi(r, c), rel=1e-9)
 
 

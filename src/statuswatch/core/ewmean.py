@@ -139,7 +139,10 @@ class DenseEWMean:
         mean, at = flat_cells(self.mean, rows, cols)
         started, _ = flat_cells(self.started, rows, cols)
         old = mean[at]
-        moved = old + self.alpha * (values - old)
+        # River's own expression, not the algebraically equal old + a * (x - old): the
+        # two round differently, and a threshold on the mean (dispersion is learned from
+        # 5 expected events) must decide as River's would.
+        moved = self.alpha * values + (1.0 - self.alpha) * old
         mean[at] = np.where(started[at], moved, values)
         started[at] = True
 
