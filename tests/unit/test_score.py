@@ -10,6 +10,7 @@ from scipy import stats
 import statuswatch.core.score as score_module
 from statuswatch.core.score import (
     MAX_SCORE,
+    MEAN_SIDE_SCORE,
     binomial_tails,
     lower_tail_may_reach,
     score_shares,
@@ -108,6 +109,26 @@ def test_the_screen_holds_for_dispersion_scaled_counts(cells, below):
         up_score, down_score = -np.log10(up), -np.log10(down)
     assert (up_score[~upper_tail_may_reach(x, n, p, below)] < below).all()
     assert (down_score[~lower_tail_may_reach(x, n, p, below)] < below).all()
+
+
+@given(st.floats(1.0, 1e6), st.floats(1e-9, 1 - 1e-9), st.floats(0.0, 1.0))
+@settings(max_examples=500, deadline=None)
+def test_a_count_on_its_means_side_scores_at_most_log10_e(n, p, fraction):
+    """What the screen skips without a bound: a count (real, as dispersion makes it)
+    at or below the mean of its rise's Beta, x <= (n + 1) p, with x >= 1; or at or above
+    its drop's, n - x <= (n + 1)(1 - p), with n - x >= 1. Exact tails, every share."""
+    up_x = min(max(fraction * (n + 1) * p, 1.0), n)
+    down_missing = min(max(fraction * (n + 1) * (1 - p), 1.0), n)
+    up, _ = binomial_tails(np.array([up_x]), np.array([n]), np.array([p]))
+    _, down = binomial_tails(np.array([n - down_missing]), np.array([n]), np.array([p]))
+    if up_x <= (n + 1) * p:
+        assert -np.log10(up[0]) <= MEAN_SIDE_SCORE + 1e-9
+        assert not upper_tail_may_reach(np.array([up_x]), np.array([n]), np.array([p]),
+                                        MEAN_SIDE_SCORE + 0.01)[0]
+    if down_missing <= (n + 1) * (1 - p):
+        assert -np.log10(down[0]) <= MEAN_SIDE_SCORE + 1e-9
+        assert not lower_tail_may_reach(np.array([n - down_missing]), np.array([n]),
+                                        np.array([p]), MEAN_SIDE_SCORE + 0.01)[0]
 
 
 def test_the_screen_leaves_few_cells_on_ordinary_traffic():
