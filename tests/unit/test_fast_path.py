@@ -15,6 +15,7 @@ full decoder record by record (the fallback without the extension).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -195,7 +196,8 @@ def json_record(draw: st.DrawFn, base: bytes) -> bytes:
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.sampled_from(paths))
         delete = draw(st.booleans()) and draw(st.booleans())
-        _set(obj, path, draw(st.sampled_from(ODD_VALUES)), delete)
+        # a copy: a later path may lead into it, and the list must stay as it is
+        _set(obj, path, copy.deepcopy(draw(st.sampled_from(ODD_VALUES))), delete)
     if draw(st.integers(0, 9)) == 0:  # deep nesting somewhere
         depth = draw(st.integers(1, 70))
         obj["extra"] = json.loads("[" * depth + "]" * depth)
