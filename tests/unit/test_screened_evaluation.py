@@ -387,3 +387,31 @@ def test_a_silence_passed_cheaply_teaches_and_forgets_what_each_window_would():
     _, passed = _compare_each_quiet_window(3, 3.0, 10, [freeze], [0] * 10 + [90, 0],
                                            overrides, 1)
     assert sum(passed) > 60  # most of the hour and a half of silence
+
+
+def test_a_silent_window_with_a_long_horizon_hit_goes_to_the_full_evaluation(monkeypatch):
+    """``_evaluate_silently`` hands a window whose horizons past the minute hit back to
+    ``_evaluate_one``, having changed nothing: with every silent view made to hit, each
+    silent window after a burst takes the full evaluation, and the alerts, counts and
+    state are still the reference's."""
+    from statuswatch.core.horizon_judge import HorizonJudge
+
+    silent_views = HorizonJudge.silent_views
+    handed_back: list[int] = []
+
+    def hitting(self: HorizonJudge, *args: Any, **kwargs: Any) -> Any:
+        views = silent_views(self, *args, **kwargs)
+        if views[-1].hit_up.size:  # a row with a request in the last minute
+            views[-1].hit_up.reshape(-1)[0] = True
+            handed_back.append(len(views))
+        return views
+
+    monkeypatch.setattr(HorizonJudge, "silent_views", hitting)
+    overrides = {"baseline": {"warmup_windows": 2}, "detect": {"min_excess_count": 1}}
+    batches = _traffic(1, 0.3, 5, [(0, 20), (30, 40)], [])
+    fast_alerts, fast = _run(overrides, batches, exhaustive=False, serves_metrics=False)
+    ref_alerts, ref = _run(overrides, batches, exhaustive=True)
+    assert len(handed_back) > 10  # the windows after each burst
+    assert fast_alerts == ref_alerts
+    assert fast.counters == ref.counters
+    assert _state(fast) == _state(ref)
