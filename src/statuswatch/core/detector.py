@@ -140,6 +140,11 @@ def _calibrators_for(v: VolumeConfig) -> dict[str, ScoreCalibrator]:
     }
 
 
+def _any_hit(views: list[HorizonView]) -> bool:
+    """Whether any horizon's view has a hit, up or down."""
+    return any(view.hit_up.any() or view.hit_down.any() for view in views)
+
+
 class Detector:
     def __init__(
         self, settings: Settings, decoder: Decoder | None = None, *, exhaustive: bool = False
@@ -398,11 +403,7 @@ class Detector:
         self.reference.at(window.start_ms)
         paged_before = self.alerts.firing_keys(paged_only=True)
         rules, parents = self._tables(*counts.shape)
-        exp = self.baseline.expect(
-            *counts.shape, window_start_ms=window.start_ms,
-            window_ms=self.windows.size_ms, parents=parents,
-        )
-        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        exp, floor = self._expect(window, counts.shape[0], counts.shape[1], parents)
         scored, long = self._score(window, counts, totals, exp, floor, rules)
         stepped, frozen_share, frozen_volume = self._step(scored)
         d = self.settings.detect
@@ -415,6 +416,18 @@ class Detector:
         if self.report_listener is not None:
             self.report_listener(self.last_report)
         return events
+
+    def _expect(
+        self, window: ClosedWindow, n_rows: int, n_cols: int, parents: I64,
+        rows: I64 | None = None,
+    ) -> tuple[Expectation, F64]:
+        """The baseline's expectation of ``window`` (of ``rows`` only, with their parents;
+        None: every row) and the share floor a rise is judged against."""
+        exp = self.baseline.expect(
+            n_rows, n_cols, window_start_ms=window.start_ms,
+            window_ms=self.windows.size_ms, parents=parents, rows=rows,
+        )
+        return exp, share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
 
     def _padded_counts(self, window: ClosedWindow, *, closing: bool = True) -> tuple[I64, I64]:
         """The window's counts on the current tables, status-class columns summed, and
@@ -692,11 +705,7 @@ class Detector:
         if every:
             rows = np.arange(n_rows)
         sel = None if every else rows
-        exp = self.baseline.expect(
-            n_rows, n_cols, window_start_ms=window.start_ms,
-            window_ms=self.windows.size_ms, parents=parents, rows=sel,
-        )
-        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        exp, floor = self._expect(window, n_rows, n_cols, parents, sel)
         counts_r, totals_r = (counts, totals) if every else (counts[rows], totals[rows])
         shares = window_share_scores(counts_r, exp, floor, totals_r,
                                      below=screen_score(self.settings.detect))
@@ -758,18 +767,14 @@ class Detector:
         self.reference.at(window.start_ms)
         rules, parents = self._tables(n_rows, n_cols)
         rows = self._rows_that_matter(np.zeros(n_rows, np.int64), rules, parents)
-        exp = self.baseline.expect(
-            n_rows, n_cols, window_start_ms=window.start_ms,
-            window_ms=self.windows.size_ms, parents=parents, rows=rows,
-        )
-        floor = share_floor(exp.volume, exp.windows_seen, self.baseline.share_half_life)
+        exp, floor = self._expect(window, n_rows, n_cols, parents, rows)
         sums, spans = self.horizons.sums.peek(counts, rows)
         _, tables = self._tables_of_rows(rules, rows)
         views = self.horizons.silent_views(sums, spans, exp, floor, tables,
                                            self.settings.detect, rows)
         now = self.counters.windows_closed + 1  # as _evaluate_one counts it
         self.horizons.block_resolved(views, now, self.alerts.firing_keys(), parents, rows)
-        if any(view.hit_up.any() or view.hit_down.any() for view in views):
+        if _any_hit(views):
             return False
         self._pass_silent([window])
         return True
@@ -798,7 +803,7 @@ class Detector:
         """Whether the window has a hit on any horizon or blast-radius evidence on
         ``rows`` (the rows every array but ``rules``' holds), the input not being mostly
         invalid."""
-        if any(view.hit_up.any() or view.hit_down.any() for view in views):
+        if _any_hit(views):
             return True
         if not self._may_hit(shares, volume, rules):
             return False
