@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +51,37 @@ def installed(program: str, package: str) -> str:
         pytest.fail(f"{program} is not installed (Debian package {package!r}; .ci/run "
                     "installs it)", pytrace=False)
     return path
+
+
+@dataclass(frozen=True)
+class UnpackedProgram:
+    """A program unpacked from its Debian packages rather than installed."""
+
+    command: list[str]
+    env: dict[str, str]
+    version: str
+
+
+def unpacked_syslog_ng() -> UnpackedProgram:
+    """syslog-ng with its Kafka destination, as ``.ci/run`` unpacks it into
+    ``$STATUSWATCH_CACHE/syslog-ng`` (else ``~/.cache/statuswatch/syslog-ng``): Debian's
+    syslog-ng packages conflict with rsyslog's, so both cannot be installed. Fails
+    (never skips) when it is not there."""
+    cache = os.environ.get("STATUSWATCH_CACHE")
+    root = (Path(cache) if cache else Path.home() / ".cache" / "statuswatch") / "syslog-ng"
+    program = root / "usr" / "sbin" / "syslog-ng"
+    modules = sorted((root / "usr" / "lib" / "syslog-ng").glob("*/libkafka.so"))
+    if not program.exists() or not modules:
+        pytest.fail(f"syslog-ng with its Kafka destination is not unpacked in {root} "
+                    "(.ci/run unpacks Debian's syslog-ng-core and syslog-ng-mod-rdkafka "
+                    "there)", pytrace=False)
+    module_dir = modules[-1].parent
+    return UnpackedProgram(
+        command=[str(program), f"--module-path={module_dir}"],
+        # the binary looks for its own library in /usr/lib/syslog-ng
+        env={"LD_LIBRARY_PATH": str(module_dir.parent)},
+        version=module_dir.name,
+    )
 
 
 def free_port() -> int:
@@ -170,12 +202,16 @@ def statuswatch_run(
 
 
 @contextmanager
-def serving(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A server (``command``, in the foreground, writing to ``log``) until it accepts TCP
-    connections on 127.0.0.1:``port``; stopped on exit (SIGTERM, then kill after 30 s).
-    Fails with its log if it exits or does not listen within 30 s."""
+def serving(
+    command: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server (``command``, in the foreground, writing to ``log``; ``env``: added to
+    the environment) until it accepts TCP connections on 127.0.0.1:``port``; stopped on
+    exit (SIGTERM, then kill after 30 s). Fails with its log if it exits or does not
+    listen within 30 s."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                env=None if env is None else {**os.environ, **env})
     try:
         def listening() -> bool:
             assert proc.poll() is None, f"{command[0]} exited:\n{log.read_text()}"

@@ -1,18 +1,21 @@
 """Access logs shipped through syslog: util-linux ``logger`` sends the real Apache log to
-rsyslog (Debian's ``rsyslog-kafka``), whose ``omkafka`` writes each line to Kafka (lz4,
-by librdkafka) three ways: behind its default template's header
+a real syslog daemon whose Kafka output writes each line to Kafka (lz4, by librdkafka)
+three ways: behind its default template's header
 (``2026-12-06T05:30:01+00:00 host apache2: ...``), alone (the operations guide's
-template), and in the ``message`` of a JSON event. ``statuswatch run`` counts every
-record exactly with ``decode.envelope: syslog``, ``none`` and ``json`` respectively; the
-framed records without the envelope are mostly invalid and ``/ready`` says why."""
+template), and in the ``message`` of a JSON event. Both daemons: rsyslog with
+``omkafka`` (Debian's ``rsyslog-kafka``) and syslog-ng with its ``kafka-c()``
+destination (``syslog-ng-mod-rdkafka``, unpacked by ``.ci/run``: its packages conflict
+with rsyslog's). ``statuswatch run`` counts every record exactly with
+``decode.envelope: syslog``, ``none`` and ``json`` respectively; the framed records
+without the envelope are mostly invalid and ``/ready`` says why."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,7 @@ from tests.integration.support import (
     scrape,
     serving,
     statuswatch_run,
+    unpacked_syslog_ng,
     wait_for,
 )
 
@@ -37,7 +41,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 #: rsyslog templates of the line alone (the operations guide's) and of a JSON event
 #: holding it in ``message``, as shippers that wrap lines send them.
-TEMPLATES = (
+RSYSLOG_TEMPLATES = (
     'template(name="line" type="string" string="%msg:2:$%")\n'
     'template(name="event" type="list" option.jsonf="on") {\n'
     '  property(outname="@timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")\n'
@@ -45,6 +49,16 @@ TEMPLATES = (
     '  property(outname="message" name="msg" position.from="2" format="jsonf")\n'
     "}\n"
 )
+
+#: syslog-ng's message templates of the same (None: the kafka destination's default)
+SYSLOG_NG_TEMPLATES = {
+    "line": "$MSG",
+    "event": "$(format-json @timestamp=$ISODATE host=$HOST message=$MSG)",
+}
+
+#: A shipper: given the test's directory, the broker and {topic: template name, or None
+#: for the daemon's default}, a context manager yielding its TCP syslog port.
+Shipper = Callable[[Path, LocalKafka, dict[str, str | None]], AbstractContextManager[int]]
 
 
 @contextmanager
@@ -67,7 +81,7 @@ def rsyslog_to_kafka(
         f'global(workDirectory="{tmp_path}")\n'
         'module(load="imtcp")\n'
         'module(load="omkafka")\n'
-        + TEMPLATES
+        + RSYSLOG_TEMPLATES
         + f'input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="to-kafka")\n'
         'ruleset(name="to-kafka") {\n' + actions + "}\n"
     )
@@ -77,8 +91,44 @@ def rsyslog_to_kafka(
         yield port
 
 
-def test_the_apache_log_through_rsyslog_is_counted_exactly(
-    kafka_broker: LocalKafka, tmp_path: Path
+@contextmanager
+def syslog_ng_to_kafka(
+    tmp_path: Path, broker: LocalKafka, topics: dict[str, str | None]
+) -> Iterator[int]:
+    """syslog-ng in the foreground: a TCP syslog source on 127.0.0.1 (its port yielded)
+    and one ``kafka-c()`` destination per topic, with its message template (None: the
+    destination's default); stopped on exit."""
+    port = free_port()
+    program = unpacked_syslog_ng()
+    conf = tmp_path / "syslog-ng.conf"
+    destinations = "".join(
+        f'destination d{i} {{ kafka-c(bootstrap-servers("{broker.bootstrap_servers}") '
+        f'topic("{topic}") config("compression.codec" => "lz4", "linger.ms" => "50")'
+        + ("" if template is None else f' message("{SYSLOG_NG_TEMPLATES[template]}")')
+        + "); };\n"
+        for i, (topic, template) in enumerate(topics.items())
+    )
+    conf.write_text(
+        f"@version: {program.version}\n"
+        "options { stats_freq(0); };\n"
+        f'source s_tcp {{ network(ip("127.0.0.1") port({port}) transport("tcp")); }};\n'
+        + destinations
+        + "log { source(s_tcp); "
+        + "".join(f"destination(d{i}); " for i in range(len(topics))) + "};\n"
+    )
+    # syslog-ng flushes its destinations on SIGTERM
+    with serving([*program.command, "-F", "-f", str(conf),
+                  f"--persist-file={tmp_path / 'syslog-ng.persist'}",
+                  f"--pidfile={tmp_path / 'syslog-ng.pid'}",
+                  f"--control={tmp_path / 'syslog-ng.ctl'}"],
+                 port, tmp_path / "syslog-ng.log", env=program.env):
+        yield port
+
+
+@pytest.mark.parametrize("shipper", [rsyslog_to_kafka, syslog_ng_to_kafka],
+                         ids=["rsyslog", "syslog-ng"])
+def test_the_apache_log_through_syslog_is_counted_exactly(
+    kafka_broker: LocalKafka, tmp_path: Path, shipper: Shipper
 ):
     lines = apache_lines()
     source = tmp_path / "access.log"
@@ -88,7 +138,7 @@ def test_the_apache_log_through_rsyslog_is_counted_exactly(
     framed, line_only, events = topics
     for topic in topics:
         kafka_broker.create_topic(topic)
-    with rsyslog_to_kafka(tmp_path, kafka_broker, topics) as syslog_port:
+    with shipper(tmp_path, kafka_broker, topics) as syslog_port:
         sent = subprocess.run(
             [installed("logger", "bsdutils"), "--tcp", "--server", "127.0.0.1",
              "--port", str(syslog_port), "--rfc3164", "--tag", "apache2", "--size", "4096",
