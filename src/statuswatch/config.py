@@ -206,6 +206,15 @@ class KafkaConfig(KafkaConnection):
         "earliest",
         description="Where a new consumer group starts reading.",
     )
+    isolation_level: Literal["read_uncommitted", "read_committed"] = Field(
+        "read_uncommitted",
+        description="`read_committed` for a topic written in transactions (an exactly-once "
+        "Flink or Kafka Streams job, Kafka Connect with exactly-once support): records of "
+        "aborted transactions are never counted, and records of open ones wait for the "
+        "commit (the lag is then measured to the last stable offset, so a long transaction "
+        "does not look like a stuck consumer). `read_uncommitted` (Kafka's default) reads "
+        "every record as soon as it is written.",
+    )
     max_batch_records: int = Field(
         5000, gt=0,
         description="Most records taken per poll (bounds the CPU spent per batch).",

@@ -85,12 +85,11 @@ _VALUE = operator.attrgetter("value")
 class KafkaSource:
     """An aiokafka consumer in a group, with manual commits only."""
 
-    def __init__(
-        self, cfg: KafkaConfig, isolation_level: str = "read_uncommitted"
-    ) -> None:
+    def __init__(self, cfg: KafkaConfig, isolation_level: str | None = None) -> None:
         self.cfg = cfg
-        #: ``read_committed`` for a topic written in transactions (partial windows)
-        self.isolation_level = isolation_level
+        #: ``read_committed`` for a topic written in transactions (default:
+        #: ``kafka.isolation_level``; the partial windows are always read committed)
+        self.isolation_level = cfg.isolation_level if isolation_level is None else isolation_level
         self._consumer: Any = None
         self.assigned: set[int] = set()
         #: per partition, the offset after the last record poll() returned since assignment
@@ -313,13 +312,21 @@ class KafkaSource:
         return set(cluster.partitions_for_topic(topic) or ())
 
     async def lag(self) -> dict[int, int]:
-        """Consumer lag per assigned partition (high watermark - position)."""
+        """Consumer lag per assigned partition: the offsets between the position and the
+        end of what can be read, the high watermark (read committed: the last stable
+        offset, so records of a transaction still open are not lag, nor is the
+        transaction's end marker)."""
         from aiokafka import TopicPartition
 
+        committed_only = self.isolation_level == "read_committed"
         lags: dict[int, int] = {}
         for p in sorted(self.assigned):
             tp = TopicPartition(self.cfg.topic, p)
             high = self._consumer.highwater(tp)
+            if committed_only:
+                stable = self._consumer.last_stable_offset(tp)
+                # None or -1: a broker too old to say; the high watermark is then the end
+                high = stable if stable is not None and stable >= 0 else high
             if high is None:
                 continue
             try:

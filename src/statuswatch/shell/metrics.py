@@ -112,7 +112,9 @@ class DetectorCollector(Collector):
             processed.add_metric([], self.status.last_processed_unix)
         yield processed
         lag = GaugeMetricFamily(
-            "statuswatch_consumer_lag", "Records behind the high watermark.", labels=["partition"]
+            "statuswatch_consumer_lag",
+            "Offsets behind the end of the partition (the high watermark; read committed: the "
+            "last stable offset).", labels=["partition"]
         )
         for partition, n in sorted(self.status.consumer_lag.items()):
             lag.add_metric([str(partition)], n)
