@@ -15,8 +15,8 @@ import asyncio
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,38 +50,28 @@ def _status(line: bytes) -> int:
     return int(match[1])
 
 
-@asynccontextmanager
-async def transactional_producer(broker: LocalKafka, name: str) -> AsyncIterator[Any]:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers,
-                                transactional_id=f"txn-{name}", linger_ms=20)
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
-
 async def _send(producer: Any, topic: str, lines: list[bytes]) -> None:
     batch = [await producer.send(topic, line, partition=0) for line in lines]
     await asyncio.gather(*batch)
 
 
 @contextmanager
-def apache_log_in_transactions(broker: LocalKafka, topic: str) -> Iterator[Any]:
+def apache_log_in_transactions(broker: LocalKafka, topic: str) -> Iterator[Callable[[], None]]:
     """The Apache log in two committed transactions with an aborted one of duplicates
     between them, then an open transaction of ``OPEN`` more lines; yields a function
-    that commits it. The producer runs on an event loop of its own thread."""
+    that commits it. aiokafka's transactional producer, on an event loop of its own."""
+    from aiokafka import AIOKafkaProducer
+
     lines = apache_lines()
     half = len(lines) // 2
     loop = asyncio.new_event_loop()
-    holder: dict[str, Any] = {}
+    producers: list[Any] = []
 
     async def write() -> None:
-        cm = transactional_producer(broker, topic)
-        producer = await cm.__aenter__()
-        holder["cm"], holder["producer"] = cm, producer
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers,
+                                    transactional_id=f"writer-{topic}", linger_ms=20)
+        await producer.start()
+        producers.append(producer)
         for chunk, commit in ((lines[:half], True), (lines[:ABORTED], False),
                               (lines[half:], True), (lines[:OPEN], None)):
             await producer.begin_transaction()
@@ -91,18 +81,12 @@ def apache_log_in_transactions(broker: LocalKafka, topic: str) -> Iterator[Any]:
             elif commit is not None:
                 await producer.abort_transaction()
 
-    async def finish() -> None:
-        await holder["producer"].commit_transaction()
-
-    async def close() -> None:
-        await holder["cm"].__aexit__(None, None, None)
-
     try:
         loop.run_until_complete(write())
-        yield lambda: loop.run_until_complete(finish())
+        yield lambda: loop.run_until_complete(producers[0].commit_transaction())
     finally:
-        if "cm" in holder:
-            loop.run_until_complete(close())
+        for producer in producers:
+            loop.run_until_complete(producer.stop())
         loop.close()
 
 
