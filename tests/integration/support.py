@@ -25,6 +25,7 @@ import pytest
 
 from statuswatch.errors import BrokerHarnessError
 from statuswatch.localbroker import LocalKafka
+from statuswatch.localbroker.jars import cache_root
 
 
 def running(broker: LocalKafka, what: str, timeout: float = 300) -> Iterator[LocalKafka]:
@@ -67,8 +68,7 @@ def unpacked_syslog_ng() -> UnpackedProgram:
     ``$STATUSWATCH_CACHE/syslog-ng`` (else ``~/.cache/statuswatch/syslog-ng``): Debian's
     syslog-ng packages conflict with rsyslog's, so both cannot be installed. Fails
     (never skips) when it is not there."""
-    cache = os.environ.get("STATUSWATCH_CACHE")
-    root = (Path(cache) if cache else Path.home() / ".cache" / "statuswatch") / "syslog-ng"
+    root = cache_root() / "syslog-ng"
     program = root / "usr" / "sbin" / "syslog-ng"
     modules = sorted((root / "usr" / "lib" / "syslog-ng").glob("*/libkafka.so"))
     if not program.exists() or not modules:

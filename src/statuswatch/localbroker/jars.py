@@ -49,11 +49,16 @@ _POM = """\
 """
 
 
+def cache_root() -> Path:
+    """``$STATUSWATCH_CACHE``, else ``~/.cache/statuswatch``: where the test harness keeps
+    what it fetches (the broker jars, programs unpacked from Debian packages)."""
+    root = os.environ.get("STATUSWATCH_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "statuswatch"
+
+
 def default_cache_dir(version: str = DEFAULT_KAFKA_VERSION) -> Path:
     """``$STATUSWATCH_CACHE/kafka-<version>``, else ``~/.cache/statuswatch/kafka-<version>``."""
-    root = os.environ.get("STATUSWATCH_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "statuswatch"
-    return base / f"kafka-{version}"
+    return cache_root() / f"kafka-{version}"
 
 
 def ensure_kafka_jars(version: str = DEFAULT_KAFKA_VERSION, cache_dir: Path | None = None) -> Path:
