@@ -228,6 +228,8 @@ class Baseline:
         depth = self._depth_of(parents, n_rows, own_parents, rows)
         for level in range(1, int(depth.max(initial=0)) + 1):
             blend = np.flatnonzero(cold & (depth == level))
+            if not len(blend):  # no cold row this deep: nothing to blend
+                continue
             w = weight[blend][:, None]
             share[blend] = w * share[blend] + (1 - w) * share[own_parents[blend]]
         volume = np.array(self._volume_mean[sel])
@@ -285,16 +287,21 @@ class Baseline:
         if len(rows) == 0:
             return
         self._seen[rows] += 1
-        self._known[rows, :n_cols] |= counts[rows] > 0
+        counts_of_rows = counts[rows]
+        # The rows' known columns and bias correction, read once for both learners below.
+        known = self._known[rows, :n_cols] | (counts_of_rows > 0)
+        self._known[rows, :n_cols] = known
+        debias = self._debias(self._seen[rows] - 1)[:, None]
         frozen = np.zeros((len(rows), n_cols), dtype=bool)
         if frozen_share is not None:
             frozen = frozen_share[rows][:, :n_cols]
-        self._learn_shares(rows, counts[rows], totals[rows], frozen)
+        self._learn_shares(rows, counts_of_rows, totals[rows], frozen, known, debias)
         if long_counts is not None:
             long_totals = long_counts.sum(axis=1) if long_totals is None else long_totals
             if frozen_long is not None:
                 frozen = frozen | frozen_long[rows][:, :n_cols]
-            self._learn_long_dispersion(rows, long_counts[rows], long_totals[rows], frozen)
+            self._learn_long_dispersion(rows, long_counts[rows], long_totals[rows], frozen,
+                                        known, debias)
 
     def learn_silent(self, n_rows: int, n_cols: int, *, window_starts_ms: list[int]) -> None:
         """``learn`` of consecutive windows without requests, nothing frozen: every row
@@ -335,19 +342,20 @@ class Baseline:
         """Bias correction of an EW mean that started at 0: 1 - (1 - alpha)^windows."""
         return 1.0 - (1.0 - self._share.alpha) ** np.maximum(windows, 1)
 
-    def _learn_shares(self, rows: I64, counts: I64, totals: I64, frozen: B) -> None:
+    def _learn_shares(
+        self, rows: I64, counts: I64, totals: I64, frozen: B, known: B, debias: F64
+    ) -> None:
         """Every known series of ``rows``: frozen ones are taught their own expectation
-        (the corrected mean stays put), the others their share and dispersion."""
+        (the corrected mean stays put), the others their share and dispersion.
+        ``known``: the rows' known columns; ``debias``: their bias correction (a column)."""
         n_cols = counts.shape[1]
         share = self._share
-        known = self._known[rows, :n_cols]
         mean = share.mean[rows, :n_cols]
-        p = mean / self._debias(self._seen[rows] - 1)[:, None]
+        p = mean / debias
         # Cells as flat positions in these (rows, n_cols) arrays: faster than pairs.
-        hold = np.flatnonzero(known & frozen & share.started[rows, :n_cols])
-        r_hold, c_hold = np.divmod(hold, n_cols)
-        held = p.reshape(-1)[hold]
-        learn = np.flatnonzero(known & ~frozen)
+        # Mostly nothing is frozen: then no cell is held, and every known one learns.
+        any_frozen = bool(frozen.any())
+        learn = np.flatnonzero(known & ~frozen if any_frozen else known)
         r_learn, c_learn = np.divmod(learn, n_cols)
         # Every share series starts at 0, as if tracked since the scope's first
         # window: a code's first appearance then weighs as one window among the
@@ -367,15 +375,21 @@ class Baseline:
             rr[disp], c_learn[disp], np.minimum(resid2[disp], MAX_DISPERSION * 4)
         )
         share.update(rr, c_learn, count / total)
-        share.update(rows[r_hold], c_hold, held)
+        if any_frozen:
+            hold = np.flatnonzero(known & frozen & share.started[rows, :n_cols])
+            r_hold, c_hold = np.divmod(hold, n_cols)
+            share.update(rows[r_hold], c_hold, p.reshape(-1)[hold])
 
-    def _learn_long_dispersion(self, rows: I64, counts: I64, totals: I64, frozen: B) -> None:
+    def _learn_long_dispersion(
+        self, rows: I64, counts: I64, totals: I64, frozen: B, known: B, debias: F64
+    ) -> None:
         """The dispersion of the last minute's sums: in traffic that comes in sessions
         (a client's burst spans several windows), summed windows vary far more than
-        independent ones would, so the long window needs its own, larger phi."""
+        independent ones would, so the long window needs its own, larger phi.
+        ``known`` and ``debias`` as in ``_learn_shares``."""
         n_cols = counts.shape[1]
-        p = self._share.mean[rows, :n_cols] / self._debias(self._seen[rows] - 1)[:, None]
-        at = np.flatnonzero(self._known[rows, :n_cols] & ~frozen)
+        p = self._share.mean[rows, :n_cols] / debias
+        at = np.flatnonzero(known & ~frozen)
         r, c = np.divmod(at, n_cols)
         self._long_disp.update(rows[r], c, counts.reshape(-1)[at], totals[r], p.reshape(-1)[at])
 

@@ -91,12 +91,12 @@ def minute_view(
     """The first horizon after the window (the last minute summed): a small excess that
     persists adds up to significance. It counts only while the current window is
     elevated too, so one past burst does not keep producing hits."""
-    gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
     up, down = shares.up >= clear, shares.down >= clear
     none = np.zeros(counts.shape, dtype=bool)
     cells = up | down
     if not cells.any():  # the common case: no hit can count, nothing to judge
         return HorizonView(windows, long_counts, long_shares, none, none.copy(), none.copy())
+    gate = exp.warm[:, None] & (shares.totals[:, None] > 0) & ~rules.ignore
     long_up, long_down = share_hits(long_counts, long_shares, rules, gate, cells=cells)
     return HorizonView(windows, long_counts, long_shares, long_up & up, long_down & down, none)
 

@@ -137,7 +137,8 @@ class DenseEWMean:
     def update(self, rows: I64, cols: I64, values: F64) -> None:
         """Teach ``values[i]`` to series ``(rows[i], cols[i])`` (pairs are distinct)."""
         mean, at = flat_cells(self.mean, rows, cols)
-        started, _ = flat_cells(self.started, rows, cols)
+        # ``fit`` grows both alike (same shape, C-contiguous): one flat index serves both.
+        started = self.started.reshape(-1)
         old = mean[at]
         # River's own expression, not the algebraically equal old + a * (x - old): the
         # two round differently, and a threshold on the mean (dispersion is learned from
@@ -197,8 +198,10 @@ class Dispersion:
         # One window moves phi by at most what the old per-window cap allowed.
         resid = np.minimum((count - expected) ** 2 / (1.0 - p),
                            MAX_DISPERSION * 4 * np.maximum(expected, 1.0))
+        # ``fit`` grows both alike (same shape, C-contiguous): one flat index serves both.
+        _, at = flat_cells(self.resid, rows, cols)
         for dense, value in ((self.resid, resid), (self.expected, expected)):
-            flat, at = flat_cells(dense, rows, cols)
+            flat = dense.reshape(-1)
             flat[at] += self.alpha * (value - flat[at])
 
     def phi(self, n_rows: int, n_cols: int, rows: I64 | None = None) -> F64:

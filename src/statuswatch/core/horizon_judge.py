@@ -120,7 +120,8 @@ class HorizonJudge:
                 detect.horizons[1].windows, counts, long_counts, exp, shares, long_shares,
                 tables[1], detect.clear_score,
             ))
-            views += self._long_horizons(sums, spans, exp, floor, tables, live, detect, row_ids)
+            views += self._long_horizons(sums, spans, exp, floor, tables, live, detect, row_ids,
+                                         long_totals)
         return long_counts, long_shares, views
 
     def silent_views(
@@ -134,11 +135,12 @@ class HorizonJudge:
             return []
         shape = sums[0].shape
         nothing, none = np.zeros(shape), np.zeros(shape, dtype=bool)
+        minute_totals = self.totals_of(sums[1])
         minute = HorizonView(detect.horizons[1].windows, sums[1], ShareScores(
-            nothing, nothing, nothing, nothing, nothing, self.totals_of(sums[1])
+            nothing, nothing, nothing, nothing, nothing, minute_totals
         ), none, none, none)
         return [minute, *self._long_horizons(sums, spans, exp, floor, tables, none, detect,
-                                             row_ids)]
+                                             row_ids, minute_totals)]
 
     def rules_at(self, horizon: int, rules: RuleTable, detect: DetectConfig) -> RuleTable:
         """The rule table at horizon ``horizon``: its own count and ratio gates in place
@@ -160,7 +162,7 @@ class HorizonJudge:
     def _long_horizons(
         self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
         tables: list[RuleTable], live_cells: B | None, detect: DetectConfig,
-        row_ids: I64 | None,
+        row_ids: I64 | None, minute_totals: I64,
     ) -> list[HorizonView]:
         """Scores and hits of the horizons after the first minute (10 min, 1 h).
 
@@ -173,7 +175,8 @@ class HorizonJudge:
         ``long_reference`` judge a rise against the long reference (the learned share
         where it has none). Only cells past the gates (and live series) are scored:
         every decision is about those (every cell where ``live_cells`` is None).
-        ``row_ids``: the scope rows the arrays hold, in order (None: every row).
+        ``row_ids``: the scope rows the arrays hold, in order (None: every row);
+        ``minute_totals``: the requests per row of ``sums[1]`` (the caller has them).
         """
         if len(detect.horizons) <= 2:
             return []
@@ -196,8 +199,8 @@ class HorizonJudge:
         phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
         # a scope without a request in the last minute is not still receiving evidence
         # (and a silent run past the minute can then be passed cheaply)
-        minute_totals = self.totals_of(sums[1])[rows].astype(np.float64)
-        warm = exp.warm[rows] & (minute_totals > 0)
+        minute_n = minute_totals[rows].astype(np.float64)
+        warm = exp.warm[rows] & (minute_n > 0)
         learned = at(exp.share)
         reference = learned
         if any(h.long_reference for h in detect.horizons[2:]):
@@ -207,7 +210,7 @@ class HorizonJudge:
         before_counts, before_span = at(sums[1]), spans[1]
         # the minute's rise expectation, as the minute's scores have it (computed here:
         # those are screened to the rows with requests now)
-        before_up = minute_totals * np.clip(np.maximum(learned, floor[rows]), 1e-12, 1 - 1e-12)
+        before_up = minute_n * np.clip(np.maximum(learned, floor[rows]), 1e-12, 1 - 1e-12)
         # read only: nothing is scored there (the drop tail, or a horizon without a cell)
         no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)
         views = []

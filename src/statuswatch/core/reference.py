@@ -139,7 +139,8 @@ class LongReference:
             held = np.where(self._totals[rows, None] > 0, held, 0.0) * totals[:, None]
             x = np.where(frozen, held, x)
         a = self.alpha
-        self._counts[rows, :n_cols] += a * (x - self._counts[rows, :n_cols])
+        old = self._counts[rows, :n_cols]  # gathered once, for the same sum ``+=`` makes
+        self._counts[rows, :n_cols] = old + a * (x - old)
         self._totals[rows] += a * (totals - self._totals[rows])
 
     def accept(self, row: int, cols: list[int], counts: I64, total: int) -> None:

@@ -297,14 +297,16 @@ def score_shares(
         _rows_of(down_totals, idx), below, _rows_of(exact, idx), _rows_of(up_cells, idx),
         _rows_of(down_cells, idx),
     )
-    def spread(part: F64, fill: float) -> F64:
-        full = np.full(shape, fill)
+    def spread(part: F64, full: F64) -> F64:
         full[idx] = part
         return full
 
+    # Tails read -0.0 where not scored (as ``_scores_on``); the rest 0.0, from np.zeros
+    # (a zeroed allocation: cheaper than np.full).
     return ShareScores(
-        spread(sub.up, -0.0), spread(sub.down, -0.0), spread(sub.observed_share, 0.0),
-        spread(sub.expected_count, 0.0), spread(sub.up_expected_count, 0.0), totals,
+        spread(sub.up, np.full(shape, -0.0)), spread(sub.down, np.full(shape, -0.0)),
+        spread(sub.observed_share, np.zeros(shape)), spread(sub.expected_count, np.zeros(shape)),
+        spread(sub.up_expected_count, np.zeros(shape)), totals,
     )
 
 
@@ -451,6 +453,8 @@ def rise_gate(
     mask: npt.NDArray[np.bool_] = observed - expected >= min_excess
     # The ratio only where the excess already counts (few cells): same decisions.
     idx = np.nonzero(mask)
+    if not len(idx[0]):  # no excess counts: no ratio to check
+        return mask
     n, d = _pick(observed, idx, mask.shape), _pick(expected, idx, mask.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(d > 0, n / d, np.inf)
