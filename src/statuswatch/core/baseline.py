@@ -287,20 +287,22 @@ class Baseline:
         if len(rows) == 0:
             return
         self._seen[rows] += 1
-        counts_of_rows = counts[rows]
+        # Whole rows by np.take: several times faster than fancy indexing, same values.
+        counts_of_rows = counts.take(rows, axis=0)
         # The rows' known columns and bias correction, read once for both learners below.
-        known = self._known[rows, :n_cols] | (counts_of_rows > 0)
+        known = self._known.take(rows, axis=0)[:, :n_cols] | (counts_of_rows > 0)
         self._known[rows, :n_cols] = known
         debias = self._debias(self._seen[rows] - 1)[:, None]
         frozen = np.zeros((len(rows), n_cols), dtype=bool)
         if frozen_share is not None:
-            frozen = frozen_share[rows][:, :n_cols]
+            frozen = frozen_share.take(rows, axis=0)[:, :n_cols]
         self._learn_shares(rows, counts_of_rows, totals[rows], frozen, known, debias)
         if long_counts is not None:
             long_totals = long_counts.sum(axis=1) if long_totals is None else long_totals
             if frozen_long is not None:
-                frozen = frozen | frozen_long[rows][:, :n_cols]
-            self._learn_long_dispersion(rows, long_counts[rows], long_totals[rows], frozen,
+                frozen = frozen | frozen_long.take(rows, axis=0)[:, :n_cols]
+            self._learn_long_dispersion(rows, long_counts.take(rows, axis=0), long_totals[rows],
+                                        frozen,
                                         known, debias)
 
     def learn_silent(self, n_rows: int, n_cols: int, *, window_starts_ms: list[int]) -> None:
@@ -350,8 +352,7 @@ class Baseline:
         ``known``: the rows' known columns; ``debias``: their bias correction (a column)."""
         n_cols = counts.shape[1]
         share = self._share
-        mean = share.mean[rows, :n_cols]
-        p = mean / debias
+        p = share.mean.take(rows, axis=0)[:, :n_cols] / debias
         # Cells as flat positions in these (rows, n_cols) arrays: faster than pairs.
         # Mostly nothing is frozen: then no cell is held, and every known one learns.
         any_frozen = bool(frozen.any())
@@ -388,7 +389,7 @@ class Baseline:
         independent ones would, so the long window needs its own, larger phi.
         ``known`` and ``debias`` as in ``_learn_shares``."""
         n_cols = counts.shape[1]
-        p = self._share.mean[rows, :n_cols] / debias
+        p = self._share.mean.take(rows, axis=0)[:, :n_cols] / debias
         at = np.flatnonzero(known & ~frozen)
         r, c = np.divmod(at, n_cols)
         self._long_disp.update(rows[r], c, counts.reshape(-1)[at], totals[r], p.reshape(-1)[at])

@@ -127,8 +127,9 @@ class LaggedLearning:
         (Only the live ones: cells merely elevated now and then, which their own
         window's freeze keeps out, would keep out the calm windows around them too.)"""
         rows = np.flatnonzero(totals > 0)
-        now = Pending.of(self.windows, window_start_ms, rows, totals[rows], counts[rows],
-                         frozen[rows])
+        # np.take: the cheap gather of whole rows
+        now = Pending.of(self.windows, window_start_ms, rows, totals[rows],
+                         counts.take(rows, axis=0), frozen.take(rows, axis=0))
         # A young scope learns at once, until it has the longest horizon's history: the
         # horizons would meanwhile read a reference of a few windows, and a long horizon
         # called elevated against it would hold it there.

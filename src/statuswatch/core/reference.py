@@ -139,7 +139,8 @@ class LongReference:
             held = np.where(self._totals[rows, None] > 0, held, 0.0) * totals[:, None]
             x = np.where(frozen, held, x)
         a = self.alpha
-        old = self._counts[rows, :n_cols]  # gathered once, for the same sum ``+=`` makes
+        # gathered once (np.take: the cheap gather of whole rows), for the sum ``+=`` makes
+        old = self._counts.take(rows, axis=0)[:, :n_cols]
         self._counts[rows, :n_cols] = old + a * (x - old)
         self._totals[rows] += a * (totals - self._totals[rows])
 

@@ -292,8 +292,9 @@ def score_shares(
     shape = counts.shape
 
     sub = _score_shares(
-        counts[idx], _full(expected_share, shape)[idx], _rows_of(floor, idx),
-        None if dispersion is None else _full(dispersion, shape)[idx], totals[idx],
+        counts.take(idx, axis=0), _full(expected_share, shape).take(idx, axis=0),
+        _rows_of(floor, idx),
+        _rows_of(None if dispersion is None else _full(dispersion, shape), idx), totals[idx],
         _rows_of(down_totals, idx), below, _rows_of(exact, idx), _rows_of(up_cells, idx),
         _rows_of(down_cells, idx),
     )
@@ -311,8 +312,9 @@ def score_shares(
 
 
 def _rows_of(a: T | None, idx: npt.NDArray[np.intp]) -> T | None:
-    """Rows ``idx`` of ``a`` (None stays None)."""
-    return None if a is None else a[idx]  # type: ignore[return-value]
+    """Rows ``idx`` of ``a`` (None stays None); np.take: several times faster than
+    fancy indexing for the rows of a matrix, the same values."""
+    return None if a is None else a.take(idx, axis=0)  # type: ignore[return-value]
 
 
 def _score_shares(
