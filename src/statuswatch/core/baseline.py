@@ -227,7 +227,7 @@ class Baseline:
         # deeper at a time, each level in one expression.
         depth = self._depth_of(parents, n_rows, own_parents, rows)
         for level in range(1, int(depth.max(initial=0)) + 1):
-            blend = np.flatnonzero(cold & (depth == level))
+            blend = (cold & (depth == level)).nonzero()[0]
             if not len(blend):  # no cold row this deep: nothing to blend
                 continue
             w = weight[blend][:, None]
@@ -282,8 +282,9 @@ class Baseline:
         totals = counts.sum(axis=1) if totals is None else totals
         active = (totals > 0) | (self._seen[:n_rows] > 0)
         learn_volume = active if frozen_volume is None else active & ~frozen_volume
-        self._learn_volume(np.flatnonzero(learn_volume), totals, window_start_ms)
-        rows = np.flatnonzero(totals > 0)
+        # (x.nonzero()[0]: np.flatnonzero of a vector, without its wrappers' overhead)
+        self._learn_volume(learn_volume.nonzero()[0], totals, window_start_ms)
+        rows = (totals > 0).nonzero()[0]
         if len(rows) == 0:
             return
         self._seen[rows] += 1
@@ -356,7 +357,7 @@ class Baseline:
         # Cells as flat positions in these (rows, n_cols) arrays: faster than pairs.
         # Mostly nothing is frozen: then no cell is held, and every known one learns.
         any_frozen = bool(frozen.any())
-        learn = np.flatnonzero(known & ~frozen if any_frozen else known)
+        learn = (known & ~frozen if any_frozen else known).ravel().nonzero()[0]
         r_learn, c_learn = np.divmod(learn, n_cols)
         # Every share series starts at 0, as if tracked since the scope's first
         # window: a code's first appearance then weighs as one window among the
@@ -390,7 +391,7 @@ class Baseline:
         ``known`` and ``debias`` as in ``_learn_shares``."""
         n_cols = counts.shape[1]
         p = self._share.mean.take(rows, axis=0)[:, :n_cols] / debias
-        at = np.flatnonzero(known & ~frozen)
+        at = (known & ~frozen).ravel().nonzero()[0]
         r, c = np.divmod(at, n_cols)
         self._long_disp.update(rows[r], c, counts.reshape(-1)[at], totals[r], p.reshape(-1)[at])
 

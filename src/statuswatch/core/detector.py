@@ -659,7 +659,7 @@ class Detector:
             up = parents[keep]
             up = up[up >= 0]
             if keep[up].all():
-                return np.flatnonzero(keep)
+                return keep.nonzero()[0]
             keep[up] = True
 
     def _may_hit(self, shares: ShareScores, volume: VolumeScores, rules: RuleTable) -> bool:

@@ -189,14 +189,14 @@ class HorizonJudge:
             need = live_cells.copy()
             for i in range(2, len(detect.horizons)):
                 need |= sums[i] >= tables[i].min_excess_count
-        flat = np.flatnonzero(need)  # flat cell indices: np.take is the cheap gather
+        flat = need.ravel().nonzero()[0]  # flat cell indices: np.take is the cheap gather
         rows = flat // shape[1]
 
         def at(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            return np.take(a, flat)
+            return a.take(flat)  # the method: np.take's wrapper costs as much again
 
         live = at(need if live_cells is None else live_cells)
-        phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
+        phi: F64 | None = None  # the cells' dispersion, gathered once a horizon scores
         # a scope without a request in the last minute is not still receiving evidence
         # (and a silent run past the minute can then be passed cheaply)
         minute_n = minute_totals[rows].astype(np.float64)
@@ -223,10 +223,12 @@ class HorizonJudge:
                            1e-12, 1.0 - 1e-12)
             up_expected = n * p_up
             big_up = rise_gate(c, up_expected, at(r.min_excess_count), at(r.min_share_ratio))
-            # excess per window: the newest part's at least RECENT_EXCESS_RATE of the whole's
-            recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
-                c - up_expected) * before_span
-            maybe_up = warm & ~at(r.ignore) & at(r.up) & big_up & recent
+            maybe_up = big_up  # mostly no cell passes the gates: none to check further
+            if big_up.any():
+                # excess per window: the newest part's at least RECENT_EXCESS_RATE of the whole's
+                recent = (before_counts - before_up) * span >= RECENT_EXCESS_RATE * (
+                    c - up_expected) * before_span
+                maybe_up = warm & ~at(r.ignore) & at(r.up) & big_up & recent
             before_counts, before_up, before_span = c, up_expected, span
             scored_cells = maybe_up | live
             if not scored_cells.any():  # the common case: nothing to score or report
@@ -235,6 +237,8 @@ class HorizonJudge:
                 ), no_hits, no_hits, no_hits))
                 continue
             # Rises only: the drop tail is never read here (0), nor the drop expectation.
+            if phi is None:
+                phi = np.maximum(at(exp.share_dispersion), at(exp.long_dispersion))
             up = rise_scores(c, n, p_up, phi, scored_cells)
             with np.errstate(divide="ignore", invalid="ignore"):
                 observed = np.where(n > 0, c / np.maximum(n, 1.0), 0.0)

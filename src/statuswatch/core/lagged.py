@@ -126,7 +126,7 @@ class LaggedLearning:
 
         (Only the live ones: cells merely elevated now and then, which their own
         window's freeze keeps out, would keep out the calm windows around them too.)"""
-        rows = np.flatnonzero(totals > 0)
+        rows = (totals > 0).nonzero()[0]
         # np.take: the cheap gather of whole rows
         now = Pending.of(self.windows, window_start_ms, rows, totals[rows],
                          counts.take(rows, axis=0), frozen.take(rows, axis=0))

@@ -154,7 +154,7 @@ def upper_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     out = fx > 0
     if below - SCREEN_MARGIN > MEAN_SIDE_SCORE:
         out &= (fx < 1.0) | (fx > (fn + 1.0) * fp) | (fx > fn)
-    i = np.flatnonzero(out)
+    i = out.nonzero()[0]  # out is flat: np.flatnonzero's wrappers are slower
     a = fx[i]
     out[i] = -_log_tail_lower_bound(a, fn[i] - a + 1, fp[i]) / _LN10 >= below - SCREEN_MARGIN
     return out.reshape(shape)
@@ -175,7 +175,7 @@ def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     out = none_seen & (fx < fn)
     if below - SCREEN_MARGIN > MEAN_SIDE_SCORE:
         out &= (fn - fx < 1.0) | ((fn - fx) > (fn + 1.0) * (1.0 - fp))
-    i = np.flatnonzero(out & ~absent)
+    i = (out & ~absent).nonzero()[0]
     a = fn[i] - fx[i]
     out[i] = -_log_tail_lower_bound(a, fx[i] + 1, 1 - fp[i]) / _LN10 >= below - SCREEN_MARGIN
     return out.reshape(shape)
@@ -288,7 +288,7 @@ def score_shares(
         )
         return ShareScores(whole.up, whole.down, whole.observed_share, whole.expected_count,
                            whole.up_expected_count, totals)
-    idx = np.flatnonzero(keep)
+    idx = keep.nonzero()[0]
     shape = counts.shape
 
     sub = _score_shares(
@@ -335,7 +335,7 @@ def _score_shares(
     if below is not None:
         # A row without requests has no tail that can reach ``below`` (x = n = 0):
         # bound only the rows with requests.
-        rows = np.flatnonzero(totals > 0)
+        rows = (totals > 0).nonzero()[0]
         if len(rows) == len(totals):  # every row (what ``score_shares`` passes, mostly)
             may_up = upper_tail_may_reach(x, n_up_phi, p_up, below)
             may_down = lower_tail_may_reach(x, n_down_phi, p, below)
@@ -371,7 +371,7 @@ def _scores_on(tail: Callable[[F64, F64, F64], F64], x: F64, n: F64, p: F64,
         return _to_score(tail(x, n, p))
     shape, (fx, fn, fp) = _flat(x, n, p)
     out = np.full(len(fx), -0.0)
-    i = np.flatnonzero(cells)
+    i = cells.ravel().nonzero()[0]
     if len(i):
         out[i] = _to_score(tail(fx[i], fn[i], fp[i]))
     return out.reshape(shape)
@@ -423,7 +423,7 @@ def score_volume(
     scores = []
     for tail, rows in ((_poisson_up, rise_rows), (_poisson_down, drop_rows)):
         out = np.zeros(len(k))
-        i = np.flatnonzero(rows)
+        i = rows.nonzero()[0]
         if len(i):
             out[i] = _to_score(tail(k[i], lam[i]))
         scores.append(out)
