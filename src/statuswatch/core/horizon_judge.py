@@ -96,6 +96,18 @@ class HorizonJudge:
         baseline learns read no other)."""
         long_counts = sums[1] if len(sums) > 1 else counts
         long_totals = self.totals_of(long_counts)
+        # No live cell (a quiet window's case): none to score exactly, no row to add.
+        exact = None if live is None or not live.any() else live
+        rows = None
+        if live is not None:
+            # Screened (see ``below``), the minute is scored in the rows with requests now
+            # (or, when an alert may count anomalous apps over the minute, in the
+            # minute): elsewhere no score used reaches it; and in live series' rows,
+            # which a series that fired on this horizon is judged calm on.
+            rows = (long_totals if detect.blast_radius.enabled and not quiet
+                    else shares.totals) > 0
+            if exact is not None:
+                rows |= exact.any(axis=1)
         # The last minute summed, with its own dispersion; its hits count only where the
         # window itself reaches clear_score (see evidence.minute_view).
         long_shares = score_shares(
@@ -105,14 +117,7 @@ class HorizonJudge:
             # are too elevated to teach the long window's dispersion), or with
             # blast_radius.scope_score (the apps an alert judged on the minute counts).
             below=None if live is None else screen_score(detect),
-            # ... in the rows with requests now (or, when an alert may count anomalous
-            # apps over the minute, in the minute): elsewhere no score used reaches it;
-            # and in live series' rows, which a series that fired on this horizon is
-            # judged calm on.
-            rows=None if live is None else (
-                (long_totals if detect.blast_radius.enabled and not quiet else shares.totals)
-                > 0) | live.any(axis=1),
-            exact=live,
+            rows=rows, exact=exact,
         )
         views: list[HorizonView] = []
         if len(sums) > 1:

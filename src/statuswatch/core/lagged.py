@@ -82,8 +82,9 @@ class Pending:
 
     def where(self, keep: B) -> Pending:
         """This contribution, of the rows where ``keep`` (one flag per row held) only."""
-        return Pending(self.index, self.start_ms, self.rows[keep], self.totals[keep],
-                       self.counts[keep], self.frozen[keep])
+        at = keep.nonzero()[0]  # positions: np.take is the cheap gather of whole rows
+        return Pending(self.index, self.start_ms, self.rows[at], self.totals[at],
+                       self.counts.take(at, axis=0), self.frozen.take(at, axis=0))
 
 
 class LaggedLearning:
