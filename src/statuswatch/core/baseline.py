@@ -231,7 +231,9 @@ class Baseline:
             if not len(blend):  # no cold row this deep: nothing to blend
                 continue
             w = weight[blend][:, None]
-            share[blend] = w * share[blend] + (1 - w) * share[own_parents[blend]]
+            # (np.take: the cheap gather of whole rows)
+            share[blend] = w * share.take(blend, axis=0) + (1 - w) * share.take(
+                own_parents[blend], axis=0)
         volume = np.array(self._volume_mean[sel])
         lag_ms = round(self.volume_half_life * window_ms / math.log(2))  # mean age of an EWMean
         known = np.flatnonzero(seen >= 1)

@@ -628,9 +628,12 @@ class Detector:
         """Share series elevated, up or down, to ``clear_score`` where enough requests
         are expected (the cells ``_learn`` does not teach)."""
         clear = self.settings.detect.clear_score
+        up_high, down_high = shares.up >= clear, shares.down >= clear
+        if not (up_high.any() or down_high.any()):  # mostly none is: nothing else to test
+            return up_high
         warm = exp.warm[:, None] & (shares.expected_count >= MIN_EXPECTED_TO_FREEZE)
-        up = warm & (shares.up >= clear) & (counts > shares.up_expected_count)
-        out: B = up | warm & (shares.down >= clear) & (counts < shares.expected_count)
+        up = warm & up_high & (counts > shares.up_expected_count)
+        out: B = up | warm & down_high & (counts < shares.expected_count)
         return out
 
     # -- quiet windows: the rows that can matter only --------------------------
