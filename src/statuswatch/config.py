@@ -312,9 +312,10 @@ class MostlyInvalidConfig(_Strict):
 class DecodeConfig(_Strict):
     """How one record is read: its format, field paths and size limits."""
 
-    format: Literal["kong", "envoy", "nginx-json", "combined", "json"] = Field(
+    format: Literal["kong", "envoy", "nginx-json", "combined", "haproxy", "json"] = Field(
         "kong",
-        description="Log format of the records.",
+        description="Log format of the records: `combined` for Apache and NGINX text logs, "
+        "`haproxy` for HAProxy's HTTP log (`option httplog` or `httpslog`).",
     )
     fields: FieldMap = Field(
         FieldMap(),

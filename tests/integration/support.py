@@ -12,11 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -282,3 +283,27 @@ def fleet_wide(alerts_path: Path, code: int) -> list[dict[str, Any]]:
         return []
     alerts = [json.loads(line) for line in alerts_path.read_text().splitlines()]
     return [a for a in alerts if a["code"] == code and a["scope"] == {}]
+
+
+@contextmanager
+def syslog_receiver() -> Iterator[tuple[int, list[bytes]]]:
+    """A UDP syslog server on 127.0.0.1: its port, and the datagrams it got (read as they
+    come, so a burst never overflows the socket's buffer)."""
+    got: list[bytes] = []
+    stop = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.1)
+
+        def drain() -> None:
+            while not stop.is_set():
+                with suppress(TimeoutError):
+                    got.append(sock.recv(65536))
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        try:
+            yield sock.getsockname()[1], got
+        finally:
+            stop.set()
+            reader.join()

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from statuswatch.config import DecodeConfig, FieldMap
 from statuswatch.core.decode import build_decoder
-from tests.integration.support import free_port, installed, serving, wait_for
+from tests.integration.support import (
+    free_port,
+    installed,
+    serving,
+    syslog_receiver,
+    wait_for,
+)
 
 #: path -> (status, requests): what NGINX answers and how often it is asked
 MIX = {
@@ -86,30 +90,6 @@ def ask(port: int) -> tuple[Counter[int], Counter[str]]:
     finally:
         conn.close()
     return statuses, apps
-
-
-@contextmanager
-def syslog_receiver() -> Iterator[tuple[int, list[bytes]]]:
-    """A UDP syslog server on 127.0.0.1: its port, and the datagrams it got (read as they
-    come, so a burst never overflows the socket's buffer)."""
-    got: list[bytes] = []
-    stop = threading.Event()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(0.1)
-
-        def drain() -> None:
-            while not stop.is_set():
-                with suppress(TimeoutError):
-                    got.append(sock.recv(65536))
-
-        reader = threading.Thread(target=drain, daemon=True)
-        reader.start()
-        try:
-            yield sock.getsockname()[1], got
-        finally:
-            stop.set()
-            reader.join()
 
 
 def test_real_nginx_logs_decode_to_the_requests_it_answered(tmp_path: Path):

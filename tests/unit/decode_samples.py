@@ -63,7 +63,10 @@ CONFIGS: dict[str, DecodeConfig] = {
         ),
     ),
     "combined": DecodeConfig(format="combined"),
+    "haproxy": DecodeConfig(format="haproxy"),
 }
+#: The formats of text lines (no JSON, no fast path)
+LINE_FORMATS = frozenset({"combined", "haproxy"})
 
 
 def _dumps(obj: object) -> bytes:
@@ -199,12 +202,31 @@ def combined_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
     return line.encode(), Parsed(ts, status, "", f"/{svc}", "")
 
 
+def haproxy_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
+    ts = BASE_MS + i * 7 + rng.randrange(5)
+    status = rng.choice(STATUSES)
+    svc = rng.choice(SERVICES)
+    local = datetime(1970, 1, 1) + timedelta(milliseconds=ts)
+    stamp = f"{local.day:02d}/{_MONTHS[local.month - 1]}/{local.year}:{local:%H:%M:%S}"
+    # ``capture request header User-Agent``, ``Host`` and ``X-Request-Id``
+    captures = f" {{{rng.choice(BROWSERS)}|api.example.com|{rng.getrandbits(64):016x}}}"
+    line = (
+        f"203.0.113.{rng.randrange(256)}:{rng.randrange(1024, 65536)} "
+        f"[{stamp}.{ts % 1000:03d}] public~ {svc}/{svc}-{rng.randrange(3)} "
+        f"0/0/1/{rng.randrange(500)}/{rng.randrange(500, 900)} {status} "
+        f"{rng.randrange(200, 50000)} - - ---- 17/17/4/1/0 0/0{captures} "
+        f'"GET /{svc}/v1/items/{rng.randrange(10**6)}?page={i % 9} HTTP/1.1"'
+    )
+    return line.encode(), Parsed(ts, status, svc, f"/{svc}", "")
+
+
 SAMPLERS: dict[str, Callable[[random.Random, int], tuple[bytes, Parsed]]] = {
     "kong": kong_record,
     "envoy": envoy_record,
     "nginx-json": nginx_record,
     "json": json_record,
     "combined": combined_record,
+    "haproxy": haproxy_record,
 }
 
 

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from statuswatch.config import DecodeConfig, FieldMap
-from statuswatch.core.columns import DIMENSIONS, INVALID_REASONS, DecodedBatch
+from statuswatch.core.columns import DIMENSIONS, INVALID_REASONS, NO_RESPONSE, DecodedBatch
 from statuswatch.core.decode import (
     DECODERS,
     CombinedDecoder,
     Decoder,
     EnvoyDecoder,
     GenericJsonDecoder,
+    HAProxyDecoder,
     KongDecoder,
     NginxJsonDecoder,
     Parsed,
@@ -26,7 +27,7 @@ from statuswatch.core.decode import (
 from statuswatch.core.decode.batch import json_depth, precheck_batch
 from statuswatch.errors import ConfigError, DecodeError
 from tests.data import APACHE_CODES, apache_lines
-from tests.unit.decode_samples import CONFIGS, realistic_batch
+from tests.unit.decode_samples import CONFIGS, LINE_FORMATS, realistic_batch
 
 TS = 1_680_600_000_123  # 2023-04-04T09:20:00.123Z
 ISO = "2023-04-04T09:20:00.123Z"
@@ -76,7 +77,7 @@ def test_build_decoder_picks_the_format() -> None:
         decoder = build_decoder(DecodeConfig(format=fmt))  # type: ignore[arg-type]
         assert type(decoder) is cls
         assert decoder.name == fmt
-    assert set(DECODERS) == {"kong", "envoy", "nginx-json", "json", "combined"}
+    assert set(DECODERS) == {"kong", "envoy", "nginx-json", "json", "combined", "haproxy"}
 
 
 def test_build_decoder_rejects_an_unknown_format() -> None:
@@ -259,7 +260,7 @@ def test_deep_nesting_is_rejected_quickly() -> None:
         assert time.process_time() - start < 2.0
         reasons = [r.reason for r in batch.invalid]
         assert reasons == one
-        if cfg.format == "combined":
+        if cfg.format in LINE_FORMATS:
             assert reasons == ["unparseable_line"] * 4
         else:
             assert reasons == ["too_deep", "too_deep", "too_deep", "missing_field"]
@@ -738,6 +739,88 @@ def test_apache_logs() -> None:
     assert batch.dims["route"][0] == "/presentations"
     assert set(batch.dims["service"]) == {""} and set(batch.dims["app"]) == {""}
     assert (np.diff(batch.index) == 1).all()
+
+
+# -- haproxy ----------------------------------------------------------------------
+
+HAPROXY = HAProxyDecoder(DecodeConfig(format="haproxy"))
+
+
+def haproxy(request: str = "GET /v1/charges HTTP/1.1", *, status: str = "403",
+            stamp: str = "17/May/2015:10:05:03.250", middle: str = "") -> bytes:
+    return (f"10.0.1.2:33317 [{stamp}] api~ billing/s1 10/0/30/69/109 {status} 2750 - - "
+            f'---- 1/1/1/1/0 0/0{middle} "{request}"').encode()
+
+
+def test_haproxy_good() -> None:
+    assert HAPROXY.decode_one(haproxy()) == Parsed(T0 + 250, 403, "billing", "/v1", "")
+    assert HAPROXY.decode_one(haproxy() + b"\r\n").route == "/v1"
+    # no response: the client left, or a timeout struck, before the server answered
+    assert HAPROXY.decode_one(haproxy(status="-1")).status == NO_RESPONSE
+    # the frontend answered itself: the backend field names it
+    denied = haproxy().replace(b"billing/s1", b"api/<NOSRV>")
+    assert HAPROXY.decode_one(denied).service == "api"
+    # with the zone (%trl in a log-format)
+    assert HAPROXY.decode_one(haproxy(stamp="17/May/2015:12:05:03.250 +0200")).ts_ms == T0 + 250
+    # captured headers, and httpslog's fields after the request
+    captured = haproxy(middle=" {Mozilla/5.0 (X11; Linux)|api.example.com} {-}")
+    assert HAPROXY.decode_one(captured).route == "/v1"
+    tls = haproxy() + b" 0/0000000000000000/0/0/0 api.example.com/TLSv1.3/TLS_AES_256_GCM_SHA384"
+    assert HAPROXY.decode_one(tls).status == 403
+    logasap = haproxy().replace(b" 2750 ", b" +2750 ")
+    assert HAPROXY.decode_one(logasap).status == 403
+
+
+@pytest.mark.parametrize(
+    ("request_line", "route"),
+    [
+        ("GET /v1/charges?limit=5 HTTP/1.1", "/v1"),
+        ("GET https://api.example.com/v2/apps HTTP/2.0", "/v2"),  # HTTP/2: absolute URI
+        ("CONNECT api.example.com:443 HTTP/1.1", ""),
+        ("GET / HTTP/1.1", ""),
+        ("<BADREQ>", ""),
+        ("", ""),
+    ],
+)
+def test_haproxy_routes(request_line: str, route: str) -> None:
+    assert HAPROXY.decode_one(haproxy(request_line)).route == route
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"hello world", "unparseable_line"),
+        (LINE, "unparseable_line"),  # a combined line
+        (haproxy(status="999"), "status_out_of_range"),
+        (haproxy(status="-2"), "status_out_of_range"),
+        (haproxy(status="abc"), "unparseable_line"),
+        (haproxy(stamp="17/May/2015:10:05:03"), "bad_timestamp"),  # no milliseconds
+        (haproxy(stamp="32/May/2015:10:05:03.000"), "bad_timestamp"),
+        (haproxy().replace(b"billing/s1", b"billing"), "unparseable_line"),
+        (haproxy().replace(b"billing", b"bi\xffing"), "invalid_utf8"),
+    ],
+)
+def test_haproxy_invalid(value: bytes, reason: str) -> None:
+    assert reason_of(HAPROXY, value) == reason
+
+
+def test_haproxy_pathological_lines_are_fast() -> None:
+    n = 300_000
+    values = [
+        haproxy().replace(b"{", b"") + b" {" * n,
+        haproxy(middle=" {" + "a" * n),
+        haproxy("GET /" + "a/" * n),
+        b"a " * n,
+        b"1.2.3.4:1 [" * n,
+    ]
+    start = time.process_time()
+    batch = HAPROXY.decode(values)
+    # CPU seconds, not a speed figure: a super-linear path takes minutes on this
+    # input, a linear one milliseconds; the bound only catches the former
+    assert time.process_time() - start < 2.0
+    assert batch.index.tolist() == [0, 2]  # fields after the request; a long path
+    assert [r.reason for r in batch.invalid] == ["unparseable_line", "unparseable_line",
+                                                 "too_large"]
 
 
 # -- mixed batches ----------------------------------------------------------------

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statuswatch.config import DecodeConfig, FieldMap
+from statuswatch.core.columns import NO_RESPONSE
 from statuswatch.core.decode import END_TS_MS, MIN_TS_MS, Decoder, Parsed, build_decoder
 from statuswatch.core.decode.batch import json_depth
-from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes
+from tests.unit.decode_samples import CONFIGS, LINE_FORMATS, batch_outcomes, outcomes
 
 SETTINGS = settings(
     max_examples=150,
@@ -267,12 +268,41 @@ def combined_valid(data: st.DataObject) -> tuple[bytes, Parsed]:
     return line.encode(), Parsed(ts, status, "", route, "")
 
 
+def haproxy_valid(data: st.DataObject) -> tuple[bytes, Parsed]:
+    ts = data.draw(ts_ms)
+    status = data.draw(statuses | st.just(NO_RESPONSE))  # -1: no response
+    local = datetime(1970, 1, 1) + timedelta(milliseconds=ts)
+    stamp = f"{local.day:02d}/{MONTHS[local.month - 1]}/{local.year}:{local:%H:%M:%S}"
+    stamp += f".{ts % 1000:03d}"
+    path = data.draw(st.lists(segments, min_size=1, max_size=4))
+    query = data.draw(st.sampled_from(["", "?q=1", "?a=b/c", "#x"]))
+    authority = data.draw(st.sampled_from(["", "https://api.example.com", "http://h:8080"]))
+    method = data.draw(st.sampled_from(["GET", "POST", "HEAD", "PROPFIND"]))
+    proto = data.draw(st.sampled_from([" HTTP/1.1", " HTTP/2.0", ""]))
+    backend = data.draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.:", min_size=1,
+                                max_size=12))
+    frontend = data.draw(st.sampled_from(["fe", "fe~", "public-api"]))
+    server = data.draw(st.sampled_from(["s1", "<NOSRV>", "web-03"]))
+    timers = data.draw(st.sampled_from(["0/0/1/2/3", "-1/-1/-1/-1/0", "10/0/30/-1/2001"]))
+    size = data.draw(st.sampled_from(["0", "1234", "+2750"]))
+    captures = data.draw(st.sampled_from(["", " {Mozilla/5.0 (X11)|h}", " {a} {b|c}"]))
+    tail = data.draw(st.sampled_from(["", " 0/0000000000000000/0/0/0 - TLSv1.3"]))
+    end = data.draw(st.sampled_from(["", "\n", "\r\n"]))
+    code = "-1" if status == NO_RESPONSE else str(status)
+    line = (f"10.0.0.1:4242 [{stamp}] {frontend} {backend}/{server} {timers} {code} {size}"
+            f' - - ---- 1/1/0/0/0 0/0{captures} "{method} {authority}/{"/".join(path)}{query}'
+            f'{proto}"{tail}{end}')
+    route = "/" + path[0] if path[0] else ""
+    return line.encode(), Parsed(ts, status, backend, route, "")
+
+
 VALID = {
     "kong": kong_valid,
     "envoy": envoy_valid,
     "nginx-json": nginx_valid,
     "json": json_valid,
     "combined": combined_valid,
+    "haproxy": haproxy_valid,
 }
 
 
@@ -308,7 +338,7 @@ def test_batch_and_decode_one_agree_on_mixes(data: st.DataObject, fmt: str) -> N
         if kind == "valid":
             valid[i] = parsed
         elif kind == "broken":
-            value = broken_json(data, value) if fmt != "combined" else mutate(data, value)
+            value = broken_json(data, value) if fmt not in LINE_FORMATS else mutate(data, value)
         else:
             value = data.draw(st.binary(max_size=100) | keyed_json.map(encoded))
         values.append(value)
@@ -352,13 +382,13 @@ def test_huge_nesting_is_rejected_quickly(kind: str, closed: bool) -> None:
     opener = kind.encode() * (levels // len(kind))
     closer = (b"}" if kind == '{"a":' else b"]" if kind == "[" else b"}]") * (levels // len(kind))
     value = opener + (b"1" + closer if closed else b"")
-    for name, decoder in DECODERS.items():
+    for decoder in DECODERS.values():
         start = time.process_time()
         outcome = assert_agree(decoder, [value])[0][1]
         # CPU seconds, not a speed figure: a super-linear path takes minutes on this
         # input, a linear one milliseconds; the bound only catches the former
         assert time.process_time() - start < 2.0
-        if name.startswith("combined"):
+        if decoder.name in LINE_FORMATS:
             assert outcome in ("unparseable_line", "too_large")
         else:
             assert outcome in ("too_deep", "too_large")

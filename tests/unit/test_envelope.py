@@ -224,6 +224,19 @@ def test_the_hint_names_the_format_and_envelope_the_records_read_in():
         "send it): set decode.envelope: json and decode.envelope_field: log")
 
 
+def test_haproxy_lines_sent_through_syslog_are_named_as_such():
+    """HAProxy logs to syslog: its lines read as kong name the format and the envelope."""
+    line = (b'10.0.1.2:33317 [06/Dec/2026:05:30:01.655] api~ billing/s1 10/0/30/69/109 403 '
+            b'2750 - - ---- 1/1/1/1/0 0/0 "GET /v1/charges HTTP/1.1"')
+    kong = DecodeConfig(format="kong")
+    assert reading_hint("invalid_json", line, kong) == (
+        "the records are haproxy: set decode.format: haproxy")
+    framed = b"<134>Dec  6 05:30:01 lb-1 haproxy[812]: " + line
+    assert reading_hint("invalid_json", framed, kong).startswith(
+        "the records are haproxy behind a syslog header: set decode.format: haproxy and "
+        "decode.envelope: syslog")
+
+
 def test_an_envelope_field_that_is_no_dotted_path_names_the_key():
     with pytest.raises(ConfigError, match=r"decode\.envelope_field"):
         load_settings(decode={"envelope": "json", "envelope_field": "a..b"})

@@ -28,7 +28,13 @@ from hypothesis import strategies as st
 from statuswatch.config import DecodeConfig, FieldMap
 from statuswatch.core.decode import Decoder, JsonDecoder, Parsed, build_decoder, jsondecoder
 from statuswatch.simulate import SimSpec, encode, generate
-from tests.unit.decode_samples import CONFIGS, batch_outcomes, outcomes, realistic_batch
+from tests.unit.decode_samples import (
+    CONFIGS,
+    LINE_FORMATS,
+    batch_outcomes,
+    outcomes,
+    realistic_batch,
+)
 
 SETTINGS = settings(
     max_examples=200,
@@ -49,6 +55,7 @@ SIM_CONFIGS: dict[str, DecodeConfig] = {
                         route="route", app="app"),
     ),
     "combined": DecodeConfig(format="combined"),
+    "haproxy": DecodeConfig(format="haproxy"),
 }
 
 _SPEC = SimSpec(rate=300.0, n_apps=30)
@@ -116,7 +123,7 @@ DECODERS["json-events-iso"] = (
 )
 
 #: The cases without any fast path (text lines).
-NO_FAST_PATH = {"sim-combined", "samples-combined"}
+NO_FAST_PATH = {f"{source}-{fmt}" for source in ("sim", "samples") for fmt in LINE_FORMATS}
 
 #: The batch paths: the C scanner, and the full decoder (no fast path) as without it.
 PATHS = ["native", "full_decoder"]
@@ -254,7 +261,7 @@ def combined_line(draw: st.DrawFn, base: bytes) -> bytes:
 @st.composite
 def batch_for(draw: st.DrawFn, name: str) -> list[bytes]:
     decoder, bases = DECODERS[name]
-    make = combined_line if decoder.name == "combined" else json_record
+    make = combined_line if decoder.name in LINE_FORMATS else json_record
     values = []
     for _ in range(draw(st.integers(1, 30))):
         base = draw(st.sampled_from(bases))
@@ -334,7 +341,7 @@ def _tricky_keys(base: bytes) -> list[bytes]:
 @pytest.mark.parametrize("name", sorted(DECODERS))
 def test_duplicate_and_escaped_keys(name: str, path: str) -> None:
     decoder, bases = DECODERS[name]
-    if decoder.name == "combined":
+    if decoder.name in LINE_FORMATS:
         return
     values = [v for base in bases[:3] for v in _tricky_keys(base)]
     with fast_path(decoder, path):

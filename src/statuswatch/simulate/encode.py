@@ -15,6 +15,9 @@ Formats (one ``bytes`` per record, no trailing newline):
 * ``json``: a generic shape: ``ts`` (epoch ms), ``status``, ``svc``, ``route``, ``app``.
 * ``combined``: NGINX/Apache combined log lines, the app id as the remote user,
   second resolution; the path is ``/<service>/<route>[/<id>]``.
+* ``haproxy``: HAProxy ``option httplog`` lines, the backend named after the service;
+  a 429 is the frontend's own answer (``<NOSRV>``, termination ``PR--``), a 504 the
+  server timeout (``sH--``).
 
 Every format derives its per-record variety (ids, client IP, latencies) from the
 record's columns, so equal chunks encode to equal bytes.
@@ -45,7 +48,8 @@ from statuswatch.simulate.spec import SimSpec
 from statuswatch.simulate.traffic import Chunk
 
 #: The supported output formats.
-FORMATS: Final[tuple[str, ...]] = ("kong", "envoy", "nginx-json", "json", "combined")
+FORMATS: Final[tuple[str, ...]] = ("kong", "envoy", "nginx-json", "json", "combined",
+                                    "haproxy")
 
 GATEWAY_HOST: Final = "api.example.com"
 KONG_VERSION: Final = "3.4.2"
@@ -221,10 +225,14 @@ def _iso_second(sec: int) -> str:
 
 
 def _clf_second(sec: int) -> str:
+    return f"{_clf_second_no_zone(sec)} +0000"
+
+
+def _clf_second_no_zone(sec: int) -> str:
     tm = time.gmtime(sec)
     return (
         f"{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:"
-        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} +0000"
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
     )
 
 
@@ -414,12 +422,35 @@ def _encode_combined(chunk: Chunk, t: _Tables) -> list[bytes]:
     ]  # fmt: skip
 
 
+def _encode_haproxy(chunk: Chunk, t: _Tables) -> list[bytes]:
+    w = _rows(chunk, t)
+    stamps = _seconds(w.ts, _clf_second_no_zone)
+    out: list[bytes] = []
+    for ts, stamp, st, rt, uri, lat, size, gw, cip in zip(
+        w.ts, stamps, w.status, w.routes, w.uri, w.latency, w.size, w.gateway_ms,
+        w.client_ip, strict=True,
+    ):  # fmt: skip
+        if st == 429:  # the frontend's own rate limit: no backend server
+            where, timers, state = "gateway/<NOSRV>", f"{gw}/-1/-1/-1/{gw}", "PR--"
+        elif st == 504:  # the server timed out
+            where, timers, state = f"{rt.service}/{rt.service}-1", f"{gw}/0/1/-1/{lat}", "sH--"
+        else:
+            where, timers, state = (f"{rt.service}/{rt.service}-1", f"{gw}/0/1/{lat}/{lat + gw}",
+                                    "----")
+        out.append(
+            f"{cip}:{10_000 + ts % 50_000} [{stamp}.{ts % 1000:03d}] gateway~ {where} {timers} "
+            f'{st} {size} - - {state} 12/12/3/1/0 0/0 "{rt.method} {uri} HTTP/1.1"'.encode()
+        )
+    return out
+
+
 _ENCODERS: Final[dict[str, Callable[[Chunk, _Tables], list[bytes]]]] = {
     "kong": _encode_kong,
     "envoy": _encode_envoy,
     "nginx-json": _encode_nginx_json,
     "json": _encode_json,
     "combined": _encode_combined,
+    "haproxy": _encode_haproxy,
 }
 
 

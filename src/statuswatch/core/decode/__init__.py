@@ -32,6 +32,7 @@ from statuswatch.core.decode.combined import CombinedDecoder
 from statuswatch.core.decode.envelope import Unwrapped, unwrapper
 from statuswatch.core.decode.envoy import EnvoyDecoder
 from statuswatch.core.decode.generic_json import GenericJsonDecoder
+from statuswatch.core.decode.haproxy import HAProxyDecoder
 from statuswatch.core.decode.jsondecoder import JsonDecoder
 from statuswatch.core.decode.kong import KongDecoder
 from statuswatch.core.decode.nginx_json import NginxJsonDecoder
@@ -48,6 +49,7 @@ __all__ = [
     "Decoder",
     "EnvoyDecoder",
     "GenericJsonDecoder",
+    "HAProxyDecoder",
     "JsonDecoder",
     "KongDecoder",
     "NginxJsonDecoder",
@@ -63,6 +65,7 @@ DECODERS: dict[str, type[BaseDecoder]] = {
     "nginx-json": NginxJsonDecoder,
     "json": GenericJsonDecoder,
     "combined": CombinedDecoder,
+    "haproxy": HAProxyDecoder,
 }
 
 

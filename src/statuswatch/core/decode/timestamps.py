@@ -133,6 +133,12 @@ _CLF_TIME: Final = re.compile(
     rb":([0-9]{2}):([0-9]{2}):([0-9]{2})"  # :10:05:03
     rb" ([+-])([0-9]{2})([0-9]{2})"  # +0000
 )
+#: HAProxy's accept date: the same with milliseconds, and a zone only in ``%trl``
+_HAPROXY_TIME: Final = re.compile(
+    rb"([0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2})"  # 17/May/2015:10:05:03
+    rb"\.([0-9]{3})"  # .125
+    rb"( [+-][0-9]{4})?"  # +0000, or none
+)
 _MONTH_NUMBER: Final = {m.encode(): n for n, m in enumerate(MONTH_NAMES, 1)}
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
@@ -166,6 +172,31 @@ def clf_time_ms(text: bytes) -> int | None:
     ms = (days * 86400 + h * 3600 + mi * 60 + s - (zh * 3600 + zm * 60) * (
         1 if sign == b"+" else -1)) * 1000
     return ms if MIN_TS_MS <= ms < END_TS_MS else None
+
+
+def haproxy_time_ms(text: bytes) -> int | None:
+    """Milliseconds since the epoch of HAProxy's accept date (``%tr`` in its HTTP log:
+    the common log format's time with milliseconds and no zone, read as UTC, which is
+    what HAProxy writes where it runs in UTC), or of the same with a zone (``%trl``);
+    ``None`` if malformed or out of range. The second goes through ``clf_time_ms`` (and
+    its memo: lines of one second share it).
+
+    >>> haproxy_time_ms(b"17/May/2015:10:05:03.125")
+    1431857103125
+    >>> haproxy_time_ms(b"17/May/2015:12:05:03.125 +0200")
+    1431857103125
+    >>> haproxy_time_ms(b"17/May/2015:10:05:03") is None
+    True
+    """
+    m = _HAPROXY_TIME.fullmatch(text)
+    if m is None:
+        return None
+    second, millis, zone = m.groups()
+    ms = clf_time_ms(second + (zone or b" +0000"))
+    if ms is None:
+        return None
+    ms += int(millis)
+    return ms if ms < END_TS_MS else None
 
 
 def clf_value(value: object) -> int:

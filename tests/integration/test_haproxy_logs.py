@@ -1,0 +1,168 @@
+"""HTTP logs written by a real HAProxy (Debian's ``haproxy``), not by hand: its
+``option httplog`` lines sent to syslog over UDP, bare (``format raw``) and behind
+HAProxy's RFC 3164 header. Requests with a known mix of outcomes go in: the backend's
+statuses, the frontend's own 403 (``http-request deny``) and no response at all
+(``http-request silent-drop``, status -1). Each log decodes to exactly that mix, with
+the backend (or the frontend that answered) as the service, and ``statuswatch
+backtest --format haproxy`` counts the bare lines."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from statuswatch.config import DecodeConfig
+from statuswatch.core.columns import NO_RESPONSE, code_label
+from statuswatch.core.decode import build_decoder
+from tests.integration.support import (
+    free_port,
+    installed,
+    serving,
+    syslog_receiver,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+#: path -> (status, requests): the backend's answers, then the frontend's own
+BACKEND_MIX = {
+    "/v1/charges": (200, 90), "/v1/refunds": (201, 8), "/v2/apps": (403, 30),
+    "/v2/missing": (404, 12), "/v1/boom": (500, 3), "/v1/busy": (503, 5),
+}
+FRONTEND_MIX = {"/blocked/scraper": (403, 6), "/drop/abuser": (NO_RESPONSE, 4)}
+BACKEND, FRONTEND = "billing", "public"
+
+
+@contextmanager
+def backend() -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 answering ``BACKEND_MIX`` (its port yielded)."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = BACKEND_MIX[self.path][0]
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # HAProxy's log is the one under test
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@contextmanager
+def haproxy(tmp_path: Path, backend_port: int, raw_port: int, framed_port: int) -> Iterator[int]:
+    """HAProxy in the foreground on 127.0.0.1 (its port yielded), logging each request
+    over UDP bare to ``raw_port`` and behind its syslog header to ``framed_port``."""
+    port = free_port()
+    conf = tmp_path / "haproxy.cfg"
+    conf.write_text(
+        "global\n"
+        f"  log 127.0.0.1:{raw_port} format raw local0\n"
+        f"  log 127.0.0.1:{framed_port} local0\n"
+        # dontlognull, as Debian's stock config: the harness's port probe is no request
+        "defaults\n  mode http\n  log global\n  option httplog\n  option dontlognull\n"
+        "  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n"
+        f"frontend {FRONTEND}\n  bind 127.0.0.1:{port}\n"
+        "  http-request deny if { path_beg /blocked }\n"
+        "  http-request silent-drop if { path_beg /drop }\n"
+        f"  default_backend {BACKEND}\n"
+        f"backend {BACKEND}\n  server s1 127.0.0.1:{backend_port}\n"
+    )
+    with serving([installed("haproxy", "haproxy"), "-db", "-f", str(conf)], port,
+                 tmp_path / "haproxy.out"):
+        yield port
+
+
+def ask(port: int) -> Counter[int]:
+    """Send every request of the mixes, each on its own connection; the outcomes seen
+    (``NO_RESPONSE`` where no response came)."""
+    seen: Counter[int] = Counter()
+    for path, (_, times) in [*BACKEND_MIX.items(), *FRONTEND_MIX.items()]:
+        for _ in range(times):
+            # silent-drop keeps even the close from the client: it only times out
+            dropped = path.startswith("/drop")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1 if dropped else 10)
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                seen[response.status] += 1
+            except (http.client.RemoteDisconnected, ConnectionResetError, TimeoutError):
+                seen[NO_RESPONSE] += 1
+            finally:
+                conn.close()
+    return seen
+
+
+def expected_counts() -> Counter[int]:
+    out: Counter[int] = Counter()
+    for status, n in [*BACKEND_MIX.values(), *FRONTEND_MIX.values()]:
+        out[status] += n
+    return out
+
+
+def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
+    started_ms = int(time.time() * 1000) - 1000
+    n = sum(expected_counts().values())
+    with ExitStack() as stack:
+        raw_port, raw = stack.enter_context(syslog_receiver())
+        framed_port, framed = stack.enter_context(syslog_receiver())
+        backend_port = stack.enter_context(backend())
+        port = stack.enter_context(haproxy(tmp_path, backend_port, raw_port, framed_port))
+        seen = ask(port)
+        wait_for(lambda: len(raw) >= n and len(framed) >= n, 10,
+                 lambda: f"{len(raw)} and {len(framed)} syslog datagrams of {n}")
+    ended_ms = int(time.time() * 1000) + 1000
+    assert seen == expected_counts()
+    assert framed[0].startswith(b"<134>")  # local0.info behind HAProxy's header
+    decoded = {
+        "raw": build_decoder(DecodeConfig(format="haproxy")).decode(raw),
+        "framed": build_decoder(DecodeConfig(format="haproxy", envelope="syslog")).decode(
+            framed),
+    }
+    want_services = Counter({BACKEND: sum(n for _, n in BACKEND_MIX.values()),
+                             FRONTEND: sum(n for _, n in FRONTEND_MIX.values())})
+    want_routes = Counter()
+    for path, (_, times) in [*BACKEND_MIX.items(), *FRONTEND_MIX.items()]:
+        want_routes["/" + path.split("/")[1]] += times
+    for name, batch in decoded.items():
+        assert not batch.invalid, (name, batch.invalid[:3])
+        assert Counter(batch.status.tolist()) == seen, name
+        assert Counter(batch.dims["service"]) == want_services, name
+        assert Counter(batch.dims["route"]) == want_routes, name
+        assert started_ms <= batch.ts_ms.min() and batch.ts_ms.max() <= ended_ms, name
+
+    log = tmp_path / "haproxy.log"
+    log.write_bytes(b"".join(line.rstrip(b"\n") + b"\n" for line in raw))
+    summary = tmp_path / "summary.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "statuswatch", "backtest", "--format", "haproxy",
+         "--summary-out", str(summary), str(log)],
+        capture_output=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    counted = json.loads(summary.read_text())
+    assert counted["invalid"] == 0 and counted["records"] == n
+    assert counted["codes"] == {code_label(code): k for code, k in sorted(seen.items())}
+
