@@ -41,6 +41,7 @@ BACKEND_MIX = {
     "/v2/missing": (404, 12), "/v1/boom": (500, 3), "/v1/busy": (503, 5),
 }
 FRONTEND_MIX = {"/blocked/scraper": (403, 6), "/drop/abuser": (NO_RESPONSE, 4)}
+MIX = {**BACKEND_MIX, **FRONTEND_MIX}
 BACKEND, FRONTEND = "billing", "public"
 
 
@@ -98,7 +99,7 @@ def ask(port: int) -> Counter[int]:
     """Send every request of the mixes, each on its own connection; the outcomes seen
     (``NO_RESPONSE`` where no response came)."""
     seen: Counter[int] = Counter()
-    for path, (_, times) in [*BACKEND_MIX.items(), *FRONTEND_MIX.items()]:
+    for path, (_, times) in MIX.items():
         for _ in range(times):
             # silent-drop keeps even the close from the client: it only times out
             dropped = path.startswith("/drop")
@@ -117,7 +118,7 @@ def ask(port: int) -> Counter[int]:
 
 def expected_counts() -> Counter[int]:
     out: Counter[int] = Counter()
-    for status, n in [*BACKEND_MIX.values(), *FRONTEND_MIX.values()]:
+    for status, n in MIX.values():
         out[status] += n
     return out
 
@@ -143,8 +144,8 @@ def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
     }
     want_services = Counter({BACKEND: sum(n for _, n in BACKEND_MIX.values()),
                              FRONTEND: sum(n for _, n in FRONTEND_MIX.values())})
-    want_routes = Counter()
-    for path, (_, times) in [*BACKEND_MIX.items(), *FRONTEND_MIX.items()]:
+    want_routes: Counter[str] = Counter()
+    for path, (_, times) in MIX.items():
         want_routes["/" + path.split("/")[1]] += times
     for name, batch in decoded.items():
         assert not batch.invalid, (name, batch.invalid[:3])
