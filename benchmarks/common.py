@@ -36,6 +36,7 @@ FORMAT_CONFIGS: dict[str, DecodeConfig] = {
         format="nginx-json", fields=FieldMap(service="service", route="route", app="app")
     ),
     "combined": DecodeConfig(format="combined"),
+    "haproxy": DecodeConfig(format="haproxy"),
     "json": DecodeConfig(
         format="json",
         fields=FieldMap(
@@ -95,6 +96,9 @@ def kong_file(n: int, *, rate: float = 2500.0) -> Path:
 _COMBINED = re.compile(
     rb'^\S+ \S+ \S+ \[([^\]]+)\] "\S+ (/[^/?\s"]*)[^"]*" (\d{3}) \S+'
 )
+_HAPROXY = re.compile(
+    rb'^\S+ \[([^\]]+)\] \S+ ([^/\s]+)/\S+ \S+ (-?\d+) .*?"\S+ (/[^/?\s"]*)[^"]*"'
+)
 _MONTHS = {m: i for i, m in enumerate(
     (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
      b"Dec"), 1)}
@@ -144,6 +148,16 @@ def _naive_fields(fmt: str) -> Callable[[bytes], tuple[int, int, str, str, str]]
             dt = datetime.strptime(stamp.decode(), "%d/%b/%Y:%H:%M:%S %z")
             return int(dt.timestamp() * 1000), int(code), "", route.decode(), ""
         return combined
+    if fmt == "haproxy":
+        from datetime import datetime
+
+        def haproxy(v: bytes) -> tuple[int, int, str, str, str]:
+            m = _HAPROXY.match(v)
+            assert m is not None
+            stamp, backend, code, route = m.groups()
+            dt = datetime.strptime(stamp.decode() + "+0000", "%d/%b/%Y:%H:%M:%S.%f%z")
+            return int(dt.timestamp() * 1000), int(code), backend.decode(), route.decode(), ""
+        return haproxy
     raise ValueError(fmt)
 
 
