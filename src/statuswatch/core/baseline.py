@@ -305,8 +305,7 @@ class Baseline:
             if frozen_long is not None:
                 frozen = frozen | frozen_long.take(rows, axis=0)[:, :n_cols]
             self._learn_long_dispersion(rows, long_counts.take(rows, axis=0), long_totals[rows],
-                                        frozen,
-                                        known, debias)
+                                        frozen, known, debias)
 
     def learn_silent(self, n_rows: int, n_cols: int, *, window_starts_ms: list[int]) -> None:
         """``learn`` of consecutive windows without requests, nothing frozen: every row

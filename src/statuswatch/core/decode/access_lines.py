@@ -33,7 +33,7 @@ from statuswatch.core.decode.protocol import Parsed, fail
 
 
 @lru_cache(maxsize=4096)
-def route_of(segment: bytes) -> str:
+def _route_of(segment: bytes) -> str:
     return "/" + segment.decode("utf-8", "replace")
 
 
@@ -83,7 +83,7 @@ class AccessLineDecoder(BaseDecoder):
         if ts is None:
             fail("bad_timestamp", "time")
         service = _service_of(m[self._service_group]) if self._has_service else ""
-        return Parsed(ts, status, service, route_of(segment) if segment else "", "")
+        return Parsed(ts, status, service, _route_of(segment) if segment else "", "")
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         """``decode_one`` over the batch, with the size and UTF-8 checks done for the
@@ -94,6 +94,7 @@ class AccessLineDecoder(BaseDecoder):
         match, stamp_ms = self.line.match, type(self).time_ms
         no_response, (g_stamp, g_status, g_segment) = self.no_response, self._stamp_status_segment
         has_service, g_service = self._has_service, self._service_group
+        route_of, service_of = _route_of, _service_of  # locals: looked up once
         ts: list[int] = []
         status: list[int] = []
         service: list[str] = []
@@ -123,7 +124,7 @@ class AccessLineDecoder(BaseDecoder):
             add_ts(ms)
             add_status(st)
             if has_service:
-                add_service(_service_of(m[g_service]))
+                add_service(service_of(m[g_service]))
             add_route(route_of(segment) if segment else "")
             add_index(i)
         if late_invalid:
