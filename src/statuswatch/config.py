@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import urllib.parse
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -333,6 +334,13 @@ class DecodeConfig(_Strict):
         description="With `envelope: json`, the dotted path of the field holding the line: "
         "`message` (Vector, Filebeat), `log` (Fluent Bit).",
     )
+    timezone: str = Field(
+        "UTC",
+        description="Zone of event times written without an offset: HAProxy's accept date "
+        "(`%tr`, the local time of HAProxy's host) and ISO-8601 times without `Z` or "
+        "`+HH:MM`. An IANA name (`Europe/Berlin`) or `UTC`. In the hour the change to "
+        "winter time repeats, a time is read as its first occurrence.",
+    )
     max_record_bytes: int = Field(
         1_000_000, gt=0,
         description="Larger records are rejected as `too_large`.",
@@ -343,6 +351,18 @@ class DecodeConfig(_Strict):
         description="When most records are rejected: `/ready` 503, an ERROR line, the "
         "StatuswatchInputMostlyInvalid alert; volume drops are suppressed meanwhile.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_known(cls, name: str) -> str:
+        if name != "UTC":  # UTC needs no zone database
+            try:
+                zoneinfo.ZoneInfo(name)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+                raise ValueError(
+                    f"unknown time zone {name!r}: an IANA name such as Europe/Berlin, or UTC"
+                ) from None
+        return name
 
     @model_validator(mode="after")
     def _status_for_format(self) -> DecodeConfig:

@@ -4,7 +4,8 @@ HAProxy's RFC 3164 header. Requests with a known mix of outcomes go in: the back
 statuses, the frontend's own 403 (``http-request deny``) and no response at all
 (``http-request silent-drop``, status -1). Each log decodes to exactly that mix, with
 the backend (or the frontend that answered) as the service, and ``statuswatch
-backtest --format haproxy`` counts the bare lines."""
+backtest --format haproxy`` counts the bare lines. HAProxy runs in ``HOST_ZONE``: its
+accept date is that zone's local time, read right with ``decode.timezone``."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ BACKEND_MIX = {
 FRONTEND_MIX = {"/blocked/scraper": (403, 6), "/drop/abuser": (NO_RESPONSE, 4)}
 MIX = {**BACKEND_MIX, **FRONTEND_MIX}
 BACKEND, FRONTEND = "billing", "public"
+#: HAProxy's local time (no daylight saving: the offset is known)
+HOST_ZONE, HOST_OFFSET_MS = "Asia/Kolkata", 19_800_000
 
 
 @contextmanager
@@ -91,7 +94,7 @@ def haproxy(tmp_path: Path, backend_port: int, raw_port: int, framed_port: int) 
         f"backend {BACKEND}\n  server s1 127.0.0.1:{backend_port}\n"
     )
     with serving([installed("haproxy", "haproxy"), "-db", "-f", str(conf)], port,
-                 tmp_path / "haproxy.out"):
+                 tmp_path / "haproxy.out", env={"TZ": HOST_ZONE}):
         yield port
 
 
@@ -138,10 +141,13 @@ def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
     assert seen == expected_counts()
     assert framed[0].startswith(b"<134>")  # local0.info behind HAProxy's header
     decoded = {
-        "raw": build_decoder(DecodeConfig(format="haproxy")).decode(raw),
-        "framed": build_decoder(DecodeConfig(format="haproxy", envelope="syslog")).decode(
-            framed),
+        "raw": build_decoder(DecodeConfig(format="haproxy", timezone=HOST_ZONE)).decode(raw),
+        "framed": build_decoder(
+            DecodeConfig(format="haproxy", envelope="syslog", timezone=HOST_ZONE)).decode(framed),
     }
+    # read as UTC (the default), the local times are the zone's offset late
+    as_utc = build_decoder(DecodeConfig(format="haproxy")).decode(raw).ts_ms
+    assert (as_utc - decoded["raw"].ts_ms == HOST_OFFSET_MS).all()
     want_services = Counter({BACKEND: sum(n for _, n in BACKEND_MIX.values()),
                              FRONTEND: sum(n for _, n in FRONTEND_MIX.values())})
     want_routes: Counter[str] = Counter()
@@ -157,8 +163,10 @@ def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
     log = tmp_path / "haproxy.log"
     log.write_bytes(b"".join(line.rstrip(b"\n") + b"\n" for line in raw))
     summary = tmp_path / "summary.json"
+    config = tmp_path / "statuswatch.yaml"
+    config.write_text(f"decode:\n  format: haproxy\n  timezone: {HOST_ZONE}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "statuswatch", "backtest", "--format", "haproxy",
+        [sys.executable, "-m", "statuswatch", "backtest", "--config", str(config),
          "--summary-out", str(summary), str(log)],
         capture_output=True, check=False, timeout=120,
     )

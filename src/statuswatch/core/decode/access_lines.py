@@ -2,8 +2,8 @@
 
 A format names, in its pattern, the groups ``stamp`` (the time), ``status`` and
 ``segment`` (the first segment of the request path), and ``service`` where its lines
-carry one; it gives the function that reads its time and the status text that means
-"no response was sent" (code 0). Dimensions: service from the line or ``""``, route
+carry one; it gives the function that reads its time (``stamp_reader``) and the status
+text that means "no response was sent" (code 0). Dimensions: service from the line or ``""``, route
 ``"/" + segment`` (``""`` for ``/``, a query on ``/``, or a malformed request line),
 app ``""``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import ClassVar
 
@@ -30,6 +30,7 @@ from statuswatch.core.columns import (
 from statuswatch.core.decode.batch import BaseDecoder, precheck, precheck_batch
 from statuswatch.core.decode.lines import indexable
 from statuswatch.core.decode.protocol import Parsed, fail
+from statuswatch.core.decode.timestamps import LocalZone
 
 
 @lru_cache(maxsize=4096)
@@ -49,11 +50,11 @@ class AccessLineDecoder(BaseDecoder):
     #: the ``status`` text of a request that got no response
     no_response: ClassVar[bytes]
 
-    @staticmethod
+    @classmethod
     @abstractmethod
-    def time_ms(text: bytes) -> int | None:
-        """Milliseconds since the epoch of the ``stamp`` group, None if malformed or out
-        of range."""
+    def stamp_reader(cls, zone: LocalZone) -> Callable[[bytes], int | None]:
+        """The reader of the ``stamp`` group: milliseconds since the epoch, None if
+        malformed or out of range (``zone``: of a time without an offset)."""
 
     def __init__(self, cfg: DecodeConfig) -> None:
         super().__init__(cfg)
@@ -62,6 +63,7 @@ class AccessLineDecoder(BaseDecoder):
         #: the groups' numbers: ``Match.group`` takes them faster than names
         self._stamp_status_segment = (groups["stamp"], groups["status"], groups["segment"])
         self._service_group = groups.get("service", 0)
+        self._time_ms = self.stamp_reader(LocalZone(cfg.timezone))
 
     def _status(self, code: bytes) -> int | None:
         """The outcome code of the ``status`` text; None if out of range."""
@@ -79,7 +81,7 @@ class AccessLineDecoder(BaseDecoder):
         status = self._status(code)
         if status is None:
             fail("status_out_of_range", "status")
-        ts = type(self).time_ms(stamp)
+        ts = self._time_ms(stamp)
         if ts is None:
             fail("bad_timestamp", "time")
         service = _service_of(m[self._service_group]) if self._has_service else ""
@@ -91,7 +93,7 @@ class AccessLineDecoder(BaseDecoder):
         values = indexable(values)
         ok, bad = precheck_batch(values, self.max_bytes, None)
         invalid = [InvalidRecord(i, reason) for i, reason in bad.items()]
-        match, stamp_ms = self.line.match, type(self).time_ms
+        match, stamp_ms = self.line.match, self._time_ms
         no_response, (g_stamp, g_status, g_segment) = self.no_response, self._stamp_status_segment
         has_service, g_service = self._has_service, self._service_group
         route_of, service_of = _route_of, _service_of  # locals: looked up once

@@ -26,10 +26,11 @@ statuswatch.errors.DecodeError: unparseable_line
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 from statuswatch.core.decode.access_lines import AccessLineDecoder
-from statuswatch.core.decode.timestamps import clf_time_ms
+from statuswatch.core.decode.timestamps import LocalZone, clf_time_ms
 
 _LINE: Final = re.compile(
     rb"""
@@ -50,5 +51,8 @@ _LINE: Final = re.compile(
 class CombinedDecoder(AccessLineDecoder):
     name = "combined"
     line = _LINE
-    time_ms = staticmethod(clf_time_ms)
     no_response = b"-"
+
+    @classmethod
+    def stamp_reader(cls, zone: LocalZone) -> Callable[[bytes], int | None]:
+        return clf_time_ms  # the time always has its offset

@@ -8,9 +8,10 @@ fields after the request)::
 
 One compiled regex per line (``access_lines``); behind a syslog header (HAProxy's
 ``log`` to a syslog server) with ``decode.envelope: syslog``. The accept date has no
-zone: it is read as UTC (run HAProxy in UTC, or log ``%trl`` with its offset in a
-``log-format``). The status ``-1`` (the client or a timeout ended the request before a
-response, termination state ``C...`` or ``s...``) is no response, code 0. Dimensions:
+offset: it is HAProxy's local time, read in ``decode.timezone`` (UTC unless set; or log
+``%trl``, which has the offset, in a ``log-format``). The status ``-1`` (the client or
+a timeout ended the request before a response, termination state ``C...`` or ``s...``)
+is no response, code 0. Dimensions:
 service the backend (the frontend's own name where it answered itself), route the first
 segment of the request path (an HTTP/2 request's absolute URI included), app ``""``.
 
@@ -28,10 +29,12 @@ Parsed(ts_ms=1796535001655, status=403, service='billing', route='/v1', app='')
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Final
 
 from statuswatch.core.decode.access_lines import AccessLineDecoder
-from statuswatch.core.decode.timestamps import haproxy_time_ms
+from statuswatch.core.decode.timestamps import LocalZone, haproxy_time_ms
 
 _LINE: Final = re.compile(
     rb"""
@@ -60,5 +63,8 @@ _LINE: Final = re.compile(
 class HAProxyDecoder(AccessLineDecoder):
     name = "haproxy"
     line = _LINE
-    time_ms = staticmethod(haproxy_time_ms)
     no_response = b"-1"
+
+    @classmethod
+    def stamp_reader(cls, zone: LocalZone) -> Callable[[bytes], int | None]:
+        return haproxy_time_ms if zone.is_utc else partial(haproxy_time_ms, zone=zone)

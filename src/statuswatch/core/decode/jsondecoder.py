@@ -48,7 +48,12 @@ from statuswatch.core.decode.json_fields import (
 from statuswatch.core.decode.lines import Lines, indexable
 from statuswatch.core.decode.protocol import Parsed, dim_value, fail, status_value
 from statuswatch.core.decode.scanned_columns import FastColumns, scanned_columns
-from statuswatch.core.decode.timestamps import END_TS_MS, MIN_TS_MS, timestamp_value
+from statuswatch.core.decode.timestamps import (
+    END_TS_MS,
+    MIN_TS_MS,
+    LocalZone,
+    timestamp_value,
+)
 from statuswatch.errors import DecodeError
 
 if TYPE_CHECKING:
@@ -146,8 +151,9 @@ def _dimension(values: tuple[Any, ...], fields: list[tuple[int, JsonField]]) -> 
     return dim_value(value, dash_is_empty=f.dash_is_empty)
 
 
-def _extractor(table: FieldTable) -> Callable[[Any], Parsed]:
-    """``JsonDecoder.extract`` for ``table``: a closure over plain locals, since it runs
+def _extractor(table: FieldTable, zone: LocalZone) -> Callable[[Any], Parsed]:
+    """``JsonDecoder.extract`` for ``table`` (``zone``: of ISO-8601 times without an
+    offset): a closure over plain locals, since it runs
     once per record the fast path does not vouch for (every record without the C
     scanner). The common case (an int status, an epoch-ms integer or a string
     timestamp, string dimensions) makes no call per value."""
@@ -202,7 +208,7 @@ def _extractor(table: FieldTable) -> Callable[[Any], Parsed]:
             ts = raw_ts
         else:
             try:
-                ts = timestamp_value(raw_ts, unit, digit_strings=digit_strings)
+                ts = timestamp_value(raw_ts, unit, digit_strings=digit_strings, zone=zone)
             except DecodeError as exc:
                 raise DecodeError(exc.reason, chosen.dotted) from None
         service = values[sv_at] if sv_at >= 0 else ""
@@ -235,7 +241,7 @@ class JsonDecoder(BaseDecoder):
         #: The details naming the timestamp and the status (``DecodeError.detail``).
         self.ts_names = [f.dotted for _, f in table.of("timestamp")]
         self.status_name = next((f.dotted for _, f in table.of("status")), None)
-        self._extract = _extractor(table)
+        self._extract = _extractor(table, LocalZone(cfg.timezone))
         self._plan = scan_plan(table)
         self._scanner: Scanner | None = None
         if NATIVE_SCANNER is not None and self._plan is not None:

@@ -3,16 +3,18 @@
 Every parser returns milliseconds since the epoch within the accepted years
 (2000-2200) or fails with ``bad_timestamp`` (``wrong_type`` for a JSON value of
 another type). ``timestamp_columns`` holds the vectorised versions the C
-scanner's columns go through.
+scanner's columns go through. A time written without an offset is read in the
+``LocalZone`` of ``decode.timezone`` (UTC unless set).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from statuswatch.core.decode.protocol import fail
 
@@ -22,6 +24,50 @@ MIN_TS_MS: Final = 946_684_800_000
 END_TS_MS: Final = 7_289_654_400_000
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class LocalZone:
+    """The zone of event times written without an offset (``decode.timezone``): an
+    IANA name (``Europe/Berlin``) or ``UTC``. In the hour a change to winter time
+    repeats, a time is read as its first occurrence (summer time); a time skipped by
+    the change to summer time, with the offset before it.
+
+    >>> berlin = LocalZone("Europe/Berlin")
+    >>> berlin.utc_ms(clf_time_ms(b"06/Dec/2026:06:30:01 +0000")) == clf_time_ms(
+    ...     b"06/Dec/2026:05:30:01 +0000")
+    True
+    """
+
+    #: offsets remembered (by civil minute) before the memo starts afresh
+    MEMO_MINUTES: Final = 4096
+
+    def __init__(self, name: str) -> None:
+        #: whether civil times are UTC already (then ``utc_ms`` need not be called)
+        self.is_utc = name == "UTC"
+        self.name = name
+        self.tzinfo: tzinfo = UTC
+        if not self.is_utc:  # UTC needs no zone database; the config checked the name
+            self.tzinfo = ZoneInfo(name)
+        self._offset_ms: dict[int, int] = {}
+
+    def utc_ms(self, civil_ms: int) -> int:
+        """Milliseconds since the epoch of a civil time in this zone, given as the
+        milliseconds it would be if it were UTC."""
+        # Offsets change on whole civil minutes (every change since 2000 does).
+        minute = civil_ms // 60_000
+        offset = self._offset_ms.get(minute)
+        if offset is None:
+            civil = datetime(1970, 1, 1) + timedelta(minutes=minute)
+            delta = civil.replace(tzinfo=self.tzinfo).utcoffset()
+            offset = 0 if delta is None else delta // timedelta(milliseconds=1)
+            if len(self._offset_ms) >= self.MEMO_MINUTES:
+                self._offset_ms.clear()
+            self._offset_ms[minute] = offset
+        return civil_ms - offset
+
+
+#: ``decode.timezone``'s default
+UTC_ZONE: Final = LocalZone("UTC")
 
 
 def check_ts_ms(ts_ms: int, field: str = "") -> int:
@@ -91,12 +137,15 @@ def epoch_to_ms(value: object, unit: str, *, digit_strings: bool = False) -> int
     return check_ts_ms(ms)
 
 
-def iso_to_ms(text: str) -> int:
-    """Milliseconds since the epoch from an ISO-8601 timestamp (naive means UTC).
+def iso_to_ms(text: str, zone: LocalZone = UTC_ZONE) -> int:
+    """Milliseconds since the epoch from an ISO-8601 timestamp (one without an offset
+    is in ``zone``).
 
     >>> iso_to_ms("2023-04-04T10:00:00.123Z")
     1680602400123
     >>> iso_to_ms("2023-04-04T12:00:00.123+02:00")
+    1680602400123
+    >>> iso_to_ms("2023-04-04T12:00:00.123", LocalZone("Europe/Berlin"))
     1680602400123
     >>> iso_to_ms("yesterday")
     Traceback (most recent call last):
@@ -108,7 +157,7 @@ def iso_to_ms(text: str) -> int:
     except (ValueError, TypeError):
         fail("bad_timestamp")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
+        dt = dt.replace(tzinfo=zone.tzinfo)
     try:
         delta = dt - _EPOCH
     except OverflowError:  # an offset pushing year 1 or 9999 out of range
@@ -119,11 +168,11 @@ def iso_to_ms(text: str) -> int:
     fail("bad_timestamp")
 
 
-def iso_value(value: object) -> int:
+def iso_value(value: object, zone: LocalZone = UTC_ZONE) -> int:
     """``iso_to_ms`` for a JSON value: anything but a string is ``wrong_type``."""
     if type(value) is not str:
         fail("wrong_type")
-    return iso_to_ms(value)
+    return iso_to_ms(value, zone)
 
 
 MONTH_NAMES: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
@@ -171,36 +220,41 @@ def clf_time_ms(text: bytes) -> int | None:
     return ms if MIN_TS_MS <= ms < END_TS_MS else None
 
 
-def haproxy_time_ms(text: bytes) -> int | None:
+def haproxy_time_ms(text: bytes, zone: LocalZone = UTC_ZONE) -> int | None:
     """Milliseconds since the epoch of HAProxy's accept date (``%tr`` in its HTTP log:
-    the common log format's time with milliseconds and no zone, read as UTC, which is
-    what HAProxy writes where it runs in UTC), or of the same with a zone (``%trl``);
-    ``None`` if malformed or out of range. The second goes through ``clf_time_ms`` (and
-    its memo: lines of one second share it).
+    the common log format's time with milliseconds and no offset, in the local time of
+    HAProxy's host: ``zone``), or of the same with an offset (``%trl``); ``None`` if
+    malformed or out of range. The second goes through ``clf_time_ms`` (and its memo:
+    lines of one second share it).
 
     >>> haproxy_time_ms(b"17/May/2015:10:05:03.125")
     1431857103125
     >>> haproxy_time_ms(b"17/May/2015:12:05:03.125 +0200")
+    1431857103125
+    >>> haproxy_time_ms(b"17/May/2015:12:05:03.125", LocalZone("Europe/Berlin"))
     1431857103125
     >>> haproxy_time_ms(b"17/May/2015:10:05:03") is None
     True
     """
     # Fixed width: "17/May/2015:10:05:03.125", then " +0200" or nothing; clf_time_ms
     # checks the second and the zone.
-    if len(text) == _HAPROXY_TIME_BYTES:
-        zone = b" +0000"
+    civil = len(text) == _HAPROXY_TIME_BYTES
+    if civil:
+        offset = b" +0000"
     elif len(text) == _HAPROXY_TIME_BYTES + 6:
-        zone = text[_HAPROXY_TIME_BYTES:]
+        offset = text[_HAPROXY_TIME_BYTES:]
     else:
         return None
     millis = text[21:24]
     if text[20] != _DOT or not millis.isdigit():
         return None
-    ms = clf_time_ms(text[:20] + zone)
+    ms = clf_time_ms(text[:20] + offset)
     if ms is None:
         return None
     ms += int(millis)
-    return ms if ms < END_TS_MS else None
+    if civil and not zone.is_utc:
+        ms = zone.utc_ms(ms)
+    return ms if MIN_TS_MS <= ms < END_TS_MS else None
 
 
 def clf_value(value: object) -> int:
@@ -225,14 +279,17 @@ def clf_value(value: object) -> int:
     return ms
 
 
-def timestamp_value(value: object, unit: str, *, digit_strings: bool = False) -> int:
-    """Milliseconds since the epoch from a JSON value in ``unit`` (a ``timestamp_unit``).
+def timestamp_value(
+    value: object, unit: str, *, digit_strings: bool = False, zone: LocalZone = UTC_ZONE
+) -> int:
+    """Milliseconds since the epoch from a JSON value in ``unit`` (a ``timestamp_unit``;
+    ``zone``: of an ISO-8601 time without an offset).
 
     >>> timestamp_value("2023-04-04T10:00:00.123Z", "iso8601"), timestamp_value(1680600000, "s")
     (1680602400123, 1680600000000)
     """
     if unit == "iso8601":
-        return iso_value(value)
+        return iso_value(value, zone)
     if unit == "clf":
         return clf_value(value)
     return epoch_to_ms(value, unit, digit_strings=digit_strings)
