@@ -37,6 +37,7 @@ FORMAT_CONFIGS: dict[str, DecodeConfig] = {
     ),
     "combined": DecodeConfig(format="combined"),
     "haproxy": DecodeConfig(format="haproxy"),
+    "caddy": DecodeConfig(format="caddy", fields=FieldMap(app="user_id")),
     "json": DecodeConfig(
         format="json",
         fields=FieldMap(
@@ -158,6 +159,14 @@ def _naive_fields(fmt: str) -> Callable[[bytes], tuple[int, int, str, str, str]]
             dt = datetime.strptime(stamp.decode() + "+0000", "%d/%b/%Y:%H:%M:%S.%f%z")
             return int(dt.timestamp() * 1000), int(code), backend.decode(), route.decode(), ""
         return haproxy
+    if fmt == "caddy":
+        def caddy(v: bytes) -> tuple[int, int, str, str, str]:
+            r = loads(v)
+            request = r["request"]
+            route = "/" + request["uri"].split("?", 1)[0].split("/")[1]
+            return (round(r["ts"] * 1000), r["status"], request.get("host") or "",
+                    route, r.get("user_id") or "")
+        return caddy
     raise ValueError(fmt)
 
 

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from typing import Any, get_args
 
 from statuswatch import __version__
-from statuswatch.config import DecodeConfig, Settings, load_settings
+from statuswatch.config import DECODE_FORMATS, DecodeConfig, Settings, load_settings
 from statuswatch.errors import StatuswatchError
 
 log = logging.getLogger("statuswatch")
 
 #: the choices of ``decode.format`` and ``decode.envelope``, from their types
-FORMATS: tuple[str, ...] = get_args(DecodeConfig.model_fields["format"].annotation)
+FORMATS: tuple[str, ...] = DECODE_FORMATS
 ENVELOPES: tuple[str, ...] = get_args(DecodeConfig.model_fields["envelope"].annotation)
 
 

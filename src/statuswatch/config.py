@@ -23,7 +23,7 @@ import itertools
 import urllib.parse
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -32,6 +32,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -310,13 +311,20 @@ class MostlyInvalidConfig(_Strict):
     )
 
 
+DecodeFormat = Literal["kong", "envoy", "nginx-json", "combined", "haproxy", "caddy", "json"]
+DECODE_FORMATS: tuple[str, ...] = get_args(DecodeFormat)
+#: Formats whose route is a name, not a path: ``decode.route_segments`` does not apply.
+NAMED_ROUTE_FORMATS: tuple[str, ...] = ("kong", "envoy")
+
+
 class DecodeConfig(_Strict):
     """How one record is read: its format, field paths and size limits."""
 
-    format: Literal["kong", "envoy", "nginx-json", "combined", "haproxy", "json"] = Field(
+    format: DecodeFormat = Field(
         "kong",
         description="Log format of the records: `combined` for Apache and NGINX text logs, "
-        "`haproxy` for HAProxy's HTTP log (`option httplog` or `httpslog`).",
+        "`haproxy` for HAProxy's HTTP log (`option httplog` or `httpslog`), `caddy` for "
+        "Caddy's JSON access log.",
     )
     fields: FieldMap = Field(
         FieldMap(),
@@ -333,6 +341,14 @@ class DecodeConfig(_Strict):
         "message", min_length=1, pattern=r"^[^.]+(\.[^.]+)*$",
         description="With `envelope: json`, the dotted path of the field holding the line: "
         "`message` (Vector, Filebeat), `log` (Fluent Bit).",
+    )
+    route_segments: int | None = Field(
+        None, ge=1, le=16,
+        description="The route is the request path's first this many segments, without the "
+        "query (`/v1/charges/42?x=1`: `/v1` at 1, `/v1/charges` at 2). Unset: 1 for "
+        "`combined`, `haproxy` and `caddy`; `json` and `nginx-json` take `fields.route` as "
+        "it is (set this where that field holds a path, as nginx's `$request_uri` does). "
+        "Not for `kong` and `envoy`, whose routes have names.",
     )
     timezone: str = Field(
         "UTC",
@@ -351,6 +367,16 @@ class DecodeConfig(_Strict):
         description="When most records are rejected: `/ready` 503, an ERROR line, the "
         "StatuswatchInputMostlyInvalid alert; volume drops are suppressed meanwhile.",
     )
+
+    @field_validator("route_segments")
+    @classmethod
+    def _routes_are_paths(cls, segments: int | None, info: ValidationInfo) -> int | None:
+        fmt = info.data.get("format")
+        if segments is not None and fmt in NAMED_ROUTE_FORMATS:
+            paths = ", ".join(f for f in DECODE_FORMATS if f not in NAMED_ROUTE_FORMATS)
+            raise ValueError(f"format {fmt} names its routes; the segments of a path apply "
+                             f"to {paths}")
+        return segments
 
     @field_validator("timezone")
     @classmethod

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import http.server
 import json
 import os
 import re
@@ -16,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from typing import IO, Any
 
 import pytest
 
+from statuswatch.core.columns import NO_RESPONSE
 from statuswatch.errors import BrokerHarnessError
 from statuswatch.localbroker import LocalKafka
 from statuswatch.localbroker.jars import cache_root
@@ -307,3 +311,75 @@ def syslog_receiver() -> Iterator[tuple[int, list[bytes]]]:
         finally:
             stop.set()
             reader.join()
+
+
+#: path -> (status, how many requests): the outcomes a test asks a proxy for
+RequestMix = dict[str, tuple[int, int]]
+
+
+@contextmanager
+def answering(statuses: dict[str, int]) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 answering each path of ``statuses`` with its status
+    (its port yielded): the backend behind a proxy under test."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(statuses[self.path])
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the proxy's log is the one under test
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def ask(
+    port: int, mix: RequestMix, headers: Callable[[str], dict[str, str]] = lambda path: {},
+    silent: Callable[[str], bool] = lambda path: False,
+) -> Counter[int]:
+    """Send every request of ``mix`` to 127.0.0.1:``port``, each on its own connection
+    with ``headers(path)``; the outcomes seen (``NO_RESPONSE`` where none came). Where
+    ``silent(path)`` the proxy is expected to send nothing at all, not even a close, so
+    the client waits only a second."""
+    seen: Counter[int] = Counter()
+    for path, (_, times) in mix.items():
+        for _ in range(times):
+            conn = http.client.HTTPConnection("127.0.0.1", port,
+                                              timeout=1 if silent(path) else 10)
+            try:
+                conn.request("GET", path, headers=headers(path))
+                response = conn.getresponse()
+                response.read()
+                seen[response.status] += 1
+            except (http.client.RemoteDisconnected, ConnectionResetError, TimeoutError):
+                seen[NO_RESPONSE] += 1
+            finally:
+                conn.close()
+    return seen
+
+
+def mix_counts(mix: RequestMix) -> Counter[int]:
+    """How many requests of ``mix`` should end in each status."""
+    out: Counter[int] = Counter()
+    for status, n in mix.values():
+        out[status] += n
+    return out
+
+
+def mix_routes(mix: RequestMix) -> Counter[str]:
+    """How many requests of ``mix`` go to each route (the first path segment)."""
+    out: Counter[str] = Counter()
+    for path, (_, times) in mix.items():
+        out["/" + path.split("/")[1]] += times
+    return out
+

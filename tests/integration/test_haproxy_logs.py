@@ -9,16 +9,13 @@ accept date is that zone's local time, read right with ``decode.timezone``."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,8 +24,13 @@ from statuswatch.config import DecodeConfig
 from statuswatch.core.columns import NO_RESPONSE, code_label
 from statuswatch.core.decode import build_decoder
 from tests.integration.support import (
+    RequestMix,
+    answering,
+    ask,
     free_port,
     installed,
+    mix_counts,
+    mix_routes,
     serving,
     syslog_receiver,
     wait_for,
@@ -36,42 +38,16 @@ from tests.integration.support import (
 
 pytestmark = pytest.mark.slow
 
-#: path -> (status, requests): the backend's answers, then the frontend's own
-BACKEND_MIX = {
+#: the backend's answers, then the frontend's own
+BACKEND_MIX: RequestMix = {
     "/v1/charges": (200, 90), "/v1/refunds": (201, 8), "/v2/apps": (403, 30),
     "/v2/missing": (404, 12), "/v1/boom": (500, 3), "/v1/busy": (503, 5),
 }
-FRONTEND_MIX = {"/blocked/scraper": (403, 6), "/drop/abuser": (NO_RESPONSE, 4)}
+FRONTEND_MIX: RequestMix = {"/blocked/scraper": (403, 6), "/drop/abuser": (NO_RESPONSE, 4)}
 MIX = {**BACKEND_MIX, **FRONTEND_MIX}
 BACKEND, FRONTEND = "billing", "public"
 #: HAProxy's local time (no daylight saving: the offset is known)
 HOST_ZONE, HOST_OFFSET_MS = "Asia/Kolkata", 19_800_000
-
-
-@contextmanager
-def backend() -> Iterator[int]:
-    """An HTTP server on 127.0.0.1 answering ``BACKEND_MIX`` (its port yielded)."""
-
-    class Answer(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status = BACKEND_MIX[self.path][0]
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # HAProxy's log is the one under test
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 @contextmanager
@@ -98,47 +74,21 @@ def haproxy(tmp_path: Path, backend_port: int, raw_port: int, framed_port: int) 
         yield port
 
 
-def ask(port: int) -> Counter[int]:
-    """Send every request of the mixes, each on its own connection; the outcomes seen
-    (``NO_RESPONSE`` where no response came)."""
-    seen: Counter[int] = Counter()
-    for path, (_, times) in MIX.items():
-        for _ in range(times):
-            # silent-drop keeps even the close from the client: it only times out
-            dropped = path.startswith("/drop")
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1 if dropped else 10)
-            try:
-                conn.request("GET", path)
-                response = conn.getresponse()
-                response.read()
-                seen[response.status] += 1
-            except (http.client.RemoteDisconnected, ConnectionResetError, TimeoutError):
-                seen[NO_RESPONSE] += 1
-            finally:
-                conn.close()
-    return seen
-
-
-def expected_counts() -> Counter[int]:
-    out: Counter[int] = Counter()
-    for status, n in MIX.values():
-        out[status] += n
-    return out
-
-
 def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
     started_ms = int(time.time() * 1000) - 1000
-    n = sum(expected_counts().values())
+    n = sum(mix_counts(MIX).values())
     with ExitStack() as stack:
         raw_port, raw = stack.enter_context(syslog_receiver())
         framed_port, framed = stack.enter_context(syslog_receiver())
-        backend_port = stack.enter_context(backend())
+        backend_port = stack.enter_context(
+            answering({path: status for path, (status, _) in BACKEND_MIX.items()}))
         port = stack.enter_context(haproxy(tmp_path, backend_port, raw_port, framed_port))
-        seen = ask(port)
+        # silent-drop keeps even the close from the client: it only times out
+        seen = ask(port, MIX, silent=lambda path: path.startswith("/drop"))
         wait_for(lambda: len(raw) >= n and len(framed) >= n, 10,
                  lambda: f"{len(raw)} and {len(framed)} syslog datagrams of {n}")
     ended_ms = int(time.time() * 1000) + 1000
-    assert seen == expected_counts()
+    assert seen == mix_counts(MIX)
     assert framed[0].startswith(b"<134>")  # local0.info behind HAProxy's header
     decoded = {
         "raw": build_decoder(DecodeConfig(format="haproxy", timezone=HOST_ZONE)).decode(raw),
@@ -150,9 +100,7 @@ def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
     assert (as_utc - decoded["raw"].ts_ms == HOST_OFFSET_MS).all()
     want_services = Counter({BACKEND: sum(n for _, n in BACKEND_MIX.values()),
                              FRONTEND: sum(n for _, n in FRONTEND_MIX.values())})
-    want_routes: Counter[str] = Counter()
-    for path, (_, times) in MIX.items():
-        want_routes["/" + path.split("/")[1]] += times
+    want_routes = mix_routes(MIX)
     for name, batch in decoded.items():
         assert not batch.invalid, (name, batch.invalid[:3])
         assert Counter(batch.status.tolist()) == seen, name

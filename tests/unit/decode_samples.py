@@ -64,6 +64,7 @@ CONFIGS: dict[str, DecodeConfig] = {
     ),
     "combined": DecodeConfig(format="combined"),
     "haproxy": DecodeConfig(format="haproxy"),
+    "caddy": DecodeConfig(format="caddy", fields=FieldMap(app="user_id")),
 }
 #: The formats of text lines (no JSON, no fast path)
 LINE_FORMATS = frozenset({"combined", "haproxy"})
@@ -220,6 +221,38 @@ def haproxy_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
     return line.encode(), Parsed(ts, status, svc, f"/{svc}", "")
 
 
+def caddy_record(rng: random.Random, i: int) -> tuple[bytes, Parsed]:
+    ts = BASE_MS + i * 7 + rng.randrange(5)
+    status = rng.choice((*STATUSES, 0))  # 0: ``abort``, or the client left
+    svc = rng.choice(SERVICES)
+    user = f"app-{rng.randrange(40)}" if rng.random() < 0.8 else ""
+    # Caddy's float: more digits than milliseconds, under half of one
+    stamp = f"{ts // 1000}.{ts % 1000:03d}{rng.randrange(45):02d}{rng.randrange(10**5):05d}"
+    rec = {
+        "level": "error" if status >= 400 else "info",
+        "ts": float(stamp),
+        "logger": "http.log.access.log0",
+        "msg": "handled request",
+        "request": {
+            "remote_ip": f"203.0.113.{rng.randrange(256)}",
+            "remote_port": str(rng.randrange(1024, 65536)),
+            "proto": "HTTP/2.0",
+            "method": rng.choice(("GET", "POST")),
+            "host": f"{svc}.example.com",
+            "uri": f"/{svc}/v1/items/{rng.randrange(10**6)}?page={i % 9}",
+            "headers": {"User-Agent": [rng.choice(BROWSERS)], "Accept": ["*/*"]},
+            "tls": {"resumed": False, "version": 772, "proto": "h2",
+                    "server_name": f"{svc}.example.com"},
+        },
+        "user_id": user,
+        "duration": rng.randrange(1, 300_000) / 1e6,
+        "size": rng.randrange(200, 50_000),
+        "status": status,
+        "resp_headers": {"Server": ["Caddy"], "Content-Type": ["application/json"]},
+    }
+    return _dumps(rec), Parsed(ts, status, f"{svc}.example.com", f"/{svc}", user)
+
+
 SAMPLERS: dict[str, Callable[[random.Random, int], tuple[bytes, Parsed]]] = {
     "kong": kong_record,
     "envoy": envoy_record,
@@ -227,6 +260,7 @@ SAMPLERS: dict[str, Callable[[random.Random, int], tuple[bytes, Parsed]]] = {
     "json": json_record,
     "combined": combined_record,
     "haproxy": haproxy_record,
+    "caddy": caddy_record,
 }
 
 

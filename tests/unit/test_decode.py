@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
 
-from statuswatch.config import DecodeConfig, FieldMap
+from statuswatch.config import DecodeConfig, FieldMap, load_settings
 from statuswatch.core.columns import DIMENSIONS, INVALID_REASONS, NO_RESPONSE, DecodedBatch
 from statuswatch.core.decode import (
     DECODERS,
@@ -77,7 +78,8 @@ def test_build_decoder_picks_the_format() -> None:
         decoder = build_decoder(DecodeConfig(format=fmt))  # type: ignore[arg-type]
         assert type(decoder) is cls
         assert decoder.name == fmt
-    assert set(DECODERS) == {"kong", "envoy", "nginx-json", "json", "combined", "haproxy"}
+    assert set(DECODERS) == {"kong", "envoy", "nginx-json", "json", "combined", "haproxy",
+                             "caddy"}
 
 
 def test_build_decoder_rejects_an_unknown_format() -> None:
@@ -821,6 +823,86 @@ def test_haproxy_pathological_lines_are_fast() -> None:
     assert batch.index.tolist() == [0, 2]  # fields after the request; a long path
     assert [r.reason for r in batch.invalid] == ["unparseable_line", "unparseable_line",
                                                  "too_large"]
+
+
+# -- caddy ------------------------------------------------------------------------
+
+CADDY_LINE = (b'{"level":"error","ts":1796607789.3989055,"logger":"http.log.access.log0",'
+              b'"msg":"handled request","request":{"remote_ip":"127.0.0.1","remote_port":'
+              b'"45206","proto":"HTTP/1.1","method":"GET","host":"api.example.com","uri":'
+              b'"/v1/charges/42?x=1","headers":{"User-Agent":["curl/7.88.1"],"Accept":["*/*"]}},'
+              b'"user_id":"shop","duration":0.003910755,"size":335,"status":404,'
+              b'"resp_headers":{"Server":["Caddy"]}}')
+
+
+def test_caddy_good() -> None:
+    d = build_decoder(DecodeConfig(format="caddy", fields=FieldMap(app="user_id")))
+    want = Parsed(1_796_607_789_399, 404, "api.example.com", "/v1", "shop")
+    assert d.decode_one(CADDY_LINE) == want
+    batch = d.decode([CADDY_LINE] * 3)
+    assert not batch.invalid and batch.dims["route"] == ["/v1"] * 3
+    assert batch.dims["app"] == ["shop"] * 3
+    # without fields.app there is no app; abort (or a client gone) is status 0
+    plain = build_decoder(DecodeConfig(format="caddy"))
+    assert plain.decode_one(CADDY_LINE).app == ""
+    aborted = CADDY_LINE.replace(b'"status":404', b'"status":0')
+    assert plain.decode_one(aborted).status == NO_RESPONSE
+    deeper = build_decoder(DecodeConfig(format="caddy", route_segments=2))
+    assert deeper.decode_one(CADDY_LINE).route == "/v1/charges"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (CADDY_LINE.replace(b'"ts":1796607789.3989055', b'"ts":"yesterday"'), "wrong_type"),
+        (CADDY_LINE.replace(b'"ts":1796607789.3989055,', b""), "missing_field"),
+        (CADDY_LINE.replace(b'"status":404', b'"status":"404x"'), "wrong_type"),
+        (CADDY_LINE.replace(b'"status":404', b'"status":1000'), "status_out_of_range"),
+        (CADDY_LINE.replace(b'"host":"api.example.com"', b'"host":["a"]'), "wrong_type"),
+    ],
+)
+def test_caddy_invalid(value: bytes, reason: str) -> None:
+    assert reason_of(build_decoder(DecodeConfig(format="caddy")), value) == reason
+
+
+@pytest.mark.parametrize("app", ["request", "request.uri", "status.x"])
+def test_caddy_app_must_be_a_field_of_its_own(app: str) -> None:
+    with pytest.raises(ConfigError, match=r"decode\.fields\.app"):
+        build_decoder(DecodeConfig(format="caddy", fields=FieldMap(app=app)))
+
+
+# -- route segments -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("segments", [None, 1, 2, 3, 9])
+def test_route_segments_cut_the_path_alike_in_every_path_format(segments: int | None) -> None:
+    uri = "/api/v1/charges/42?expand=all"
+    line_cfg = DecodeConfig(format="combined", route_segments=segments)
+    line = f'10.0.0.1 - - [17/May/2015:10:05:03 +0000] "GET {uri} HTTP/1.1" 200 1'.encode()
+    nginx_cfg = DecodeConfig(format="nginx-json", fields=FieldMap(route="request_uri"),
+                             route_segments=segments)
+    nginx = json.dumps({"time_local": "17/May/2015:10:05:03 +0000", "status": "200",
+                        "request_uri": uri}).encode()
+    caddy_cfg = DecodeConfig(format="caddy", route_segments=segments)
+    caddy = CADDY_LINE.replace(b"/v1/charges/42?x=1", uri.encode())
+    want = {None: "/api", 1: "/api", 2: "/api/v1", 3: "/api/v1/charges",
+            9: "/api/v1/charges/42"}[segments]
+    if segments is None:  # json formats take the field as it is, unless told
+        assert build_decoder(nginx_cfg).decode_one(nginx).route == uri
+    else:
+        assert build_decoder(nginx_cfg).decode_one(nginx).route == want
+        assert build_decoder(nginx_cfg).decode([nginx] * 2).dims["route"] == [want] * 2
+    for cfg, value in ((line_cfg, line), (caddy_cfg, caddy)):
+        assert build_decoder(cfg).decode_one(value).route == want
+        assert build_decoder(cfg).decode([value] * 2).dims["route"] == [want] * 2
+
+
+@pytest.mark.parametrize("fmt", ["kong", "envoy"])
+def test_route_segments_are_refused_where_routes_have_names(fmt: str, tmp_path: Path) -> None:
+    path = tmp_path / "statuswatch.yaml"
+    path.write_text(f"decode:\n  format: {fmt}\n  route_segments: 2\n")
+    with pytest.raises(ConfigError, match=rf"decode\.route_segments.*format {fmt} names"):
+        load_settings(path)
 
 
 # -- mixed batches ----------------------------------------------------------------

@@ -43,6 +43,10 @@ DECODERS.update(
         ),
         "nginx-default": build_decoder(DecodeConfig(format="nginx-json")),
         "combined-tight": build_decoder(DecodeConfig(format="combined", max_record_bytes=120)),
+        "combined-routes": build_decoder(DecodeConfig(format="combined", route_segments=3)),
+        "nginx-routes": build_decoder(DecodeConfig(
+            format="nginx-json", fields=FieldMap(route="request_uri"), route_segments=2)),
+        "caddy-no-app": build_decoder(DecodeConfig(format="caddy")),
     }
 )
 
@@ -73,7 +77,8 @@ FIELD_NAMES = [
     "started_at", "response", "status", "service", "route", "consumer", "name", "id",
     "username", "start_time", "response_code", "upstream_cluster", "route_name",
     "x_api_key_id", "msec", "upstream_name", "location", "http_x_app", "timestamp", "http",
-    "status_code", "client", "app", "t", "s", "a", "time",
+    "status_code", "client", "app", "t", "s", "a", "time", "ts", "request", "host", "uri",
+    "user_id", "request_uri",
 ]  # fmt: skip
 keyed_json = st.recursive(
     json_scalars,
@@ -296,6 +301,31 @@ def haproxy_valid(data: st.DataObject) -> tuple[bytes, Parsed]:
     return line.encode(), Parsed(ts, status, backend, route, "")
 
 
+def caddy_valid(data: st.DataObject) -> tuple[bytes, Parsed]:
+    ts = data.draw(ts_ms)
+    status = data.draw(statuses | st.just(NO_RESPONSE))  # 0: abort, a client gone
+    # Caddy's float seconds: whole milliseconds, or under half of one more
+    extra = data.draw(st.sampled_from([0, 0.000_2, 0.000_45]))
+    seconds: float | int = ts / 1000 + extra if extra or data.draw(st.booleans()) else ts // 1000
+    if isinstance(seconds, int):
+        ts = ts // 1000 * 1000
+    path = data.draw(st.lists(segments, min_size=1, max_size=4))
+    query = data.draw(st.sampled_from(["", "?q=1", "?a=b/c"]))
+    request: dict[str, Any] = {"method": "GET", "proto": "HTTP/2.0",
+                               "headers": {"User-Agent": ["curl/8.1.2"]}}
+    host, want_host = optional_dim(data)
+    put(request, "host", host)
+    uri = data.draw(st.sampled_from([MISSING, None, "/" + "/".join(path) + query]))
+    put(request, "uri", uri)
+    want_route = "/" + path[0] if isinstance(uri, str) and path[0] else ""
+    user, want_user = optional_dim(data)
+    rec: dict[str, Any] = {"level": "info", "ts": seconds, "logger": "http.log.access.log0",
+                           "msg": "handled request", "request": request, "status": status,
+                           "size": 0, "duration": 0.001}
+    put(rec, "user_id", user)
+    return with_noise(data, rec), Parsed(ts, status, want_host, want_route, want_user)
+
+
 VALID = {
     "kong": kong_valid,
     "envoy": envoy_valid,
@@ -303,6 +333,7 @@ VALID = {
     "json": json_valid,
     "combined": combined_valid,
     "haproxy": haproxy_valid,
+    "caddy": caddy_valid,
 }
 
 

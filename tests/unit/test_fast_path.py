@@ -56,6 +56,7 @@ SIM_CONFIGS: dict[str, DecodeConfig] = {
     ),
     "combined": DecodeConfig(format="combined"),
     "haproxy": DecodeConfig(format="haproxy"),
+    "caddy": DecodeConfig(format="caddy", fields=FieldMap(app="user_id")),
 }
 
 _SPEC = SimSpec(rate=300.0, n_apps=30)

@@ -181,7 +181,7 @@ _SHAPE_REASONS: Final = frozenset(
 _SHIPPER_FIELDS: Final = ("message", "log")
 #: Formats tried for another reading, with their default fields (``json`` has none worth
 #: guessing).
-_OTHER_FORMATS: Final = ("kong", "envoy", "nginx-json", "combined", "haproxy")
+_OTHER_FORMATS: Final = ("kong", "envoy", "nginx-json", "combined", "haproxy", "caddy")
 #: Each envelope: its settings, and where it puts the line.
 _ENVELOPES: Final[tuple[tuple[dict[str, str], str], ...]] = (
     ({"envelope": "none"}, ""),

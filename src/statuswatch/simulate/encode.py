@@ -49,7 +49,7 @@ from statuswatch.simulate.traffic import Chunk
 
 #: The supported output formats.
 FORMATS: Final[tuple[str, ...]] = ("kong", "envoy", "nginx-json", "json", "combined",
-                                    "haproxy")
+                                    "haproxy", "caddy")
 
 GATEWAY_HOST: Final = "api.example.com"
 KONG_VERSION: Final = "3.4.2"
@@ -444,6 +444,30 @@ def _encode_haproxy(chunk: Chunk, t: _Tables) -> list[bytes]:
     return out
 
 
+def _encode_caddy(chunk: Chunk, t: _Tables) -> list[bytes]:
+    """Caddy's JSON access log, one site per service (its host), the app the
+    authenticated user; the time in seconds with more digits than milliseconds, as
+    Caddy writes a float."""
+    w = _rows(chunk, t)
+    out: list[bytes] = []
+    for ts, st, rt, ap, uri, lat, size, gw, cip in zip(
+        w.ts, w.status, w.routes, w.apps, w.uri, w.latency, w.size, w.gateway_ms,
+        w.client_ip, strict=True,
+    ):  # fmt: skip
+        level = "error" if st >= 400 else "info"
+        total = lat + gw
+        out.append(
+            f'{{"level":"{level}","ts":{ts // 1000}.{ts % 1000:03d}2,'
+            f'"logger":"http.log.access.log0","msg":"handled request",'
+            f'"request":{{"remote_ip":"{cip}","remote_port":"{10_000 + ts % 50_000}",'
+            f'"proto":"HTTP/1.1","method":"{rt.method}","host":"{rt.service}",'
+            f'"uri":"{uri}","headers":{{"User-Agent":["{ap.ua}"],"Accept":["*/*"]}}}},'
+            f'"user_id":"{ap.app}","duration":{total // 1000}.{total % 1000:03d},'
+            f'"size":{size},"status":{st},"resp_headers":{{"Server":["Caddy"]}}}}'.encode()
+        )
+    return out
+
+
 _ENCODERS: Final[dict[str, Callable[[Chunk, _Tables], list[bytes]]]] = {
     "kong": _encode_kong,
     "envoy": _encode_envoy,
@@ -451,6 +475,7 @@ _ENCODERS: Final[dict[str, Callable[[Chunk, _Tables], list[bytes]]]] = {
     "json": _encode_json,
     "combined": _encode_combined,
     "haproxy": _encode_haproxy,
+    "caddy": _encode_caddy,
 }
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from statuswatch.config import DecodeConfig
 from statuswatch.core.decode.batch import BaseDecoder
+from statuswatch.core.decode.caddy import CaddyDecoder
 from statuswatch.core.decode.combined import CombinedDecoder
 from statuswatch.core.decode.envelope import Unwrapped, unwrapper
 from statuswatch.core.decode.envoy import EnvoyDecoder
@@ -45,6 +46,7 @@ __all__ = [
     "END_TS_MS",
     "MIN_TS_MS",
     "BaseDecoder",
+    "CaddyDecoder",
     "CombinedDecoder",
     "Decoder",
     "EnvoyDecoder",
@@ -66,6 +68,7 @@ DECODERS: dict[str, type[BaseDecoder]] = {
     "json": GenericJsonDecoder,
     "combined": CombinedDecoder,
     "haproxy": HAProxyDecoder,
+    "caddy": CaddyDecoder,
 }
 
 

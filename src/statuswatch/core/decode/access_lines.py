@@ -1,11 +1,12 @@
 """Access log lines read with one compiled regex each: what the line formats share.
 
-A format names, in its pattern, the groups ``stamp`` (the time), ``status`` and
-``segment`` (the first segment of the request path), and ``service`` where its lines
-carry one; it gives the function that reads its time (``stamp_reader``) and the status
-text that means "no response was sent" (code 0). Dimensions: service from the line or ``""``, route
-``"/" + segment`` (``""`` for ``/``, a query on ``/``, or a malformed request line),
-app ``""``.
+A format names, in its pattern, the groups ``stamp`` (the time), ``status``,
+``segment`` (the first segment of the request path) inside ``path`` (the path with its
+query), and ``service`` where its lines carry one; it gives the function that reads its
+time (``stamp_reader``) and the status text that means "no response was sent" (code
+0). Dimensions: service from the line or ``""``, route ``"/" + segment`` (``""`` for
+``/``, a query on ``/``, or a malformed request line; with ``decode.route_segments``,
+that many segments of ``path``), app ``""``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from statuswatch.core.columns import (
 )
 from statuswatch.core.decode.batch import BaseDecoder, precheck, precheck_batch
 from statuswatch.core.decode.lines import indexable
-from statuswatch.core.decode.protocol import Parsed, fail
+from statuswatch.core.decode.protocol import Parsed, fail, path_route
 from statuswatch.core.decode.timestamps import LocalZone
 
 
@@ -64,6 +65,18 @@ class AccessLineDecoder(BaseDecoder):
         self._stamp_status_segment = (groups["stamp"], groups["status"], groups["segment"])
         self._service_group = groups.get("service", 0)
         self._time_ms = self.stamp_reader(LocalZone(cfg.timezone))
+        #: the group the route comes from, and how: the first segment by default, else
+        #: the whole path cut to ``decode.route_segments``
+        self._route_of: Callable[[bytes], str] = _route_of
+        segments = cfg.route_segments or 1
+        if segments > 1:
+            self._stamp_status_segment = (*self._stamp_status_segment[:2], groups["path"])
+
+            @lru_cache(maxsize=4096)
+            def route_of_path(path: bytes) -> str:
+                return path_route(path.decode("utf-8", "replace"), segments)
+
+            self._route_of = route_of_path
 
     def _status(self, code: bytes) -> int | None:
         """The outcome code of the ``status`` text; None if out of range."""
@@ -85,7 +98,7 @@ class AccessLineDecoder(BaseDecoder):
         if ts is None:
             fail("bad_timestamp", "time")
         service = _service_of(m[self._service_group]) if self._has_service else ""
-        return Parsed(ts, status, service, _route_of(segment) if segment else "", "")
+        return Parsed(ts, status, service, self._route_of(segment) if segment else "", "")
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         """``decode_one`` over the batch, with the size and UTF-8 checks done for the
@@ -96,7 +109,7 @@ class AccessLineDecoder(BaseDecoder):
         match, stamp_ms = self.line.match, self._time_ms
         no_response, (g_stamp, g_status, g_segment) = self.no_response, self._stamp_status_segment
         has_service, g_service = self._has_service, self._service_group
-        route_of, service_of = _route_of, _service_of  # locals: looked up once
+        route_of, service_of = self._route_of, _service_of  # locals: looked up once
         ts: list[int] = []
         status: list[int] = []
         service: list[str] = []

@@ -37,7 +37,7 @@ _LINE: Final = re.compile(
     \S++\ \S++\ \S++\                      # host ident authuser
     \[(?P<stamp>[^\]]*+)\]\                  # [17/May/2015:10:05:03 +0000]
     "(?:                                    # the request line, either
-        [A-Za-z]++\ (?:/(?P<segment>[^/?\#\s"]*+)[^\s"]*+|[^\s"]*+)(?:\ HTTP/[0-9.]++)?+
+        [A-Za-z]++\ (?:(?P<path>/(?P<segment>[^/?\#\s"]*+)[^\s"]*+)|[^\s"]*+)(?:\ HTTP/[0-9.]++)?+
         |[^"\\]*+(?:\\.[^"\\]*+)*+          # or anything (escaped quotes allowed)
     )"[ ]
     (?P<status>[0-9]{3}|-)\ (?:[0-9]++|-)  # status ("-": none), size

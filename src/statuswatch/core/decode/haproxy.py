@@ -50,7 +50,7 @@ _LINE: Final = re.compile(
     (?:\ \{[^}]*+\})*+\                     # captured headers, if any
     "(?:                                    # the request line, either
         [A-Za-z]++\ (?:[A-Za-z][A-Za-z0-9+.-]*+://[^/\s"]*+)?+  # method, scheme://authority
-        (?:/(?P<segment>[^/?\#\s"]*+)[^\s"]*+|[^\s"]*+)(?:\ HTTP/[0-9.]++)?+
+        (?:(?P<path>/(?P<segment>[^/?\#\s"]*+)[^\s"]*+)|[^\s"]*+)(?:\ HTTP/[0-9.]++)?+
         |[^"]*+                             # or anything (<BADREQ>)
     )"
     (?:\ [^\n]*+)?                          # httpslog's fields, anything else

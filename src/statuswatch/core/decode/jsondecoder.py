@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import msgspec
 import numpy as np
@@ -46,7 +46,7 @@ from statuswatch.core.decode.json_fields import (
     scan_plan,
 )
 from statuswatch.core.decode.lines import Lines, indexable
-from statuswatch.core.decode.protocol import Parsed, dim_value, fail, status_value
+from statuswatch.core.decode.protocol import Parsed, dim_value, fail, path_route, status_value
 from statuswatch.core.decode.scanned_columns import FastColumns, scanned_columns
 from statuswatch.core.decode.timestamps import (
     END_TS_MS,
@@ -151,9 +151,12 @@ def _dimension(values: tuple[Any, ...], fields: list[tuple[int, JsonField]]) -> 
     return dim_value(value, dash_is_empty=f.dash_is_empty)
 
 
-def _extractor(table: FieldTable, zone: LocalZone) -> Callable[[Any], Parsed]:
+def _extractor(
+    table: FieldTable, zone: LocalZone, route_segments: int | None
+) -> Callable[[Any], Parsed]:
     """``JsonDecoder.extract`` for ``table`` (``zone``: of ISO-8601 times without an
-    offset): a closure over plain locals, since it runs
+    offset; ``route_segments``: the route is a path, cut to that many segments): a
+    closure over plain locals, since it runs
     once per record the fast path does not vouch for (every record without the C
     scanner). The common case (an int status, an epoch-ms integer or a string
     timestamp, string dimensions) makes no call per value."""
@@ -217,6 +220,8 @@ def _extractor(table: FieldTable, zone: LocalZone) -> Callable[[Any], Parsed]:
         route = values[rt_at] if rt_at >= 0 else ""
         if type(route) is not str or (rt_dash and route == "-") or (rt_alt and not route):
             route = _dimension(values, rt_fields)
+        if route_segments and route:
+            route = path_route(route, route_segments)
         app = values[ap_at] if ap_at >= 0 else ""
         if type(app) is not str or (ap_dash and app == "-") or (ap_alt and not app):
             app = _dimension(values, ap_fields)
@@ -232,6 +237,9 @@ class JsonDecoder(BaseDecoder):
     configuration keys of fields (``config_key``).
     """
 
+    #: ``decode.route_segments`` when unset: None, the route field is a name
+    default_route_segments: ClassVar[int | None] = None
+
     def __init__(self, cfg: DecodeConfig, table: FieldTable, schema_name: str) -> None:
         super().__init__(cfg)
         self.max_depth = cfg.max_depth
@@ -241,7 +249,9 @@ class JsonDecoder(BaseDecoder):
         #: The details naming the timestamp and the status (``DecodeError.detail``).
         self.ts_names = [f.dotted for _, f in table.of("timestamp")]
         self.status_name = next((f.dotted for _, f in table.of("status")), None)
-        self._extract = _extractor(table, LocalZone(cfg.timezone))
+        #: the route field holds a path: its first this many segments (None: as it is)
+        self.route_segments = cfg.route_segments or self.default_route_segments
+        self._extract = _extractor(table, LocalZone(cfg.timezone), self.route_segments)
         self._plan = scan_plan(table)
         self._scanner: Scanner | None = None
         if NATIVE_SCANNER is not None and self._plan is not None:
@@ -322,6 +332,9 @@ class JsonDecoder(BaseDecoder):
         take ``precheck`` and the full decoder."""
         ts, status, service, route, app, keep = fc
         n = len(values)
+        segments = self.route_segments
+        if segments:
+            route = [path_route(r, segments) if r else "" for r in route]
         slow = np.flatnonzero(~keep).tolist()
         invalid: list[InvalidRecord] = []
         if len(slow) > n // 2 and n >= 64:

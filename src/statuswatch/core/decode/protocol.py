@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple, NoReturn, Protocol
 
 import msgspec
@@ -149,6 +150,33 @@ def status_value(value: object) -> int:
             fail("status_out_of_range")
         return check_status(int(value))
     fail("wrong_type")
+
+
+@lru_cache(maxsize=8192)
+def path_route(uri: str, segments: int) -> str:
+    """The route of a request path or URI: its first ``segments`` path segments,
+    without scheme, authority, query or fragment (``""`` for ``/`` or no path).
+
+    >>> path_route("/v1/charges/42?expand=all", 1), path_route("/v1/charges/42", 2)
+    ('/v1', '/v1/charges')
+    >>> path_route("https://api.example.com/v2/apps?x=1", 1), path_route("/?q=1", 1)
+    ('/v2', '')
+    >>> path_route("/v1", 3), path_route("*", 1)
+    ('/v1', '')
+    """
+    path = uri
+    scheme = path.find("://")
+    if 0 < scheme < 16:  # an absolute URI (a proxy's request line)
+        start = path.find("/", scheme + 3)
+        path = "" if start < 0 else path[start:]
+    for mark in "?#":
+        path = path.partition(mark)[0]
+    if not path.startswith("/"):
+        return ""
+    parts = path.split("/", segments + 1)[1 : segments + 1]
+    while parts and not parts[-1]:
+        parts.pop()
+    return "/" + "/".join(parts) if parts else ""
 
 
 def dim_value(value: object, *, dash_is_empty: bool = False) -> str:
