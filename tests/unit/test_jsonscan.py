@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 # (fails here if the extension is missing)
-from statuswatch.core.decode import _jsonscan, batch, jsondecoder
+from statuswatch.core.decode import _jsonscan, batch, jsondecoder, timestamps
 
 Field = tuple[tuple[str, ...], str]
 
@@ -60,7 +61,7 @@ def scan_all(
 ) -> list[tuple[Any, ...] | None]:
     """Per value: ``None`` if not vouched, else the fields (without the "f" ones) in order."""
     n = len(values)
-    n_ints = sum(kind == "i" for _, kind in fields)
+    n_ints = sum(kind in "im" for _, kind in fields)
     ints = np.full((n_ints, n), 12345, np.int64)
     ok = np.zeros(n, np.bool_)
     strs = sc.scan(values, ints, ok)
@@ -75,7 +76,7 @@ def scan_all(
         row: list[Any] = []
         int_rows, str_cols = iter(ints), iter(strs)
         for _, kind in fields:
-            if kind == "i":
+            if kind in "im":
                 row.append(int(next(int_rows)[i]))
             elif kind != "f":
                 row.append(next(str_cols)[i])
@@ -773,3 +774,65 @@ def test_init_again_after_a_failed_init(bad_paths: Any) -> None:
     assert scan_all(sc, fields, [b'{"a": "v"}', b'{"b": 1}', b"{"]) == [("v",), ("",), None]
     with pytest.raises(RuntimeError, match="already initialised"):
         sc.__init__(((b"a",),), b"s", 8, 100)
+
+
+# -- epoch seconds ("m") --------------------------------------------------------------
+
+SECONDS: list[Field] = [(("ts",), "m"), (("t",), "S")]
+_SECONDS_LITERAL = re.compile(r"(0|[1-9][0-9]{0,9})(?:\.([0-9]+))?")
+
+
+def seconds_literal_ms(literal: str) -> int | None:
+    """What kind "m" reads from a number literal, by its documented rule: the
+    milliseconds rounded to the nearest, or None (the record is not vouched for)."""
+    m = _SECONDS_LITERAL.fullmatch(literal)
+    if m is None:
+        return None
+    below = (m[2] or "").ljust(5, "0")[:5]
+    hundredths = int(below[3:])  # of a millisecond: within 0.01 ms of a half, refused
+    if hundredths in (49, 50):
+        return None
+    return int(m[1]) * 1000 + int(below[:3]) + (hundredths >= 50)
+
+
+_whole = st.one_of(st.integers(0, 9_999_999_999), st.integers(10**10, 10**13 - 1),
+                   st.just(1_796_607_789)).map(str)
+_fraction = st.one_of(
+    st.just(""),
+    st.text("0123456789", min_size=1, max_size=12).map("." .__add__),
+    # at the edge of the rounding: a millisecond, then 49 or 50 or 51 hundredths
+    st.tuples(st.integers(0, 999), st.sampled_from(["49", "50", "51", "4999", "5000"]),
+              st.text("0123456789", max_size=6)).map(lambda t: f".{t[0]:03d}{t[1]}{t[2]}"),
+)
+_literals = st.one_of(
+    st.tuples(st.sampled_from(["", "-"]), _whole, _fraction,
+              st.sampled_from(["", "", "e0", "E+2", "e-3"])).map("".join),
+    st.sampled_from(["01", "1.", ".5", "1.e3", "+1", "00.5", "1796607789.1.2"]),
+)
+
+
+@SETTINGS
+@given(literal=_literals)
+def test_epoch_seconds_read_as_the_full_decoder_rounds_them(literal: str) -> None:
+    """Kind "m" vouches for a number literal exactly where its rule says, and then
+    gives the milliseconds the full decoder gives (``epoch_to_ms``: a double, rounded)."""
+    value = f'{{"ts": {literal}, "t": "x"}}'.encode()
+    got = scan_all(scanner(SECONDS), SECONDS, [value])[0]
+    want = seconds_literal_ms(literal)
+    assert got == (None if want is None else (want, "x"))
+    if got is not None:
+        number = json.loads(literal)
+        assert round(number * 1000) == got[0]
+        if timestamps.MIN_TS_MS <= got[0] < timestamps.END_TS_MS:  # else both refuse it
+            assert timestamps.epoch_to_ms(number, "s") == got[0]
+
+
+def test_epoch_seconds_as_caddy_writes_them() -> None:
+    values = [b'{"ts": 1796607789.3989055, "t": "x"}', b'{"ts": 1796607789, "t": "x"}',
+              b'{"ts": 1796607789.0004951, "t": "x"}', b'{"ts": 1.7966e9, "t": "x"}',
+              b'{"ts": "1796607789.5", "t": "x"}']
+    assert scan_all(scanner(SECONDS), SECONDS, values) == [
+        (1_796_607_789_399, "x"), (1_796_607_789_000, "x"), None, None, None]
+    with pytest.raises(ValueError, match="kind f must follow a str field"):
+        scanner([(("ts",), "m"), (("t",), "f")])
+

@@ -31,6 +31,11 @@
  *     (not null) and a needed field holds a value of its kind:
  *        'i'  an integer literal -?(0|[1-9][0-9]*) (no fraction, no exponent)
  *             that fits in int64; required
+ *        'm'  epoch seconds (0|[1-9][0-9]{0,9})(\.[0-9]+)? (no sign, no exponent:
+ *             Caddy's "ts", Fluent Bit's "date") as milliseconds, rounded to the
+ *             nearest; required. Not where the part below the millisecond is
+ *             within 0.01 ms of one half: there the full decoder's rounding of a
+ *             double could go the other way;
  *        'S'  a string without escapes; required
  *        's'  a string without escapes; absent gives ""
  *        'd'  like 's', and "-" (the "no value" of Envoy and nginx) gives "";
@@ -340,6 +345,40 @@ static const uint8_t *parse_int(const uint8_t *p, const uint8_t *end, int64_t *o
     return p;
 }
 
+/* Epoch seconds as milliseconds (kind 'm', see the top of this file), or NULL. */
+static const uint8_t *parse_seconds_ms(const uint8_t *p, const uint8_t *end, int64_t *out) {
+    int64_t whole = 0, below = 0; /* below: the first five digits of the fraction */
+    int digits = 0;
+    if (p >= end) return NULL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && is_digit(*p)) {
+            if (++digits > 10) return NULL; /* past the year 2286: not a time here */
+            whole = whole * 10 + (*p - '0');
+            p++;
+        }
+    } else {
+        return NULL; /* a sign: before 1970, rejected either way by the full decoder */
+    }
+    if (p < end && *p == '.') {
+        int n = 0;
+        p++;
+        if (p >= end || !is_digit(*p)) return NULL;
+        while (p < end && is_digit(*p)) {
+            if (n < 5) below = below * 10 + (*p - '0');
+            n++;
+            p++;
+        }
+        for (; n < 5; n++) below *= 10;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) return NULL;
+    int64_t sub = below % 100; /* hundredths of a millisecond, truncated */
+    if (sub == 49 || sub == 50) return NULL;
+    *out = whole * 1000 + below / 100 + (sub >= 50);
+    return p;
+}
+
 static const uint8_t *scan_object(Rec *r, const uint8_t *p, int node);
 static const uint8_t *skip_array(Rec *r, const uint8_t *p);
 
@@ -406,8 +445,9 @@ static const uint8_t *skip_array(Rec *r, const uint8_t *p) {
 /* A needed field's value. */
 static const uint8_t *scan_leaf(Rec *r, const uint8_t *p, int f) {
     const uint8_t *end = r->end;
-    if (r->sc->kind[f] == 'i') {
-        p = parse_int(p, end, &r->ival[f]);
+    char k = r->sc->kind[f];
+    if (k == 'i' || k == 'm') {
+        p = k == 'i' ? parse_int(p, end, &r->ival[f]) : parse_seconds_ms(p, end, &r->ival[f]);
         if (p == NULL) return NULL;
     } else {
         int fl;
@@ -654,23 +694,25 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     for (Py_ssize_t f = 0; f < n; f++) {
         PyObject *path = PyTuple_GET_ITEM(paths, f);
         char k = kinds[f];
-        if (k != 'i' && k != 's' && k != 'S' && k != 'd' && k != 'f') {
-            PyErr_Format(PyExc_ValueError, "unknown kind %c (expected i, S, s, d or f)", (int)k);
+        if (k != 'i' && k != 'm' && k != 's' && k != 'S' && k != 'd' && k != 'f') {
+            PyErr_Format(PyExc_ValueError, "unknown kind %c (expected i, m, S, s, d or f)",
+                         (int)k);
             return -1;
         }
-        if (k == 'f' && (f == 0 || kinds[f - 1] == 'i' || kinds[f - 1] == 'f')) {
+        if (k == 'f' && (f == 0 || kinds[f - 1] == 'i' || kinds[f - 1] == 'm'
+                         || kinds[f - 1] == 'f')) {
             PyErr_SetString(PyExc_ValueError, "kind f must follow a str field (S, s or d)");
             return -1;
         }
         self->kind[f] = k;
-        if (k == 'i') {
+        if (k == 'i' || k == 'm') {
             self->slot[f] = self->n_ints++;
         } else if (k == 'f') {
             self->slot[f] = self->n_strs - 1;
         } else {
             self->slot[f] = self->n_strs++;
         }
-        if (k == 'i' || k == 'S') self->required |= 1u << f;
+        if (k == 'i' || k == 'm' || k == 'S') self->required |= 1u << f;
         if (!PyTuple_Check(path) || PyTuple_GET_SIZE(path) < 1) {
             PyErr_SetString(PyExc_TypeError, "each path is a non-empty tuple of bytes");
             return -1;
@@ -831,7 +873,7 @@ static int put_record(Scanner *self, Rec *r, Out *out, Py_ssize_t i, const uint8
         int made = 0;
         for (int f = 0; f < self->n_fields; f++) {
             char k = self->kind[f];
-            if (k == 'i') continue;
+            if (k == 'i' || k == 'm') continue;
             if (k == 'f' && PyUnicode_GET_LENGTH(row[made - 1]) != 0) continue;
             PyObject *o;
             if (r->got & (1u << f)) {
@@ -851,7 +893,9 @@ static int put_record(Scanner *self, Rec *r, Out *out, Py_ssize_t i, const uint8
             }
         }
         for (int f = 0; f < self->n_fields; f++) {
-            if (self->kind[f] == 'i') out->ints[(Py_ssize_t)self->slot[f] * n + i] = r->ival[f];
+            if (self->kind[f] == 'i' || self->kind[f] == 'm') {
+                out->ints[(Py_ssize_t)self->slot[f] * n + i] = r->ival[f];
+            }
         }
         for (int s = 0; s < self->n_strs; s++) {
             PyList_SET_ITEM(PyList_GET_ITEM(out->lists, s), i, row[s]);
@@ -871,7 +915,7 @@ PyDoc_STRVAR(scan_doc,
 "scan(values, ints, ok, /)\n--\n\n"
 "Scan a batch of records. ``values``: a sequence of bytes; ``ints``: a writable\n"
 "C-contiguous int64 buffer of n_ints * len(values) items, filled field by field\n"
-"(row k is the k-th 'i' field); ``ok``: a writable buffer of len(values) bools,\n"
+"(row k is the k-th 'i' or 'm' field); ``ok``: a writable buffer of len(values) bools,\n"
 "set to whether the scanner vouches for each record. Returns one list of str\n"
 "per str field (in path order). Fields of records not vouched for are 0 and \"\".");
 
@@ -1107,7 +1151,8 @@ PyDoc_STRVAR(Scanner_doc,
 "Scanner(paths, kinds, max_depth, max_bytes)\n--\n\n"
 "A strict JSON scanner for the fields at ``paths`` (a tuple of tuples of bytes\n"
 "keys, from the top-level object), one kind per path in ``kinds`` (bytes):\n"
-"b'i' a required int64, b'S' a required str, b's' an optional str (absent: \"\"),\n"
+"b'i' a required int64, b'm' required epoch seconds as int64 milliseconds,\n"
+"b'S' a required str, b's' an optional str (absent: \"\"),\n"
 "b'd' like b's' with \"-\" read as \"\"; b'f' an optional str standing in for the\n"
 "str field before it where that one is \"\" (no column of its own).");
 

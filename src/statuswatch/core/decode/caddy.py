@@ -34,8 +34,8 @@ from statuswatch.core.decode.json_fields import FieldTable, JsonField
 from statuswatch.core.decode.jsondecoder import JsonDecoder
 from statuswatch.errors import ConfigError
 
-#: The fields above but the app. Untyped: ``ts`` is a fraction of a second, which the
-#: full decoder reads (the C scanner reads integers only).
+#: The fields above but the app. Untyped: the full decoder takes ``ts`` as any number
+#: (the C scanner reads it as seconds to milliseconds, without an exponent).
 CADDY_FIELDS: Final[tuple[JsonField, ...]] = (
     JsonField("timestamp", ("ts",), "int", unit="s"),
     JsonField("status", ("status",), "int"),

@@ -225,12 +225,13 @@ def record_values(table: FieldTable) -> tuple[Getter, Getter]:
 class ScanPlan(NamedTuple):
     """The C scanner's fields for a table, and where each table field comes out."""
 
-    #: ``(path, kind)`` per scanner field (``_jsonscan``: "i" int64, "S" str, "s"
-    #: optional str, "d" "-" as "", "f" stands in for the str field before it where
-    #: that one is "").
+    #: ``(path, kind)`` per scanner field (``_jsonscan``: "i" int64, "m" epoch seconds
+    #: as int64 milliseconds, "S" str, "s" optional str, "d" "-" as "", "f" stands in
+    #: for the str field before it where that one is "").
     fields: list[tuple[tuple[str, ...], str]]
-    #: Per table field: ``("i", row)`` of the int64 array, ``("s", index)`` of the str
-    #: columns, or ``None`` (an "f" field, folded into the field before it).
+    #: Per table field: ``("i", row)`` or ``("m", row)`` of the int64 array (``"m"``:
+    #: milliseconds already), ``("s", index)`` of the str columns, or ``None`` (an "f"
+    #: field, folded into the field before it).
     columns: list[tuple[str, int] | None]
 
 
@@ -238,7 +239,10 @@ def _scan_kind(table: FieldTable, f: JsonField, alternative: int) -> str | None:
     """The scanner's kind for ``f``, the ``alternative``-th field of its role."""
     several = len(table.of(f.role)) > 1
     if f.type == "int":  # the scanner's ints are required: one field, a required role
-        return "i" if f.role in REQUIRED_ROLES and not several else None
+        if f.role not in REQUIRED_ROLES or several:
+            return None
+        # epoch seconds may have a fraction: the scanner rounds them to milliseconds
+        return "m" if f.role == "timestamp" and f.unit == "s" else "i"
     if f.role in REQUIRED_ROLES:
         if not several:
             return "S"
@@ -274,8 +278,8 @@ def scan_plan(table: FieldTable) -> ScanPlan | None:
         if kind == "f" and (last_added != i - 1 or table.fields[last_added].role != f.role):
             return None  # "f" stands in for the scanner field just before it
         column: tuple[str, int] | None = None
-        if kind == "i":
-            column = ("i", n_ints)
+        if kind in ("i", "m"):
+            column = (kind, n_ints)
             n_ints += 1
         elif kind != "f":
             column = ("s", n_strs)

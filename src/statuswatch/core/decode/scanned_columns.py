@@ -151,7 +151,7 @@ def scanned_columns(
 
     def ints_of(i: int) -> I64:
         kind, at = ref(i)
-        assert kind == "i"
+        assert kind in ("i", "m")
         row: I64 = ints[at]
         return row
 
@@ -168,7 +168,9 @@ def scanned_columns(
         [(i, f)] = stamps
         unit = f.unit or "iso8601"
         if f.type == "int":
-            ts, good = epoch_timestamps(unit, ints_of(i))
+            # "m": the scanner read epoch seconds, fraction and all, as milliseconds
+            scanned_unit = "ms" if ref(i)[0] == "m" else unit
+            ts, good = epoch_timestamps(scanned_unit, ints_of(i))
         else:
             ts, good = str_timestamps(unit, strs_of(i))
     ok = ok & good
