@@ -61,22 +61,23 @@ class AccessLineDecoder(BaseDecoder):
         super().__init__(cfg)
         groups = self.line.groupindex
         self._has_service = "service" in groups
-        #: the groups' numbers: ``Match.group`` takes them faster than names
-        self._stamp_status_segment = (groups["stamp"], groups["status"], groups["segment"])
         self._service_group = groups.get("service", 0)
         self._time_ms = self.stamp_reader(LocalZone(cfg.timezone))
-        #: the group the route comes from, and how: the first segment by default, else
-        #: the whole path cut to ``decode.route_segments``
+        # The route: the first segment's group by default, else the whole path cut to
+        # decode.route_segments.
+        route_group = groups["segment"]
         self._route_of: Callable[[bytes], str] = _route_of
         segments = cfg.route_segments or 1
         if segments > 1:
-            self._stamp_status_segment = (*self._stamp_status_segment[:2], groups["path"])
 
             @lru_cache(maxsize=4096)
             def route_of_path(path: bytes) -> str:
                 return path_route(path.decode("utf-8", "replace"), segments)
 
+            route_group = groups["path"]
             self._route_of = route_of_path
+        #: the groups' numbers: ``Match.group`` takes them faster than names
+        self._stamp_status_route = (groups["stamp"], groups["status"], route_group)
 
     def _status(self, code: bytes) -> int | None:
         """The outcome code of the ``status`` text; None if out of range."""
@@ -90,7 +91,7 @@ class AccessLineDecoder(BaseDecoder):
         m = self.line.match(value)
         if m is None:
             fail("unparseable_line")
-        stamp, code, segment = m.group(*self._stamp_status_segment)
+        stamp, code, target = m.group(*self._stamp_status_route)
         status = self._status(code)
         if status is None:
             fail("status_out_of_range", "status")
@@ -98,7 +99,7 @@ class AccessLineDecoder(BaseDecoder):
         if ts is None:
             fail("bad_timestamp", "time")
         service = _service_of(m[self._service_group]) if self._has_service else ""
-        return Parsed(ts, status, service, self._route_of(segment) if segment else "", "")
+        return Parsed(ts, status, service, self._route_of(target) if target else "", "")
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
         """``decode_one`` over the batch, with the size and UTF-8 checks done for the
@@ -107,7 +108,7 @@ class AccessLineDecoder(BaseDecoder):
         ok, bad = precheck_batch(values, self.max_bytes, None)
         invalid = [InvalidRecord(i, reason) for i, reason in bad.items()]
         match, stamp_ms = self.line.match, self._time_ms
-        no_response, (g_stamp, g_status, g_segment) = self.no_response, self._stamp_status_segment
+        no_response, (g_stamp, g_status, g_route) = self.no_response, self._stamp_status_route
         has_service, g_service = self._has_service, self._service_group
         route_of, service_of = self._route_of, _service_of  # locals: looked up once
         ts: list[int] = []
@@ -124,7 +125,7 @@ class AccessLineDecoder(BaseDecoder):
                 invalid.append(InvalidRecord(i, "unparseable_line"))
                 late_invalid = True
                 continue
-            stamp, code, segment = m.group(g_stamp, g_status, g_segment)
+            stamp, code, target = m.group(g_stamp, g_status, g_route)
             # ``_status`` inline (a call per line costs)
             st = NO_RESPONSE if code == no_response else int(code)
             if not (MIN_STATUS <= st <= MAX_STATUS or st == NO_RESPONSE):
@@ -140,7 +141,7 @@ class AccessLineDecoder(BaseDecoder):
             add_status(st)
             if has_service:
                 add_service(service_of(m[g_service]))
-            add_route(route_of(segment) if segment else "")
+            add_route(route_of(target) if target else "")
             add_index(i)
         if late_invalid:
             invalid.sort(key=lambda r: r.index)
