@@ -237,6 +237,21 @@ def test_haproxy_lines_sent_through_syslog_are_named_as_such():
         "decode.envelope: syslog")
 
 
+def test_caddy_logs_read_with_another_format_are_named_as_such():
+    """Caddy's JSON log read as kong, or as json with its default fields, is rejected
+    for a missing field: the hint names the caddy format, in a Vector event too."""
+    line = (b'{"level":"info","ts":1796607789.4139824,"logger":"http.log.access.log0",'
+            b'"msg":"handled request","request":{"remote_ip":"127.0.0.1","host":'
+            b'"api.example.com","uri":"/v1/charges"},"user_id":"","status":200}')
+    for configured in (DecodeConfig(format="kong"), DecodeConfig(format="json")):
+        assert reading_hint("missing_field", line, configured) == (
+            "the records are caddy: set decode.format: caddy")
+    assert reading_hint("missing_field", wrapped("Vector", line), DecodeConfig()) == (
+        "the records are caddy in the JSON field message (as Fluent Bit, Vector or Filebeat "
+        "send it): set decode.format: caddy and decode.envelope: json and "
+        "decode.envelope_field: message")
+
+
 def test_an_envelope_field_that_is_no_dotted_path_names_the_key():
     with pytest.raises(ConfigError, match=r"decode\.envelope_field"):
         load_settings(decode={"envelope": "json", "envelope_field": "a..b"})
