@@ -705,6 +705,23 @@ def test_combined_invalid(value: bytes, reason: str) -> None:
     assert reason_of(COMBINED, value) == reason
 
 
+def test_vhost_combined_names_the_virtual_host_as_the_service() -> None:
+    """Apache's vhost_combined (``%v:%p`` first); a bad line among them shifts no
+    service onto another line, and plain lines (an IPv6 client, a client with its
+    port) keep no service."""
+    d = CombinedDecoder(DecodeConfig(format="combined"))
+    rest = b' - - [17/May/2015:10:05:03 +0000] "GET /v1/x HTTP/1.1" 200 1 "-" "curl"'
+    lines = [b"api.example.com:443 10.0.0.1" + rest,
+             b"admin.example.com:80 10.0.0.2" + rest.replace(b" 200 ", b" 999 "),
+             b"2001:db8::1" + rest, b"10.0.0.3:51234" + rest,
+             b"admin.example.com:80 ::1" + rest]
+    batch = d.decode(lines)
+    assert batch.index.tolist() == [0, 2, 3, 4]
+    assert batch.dims["service"] == ["api.example.com", "", "", "admin.example.com"]
+    assert [r.reason for r in batch.invalid] == ["status_out_of_range"]
+    assert [d.decode_one(lines[i]).service for i in (0, 2, 3, 4)] == batch.dims["service"]
+
+
 def test_combined_too_large() -> None:
     small = CombinedDecoder(DecodeConfig(format="combined", max_record_bytes=100))
     assert reason_of(small, LINE) == "too_large"

@@ -268,9 +268,14 @@ def combined_valid(data: st.DataObject) -> tuple[bytes, Parsed]:
     tail = data.draw(st.sampled_from(["", ' "-" "-"', ' "http://r/" "Mozilla/5.0 (X11)" extra']))
     end = data.draw(st.sampled_from(["", "\n", "\r\n"]))
     user = data.draw(st.sampled_from(["-", "frank"]))
-    line = f'10.0.0.1 - {user} [{stamp}] "{method} {target}{proto}" {status} {size}{tail}{end}'
+    client = data.draw(st.sampled_from(["10.0.0.1", "2001:db8::1", "::1", "10.0.0.1:4242"]))
+    # Apache's vhost_combined: the virtual host and port first, the host the service
+    vhost = data.draw(st.sampled_from(["", "api.example.com", "localhost", "10.1.1.1"]))
+    prefix = f"{vhost}:{data.draw(st.sampled_from([80, 443, 8080]))} " if vhost else ""
+    line = (f'{prefix}{client} - {user} [{stamp}] "{method} {target}{proto}" {status} {size}'
+            f"{tail}{end}")
     route = "/" + path[0] if path[0] else ""
-    return line.encode(), Parsed(ts, status, "", route, "")
+    return line.encode(), Parsed(ts, status, vhost, route, "")
 
 
 def haproxy_valid(data: st.DataObject) -> tuple[bytes, Parsed]:

@@ -50,6 +50,9 @@ class AccessLineDecoder(BaseDecoder):
     line: ClassVar[re.Pattern[bytes]]
     #: the ``status`` text of a request that got no response
     no_response: ClassVar[bytes]
+    #: a prefix some lines carry before ``line``, its group 1 naming the service
+    #: (Apache's vhost_combined); tried only where ``line`` does not match
+    service_prefix: ClassVar[re.Pattern[bytes] | None] = None
 
     @classmethod
     @abstractmethod
@@ -89,6 +92,11 @@ class AccessLineDecoder(BaseDecoder):
         if reason is not None:
             fail(reason)
         m = self.line.match(value)
+        prefix = None
+        if m is None and self.service_prefix is not None:
+            prefix = self.service_prefix.match(value)
+            if prefix is not None:
+                m = self.line.match(value, prefix.end())
         if m is None:
             fail("unparseable_line")
         stamp, code, target = m.group(*self._stamp_status_route)
@@ -99,6 +107,8 @@ class AccessLineDecoder(BaseDecoder):
         if ts is None:
             fail("bad_timestamp", "time")
         service = _service_of(m[self._service_group]) if self._has_service else ""
+        if prefix is not None:
+            service = _service_of(prefix[1])
         return Parsed(ts, status, service, self._route_of(target) if target else "", "")
 
     def decode(self, values: Sequence[bytes]) -> DecodedBatch:
@@ -111,6 +121,9 @@ class AccessLineDecoder(BaseDecoder):
         no_response, (g_stamp, g_status, g_route) = self.no_response, self._stamp_status_route
         has_service, g_service = self._has_service, self._service_group
         route_of, service_of = self._route_of, _service_of  # locals: looked up once
+        service_prefix = self.service_prefix.match if self.service_prefix is not None else None
+        #: the services of prefixed lines, by their position in the output
+        prefixed: dict[int, str] = {}
         ts: list[int] = []
         status: list[int] = []
         service: list[str] = []
@@ -121,10 +134,16 @@ class AccessLineDecoder(BaseDecoder):
         late_invalid = False
         for i in ok:
             m = match(values[i])
+            named = None
             if m is None:
-                invalid.append(InvalidRecord(i, "unparseable_line"))
-                late_invalid = True
-                continue
+                prefix = service_prefix(values[i]) if service_prefix is not None else None
+                if prefix is not None:
+                    m = match(values[i], prefix.end())
+                    named = prefix[1]
+                if m is None:
+                    invalid.append(InvalidRecord(i, "unparseable_line"))
+                    late_invalid = True
+                    continue
             stamp, code, target = m.group(g_stamp, g_status, g_route)
             # ``_status`` inline (a call per line costs)
             st = NO_RESPONSE if code == no_response else int(code)
@@ -143,14 +162,19 @@ class AccessLineDecoder(BaseDecoder):
                 add_service(service_of(m[g_service]))
             add_route(route_of(target) if target else "")
             add_index(i)
+            if named is not None:
+                prefixed[len(ts) - 1] = service_of(named)
         if late_invalid:
             invalid.sort(key=lambda r: r.index)
         n = len(ts)
+        if not has_service:
+            service = [""] * n
+        for at, name in prefixed.items():
+            service[at] = name
         return DecodedBatch(
             np.array(ts, dtype=np.int64),
             np.array(status, dtype=np.int64),
-            {"service": service if has_service else [""] * n, "route": route,
-             "app": [""] * n},
+            {"service": service, "route": route, "app": [""] * n},
             np.array(index, dtype=np.int64),
             invalid,
         )

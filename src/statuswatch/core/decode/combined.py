@@ -1,15 +1,19 @@
-"""Apache/NGINX "combined" access log lines (and "common", without referer and agent).
+"""Apache/NGINX "combined" access log lines (and "common", without referer and agent;
+and Apache's "vhost_combined", with the virtual host and port first).
 
 ::
 
     1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET /presentations/x HTTP/1.1" 200 20 "-" "curl"
+    api.example.com:443 1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET /v1/x HTTP/1.1" 200 ...
 
 One compiled regex per line (``access_lines``). The timestamp's zone offset is
 honoured; the status must be three digits (``000`` or ``-``: no response was sent,
 code 0); anything after the size field (referer, agent, extra fields) is allowed and
-ignored; trailing CR/LF is ignored. Dimensions: service ``""``, route the first
+ignored; trailing CR/LF is ignored. Dimensions: service the virtual host of a
+vhost_combined line (Debian's ``other_vhosts_access.log``), else ``""``; route the first
 segment of the request path (``"/presentations"``; ``""`` for ``/``, a query on
-``/``, or a malformed request line), app ``""``.
+``/``, or a malformed request line), app ``""``. The virtual host is looked for only
+where the line does not match as it is, so plain lines pay nothing for it.
 
 >>> from statuswatch.config import DecodeConfig
 >>> d = CombinedDecoder(DecodeConfig(format="combined"))
@@ -17,6 +21,9 @@ segment of the request path (``"/presentations"``; ``""`` for ``/``, a query on
 Parsed(ts_ms=1431857103000, status=404, service='', route='/a', app='')
 >>> d.decode_one(b'1.2.3.4 - - [17/May/2015:10:05:03 +0000] "\\\\x16\\\\x03" 400 0 "-" "-"').route
 ''
+>>> d.decode_one(b'api.example.com:443 10.0.0.1 - - [17/May/2015:10:05:03 +0000] '
+...              b'"GET /v1/charges HTTP/1.1" 403 12 "-" "curl"')
+Parsed(ts_ms=1431857103000, status=403, service='api.example.com', route='/v1', app='')
 >>> d.decode_one(b'hello')
 Traceback (most recent call last):
 ...
@@ -48,10 +55,15 @@ _LINE: Final = re.compile(
 )
 
 
+#: vhost_combined's ``%v:%p `` (the virtual host and its port) before the combined line
+_VIRTUAL_HOST: Final = re.compile(rb"([^\s:]++):[0-9]++\ ")
+
+
 class CombinedDecoder(AccessLineDecoder):
     name = "combined"
     line = _LINE
     no_response = b"-"
+    service_prefix = _VIRTUAL_HOST
 
     @classmethod
     def stamp_reader(cls, zone: LocalZone) -> Callable[[bytes], int | None]:
