@@ -81,7 +81,8 @@ def ask(port: int) -> tuple[Counter[int], Counter[str]]:
         for path, (_, times) in MIX.items():
             for _ in range(times):
                 app = f"app-{n % 4}"
-                conn.request("GET", path, headers={"X-App": app, "User-Agent": 'a "quoted" ua'})
+                conn.request("GET", f"{path}?page={n % 3}",  # $request_uri has the query
+                             headers={"X-App": app, "User-Agent": 'a "quoted" ua'})
                 response = conn.getresponse()
                 response.read()
                 statuses[response.status] += 1
@@ -105,12 +106,14 @@ def test_real_nginx_logs_decode_to_the_requests_it_answered(tmp_path: Path):
     json_lines = (tmp_path / "access.json").read_bytes().splitlines()
     combined_lines = (tmp_path / "access.log").read_bytes().splitlines()
     assert datagrams[0].startswith(b"<190>")  # local7.info, as NGINX sends by default
+    # $request_uri is a path with its query: the route is its first segment
     fields = FieldMap(app="http_x_app", route="request_uri")
     decoded = {
-        "json file": build_decoder(DecodeConfig(format="nginx-json", fields=fields)).decode(
-            json_lines),
+        "json file": build_decoder(DecodeConfig(format="nginx-json", fields=fields,
+                                                route_segments=1)).decode(json_lines),
         "syslog": build_decoder(DecodeConfig(format="nginx-json", fields=fields,
-                                             envelope="syslog")).decode(datagrams),
+                                             envelope="syslog", route_segments=1)).decode(
+            datagrams),
         "combined file": build_decoder(DecodeConfig(format="combined")).decode(combined_lines),
     }
     for name, batch in decoded.items():
@@ -121,6 +124,10 @@ def test_real_nginx_logs_decode_to_the_requests_it_answered(tmp_path: Path):
             {path: n for path, (_, n) in MIX.items()}), name
     for name in ("json file", "syslog"):
         assert Counter(decoded[name].dims["app"]) == apps, name
+    # without route_segments the field is taken as it is: every query its own route
+    verbatim = build_decoder(DecodeConfig(format="nginx-json", fields=fields)).decode(json_lines)
+    assert {route.split("?")[0] for route in verbatim.dims["route"]} == set(MIX)
+    assert len(set(verbatim.dims["route"])) == 3 * len(MIX)
     # the JSON log's times agree with each other (msec, time_iso8601, time_local: seconds)
     for line in json_lines:
         record = json.loads(line)
