@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import pytest
 
-from statuswatch.core.columns import NO_RESPONSE
+from statuswatch.core.columns import NO_RESPONSE, code_label
 from statuswatch.errors import BrokerHarnessError
 from statuswatch.localbroker import LocalKafka
 from statuswatch.localbroker.jars import cache_root
@@ -382,4 +382,19 @@ def mix_routes(mix: RequestMix) -> Counter[str]:
     for path, (_, times) in mix.items():
         out["/" + path.split("/")[1]] += times
     return out
+
+
+def assert_backtest_counts(log: Path, seen: Counter[int], *options: str) -> None:
+    """``statuswatch backtest`` of ``log`` with ``options`` (a format, a config) succeeds
+    and counts every line, none invalid, with exactly the outcomes ``seen``."""
+    summary = log.with_name(log.name + ".summary.json")
+    result = subprocess.run(
+        [sys.executable, "-m", "statuswatch", "backtest", *options, "--summary-out",
+         str(summary), str(log)],
+        capture_output=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    counted = json.loads(summary.read_text())
+    assert counted["invalid"] == 0 and counted["records"] == sum(seen.values()), counted
+    assert counted["codes"] == {code_label(code): k for code, k in sorted(seen.items())}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from statuswatch.config import DecodeConfig, FieldMap
-from statuswatch.core.columns import NO_RESPONSE, code_label
+from statuswatch.core.columns import NO_RESPONSE
 from statuswatch.core.decode import build_decoder
 from tests.integration.support import (
     RequestMix,
     answering,
     ask,
+    assert_backtest_counts,
     free_port,
     installed,
     mix_counts,
@@ -81,7 +81,7 @@ def headers(path: str) -> dict[str, str]:
     return out
 
 
-def test_real_caddy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
+def test_real_caddy_logs_decode_to_the_requests_it_answered(tmp_path: Path) -> None:
     started_ms = int(time.time() * 1000) - 1000
     n = sum(mix_counts(MIX).values())
     log = tmp_path / "access.log"
@@ -113,13 +113,4 @@ def test_real_caddy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
     deeper = build_decoder(DecodeConfig(format="caddy", route_segments=2)).decode(records)
     assert Counter(deeper.dims["route"])["/v1/refunds"] == 8
 
-    summary = tmp_path / "summary.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "statuswatch", "backtest", "--format", "caddy",
-         "--summary-out", str(summary), str(log)],
-        capture_output=True, check=False, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    counted = json.loads(summary.read_text())
-    assert counted["invalid"] == 0 and counted["records"] == n
-    assert counted["codes"] == {code_label(code): k for code, k in sorted(seen.items())}
+    assert_backtest_counts(log, seen, "--format", "caddy")

@@ -9,9 +9,6 @@ accept date is that zone's local time, read right with ``decode.timezone``."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from statuswatch.config import DecodeConfig
-from statuswatch.core.columns import NO_RESPONSE, code_label
+from statuswatch.core.columns import NO_RESPONSE
 from statuswatch.core.decode import build_decoder
 from tests.integration.support import (
     RequestMix,
     answering,
     ask,
+    assert_backtest_counts,
     free_port,
     installed,
     mix_counts,
@@ -110,16 +108,7 @@ def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
 
     log = tmp_path / "haproxy.log"
     log.write_bytes(b"".join(line.rstrip(b"\n") + b"\n" for line in raw))
-    summary = tmp_path / "summary.json"
     config = tmp_path / "statuswatch.yaml"
     config.write_text(f"decode:\n  format: haproxy\n  timezone: {HOST_ZONE}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "statuswatch", "backtest", "--config", str(config),
-         "--summary-out", str(summary), str(log)],
-        capture_output=True, check=False, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    counted = json.loads(summary.read_text())
-    assert counted["invalid"] == 0 and counted["records"] == n
-    assert counted["codes"] == {code_label(code): k for code, k in sorted(seen.items())}
+    assert_backtest_counts(log, seen, "--config", str(config))
 

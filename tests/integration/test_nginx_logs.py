@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import pytest
 from statuswatch.config import DecodeConfig, FieldMap
 from statuswatch.core.decode import build_decoder
 from tests.integration.support import (
+    assert_backtest_counts,
     free_port,
     installed,
     serving,
@@ -140,13 +139,4 @@ def test_real_nginx_logs_decode_to_the_requests_it_answered(tmp_path: Path):
 def test_backtest_counts_a_real_nginx_log_with_the_defaults(tmp_path: Path, log: str, fmt: str):
     with syslog_receiver() as (syslog_port, _), nginx(tmp_path, syslog_port) as port:
         statuses, _ = ask(port)
-    summary = tmp_path / "summary.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "statuswatch", "backtest", "--format", fmt,
-         "--summary-out", str(summary), str(tmp_path / log)],
-        capture_output=True, check=False, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    counted = json.loads(summary.read_text())
-    assert counted["invalid"] == 0 and counted["records"] == sum(statuses.values())
-    assert counted["codes"] == {str(code): n for code, n in sorted(statuses.items())}
+    assert_backtest_counts(tmp_path / log, statuses, "--format", fmt)
