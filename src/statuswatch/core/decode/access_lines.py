@@ -122,8 +122,9 @@ class AccessLineDecoder(BaseDecoder):
         has_service, g_service = self._has_service, self._service_group
         route_of, service_of = self._route_of, _service_of  # locals: looked up once
         service_prefix = self.service_prefix.match if self.service_prefix is not None else None
-        #: the services of prefixed lines, by their position in the output
-        prefixed: dict[int, str] = {}
+        # The services of prefixed lines, by their index in values: kept off the per-line
+        # path, and a line found invalid later is simply never looked up.
+        prefixed: dict[int, bytes] = {}
         ts: list[int] = []
         status: list[int] = []
         service: list[str] = []
@@ -134,12 +135,11 @@ class AccessLineDecoder(BaseDecoder):
         late_invalid = False
         for i in ok:
             m = match(values[i])
-            named = None
             if m is None:
                 prefix = service_prefix(values[i]) if service_prefix is not None else None
                 if prefix is not None:
                     m = match(values[i], prefix.end())
-                    named = prefix[1]
+                    prefixed[i] = prefix[1]
                 if m is None:
                     invalid.append(InvalidRecord(i, "unparseable_line"))
                     late_invalid = True
@@ -162,15 +162,14 @@ class AccessLineDecoder(BaseDecoder):
                 add_service(service_of(m[g_service]))
             add_route(route_of(target) if target else "")
             add_index(i)
-            if named is not None:
-                prefixed[len(ts) - 1] = service_of(named)
         if late_invalid:
             invalid.sort(key=lambda r: r.index)
         n = len(ts)
         if not has_service:
             service = [""] * n
-        for at, name in prefixed.items():
-            service[at] = name
+        if prefixed:
+            service = [service_of(prefixed[i]) if i in prefixed else name
+                       for i, name in zip(index, service, strict=True)]
         return DecodedBatch(
             np.array(ts, dtype=np.int64),
             np.array(status, dtype=np.int64),
