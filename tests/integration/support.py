@@ -318,9 +318,10 @@ RequestMix = dict[str, tuple[int, int]]
 
 
 @contextmanager
-def answering(statuses: dict[str, int]) -> Iterator[int]:
-    """An HTTP server on 127.0.0.1 answering each path of ``statuses`` with its status
-    (its port yielded): the backend behind a proxy under test."""
+def answering(mix: RequestMix) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 answering each path of ``mix`` with its status (its
+    port yielded): the backend behind a proxy under test."""
+    statuses = {path: status for path, (status, _) in mix.items()}
 
     class Answer(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:

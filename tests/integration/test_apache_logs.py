@@ -93,8 +93,7 @@ def test_real_apache_logs_decode_to_the_requests_it_answered(tmp_path: Path) -> 
         return path.read_bytes().splitlines() if path.exists() else []
 
     with ExitStack() as stack:
-        backend_port = stack.enter_context(answering(
-            {path: status for path, (status, _) in BACKEND_MIX.items()}))
+        backend_port = stack.enter_context(answering(BACKEND_MIX))
         port = stack.enter_context(apache(tmp_path, backend_port))
         seen = ask(port, MIX, lambda path: {"Host": host_of(path)})
         wait_for(lambda: all(len(lines(p)) >= n for p in logs.values()), 10,

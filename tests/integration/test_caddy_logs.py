@@ -86,8 +86,7 @@ def test_real_caddy_logs_decode_to_the_requests_it_answered(tmp_path: Path) -> N
     n = sum(mix_counts(MIX).values())
     log = tmp_path / "access.log"
     with ExitStack() as stack:
-        backend_port = stack.enter_context(answering(
-            {path: status for path, (status, _) in BACKEND_MIX.items()}))
+        backend_port = stack.enter_context(answering(BACKEND_MIX))
         port = stack.enter_context(caddy(tmp_path, backend_port, log))
         seen = ask(port, MIX, headers)
 

@@ -79,7 +79,7 @@ def test_real_haproxy_logs_decode_to_the_requests_it_answered(tmp_path: Path):
         raw_port, raw = stack.enter_context(syslog_receiver())
         framed_port, framed = stack.enter_context(syslog_receiver())
         backend_port = stack.enter_context(
-            answering({path: status for path, (status, _) in BACKEND_MIX.items()}))
+            answering(BACKEND_MIX))
         port = stack.enter_context(haproxy(tmp_path, backend_port, raw_port, framed_port))
         # silent-drop keeps even the close from the client: it only times out
         seen = ask(port, MIX, silent=lambda path: path.startswith("/drop"))

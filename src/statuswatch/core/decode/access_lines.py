@@ -50,6 +50,7 @@ class AccessLineDecoder(BaseDecoder):
     line: ClassVar[re.Pattern[bytes]]
     #: the ``status`` text of a request that got no response
     no_response: ClassVar[bytes]
+    default_route_segments: ClassVar[int | None] = 1
     #: a prefix some lines carry before ``line``, its group 1 naming the service
     #: (Apache's vhost_combined); tried only where ``line`` does not match
     service_prefix: ClassVar[re.Pattern[bytes] | None] = None
@@ -65,12 +66,12 @@ class AccessLineDecoder(BaseDecoder):
         groups = self.line.groupindex
         self._has_service = "service" in groups
         self._service_group = groups.get("service", 0)
-        self._time_ms = self.stamp_reader(LocalZone(cfg.timezone))
+        self._time_ms = self.stamp_reader(self.zone)
         # The route: the first segment's group by default, else the whole path cut to
         # decode.route_segments.
         route_group = groups["segment"]
         self._route_of: Callable[[bytes], str] = _route_of
-        segments = cfg.route_segments or 1
+        segments = self.route_segments or 1
         if segments > 1:
 
             @lru_cache(maxsize=4096)

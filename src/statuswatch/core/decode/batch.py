@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Final
+from typing import ClassVar, Final
 
 import numpy as np
 
 from statuswatch.config import DecodeConfig
 from statuswatch.core.columns import DIMENSIONS, DecodedBatch, InvalidRecord
 from statuswatch.core.decode.protocol import Parsed
+from statuswatch.core.decode.timestamps import LocalZone
 from statuswatch.errors import DecodeError
 
 # A JSON string (an unterminated one runs to the end) and everything but brackets.
@@ -182,10 +183,16 @@ class BaseDecoder(ABC):
     """A decoder whose batch method loops over ``decode_one`` (fine for text lines)."""
 
     name: str
+    #: ``decode.route_segments`` when unset: None, the route is a name taken as it is
+    default_route_segments: ClassVar[int | None] = None
 
     def __init__(self, cfg: DecodeConfig) -> None:
         self.cfg = cfg
         self.max_bytes = cfg.max_record_bytes
+        #: the zone of times written without an offset (``decode.timezone``)
+        self.zone = LocalZone(cfg.timezone)
+        #: the route is a path: its first this many segments (None: as it is)
+        self.route_segments = cfg.route_segments or self.default_route_segments
 
     @property
     def fast_path(self) -> str:

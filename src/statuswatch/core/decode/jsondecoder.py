@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import numpy as np
@@ -237,9 +237,6 @@ class JsonDecoder(BaseDecoder):
     configuration keys of fields (``config_key``).
     """
 
-    #: ``decode.route_segments`` when unset: None, the route field is a name
-    default_route_segments: ClassVar[int | None] = None
-
     def __init__(self, cfg: DecodeConfig, table: FieldTable, schema_name: str) -> None:
         super().__init__(cfg)
         self.max_depth = cfg.max_depth
@@ -249,9 +246,7 @@ class JsonDecoder(BaseDecoder):
         #: The details naming the timestamp and the status (``DecodeError.detail``).
         self.ts_names = [f.dotted for _, f in table.of("timestamp")]
         self.status_name = next((f.dotted for _, f in table.of("status")), None)
-        #: the route field holds a path: its first this many segments (None: as it is)
-        self.route_segments = cfg.route_segments or self.default_route_segments
-        self._extract = _extractor(table, LocalZone(cfg.timezone), self.route_segments)
+        self._extract = _extractor(table, self.zone, self.route_segments)
         self._plan = scan_plan(table)
         self._scanner: Scanner | None = None
         if NATIVE_SCANNER is not None and self._plan is not None:

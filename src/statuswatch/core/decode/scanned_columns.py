@@ -169,8 +169,8 @@ def scanned_columns(
         unit = f.unit or "iso8601"
         if f.type == "int":
             # "m": the scanner read epoch seconds, fraction and all, as milliseconds
-            scanned_unit = "ms" if ref(i)[0] == "m" else unit
-            ts, good = epoch_timestamps(scanned_unit, ints_of(i))
+            kind, at = ref(i)
+            ts, good = epoch_timestamps("ms" if kind == "m" else unit, ints[at])
         else:
             ts, good = str_timestamps(unit, strs_of(i))
     ok = ok & good

@@ -44,7 +44,6 @@ class LocalZone:
     def __init__(self, name: str) -> None:
         #: whether civil times are UTC already (then ``utc_ms`` need not be called)
         self.is_utc = name == "UTC"
-        self.name = name
         self.tzinfo: tzinfo = UTC
         if not self.is_utc:  # UTC needs no zone database; the config checked the name
             self.tzinfo = ZoneInfo(name)
