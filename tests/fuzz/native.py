@@ -6,9 +6,9 @@
     python -m tests.fuzz.native fuzz [--seconds N] [libFuzzer args]
     python -m tests.fuzz.native coverage [input files or directories]
 
-``sanitize`` builds ``_jsonscan.c`` with gcc, AddressSanitizer and
-UndefinedBehaviorSanitizer into ``build/sanitize/`` and runs the scanner's tests
-(``SANITIZE_TESTS``) on that build. ``fuzz`` builds it with clang, libFuzzer's
+``sanitize`` builds both C extensions (``_jsonscan.c`` and ``_screen.c``) with gcc,
+AddressSanitizer and UndefinedBehaviorSanitizer into ``build/sanitize/`` and runs
+their tests (``SANITIZE_TESTS``) on that build. ``fuzz`` builds it with clang, libFuzzer's
 coverage instrumentation and the same sanitizers into ``build/fuzz/`` and runs
 the differential harness (``tests/fuzz/harness.py``) on it with atheris.
 ``coverage`` builds it with gcov into ``build/coverage/``, checks the fuzz
@@ -19,7 +19,8 @@ The in-place build of ``pip install -e .`` stays as it is: each run starts a new
 interpreter (with the sanitizer runtime preloaded: a Python host is not built
 with it) and names its build in ``STATUSWATCH_JSONSCAN``, which this module,
 loaded as a pytest plugin (``-p tests.fuzz.native``) or by the harness, imports
-in place of the in-place one. Every sanitizer report aborts the run, so the
+in place of the in-place one (``STATUSWATCH_SCREEN`` likewise for the screen). Every
+sanitizer report aborts the run, so the
 command fails: its exit status is the run's.
 """
 
@@ -40,12 +41,22 @@ SOURCE = ROOT / "src" / "statuswatch" / "core" / "decode" / "_jsonscan.c"
 MODULE = "statuswatch.core.decode._jsonscan"
 #: The environment variable naming the build of the C scanner to test instead of the in-place one.
 ENV = "STATUSWATCH_JSONSCAN"
+#: The other C extension, the screened share scores; ``sanitize`` builds and tests it too.
+SCREEN_SOURCE = ROOT / "src" / "statuswatch" / "core" / "_screen.c"
+SCREEN_MODULE = "statuswatch.core._screen"
+SCREEN_ENV = "STATUSWATCH_SCREEN"
+#: Per module: its C source, the variable naming a build of it, and the module that
+#: must not be imported before the override (it binds the extension at import).
+EXTENSIONS = {
+    MODULE: (SOURCE, ENV, "statuswatch.core.decode.jsondecoder"),
+    SCREEN_MODULE: (SCREEN_SOURCE, SCREEN_ENV, "statuswatch.core.score"),
+}
 
 #: The scanner's own tests, the fast-path properties on the scanner (the fallback, the
-#: full decoder, runs no C) and the fuzz corpus as regressions.
+#: full decoder, runs no C), the fuzz corpus as regressions, and the screen's tests.
 SANITIZE_TESTS = [
     "tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py",
-    "tests/unit/test_block_scan.py", "tests/fuzz",
+    "tests/unit/test_block_scan.py", "tests/fuzz", "tests/unit/test_native_screen.py",
     "-k", "not full_decoder",
 ]  # fmt: skip
 
@@ -72,52 +83,59 @@ SANITIZER_ENV = {
 
 
 def use_jsonscan_build() -> str | None:
-    """Import the C scanner from the file ``$STATUSWATCH_JSONSCAN`` names (if set).
+    """Import each C extension from the file its variable (``EXTENSIONS``) names, if set.
 
-    Must run before anything imports ``statuswatch.core.decode``; the path, or None.
+    Must run before anything imports ``statuswatch.core``; the scanner's path, or None.
     """
-    path = os.environ.get(ENV)
-    if not path:
-        return None
-    if "statuswatch.core.decode.jsondecoder" in sys.modules:
-        raise RuntimeError(f"{ENV} is set but the decoders were imported before the override")
-    spec = importlib.util.spec_from_file_location(MODULE, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{ENV}={path} is not an extension module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[MODULE] = module
-    return path
+    for module_name, (_, env, binder) in EXTENSIONS.items():
+        path = os.environ.get(env)
+        if not path:
+            continue
+        if binder in sys.modules:
+            raise RuntimeError(f"{env} is set but {binder} was imported before the override")
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{env}={path} is not an extension module")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[module_name] = module
+    return os.environ.get(ENV) or None
 
 
 # As a pytest plugin (-p tests.fuzz.native): the override is in place before collection.
-_LOADED = use_jsonscan_build()
+use_jsonscan_build()
 
 
 def pytest_collection_finish(session: Any) -> None:
-    """Say which build of the scanner the tests run on, and check the decoders use it."""
-    if _LOADED is None:
-        return
+    """Say which builds of the C extensions the tests run on, and check they are used."""
+    from statuswatch.core import score
     from statuswatch.core.decode import jsondecoder
 
-    module = sys.modules[MODULE]
-    if jsondecoder.NATIVE_SCANNER is not module.Scanner or module.__file__ != _LOADED:
-        raise RuntimeError(f"the decoders do not use the C scanner {ENV} names ({_LOADED})")
-    session.config.get_terminal_writer().line(f"C scanner under test: {_LOADED}")
+    in_use = {MODULE: getattr(jsondecoder.NATIVE_SCANNER, "__module__", None),
+              SCREEN_MODULE: getattr(score._screen, "__name__", None)}
+    for module_name, (_, env, _binder) in EXTENSIONS.items():
+        path = os.environ.get(env)
+        if not path:
+            continue
+        module = sys.modules[module_name]
+        if in_use[module_name] != module_name or module.__file__ != path:
+            raise RuntimeError(f"statuswatch does not use the build {env} names ({path})")
+        session.config.get_terminal_writer().line(f"{module_name} under test: {path}")
 
 
-def build(kind: str) -> Path:
-    """Compile the scanner for ``kind`` (a key of ``BUILDS``) into build/<kind>/; its path."""
+def build(kind: str, source: Path = SOURCE) -> Path:
+    """Compile ``source`` (the scanner's, by default) for ``kind`` (a key of ``BUILDS``)
+    into build/<kind>/; its path."""
     cc, flags = BUILDS[kind]
     if shutil.which(cc) is None:
         raise SystemExit(f"{cc} is needed for the {kind} build (.ci/run installs it)")
-    out = ROOT / "build" / kind / f"_jsonscan{sysconfig.get_config_var('EXT_SUFFIX')}"
+    out = ROOT / "build" / kind / f"{source.stem}{sysconfig.get_config_var('EXT_SUFFIX')}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    obj = out.parent / "_jsonscan.o"  # (gcov finds its notes and counts next to it)
+    obj = out.parent / f"{source.stem}.o"  # (gcov finds its notes and counts next to it)
     include = sysconfig.get_paths()["include"]
     for cmd in (
-        [cc, "-c", "-fPIC", *flags, "-Wall", "-Wextra", "-Werror", f"-I{include}", str(SOURCE),
-         "-o", str(obj)],
+        [cc, "-c", "-fPIC", *flags, "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+         f"-I{include}", str(source), "-o", str(obj)],
         [cc, "-shared", *flags, str(obj), "-o", str(out)],
     ):  # fmt: skip
         print(" ".join(cmd), flush=True)
@@ -144,6 +162,7 @@ def run(kind: str, args: list[str]) -> int:
     so = build(kind)
     env = {**os.environ, ENV: str(so)}
     if kind == "sanitize":
+        env[SCREEN_ENV] = str(build(kind, SCREEN_SOURCE))
         env.update(SANITIZER_ENV, LD_PRELOAD=str(runtime(kind)))
         cmd = [sys.executable, "-m", "pytest", "-p", "tests.fuzz.native", "-p", "no:cacheprovider",
                "--capture=sys", "-q", *(args or SANITIZE_TESTS)]  # fmt: skip

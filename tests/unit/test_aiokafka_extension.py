@@ -62,24 +62,29 @@ def test_file_lines_split_like_readlines(data: bytes, block: int) -> None:
     assert offsets == list(range(len(expected)))
 
 
-@pytest.mark.parametrize(("fmt", "native", "warned"), [
-    ("kong", True, False), ("kong", False, True), ("json", False, True),
-    ("combined", False, False),  # no JSON fast path to miss
+@pytest.mark.parametrize(("fmt", "scanner", "screen", "warned"), [
+    ("kong", True, True, []), ("kong", False, True, ["C scanner"]),
+    ("json", False, True, ["C scanner"]),
+    ("combined", False, True, []),  # no JSON fast path to miss
+    ("kong", True, False, ["C screen"]), ("kong", False, False, ["C scanner", "C screen"]),
 ])
-def test_start_up_warns_when_the_c_scanner_is_missing(
-    fmt: str, native: bool, warned: bool, monkeypatch: pytest.MonkeyPatch,
+def test_start_up_warns_when_a_c_extension_is_missing(
+    fmt: str, scanner: bool, screen: bool, warned: list[str], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from statuswatch.config import Settings
+    from statuswatch.core import score
     from statuswatch.core.decode import jsondecoder
     from statuswatch.core.detector import Detector
-    from statuswatch.shell.app import warn_if_no_native_scan
+    from statuswatch.shell.app import warn_if_no_native_code
 
-    monkeypatch.setattr(jsondecoder, "NATIVE_SCAN", native)
+    monkeypatch.setattr(jsondecoder, "NATIVE_SCAN", scanner)
+    monkeypatch.setattr(score, "NATIVE_SCREEN", screen)
     detector = Detector(Settings(decode={"format": fmt}))
     with caplog.at_level(logging.WARNING, logger="statuswatch.shell.app"):
-        assert warn_if_no_native_scan(detector) is not warned
-    assert any("C scanner" in r.getMessage() for r in caplog.records) is warned
+        assert warn_if_no_native_code(detector) is not bool(warned)
+    said = [r.getMessage() for r in caplog.records]
+    assert [w for w in ("C scanner", "C screen") if any(w in m for m in said)] == warned
 
 
 def test_the_installed_package_has_its_c_scanner() -> None:

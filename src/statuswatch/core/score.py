@@ -31,6 +31,15 @@ from scipy import special
 
 from statuswatch.core.columns import I64
 
+try:
+    from statuswatch.core import _screen
+except ImportError:  # the optional C extension is not built: numpy scores alike
+    _screen = None  # type: ignore[assignment]
+
+#: Whether the screened share scores run on the C extension (``_screen.c``): one pass
+#: over the cells in place of some forty numpy passes, the same scores.
+NATIVE_SCREEN = _screen is not None
+
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 T = TypeVar("T", bound=npt.NDArray[np.generic])
@@ -155,23 +164,28 @@ def upper_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     if below - SCREEN_MARGIN > MEAN_SIDE_SCORE:
         out &= (fx < 1.0) | (fx > (fn + 1.0) * fp) | (fx > fn)
     i = out.nonzero()[0]  # out is flat: np.flatnonzero's wrappers are slower
-    a = fx[i]
-    out[i] = -_log_tail_lower_bound(a, fn[i] - a + 1, fp[i]) / _LN10 >= below - SCREEN_MARGIN
+    a, n_i, p_i = fx[i], fn[i], fp[i]
+    limit = below - SCREEN_MARGIN
+    # Also P(X >= x) >= p^x for x <= n (I_p(x, b) grows with b; I_p(x, 1) = p^x): a
+    # cheaper bound, and the tighter one for a common code (its C twin tries it first).
+    out[i] = ((a > n_i) | (-a * np.log(p_i) / _LN10 >= limit)) & (
+        -_log_tail_lower_bound(a, n_i - a + 1, p_i) / _LN10 >= limit)
     return out.reshape(shape)
 
 
 def lower_tail_may_reach(x: F64, n: F64, p: F64, below: float) -> B:
     """Cells whose P(X <= x) may score ``below`` or more (see ``upper_tail_may_reach``).
-    At x = 0 the tail is (1-p)^n in closed form, and no smaller elsewhere (the tail
-    I_{1-p}(n - x, x + 1) grows with x): where (1-p)^n scores under ``below``, as it
-    does wherever fewer than about ``below * ln 10`` events are expected, no count
-    can reach it. The series bound decides the rest, but for counts at or above the
-    mean of their tail's Beta (see ``upper_tail_may_reach``): P(X <= x) = P(B <= 1 - p),
-    B ~ Beta(n - x, x + 1), log-concave for n - x >= 1, with mean (n - x) / (n + 1)."""
+    The tail is at least (1-p)^(n-x) (I_{1-p}(n - x, b) grows with b, and
+    I_{1-p}(n - x, 1) = (1-p)^(n-x)), in closed form at x = 0: where that scores under
+    ``below``, as it does wherever fewer than about ``below * ln 10`` events are
+    expected, the count cannot reach it. The series bound decides the rest, but for
+    counts at or above the mean of their tail's Beta (see ``upper_tail_may_reach``):
+    P(X <= x) = P(B <= 1 - p), B ~ Beta(n - x, x + 1), log-concave for n - x >= 1,
+    with mean (n - x) / (n + 1)."""
     shape, (fx, fn, fp) = _flat(x, n, p)
     absent = fx <= 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        none_seen = -fn * np.log1p(-fp) / _LN10 >= below - SCREEN_MARGIN
+        none_seen = -(fn - fx) * np.log1p(-fp) / _LN10 >= below - SCREEN_MARGIN
     out = none_seen & (fx < fn)
     if below - SCREEN_MARGIN > MEAN_SIDE_SCORE:
         out &= (fn - fx < 1.0) | ((fn - fx) > (fn + 1.0) * (1.0 - fp))
@@ -264,6 +278,11 @@ def score_shares(
     True
     """
     totals = counts.sum(axis=1) if totals is None else totals
+    if NATIVE_SCREEN and below is not None and up_cells is None and down_cells is None:
+        native = _native_share_scores(counts, expected_share, floor, dispersion, totals,
+                                      down_totals, below, exact, rows)
+        if native is not None:
+            return native
     if below is None and rows is None:
         return _score_shares(counts, expected_share, floor, dispersion, totals, down_totals,
                              below, exact, up_cells, down_cells)
@@ -309,6 +328,56 @@ def score_shares(
         spread(sub.observed_share, np.zeros(shape)), spread(sub.expected_count, np.zeros(shape)),
         spread(sub.up_expected_count, np.zeros(shape)), totals,
     )
+
+
+def _native_share_scores(
+    counts: I64, share: F64, floor: F64 | None, dispersion: F64 | None, totals: I64,
+    down_totals: F64 | None, below: float, exact: B | None, rows: B | None,
+) -> ShareScores | None:
+    """``score_shares`` screened at ``below`` on the C extension, where every array has
+    its full shape and kind (None: the caller scores on numpy): the same scores, the
+    exact tails of the cells the screen keeps from the same functions."""
+    shape = counts.shape
+    n_rows = shape[0] if len(shape) == 2 else -1
+    per_cell = ((counts, np.int64), (share, np.float64), (dispersion, np.float64),
+                (exact, np.bool_))
+    per_row = ((floor, np.float64), (totals, np.int64), (down_totals, np.float64),
+               (rows, np.bool_))
+    if n_rows < 0 or not all(
+        a is None or (a.shape == want and a.dtype == kind)
+        for group, want in ((per_cell, shape), (per_row, (n_rows,)))
+        for a, kind in group
+    ):
+        return None
+    size = counts.size
+    observed, expected, up_expected = np.empty(shape), np.empty(shape), np.empty(shape)
+    idx, at = np.empty((2, size), np.int64), np.empty((2, 3, size))
+    limit = below - SCREEN_MARGIN
+    c = np.ascontiguousarray
+    k_up, k_down = _screen.share_cells(
+        c(counts), c(share), _contiguous(floor), _contiguous(dispersion), c(totals),
+        _contiguous(down_totals), _contiguous(rows), _contiguous(exact),
+        shape[1], limit, limit > MEAN_SIDE_SCORE, observed, expected, up_expected,
+        idx[0], at[0], idx[1], at[1],
+    )
+    up = _tail_scores(upper_tail, shape, idx[0, :k_up], at[0, :, :k_up])
+    down = _tail_scores(lower_tail, shape, idx[1, :k_down], at[1, :, :k_down])
+    return ShareScores(up, down, observed, expected, up_expected, totals)
+
+
+def _contiguous(a: T | None) -> T | None:
+    """``a`` in C order (itself where it is; None stays None)."""
+    return None if a is None else np.ascontiguousarray(a)  # type: ignore[return-value]
+
+
+def _tail_scores(tail: Callable[[F64, F64, F64], F64], shape: tuple[int, ...],
+                 idx: I64, at: F64) -> F64:
+    """Scores of ``tail`` at the flat cells ``idx`` (with x, n, p in ``at``'s rows);
+    elsewhere -0.0, as ``_scores_on`` leaves them."""
+    out = np.full(int(np.prod(shape)), -0.0)
+    if len(idx):
+        out[idx] = _to_score(tail(at[0], at[1], at[2]))
+    return out.reshape(shape)
 
 
 def _rows_of(a: T | None, idx: npt.NDArray[np.intp]) -> T | None:

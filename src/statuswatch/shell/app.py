@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from statuswatch.config import Settings
+from statuswatch.core import score
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.errors import ConfigError, SinkError
@@ -70,16 +71,24 @@ def quiet_repeats(every_s: float = 30.0) -> RepeatFilter:
     return flt
 
 
-def warn_if_no_native_scan(detector: Detector) -> bool:
-    """Log a loud warning if a JSON format runs without statuswatch's C scanner."""
-    if not detector.decoder.scanner_missing:
-        return True  # the C scanner, or a format without it (combined)
-    log.warning(
-        "!!! statuswatch's C scanner (statuswatch.core.decode._jsonscan) is not built: "
-        "%s records are decoded one by one on the full decoder, about 5x slower. "
-        "Reinstall with a C compiler present (pip install -e .). !!!", detector.decoder.name,
-    )
-    return False
+def warn_if_no_native_code(detector: Detector) -> bool:
+    """Log a loud warning for each of statuswatch's C extensions the run goes without."""
+    missing = []
+    if detector.decoder.scanner_missing:  # not with a format without it (combined)
+        missing.append(
+            f"C scanner (statuswatch.core.decode._jsonscan) is not built: "
+            f"{detector.decoder.name} records are decoded one by one on the full decoder, "
+            "about 5x slower"
+        )
+    if not score.NATIVE_SCREEN:
+        missing.append(
+            "C screen (statuswatch.core._screen) is not built: every window's share "
+            "scores run on numpy, about 1.5x slower"
+        )
+    for what in missing:
+        log.warning("!!! statuswatch's %s. Reinstall with a C compiler present "
+                    "(pip install -e .). !!!", what)
+    return not missing
 
 
 def listener_error(
@@ -130,7 +139,7 @@ async def run_forever(
     """
     quiet_repeats()
     detector = Detector(settings)
-    warn_if_no_native_scan(detector)
+    warn_if_no_native_code(detector)
     status = RuntimeStatus()
     server = None
     registry = None

@@ -1,0 +1,256 @@
+/*
+ * statuswatch.core._screen: the screened share scoring of score.score_shares in
+ * one pass over a window's cells, where numpy needs some forty array passes (each
+ * cheap, but a window has a few thousand cells and thousands of windows run).
+ *
+ * share_cells() takes the window (counts, learned shares, floor, dispersion,
+ * totals, drop totals, the rows to score and the cells to score exactly) and
+ * writes, per cell, the observed share and both expected counts; per tail, the
+ * cells whose score may reach the threshold, with the (x, n, p) their exact tail
+ * is computed at. The exact tails (scipy's incomplete beta) stay in Python: few
+ * cells need them. Every value written is the IEEE result of the same operations,
+ * in the same order, as score._score_shares (built with -ffp-contract=off, so no
+ * fused multiply-add rounds differently); the screen's bound uses the C library's
+ * lgamma/log/log1p, which may differ from numpy's in the last place: the screen's
+ * margin (score.SCREEN_MARGIN) is far wider, so a cell left out still provably
+ * scores under the threshold.
+ *
+ * Buffers are checked for kind, size and C-contiguity before any is read; the
+ * caller (score._native_share_scores) allocates the outputs.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define LN10 2.302585092994046
+#define P_LOW 1e-12
+#define P_HIGH (1.0 - 1e-12)
+
+/* np.clip, np.maximum and np.minimum: NaN propagates. */
+static inline double clip_share(double v) {
+    if (isnan(v)) return v;
+    return v < P_LOW ? P_LOW : (v > P_HIGH ? P_HIGH : v);
+}
+
+static inline double np_max(double a, double b) {
+    if (isnan(a) || isnan(b)) return NAN;
+    return a >= b ? a : b;
+}
+
+static inline double np_min(double a, double b) {
+    if (isnan(a) || isnan(b)) return NAN;
+    return a <= b ? a : b;
+}
+
+/* ln of a lower bound on I_q(a, b): score._log_tail_lower_bound. */
+static double log_tail_lower_bound(double a, double b, double q) {
+    double log_beta = lgamma(a) + lgamma(b) - lgamma(a + b);
+    double head = a * log(q) + b * log1p(-q) - log(a) - log_beta;
+    return head + log1p((a + b) * q / (a + 1.0));
+}
+
+/* score.upper_tail_may_reach for one cell. */
+static int upper_may_reach(double x, double n, double p, double limit, int mean_side) {
+    if (!(x > 0.0)) return 0;
+    if (mean_side && !((x < 1.0) || (x > (n + 1.0) * p) || (x > n))) return 0;
+    if (!(x > n) && !(-x * log(p) / LN10 >= limit)) return 0; /* P(X >= x) >= p^x */
+    return -log_tail_lower_bound(x, n - x + 1.0, p) / LN10 >= limit;
+}
+
+/* score.lower_tail_may_reach for one cell. */
+static int lower_may_reach(double x, double n, double p, double limit, int mean_side) {
+    /* P(X <= x) >= (1-p)^(n-x) */
+    if (!(-(n - x) * log1p(-p) / LN10 >= limit) || !(x < n)) return 0;
+    if (mean_side && !((n - x < 1.0) || ((n - x) > (n + 1.0) * (1.0 - p)))) return 0;
+    if (x <= 0.0) return 1; /* (1-p)^n, the tail at 0, already may reach it */
+    return -log_tail_lower_bound(n - x, x + 1.0, 1.0 - p) / LN10 >= limit;
+}
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+/* A C-contiguous buffer of `count` items (any number if negative) of one kind:
+ * 'i' int64, 'd' double, '?' bool; writable if asked. None is allowed where
+ * `optional`. */
+static int take(PyObject *obj, Buf *b, char kind, Py_ssize_t count, int writable,
+                int optional, const char *name) {
+    b->held = 0;
+    if (obj == Py_None) {
+        if (optional) return 0;
+        PyErr_Format(PyExc_TypeError, "share_cells: %s must not be None", name);
+        return -1;
+    }
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) return -1;
+    b->held = 1;
+    const char *f = b->view.format ? b->view.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    Py_ssize_t size = kind == '?' ? 1 : 8;
+    int kind_ok = kind == 'd' ? strcmp(f, "d") == 0
+                : kind == 'i' ? (strcmp(f, "l") == 0 || strcmp(f, "q") == 0)
+                : strcmp(f, "?") == 0;
+    if (!kind_ok || b->view.itemsize != size || (count >= 0 && b->view.len / size != count)) {
+        PyErr_Format(PyExc_ValueError,
+                     "share_cells: %s must hold %zd items of kind '%c' (has format %s, %zd bytes)",
+                     name, count, kind, f, b->view.len);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Buf *bufs, int n) {
+    for (int i = 0; i < n; i++)
+        if (bufs[i].held) PyBuffer_Release(&bufs[i].view);
+}
+
+enum {
+    A_COUNTS, A_SHARE, A_FLOOR, A_DISPERSION, A_TOTALS, A_DOWN_TOTALS, A_ROWS, A_EXACT,
+    A_OBSERVED, A_EXPECTED, A_UP_EXPECTED, A_UP_IDX, A_UP_AT, A_DOWN_IDX, A_DOWN_AT,
+    N_BUFFERS
+};
+
+PyDoc_STRVAR(share_cells_doc,
+"share_cells(counts, share, floor, dispersion, totals, down_totals, rows, exact,\n"
+"            n_cols, limit, mean_side, observed, expected, up_expected,\n"
+"            up_idx, up_at, down_idx, down_at) -> (k_up, k_down)\n\n"
+"One pass of score._score_shares, screened at `limit` (below - SCREEN_MARGIN;\n"
+"`mean_side`: limit > MEAN_SIDE_SCORE). Arrays are flat and C-contiguous, r*c\n"
+"cells of n_cols columns: counts int64, share and dispersion (or None) double,\n"
+"exact (or None) bool; per row: floor and down_totals (or None) double, totals\n"
+"int64, rows (or None: every row) bool. Rows left out, or without requests or\n"
+"exact cells, read 0 (their tails: no candidate). Writes observed, expected and\n"
+"up_expected (r*c doubles); the first k_up cells of up_idx (int64, r*c) and of\n"
+"the three planes of up_at (x, n, p: 3*r*c doubles) are the rise tail's\n"
+"candidates, and likewise for drops.");
+
+static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 18) {
+        PyErr_Format(PyExc_TypeError, "share_cells takes 18 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t n_cols = PyLong_AsSsize_t(args[8]);
+    if (n_cols == -1 && PyErr_Occurred()) return NULL;
+    double limit = PyFloat_AsDouble(args[9]);
+    if (limit == -1.0 && PyErr_Occurred()) return NULL;
+    int mean_side = PyObject_IsTrue(args[10]);
+    if (mean_side < 0) return NULL;
+    if (n_cols <= 0) {
+        PyErr_SetString(PyExc_ValueError, "share_cells: n_cols must be positive");
+        return NULL;
+    }
+    Buf b[N_BUFFERS];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    /* the row count from totals, then every other buffer checked against it */
+    if (take(args[4], &b[A_TOTALS], 'i', -1, 0, 0, "totals") < 0) goto done;
+    Py_ssize_t n_rows = b[A_TOTALS].view.len / 8;
+    if (n_rows > PY_SSIZE_T_MAX / 3 / n_cols) {
+        PyErr_SetString(PyExc_ValueError, "share_cells: too many cells");
+        goto done;
+    }
+    Py_ssize_t cells = n_rows * n_cols;
+    static const struct { int arg, slot; char kind; int per_cell, writable, optional, planes;
+                          const char *name; } spec[] = {
+        {0, A_COUNTS, 'i', 1, 0, 0, 1, "counts"},
+        {1, A_SHARE, 'd', 1, 0, 0, 1, "share"},
+        {2, A_FLOOR, 'd', 0, 0, 1, 1, "floor"},
+        {3, A_DISPERSION, 'd', 1, 0, 1, 1, "dispersion"},
+        {5, A_DOWN_TOTALS, 'd', 0, 0, 1, 1, "down_totals"},
+        {6, A_ROWS, '?', 0, 0, 1, 1, "rows"},
+        {7, A_EXACT, '?', 1, 0, 1, 1, "exact"},
+        {11, A_OBSERVED, 'd', 1, 1, 0, 1, "observed"},
+        {12, A_EXPECTED, 'd', 1, 1, 0, 1, "expected"},
+        {13, A_UP_EXPECTED, 'd', 1, 1, 0, 1, "up_expected"},
+        {14, A_UP_IDX, 'i', 1, 1, 0, 1, "up_idx"},
+        {15, A_UP_AT, 'd', 1, 1, 0, 3, "up_at"},
+        {16, A_DOWN_IDX, 'i', 1, 1, 0, 1, "down_idx"},
+        {17, A_DOWN_AT, 'd', 1, 1, 0, 3, "down_at"},
+    };
+    for (size_t s = 0; s < sizeof spec / sizeof spec[0]; s++) {
+        Py_ssize_t count = (spec[s].per_cell ? cells : n_rows) * spec[s].planes;
+        if (take(args[spec[s].arg], &b[spec[s].slot], spec[s].kind, count, spec[s].writable,
+                 spec[s].optional, spec[s].name) < 0)
+            goto done;
+    }
+    const int64_t *counts = b[A_COUNTS].view.buf, *totals = b[A_TOTALS].view.buf;
+    const double *share = b[A_SHARE].view.buf;
+    const double *floor_ = b[A_FLOOR].held ? b[A_FLOOR].view.buf : NULL;
+    const double *phi = b[A_DISPERSION].held ? b[A_DISPERSION].view.buf : NULL;
+    const double *down_totals = b[A_DOWN_TOTALS].held ? b[A_DOWN_TOTALS].view.buf : NULL;
+    const char *rows = b[A_ROWS].held ? b[A_ROWS].view.buf : NULL;
+    const char *exact = b[A_EXACT].held ? b[A_EXACT].view.buf : NULL;
+    double *observed = b[A_OBSERVED].view.buf, *expected = b[A_EXPECTED].view.buf;
+    double *up_expected = b[A_UP_EXPECTED].view.buf;
+    int64_t *up_idx = b[A_UP_IDX].view.buf, *down_idx = b[A_DOWN_IDX].view.buf;
+    double *up_at = b[A_UP_AT].view.buf, *down_at = b[A_DOWN_AT].view.buf;
+    Py_ssize_t k_up = 0, k_down = 0;
+
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        Py_ssize_t base = r * n_cols;
+        int scorable = totals[r] > 0;
+        if (!scorable && exact)
+            for (Py_ssize_t c = 0; c < n_cols && !scorable; c++) scorable = exact[base + c];
+        if (!scorable || (rows && !rows[r])) {
+            for (Py_ssize_t c = 0; c < n_cols; c++)
+                observed[base + c] = expected[base + c] = up_expected[base + c] = 0.0;
+            continue;
+        }
+        double n = (double)totals[r];
+        double n_down = down_totals ? np_min(n, down_totals[r]) : n;
+        double observed_of = np_max(n, 1.0);
+        for (Py_ssize_t c = 0; c < n_cols; c++) {
+            Py_ssize_t i = base + c;
+            double p = clip_share(share[i]);
+            double p_up = floor_ ? clip_share(np_max(p, floor_[r])) : p;
+            double count = (double)counts[i];
+            double x = count, n_up_phi = n, n_down_phi = n_down;
+            if (phi) {
+                x = count / phi[i];
+                n_up_phi = n / phi[i];
+                n_down_phi = n_down / phi[i];
+            }
+            observed[i] = count / observed_of;
+            expected[i] = p * n_down;
+            up_expected[i] = p_up * n;
+            int exact_cell = exact && exact[i];
+            if (exact_cell || upper_may_reach(x, n_up_phi, p_up, limit, mean_side)) {
+                up_idx[k_up] = i;
+                up_at[k_up] = x;
+                up_at[cells + k_up] = n_up_phi;
+                up_at[2 * cells + k_up] = p_up;
+                k_up++;
+            }
+            if (exact_cell || lower_may_reach(x, n_down_phi, p, limit, mean_side)) {
+                down_idx[k_down] = i;
+                down_at[k_down] = x;
+                down_at[cells + k_down] = n_down_phi;
+                down_at[2 * cells + k_down] = p;
+                k_down++;
+            }
+        }
+    }
+    result = Py_BuildValue("(nn)", k_up, k_down);
+done:
+    release(b, N_BUFFERS);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"share_cells", (PyCFunction)(void (*)(void))share_cells, METH_FASTCALL, share_cells_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_screen",
+    "The screened share scoring of statuswatch.core.score in one pass (see score_shares).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__screen(void) { return PyModule_Create(&module); }

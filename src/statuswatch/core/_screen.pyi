@@ -1,0 +1,18 @@
+"""Type stub of the optional C extension ``_screen.c`` (see its header comment)."""
+
+import numpy as np
+import numpy.typing as npt
+
+def share_cells(
+    counts: npt.NDArray[np.int64], share: npt.NDArray[np.float64],
+    floor: npt.NDArray[np.float64] | None, dispersion: npt.NDArray[np.float64] | None,
+    totals: npt.NDArray[np.int64], down_totals: npt.NDArray[np.float64] | None,
+    rows: npt.NDArray[np.bool_] | None, exact: npt.NDArray[np.bool_] | None,
+    n_cols: int, limit: float, mean_side: bool,
+    observed: npt.NDArray[np.float64], expected: npt.NDArray[np.float64],
+    up_expected: npt.NDArray[np.float64],
+    up_idx: npt.NDArray[np.int64], up_at: npt.NDArray[np.float64],
+    down_idx: npt.NDArray[np.int64], down_at: npt.NDArray[np.float64], /,
+) -> tuple[int, int]:
+    """One pass of ``score._score_shares`` screened at ``limit``: the candidate counts
+    of the rise and the drop tail (see the C source)."""

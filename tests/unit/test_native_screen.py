@@ -1,0 +1,126 @@
+"""The C extension's screened share scores (``_screen.c``) against numpy's, the oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import statuswatch.core.score as score_module
+from statuswatch.core.score import ShareScores, score_shares
+
+SHARES = st.one_of(
+    st.floats(0.0, 1.0), st.sampled_from([0.0, 1.0, 1e-15, 1e-9, 0.5, 1 - 1e-13, 0.999])
+)
+
+
+@st.composite
+def windows(draw: st.DrawFn) -> dict[str, Any]:
+    """One window's arguments of ``score_shares``: counts within each row's total, every
+    optional array present or not, shares at the extremes as well."""
+    n_rows, n_cols = draw(st.integers(1, 12)), draw(st.integers(1, 6))
+    counts = np.array(draw(st.lists(st.integers(0, 60), min_size=n_rows * n_cols,
+                                    max_size=n_rows * n_cols)), np.int64).reshape(n_rows, n_cols)
+    counts[draw(st.lists(st.integers(0, n_rows - 1), max_size=n_rows))] = 0  # silent rows
+    extra = np.array(draw(st.lists(st.integers(0, 40), min_size=n_rows, max_size=n_rows)))
+    totals = counts.max(axis=1) + extra * (counts.max(axis=1) > 0)
+
+    def maybe(strategy: st.SearchStrategy[Any]) -> Any:
+        return draw(st.one_of(st.none(), strategy))
+
+    def floats(n: int, values: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
+        return st.lists(values, min_size=n, max_size=n).map(np.array)
+
+    def flags(n: int) -> st.SearchStrategy[Any]:
+        return st.lists(st.booleans(), min_size=n, max_size=n).map(
+            lambda v: np.array(v, dtype=bool))
+
+    cells = n_rows * n_cols
+    return {
+        "counts": counts,
+        "expected_share": draw(floats(cells, SHARES)).reshape(n_rows, n_cols),
+        "floor": maybe(floats(n_rows, SHARES)),
+        "dispersion": maybe(floats(cells, st.floats(1.0, 12.0)).map(
+            lambda a: a.reshape(n_rows, n_cols))),
+        "totals": totals.astype(np.int64),
+        "down_totals": maybe(floats(n_rows, st.floats(0.0, 300.0))),
+        "below": draw(st.sampled_from([0.3, 1.0, 2.0, 3.0, 6.0])),
+        "exact": maybe(flags(cells).map(lambda a: a.reshape(n_rows, n_cols))),
+        "rows": maybe(flags(n_rows)),
+    }
+
+
+def on_numpy(args: dict[str, Any]) -> ShareScores:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(score_module, "NATIVE_SCREEN", False)
+        return score_shares(**args)
+
+
+def test_the_extension_is_built():
+    assert score_module.NATIVE_SCREEN, "the C extension statuswatch.core._screen is not built"
+
+
+@given(windows())
+@settings(max_examples=400, deadline=None)
+def test_the_extension_scores_as_numpy_does(args):
+    native, oracle = score_shares(**args), on_numpy(args)
+    for field in ("observed_share", "expected_count", "up_expected_count", "totals"):
+        assert np.array_equal(getattr(native, field), getattr(oracle, field), equal_nan=True), field
+    below, exact = args["below"], args["exact"]
+    for got, want in ((native.up, oracle.up), (native.down, oracle.down)):
+        # Every score that may matter is exact in both; the two screens' bounds may differ
+        # in the last place only, so a cell one computes and the other leaves at 0 scores
+        # under the threshold.
+        differ = got != want
+        assert not (differ & ((got >= below) | (want >= below))).any()
+        if exact is not None:
+            assert not (differ & exact).any()
+        assert differ.sum() <= max(1, differ.size // 50)  # ulps apart: hardly ever
+
+
+def test_a_silent_row_left_out_or_not_scorable_reads_zero():
+    counts = np.array([[5, 0], [0, 0], [3, 9]], np.int64)
+    share = np.array([[1e-6, 1.0], [0.5, 0.5], [0.5, 0.5]])
+    s = score_shares(counts, share, np.full(3, 1e-3), None, counts.sum(axis=1),
+                     below=3.0, rows=np.array([True, True, False]))
+    assert s.up[0, 0] > 10  # 5 of 5 at a share of one in a million
+    assert not s.up[1:].any() and not s.down[1:].any()
+    assert not s.observed_share[1:].any() and not s.expected_count[1:].any()
+    assert s.totals.tolist() == [5, 0, 12]
+
+
+def test_arrays_of_another_shape_or_kind_score_on_numpy():
+    counts = np.array([[40, 2], [0, 30]], np.int64)
+    broadcast_share = np.array([[0.05, 0.95]])  # one row for every row
+    args = {"counts": counts, "expected_share": broadcast_share, "totals": counts.sum(axis=1),
+            "below": 2.0}
+    assert score_module._native_share_scores(
+        counts, broadcast_share, None, None, counts.sum(axis=1), None, 2.0, None, None
+    ) is None
+    s = score_shares(**args)
+    assert s.up[0, 0] > 5 and np.array_equal(s.up, on_numpy(args).up)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"counts": np.zeros(4)}, "counts must hold 4 items of kind 'i'"),
+    ({"up_idx": np.zeros(3, np.int64)}, "up_idx must hold 4 items"),
+    ({"totals": None}, "totals must not be None"),
+    ({"n_cols": 0}, "n_cols must be positive"),
+])
+def test_the_extension_refuses_buffers_of_the_wrong_size_or_kind(bad, message):
+    from statuswatch.core import _screen
+
+    args: dict[str, Any] = {
+        "counts": np.zeros(4, np.int64), "share": np.zeros(4), "floor": None,
+        "dispersion": None, "totals": np.zeros(2, np.int64), "down_totals": None,
+        "rows": None, "exact": None, "n_cols": 2, "limit": 2.0, "mean_side": True,
+        "observed": np.empty(4), "expected": np.empty(4), "up_expected": np.empty(4),
+        "up_idx": np.empty(4, np.int64), "up_at": np.empty(12),
+        "down_idx": np.empty(4, np.int64), "down_at": np.empty(12),
+    }
+    args.update(bad)
+    with pytest.raises((ValueError, TypeError), match=message):
+        _screen.share_cells(*args.values())
