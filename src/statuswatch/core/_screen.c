@@ -210,16 +210,22 @@ static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
             double p = clip_share(share[i]);
             double p_up = floor_ ? clip_share(np_max(p, floor_[r])) : p;
             double count = (double)counts[i];
+            observed[i] = count / observed_of;
+            expected[i] = p * n_down;
+            up_expected[i] = p_up * n;
+            int exact_cell = exact && exact[i];
+            /* Most cells of a window count nothing, where neither tail can reach the
+             * threshold unless (1-p)^n can: rule that out without log1p or a division
+             * first (-log1p(-p) <= p / (1-p), and phi >= 1 only lowers n / phi). */
+            if (counts[i] == 0 && !exact_cell && (!phi || phi[i] >= 1.0)
+                && n_down * p < 0.999 * limit * LN10 * (1.0 - p))
+                continue;
             double x = count, n_up_phi = n, n_down_phi = n_down;
             if (phi) {
                 x = count / phi[i];
                 n_up_phi = n / phi[i];
                 n_down_phi = n_down / phi[i];
             }
-            observed[i] = count / observed_of;
-            expected[i] = p * n_down;
-            up_expected[i] = p_up * n;
-            int exact_cell = exact && exact[i];
             if (exact_cell || upper_may_reach(x, n_up_phi, p_up, limit, mean_side)) {
                 up_idx[k_up] = i;
                 up_at[k_up] = x;
