@@ -1,11 +1,11 @@
 """Builds the optional C extensions; all metadata lives in pyproject.toml.
 
 ``statuswatch.core.decode._jsonscan`` speeds up the JSON decoders' fast path, and
-``statuswatch.core._screen`` the screened share scoring of every window. Both are
+``statuswatch.core._kernels`` the per-cell passes of every window. Both are
 optional: without a C compiler the build goes on without them, and the decoders
 decode every record with the full decoder and the scores run on numpy, with the
 same results (``statuswatch.core.decode.jsondecoder.NATIVE_SCAN`` and
-``statuswatch.core.score.NATIVE_SCREEN`` say whether each runs).
+``statuswatch.core.kernels.ENABLED`` say whether each runs).
 """
 
 from setuptools import Extension, setup
@@ -18,8 +18,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "statuswatch.core._screen",
-            sources=["src/statuswatch/core/_screen.c"],
+            "statuswatch.core._kernels",
+            sources=["src/statuswatch/core/_kernels.c"],
             # each value the IEEE result of numpy's operations: no fused multiply-add
             extra_compile_args=["-ffp-contract=off"],
             optional=True,

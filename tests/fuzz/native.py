@@ -6,7 +6,7 @@
     python -m tests.fuzz.native fuzz [--seconds N] [libFuzzer args]
     python -m tests.fuzz.native coverage [input files or directories]
 
-``sanitize`` builds both C extensions (``_jsonscan.c`` and ``_screen.c``) with gcc,
+``sanitize`` builds both C extensions (``_jsonscan.c`` and ``_kernels.c``) with gcc,
 AddressSanitizer and UndefinedBehaviorSanitizer into ``build/sanitize/`` and runs
 their tests (``SANITIZE_TESTS``) on that build. ``fuzz`` builds it with clang, libFuzzer's
 coverage instrumentation and the same sanitizers into ``build/fuzz/`` and runs
@@ -19,7 +19,7 @@ The in-place build of ``pip install -e .`` stays as it is: each run starts a new
 interpreter (with the sanitizer runtime preloaded: a Python host is not built
 with it) and names its build in ``STATUSWATCH_JSONSCAN``, which this module,
 loaded as a pytest plugin (``-p tests.fuzz.native``) or by the harness, imports
-in place of the in-place one (``STATUSWATCH_SCREEN`` likewise for the screen). Every
+in place of the in-place one (``STATUSWATCH_KERNELS`` likewise for the kernels). Every
 sanitizer report aborts the run, so the
 command fails: its exit status is the run's.
 """
@@ -41,22 +41,22 @@ SOURCE = ROOT / "src" / "statuswatch" / "core" / "decode" / "_jsonscan.c"
 MODULE = "statuswatch.core.decode._jsonscan"
 #: The environment variable naming the build of the C scanner to test instead of the in-place one.
 ENV = "STATUSWATCH_JSONSCAN"
-#: The other C extension, the screened share scores; ``sanitize`` builds and tests it too.
-SCREEN_SOURCE = ROOT / "src" / "statuswatch" / "core" / "_screen.c"
-SCREEN_MODULE = "statuswatch.core._screen"
-SCREEN_ENV = "STATUSWATCH_SCREEN"
+#: The other C extension, the core's per-cell kernels; ``sanitize`` builds and tests it too.
+KERNELS_SOURCE = ROOT / "src" / "statuswatch" / "core" / "_kernels.c"
+KERNELS_MODULE = "statuswatch.core._kernels"
+KERNELS_ENV = "STATUSWATCH_KERNELS"
 #: Per module: its C source, the variable naming a build of it, and the module that
 #: must not be imported before the override (it binds the extension at import).
 EXTENSIONS = {
     MODULE: (SOURCE, ENV, "statuswatch.core.decode.jsondecoder"),
-    SCREEN_MODULE: (SCREEN_SOURCE, SCREEN_ENV, "statuswatch.core.score"),
+    KERNELS_MODULE: (KERNELS_SOURCE, KERNELS_ENV, "statuswatch.core.kernels"),
 }
 
 #: The scanner's own tests, the fast-path properties on the scanner (the fallback, the
-#: full decoder, runs no C), the fuzz corpus as regressions, and the screen's tests.
+#: full decoder, runs no C), the fuzz corpus as regressions, and the kernels' tests.
 SANITIZE_TESTS = [
     "tests/unit/test_jsonscan.py", "tests/unit/test_fast_path.py",
-    "tests/unit/test_block_scan.py", "tests/fuzz", "tests/unit/test_native_screen.py",
+    "tests/unit/test_block_scan.py", "tests/fuzz", "tests/unit/test_kernels.py",
     "-k", "not full_decoder",
 ]  # fmt: skip
 
@@ -108,11 +108,11 @@ use_jsonscan_build()
 
 def pytest_collection_finish(session: Any) -> None:
     """Say which builds of the C extensions the tests run on, and check they are used."""
-    from statuswatch.core import score
+    from statuswatch.core import kernels
     from statuswatch.core.decode import jsondecoder
 
     in_use = {MODULE: getattr(jsondecoder.NATIVE_SCANNER, "__module__", None),
-              SCREEN_MODULE: getattr(score._screen, "__name__", None)}
+              KERNELS_MODULE: getattr(kernels.native, "__name__", None)}
     for module_name, (_, env, _binder) in EXTENSIONS.items():
         path = os.environ.get(env)
         if not path:
@@ -162,7 +162,7 @@ def run(kind: str, args: list[str]) -> int:
     so = build(kind)
     env = {**os.environ, ENV: str(so)}
     if kind == "sanitize":
-        env[SCREEN_ENV] = str(build(kind, SCREEN_SOURCE))
+        env[KERNELS_ENV] = str(build(kind, KERNELS_SOURCE))
         env.update(SANITIZER_ENV, LD_PRELOAD=str(runtime(kind)))
         cmd = [sys.executable, "-m", "pytest", "-p", "tests.fuzz.native", "-p", "no:cacheprovider",
                "--capture=sys", "-q", *(args or SANITIZE_TESTS)]  # fmt: skip

@@ -62,29 +62,29 @@ def test_file_lines_split_like_readlines(data: bytes, block: int) -> None:
     assert offsets == list(range(len(expected)))
 
 
-@pytest.mark.parametrize(("fmt", "scanner", "screen", "warned"), [
+@pytest.mark.parametrize(("fmt", "scanner", "kernels", "warned"), [
     ("kong", True, True, []), ("kong", False, True, ["C scanner"]),
     ("json", False, True, ["C scanner"]),
     ("combined", False, True, []),  # no JSON fast path to miss
-    ("kong", True, False, ["C screen"]), ("kong", False, False, ["C scanner", "C screen"]),
+    ("kong", True, False, ["C kernels"]), ("kong", False, False, ["C scanner", "C kernels"]),
 ])
 def test_start_up_warns_when_a_c_extension_is_missing(
-    fmt: str, scanner: bool, screen: bool, warned: list[str], monkeypatch: pytest.MonkeyPatch,
+    fmt: str, scanner: bool, kernels: bool, warned: list[str], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from statuswatch.config import Settings
-    from statuswatch.core import score
+    from statuswatch.core import kernels as c_kernels
     from statuswatch.core.decode import jsondecoder
     from statuswatch.core.detector import Detector
     from statuswatch.shell.app import warn_if_no_native_code
 
     monkeypatch.setattr(jsondecoder, "NATIVE_SCAN", scanner)
-    monkeypatch.setattr(score, "NATIVE_SCREEN", screen)
+    monkeypatch.setattr(c_kernels, "ENABLED", kernels)
     detector = Detector(Settings(decode={"format": fmt}))
     with caplog.at_level(logging.WARNING, logger="statuswatch.shell.app"):
         assert warn_if_no_native_code(detector) is not bool(warned)
     said = [r.getMessage() for r in caplog.records]
-    assert [w for w in ("C scanner", "C screen") if any(w in m for m in said)] == warned
+    assert [w for w in ("C scanner", "C kernels") if any(w in m for m in said)] == warned
 
 
 def test_the_installed_package_has_its_c_scanner() -> None:

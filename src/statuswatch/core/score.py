@@ -29,16 +29,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from statuswatch.core import kernels
 from statuswatch.core.columns import I64
-
-try:
-    from statuswatch.core import _screen
-except ImportError:  # the optional C extension is not built: numpy scores alike
-    _screen = None  # type: ignore[assignment]
-
-#: Whether the screened share scores run on the C extension (``_screen.c``): one pass
-#: over the cells in place of some forty numpy passes, the same scores.
-NATIVE_SCREEN = _screen is not None
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -278,7 +270,7 @@ def score_shares(
     True
     """
     totals = counts.sum(axis=1) if totals is None else totals
-    if NATIVE_SCREEN and below is not None and up_cells is None and down_cells is None:
+    if kernels.ENABLED and below is not None and up_cells is None and down_cells is None:
         native = _native_share_scores(counts, expected_share, floor, dispersion, totals,
                                       down_totals, below, exact, rows)
         if native is not None:
@@ -334,7 +326,7 @@ def _native_share_scores(
     counts: I64, share: F64, floor: F64 | None, dispersion: F64 | None, totals: I64,
     down_totals: F64 | None, below: float, exact: B | None, rows: B | None,
 ) -> ShareScores | None:
-    """``score_shares`` screened at ``below`` on the C extension, where every array has
+    """``score_shares`` screened at ``below`` on the C kernels, where every array has
     its full shape and kind (None: the caller scores on numpy): the same scores, the
     exact tails of the cells the screen keeps from the same functions."""
     shape = counts.shape
@@ -354,7 +346,7 @@ def _native_share_scores(
     idx, at = np.empty((2, size), np.int64), np.empty((2, 3, size))
     limit = below - SCREEN_MARGIN
     c = np.ascontiguousarray
-    k_up, k_down = _screen.share_cells(
+    k_up, k_down = kernels.native.share_cells(
         c(counts), c(share), _contiguous(floor), _contiguous(dispersion), c(totals),
         _contiguous(down_totals), _contiguous(rows), _contiguous(exact),
         shape[1], limit, limit > MEAN_SIDE_SCORE, observed, expected, up_expected,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from statuswatch.config import Settings
-from statuswatch.core import score
+from statuswatch.core import kernels
 from statuswatch.core.decide import AlertEvent
 from statuswatch.core.detector import Detector
 from statuswatch.errors import ConfigError, SinkError
@@ -80,10 +80,10 @@ def warn_if_no_native_code(detector: Detector) -> bool:
             f"{detector.decoder.name} records are decoded one by one on the full decoder, "
             "about 5x slower"
         )
-    if not score.NATIVE_SCREEN:
+    if not kernels.ENABLED:
         missing.append(
-            "C screen (statuswatch.core._screen) is not built: every window's share "
-            "scores run on numpy, about 1.5x slower"
+            "C kernels (statuswatch.core._kernels) are not built: every window's share "
+            "scores and learning run on numpy, about 1.5x slower"
         )
     for what in missing:
         log.warning("!!! statuswatch's %s. Reinstall with a C compiler present "

@@ -1,4 +1,4 @@
-"""Type stub of the optional C extension ``_screen.c`` (see its header comment)."""
+"""Type stub of the optional C extension ``_kernels.c`` (see its header comment)."""
 
 import numpy as np
 import numpy.typing as npt

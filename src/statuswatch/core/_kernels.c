@@ -1,5 +1,7 @@
 /*
- * statuswatch.core._screen: the screened share scoring of score.score_shares in
+ * statuswatch.core._kernels: the core's per-cell passes (see kernels.py).
+ *
+ * share_cells: the screened share scoring of score.score_shares in
  * one pass over a window's cells, where numpy needs some forty array passes (each
  * cheap, but a window has a few thousand cells and thousands of windows run).
  *
@@ -254,9 +256,9 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_screen",
-    "The screened share scoring of statuswatch.core.score in one pass (see score_shares).",
+    PyModuleDef_HEAD_INIT, "_kernels",
+    "The core's per-cell passes in C (see statuswatch.core.kernels).",
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__screen(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

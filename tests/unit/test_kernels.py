@@ -1,4 +1,4 @@
-"""The C extension's screened share scores (``_screen.c``) against numpy's, the oracle."""
+"""The C kernels (``_kernels.c``) against the numpy paths, the oracle."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import statuswatch.core.score as score_module
+from statuswatch.core import kernels
 from statuswatch.core.score import ShareScores, score_shares
 
 SHARES = st.one_of(
@@ -55,12 +56,12 @@ def windows(draw: st.DrawFn) -> dict[str, Any]:
 
 def on_numpy(args: dict[str, Any]) -> ShareScores:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(score_module, "NATIVE_SCREEN", False)
+        mp.setattr(kernels, "ENABLED", False)
         return score_shares(**args)
 
 
 def test_the_extension_is_built():
-    assert score_module.NATIVE_SCREEN, "the C extension statuswatch.core._screen is not built"
+    assert kernels.ENABLED, "the C extension statuswatch.core._kernels is not built"
 
 
 @given(windows())
@@ -111,8 +112,6 @@ def test_arrays_of_another_shape_or_kind_score_on_numpy():
     ({"n_cols": 0}, "n_cols must be positive"),
 ])
 def test_the_extension_refuses_buffers_of_the_wrong_size_or_kind(bad, message):
-    from statuswatch.core import _screen
-
     args: dict[str, Any] = {
         "counts": np.zeros(4, np.int64), "share": np.zeros(4), "floor": None,
         "dispersion": None, "totals": np.zeros(2, np.int64), "down_totals": None,
@@ -123,4 +122,4 @@ def test_the_extension_refuses_buffers_of_the_wrong_size_or_kind(bad, message):
     }
     args.update(bad)
     with pytest.raises((ValueError, TypeError), match=message):
-        _screen.share_cells(*args.values())
+        kernels.native.share_cells(*args.values())

@@ -1,0 +1,18 @@
+"""The core's per-cell passes in C (``_kernels.c``): a quiet window's screened share
+scores and its share learning, each one loop over the cells where numpy takes dozens of
+passes. The extension is optional (built by ``pip install`` where a C compiler is
+present): without it ``ENABLED`` is False and every caller takes its numpy path, with
+the same numbers (``tests/unit/test_kernels.py`` holds the two to each other).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ENABLED", "native"]
+
+try:
+    from statuswatch.core import _kernels as native
+except ImportError:  # not built: the numpy paths
+    native = None  # type: ignore[assignment]
+
+#: Whether the C kernels run (tests switch them off to compare with numpy).
+ENABLED = native is not None
