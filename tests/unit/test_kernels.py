@@ -123,3 +123,79 @@ def test_the_extension_refuses_buffers_of_the_wrong_size_or_kind(bad, message):
     args.update(bad)
     with pytest.raises((ValueError, TypeError), match=message):
         kernels.native.share_cells(*args.values())
+
+
+@st.composite
+def learning_runs(draw: st.DrawFn) -> tuple[int, list[dict[str, Any]]]:
+    """A few windows for ``Baseline.learn``: the table growing by rows, bursts and
+    silent rows, frozen cells and long sums or not."""
+    n_cols = draw(st.integers(1, 5))
+    windows = []
+    n_rows = draw(st.integers(1, 4))
+    for _ in range(draw(st.integers(1, 10))):
+        n_rows += draw(st.integers(0, 2))
+        cells = n_rows * n_cols
+        counts = np.array(draw(st.lists(st.sampled_from([0, 0, 0, 1, 2, 7, 40, 300]),
+                                        min_size=cells, max_size=cells)),
+                          np.int64).reshape(n_rows, n_cols)
+
+        def flags(shape: tuple[int, int] = (n_rows, n_cols)) -> Any:
+            size = shape[0] * shape[1]
+            return draw(st.one_of(st.none(), st.lists(
+                st.booleans(), min_size=size, max_size=size
+            ).map(lambda v: np.array(v, dtype=bool).reshape(shape))))
+
+        long_counts = None
+        if draw(st.booleans()):
+            long_counts = counts * draw(st.integers(1, 6)) + np.array(draw(st.lists(
+                st.integers(0, 9), min_size=cells, max_size=cells)), np.int64).reshape(
+                n_rows, n_cols)
+        windows.append({"counts": counts, "frozen_share": flags(), "long_counts": long_counts,
+                        "frozen_long": flags()})
+    return n_cols, windows
+
+
+def learned(windows: list[dict[str, Any]], native: bool) -> tuple[Any, ...]:
+    from statuswatch.core.baseline import Baseline
+
+    baseline = Baseline(share_half_life=6, volume_half_life=6, warmup_windows=2,
+                        dispersion_half_life=8)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, "ENABLED", native)
+        for i, window in enumerate(windows):
+            baseline.learn(window_start_ms=i * 10_000, **window)
+    n_rows, n_cols = windows[-1]["counts"].shape
+    exp = baseline.expect(n_rows, n_cols, window_start_ms=len(windows) * 10_000,
+                          window_ms=10_000, parents=np.full(n_rows, -1))
+    return (baseline.snapshot(), exp.share, exp.share_dispersion, exp.long_dispersion)
+
+
+@given(learning_runs())
+@settings(max_examples=300, deadline=None)
+def test_the_learning_kernel_learns_what_numpy_learns(run):
+    _, windows = run
+    native, oracle = learned(windows, True), learned(windows, False)
+    assert native[0] == oracle[0]  # every learned value, bit for bit (JSON floats)
+    for got, want in zip(native[1:], oracle[1:], strict=True):
+        assert np.array_equal(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"rows": np.array([5], np.int64)}, "row 5 out of range"),
+    ({"mean": np.zeros(7)}, "whole rows of stride"),
+    ({"known": np.zeros(3, dtype=bool)}, "known must hold 8 items"),
+    ({"stride": 1}, "n_cols <= stride"),
+])
+def test_the_learning_kernel_refuses_what_it_cannot_index(bad, message):
+    args: dict[str, Any] = {
+        "rows": np.array([0], np.int64), "counts": np.ones(4, np.int64),
+        "totals": np.full(2, 2, np.int64), "frozen": None, "debias": np.ones(1),
+        "long_counts": None, "long_totals": None, "frozen_long": None,
+        "known": np.zeros(8, dtype=bool), "mean": np.zeros(8), "started": np.zeros(8, bool),
+        "disp_mean": np.zeros(8), "disp_started": np.zeros(8, bool), "long_resid": None,
+        "long_expected": None, "n_cols": 2, "stride": 2, "alphas": (0.1, 0.1, 0.1),
+        "min_expected": 5.0, "max_resid": 400.0,
+    }
+    args.update(bad)
+    with pytest.raises((ValueError, IndexError), match=message):
+        kernels.native.learn_cells(*args.values())

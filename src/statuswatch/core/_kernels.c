@@ -17,8 +17,14 @@
  * margin (score.SCREEN_MARGIN) is far wider, so a cell left out still provably
  * scores under the threshold.
  *
- * Buffers are checked for kind, size and C-contiguity before any is read; the
- * caller (score._native_share_scores) allocates the outputs.
+ * learn_cells: Baseline.learn's share learning of one window (baseline._learn_shares
+ * and _learn_long_dispersion, with the known columns) on the baseline's own matrices,
+ * cell by cell with the same expressions in the same order, so every value learned is
+ * the numpy path's bit for bit (the bias correction, a power, comes in computed).
+ *
+ * Buffers are checked for kind, size and C-contiguity before any is read, and every
+ * row index against the matrices it indexes; the callers (score._native_share_scores,
+ * Baseline._learn_cells_natively) allocate the outputs.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -250,8 +256,159 @@ done:
     return result;
 }
 
+enum {
+    L_ROWS, L_COUNTS, L_TOTALS, L_FROZEN, L_DEBIAS, L_LONG_COUNTS, L_LONG_TOTALS, L_FROZEN_LONG,
+    L_KNOWN, L_MEAN, L_STARTED, L_DISP_MEAN, L_DISP_STARTED, L_LONG_RESID, L_LONG_EXPECTED,
+    L_BUFFERS
+};
+
+/* DenseEWMean.update of one started cell: River's expression. */
+static inline double ew_moved(double alpha, double value, double old) {
+    return alpha * value + (1.0 - alpha) * old;
+}
+
+PyDoc_STRVAR(learn_cells_doc,
+"learn_cells(rows, counts, totals, frozen, debias, long_counts, long_totals,\n"
+"            frozen_long, known, mean, started, disp_mean, disp_started,\n"
+"            long_resid, long_expected, n_cols, stride, alphas, min_expected,\n"
+"            max_resid) -> None\n\n"
+"Baseline.learn's share learning of the window's rows with requests, `rows`\n"
+"(int64), each at its bias correction `debias` (double). counts, frozen,\n"
+"long_counts, frozen_long: the window's (r, n_cols) matrices (int64 or bool;\n"
+"frozen and frozen_long may be None; long_counts None: no long dispersion);\n"
+"totals and long_totals (int64): per row of them. The baseline's matrices\n"
+"(known, started, disp_started: bool; mean, disp_mean, long_resid,\n"
+"long_expected: double) share one shape of `stride` >= n_cols columns.\n"
+"alphas: (share, share dispersion, long dispersion).");
+
+static PyObject *learn_cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 20) {
+        PyErr_Format(PyExc_TypeError, "learn_cells takes 20 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t n_cols = PyLong_AsSsize_t(args[15]);
+    if (n_cols == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t stride = PyLong_AsSsize_t(args[16]);
+    if (stride == -1 && PyErr_Occurred()) return NULL;
+    double alpha, disp_alpha, long_alpha;
+    if (!PyArg_ParseTuple(args[17], "ddd", &alpha, &disp_alpha, &long_alpha)) return NULL;
+    double min_expected = PyFloat_AsDouble(args[18]);
+    if (min_expected == -1.0 && PyErr_Occurred()) return NULL;
+    double max_resid = PyFloat_AsDouble(args[19]);
+    if (max_resid == -1.0 && PyErr_Occurred()) return NULL;
+    if (n_cols <= 0 || stride < n_cols) {
+        PyErr_SetString(PyExc_ValueError, "learn_cells: need 0 < n_cols <= stride");
+        return NULL;
+    }
+    Buf b[L_BUFFERS];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    /* the window's rows from totals, the matrices' rows from mean */
+    if (take(args[2], &b[L_TOTALS], 'i', -1, 0, 0, "totals") < 0) goto done;
+    if (take(args[9], &b[L_MEAN], 'd', -1, 1, 0, "mean") < 0) goto done;
+    if (take(args[0], &b[L_ROWS], 'i', -1, 0, 0, "rows") < 0) goto done;
+    Py_ssize_t n_rows = b[L_TOTALS].view.len / 8, n_learn = b[L_ROWS].view.len / 8;
+    Py_ssize_t matrix_cells = b[L_MEAN].view.len / 8, matrix_rows = matrix_cells / stride;
+    if (n_rows > PY_SSIZE_T_MAX / n_cols || matrix_cells % stride != 0) {
+        PyErr_SetString(PyExc_ValueError, "learn_cells: mean must hold whole rows of stride");
+        goto done;
+    }
+    Py_ssize_t window_cells = n_rows * n_cols;
+    int with_long = args[5] != Py_None;
+    static const struct { int arg, slot; char kind; int extent, writable, optional;
+                          const char *name; } spec[] = {
+        /* extent: 0 the window's cells, 1 its rows, 2 the rows learned, 3 the matrices */
+        {1, L_COUNTS, 'i', 0, 0, 0, "counts"},
+        {3, L_FROZEN, '?', 0, 0, 1, "frozen"},
+        {4, L_DEBIAS, 'd', 2, 0, 0, "debias"},
+        {7, L_FROZEN_LONG, '?', 0, 0, 1, "frozen_long"},
+        {8, L_KNOWN, '?', 3, 1, 0, "known"},
+        {10, L_STARTED, '?', 3, 1, 0, "started"},
+        {11, L_DISP_MEAN, 'd', 3, 1, 0, "disp_mean"},
+        {12, L_DISP_STARTED, '?', 3, 1, 0, "disp_started"},
+    };
+    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++) {
+        Py_ssize_t extent = spec[k].extent == 0 ? window_cells : spec[k].extent == 1 ? n_rows
+                          : spec[k].extent == 2 ? n_learn : matrix_cells;
+        if (take(args[spec[k].arg], &b[spec[k].slot], spec[k].kind, extent, spec[k].writable,
+                 spec[k].optional, spec[k].name) < 0)
+            goto done;
+    }
+    if (with_long && (take(args[5], &b[L_LONG_COUNTS], 'i', window_cells, 0, 0, "long_counts") < 0
+                      || take(args[6], &b[L_LONG_TOTALS], 'i', n_rows, 0, 0, "long_totals") < 0
+                      || take(args[13], &b[L_LONG_RESID], 'd', matrix_cells, 1, 0, "long_resid") < 0
+                      || take(args[14], &b[L_LONG_EXPECTED], 'd', matrix_cells, 1, 0,
+                              "long_expected") < 0))
+        goto done;
+    const int64_t *rows = b[L_ROWS].view.buf, *counts = b[L_COUNTS].view.buf;
+    const int64_t *totals = b[L_TOTALS].view.buf;
+    const char *frozen = b[L_FROZEN].held ? b[L_FROZEN].view.buf : NULL;
+    const char *frozen_long = b[L_FROZEN_LONG].held ? b[L_FROZEN_LONG].view.buf : NULL;
+    const double *debias = b[L_DEBIAS].view.buf;
+    const int64_t *long_counts = with_long ? b[L_LONG_COUNTS].view.buf : NULL;
+    const int64_t *long_totals = with_long ? b[L_LONG_TOTALS].view.buf : NULL;
+    char *known = b[L_KNOWN].view.buf, *started = b[L_STARTED].view.buf;
+    char *disp_started = b[L_DISP_STARTED].view.buf;
+    double *mean = b[L_MEAN].view.buf, *disp_mean = b[L_DISP_MEAN].view.buf;
+    double *long_resid = with_long ? b[L_LONG_RESID].view.buf : NULL;
+    double *long_expected = with_long ? b[L_LONG_EXPECTED].view.buf : NULL;
+    for (Py_ssize_t i = 0; i < n_learn; i++) {
+        if (rows[i] < 0 || rows[i] >= n_rows || rows[i] >= matrix_rows) {
+            PyErr_Format(PyExc_IndexError, "learn_cells: row %lld out of range",
+                         (long long)rows[i]);
+            goto done;
+        }
+    }
+
+    for (Py_ssize_t i = 0; i < n_learn; i++) {
+        Py_ssize_t row = (Py_ssize_t)rows[i];
+        double total = (double)totals[row], d = debias[i];
+        for (Py_ssize_t c = 0; c < n_cols; c++) {
+            Py_ssize_t cell = row * n_cols + c, at = row * stride + c;
+            double count = (double)counts[cell];
+            char kn = known[at] || counts[cell] > 0;
+            known[at] = kn;
+            if (!kn) continue;
+            char fz = frozen && frozen[cell];
+            double p = mean[at] / d; /* before this window */
+            if (!fz) {
+                /* _learn_shares: started first (a new series starts at 0), then the
+                 * dispersion from the expectation before the window, then the share */
+                started[at] = 1;
+                double expected = total * p;
+                if (expected >= min_expected && p < 1.0) {
+                    double dev = count - expected;
+                    double value = np_min(dev * dev / (expected * (1.0 - p)), max_resid);
+                    disp_mean[at] = disp_started[at] ? ew_moved(disp_alpha, value, disp_mean[at])
+                                                     : value;
+                    disp_started[at] = 1;
+                }
+                mean[at] = ew_moved(alpha, count / total, mean[at]);
+            } else if (started[at]) {
+                mean[at] = ew_moved(alpha, p, mean[at]); /* held: its own expectation */
+            }
+            if (!long_counts || fz || (frozen_long && frozen_long[cell])) continue;
+            /* _learn_long_dispersion: at the share as learned now (Dispersion.update) */
+            double p_now = mean[at] / d;
+            if (!(p_now > 0.0 && p_now < 1.0)) continue;
+            double expected = (double)long_totals[row] * p_now;
+            double dev = (double)long_counts[cell] - expected;
+            double resid = np_min(dev * dev / (1.0 - p_now), max_resid * np_max(expected, 1.0));
+            long_resid[at] += long_alpha * (resid - long_resid[at]);
+            long_expected[at] += long_alpha * (expected - long_expected[at]);
+        }
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    release(b, L_BUFFERS);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"share_cells", (PyCFunction)(void (*)(void))share_cells, METH_FASTCALL, share_cells_doc},
+    {"learn_cells", (PyCFunction)(void (*)(void))learn_cells, METH_FASTCALL, learn_cells_doc},
     {NULL, NULL, 0, NULL},
 };
 

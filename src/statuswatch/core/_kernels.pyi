@@ -16,3 +16,16 @@ def share_cells(
 ) -> tuple[int, int]:
     """One pass of ``score._score_shares`` screened at ``limit``: the candidate counts
     of the rise and the drop tail (see the C source)."""
+
+def learn_cells(
+    rows: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], totals: npt.NDArray[np.int64],
+    frozen: npt.NDArray[np.bool_] | None, debias: npt.NDArray[np.float64],
+    long_counts: npt.NDArray[np.int64] | None, long_totals: npt.NDArray[np.int64] | None,
+    frozen_long: npt.NDArray[np.bool_] | None, known: npt.NDArray[np.bool_],
+    mean: npt.NDArray[np.float64], started: npt.NDArray[np.bool_],
+    disp_mean: npt.NDArray[np.float64], disp_started: npt.NDArray[np.bool_],
+    long_resid: npt.NDArray[np.float64], long_expected: npt.NDArray[np.float64],
+    n_cols: int, stride: int, alphas: tuple[float, float, float], min_expected: float,
+    max_resid: float, /,
+) -> None:
+    """``Baseline.learn``'s share learning of ``rows``, in place (see the C source)."""

@@ -7,7 +7,14 @@ the same numbers (``tests/unit/test_kernels.py`` holds the two to each other).
 
 from __future__ import annotations
 
-__all__ = ["ENABLED", "native"]
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ENABLED", "contiguous", "native"]
+
+T = TypeVar("T", bound=npt.NDArray[np.generic])
 
 try:
     from statuswatch.core import _kernels as native
@@ -16,3 +23,12 @@ except ImportError:  # not built: the numpy paths
 
 #: Whether the C kernels run (tests switch them off to compare with numpy).
 ENABLED = native is not None
+
+
+def contiguous(a: T | None) -> T | None:
+    """``a`` in C order, as the kernels read it (itself where it is; None stays None).
+
+    >>> contiguous(np.arange(6).reshape(2, 3)[:, 1]).flags.c_contiguous, contiguous(None)
+    (True, None)
+    """
+    return None if a is None else np.ascontiguousarray(a)  # type: ignore[return-value]

@@ -347,19 +347,14 @@ def _native_share_scores(
     limit = below - SCREEN_MARGIN
     c = np.ascontiguousarray
     k_up, k_down = kernels.native.share_cells(
-        c(counts), c(share), _contiguous(floor), _contiguous(dispersion), c(totals),
-        _contiguous(down_totals), _contiguous(rows), _contiguous(exact),
+        c(counts), c(share), kernels.contiguous(floor), kernels.contiguous(dispersion), c(totals),
+        kernels.contiguous(down_totals), kernels.contiguous(rows), kernels.contiguous(exact),
         shape[1], limit, limit > MEAN_SIDE_SCORE, observed, expected, up_expected,
         idx[0], at[0], idx[1], at[1],
     )
     up = _tail_scores(upper_tail, shape, idx[0, :k_up], at[0, :, :k_up])
     down = _tail_scores(lower_tail, shape, idx[1, :k_down], at[1, :, :k_down])
     return ShareScores(up, down, observed, expected, up_expected, totals)
-
-
-def _contiguous(a: T | None) -> T | None:
-    """``a`` in C order (itself where it is; None stays None)."""
-    return None if a is None else np.ascontiguousarray(a)  # type: ignore[return-value]
 
 
 def _tail_scores(tail: Callable[[F64, F64, F64], F64], shape: tuple[int, ...],
