@@ -107,7 +107,7 @@ def test_arrays_of_another_shape_or_kind_score_on_numpy():
 
 @pytest.mark.parametrize("bad, message", [
     ({"counts": np.zeros(4)}, "counts must hold 4 items of kind 'i'"),
-    ({"up_idx": np.zeros(3, np.int64)}, "up_idx must hold 4 items"),
+    ({"tail_idx": np.zeros(4, np.int64)}, "tail_idx must hold 8 items"),
     ({"totals": None}, "totals must not be None"),
     ({"n_cols": 0}, "n_cols must be positive"),
 ])
@@ -117,8 +117,7 @@ def test_the_extension_refuses_buffers_of_the_wrong_size_or_kind(bad, message):
         "dispersion": None, "totals": np.zeros(2, np.int64), "down_totals": None,
         "rows": None, "exact": None, "n_cols": 2, "limit": 2.0, "mean_side": True,
         "observed": np.empty(4), "expected": np.empty(4), "up_expected": np.empty(4),
-        "up_idx": np.empty(4, np.int64), "up_at": np.empty(12),
-        "down_idx": np.empty(4, np.int64), "down_at": np.empty(12),
+        "tail_idx": np.empty(8, np.int64), "tail_at": np.empty(32),
     }
     args.update(bad)
     with pytest.raises((ValueError, TypeError), match=message):
@@ -199,3 +198,34 @@ def test_the_learning_kernel_refuses_what_it_cannot_index(bad, message):
     args.update(bad)
     with pytest.raises((ValueError, IndexError), match=message):
         kernels.native.learn_cells(*args.values())
+
+
+@given(learning_runs(), st.data())
+@settings(max_examples=200, deadline=None)
+def test_the_expectation_kernel_expects_what_numpy_expects(run, data):
+    from statuswatch.core.baseline import Baseline
+
+    _, windows = run
+    baseline = Baseline(share_half_life=6, volume_half_life=6, warmup_windows=3,
+                        dispersion_half_life=8)
+    for i, window in enumerate(windows):
+        baseline.learn(window_start_ms=i * 10_000, **window)
+    n_rows, n_cols = windows[-1]["counts"].shape
+    parents = np.array([-1] + [data.draw(st.integers(-1, r - 1)) for r in range(1, n_rows)])
+    subset = data.draw(st.booleans())
+    rows = None
+    if subset:  # some rows, with their parents (as Detector asks)
+        keep = np.array(data.draw(st.lists(st.booleans(), min_size=n_rows, max_size=n_rows)))
+        while not keep[parents[keep][parents[keep] >= 0]].all():
+            keep[parents[keep][parents[keep] >= 0]] = True
+        rows = keep.nonzero()[0]
+
+    def expect(native: bool) -> Any:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(kernels, "ENABLED", native)
+            return baseline.expect(n_rows, n_cols, window_start_ms=len(windows) * 10_000,
+                                   window_ms=10_000, parents=parents, rows=rows)
+
+    got, want = expect(True), expect(False)
+    for field in ("share", "share_dispersion", "long_dispersion", "volume", "warm"):
+        assert np.array_equal(getattr(got, field), getattr(want, field), equal_nan=True), field

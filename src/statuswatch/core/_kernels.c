@@ -1,16 +1,14 @@
 /*
  * statuswatch.core._kernels: the core's per-cell passes (see kernels.py).
  *
- * share_cells: the screened share scoring of score.score_shares in
- * one pass over a window's cells, where numpy needs some forty array passes (each
- * cheap, but a window has a few thousand cells and thousands of windows run).
- *
- * share_cells() takes the window (counts, learned shares, floor, dispersion,
- * totals, drop totals, the rows to score and the cells to score exactly) and
- * writes, per cell, the observed share and both expected counts; per tail, the
- * cells whose score may reach the threshold, with the (x, n, p) their exact tail
- * is computed at. The exact tails (scipy's incomplete beta) stay in Python: few
- * cells need them. Every value written is the IEEE result of the same operations,
+ * share_cells: the screened share scoring of score.score_shares in one pass over a
+ * window's cells, where numpy needs some forty array passes (each cheap, but a window
+ * has a few thousand cells and thousands of windows run). It takes the window
+ * (counts, learned shares, floor, dispersion, totals, drop totals, the rows to score
+ * and the cells to score exactly) and writes, per cell, the observed share and both
+ * expected counts; per tail, the cells whose score may reach the threshold, with the
+ * arguments of their exact tail, an incomplete beta. Those (scipy's) stay in Python,
+ * in one call for both tails: few cells need them. Every value written is the IEEE result of the same operations,
  * in the same order, as score._score_shares (built with -ffp-contract=off, so no
  * fused multiply-add rounds differently); the screen's bound uses the C library's
  * lgamma/log/log1p, which may differ from numpy's in the last place: the screen's
@@ -22,9 +20,12 @@
  * cell by cell with the same expressions in the same order, so every value learned is
  * the numpy path's bit for bit (the bias correction, a power, comes in computed).
  *
+ * expect_cells: Baseline.expect's per-cell part (the bias-corrected shares and both
+ * dispersions) of the rows asked for, in one pass where numpy takes eight.
+ *
  * Buffers are checked for kind, size and C-contiguity before any is read, and every
  * row index against the matrices it indexes; the callers (score._native_share_scores,
- * Baseline._learn_cells_natively) allocate the outputs.
+ * Baseline._learn_cells_natively and _expect_cells_natively) allocate the outputs.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -119,28 +120,29 @@ static void release(Buf *bufs, int n) {
 
 enum {
     A_COUNTS, A_SHARE, A_FLOOR, A_DISPERSION, A_TOTALS, A_DOWN_TOTALS, A_ROWS, A_EXACT,
-    A_OBSERVED, A_EXPECTED, A_UP_EXPECTED, A_UP_IDX, A_UP_AT, A_DOWN_IDX, A_DOWN_AT,
+    A_OBSERVED, A_EXPECTED, A_UP_EXPECTED, A_TAIL_IDX, A_TAIL_AT,
     N_BUFFERS
 };
 
 PyDoc_STRVAR(share_cells_doc,
 "share_cells(counts, share, floor, dispersion, totals, down_totals, rows, exact,\n"
 "            n_cols, limit, mean_side, observed, expected, up_expected,\n"
-"            up_idx, up_at, down_idx, down_at) -> (k_up, k_down)\n\n"
+"            tail_idx, tail_at) -> (k_up, k_down)\n\n"
 "One pass of score._score_shares, screened at `limit` (below - SCREEN_MARGIN;\n"
 "`mean_side`: limit > MEAN_SIDE_SCORE). Arrays are flat and C-contiguous, r*c\n"
 "cells of n_cols columns: counts int64, share and dispersion (or None) double,\n"
 "exact (or None) bool; per row: floor and down_totals (or None) double, totals\n"
 "int64, rows (or None: every row) bool. Rows left out, or without requests or\n"
 "exact cells, read 0 (their tails: no candidate). Writes observed, expected and\n"
-"up_expected (r*c doubles); the first k_up cells of up_idx (int64, r*c) and of\n"
-"the three planes of up_at (x, n, p: 3*r*c doubles) are the rise tail's\n"
-"candidates, and likewise for drops.");
+"up_expected (r*c doubles), and the tails' candidates: the rise tail's first,\n"
+"then the drop tail's, k_up + k_down cells of tail_idx (int64, 2*r*c) and of the\n"
+"four planes of tail_at (4*2*r*c doubles): the incomplete beta's a, b and x\n"
+"(the tail is I_x(a, b)) and 1 where the tail is below 1 (else it is 1).");
 
 static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 18) {
-        PyErr_Format(PyExc_TypeError, "share_cells takes 18 arguments (%zd given)", nargs);
+    if (nargs != 16) {
+        PyErr_Format(PyExc_TypeError, "share_cells takes 16 arguments (%zd given)", nargs);
         return NULL;
     }
     Py_ssize_t n_cols = PyLong_AsSsize_t(args[8]);
@@ -176,10 +178,8 @@ static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
         {11, A_OBSERVED, 'd', 1, 1, 0, 1, "observed"},
         {12, A_EXPECTED, 'd', 1, 1, 0, 1, "expected"},
         {13, A_UP_EXPECTED, 'd', 1, 1, 0, 1, "up_expected"},
-        {14, A_UP_IDX, 'i', 1, 1, 0, 1, "up_idx"},
-        {15, A_UP_AT, 'd', 1, 1, 0, 3, "up_at"},
-        {16, A_DOWN_IDX, 'i', 1, 1, 0, 1, "down_idx"},
-        {17, A_DOWN_AT, 'd', 1, 1, 0, 3, "down_at"},
+        {14, A_TAIL_IDX, 'i', 1, 1, 0, 2, "tail_idx"},
+        {15, A_TAIL_AT, 'd', 1, 1, 0, 8, "tail_at"},
     };
     for (size_t s = 0; s < sizeof spec / sizeof spec[0]; s++) {
         Py_ssize_t count = (spec[s].per_cell ? cells : n_rows) * spec[s].planes;
@@ -196,8 +196,12 @@ static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
     const char *exact = b[A_EXACT].held ? b[A_EXACT].view.buf : NULL;
     double *observed = b[A_OBSERVED].view.buf, *expected = b[A_EXPECTED].view.buf;
     double *up_expected = b[A_UP_EXPECTED].view.buf;
-    int64_t *up_idx = b[A_UP_IDX].view.buf, *down_idx = b[A_DOWN_IDX].view.buf;
-    double *up_at = b[A_UP_AT].view.buf, *down_at = b[A_DOWN_AT].view.buf;
+    /* the rise tail's candidates from 0, the drop tail's from `cells` (moved up to
+     * follow them at the end); per candidate the incomplete beta's a, b, x and
+     * whether the tail is uncertain, in four planes of 2 * cells */
+    int64_t *tail_idx = b[A_TAIL_IDX].view.buf;
+    double *tail_at = b[A_TAIL_AT].view.buf;
+    Py_ssize_t plane = 2 * cells;
     Py_ssize_t k_up = 0, k_down = 0;
 
     for (Py_ssize_t r = 0; r < n_rows; r++) {
@@ -235,20 +239,31 @@ static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
                 n_down_phi = n_down / phi[i];
             }
             if (exact_cell || upper_may_reach(x, n_up_phi, p_up, limit, mean_side)) {
-                up_idx[k_up] = i;
-                up_at[k_up] = x;
-                up_at[cells + k_up] = n_up_phi;
-                up_at[2 * cells + k_up] = p_up;
+                /* score.upper_tail: I_p(max(x, 1e-12), n - x + 1) where x > 0, else 1 */
+                tail_idx[k_up] = i;
+                tail_at[k_up] = np_max(x, 1e-12);
+                tail_at[plane + k_up] = n_up_phi - x + 1.0;
+                tail_at[2 * plane + k_up] = p_up;
+                tail_at[3 * plane + k_up] = x > 0.0;
                 k_up++;
             }
             if (exact_cell || lower_may_reach(x, n_down_phi, p, limit, mean_side)) {
-                down_idx[k_down] = i;
-                down_at[k_down] = x;
-                down_at[cells + k_down] = n_down_phi;
-                down_at[2 * cells + k_down] = p;
+                /* score.lower_tail: I_{1-p}(max(n - x, 1e-12), x + 1) where x < n, else 1 */
+                Py_ssize_t k = cells + k_down;
+                tail_idx[k] = i;
+                tail_at[k] = np_max(n_down_phi - x, 1e-12);
+                tail_at[plane + k] = x + 1.0;
+                tail_at[2 * plane + k] = 1.0 - p;
+                tail_at[3 * plane + k] = x < n_down_phi;
                 k_down++;
             }
         }
+    }
+    if (k_up < cells) {
+        memmove(tail_idx + k_up, tail_idx + cells, (size_t)k_down * sizeof *tail_idx);
+        for (int q = 0; q < 4; q++)
+            memmove(tail_at + q * plane + k_up, tail_at + q * plane + cells,
+                    (size_t)k_down * sizeof *tail_at);
     }
     result = Py_BuildValue("(nn)", k_up, k_down);
 done:
@@ -406,7 +421,109 @@ done:
     return result;
 }
 
+enum {
+    E_ROWS, E_DEBIAS, E_MEAN, E_DISP_MEAN, E_DISP_STARTED, E_LONG_RESID, E_LONG_EXPECTED,
+    E_SHARE, E_SHARE_PHI, E_LONG_PHI, E_BUFFERS
+};
+
+/* np.clip(v, 1.0, high): NaN stays NaN. */
+static inline double clip_phi(double v, double high) {
+    if (isnan(v)) return v;
+    return v < 1.0 ? 1.0 : (v > high ? high : v);
+}
+
+PyDoc_STRVAR(expect_cells_doc,
+"expect_cells(rows, debias, mean, disp_mean, disp_started, long_resid,\n"
+"             long_expected, n_cols, stride, prior, max_dispersion,\n"
+"             share, share_phi, long_phi) -> None\n\n"
+"Baseline.expect's cells of `rows` (int64, each < the matrices' rows), in\n"
+"their order: share = mean / debias (one double per row), share_phi =\n"
+"clip(disp_mean, 1, max_dispersion) where disp_started (bool) else 1, long_phi\n"
+"= clip((long_resid + prior) / (long_expected + prior), 1, max_dispersion).\n"
+"The matrices share one shape of `stride` >= n_cols columns; the outputs are\n"
+"len(rows) * n_cols doubles.");
+
+static PyObject *expect_cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 14) {
+        PyErr_Format(PyExc_TypeError, "expect_cells takes 14 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t n_cols = PyLong_AsSsize_t(args[7]);
+    if (n_cols == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t stride = PyLong_AsSsize_t(args[8]);
+    if (stride == -1 && PyErr_Occurred()) return NULL;
+    double prior = PyFloat_AsDouble(args[9]);
+    if (prior == -1.0 && PyErr_Occurred()) return NULL;
+    double high = PyFloat_AsDouble(args[10]);
+    if (high == -1.0 && PyErr_Occurred()) return NULL;
+    if (n_cols <= 0 || stride < n_cols) {
+        PyErr_SetString(PyExc_ValueError, "expect_cells: need 0 < n_cols <= stride");
+        return NULL;
+    }
+    Buf b[E_BUFFERS];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    if (take(args[0], &b[E_ROWS], 'i', -1, 0, 0, "rows") < 0) goto done;
+    if (take(args[2], &b[E_MEAN], 'd', -1, 0, 0, "mean") < 0) goto done;
+    Py_ssize_t n_rows = b[E_ROWS].view.len / 8, matrix_cells = b[E_MEAN].view.len / 8;
+    if (matrix_cells % stride != 0 || n_rows > PY_SSIZE_T_MAX / n_cols) {
+        PyErr_SetString(PyExc_ValueError, "expect_cells: mean must hold whole rows of stride");
+        goto done;
+    }
+    Py_ssize_t matrix_rows = matrix_cells / stride, cells = n_rows * n_cols;
+    static const struct { int arg, slot; char kind; int per_cell, matrix, writable;
+                          const char *name; } spec[] = {
+        {1, E_DEBIAS, 'd', 0, 0, 0, "debias"},
+        {3, E_DISP_MEAN, 'd', 0, 1, 0, "disp_mean"},
+        {4, E_DISP_STARTED, '?', 0, 1, 0, "disp_started"},
+        {5, E_LONG_RESID, 'd', 0, 1, 0, "long_resid"},
+        {6, E_LONG_EXPECTED, 'd', 0, 1, 0, "long_expected"},
+        {11, E_SHARE, 'd', 1, 0, 1, "share"},
+        {12, E_SHARE_PHI, 'd', 1, 0, 1, "share_phi"},
+        {13, E_LONG_PHI, 'd', 1, 0, 1, "long_phi"},
+    };
+    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++) {
+        Py_ssize_t extent = spec[k].matrix ? matrix_cells : spec[k].per_cell ? cells : n_rows;
+        if (take(args[spec[k].arg], &b[spec[k].slot], spec[k].kind, extent, spec[k].writable, 0,
+                 spec[k].name) < 0)
+            goto done;
+    }
+    const int64_t *rows = b[E_ROWS].view.buf;
+    const double *debias = b[E_DEBIAS].view.buf, *mean = b[E_MEAN].view.buf;
+    const double *disp_mean = b[E_DISP_MEAN].view.buf;
+    const char *disp_started = b[E_DISP_STARTED].view.buf;
+    const double *long_resid = b[E_LONG_RESID].view.buf;
+    const double *long_expected = b[E_LONG_EXPECTED].view.buf;
+    double *share = b[E_SHARE].view.buf, *share_phi = b[E_SHARE_PHI].view.buf;
+    double *long_phi = b[E_LONG_PHI].view.buf;
+    for (Py_ssize_t i = 0; i < n_rows; i++) {
+        if (rows[i] < 0 || rows[i] >= matrix_rows) {
+            PyErr_Format(PyExc_IndexError, "expect_cells: row %lld out of range",
+                         (long long)rows[i]);
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n_rows; i++) {
+        Py_ssize_t from = (Py_ssize_t)rows[i] * stride, to = i * n_cols;
+        double d = debias[i];
+        for (Py_ssize_t c = 0; c < n_cols; c++) {
+            share[to + c] = mean[from + c] / d;
+            share_phi[to + c] = disp_started[from + c] ? clip_phi(disp_mean[from + c], high) : 1.0;
+            long_phi[to + c] = clip_phi(
+                (long_resid[from + c] + prior) / (long_expected[from + c] + prior), high);
+        }
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    release(b, E_BUFFERS);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"expect_cells", (PyCFunction)(void (*)(void))expect_cells, METH_FASTCALL,
+     expect_cells_doc},
     {"share_cells", (PyCFunction)(void (*)(void))share_cells, METH_FASTCALL, share_cells_doc},
     {"learn_cells", (PyCFunction)(void (*)(void))learn_cells, METH_FASTCALL, learn_cells_doc},
     {NULL, NULL, 0, NULL},

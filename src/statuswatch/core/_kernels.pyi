@@ -10,9 +10,8 @@ def share_cells(
     rows: npt.NDArray[np.bool_] | None, exact: npt.NDArray[np.bool_] | None,
     n_cols: int, limit: float, mean_side: bool,
     observed: npt.NDArray[np.float64], expected: npt.NDArray[np.float64],
-    up_expected: npt.NDArray[np.float64],
-    up_idx: npt.NDArray[np.int64], up_at: npt.NDArray[np.float64],
-    down_idx: npt.NDArray[np.int64], down_at: npt.NDArray[np.float64], /,
+    up_expected: npt.NDArray[np.float64], tail_idx: npt.NDArray[np.int64],
+    tail_at: npt.NDArray[np.float64], /,
 ) -> tuple[int, int]:
     """One pass of ``score._score_shares`` screened at ``limit``: the candidate counts
     of the rise and the drop tail (see the C source)."""
@@ -29,3 +28,13 @@ def learn_cells(
     max_resid: float, /,
 ) -> None:
     """``Baseline.learn``'s share learning of ``rows``, in place (see the C source)."""
+
+def expect_cells(
+    rows: npt.NDArray[np.int64], debias: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
+    disp_mean: npt.NDArray[np.float64], disp_started: npt.NDArray[np.bool_],
+    long_resid: npt.NDArray[np.float64], long_expected: npt.NDArray[np.float64],
+    n_cols: int, stride: int, prior: float, max_dispersion: float,
+    share: npt.NDArray[np.float64], share_phi: npt.NDArray[np.float64],
+    long_phi: npt.NDArray[np.float64], /,
+) -> None:
+    """``Baseline.expect``'s per-cell part of ``rows``, into the outputs (see the C source)."""

@@ -221,7 +221,12 @@ class Baseline:
         sel: slice | I64 = slice(0, n_rows) if rows is None else rows
         own_parents = parents[:n_rows] if rows is None else _local_parents(parents, rows)
         seen = np.array(self._seen[sel])
-        share = self._share.mean[sel, :n_cols] / self._debias(seen)[:, None]
+        debias = self._debias(seen)
+        cells = self._expect_cells_natively(n_rows, n_cols, rows, debias)
+        if cells is None:
+            share = self._share.mean[sel, :n_cols] / debias[:, None]
+            cells = share, self._share_phi(sel, n_cols), self._long_disp.phi(n_rows, n_cols, rows)
+        share = cells[0]
         weight = np.minimum(seen / max(self.warmup_windows, 1), 1.0)
         cold = (weight < 1.0) & (own_parents >= 0)
         # A cold row blends in its parent's already blended share: rows one level
@@ -244,13 +249,36 @@ class Baseline:
         )
         return Expectation(
             share=share,
-            share_dispersion=self._share_phi(sel, n_cols),
-            long_dispersion=self._long_disp.phi(n_rows, n_cols, rows),
+            share_dispersion=cells[1],
+            long_dispersion=cells[2],
             volume=volume,
             volume_dispersion=np.array(self._volume_phi[sel]),
             windows_seen=seen,
             warm=seen >= self.warmup_windows,
         )
+
+    def _expect_cells_natively(
+        self, n_rows: int, n_cols: int, rows: I64 | None, debias: F64
+    ) -> tuple[F64, F64, F64] | None:
+        """``expect``'s per-cell part of ``rows`` (None: the first ``n_rows``) in one C
+        pass (``_kernels.expect_cells``): the bias-corrected shares, the share and the
+        long dispersion, the numpy path's values bit for bit. None where the kernels are
+        not built (the numpy path then computes them)."""
+        share, disp, long = self._share, self._share_disp, self._long_disp
+        matrices = (share.mean, disp.mean, disp.started, long.resid, long.expected)
+        shape = share.mean.shape
+        if not kernels.ENABLED or not all(
+            m.shape == shape and m.flags.c_contiguous for m in matrices
+        ):
+            return None
+        at = np.arange(n_rows) if rows is None else rows.astype(np.int64, copy=False)
+        out = np.empty((3, len(at), n_cols))
+        kernels.native.expect_cells(
+            at, np.ascontiguousarray(debias), share.mean, disp.mean, disp.started, long.resid,
+            long.expected, n_cols, shape[1], long.prior,
+            MAX_DISPERSION, out[0], out[1], out[2],
+        )
+        return out[0], out[1], out[2]
 
     def _depth_of(self, parents: I64, n_rows: int, own_parents: I64, rows: I64 | None) -> I64:
         """``_depth(own_parents)``, kept while the caller passes the same ``parents``

@@ -204,9 +204,14 @@ class Dispersion:
             flat = dense.reshape(-1)
             flat[at] += self.alpha * (value - flat[at])
 
+    @property
+    def prior(self) -> float:
+        """``DISPERSION_PRIOR_EVENTS`` on the EW-mean scale: what both sums start from."""
+        return DISPERSION_PRIOR_EVENTS * self.alpha
+
     def phi(self, n_rows: int, n_cols: int, rows: I64 | None = None) -> F64:
         """phi of the first ``n_rows`` rows, or of ``rows`` only."""
-        k = DISPERSION_PRIOR_EVENTS * self.alpha  # the prior on the EW-mean scale
+        k = self.prior
         sel: slice | I64 = slice(0, n_rows) if rows is None else rows
         ratio = (self.resid[sel, :n_cols] + k) / (self.expected[sel, :n_cols] + k)
         out: F64 = np.clip(ratio, 1.0, MAX_DISPERSION)

@@ -343,28 +343,23 @@ def _native_share_scores(
         return None
     size = counts.size
     observed, expected, up_expected = np.empty(shape), np.empty(shape), np.empty(shape)
-    idx, at = np.empty((2, size), np.int64), np.empty((2, 3, size))
+    idx, at = np.empty(2 * size, np.int64), np.empty((4, 2 * size))
     limit = below - SCREEN_MARGIN
     c = np.ascontiguousarray
     k_up, k_down = kernels.native.share_cells(
-        c(counts), c(share), kernels.contiguous(floor), kernels.contiguous(dispersion), c(totals),
-        kernels.contiguous(down_totals), kernels.contiguous(rows), kernels.contiguous(exact),
-        shape[1], limit, limit > MEAN_SIDE_SCORE, observed, expected, up_expected,
-        idx[0], at[0], idx[1], at[1],
+        c(counts), c(share), kernels.contiguous(floor), kernels.contiguous(dispersion),
+        c(totals), kernels.contiguous(down_totals), kernels.contiguous(rows),
+        kernels.contiguous(exact), shape[1], limit, limit > MEAN_SIDE_SCORE, observed,
+        expected, up_expected, idx, at,
     )
-    up = _tail_scores(upper_tail, shape, idx[0, :k_up], at[0, :, :k_up])
-    down = _tail_scores(lower_tail, shape, idx[1, :k_down], at[1, :, :k_down])
-    return ShareScores(up, down, observed, expected, up_expected, totals)
-
-
-def _tail_scores(tail: Callable[[F64, F64, F64], F64], shape: tuple[int, ...],
-                 idx: I64, at: F64) -> F64:
-    """Scores of ``tail`` at the flat cells ``idx`` (with x, n, p in ``at``'s rows);
-    elsewhere -0.0, as ``_scores_on`` leaves them."""
-    out = np.full(int(np.prod(shape)), -0.0)
-    if len(idx):
-        out[idx] = _to_score(tail(at[0], at[1], at[2]))
-    return out.reshape(shape)
+    up, down = np.full(size, -0.0), np.full(size, -0.0)  # as ``_scores_on`` leaves them
+    k = k_up + k_down
+    if k:  # both tails' exact scores in one call, as upper_tail and lower_tail give them
+        scores = _to_score(np.where(at[3, :k] > 0, special.betainc(*at[:3, :k]), 1.0))
+        up[idx[:k_up]] = scores[:k_up]
+        down[idx[k_up:k]] = scores[k_up:]
+    return ShareScores(up.reshape(shape), down.reshape(shape), observed, expected, up_expected,
+                       totals)
 
 
 def _rows_of(a: T | None, idx: npt.NDArray[np.intp]) -> T | None:
