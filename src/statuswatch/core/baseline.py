@@ -266,11 +266,9 @@ class Baseline:
         not built (the numpy path then computes them)."""
         share, disp, long = self._share, self._share_disp, self._long_disp
         matrices = (share.mean, disp.mean, disp.started, long.resid, long.expected)
-        shape = share.mean.shape
-        if not kernels.ENABLED or not all(
-            m.shape == shape and m.flags.c_contiguous for m in matrices
-        ):
+        if not (kernels.ENABLED and kernels.one_shape(*matrices)):
             return None
+        shape = share.mean.shape
         at = np.arange(n_rows) if rows is None else rows.astype(np.int64, copy=False)
         out = np.empty((3, len(at), n_cols))
         kernels.native.expect_cells(
@@ -320,7 +318,7 @@ class Baseline:
             return
         self._seen[rows] += 1
         debias = self._debias(self._seen[rows] - 1)
-        if kernels.ENABLED and self._learn_cells_natively(
+        if self._learn_cells_natively(
             rows, counts, totals, frozen_share, debias, long_counts, long_totals, frozen_long
         ):
             return
@@ -347,24 +345,22 @@ class Baseline:
     ) -> bool:
         """``learn``'s share learning (``_learn_shares``, ``_learn_long_dispersion`` and
         the known columns) of ``rows`` in one C pass (``_kernels.learn_cells``): the same
-        values, bit for bit. False, having learned nothing, where an array is not of the
-        window's shape and kind (the numpy path then learns)."""
+        values, bit for bit. False, having learned nothing, where the kernels are not
+        built or an array is not of the window's shape and kind (the numpy path then
+        learns)."""
         n_rows, n_cols = counts.shape
         if long_counts is not None and long_totals is None:
             long_totals = long_counts.sum(axis=1)
-        window = ((counts, np.int64), (frozen, np.bool_), (long_counts, np.int64),
-                  (frozen_long, np.bool_))
-        per_row = ((totals, np.int64), (long_totals, np.int64))
         share, disp, long = self._share, self._share_disp, self._long_disp
         matrices = (self._known, share.mean, share.started, disp.mean, disp.started,
                     long.resid, long.expected)
         shape = share.mean.shape
         if not (
-            all(a is None or (a.shape == (n_rows, n_cols) and a.dtype == kind)
-                for a, kind in window)
-            and all(a is None or (a.shape == (n_rows,) and a.dtype == kind)
-                    for a, kind in per_row)
-            and all(m.shape == shape and m.flags.c_contiguous for m in matrices)
+            kernels.ENABLED
+            and kernels.shaped(counts.shape, (counts, np.int64), (frozen, np.bool_),
+                               (long_counts, np.int64), (frozen_long, np.bool_))
+            and kernels.shaped((n_rows,), (totals, np.int64), (long_totals, np.int64))
+            and kernels.one_shape(*matrices)
         ):
             return False
         c = np.ascontiguousarray

@@ -1,18 +1,19 @@
 """The core's per-cell passes in C (``_kernels.c``): a quiet window's screened share
-scores and its share learning, each one loop over the cells where numpy takes dozens of
-passes. The extension is optional (built by ``pip install`` where a C compiler is
-present): without it ``ENABLED`` is False and every caller takes its numpy path, with
-the same numbers (``tests/unit/test_kernels.py`` holds the two to each other).
+scores, its expectations' cells and its share learning, each one loop over the cells
+where numpy takes a dozen passes or more. The extension is optional (built by
+``pip install`` where a C compiler is present): without it ``ENABLED`` is False and
+every caller takes its numpy path, with the same numbers (``tests/unit/test_kernels.py``
+holds the two to each other).
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ENABLED", "contiguous", "native"]
+__all__ = ["ENABLED", "contiguous", "native", "one_shape", "shaped"]
 
 T = TypeVar("T", bound=npt.NDArray[np.generic])
 
@@ -32,3 +33,22 @@ def contiguous(a: T | None) -> T | None:
     (True, None)
     """
     return None if a is None else np.ascontiguousarray(a)  # type: ignore[return-value]
+
+
+def shaped(shape: tuple[int, ...], *arrays: tuple[npt.NDArray[Any] | None, type]) -> bool:
+    """Whether each array given with its kind (None: absent) has ``shape`` and that kind,
+    as a kernel reads it (else its caller takes the numpy path).
+
+    >>> shaped((2,), (np.zeros(2, np.int64), np.int64), (None, np.float64))
+    True
+    >>> shaped((2,), (np.zeros(2), np.int64))
+    False
+    """
+    return all(a is None or (a.shape == shape and a.dtype == kind) for a, kind in arrays)
+
+
+def one_shape(*matrices: npt.NDArray[Any]) -> bool:
+    """Whether ``matrices`` (a state the kernels index by one row stride) share one shape,
+    each in C order."""
+    shape = matrices[0].shape
+    return all(m.shape == shape and m.flags.c_contiguous for m in matrices)

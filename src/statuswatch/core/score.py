@@ -330,15 +330,11 @@ def _native_share_scores(
     its full shape and kind (None: the caller scores on numpy): the same scores, the
     exact tails of the cells the screen keeps from the same functions."""
     shape = counts.shape
-    n_rows = shape[0] if len(shape) == 2 else -1
-    per_cell = ((counts, np.int64), (share, np.float64), (dispersion, np.float64),
-                (exact, np.bool_))
-    per_row = ((floor, np.float64), (totals, np.int64), (down_totals, np.float64),
-               (rows, np.bool_))
-    if n_rows < 0 or not all(
-        a is None or (a.shape == want and a.dtype == kind)
-        for group, want in ((per_cell, shape), (per_row, (n_rows,)))
-        for a, kind in group
+    if len(shape) != 2 or not (
+        kernels.shaped(shape, (counts, np.int64), (share, np.float64),
+                       (dispersion, np.float64), (exact, np.bool_))
+        and kernels.shaped(shape[:1], (floor, np.float64), (totals, np.int64),
+                           (down_totals, np.float64), (rows, np.bool_))
     ):
         return None
     size = counts.size
