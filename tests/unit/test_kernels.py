@@ -229,3 +229,69 @@ def test_the_expectation_kernel_expects_what_numpy_expects(run, data):
     got, want = expect(True), expect(False)
     for field in ("share", "share_dispersion", "long_dispersion", "volume", "warm"):
         assert np.array_equal(getattr(got, field), getattr(want, field), equal_nan=True), field
+
+
+@st.composite
+def long_horizons(draw: st.DrawFn) -> dict[str, Any]:
+    """The inputs of the long horizons' rise gates: sums, totals, gates per cell, the
+    learned share and floor, a long reference that knows some rows (and maybe fewer
+    columns), the rows' ids in it."""
+    n_rows, n_cols = draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    cells = n_rows * n_cols
+
+    def matrix(values: st.SearchStrategy[Any], dtype: Any) -> Any:
+        return np.array(draw(st.lists(values, min_size=cells, max_size=cells)),
+                        dtype).reshape(n_rows, n_cols)
+
+    horizons = []
+    for _ in range(draw(st.integers(1, 3))):
+        sums = matrix(st.sampled_from([0, 1, 3, 8, 20, 60, 400]), np.int64)
+        totals = sums.sum(axis=1) + np.array(draw(st.lists(
+            st.sampled_from([0, 5, 200]), min_size=n_rows, max_size=n_rows)), np.int64)
+        horizons.append((sums, totals, matrix(st.sampled_from([1.0, 5.0, 20.0]), np.float64),
+                         matrix(st.sampled_from([1.0, 1.5, 3.0]), np.float64), draw(st.booleans())))
+    from statuswatch.core.reference import LongReference
+
+    reference = LongReference(half_life_windows=draw(st.sampled_from([3.0, 50.0])))
+    known_rows, known_cols = draw(st.integers(0, n_rows + 2)), draw(st.integers(1, n_cols))
+    for _ in range(draw(st.integers(0, 4))):
+        counts = np.array(draw(st.lists(st.sampled_from([0, 1, 9, 90]),
+                                        min_size=known_rows * known_cols,
+                                        max_size=known_rows * known_cols)),
+                          np.int64).reshape(known_rows, known_cols)
+        reference.learn(counts, counts.sum(axis=1))
+    row_ids = draw(st.one_of(st.none(), st.permutations(range(n_rows + 2)).map(
+        lambda p: np.array(p[:n_rows], np.int64))))
+    return {"horizons": horizons, "reference": reference, "row_ids": row_ids,
+            "learned": matrix(SHARES, np.float64),
+            "floor": np.array(draw(st.lists(SHARES, min_size=n_rows, max_size=n_rows)))}
+
+
+def rises_by_numpy(case: dict[str, Any]) -> bool:
+    """The gates as ``_long_horizons`` applies them, on the long reference's own
+    ``up_share_at`` and the shared ``rise_gate``."""
+    from statuswatch.core.score import rise_gate
+
+    learned, floor, reference = case["learned"], case["floor"], case["reference"]
+    n_rows, n_cols = learned.shape
+    rows, cols = np.divmod(np.arange(n_rows * n_cols), n_cols)
+    ids = rows if case["row_ids"] is None else case["row_ids"][rows]
+    long_share = reference.up_share_at(ids, cols, fallback=learned.ravel())
+    for sums, totals, min_excess, min_ratio, long_reference in case["horizons"]:
+        p = long_share if long_reference else learned.ravel()
+        p_up = np.clip(np.maximum(p, floor[rows]), 1e-12, 1.0 - 1e-12)
+        expected = totals[rows].astype(np.float64) * p_up
+        if rise_gate(sums.ravel(), expected, min_excess.ravel(), min_ratio.ravel()).any():
+            return True
+    return False
+
+
+@given(long_horizons())
+@settings(max_examples=400, deadline=None)
+def test_the_rise_kernel_finds_a_passing_cell_exactly_where_numpy_does(case):
+    counts, totals = case["reference"].long_sums()
+    got = kernels.native.rises_possible(
+        tuple(case["horizons"]), case["learned"], case["floor"], counts, totals,
+        counts.shape[1], case["reference"].alpha, case["row_ids"], case["learned"].shape[1],
+    )
+    assert got == rises_by_numpy(case)  # (the reference grows only in rises_by_numpy)

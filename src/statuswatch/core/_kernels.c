@@ -23,6 +23,13 @@
  * expect_cells: Baseline.expect's per-cell part (the bias-corrected shares and both
  * dispersions) of the rows asked for, in one pass where numpy takes eight.
  *
+ * rises_possible: whether any cell of the horizons past the minute can pass its rise
+ * gates (HorizonJudge._long_horizons' count and ratio gates) in a window with nothing
+ * live: mostly none can, and the horizons' views are then empty without their numpy
+ * work. A long-reference horizon's share is read from the long reference's sums
+ * without the same-hour part, which can only raise it: a cell the gates would pass is
+ * never missed, and where one may pass the numpy path decides.
+ *
  * Buffers are checked for kind, size and C-contiguity before any is read, and every
  * row index against the matrices it indexes; the callers (score._native_share_scores,
  * Baseline._learn_cells_natively and _expect_cells_natively) allocate the outputs.
@@ -521,7 +528,128 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(rises_possible_doc,
+"rises_possible(horizons, learned, floor, ref_counts, ref_totals, ref_cols, alpha,\n"
+"               row_ids, n_cols) -> bool\n\n"
+"Whether a cell of the r rows of n_cols columns may pass a horizon's rise gates:\n"
+"count - expected >= min_excess and count / expected >= min_ratio (expected 0:\n"
+"any ratio), expected = total * clip(max(p, floor), 1e-12, 1 - 1e-12).\n"
+"horizons: per horizon (sums int64 r*c, totals int64 r, min_excess and min_ratio\n"
+"double r*c, long_reference bool). p: `learned` (double r*c), or for a\n"
+"long-reference horizon the long reference's share of the row row_ids[i] (int64 r;\n"
+"None: i), from ref_counts (double, rows of ref_cols) over ref_totals (double),\n"
+"floored at 1 / (total / alpha + 1); `learned` where that row has no requests or\n"
+"is beyond the sums (a column beyond them counts 0).");
+
+static PyObject *rises_possible(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 9) {
+        PyErr_Format(PyExc_TypeError, "rises_possible takes 9 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *horizons = args[0];
+    if (!PyTuple_Check(horizons) || PyTuple_GET_SIZE(horizons) > 8) {
+        PyErr_SetString(PyExc_TypeError, "rises_possible: horizons must be a tuple of at most 8");
+        return NULL;
+    }
+    Py_ssize_t n_horizons = PyTuple_GET_SIZE(horizons);
+    Py_ssize_t ref_cols = PyLong_AsSsize_t(args[5]);
+    if (ref_cols == -1 && PyErr_Occurred()) return NULL;
+    double alpha = PyFloat_AsDouble(args[6]);
+    if (alpha == -1.0 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n_cols = PyLong_AsSsize_t(args[8]);
+    if (n_cols == -1 && PyErr_Occurred()) return NULL;
+    if (n_cols <= 0 || ref_cols < 0) {
+        PyErr_SetString(PyExc_ValueError, "rises_possible: need n_cols > 0, ref_cols >= 0");
+        return NULL;
+    }
+    enum { R_LEARNED, R_FLOOR, R_REF_COUNTS, R_REF_TOTALS, R_ROW_IDS, R_FIXED };
+    enum { H_SUMS, H_TOTALS, H_EXCESS, H_RATIO, H_EACH };
+    Buf b[R_FIXED + 8 * H_EACH];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    int uses_reference[8] = {0};
+    if (take(args[2], &b[R_FLOOR], 'd', -1, 0, 0, "floor") < 0) goto done;
+    Py_ssize_t n_rows = b[R_FLOOR].view.len / 8;
+    if (n_rows > PY_SSIZE_T_MAX / n_cols) {
+        PyErr_SetString(PyExc_ValueError, "rises_possible: too many cells");
+        goto done;
+    }
+    Py_ssize_t cells = n_rows * n_cols;
+    if (take(args[1], &b[R_LEARNED], 'd', cells, 0, 0, "learned") < 0
+        || take(args[3], &b[R_REF_COUNTS], 'd', -1, 0, 0, "ref_counts") < 0
+        || take(args[4], &b[R_REF_TOTALS], 'd', -1, 0, 0, "ref_totals") < 0
+        || take(args[7], &b[R_ROW_IDS], 'i', n_rows, 0, 1, "row_ids") < 0)
+        goto done;
+    Py_ssize_t ref_rows = b[R_REF_TOTALS].view.len / 8;
+    if (ref_cols > 0 && ref_rows > PY_SSIZE_T_MAX / ref_cols) {
+        PyErr_SetString(PyExc_ValueError, "rises_possible: too many reference cells");
+        goto done;
+    }
+    if (b[R_REF_COUNTS].view.len / 8 != ref_rows * ref_cols) {
+        PyErr_SetString(PyExc_ValueError,
+                        "rises_possible: ref_counts must hold ref_totals' rows of ref_cols");
+        goto done;
+    }
+    for (Py_ssize_t h = 0; h < n_horizons; h++) {
+        PyObject *item = PyTuple_GET_ITEM(horizons, h);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5) {
+            PyErr_SetString(PyExc_TypeError,
+                            "rises_possible: each horizon is (sums, totals, min_excess, "
+                            "min_ratio, long_reference)");
+            goto done;
+        }
+        Buf *hb = &b[R_FIXED + h * H_EACH];
+        if (take(PyTuple_GET_ITEM(item, 0), &hb[H_SUMS], 'i', cells, 0, 0, "sums") < 0
+            || take(PyTuple_GET_ITEM(item, 1), &hb[H_TOTALS], 'i', n_rows, 0, 0, "totals") < 0
+            || take(PyTuple_GET_ITEM(item, 2), &hb[H_EXCESS], 'd', cells, 0, 0, "min_excess") < 0
+            || take(PyTuple_GET_ITEM(item, 3), &hb[H_RATIO], 'd', cells, 0, 0, "min_ratio") < 0)
+            goto done;
+        uses_reference[h] = PyObject_IsTrue(PyTuple_GET_ITEM(item, 4));
+        if (uses_reference[h] < 0) goto done;
+    }
+    const double *learned = b[R_LEARNED].view.buf, *floor_ = b[R_FLOOR].view.buf;
+    const double *ref_counts = b[R_REF_COUNTS].view.buf, *ref_totals = b[R_REF_TOTALS].view.buf;
+    const int64_t *row_ids = b[R_ROW_IDS].held ? b[R_ROW_IDS].view.buf : NULL;
+    int possible = 0;
+    for (Py_ssize_t r = 0; r < n_rows && !possible; r++) {
+        int64_t ref_row = row_ids ? row_ids[r] : r;
+        double ref_total = (ref_row >= 0 && ref_row < ref_rows) ? ref_totals[ref_row] : 0.0;
+        for (Py_ssize_t c = 0; c < n_cols && !possible; c++) {
+            Py_ssize_t cell = r * n_cols + c;
+            for (Py_ssize_t h = 0; h < n_horizons; h++) {
+                const Buf *hb = &b[R_FIXED + h * H_EACH];
+                double count = (double)((const int64_t *)hb[H_SUMS].view.buf)[cell];
+                double min_excess = ((const double *)hb[H_EXCESS].view.buf)[cell];
+                /* the expectation is >= 0: a count under the excess cannot pass */
+                if (!(count >= min_excess)) continue;
+                double p = learned[cell];
+                if (uses_reference[h] && ref_total > 0.0) {
+                    /* LongReference.up_share_at without the same-hour part (its sums
+                     * grow with zeros to a column they lack) */
+                    double counted = c < ref_cols ? ref_counts[ref_row * ref_cols + c] : 0.0;
+                    p = np_max(counted / ref_total, 1.0 / (ref_total / alpha + 1.0));
+                }
+                double total = (double)((const int64_t *)hb[H_TOTALS].view.buf)[r];
+                double expected = total * clip_share(np_max(p, floor_[r]));
+                if (!(count - expected >= min_excess)) continue;
+                double ratio = expected > 0.0 ? count / expected : INFINITY;
+                if (ratio >= ((const double *)hb[H_RATIO].view.buf)[cell]) {
+                    possible = 1;
+                    break;
+                }
+            }
+        }
+    }
+    result = PyBool_FromLong(possible);
+done:
+    release(b, R_FIXED + 8 * H_EACH);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"rises_possible", (PyCFunction)(void (*)(void))rises_possible, METH_FASTCALL,
+     rises_possible_doc},
     {"expect_cells", (PyCFunction)(void (*)(void))expect_cells, METH_FASTCALL,
      expect_cells_doc},
     {"share_cells", (PyCFunction)(void (*)(void))share_cells, METH_FASTCALL, share_cells_doc},

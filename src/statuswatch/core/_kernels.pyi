@@ -38,3 +38,12 @@ def expect_cells(
     long_phi: npt.NDArray[np.float64], /,
 ) -> None:
     """``Baseline.expect``'s per-cell part of ``rows``, into the outputs (see the C source)."""
+
+def rises_possible(
+    horizons: tuple[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                          npt.NDArray[np.float64], npt.NDArray[np.float64], bool], ...],
+    learned: npt.NDArray[np.float64], floor: npt.NDArray[np.float64],
+    ref_counts: npt.NDArray[np.float64], ref_totals: npt.NDArray[np.float64], ref_cols: int,
+    alpha: float, row_ids: npt.NDArray[np.int64] | None, n_cols: int, /,
+) -> bool:
+    """Whether a cell of the horizons given may pass its rise gates (see the C source)."""

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from statuswatch.config import DetectConfig
+from statuswatch.core import kernels
 from statuswatch.core.baseline import Expectation
 from statuswatch.core.columns import I64
 from statuswatch.core.decide import AlertEvent, SeriesKey
@@ -185,6 +186,10 @@ class HorizonJudge:
         """
         if len(detect.horizons) <= 2:
             return []
+        if live_cells is not None and not live_cells.any():
+            quiet = self._views_without_rises(sums, exp, floor, tables, detect, row_ids)
+            if quiet is not None:
+                return quiet
         shape = sums[0].shape
         # The cells any decision is about: a count that can pass a horizon's count gate
         # (an excess of min_excess_count needs that many requests), and live series.
@@ -237,9 +242,7 @@ class HorizonJudge:
             before_counts, before_up, before_span = c, up_expected, span
             scored_cells = maybe_up | live
             if not scored_cells.any():  # the common case: nothing to score or report
-                views.append(HorizonView(h.windows, sums[i], ShareScores(
-                    no_drops, no_drops, no_drops, no_drops, no_drops, totals
-                ), no_hits, no_hits, no_hits))
+                views.append(_without_hits(h.windows, sums[i], totals, no_drops, no_hits))
                 continue
             # Rises only: the drop tail is never read here (0), nor the drop expectation.
             if phi is None:
@@ -256,6 +259,38 @@ class HorizonJudge:
             scored = ShareScores(full[0], no_drops, full[1], full[2], full[2], totals)
             views.append(HorizonView(h.windows, sums[i], scored, flags[0], no_hits, flags[1]))
         return views
+
+    def _views_without_rises(
+        self, sums: list[I64], exp: Expectation, floor: F64, tables: list[RuleTable],
+        detect: DetectConfig, row_ids: I64 | None,
+    ) -> list[HorizonView] | None:
+        """``_long_horizons`` where nothing is live and no cell can pass a horizon's
+        count and ratio gates (``kernels.rises_possible``, one pass over the cells;
+        mostly none can): every view without a score or a hit, as it makes them. None
+        where a cell may pass, or without the kernels: ``_long_horizons`` decides."""
+        long = range(2, len(detect.horizons))
+        shape = sums[0].shape
+        if not (kernels.ENABLED and len(long) <= 8 and kernels.shaped(
+            shape, (exp.share, np.float64),
+            *((sums[i], np.int64) for i in long),
+            *((a, np.float64) for i in long
+              for a in (tables[i].min_excess_count, tables[i].min_share_ratio)),
+        ) and kernels.shaped(shape[:1], (floor, np.float64), (row_ids, np.int64))):
+            return None
+        totals = {i: self.totals_of(sums[i]) for i in long}
+        c = np.ascontiguousarray
+        ref_counts, ref_totals = self.reference.long_sums()
+        if kernels.native.rises_possible(
+            tuple((c(sums[i]), c(totals[i]), c(tables[i].min_excess_count),
+                   c(tables[i].min_share_ratio), detect.horizons[i].long_reference)
+                  for i in long),
+            c(exp.share), c(floor), ref_counts, ref_totals, ref_counts.shape[1],
+            self.reference.alpha, kernels.contiguous(row_ids), shape[1],
+        ):
+            return None
+        no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)
+        return [_without_hits(detect.horizons[i].windows, sums[i], totals[i], no_drops,
+                              no_hits) for i in long]
 
     def forget_old_resolves(self, has_views: bool, now: int) -> None:
         """Forget the resolves every horizon's sum has left behind (all of them with no
@@ -359,3 +394,12 @@ class HorizonJudge:
         else:
             self.fired.pop(key, None)
             self.resolved_at[key] = now
+
+
+def _without_hits(windows: int, sums: I64, totals: I64, no_scores: F64, no_hits: B
+                  ) -> HorizonView:
+    """A horizon's view where nothing was scored: no score, no hit (the arrays shared,
+    read only)."""
+    return HorizonView(windows, sums, ShareScores(
+        no_scores, no_scores, no_scores, no_scores, no_scores, totals
+    ), no_hits, no_hits, no_hits)

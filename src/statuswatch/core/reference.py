@@ -95,6 +95,12 @@ class LongReference:
         )
         return out
 
+    def long_sums(self) -> tuple[F64, F64]:
+        """The EW sums ``up_share_at`` reads beside the same hour, as they are: counts per
+        (row, col) and requests per row (C-contiguous; rows and columns it has not met
+        yet are zeros it has not grown to)."""
+        return self._counts, self._totals
+
     def up_share_at(self, rows: I64, cols: I64, fallback: F64) -> F64:
         """``up_share`` at the cells ``(rows[i], cols[i])`` only (``fallback[i]`` where a
         row has no requests in memory)."""
