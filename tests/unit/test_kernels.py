@@ -233,9 +233,9 @@ def test_the_expectation_kernel_expects_what_numpy_expects(run, data):
 
 @st.composite
 def long_horizons(draw: st.DrawFn) -> dict[str, Any]:
-    """The inputs of the long horizons' rise gates: sums, totals, gates per cell, the
-    learned share and floor, a long reference that knows some rows (and maybe fewer
-    columns), the rows' ids in it."""
+    """The inputs of the long horizons' rise gates: the minute's and each horizon's sums
+    and spans, gates per cell, the learned share, floor and warm rows, a long reference
+    that knows some rows (and maybe fewer columns), the rows' ids in it."""
     n_rows, n_cols = draw(st.integers(1, 6)), draw(st.integers(1, 4))
     cells = n_rows * n_cols
 
@@ -243,13 +243,20 @@ def long_horizons(draw: st.DrawFn) -> dict[str, Any]:
         return np.array(draw(st.lists(values, min_size=cells, max_size=cells)),
                         dtype).reshape(n_rows, n_cols)
 
-    horizons = []
-    for _ in range(draw(st.integers(1, 3))):
-        sums = matrix(st.sampled_from([0, 1, 3, 8, 20, 60, 400]), np.int64)
-        totals = sums.sum(axis=1) + np.array(draw(st.lists(
+    def sums() -> tuple[Any, Any]:
+        counts = matrix(st.sampled_from([0, 1, 3, 8, 20, 60, 400]), np.int64)
+        return counts, counts.sum(axis=1) + np.array(draw(st.lists(
             st.sampled_from([0, 5, 200]), min_size=n_rows, max_size=n_rows)), np.int64)
-        horizons.append((sums, totals, matrix(st.sampled_from([1.0, 5.0, 20.0]), np.float64),
-                         matrix(st.sampled_from([1.0, 1.5, 3.0]), np.float64), draw(st.booleans())))
+
+    minute, minute_totals = sums()
+    horizons = []
+    for k in range(draw(st.integers(1, 3))):
+        counts, totals = sums()
+        horizons.append((counts, totals, matrix(st.sampled_from([1.0, 5.0, 20.0]), np.float64),
+                         matrix(st.sampled_from([1.0, 1.5, 3.0]), np.float64), draw(st.booleans()),
+                         matrix(st.sampled_from([False, False, True]), np.bool_),
+                         matrix(st.sampled_from([True, True, False]), np.bool_),
+                         draw(st.integers(1, 60)) * (k + 1) * 10))
     from statuswatch.core.reference import LongReference
 
     reference = LongReference(half_life_windows=draw(st.sampled_from([3.0, 50.0])))
@@ -262,14 +269,17 @@ def long_horizons(draw: st.DrawFn) -> dict[str, Any]:
         reference.learn(counts, counts.sum(axis=1))
     row_ids = draw(st.one_of(st.none(), st.permutations(range(n_rows + 2)).map(
         lambda p: np.array(p[:n_rows], np.int64))))
-    return {"horizons": horizons, "reference": reference, "row_ids": row_ids,
+    return {"horizons": horizons, "minute": minute, "minute_totals": minute_totals,
+            "minute_span": draw(st.integers(1, 6)), "reference": reference, "row_ids": row_ids,
+            "warm": np.array(draw(st.lists(st.booleans(), min_size=n_rows, max_size=n_rows))),
             "learned": matrix(SHARES, np.float64),
             "floor": np.array(draw(st.lists(SHARES, min_size=n_rows, max_size=n_rows)))}
 
 
 def rises_by_numpy(case: dict[str, Any]) -> bool:
-    """The gates as ``_long_horizons`` applies them, on the long reference's own
-    ``up_share_at`` and the shared ``rise_gate``."""
+    """The gates as ``_long_horizons`` states them, on the long reference's own
+    ``up_share_at`` and the shared ``rise_gate``: the plain computation."""
+    from statuswatch.core.horizon_judge import RECENT_EXCESS_RATE
     from statuswatch.core.score import rise_gate
 
     learned, floor, reference = case["learned"], case["floor"], case["reference"]
@@ -277,21 +287,87 @@ def rises_by_numpy(case: dict[str, Any]) -> bool:
     rows, cols = np.divmod(np.arange(n_rows * n_cols), n_cols)
     ids = rows if case["row_ids"] is None else case["row_ids"][rows]
     long_share = reference.up_share_at(ids, cols, fallback=learned.ravel())
-    for sums, totals, min_excess, min_ratio, long_reference in case["horizons"]:
+    minute_n = case["minute_totals"][rows].astype(np.float64)
+    warm = case["warm"][rows] & (minute_n > 0)
+    before = (case["minute"].ravel(), case["minute_span"],
+              minute_n * np.clip(np.maximum(learned.ravel(), floor[rows]), 1e-12, 1 - 1e-12))
+    for sums, totals, min_excess, min_ratio, long_reference, ignore, up, span in case["horizons"]:
         p = long_share if long_reference else learned.ravel()
         p_up = np.clip(np.maximum(p, floor[rows]), 1e-12, 1.0 - 1e-12)
         expected = totals[rows].astype(np.float64) * p_up
-        if rise_gate(sums.ravel(), expected, min_excess.ravel(), min_ratio.ravel()).any():
+        count = sums.ravel()
+        recent = (before[0] - before[2]) * span >= RECENT_EXCESS_RATE * (
+            count - expected) * before[1]
+        if (rise_gate(count, expected, min_excess.ravel(), min_ratio.ravel()) & warm
+                & ~ignore.ravel() & up.ravel() & recent).any():
             return True
+        before = (count, span, expected)
     return False
 
 
-@given(long_horizons())
-@settings(max_examples=400, deadline=None)
-def test_the_rise_kernel_finds_a_passing_cell_exactly_where_numpy_does(case):
+def rises_by_kernel(case: dict[str, Any]) -> bool:
+    from statuswatch.core.horizon_judge import RECENT_EXCESS_RATE
+
     counts, totals = case["reference"].long_sums()
-    got = kernels.native.rises_possible(
-        tuple(case["horizons"]), case["learned"], case["floor"], counts, totals,
-        counts.shape[1], case["reference"].alpha, case["row_ids"], case["learned"].shape[1],
+    return kernels.native.rises_possible(
+        tuple(case["horizons"]), case["minute"], case["minute_totals"], case["minute_span"],
+        case["warm"], case["learned"], case["floor"], counts, totals, counts.shape[1],
+        case["reference"].alpha, case["row_ids"], case["learned"].shape[1], RECENT_EXCESS_RATE,
     )
-    assert got == rises_by_numpy(case)  # (the reference grows only in rises_by_numpy)
+
+
+@given(long_horizons())
+@settings(max_examples=500, deadline=None)
+def test_the_rise_kernel_finds_a_passing_cell_exactly_where_numpy_does(case):
+    assert rises_by_kernel(case) == rises_by_numpy(case)  # (only numpy grows the reference)
+
+
+@given(long_horizons(), st.data())
+@settings(max_examples=200, deadline=None)
+def test_the_long_horizons_views_are_the_same_with_the_kernel(case, data):
+    """``_long_horizons`` itself, quiet (nothing live), with the kernels and without."""
+    from types import SimpleNamespace
+
+    from statuswatch.config import DetectConfig
+    from statuswatch.core.baseline import Expectation
+    from statuswatch.core.horizon_judge import HorizonJudge
+    from statuswatch.core.rules import resolve
+
+    learned = case["learned"]
+    n_rows, n_cols = learned.shape
+    horizons = case["horizons"][:2]
+    lengths = [1, case["minute_span"], *(h[7] for h in horizons)]
+    lengths = [1, 6, 60, 360][: len(lengths)]
+    detect = DetectConfig(horizons=[
+        {"windows": w, "long_reference": i >= 2 and horizons[i - 2][4],
+         "min_excess_count": data.draw(st.sampled_from([None, 2.0, 10.0]))}
+        for i, w in enumerate(lengths)
+    ])
+    labels = [{"service": f"s{r}"} for r in range(n_rows)]
+    codes = list(range(200, 200 + n_cols))
+    scopes = SimpleNamespace(labels=labels)
+    judge = HorizonJudge(lengths, scopes, SimpleNamespace(codes=codes),  # type: ignore[arg-type]
+                         case["reference"], lambda m: m.sum(axis=1))
+    rules = resolve(detect, labels, codes)
+    tables = [judge.rules_at(i, rules, detect) for i in range(len(lengths))]
+    sums = [np.zeros_like(case["minute"]), case["minute"], *(h[0] for h in horizons)]
+    spans = [1, case["minute_span"], *(h[7] for h in horizons)]
+    ones = np.ones(learned.shape)
+    exp = Expectation(learned, ones, ones, np.ones(n_rows), np.ones(n_rows),
+                      np.full(n_rows, 99), case["warm"])
+
+    def views(native: bool) -> Any:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(kernels, "ENABLED", native)
+            return judge._long_horizons(
+                sums, spans, exp, case["floor"], tables, np.zeros(learned.shape, dtype=bool),
+                detect, case["row_ids"], case["minute"].sum(axis=1))
+
+    got, want = views(True), views(False)
+    assert len(got) == len(want) == len(lengths) - 2
+    for a, b in zip(got, want, strict=True):
+        assert a.windows == b.windows and np.array_equal(a.counts, b.counts)
+        for field in ("up", "down", "observed_share", "expected_count", "totals"):
+            assert np.array_equal(getattr(a.shares, field), getattr(b.shares, field)), field
+        for flags in ("hit_up", "hit_down", "elevated"):
+            assert np.array_equal(getattr(a, flags), getattr(b, flags)), flags

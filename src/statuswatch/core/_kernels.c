@@ -24,9 +24,9 @@
  * dispersions) of the rows asked for, in one pass where numpy takes eight.
  *
  * rises_possible: whether any cell of the horizons past the minute can pass its rise
- * gates (HorizonJudge._long_horizons' count and ratio gates) in a window with nothing
- * live: mostly none can, and the horizons' views are then empty without their numpy
- * work. A long-reference horizon's share is read from the long reference's sums
+ * gates (HorizonJudge._long_horizons': warm, looked at, count, ratio, still arriving)
+ * in a window with nothing live: mostly none can, and the horizons' views are then
+ * empty without their numpy work. A long-reference horizon's share is read from the long reference's sums
  * without the same-hour part, which can only raise it: a cell the gates would pass is
  * never missed, and where one may pass the numpy path decides.
  *
@@ -529,22 +529,27 @@ done:
 }
 
 PyDoc_STRVAR(rises_possible_doc,
-"rises_possible(horizons, learned, floor, ref_counts, ref_totals, ref_cols, alpha,\n"
-"               row_ids, n_cols) -> bool\n\n"
-"Whether a cell of the r rows of n_cols columns may pass a horizon's rise gates:\n"
-"count - expected >= min_excess and count / expected >= min_ratio (expected 0:\n"
-"any ratio), expected = total * clip(max(p, floor), 1e-12, 1 - 1e-12).\n"
-"horizons: per horizon (sums int64 r*c, totals int64 r, min_excess and min_ratio\n"
-"double r*c, long_reference bool). p: `learned` (double r*c), or for a\n"
-"long-reference horizon the long reference's share of the row row_ids[i] (int64 r;\n"
-"None: i), from ref_counts (double, rows of ref_cols) over ref_totals (double),\n"
+"rises_possible(horizons, minute, minute_totals, minute_span, warm, learned, floor,\n"
+"               ref_counts, ref_totals, ref_cols, alpha, row_ids, n_cols,\n"
+"               recent_rate) -> bool\n\n"
+"Whether a cell of the r rows of n_cols columns may pass a horizon's rise gates,\n"
+"as HorizonJudge._long_horizons applies them: warm row with a request in the\n"
+"minute, not ignored, rises looked at (`up`), count - expected >= min_excess,\n"
+"count / expected >= min_ratio (expected 0: any ratio), and the horizon before\n"
+"(the minute for the first) in excess at recent_rate of the horizon's rate;\n"
+"expected = total * clip(max(p, floor), 1e-12, 1 - 1e-12). horizons: per horizon\n"
+"(sums int64 r*c, totals int64 r, min_excess and min_ratio double r*c,\n"
+"long_reference, ignore and up bool r*c, span); minute: the minute's sums (int64\n"
+"r*c) and minute_totals (int64 r); warm: bool r. p: `learned` (double r*c), or for\n"
+"a long-reference horizon the long reference's share of row row_ids[i] (int64 r;\n"
+"None: i) from ref_counts (double, rows of ref_cols) over ref_totals (double),\n"
 "floored at 1 / (total / alpha + 1); `learned` where that row has no requests or\n"
 "is beyond the sums (a column beyond them counts 0).");
 
 static PyObject *rises_possible(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 9) {
-        PyErr_Format(PyExc_TypeError, "rises_possible takes 9 arguments (%zd given)", nargs);
+    if (nargs != 14) {
+        PyErr_Format(PyExc_TypeError, "rises_possible takes 14 arguments (%zd given)", nargs);
         return NULL;
     }
     PyObject *horizons = args[0];
@@ -553,33 +558,42 @@ static PyObject *rises_possible(PyObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     Py_ssize_t n_horizons = PyTuple_GET_SIZE(horizons);
-    Py_ssize_t ref_cols = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t minute_span = PyLong_AsSsize_t(args[3]);
+    if (minute_span == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t ref_cols = PyLong_AsSsize_t(args[9]);
     if (ref_cols == -1 && PyErr_Occurred()) return NULL;
-    double alpha = PyFloat_AsDouble(args[6]);
+    double alpha = PyFloat_AsDouble(args[10]);
     if (alpha == -1.0 && PyErr_Occurred()) return NULL;
-    Py_ssize_t n_cols = PyLong_AsSsize_t(args[8]);
+    Py_ssize_t n_cols = PyLong_AsSsize_t(args[12]);
     if (n_cols == -1 && PyErr_Occurred()) return NULL;
+    double recent_rate = PyFloat_AsDouble(args[13]);
+    if (recent_rate == -1.0 && PyErr_Occurred()) return NULL;
     if (n_cols <= 0 || ref_cols < 0) {
         PyErr_SetString(PyExc_ValueError, "rises_possible: need n_cols > 0, ref_cols >= 0");
         return NULL;
     }
-    enum { R_LEARNED, R_FLOOR, R_REF_COUNTS, R_REF_TOTALS, R_ROW_IDS, R_FIXED };
-    enum { H_SUMS, H_TOTALS, H_EXCESS, H_RATIO, H_EACH };
+    enum { R_MINUTE, R_MINUTE_TOTALS, R_WARM, R_LEARNED, R_FLOOR, R_REF_COUNTS, R_REF_TOTALS,
+           R_ROW_IDS, R_FIXED };
+    enum { H_SUMS, H_TOTALS, H_EXCESS, H_RATIO, H_IGNORE, H_UP, H_EACH };
     Buf b[R_FIXED + 8 * H_EACH];
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
     int uses_reference[8] = {0};
-    if (take(args[2], &b[R_FLOOR], 'd', -1, 0, 0, "floor") < 0) goto done;
+    double span[8] = {0};
+    if (take(args[6], &b[R_FLOOR], 'd', -1, 0, 0, "floor") < 0) goto done;
     Py_ssize_t n_rows = b[R_FLOOR].view.len / 8;
     if (n_rows > PY_SSIZE_T_MAX / n_cols) {
         PyErr_SetString(PyExc_ValueError, "rises_possible: too many cells");
         goto done;
     }
     Py_ssize_t cells = n_rows * n_cols;
-    if (take(args[1], &b[R_LEARNED], 'd', cells, 0, 0, "learned") < 0
-        || take(args[3], &b[R_REF_COUNTS], 'd', -1, 0, 0, "ref_counts") < 0
-        || take(args[4], &b[R_REF_TOTALS], 'd', -1, 0, 0, "ref_totals") < 0
-        || take(args[7], &b[R_ROW_IDS], 'i', n_rows, 0, 1, "row_ids") < 0)
+    if (take(args[1], &b[R_MINUTE], 'i', cells, 0, 0, "minute") < 0
+        || take(args[2], &b[R_MINUTE_TOTALS], 'i', n_rows, 0, 0, "minute_totals") < 0
+        || take(args[4], &b[R_WARM], '?', n_rows, 0, 0, "warm") < 0
+        || take(args[5], &b[R_LEARNED], 'd', cells, 0, 0, "learned") < 0
+        || take(args[7], &b[R_REF_COUNTS], 'd', -1, 0, 0, "ref_counts") < 0
+        || take(args[8], &b[R_REF_TOTALS], 'd', -1, 0, 0, "ref_totals") < 0
+        || take(args[11], &b[R_ROW_IDS], 'i', n_rows, 0, 1, "row_ids") < 0)
         goto done;
     Py_ssize_t ref_rows = b[R_REF_TOTALS].view.len / 8;
     if (ref_cols > 0 && ref_rows > PY_SSIZE_T_MAX / ref_cols) {
@@ -593,36 +607,47 @@ static PyObject *rises_possible(PyObject *self, PyObject *const *args, Py_ssize_
     }
     for (Py_ssize_t h = 0; h < n_horizons; h++) {
         PyObject *item = PyTuple_GET_ITEM(horizons, h);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5) {
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 8) {
             PyErr_SetString(PyExc_TypeError,
                             "rises_possible: each horizon is (sums, totals, min_excess, "
-                            "min_ratio, long_reference)");
+                            "min_ratio, long_reference, ignore, up, span)");
             goto done;
         }
         Buf *hb = &b[R_FIXED + h * H_EACH];
         if (take(PyTuple_GET_ITEM(item, 0), &hb[H_SUMS], 'i', cells, 0, 0, "sums") < 0
             || take(PyTuple_GET_ITEM(item, 1), &hb[H_TOTALS], 'i', n_rows, 0, 0, "totals") < 0
             || take(PyTuple_GET_ITEM(item, 2), &hb[H_EXCESS], 'd', cells, 0, 0, "min_excess") < 0
-            || take(PyTuple_GET_ITEM(item, 3), &hb[H_RATIO], 'd', cells, 0, 0, "min_ratio") < 0)
+            || take(PyTuple_GET_ITEM(item, 3), &hb[H_RATIO], 'd', cells, 0, 0, "min_ratio") < 0
+            || take(PyTuple_GET_ITEM(item, 5), &hb[H_IGNORE], '?', cells, 0, 0, "ignore") < 0
+            || take(PyTuple_GET_ITEM(item, 6), &hb[H_UP], '?', cells, 0, 0, "up") < 0)
             goto done;
         uses_reference[h] = PyObject_IsTrue(PyTuple_GET_ITEM(item, 4));
         if (uses_reference[h] < 0) goto done;
+        Py_ssize_t windows = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 7));
+        if (windows == -1 && PyErr_Occurred()) goto done;
+        span[h] = (double)windows;
     }
+    const int64_t *minute = b[R_MINUTE].view.buf, *minute_totals = b[R_MINUTE_TOTALS].view.buf;
+    const char *warm = b[R_WARM].view.buf;
     const double *learned = b[R_LEARNED].view.buf, *floor_ = b[R_FLOOR].view.buf;
     const double *ref_counts = b[R_REF_COUNTS].view.buf, *ref_totals = b[R_REF_TOTALS].view.buf;
     const int64_t *row_ids = b[R_ROW_IDS].held ? b[R_ROW_IDS].view.buf : NULL;
     int possible = 0;
     for (Py_ssize_t r = 0; r < n_rows && !possible; r++) {
+        double minute_n = (double)minute_totals[r];
+        /* a scope without a request in the last minute is not still receiving evidence */
+        if (!(warm[r] && minute_n > 0.0)) continue;
         int64_t ref_row = row_ids ? row_ids[r] : r;
         double ref_total = (ref_row >= 0 && ref_row < ref_rows) ? ref_totals[ref_row] : 0.0;
         for (Py_ssize_t c = 0; c < n_cols && !possible; c++) {
             Py_ssize_t cell = r * n_cols + c;
+            /* each horizon is judged against the one before it, the minute first */
+            double before_count = (double)minute[cell];
+            double before_up = minute_n * clip_share(np_max(learned[cell], floor_[r]));
+            double before_span = (double)minute_span;
             for (Py_ssize_t h = 0; h < n_horizons; h++) {
                 const Buf *hb = &b[R_FIXED + h * H_EACH];
                 double count = (double)((const int64_t *)hb[H_SUMS].view.buf)[cell];
-                double min_excess = ((const double *)hb[H_EXCESS].view.buf)[cell];
-                /* the expectation is >= 0: a count under the excess cannot pass */
-                if (!(count >= min_excess)) continue;
                 double p = learned[cell];
                 if (uses_reference[h] && ref_total > 0.0) {
                     /* LongReference.up_share_at without the same-hour part (its sums
@@ -632,12 +657,20 @@ static PyObject *rises_possible(PyObject *self, PyObject *const *args, Py_ssize_
                 }
                 double total = (double)((const int64_t *)hb[H_TOTALS].view.buf)[r];
                 double expected = total * clip_share(np_max(p, floor_[r]));
-                if (!(count - expected >= min_excess)) continue;
+                double min_excess = ((const double *)hb[H_EXCESS].view.buf)[cell];
                 double ratio = expected > 0.0 ? count / expected : INFINITY;
-                if (ratio >= ((const double *)hb[H_RATIO].view.buf)[cell]) {
+                if (count - expected >= min_excess
+                    && ratio >= ((const double *)hb[H_RATIO].view.buf)[cell]
+                    && !((const char *)hb[H_IGNORE].view.buf)[cell]
+                    && ((const char *)hb[H_UP].view.buf)[cell]
+                    && (before_count - before_up) * span[h]
+                           >= recent_rate * (count - expected) * before_span) {
                     possible = 1;
                     break;
                 }
+                before_count = count;
+                before_up = expected;
+                before_span = span[h];
             }
         }
     }

@@ -41,9 +41,12 @@ def expect_cells(
 
 def rises_possible(
     horizons: tuple[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
-                          npt.NDArray[np.float64], npt.NDArray[np.float64], bool], ...],
-    learned: npt.NDArray[np.float64], floor: npt.NDArray[np.float64],
-    ref_counts: npt.NDArray[np.float64], ref_totals: npt.NDArray[np.float64], ref_cols: int,
-    alpha: float, row_ids: npt.NDArray[np.int64] | None, n_cols: int, /,
+                          npt.NDArray[np.float64], npt.NDArray[np.float64], bool,
+                          npt.NDArray[np.bool_], npt.NDArray[np.bool_], int], ...],
+    minute: npt.NDArray[np.int64], minute_totals: npt.NDArray[np.int64], minute_span: int,
+    warm: npt.NDArray[np.bool_], learned: npt.NDArray[np.float64],
+    floor: npt.NDArray[np.float64], ref_counts: npt.NDArray[np.float64],
+    ref_totals: npt.NDArray[np.float64], ref_cols: int, alpha: float,
+    row_ids: npt.NDArray[np.int64] | None, n_cols: int, recent_rate: float, /,
 ) -> bool:
     """Whether a cell of the horizons given may pass its rise gates (see the C source)."""

@@ -187,7 +187,8 @@ class HorizonJudge:
         if len(detect.horizons) <= 2:
             return []
         if live_cells is not None and not live_cells.any():
-            quiet = self._views_without_rises(sums, exp, floor, tables, detect, row_ids)
+            quiet = self._views_without_rises(sums, spans, exp, floor, tables, detect, row_ids,
+                                              minute_totals)
             if quiet is not None:
                 return quiet
         shape = sums[0].shape
@@ -261,31 +262,35 @@ class HorizonJudge:
         return views
 
     def _views_without_rises(
-        self, sums: list[I64], exp: Expectation, floor: F64, tables: list[RuleTable],
-        detect: DetectConfig, row_ids: I64 | None,
+        self, sums: list[I64], spans: list[int], exp: Expectation, floor: F64,
+        tables: list[RuleTable], detect: DetectConfig, row_ids: I64 | None,
+        minute_totals: I64,
     ) -> list[HorizonView] | None:
-        """``_long_horizons`` where nothing is live and no cell can pass a horizon's
-        count and ratio gates (``kernels.rises_possible``, one pass over the cells;
-        mostly none can): every view without a score or a hit, as it makes them. None
-        where a cell may pass, or without the kernels: ``_long_horizons`` decides."""
+        """``_long_horizons`` where nothing is live and no cell can pass a horizon's rise
+        gates (``kernels.rises_possible``, one pass over the cells; mostly none can):
+        every view without a score or a hit, as it makes them. None where a cell may
+        pass, or without the kernels: ``_long_horizons`` decides."""
         long = range(2, len(detect.horizons))
         shape = sums[0].shape
         if not (kernels.ENABLED and len(long) <= 8 and kernels.shaped(
-            shape, (exp.share, np.float64),
+            shape, (exp.share, np.float64), (sums[1], np.int64),
             *((sums[i], np.int64) for i in long),
             *((a, np.float64) for i in long
               for a in (tables[i].min_excess_count, tables[i].min_share_ratio)),
-        ) and kernels.shaped(shape[:1], (floor, np.float64), (row_ids, np.int64))):
+            *((a, np.bool_) for i in long for a in (tables[i].ignore, tables[i].up)),
+        ) and kernels.shaped(shape[:1], (floor, np.float64), (row_ids, np.int64),
+                             (minute_totals, np.int64), (exp.warm, np.bool_))):
             return None
         totals = {i: self.totals_of(sums[i]) for i in long}
         c = np.ascontiguousarray
         ref_counts, ref_totals = self.reference.long_sums()
         if kernels.native.rises_possible(
             tuple((c(sums[i]), c(totals[i]), c(tables[i].min_excess_count),
-                   c(tables[i].min_share_ratio), detect.horizons[i].long_reference)
-                  for i in long),
-            c(exp.share), c(floor), ref_counts, ref_totals, ref_counts.shape[1],
-            self.reference.alpha, kernels.contiguous(row_ids), shape[1],
+                   c(tables[i].min_share_ratio), detect.horizons[i].long_reference,
+                   c(tables[i].ignore), c(tables[i].up), spans[i]) for i in long),
+            c(sums[1]), c(minute_totals), spans[1], c(exp.warm), c(exp.share), c(floor),
+            ref_counts, ref_totals, ref_counts.shape[1], self.reference.alpha,
+            kernels.contiguous(row_ids), shape[1], RECENT_EXCESS_RATE,
         ):
             return None
         no_drops, no_hits = np.zeros(shape), np.zeros(shape, dtype=bool)
