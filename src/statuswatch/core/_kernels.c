@@ -8,12 +8,12 @@
  * and the cells to score exactly) and writes, per cell, the observed share and both
  * expected counts; per tail, the cells whose score may reach the threshold, with the
  * arguments of their exact tail, an incomplete beta. Those (scipy's) stay in Python,
- * in one call for both tails: few cells need them. Every value written is the IEEE result of the same operations,
- * in the same order, as score._score_shares (built with -ffp-contract=off, so no
- * fused multiply-add rounds differently); the screen's bound uses the C library's
- * lgamma/log/log1p, which may differ from numpy's in the last place: the screen's
- * margin (score.SCREEN_MARGIN) is far wider, so a cell left out still provably
- * scores under the threshold.
+ * in one call for both tails: few cells need them. Every value written is the IEEE
+ * result of the same operations, in the same order, as score._score_shares (built
+ * with -ffp-contract=off, so no fused multiply-add rounds differently); the screen's
+ * bound uses the C library's lgamma/log/log1p, which may differ from numpy's in the
+ * last place: the screen's margin (score.SCREEN_MARGIN) is far wider, so a cell left
+ * out still provably scores under the threshold.
  *
  * learn_cells: Baseline.learn's share learning of one window (baseline._learn_shares
  * and _learn_long_dispersion, with the known columns) on the baseline's own matrices,
@@ -26,13 +26,14 @@
  * rises_possible: whether any cell of the horizons past the minute can pass its rise
  * gates (HorizonJudge._long_horizons': warm, looked at, count, ratio, still arriving)
  * in a window with nothing live: mostly none can, and the horizons' views are then
- * empty without their numpy work. A long-reference horizon's share is read from the long reference's sums
- * without the same-hour part, which can only raise it: a cell the gates would pass is
- * never missed, and where one may pass the numpy path decides.
+ * empty without their numpy work. A long-reference horizon's share is read from the
+ * long reference's sums without the same-hour part, which can only raise it: a cell
+ * the gates would pass is never missed, and where one may pass the numpy path decides.
  *
  * Buffers are checked for kind, size and C-contiguity before any is read, and every
  * row index against the matrices it indexes; the callers (score._native_share_scores,
  * Baseline._learn_cells_natively and _expect_cells_natively) allocate the outputs.
+ * rises_possible's caller is HorizonJudge._views_without_rises.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -125,6 +126,62 @@ static void release(Buf *bufs, int n) {
         if (bufs[i].held) PyBuffer_Release(&bufs[i].view);
 }
 
+/* One buffer argument: its position, its slot, its kind, its size (the caller's
+ * extents[extent] items, times planes), whether it is written and whether it may be
+ * None. */
+typedef struct {
+    int arg, slot;
+    char kind;
+    int extent, planes, writable, optional;
+    const char *name;
+} Spec;
+
+static int take_all(PyObject *const *args, Buf *b, const Spec *spec, size_t n,
+                    const Py_ssize_t *extents) {
+    for (size_t k = 0; k < n; k++)
+        if (take(args[spec[k].arg], &b[spec[k].slot], spec[k].kind,
+                 extents[spec[k].extent] * spec[k].planes, spec[k].writable, spec[k].optional,
+                 spec[k].name) < 0)
+            return -1;
+    return 0;
+}
+
+/* Whether every one of `rows` indexes a row below `limit`: -1, an exception set, if not. */
+static int rows_below(const char *name, const int64_t *rows, Py_ssize_t n, Py_ssize_t limit) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (rows[i] < 0 || rows[i] >= limit) {
+            PyErr_Format(PyExc_IndexError, "%s: row %lld out of range", name,
+                         (long long)rows[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A matrix of rows of `stride` >= n_cols columns: -1, an exception set, if not. */
+static int strided(const char *name, Py_ssize_t n_cols, Py_ssize_t stride) {
+    if (n_cols > 0 && stride >= n_cols) return 0;
+    PyErr_Format(PyExc_ValueError, "%s: need 0 < n_cols <= stride", name);
+    return -1;
+}
+
+/* The argument count and the scalar arguments: -1, an exception set, where wrong. */
+static int arity(const char *name, Py_ssize_t nargs, Py_ssize_t want) {
+    if (nargs == want) return 0;
+    PyErr_Format(PyExc_TypeError, "%s takes %zd arguments (%zd given)", name, want, nargs);
+    return -1;
+}
+
+static int size_arg(PyObject *obj, Py_ssize_t *out) {
+    *out = PyLong_AsSsize_t(obj);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int double_arg(PyObject *obj, double *out) {
+    *out = PyFloat_AsDouble(obj);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
 enum {
     A_COUNTS, A_SHARE, A_FLOOR, A_DISPERSION, A_TOTALS, A_DOWN_TOTALS, A_ROWS, A_EXACT,
     A_OBSERVED, A_EXPECTED, A_UP_EXPECTED, A_TAIL_IDX, A_TAIL_AT,
@@ -148,14 +205,11 @@ PyDoc_STRVAR(share_cells_doc,
 
 static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 16) {
-        PyErr_Format(PyExc_TypeError, "share_cells takes 16 arguments (%zd given)", nargs);
+    Py_ssize_t n_cols;
+    double limit;
+    if (arity("share_cells", nargs, 16) < 0 || size_arg(args[8], &n_cols) < 0
+        || double_arg(args[9], &limit) < 0)
         return NULL;
-    }
-    Py_ssize_t n_cols = PyLong_AsSsize_t(args[8]);
-    if (n_cols == -1 && PyErr_Occurred()) return NULL;
-    double limit = PyFloat_AsDouble(args[9]);
-    if (limit == -1.0 && PyErr_Occurred()) return NULL;
     int mean_side = PyObject_IsTrue(args[10]);
     if (mean_side < 0) return NULL;
     if (n_cols <= 0) {
@@ -168,32 +222,27 @@ static PyObject *share_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
     /* the row count from totals, then every other buffer checked against it */
     if (take(args[4], &b[A_TOTALS], 'i', -1, 0, 0, "totals") < 0) goto done;
     Py_ssize_t n_rows = b[A_TOTALS].view.len / 8;
-    if (n_rows > PY_SSIZE_T_MAX / 3 / n_cols) {
+    if (n_rows > PY_SSIZE_T_MAX / 8 / n_cols) {
         PyErr_SetString(PyExc_ValueError, "share_cells: too many cells");
         goto done;
     }
     Py_ssize_t cells = n_rows * n_cols;
-    static const struct { int arg, slot; char kind; int per_cell, writable, optional, planes;
-                          const char *name; } spec[] = {
-        {0, A_COUNTS, 'i', 1, 0, 0, 1, "counts"},
-        {1, A_SHARE, 'd', 1, 0, 0, 1, "share"},
-        {2, A_FLOOR, 'd', 0, 0, 1, 1, "floor"},
-        {3, A_DISPERSION, 'd', 1, 0, 1, 1, "dispersion"},
-        {5, A_DOWN_TOTALS, 'd', 0, 0, 1, 1, "down_totals"},
-        {6, A_ROWS, '?', 0, 0, 1, 1, "rows"},
-        {7, A_EXACT, '?', 1, 0, 1, 1, "exact"},
-        {11, A_OBSERVED, 'd', 1, 1, 0, 1, "observed"},
-        {12, A_EXPECTED, 'd', 1, 1, 0, 1, "expected"},
-        {13, A_UP_EXPECTED, 'd', 1, 1, 0, 1, "up_expected"},
-        {14, A_TAIL_IDX, 'i', 1, 1, 0, 2, "tail_idx"},
-        {15, A_TAIL_AT, 'd', 1, 1, 0, 8, "tail_at"},
+    static const Spec spec[] = { /* extent: 0 the cells, 1 the rows */
+        {0, A_COUNTS, 'i', 0, 1, 0, 0, "counts"},
+        {1, A_SHARE, 'd', 0, 1, 0, 0, "share"},
+        {2, A_FLOOR, 'd', 1, 1, 0, 1, "floor"},
+        {3, A_DISPERSION, 'd', 0, 1, 0, 1, "dispersion"},
+        {5, A_DOWN_TOTALS, 'd', 1, 1, 0, 1, "down_totals"},
+        {6, A_ROWS, '?', 1, 1, 0, 1, "rows"},
+        {7, A_EXACT, '?', 0, 1, 0, 1, "exact"},
+        {11, A_OBSERVED, 'd', 0, 1, 1, 0, "observed"},
+        {12, A_EXPECTED, 'd', 0, 1, 1, 0, "expected"},
+        {13, A_UP_EXPECTED, 'd', 0, 1, 1, 0, "up_expected"},
+        {14, A_TAIL_IDX, 'i', 0, 2, 1, 0, "tail_idx"},
+        {15, A_TAIL_AT, 'd', 0, 8, 1, 0, "tail_at"},
     };
-    for (size_t s = 0; s < sizeof spec / sizeof spec[0]; s++) {
-        Py_ssize_t count = (spec[s].per_cell ? cells : n_rows) * spec[s].planes;
-        if (take(args[spec[s].arg], &b[spec[s].slot], spec[s].kind, count, spec[s].writable,
-                 spec[s].optional, spec[s].name) < 0)
-            goto done;
-    }
+    const Py_ssize_t extents[] = {cells, n_rows};
+    if (take_all(args, b, spec, sizeof spec / sizeof spec[0], extents) < 0) goto done;
     const int64_t *counts = b[A_COUNTS].view.buf, *totals = b[A_TOTALS].view.buf;
     const double *share = b[A_SHARE].view.buf;
     const double *floor_ = b[A_FLOOR].held ? b[A_FLOOR].view.buf : NULL;
@@ -305,24 +354,14 @@ PyDoc_STRVAR(learn_cells_doc,
 
 static PyObject *learn_cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 20) {
-        PyErr_Format(PyExc_TypeError, "learn_cells takes 20 arguments (%zd given)", nargs);
+    Py_ssize_t n_cols, stride;
+    double alpha, disp_alpha, long_alpha, min_expected, max_resid;
+    if (arity("learn_cells", nargs, 20) < 0 || size_arg(args[15], &n_cols) < 0
+        || size_arg(args[16], &stride) < 0
+        || !PyArg_ParseTuple(args[17], "ddd", &alpha, &disp_alpha, &long_alpha)
+        || double_arg(args[18], &min_expected) < 0 || double_arg(args[19], &max_resid) < 0)
         return NULL;
-    }
-    Py_ssize_t n_cols = PyLong_AsSsize_t(args[15]);
-    if (n_cols == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t stride = PyLong_AsSsize_t(args[16]);
-    if (stride == -1 && PyErr_Occurred()) return NULL;
-    double alpha, disp_alpha, long_alpha;
-    if (!PyArg_ParseTuple(args[17], "ddd", &alpha, &disp_alpha, &long_alpha)) return NULL;
-    double min_expected = PyFloat_AsDouble(args[18]);
-    if (min_expected == -1.0 && PyErr_Occurred()) return NULL;
-    double max_resid = PyFloat_AsDouble(args[19]);
-    if (max_resid == -1.0 && PyErr_Occurred()) return NULL;
-    if (n_cols <= 0 || stride < n_cols) {
-        PyErr_SetString(PyExc_ValueError, "learn_cells: need 0 < n_cols <= stride");
-        return NULL;
-    }
+    if (strided("learn_cells", n_cols, stride) < 0) return NULL;
     Buf b[L_BUFFERS];
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
@@ -338,25 +377,19 @@ static PyObject *learn_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
     }
     Py_ssize_t window_cells = n_rows * n_cols;
     int with_long = args[5] != Py_None;
-    static const struct { int arg, slot; char kind; int extent, writable, optional;
-                          const char *name; } spec[] = {
+    static const Spec spec[] = {
         /* extent: 0 the window's cells, 1 its rows, 2 the rows learned, 3 the matrices */
-        {1, L_COUNTS, 'i', 0, 0, 0, "counts"},
-        {3, L_FROZEN, '?', 0, 0, 1, "frozen"},
-        {4, L_DEBIAS, 'd', 2, 0, 0, "debias"},
-        {7, L_FROZEN_LONG, '?', 0, 0, 1, "frozen_long"},
-        {8, L_KNOWN, '?', 3, 1, 0, "known"},
-        {10, L_STARTED, '?', 3, 1, 0, "started"},
-        {11, L_DISP_MEAN, 'd', 3, 1, 0, "disp_mean"},
-        {12, L_DISP_STARTED, '?', 3, 1, 0, "disp_started"},
+        {1, L_COUNTS, 'i', 0, 1, 0, 0, "counts"},
+        {3, L_FROZEN, '?', 0, 1, 0, 1, "frozen"},
+        {4, L_DEBIAS, 'd', 2, 1, 0, 0, "debias"},
+        {7, L_FROZEN_LONG, '?', 0, 1, 0, 1, "frozen_long"},
+        {8, L_KNOWN, '?', 3, 1, 1, 0, "known"},
+        {10, L_STARTED, '?', 3, 1, 1, 0, "started"},
+        {11, L_DISP_MEAN, 'd', 3, 1, 1, 0, "disp_mean"},
+        {12, L_DISP_STARTED, '?', 3, 1, 1, 0, "disp_started"},
     };
-    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++) {
-        Py_ssize_t extent = spec[k].extent == 0 ? window_cells : spec[k].extent == 1 ? n_rows
-                          : spec[k].extent == 2 ? n_learn : matrix_cells;
-        if (take(args[spec[k].arg], &b[spec[k].slot], spec[k].kind, extent, spec[k].writable,
-                 spec[k].optional, spec[k].name) < 0)
-            goto done;
-    }
+    const Py_ssize_t extents[] = {window_cells, n_rows, n_learn, matrix_cells};
+    if (take_all(args, b, spec, sizeof spec / sizeof spec[0], extents) < 0) goto done;
     if (with_long && (take(args[5], &b[L_LONG_COUNTS], 'i', window_cells, 0, 0, "long_counts") < 0
                       || take(args[6], &b[L_LONG_TOTALS], 'i', n_rows, 0, 0, "long_totals") < 0
                       || take(args[13], &b[L_LONG_RESID], 'd', matrix_cells, 1, 0, "long_resid") < 0
@@ -375,13 +408,8 @@ static PyObject *learn_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
     double *mean = b[L_MEAN].view.buf, *disp_mean = b[L_DISP_MEAN].view.buf;
     double *long_resid = with_long ? b[L_LONG_RESID].view.buf : NULL;
     double *long_expected = with_long ? b[L_LONG_EXPECTED].view.buf : NULL;
-    for (Py_ssize_t i = 0; i < n_learn; i++) {
-        if (rows[i] < 0 || rows[i] >= n_rows || rows[i] >= matrix_rows) {
-            PyErr_Format(PyExc_IndexError, "learn_cells: row %lld out of range",
-                         (long long)rows[i]);
-            goto done;
-        }
-    }
+    if (rows_below("learn_cells", rows, n_learn, n_rows < matrix_rows ? n_rows : matrix_rows) < 0)
+        goto done;
 
     for (Py_ssize_t i = 0; i < n_learn; i++) {
         Py_ssize_t row = (Py_ssize_t)rows[i];
@@ -452,22 +480,13 @@ PyDoc_STRVAR(expect_cells_doc,
 
 static PyObject *expect_cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 14) {
-        PyErr_Format(PyExc_TypeError, "expect_cells takes 14 arguments (%zd given)", nargs);
+    Py_ssize_t n_cols, stride;
+    double prior, high;
+    if (arity("expect_cells", nargs, 14) < 0 || size_arg(args[7], &n_cols) < 0
+        || size_arg(args[8], &stride) < 0 || double_arg(args[9], &prior) < 0
+        || double_arg(args[10], &high) < 0)
         return NULL;
-    }
-    Py_ssize_t n_cols = PyLong_AsSsize_t(args[7]);
-    if (n_cols == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t stride = PyLong_AsSsize_t(args[8]);
-    if (stride == -1 && PyErr_Occurred()) return NULL;
-    double prior = PyFloat_AsDouble(args[9]);
-    if (prior == -1.0 && PyErr_Occurred()) return NULL;
-    double high = PyFloat_AsDouble(args[10]);
-    if (high == -1.0 && PyErr_Occurred()) return NULL;
-    if (n_cols <= 0 || stride < n_cols) {
-        PyErr_SetString(PyExc_ValueError, "expect_cells: need 0 < n_cols <= stride");
-        return NULL;
-    }
+    if (strided("expect_cells", n_cols, stride) < 0) return NULL;
     Buf b[E_BUFFERS];
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
@@ -479,23 +498,18 @@ static PyObject *expect_cells(PyObject *self, PyObject *const *args, Py_ssize_t 
         goto done;
     }
     Py_ssize_t matrix_rows = matrix_cells / stride, cells = n_rows * n_cols;
-    static const struct { int arg, slot; char kind; int per_cell, matrix, writable;
-                          const char *name; } spec[] = {
-        {1, E_DEBIAS, 'd', 0, 0, 0, "debias"},
-        {3, E_DISP_MEAN, 'd', 0, 1, 0, "disp_mean"},
-        {4, E_DISP_STARTED, '?', 0, 1, 0, "disp_started"},
-        {5, E_LONG_RESID, 'd', 0, 1, 0, "long_resid"},
-        {6, E_LONG_EXPECTED, 'd', 0, 1, 0, "long_expected"},
-        {11, E_SHARE, 'd', 1, 0, 1, "share"},
-        {12, E_SHARE_PHI, 'd', 1, 0, 1, "share_phi"},
-        {13, E_LONG_PHI, 'd', 1, 0, 1, "long_phi"},
+    static const Spec spec[] = { /* extent: 0 the rows asked, 1 their cells, 2 the matrices */
+        {1, E_DEBIAS, 'd', 0, 1, 0, 0, "debias"},
+        {3, E_DISP_MEAN, 'd', 2, 1, 0, 0, "disp_mean"},
+        {4, E_DISP_STARTED, '?', 2, 1, 0, 0, "disp_started"},
+        {5, E_LONG_RESID, 'd', 2, 1, 0, 0, "long_resid"},
+        {6, E_LONG_EXPECTED, 'd', 2, 1, 0, 0, "long_expected"},
+        {11, E_SHARE, 'd', 1, 1, 1, 0, "share"},
+        {12, E_SHARE_PHI, 'd', 1, 1, 1, 0, "share_phi"},
+        {13, E_LONG_PHI, 'd', 1, 1, 1, 0, "long_phi"},
     };
-    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++) {
-        Py_ssize_t extent = spec[k].matrix ? matrix_cells : spec[k].per_cell ? cells : n_rows;
-        if (take(args[spec[k].arg], &b[spec[k].slot], spec[k].kind, extent, spec[k].writable, 0,
-                 spec[k].name) < 0)
-            goto done;
-    }
+    const Py_ssize_t extents[] = {n_rows, cells, matrix_cells};
+    if (take_all(args, b, spec, sizeof spec / sizeof spec[0], extents) < 0) goto done;
     const int64_t *rows = b[E_ROWS].view.buf;
     const double *debias = b[E_DEBIAS].view.buf, *mean = b[E_MEAN].view.buf;
     const double *disp_mean = b[E_DISP_MEAN].view.buf;
@@ -504,13 +518,7 @@ static PyObject *expect_cells(PyObject *self, PyObject *const *args, Py_ssize_t 
     const double *long_expected = b[E_LONG_EXPECTED].view.buf;
     double *share = b[E_SHARE].view.buf, *share_phi = b[E_SHARE_PHI].view.buf;
     double *long_phi = b[E_LONG_PHI].view.buf;
-    for (Py_ssize_t i = 0; i < n_rows; i++) {
-        if (rows[i] < 0 || rows[i] >= matrix_rows) {
-            PyErr_Format(PyExc_IndexError, "expect_cells: row %lld out of range",
-                         (long long)rows[i]);
-            goto done;
-        }
-    }
+    if (rows_below("expect_cells", rows, n_rows, matrix_rows) < 0) goto done;
     for (Py_ssize_t i = 0; i < n_rows; i++) {
         Py_ssize_t from = (Py_ssize_t)rows[i] * stride, to = i * n_cols;
         double d = debias[i];
@@ -548,26 +556,18 @@ PyDoc_STRVAR(rises_possible_doc,
 
 static PyObject *rises_possible(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 14) {
-        PyErr_Format(PyExc_TypeError, "rises_possible takes 14 arguments (%zd given)", nargs);
+    Py_ssize_t minute_span, ref_cols, n_cols;
+    double alpha, recent_rate;
+    if (arity("rises_possible", nargs, 14) < 0 || size_arg(args[3], &minute_span) < 0
+        || size_arg(args[9], &ref_cols) < 0 || double_arg(args[10], &alpha) < 0
+        || size_arg(args[12], &n_cols) < 0 || double_arg(args[13], &recent_rate) < 0)
         return NULL;
-    }
     PyObject *horizons = args[0];
     if (!PyTuple_Check(horizons) || PyTuple_GET_SIZE(horizons) > 8) {
         PyErr_SetString(PyExc_TypeError, "rises_possible: horizons must be a tuple of at most 8");
         return NULL;
     }
     Py_ssize_t n_horizons = PyTuple_GET_SIZE(horizons);
-    Py_ssize_t minute_span = PyLong_AsSsize_t(args[3]);
-    if (minute_span == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t ref_cols = PyLong_AsSsize_t(args[9]);
-    if (ref_cols == -1 && PyErr_Occurred()) return NULL;
-    double alpha = PyFloat_AsDouble(args[10]);
-    if (alpha == -1.0 && PyErr_Occurred()) return NULL;
-    Py_ssize_t n_cols = PyLong_AsSsize_t(args[12]);
-    if (n_cols == -1 && PyErr_Occurred()) return NULL;
-    double recent_rate = PyFloat_AsDouble(args[13]);
-    if (recent_rate == -1.0 && PyErr_Occurred()) return NULL;
     if (n_cols <= 0 || ref_cols < 0) {
         PyErr_SetString(PyExc_ValueError, "rises_possible: need n_cols > 0, ref_cols >= 0");
         return NULL;
@@ -623,8 +623,8 @@ static PyObject *rises_possible(PyObject *self, PyObject *const *args, Py_ssize_
             goto done;
         uses_reference[h] = PyObject_IsTrue(PyTuple_GET_ITEM(item, 4));
         if (uses_reference[h] < 0) goto done;
-        Py_ssize_t windows = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 7));
-        if (windows == -1 && PyErr_Occurred()) goto done;
+        Py_ssize_t windows;
+        if (size_arg(PyTuple_GET_ITEM(item, 7), &windows) < 0) goto done;
         span[h] = (double)windows;
     }
     const int64_t *minute = b[R_MINUTE].view.buf, *minute_totals = b[R_MINUTE_TOTALS].view.buf;
