@@ -371,3 +371,30 @@ def test_the_long_horizons_views_are_the_same_with_the_kernel(case, data):
             assert np.array_equal(getattr(a.shares, field), getattr(b.shares, field)), field
         for flags in ("hit_up", "hit_down", "elevated"):
             assert np.array_equal(getattr(a, flags), getattr(b, flags)), flags
+
+
+@given(learning_runs(), st.data())
+@settings(max_examples=200, deadline=None)
+def test_the_reference_kernel_learns_what_numpy_learns(run, data):
+    """``LongReference.learn_rows`` (with its same-hour part, frozen cells or not) both
+    ways: the same sums, bit for bit."""
+    from statuswatch.core.reference import LongReference, SameHourReference
+
+    _, windows = run
+    days = data.draw(st.sampled_from([0, 2]))
+
+    def learned(native: bool) -> Any:
+        same_hour = SameHourReference(days, windows_per_hour=360.0) if days else None
+        reference = LongReference(half_life_windows=5.0, same_hour=same_hour)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(kernels, "ENABLED", native)
+            for i, window in enumerate(windows):
+                counts = window["counts"]
+                totals = counts.sum(axis=1)
+                rows = (totals > 0).nonzero()[0]
+                frozen = window["frozen_share"]
+                reference.learn_rows(rows, counts[rows], totals[rows],
+                                     None if frozen is None else frozen[rows], i * 1_800_000)
+        return reference.snapshot()
+
+    assert learned(True) == learned(False)

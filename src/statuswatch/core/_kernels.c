@@ -30,10 +30,15 @@
  * long reference's sums without the same-hour part, which can only raise it: a cell
  * the gates would pass is never missed, and where one may pass the numpy path decides.
  *
+ * ew_rows: LongReference.learn_rows' update of the EW sums of some rows (each cell and
+ * each row's requests moved by alpha towards the window's), where numpy takes six passes
+ * and two gathers.
+ *
  * Buffers are checked for kind, size and C-contiguity before any is read, and every
  * row index against the matrices it indexes; the callers (score._native_share_scores,
  * Baseline._learn_cells_natively and _expect_cells_natively) allocate the outputs.
- * rises_possible's caller is HorizonJudge._views_without_rises.
+ * rises_possible's caller is HorizonJudge._views_without_rises, ew_rows's
+ * LongReference.learn_rows.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -680,7 +685,60 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(ew_rows_doc,
+"ew_rows(rows, values, totals, sums, row_totals, n_cols, stride, alpha) -> None\n\n"
+"For each of `rows` (int64, ascending, each < the sums' rows): its first n_cols\n"
+"cells of `sums` (double, rows of `stride` >= n_cols columns) move by alpha towards\n"
+"its row of `values` (double, len(rows) * n_cols), old + alpha * (value - old), and\n"
+"its `row_totals` (double, one per row of sums) towards `totals` (int64) alike.");
+
+static PyObject *ew_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    Py_ssize_t n_cols, stride;
+    double alpha;
+    if (arity("ew_rows", nargs, 8) < 0 || size_arg(args[5], &n_cols) < 0
+        || size_arg(args[6], &stride) < 0 || double_arg(args[7], &alpha) < 0)
+        return NULL;
+    if (strided("ew_rows", n_cols, stride) < 0) return NULL;
+    enum { W_ROWS, W_VALUES, W_TOTALS, W_SUMS, W_ROW_TOTALS, W_BUFFERS };
+    Buf b[W_BUFFERS];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    if (take(args[0], &b[W_ROWS], 'i', -1, 0, 0, "rows") < 0
+        || take(args[4], &b[W_ROW_TOTALS], 'd', -1, 1, 0, "row_totals") < 0)
+        goto done;
+    Py_ssize_t n_rows = b[W_ROWS].view.len / 8, matrix_rows = b[W_ROW_TOTALS].view.len / 8;
+    if (n_rows > PY_SSIZE_T_MAX / n_cols || matrix_rows > PY_SSIZE_T_MAX / stride) {
+        PyErr_SetString(PyExc_ValueError, "ew_rows: too many cells");
+        goto done;
+    }
+    static const Spec spec[] = { /* extent: 0 the rows, 1 their cells, 2 the sums' cells */
+        {1, W_VALUES, 'd', 1, 1, 0, 0, "values"},
+        {2, W_TOTALS, 'i', 0, 1, 0, 0, "totals"},
+        {3, W_SUMS, 'd', 2, 1, 1, 0, "sums"},
+    };
+    const Py_ssize_t extents[] = {n_rows, n_rows * n_cols, matrix_rows * stride};
+    if (take_all(args, b, spec, sizeof spec / sizeof spec[0], extents) < 0) goto done;
+    const int64_t *rows = b[W_ROWS].view.buf, *totals = b[W_TOTALS].view.buf;
+    const double *values = b[W_VALUES].view.buf;
+    double *sums = b[W_SUMS].view.buf, *row_totals = b[W_ROW_TOTALS].view.buf;
+    if (rows_below("ew_rows", rows, n_rows, matrix_rows) < 0) goto done;
+    for (Py_ssize_t i = 0; i < n_rows; i++) {
+        Py_ssize_t row = (Py_ssize_t)rows[i];
+        double *at = sums + row * stride;
+        const double *value = values + i * n_cols;
+        for (Py_ssize_t c = 0; c < n_cols; c++) at[c] = at[c] + alpha * (value[c] - at[c]);
+        row_totals[row] = row_totals[row] + alpha * ((double)totals[i] - row_totals[row]);
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    release(b, W_BUFFERS);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"ew_rows", (PyCFunction)(void (*)(void))ew_rows, METH_FASTCALL, ew_rows_doc},
     {"rises_possible", (PyCFunction)(void (*)(void))rises_possible, METH_FASTCALL,
      rises_possible_doc},
     {"expect_cells", (PyCFunction)(void (*)(void))expect_cells, METH_FASTCALL,

@@ -50,3 +50,10 @@ def rises_possible(
     row_ids: npt.NDArray[np.int64] | None, n_cols: int, recent_rate: float, /,
 ) -> bool:
     """Whether a cell of the horizons given may pass its rise gates (see the C source)."""
+
+def ew_rows(
+    rows: npt.NDArray[np.int64], values: npt.NDArray[np.float64], totals: npt.NDArray[np.int64],
+    sums: npt.NDArray[np.float64], row_totals: npt.NDArray[np.float64], n_cols: int,
+    stride: int, alpha: float, /,
+) -> None:
+    """``LongReference.learn_rows``' EW update of ``rows``, in place (see the C source)."""

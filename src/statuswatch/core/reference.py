@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from statuswatch.core import kernels
 from statuswatch.core.baseline import fading_factor
 from statuswatch.core.columns import I64
 
@@ -145,6 +146,11 @@ class LongReference:
             held = np.where(self._totals[rows, None] > 0, held, 0.0) * totals[:, None]
             x = np.where(frozen, held, x)
         a = self.alpha
+        if kernels.ENABLED and kernels.shaped((len(rows),), (rows, np.int64), (totals, np.int64)):
+            # one pass, the same values (``_fit`` keeps both sums C-contiguous, one row each)
+            kernels.native.ew_rows(rows, np.ascontiguousarray(x), totals, self._counts,
+                                   self._totals, n_cols, self._counts.shape[1], a)
+            return
         # gathered once (np.take: the cheap gather of whole rows), for the sum ``+=`` makes
         old = self._counts.take(rows, axis=0)[:, :n_cols]
         self._counts[rows, :n_cols] = old + a * (x - old)
