@@ -170,6 +170,20 @@ static int strided(const char *name, Py_ssize_t n_cols, Py_ssize_t stride) {
     return -1;
 }
 
+/* A state's matrix of doubles in whole rows of `stride` (the other matrices of that
+ * state are checked against its size): its rows in *rows; -1, an exception set, if not. */
+static int take_matrix(const char *name, PyObject *obj, Buf *b, Py_ssize_t stride,
+                       int writable, Py_ssize_t *rows) {
+    if (take(obj, b, 'd', -1, writable, 0, "mean") < 0) return -1;
+    Py_ssize_t cells = b->view.len / 8;
+    if (cells % stride != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: mean must hold whole rows of stride", name);
+        return -1;
+    }
+    *rows = cells / stride;
+    return 0;
+}
+
 /* The argument count and the scalar arguments: -1, an exception set, where wrong. */
 static int arity(const char *name, Py_ssize_t nargs, Py_ssize_t want) {
     if (nargs == want) return 0;
@@ -371,16 +385,17 @@ static PyObject *learn_cells(PyObject *self, PyObject *const *args, Py_ssize_t n
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
     /* the window's rows from totals, the matrices' rows from mean */
-    if (take(args[2], &b[L_TOTALS], 'i', -1, 0, 0, "totals") < 0) goto done;
-    if (take(args[9], &b[L_MEAN], 'd', -1, 1, 0, "mean") < 0) goto done;
-    if (take(args[0], &b[L_ROWS], 'i', -1, 0, 0, "rows") < 0) goto done;
+    Py_ssize_t matrix_rows;
+    if (take(args[2], &b[L_TOTALS], 'i', -1, 0, 0, "totals") < 0
+        || take_matrix("learn_cells", args[9], &b[L_MEAN], stride, 1, &matrix_rows) < 0
+        || take(args[0], &b[L_ROWS], 'i', -1, 0, 0, "rows") < 0)
+        goto done;
     Py_ssize_t n_rows = b[L_TOTALS].view.len / 8, n_learn = b[L_ROWS].view.len / 8;
-    Py_ssize_t matrix_cells = b[L_MEAN].view.len / 8, matrix_rows = matrix_cells / stride;
-    if (n_rows > PY_SSIZE_T_MAX / n_cols || matrix_cells % stride != 0) {
-        PyErr_SetString(PyExc_ValueError, "learn_cells: mean must hold whole rows of stride");
+    if (n_rows > PY_SSIZE_T_MAX / n_cols) {
+        PyErr_SetString(PyExc_ValueError, "learn_cells: too many cells");
         goto done;
     }
-    Py_ssize_t window_cells = n_rows * n_cols;
+    Py_ssize_t window_cells = n_rows * n_cols, matrix_cells = matrix_rows * stride;
     int with_long = args[5] != Py_None;
     static const Spec spec[] = {
         /* extent: 0 the window's cells, 1 its rows, 2 the rows learned, 3 the matrices */
@@ -495,14 +510,16 @@ static PyObject *expect_cells(PyObject *self, PyObject *const *args, Py_ssize_t 
     Buf b[E_BUFFERS];
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
-    if (take(args[0], &b[E_ROWS], 'i', -1, 0, 0, "rows") < 0) goto done;
-    if (take(args[2], &b[E_MEAN], 'd', -1, 0, 0, "mean") < 0) goto done;
-    Py_ssize_t n_rows = b[E_ROWS].view.len / 8, matrix_cells = b[E_MEAN].view.len / 8;
-    if (matrix_cells % stride != 0 || n_rows > PY_SSIZE_T_MAX / n_cols) {
-        PyErr_SetString(PyExc_ValueError, "expect_cells: mean must hold whole rows of stride");
+    Py_ssize_t matrix_rows;
+    if (take(args[0], &b[E_ROWS], 'i', -1, 0, 0, "rows") < 0
+        || take_matrix("expect_cells", args[2], &b[E_MEAN], stride, 0, &matrix_rows) < 0)
+        goto done;
+    Py_ssize_t n_rows = b[E_ROWS].view.len / 8;
+    if (n_rows > PY_SSIZE_T_MAX / n_cols) {
+        PyErr_SetString(PyExc_ValueError, "expect_cells: too many cells");
         goto done;
     }
-    Py_ssize_t matrix_rows = matrix_cells / stride, cells = n_rows * n_cols;
+    Py_ssize_t matrix_cells = matrix_rows * stride, cells = n_rows * n_cols;
     static const Spec spec[] = { /* extent: 0 the rows asked, 1 their cells, 2 the matrices */
         {1, E_DEBIAS, 'd', 0, 1, 0, 0, "debias"},
         {3, E_DISP_MEAN, 'd', 2, 1, 0, 0, "disp_mean"},

@@ -1,10 +1,10 @@
 """The core's per-cell passes in C (``_kernels.c``): a quiet window's screened share
 scores, its expectations' cells, its share learning, its long horizons' rise gates and
 the long reference's updates, each one loop over the cells where numpy takes half a
-dozen passes or more. The extension is optional (built by
-``pip install`` where a C compiler is present): without it ``ENABLED`` is False and
-every caller takes its numpy path, with the same numbers (``tests/unit/test_kernels.py``
-holds the two to each other).
+dozen passes or more. The extension is optional (built by ``pip install`` where a C
+compiler is present): without it ``ENABLED`` is False and every caller takes its numpy
+path, with the same numbers (``tests/unit/test_kernels.py`` holds the two to each
+other).
 """
 
 from __future__ import annotations
